@@ -1,0 +1,104 @@
+"""Lambda entry point: the events table's stream (INSERT only) → aggregates, exactly once."""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+
+from aggregator.processor import StreamItem, process
+from aggregator.store import AggregateStore
+from core import settings
+from core.aws import make_client
+from core.events import MalformedEvent, RawEvent
+from core.observability import COUNT, SECONDS, logger, metrics
+from core.schema import load_schema
+
+log = logger("aggregator")
+metric = metrics("aggregator")
+
+
+@lru_cache(maxsize=1)
+def get_config() -> settings.AggregatorSettings:
+    return settings.load(settings.AggregatorSettings)
+
+
+@lru_cache(maxsize=1)
+def get_store() -> AggregateStore:
+    retention = load_schema().retention
+    return AggregateStore(
+        make_client("dynamodb"),
+        get_config().aggregates_table,
+        marker_ttl_seconds=retention.dedup_marker_ttl_seconds,
+        minute_ttl_seconds=retention.minute_bucket_ttl_seconds,
+    )
+
+
+def parse_records(event: dict[str, Any]) -> tuple[list[StreamItem], int, float | None]:
+    """Stream records → events; malformed ones are counted and logged, never retried."""
+    items: list[StreamItem] = []
+    malformed = 0
+    oldest: float | None = None
+    for record in DynamoDBStreamEvent(event).records:
+        stream = record.dynamodb
+        sequence = stream.sequence_number if stream else None
+        created = stream.approximate_creation_date_time if stream else None
+        if created is not None:
+            oldest = created if oldest is None else min(oldest, created)
+        try:
+            if stream is None or sequence is None or stream.new_image is None:
+                raise MalformedEvent("record has no new image")
+            items.append(StreamItem(sequence, RawEvent.from_image(stream.new_image)))
+        except (MalformedEvent, TypeError, ValueError, KeyError) as exc:
+            malformed += 1
+            log.warning("malformed record skipped", extra={"sequence_number": sequence, "error": str(exc)})
+    return items, malformed, oldest
+
+
+@log.inject_lambda_context
+@metric.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    items, malformed, oldest = parse_records(event)
+    if oldest is not None:
+        metric.add_metric(name="BatchAgeSeconds", unit=SECONDS, value=max(0.0, time.time() - oldest))
+    config = get_config()
+    result = process(
+        items,
+        get_store(),
+        max_items=config.max_transaction_items,
+        max_attempts=config.max_transaction_attempts,
+    )
+    metric.add_metric(name="EventsCounted", unit=COUNT, value=result.counted)
+    metric.add_metric(name="DuplicatesSkipped", unit=COUNT, value=result.duplicates)
+    metric.add_metric(name="MalformedRecords", unit=COUNT, value=malformed)
+    metric.add_metric(name="TransactionRetries", unit=COUNT, value=result.retries)
+    counted_until = (
+        next(i for i, it in enumerate(items) if it.sequence_number == result.failed_sequence_number)
+        if result.failed_sequence_number
+        else len(items)
+    )
+    for item in items[:counted_until]:
+        log.append_keys(correlation_id=item.event.correlation_id)
+        log.info(
+            "event aggregated",
+            extra={"event_id": item.event.event_id, "site": item.event.site, "sequence_number": item.sequence_number},
+        )
+    log.remove_keys(["correlation_id"])
+    log.info(
+        "batch processed",
+        extra={
+            "records": len(items) + malformed,
+            "counted": result.counted,
+            "duplicates": result.duplicates,
+            "malformed": malformed,
+            "transactions": result.transactions,
+            "retries": result.retries,
+            "failed_sequence_number": result.failed_sequence_number,
+        },
+    )
+    if result.failed_sequence_number is None:
+        return {"batchItemFailures": []}
+    log.error("batch stopped", extra={"errors": result.errors})
+    return {"batchItemFailures": [{"itemIdentifier": result.failed_sequence_number}]}

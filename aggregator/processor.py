@@ -1,0 +1,171 @@
+"""Exactly-once processing of one stream batch (decision record 0002).
+
+The batch is cut into chunks that each fit one DynamoDB transaction. A chunk commits markers,
+visitor states and counter deltas together, or nothing. On cancellation we learn which events were
+already counted (their marker exists: a redelivery after a crash or a partial batch response) and
+which visitor states moved underneath us (a racing batch); we drop the former, reload the latter,
+re-fold the chunk and try again. If a chunk still cannot commit, we report its first sequence
+number as failed: Lambda checkpoints everything before it and redelivers the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aggregator.fold import (
+    Deltas,
+    VisitorState,
+    add_into,
+    apply_event,
+    empty_deltas,
+    prune,
+    session_open_at,
+)
+from aggregator.store import AggregateStore, ChunkPlan, VisitorKey
+from core.events import RawEvent
+from core.observability import logger
+
+log = logger("aggregator")
+
+
+@dataclass(frozen=True)
+class StreamItem:
+    sequence_number: str
+    event: RawEvent
+
+
+@dataclass
+class BatchResult:
+    failed_sequence_number: str | None = None
+    counted: int = 0
+    duplicates: int = 0
+    transactions: int = 0
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def visitor_key_for(event: RawEvent, states: dict[VisitorKey, VisitorState]) -> VisitorKey:
+    """The visitor an event belongs to: yesterday's id while its session is still open."""
+    if event.previous_visitor_id:
+        previous = (event.site, event.previous_visitor_id)
+        if session_open_at(states.get(previous), event.ts):
+            return previous
+    return (event.site, event.visitor_id)
+
+
+def plan_chunk(
+    items: list[StreamItem],
+    start: int,
+    states: dict[VisitorKey, VisitorState],
+    max_items: int,
+    skip: set[tuple[str, str]],
+) -> tuple[ChunkPlan, int, Exception | None]:
+    """Greedily fold items[start:] into a plan that fits one transaction.
+
+    Returns the plan, the index of the first item not in it, and the error of a poison item that
+    stopped the chunk (the caller reports that item as failed).
+    """
+    working: dict[VisitorKey, VisitorState] = {}
+    deltas: dict[str, Deltas] = {}
+    event_ids: list[tuple[str, str]] = []
+    index = start
+    while index < len(items):
+        event = items[index].event
+        if (event.site, event.event_id) in skip or (event.site, event.event_id) in event_ids:
+            index += 1  # counted before, or delivered twice in this very batch
+            continue
+        view = {**states, **working}
+        vkey = visitor_key_for(event, view)
+        event_deltas = empty_deltas()
+        try:
+            new_state = apply_event(view.get(vkey, VisitorState()), event, event_deltas)
+        except Exception as exc:  # a poison record: stop here, let Lambda retry / dead-letter it
+            return _plan(event_ids, working, states, deltas), index, exc
+        trial_deltas = {**deltas}
+        merged = empty_deltas()
+        add_into(merged, trial_deltas.get(event.site, empty_deltas()))
+        add_into(merged, event_deltas)
+        trial_deltas[event.site] = merged
+        cells = sum(len(prune(d)) for d in trial_deltas.values())
+        visitors = len(working) + (0 if vkey in working else 1)
+        if event_ids and len(event_ids) + 1 + visitors + cells > max_items:
+            break
+        working[vkey] = new_state
+        deltas = trial_deltas
+        event_ids.append((event.site, event.event_id))
+        index += 1
+    return _plan(event_ids, working, states, deltas), index, None
+
+
+def _plan(
+    event_ids: list[tuple[str, str]],
+    working: dict[VisitorKey, VisitorState],
+    states: dict[VisitorKey, VisitorState],
+    deltas: dict[str, Deltas],
+) -> ChunkPlan:
+    return ChunkPlan(
+        event_ids=event_ids,
+        visitors={k: (s, states[k].version if k in states else 0) for k, s in working.items()},
+        deltas={
+            (site, cell): attrs for site, d in deltas.items() for cell, attrs in prune(d).items()
+        },
+    )
+
+
+def process(
+    items: list[StreamItem],
+    store: AggregateStore,
+    max_items: int = 100,
+    max_attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchResult:
+    result = BatchResult()
+    wanted: set[VisitorKey] = set()
+    for item in items:
+        wanted.add((item.event.site, item.event.visitor_id))
+        if item.event.previous_visitor_id:
+            wanted.add((item.event.site, item.event.previous_visitor_id))
+    states = store.load_visitors(wanted)
+    skip: set[tuple[str, str]] = set()  # events found already counted
+    index = 0
+    while index < len(items):
+        plan, next_index, poison = plan_chunk(items, index, states, max_items, skip)
+        committed = not plan.event_ids
+        for attempt in range(max_attempts):
+            if committed:
+                break
+            outcome = store.commit(plan)
+            result.transactions += 1
+            if outcome.committed:
+                committed = True
+                break
+            result.retries += 1
+            if outcome.duplicates:
+                skip |= outcome.duplicates
+                result.duplicates += len(outcome.duplicates)
+            if outcome.stale_visitors:
+                fresh = store.load_visitors(outcome.stale_visitors)
+                for key in outcome.stale_visitors:
+                    if key in fresh:
+                        states[key] = fresh[key]
+                    else:
+                        states.pop(key, None)
+            if outcome.retryable:
+                sleep(min(0.05 * 2**attempt, 1.0))
+            plan, next_index, poison = plan_chunk(items, index, states, max_items, skip)
+            committed = not plan.event_ids
+        if not committed:
+            result.failed_sequence_number = items[index].sequence_number
+            result.errors.append(f"chunk at {items[index].sequence_number} did not commit")
+            return result
+        for vkey, (state, version) in plan.visitors.items():
+            states[vkey] = VisitorState(state.sessions, state.seen, state.last_seen, version + 1)
+        result.counted += len(plan.event_ids)
+        if poison is not None:
+            result.failed_sequence_number = items[next_index].sequence_number
+            result.errors.append(f"poison record {items[next_index].sequence_number}: {poison!r}")
+            return result
+        index = next_index
+    return result

@@ -1,0 +1,140 @@
+"""Every storage key is built and parsed here, and nowhere else.
+
+Layout (decision record 0001):
+
+events table      pk  EV#<site>#<event id>                       one raw event, TTL 7 days
+                  gsi1pk <site>#<UTC hour>  gsi1sk <ts ms>#<id>   raw events of a site by hour
+aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, one per bucket:
+                  sk  <bucket label>                              a Query over sk reads a range
+                  pk  V#<site>#<visitor id>  sk  _                visitor state (sessions, seen)
+                  pk  D#<site>#<event id>    sk  _                dedup marker (exactly-once)
+meta table        pk  SITE   sk <domain>                          sites, all in one partition
+                  pk  KEY#<sha256 of key>  sk  _                  API keys, stored only as hashes
+                  pk  SALT   sk <UTC date>                        daily visitor-hash salts
+
+Counter attributes are top-level with encoded names (`<metric>|<dimension value>`), because ADD on
+a nested map path fails when the parent map is missing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+SEP = "#"
+NO_SORT = "_"
+TOTALS = "_"
+
+
+class KeyError_(ValueError):
+    """A key string does not have the expected shape."""
+
+
+class Granularity(StrEnum):
+    MINUTE = "m"
+    HOUR = "h"
+    DAY = "d"
+
+
+# ---- events table -----------------------------------------------------------------------------
+
+
+def event_pk(site: str, event_id: str) -> str:
+    return f"EV{SEP}{site}{SEP}{event_id}"
+
+
+def parse_event_pk(pk: str) -> tuple[str, str]:
+    parts = pk.split(SEP)
+    if len(parts) < 3 or parts[0] != "EV":
+        raise KeyError_(f"not an event key: {pk!r}")
+    # The site (a domain) never holds '#'; the id is everything after it.
+    return parts[1], SEP.join(parts[2:])
+
+
+def event_hour_gsi(site: str, ts_ms: int, event_id: str) -> tuple[str, str]:
+    hour = datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H")
+    return f"{site}{SEP}{hour}", f"{ts_ms:013d}{SEP}{event_id}"
+
+
+# ---- aggregates table -------------------------------------------------------------------------
+
+
+def counter_pk(site: str, granularity: Granularity, dimension: str = TOTALS) -> str:
+    return f"C{SEP}{site}{SEP}{granularity.value}{SEP}{dimension}"
+
+
+def parse_counter_pk(pk: str) -> tuple[str, Granularity, str]:
+    parts = pk.split(SEP)
+    if len(parts) != 4 or parts[0] != "C":
+        raise KeyError_(f"not a counter key: {pk!r}")
+    return parts[1], Granularity(parts[2]), parts[3]
+
+
+def visitor_pk(site: str, visitor_id: str) -> str:
+    return f"V{SEP}{site}{SEP}{visitor_id}"
+
+
+def dedup_pk(site: str, event_id: str) -> str:
+    return f"D{SEP}{site}{SEP}{event_id}"
+
+
+def counter_attr(metric: str, value: str | None = None) -> str:
+    """Top-level attribute name of a counter: `pageviews`, or `pageviews|/blog` for a dimension."""
+    return metric if value is None else f"{metric}|{value}"
+
+
+def parse_counter_attr(name: str) -> tuple[str, str | None]:
+    metric, sep, value = name.partition("|")
+    return metric, (value if sep else None)
+
+
+# ---- time buckets -----------------------------------------------------------------------------
+# Minute and hour buckets are UTC; day buckets are the site's local date, so "today" in the site's
+# time zone is one item and a 30-day range is 30 items.
+
+
+def minute_label(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def hour_label(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H")
+
+
+def day_label(ts_ms: int, tz: str) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d")
+
+
+def bucket_label(granularity: Granularity, ts_ms: int, tz: str) -> str:
+    if granularity is Granularity.MINUTE:
+        return minute_label(ts_ms)
+    if granularity is Granularity.HOUR:
+        return hour_label(ts_ms)
+    return day_label(ts_ms, tz)
+
+
+def minute_labels_between(start: datetime, end: datetime) -> list[str]:
+    """Every UTC minute label from `start` to `end` inclusive, oldest first."""
+    start = start.astimezone(UTC).replace(second=0, microsecond=0)
+    end = end.astimezone(UTC).replace(second=0, microsecond=0)
+    labels = []
+    cursor = start
+    while cursor <= end:
+        labels.append(cursor.strftime("%Y-%m-%dT%H:%M"))
+        cursor += timedelta(minutes=1)
+    return labels
+
+
+# ---- meta table -------------------------------------------------------------------------------
+
+SITE_PK = "SITE"
+SALT_PK = "SALT"
+
+
+def api_key_pk(key_hash: str) -> str:
+    return f"KEY{SEP}{key_hash}"
+
+
+def salt_sk(day: str) -> str:
+    return day

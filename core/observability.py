@@ -1,0 +1,29 @@
+"""Powertools Logger and Metrics, configured the same way in every Lambda.
+
+Log lines are JSON with level, service and correlation_id. Nothing here logs request headers or
+bodies: the IP address and user agent never reach a log line.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+NAMESPACE = "LiveInsight"
+
+
+@lru_cache(maxsize=None)
+def logger(service: str) -> Logger:
+    return Logger(service=service)
+
+
+@lru_cache(maxsize=None)
+def metrics(service: str) -> Metrics:
+    return Metrics(namespace=NAMESPACE, service=service)
+
+
+COUNT = MetricUnit.Count
+MILLISECONDS = MetricUnit.Milliseconds
+SECONDS = MetricUnit.Seconds

@@ -1,0 +1,124 @@
+"""The ingest pipeline: `accept(payload, client, now, ...) -> Accepted | Dropped`, per site.
+
+A named sequence of steps with a closed set of drop reasons, one metric per reason (Plausible's
+Ingestion.Event pipeline is the model). Pure apart from the site lookup it is handed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from core.events import RawEvent
+from core.sites import Site
+from ingest import enrich
+from ingest.payload import EventPayload
+from ingest.visitor import Salts, visitor_id
+
+
+class DropReason(StrEnum):
+    BOT = "bot"
+    UNKNOWN_SITE = "unknown_site"
+    INVALID_URL = "invalid_url"
+    SPAM_REFERRER = "spam_referrer"
+
+
+@dataclass(frozen=True)
+class Client:
+    """What we know of the sender. ip and user_agent are used for the hash, then forgotten."""
+
+    ip: str
+    user_agent: str
+    country: str = ""
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event: RawEvent
+
+
+@dataclass(frozen=True)
+class Dropped:
+    reason: DropReason
+    site: str = ""
+
+
+Outcome = Accepted | Dropped
+
+
+def accept(
+    payload: EventPayload,
+    client: Client,
+    now: datetime,
+    salts: Salts,
+    find_site: Callable[[str], Site | None],
+) -> list[Outcome]:
+    """Validate-and-enrich one event; one outcome per site it is addressed to."""
+    ua = enrich.parse_user_agent(client.user_agent)
+    if ua.is_bot:
+        return [Dropped(DropReason.BOT)]
+    try:
+        page = enrich.parse_page_url(payload.url, payload.hash_mode)
+    except enrich.UnsupportedScheme:
+        return [Dropped(DropReason.INVALID_URL)]
+    domains = _domains(payload.domain, page.hostname)
+    ref = enrich.classify_referrer(payload.referrer, page.hostname, page.source_param)
+    ts = int(now.timestamp() * 1000)
+    outcomes: list[Outcome] = []
+    for domain in domains:
+        site = find_site(domain)
+        if site is None:
+            outcomes.append(Dropped(DropReason.UNKNOWN_SITE, domain))
+            continue
+        if ref.spam:
+            outcomes.append(Dropped(DropReason.SPAM_REFERRER, domain))
+            continue
+        event = RawEvent(
+            event_id=payload.client_id or uuid.uuid4().hex,
+            site=site.domain,
+            ts=ts,
+            name=payload.name,
+            tz=site.tz,
+            visitor_id=visitor_id(salts.current, site.domain, client.ip, client.user_agent),
+            previous_visitor_id=(
+                visitor_id(salts.previous, site.domain, client.ip, client.user_agent)
+                if salts.previous
+                else None
+            ),
+            hostname=page.hostname,
+            page=page.path,
+            referrer=ref.referrer,
+            source=ref.source,
+            country=client.country,
+            browser=ua.browser,
+            browser_version=ua.browser_version,
+            os=ua.os,
+            os_version=ua.os_version,
+            device=enrich.device_from_screen(payload.screen_width, ua.device),
+            interactive=payload.interactive,
+            props=payload.props,
+            revenue_amount=payload.revenue_amount,
+            revenue_currency=payload.revenue_currency,
+            scroll_depth=payload.scroll_depth,
+            engaged_ms=payload.engaged_ms,
+            correlation_id=client.correlation_id,
+            **page.utm,
+        )
+        outcomes.append(Accepted(event))
+    return outcomes
+
+
+def _domains(declared: str | None, page_host: str) -> list[str]:
+    """`d` may list several sites ("a.com,b.com"); without it, the page's own host."""
+    if not declared:
+        return [page_host]
+    seen: list[str] = []
+    for part in declared.split(","):
+        domain = enrich.strip_www(part.strip())
+        if domain and domain not in seen:
+            seen.append(domain)
+    return seen[:10] or [page_host]

@@ -1,0 +1,150 @@
+"""The query API (FastAPI): realtime JSON, the Plausible realtime endpoint and dashboard cards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from core import settings
+from core.aws import make_client
+from core.sites import SiteStore
+from query_api.errors import INVALID_KEY, QueryError, Unauthorized
+from query_api.reader import CounterReader, Realtime
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,  # every value from events is escaped: paths, referrers, props
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass(frozen=True)
+class QueryDeps:
+    sites: SiteStore
+    counters: CounterReader
+
+
+@lru_cache(maxsize=1)
+def get_deps() -> QueryDeps:
+    config = settings.load(settings.QuerySettings)
+    client = make_client("dynamodb")
+    return QueryDeps(
+        sites=SiteStore(client, config.meta_table, cache_seconds=5.0),
+        counters=CounterReader(client, config.aggregates_table),
+    )
+
+
+def deps() -> QueryDeps:
+    return get_deps()
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+app = FastAPI(title="LiveInsight query API", version="0.1.0", docs_url=None, redoc_url=None)
+
+
+@app.exception_handler(QueryError)
+async def _query_error(_: Request, exc: QueryError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+    return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=400)
+
+
+def authorized_site(
+    site_id: Annotated[str, Query(min_length=1, max_length=253)],
+    authorization: Annotated[str | None, Header()] = None,
+    d: QueryDeps = Depends(deps),  # noqa: B008 - FastAPI's dependency idiom
+) -> str:
+    """The site the caller may read: its key's site, or a site whose stats are public."""
+    site = d.sites.get(site_id)
+    if site is None:
+        raise Unauthorized(INVALID_KEY)
+    if authorization:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or d.sites.site_for_key(key.strip()) != site.domain:
+            raise Unauthorized(INVALID_KEY)
+        return site.domain
+    if site.public:
+        return site.domain
+    raise Unauthorized(INVALID_KEY)
+
+
+Site = Annotated[str, Depends(authorized_site)]
+Deps = Annotated[QueryDeps, Depends(deps)]
+Now = Annotated[datetime, Depends(clock)]
+
+
+@app.get("/api/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/api/v1/sites/public")
+def public_sites(d: Deps) -> dict[str, list[dict[str, str]]]:
+    return {"sites": [{"domain": s.domain} for s in d.sites.list() if s.public]}
+
+
+@app.get("/api/v1/stats/realtime/visitors")
+def realtime_visitors(site: Site, d: Deps, now: Now) -> int:
+    """Plausible Stats API v1: a bare integer, visitors in the last 5 minutes."""
+    return d.counters.realtime(site, now).current_visitors
+
+
+@app.get("/api/realtime")
+def realtime(site: Site, d: Deps, now: Now) -> dict[str, Any]:
+    rt = d.counters.realtime(site, now)
+    return {
+        "site_id": rt.site,
+        "as_of": rt.as_of.isoformat(),
+        "current_visitors": rt.current_visitors,
+        "pageviews": rt.pageviews,
+        "per_minute": [
+            {"minute": p.minute, "pageviews": p.pageviews, "visitors": p.visitors}
+            for p in rt.per_minute
+        ],
+        "top_pages": [{"page": page, "pageviews": n} for page, n in rt.top_pages],
+    }
+
+
+@app.get("/api/realtime/card", response_class=HTMLResponse)
+def realtime_card(site: Site, d: Deps, now: Now) -> HTMLResponse:
+    rt = d.counters.realtime(site, now)
+    html = TEMPLATES.get_template("realtime_card.html").render(rt=rt, chart=bar_chart(rt))
+    return HTMLResponse(html, headers={"cache-control": "no-store"})
+
+
+def bar_chart(rt: Realtime, width: int = 300, height: int = 60) -> dict[str, Any]:
+    """Geometry of the per-minute bars, so the template only lays them out."""
+    peak = max((p.pageviews for p in rt.per_minute), default=0) or 1
+    step = width / max(len(rt.per_minute), 1)
+    bars = []
+    for i, point in enumerate(rt.per_minute):
+        h = round(height * point.pageviews / peak, 2)
+        bars.append(
+            {
+                "x": round(i * step + 1, 2),
+                "y": round(height - h, 2),
+                "w": round(step - 2, 2),
+                "h": h,
+                "label": point.minute[-5:],
+                "value": point.pageviews,
+            }
+        )
+    return {"width": width, "height": height, "bars": bars}
+
+

@@ -1,0 +1,29 @@
+"""Typed errors of the query API, mapped to HTTP in one place (app.py)."""
+
+from __future__ import annotations
+
+
+class QueryError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(QueryError):
+    status = 400
+
+
+class Unauthorized(QueryError):
+    status = 401
+
+
+class NotFound(QueryError):
+    status = 404
+
+
+INVALID_KEY = (
+    "Invalid API key or site ID. Please make sure you're using a valid API key with access to "
+    "the site you've requested."
+)

@@ -1,0 +1,89 @@
+"""Reads of pre-aggregated counters. Every read is a bounded Query over one partition."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from core import keys
+from core.keys import Granularity
+
+REALTIME_MINUTES = 30
+CURRENT_MINUTES = 5
+TOP_PAGES = 10
+
+
+@dataclass(frozen=True)
+class MinutePoint:
+    minute: str  # UTC minute label, e.g. 2026-11-26T10:05
+    pageviews: int
+    visitors: int
+
+
+@dataclass(frozen=True)
+class Realtime:
+    site: str
+    as_of: datetime
+    current_visitors: int
+    per_minute: list[MinutePoint]
+    top_pages: list[tuple[str, int]]
+
+    @property
+    def pageviews(self) -> int:
+        return sum(p.pageviews for p in self.per_minute)
+
+
+class CounterReader:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+        self.items_read = 0  # for `make bench`: items per refresh, whatever the traffic
+
+    def _range(self, pk: str, first: str, last: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":a": {"S": first}, ":b": {"S": last}},
+        }
+        while True:
+            page = self._client.query(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        self.items_read += len(items)
+        return items
+
+    def realtime(self, site: str, now: datetime) -> Realtime:
+        labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
+        totals = {
+            item["sk"]["S"]: item
+            for item in self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
+        }
+        per_minute = [
+            MinutePoint(
+                minute=label,
+                pageviews=_number(totals.get(label), "pageviews"),
+                visitors=_number(totals.get(label), "visitors"),
+            )
+            for label in labels
+        ]
+        current = sum(_number(totals.get(label), "current") for label in labels[-CURRENT_MINUTES:])
+        pages: Counter[str] = Counter()
+        page_pk = keys.counter_pk(site, Granularity.MINUTE, "page")
+        for item in self._range(page_pk, labels[0], labels[-1]):
+            for name, value in item.items():
+                metric, page = keys.parse_counter_attr(name)
+                if metric == "pageviews" and page is not None:
+                    pages[page] += int(value["N"])
+        top = [(p, n) for p, n in pages.most_common() if n > 0][:TOP_PAGES]
+        return Realtime(site, now, max(current, 0), per_minute, top)
+
+
+def _number(item: dict[str, Any] | None, attr: str) -> int:
+    if not item or attr not in item:
+        return 0
+    return int(item[attr]["N"])
