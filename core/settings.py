@@ -45,7 +45,7 @@ def load(cls: type[T], env: Mapping[str, str] | None = None) -> T:
         var = PREFIX + field.name.upper()
         if var in env:
             values[field.name] = _coerce(var, env[var], hints[field.name])
-        elif field.default is dataclasses.MISSING:
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise SettingsError(f"{var} is required")
     return cls(**values)
 

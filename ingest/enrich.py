@@ -125,7 +125,9 @@ def classify_referrer(referrer: str | None, page_host: str, source_param: str) -
         cleaned, host = "", ""  # a self-referral is not a source
     spam = bool(host) and any(host == s or host.endswith("." + s) for s in SPAM_REFERRERS)
     if source_param:
-        return Referrer(source=_known_name(source_param.lower()) or source_param, referrer=cleaned)
+        # A tagged link does not launder a spam referrer: it is still dropped.
+        source = _known_name(source_param.lower()) or source_param
+        return Referrer(source=source, referrer=cleaned, spam=spam)
     if not host:
         return Referrer(source=DIRECT, referrer="")
     return Referrer(source=_known_name(host) or host, referrer=cleaned, spam=spam)

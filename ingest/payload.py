@@ -59,7 +59,9 @@ def parse_body(body: bytes, max_events: int) -> list[EventPayload]:
     """Parse a request body: one event object, or (our extension) an array of them."""
     try:
         data = json.loads(body.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError covers bad UTF-8, bad JSON and integers over Python's 4,300-digit limit;
+        # RecursionError a deeply nested array (64 KB of "[" is enough). Both are bad input.
         raise InvalidPayload({"request": ["body must be valid JSON"]}) from None
     if isinstance(data, list):
         if not data:
@@ -168,7 +170,7 @@ def _props(value: Any, fail: Any) -> dict[str, str]:
     if isinstance(value, str):  # the older tracker sends props as a JSON string
         try:
             value = json.loads(value, parse_float=Decimal)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # as in parse_body: bad input, not a crash
             fail("props", "must be an object or a JSON string of one")
             return {}
     if not isinstance(value, dict):

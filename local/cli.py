@@ -1,0 +1,158 @@
+"""`liveinsight`: run the local stack and manage sites.
+
+    liveinsight dev [--port 8000] [--demo-traffic]   the whole product on 127.0.0.1
+    liveinsight site add DOMAIN [--tz Europe/Berlin] [--public] [--json]
+    liveinsight site list [--json]
+
+Site commands talk to a running `liveinsight dev` when there is one, and otherwise to the saved
+snapshot (they start a private moto, change the data and save it back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from local.stack import DEMO_DOMAIN, TABLE_PREFIX, LocalStack, MotoServer, StackConfig, aws_environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="liveinsight", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LIVEINSIGHT_DATA_DIR", ".liveinsight")))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run the whole stack locally")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--demo-traffic", action="store_true", help="generate realistic visits to the demo site")
+    dev.add_argument("--demo-rate", type=float, default=1.5, help="demo events per second")
+    dev.add_argument("--no-persist", action="store_true", help="start empty and save nothing")
+    dev.add_argument("--verbose", action="store_true", help="print the Lambdas' JSON logs and metrics")
+
+    site = commands.add_parser("site", help="manage sites").add_subparsers(dest="site_command", required=True)
+    add = site.add_parser("add", help="create a site and print its tracker snippet and a read key")
+    add.add_argument("domain")
+    add.add_argument("--tz", default="UTC", help="the site's time zone, e.g. Europe/Berlin")
+    add.add_argument("--public", action="store_true", help="anyone may read its stats")
+    add.add_argument("--json", action="store_true", help="machine-readable output")
+    listing = site.add_parser("list", help="list sites")
+    listing.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    if args.command == "dev":
+        return run_dev(args)
+    return run_site(args)
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    config = StackConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        demo_traffic=args.demo_traffic,
+        demo_rate=args.demo_rate,
+        persist=not args.no_persist,
+        verbose=args.verbose,
+    )
+    stack = LocalStack(config)
+    try:
+        stack.start()
+    except OSError as exc:
+        print(f"liveinsight: cannot start: {exc}", file=sys.stderr)
+        stack.moto.stop()
+        return 1
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    print(
+        f"\nLiveInsight is running at {stack.url}\n"
+        f"  dashboard     {stack.url}/?site={DEMO_DOMAIN}\n"
+        f"  demo site     {DEMO_DOMAIN} (public){'  · demo traffic on' if args.demo_traffic else ''}\n"
+        f"  demo read key {stack.demo_key}\n"
+        f"  tracker       <script defer data-domain=\"{DEMO_DOMAIN}\" src=\"{stack.url}/js/script.js\"></script>\n"
+        f"  realtime API  curl -H 'Authorization: Bearer {stack.demo_key}' '{stack.url}/api/v1/stats/realtime/visitors?site_id={DEMO_DOMAIN}'\n"
+        f"Data is kept in {config.data_dir}/. Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    done.wait()
+    print("Stopping: draining the stream and saving data…", flush=True)
+    stack.stop()
+    return 0
+
+
+@contextlib.contextmanager
+def backend(data_dir: Path) -> Iterator[str]:
+    """The AWS endpoint of a running dev stack, or a private moto over the saved snapshot."""
+    from local import tables
+
+    state_file = data_dir / "stack.json"
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        if _alive(state):
+            os.environ.update(aws_environment(state["aws_endpoint"]))
+            yield state["url"]
+            return
+    moto = MotoServer()
+    endpoint = moto.start()
+    os.environ.update(aws_environment(endpoint))
+    from core.aws import make_client
+
+    client = make_client("dynamodb")
+    names = tables.table_names(TABLE_PREFIX)
+    tables.create_tables(client, names, with_stream=False)
+    tables.load_snapshot(client, names, data_dir / "snapshot.json")
+    try:
+        yield "http://127.0.0.1:8000"
+        tables.save_snapshot(client, names, data_dir / "snapshot.json")
+    finally:
+        moto.stop()
+
+
+def _alive(state: dict[str, Any]) -> bool:
+    try:
+        os.kill(int(state["pid"]), 0)
+        with urllib.request.urlopen(state["url"] + "/api/health", timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def run_site(args: argparse.Namespace) -> int:
+    from core.aws import make_client
+    from core.sites import SiteError, SiteStore
+
+    with backend(args.data_dir) as url:
+        sites = SiteStore(make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0)
+        if args.site_command == "list":
+            listed = sites.list()
+            if args.json:
+                print(json.dumps({"sites": [{"domain": s.domain, "tz": s.tz, "public": s.public} for s in listed]}))
+            else:
+                for s in listed:
+                    print(f"{s.domain}\t{s.tz}\t{'public' if s.public else 'private'}")
+            return 0
+        try:
+            created = sites.add(args.domain, tz=args.tz, public=args.public)
+        except SiteError as exc:
+            print(json.dumps({"error": str(exc)}) if args.json else f"liveinsight: {exc}", file=sys.stderr)
+            return 2
+        key = sites.create_key(created.domain)
+        snippet = f'<script defer data-domain="{created.domain}" src="{url}/js/script.js"></script>'
+        if args.json:
+            print(json.dumps({"domain": created.domain, "tz": created.tz, "public": created.public, "key": key, "snippet": snippet}))
+        else:
+            print(f"Site {created.domain} created ({created.tz}).\n\nAdd to every page:\n  {snippet}\n\nRead key (shown once):\n  {key}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

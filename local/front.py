@@ -1,0 +1,226 @@
+"""The local CloudFront + API Gateway: one HTTP server on 127.0.0.1.
+
+- `/api/event` (and later `/api/send`, `/api/batch`) → an API Gateway HTTP API v2 event for the
+  real ingest handler; every other `/api/*` → the real query handler (FastAPI behind Mangum).
+- `/js/script.js` → the built tracker; anything else → the built dashboard, as S3 would serve it,
+  with the security headers CloudFront's response-headers policy adds.
+The handlers never know they are not in AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from core.observability import logger
+from local.runtime import LocalFunction
+
+log = logger("local-front")
+
+INGEST_PATHS = ("/api/event", "/api/send", "/api/batch")
+MAX_BODY = 1024 * 1024  # API Gateway's payload limit is larger; our ingest enforces its own
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "strict-origin-when-cross-origin",
+    "x-frame-options": "DENY",
+}
+TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml")
+
+
+def api_gateway_event(
+    method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+) -> dict[str, Any]:
+    """An HTTP API (payload format 2.0) event, as API Gateway builds it."""
+    parts = urlsplit(raw_path)
+    lowered: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers.items():
+        key = name.lower()
+        if key == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    content_type = lowered.get("content-type", "")
+    is_text = not body or content_type.startswith(TEXT_TYPES) or "charset" in content_type
+    if is_text:
+        try:
+            text_body: str | None = body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_text, text_body = False, None
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": unquote(parts.path),
+        "rawQueryString": parts.query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": lowered.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": unquote(parts.path),
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": uuid.uuid4().hex[:20],
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "isBase64Encoded": not is_text,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if body:
+        event["body"] = text_body if is_text else base64.b64encode(body).decode()
+    return event
+
+
+class Front:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ingest: LocalFunction,
+        query: LocalFunction,
+        dashboard_dir: Path,
+        tracker_file: Path,
+    ) -> None:
+        self.ingest = ingest
+        self.query = query
+        self.dashboard_dir = dashboard_dir
+        self.tracker_file = tracker_file
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "LiveInsightLocal"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # access logs would carry client IPs and user agents
+
+            def do_GET(self) -> None:
+                front.handle(self)
+
+            do_POST = do_OPTIONS = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="front", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # ---- routing ------------------------------------------------------------------------------
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(request.path).path
+        try:
+            if path.startswith("/api/"):
+                self._api(request, self.ingest if path in INGEST_PATHS else self.query)
+            elif path in ("/js/script.js", "/js/liveinsight.js"):
+                self._file(request, self.tracker_file, cache="public, max-age=300")
+            else:
+                self._static(request, path)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _api(self, request: BaseHTTPRequestHandler, function: LocalFunction) -> None:
+        length = int(request.headers.get("content-length") or 0)
+        if length > MAX_BODY:
+            self._send(request, 413, b'{"message":"Request Entity Too Large"}', {"content-type": "application/json"})
+            return
+        body = request.rfile.read(length) if length else b""
+        headers = {k: v for k, v in request.headers.items()}
+        client_ip = request.client_address[0]
+        # CloudFront appends the viewer address to X-Forwarded-For.
+        forwarded = headers.pop("X-Forwarded-For", None) or headers.pop("x-forwarded-for", None)
+        headers["x-forwarded-for"] = f"{forwarded}, {client_ip}" if forwarded else client_ip
+        event = api_gateway_event(request.command, request.path, headers, body, client_ip)
+        try:
+            result = function.invoke(event)
+        except Exception:
+            log.exception("handler failed", extra={"function": function.name})
+            self._send(request, 500, b'{"message":"Internal Server Error"}', {"content-type": "application/json"})
+            return
+        status = int(result.get("statusCode", 200))
+        out_headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+        cookies = result.get("cookies") or []
+        self._send(request, status, payload, out_headers, cookies)
+
+    def _static(self, request: BaseHTTPRequestHandler, path: str) -> None:
+        relative = unquote(path).lstrip("/") or "index.html"
+        target = (self.dashboard_dir / relative).resolve()
+        root = self.dashboard_dir.resolve()
+        if root not in target.parents and target != root:
+            self._send(request, 403, b"Forbidden", {"content-type": "text/plain"})
+            return
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            # Single-page fallback, as a CloudFront custom error response would do.
+            target = root / "index.html"
+        self._file(request, target, cache="no-cache" if target.suffix == ".html" else "public, max-age=300")
+
+    def _file(self, request: BaseHTTPRequestHandler, target: Path, cache: str) -> None:
+        if not target.is_file():
+            message = f"{target.name} is not built yet: run `make build`".encode()
+            self._send(request, 404, message, {"content-type": "text/plain"})
+            return
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type.endswith("javascript"):
+            content_type += "; charset=utf-8"
+        headers = {"content-type": content_type, "cache-control": cache, **SECURITY_HEADERS}
+        if target == self.tracker_file:
+            headers["access-control-allow-origin"] = "*"
+        self._send(request, 200, target.read_bytes(), headers)
+
+    @staticmethod
+    def _send(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        cookies: list[str] | None = None,
+    ) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            if name != "content-length":
+                request.send_header(name, value)
+        for cookie in cookies or []:
+            request.send_header("set-cookie", cookie)
+        request.send_header("content-length", str(len(body)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(body)

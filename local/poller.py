@@ -1,0 +1,263 @@
+"""The Lambda event source mapping for a DynamoDB stream, emulated faithfully enough to test on.
+
+Settings come from core/schema.json (the same ones Terraform gives AWS):
+- batch size and batching window: a batch is sent when it is full or its first record has waited
+  the window;
+- filter: only records whose eventName is listed (INSERT) reach the function; the rest are
+  checkpointed past, as Lambda's filter criteria do;
+- function error: with bisect on, the batch is split in two and each half retried (a split does
+  not use up a retry); otherwise the batch is retried whole;
+- partial batch response: the checkpoint moves to the lowest reported sequence number and only the
+  records from there on are retried; an unknown identifier fails the whole batch;
+- retries are bounded by maximum retry attempts and maximum record age; then an on-failure record
+  shaped like Lambda's (DDBStreamBatchInfo) goes to the dead-letter queue and the shard moves on.
+Records are turned into a Lambda-shaped event: eventSourceARN, ApproximateCreationDateTime as
+epoch seconds, binary attributes base64-encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from core.observability import logger
+from core.schema import EventSourceMapping
+
+log = logger("local-esm")
+
+Invoke = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class PollerStats:
+    invocations: int = 0
+    function_errors: int = 0
+    partial_failures: int = 0
+    records_delivered: int = 0
+    records_filtered: int = 0
+    dead_lettered_batches: int = 0
+    last_sequence_number: str = ""
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    iterator: str | None
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    first_buffered_at: float | None = None
+
+
+def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A stream record from GetRecords → the record Lambda passes to the function."""
+    ddb = dict(record["dynamodb"])
+    created = ddb.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        ddb["ApproximateCreationDateTime"] = created.timestamp()
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in ddb:
+            ddb[image] = _b64_binary(ddb[image])
+    return {
+        "eventID": record.get("eventID", uuid.uuid4().hex),
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion", "us-east-1"),
+        "dynamodb": ddb,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def _b64_binary(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _b64_binary(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_b64_binary(v) for v in value]
+    return value
+
+
+class StreamPoller:
+    def __init__(
+        self,
+        streams: Any,
+        sqs: Any,
+        stream_arn: str,
+        invoke: Invoke,
+        esm: EventSourceMapping,
+        dlq_url: str,
+        poll_interval: float = 0.1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._streams = streams
+        self._sqs = sqs
+        self._arn = stream_arn
+        self._invoke = invoke
+        self._esm = esm
+        self._dlq_url = dlq_url
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._shards: dict[str, _Shard] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = PollerStats()
+
+    # ---- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="esm-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain: bool = True, timeout: float = 10.0) -> None:
+        if drain:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.poll_once(flush=True):
+                pass
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.poll_once()
+            except Exception:  # keep polling: the stack must survive a transient moto error
+                log.exception("stream poll failed")
+                busy = False
+            if not busy:
+                self._stop.wait(self._poll_interval)
+
+    # ---- polling ------------------------------------------------------------------------------
+
+    def _refresh_shards(self) -> None:
+        description = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]
+        for shard in description["Shards"]:
+            shard_id = shard["ShardId"]
+            if shard_id in self._shards:
+                continue
+            iterator = self._streams.get_shard_iterator(
+                StreamArn=self._arn,
+                ShardId=shard_id,
+                ShardIteratorType=self._esm.starting_position,
+            )["ShardIterator"]
+            self._shards[shard_id] = _Shard(shard_id, iterator)
+
+    def poll_once(self, flush: bool = False) -> bool:
+        """Read new records and deliver due batches; True if anything was read or delivered."""
+        if not self._shards:
+            self._refresh_shards()
+        busy = False
+        for shard in self._shards.values():
+            if shard.iterator:
+                page = self._streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+                shard.iterator = page.get("NextShardIterator")
+                for record in page["Records"]:
+                    if record["eventName"] not in self._esm.filter_event_names:
+                        self.stats.records_filtered += 1
+                        continue
+                    if not shard.buffer:
+                        shard.first_buffered_at = self._clock()
+                    shard.buffer.append(record)
+                    busy = True
+            busy |= self._deliver_due(shard, flush)
+        return busy
+
+    def _deliver_due(self, shard: _Shard, flush: bool) -> bool:
+        delivered = False
+        while shard.buffer:
+            waited = self._clock() - (shard.first_buffered_at or self._clock())
+            full = len(shard.buffer) >= self._esm.batch_size
+            if not (full or flush or waited >= self._esm.maximum_batching_window_in_seconds):
+                break
+            batch = shard.buffer[: self._esm.batch_size]
+            shard.buffer = shard.buffer[self._esm.batch_size :]
+            shard.first_buffered_at = self._clock() if shard.buffer else None
+            self.deliver(shard.shard_id, batch)
+            delivered = True
+        return delivered
+
+    # ---- delivery with retries ----------------------------------------------------------------
+
+    def deliver(self, shard_id: str, batch: list[dict[str, Any]]) -> None:
+        """Deliver one batch until it succeeds, is split, or is dead-lettered."""
+        pending: list[tuple[list[dict[str, Any]], int]] = [(batch, 0)]
+        while pending:
+            records, retries = pending.pop(0)
+            failed_at = self._invoke_once(records)
+            if failed_at is None:
+                self.stats.last_sequence_number = records[-1]["dynamodb"]["SequenceNumber"]
+                continue
+            if failed_at == "error" and self._esm.bisect_batch_on_function_error and len(records) > 1:
+                half = len(records) // 2
+                pending[:0] = [(records[:half], retries), (records[half:], retries)]
+                continue
+            remaining = records if failed_at == "error" else records[int(failed_at) :]
+            if retries >= self._esm.maximum_retry_attempts or self._too_old(remaining):
+                self._dead_letter(shard_id, remaining, retries + 1)
+                continue
+            pending.insert(0, (remaining, retries + 1))
+
+    def _invoke_once(self, records: list[dict[str, Any]]) -> str | None:
+        """None on success, "error" on a function error, or the index to retry from."""
+        event = {"Records": [to_lambda_record(r, self._arn) for r in records]}
+        self.stats.invocations += 1
+        self.stats.records_delivered += len(records)
+        try:
+            response = self._invoke(event)
+        except Exception:
+            self.stats.function_errors += 1
+            log.exception("aggregator invocation failed")
+            return "error"
+        failures = (response or {}).get("batchItemFailures") if self._esm.report_batch_item_failures else None
+        if not failures:
+            return None
+        self.stats.partial_failures += 1
+        sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        reported = [f.get("itemIdentifier") for f in failures]
+        if any(identifier not in sequence_numbers for identifier in reported):
+            return "error"  # Lambda treats an unknown identifier as a failure of the whole batch
+        return str(min(sequence_numbers.index(identifier) for identifier in reported))
+
+    def _too_old(self, records: list[dict[str, Any]]) -> bool:
+        created = records[0]["dynamodb"].get("ApproximateCreationDateTime")
+        if not isinstance(created, datetime) or self._esm.maximum_record_age_in_seconds < 0:
+            return False
+        return self._clock() - created.timestamp() > self._esm.maximum_record_age_in_seconds
+
+    def _dead_letter(self, shard_id: str, records: list[dict[str, Any]], attempts: int) -> None:
+        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        message = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:aggregator",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(first.get("ApproximateCreationDateTime")),
+                "approximateArrivalOfLastRecord": _iso(last.get("ApproximateCreationDateTime")),
+                "batchSize": len(records),
+                "streamArn": self._arn,
+            },
+        }
+        self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=json.dumps(message))
+        self.stats.dead_lettered_batches += 1
+        self.stats.last_sequence_number = last["SequenceNumber"]
+        log.error("batch dead-lettered", extra={"batch_info": message["DDBStreamBatchInfo"]})
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value or "")

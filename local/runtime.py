@@ -1,0 +1,58 @@
+"""What Lambda gives a handler: a context object, and one invocation at a time per function.
+
+Powertools keeps per-invocation state (metrics, appended log keys) at module level, exactly as a
+real Lambda instance does, so the local stack serialises invocations of each function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _instance_main_thread() -> None:
+    # Lambda's Python runtime calls the handler on a main thread that has an event loop;
+    # Mangum relies on asyncio.get_event_loop() finding it.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+class LocalFunction:
+    """A deployed function with one warm instance: invocations run one at a time on its thread."""
+
+    def __init__(self, name: str, handler: Handler) -> None:
+        self.name = name
+        self._handler = handler
+        self._instance = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"lambda-{name}", initializer=_instance_main_thread
+        )
+        self.invocations = 0
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        self.invocations += 1
+        return self._instance.submit(self._handler, event, LambdaContext(self.name)).result()
+
+    def shutdown(self) -> None:
+        self._instance.shutdown(wait=True)

@@ -1,0 +1,196 @@
+"""The embedded default: the whole product on one machine, in one process tree.
+
+moto (DynamoDB, Streams, SQS) on a free loopback port, tables from core/schema.json, the
+stream poller calling the real aggregator handler, and the HTTP front calling the real ingest and
+query handlers. Data is restored from and saved to `<data dir>/snapshot.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.schema import load_schema
+from local import moto_patch, tables
+from local.demo import DemoTraffic
+from local.front import Front
+from local.poller import StreamPoller
+from local.runtime import LocalFunction
+
+REPO = Path(__file__).resolve().parent.parent
+DASHBOARD_DIR = REPO / "dashboard" / "dist"
+TRACKER_FILE = REPO / "tracker" / "dist" / "script.js"
+DEMO_DOMAIN = "demo.liveinsight.test"
+TABLE_PREFIX = "liveinsight-local"
+
+
+@dataclass
+class StackConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".liveinsight")
+    demo_traffic: bool = False
+    demo_rate: float = 1.5
+    persist: bool = True
+    snapshot_every: float = 60.0
+    verbose: bool = False
+
+
+def aws_environment(endpoint: str, prefix: str = TABLE_PREFIX) -> dict[str, str]:
+    """Environment for code talking to the local AWS: the handlers, the CLI, the tests."""
+    names = tables.table_names(prefix)
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "LIVEINSIGHT_EVENTS_TABLE": names["events"],
+        "LIVEINSIGHT_AGGREGATES_TABLE": names["aggregates"],
+        "LIVEINSIGHT_META_TABLE": names["meta"],
+    }
+
+
+class MotoServer:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        from moto.server import ThreadedMotoServer
+
+        moto_patch.apply()
+        # moto's werkzeug access log would print every DynamoDB call (the poller polls 10x a second).
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+        self.endpoint = ""
+
+    def start(self) -> str:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.moto = MotoServer(config.host)
+        self.names = tables.table_names(TABLE_PREFIX)
+        self.front: Front | None = None
+        self.poller: StreamPoller | None = None
+        self.demo: DemoTraffic | None = None
+        self.demo_key: str | None = None
+        self._ticker_stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._clients: dict[str, Any] = {}
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.config.data_dir / "snapshot.json"
+
+    @property
+    def url(self) -> str:
+        port = self.front.port if self.front else self.config.port
+        return f"http://{self.config.host}:{port}"
+
+    def client(self, service: str) -> Any:
+        from core.aws import make_client
+
+        if service not in self._clients:
+            self._clients[service] = make_client(service)
+        return self._clients[service]
+
+    def start(self) -> None:
+        endpoint = self.moto.start()
+        os.environ.update(aws_environment(endpoint))
+        if not self.config.verbose:
+            os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        ddb = self.client("dynamodb")
+        tables.create_tables(ddb, self.names, with_stream=False)
+        if self.config.persist:
+            tables.load_snapshot(ddb, self.names, self.snapshot_path)
+        tables.enable_streams(ddb, self.names)
+        tables.sweep_expired(ddb, self.names)
+        dlq_url = self.client("sqs").create_queue(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")["QueueUrl"]
+
+        # Imported only now: the handlers build their clients lazily from this environment.
+        from aggregator.handler import handler as aggregator_handler
+        from ingest.handler import handler as ingest_handler
+        from query_api.handler import handler as query_handler
+
+        self.poller = StreamPoller(
+            self.client("dynamodbstreams"),
+            self.client("sqs"),
+            tables.stream_arn(ddb, self.names["events"]),
+            LocalFunction("aggregator", aggregator_handler).invoke,
+            load_schema().esm,
+            dlq_url,
+        )
+        self.poller.start()
+        self.front = Front(
+            self.config.host,
+            self.config.port,
+            LocalFunction("ingest", ingest_handler),
+            LocalFunction("query", query_handler),
+            DASHBOARD_DIR,
+            TRACKER_FILE,
+        )
+        self.front.start()
+        self.demo_key = self._ensure_demo_site()
+        if self.config.demo_traffic:
+            self.demo = DemoTraffic(self.url, DEMO_DOMAIN, rate_per_second=self.config.demo_rate)
+            self.demo.start()
+        self._write_state(endpoint)
+        self._ticker = threading.Thread(target=self._tick, name="housekeeping", daemon=True)
+        self._ticker.start()
+
+    def _ensure_demo_site(self) -> str:
+        from core.sites import SiteExists, SiteStore
+
+        sites = SiteStore(self.client("dynamodb"), self.names["meta"])
+        key_file = self.config.data_dir / "demo-key"
+        try:
+            sites.add(DEMO_DOMAIN, tz="UTC", public=True)
+        except SiteExists:
+            if key_file.exists() and sites.site_for_key(key_file.read_text().strip()) == DEMO_DOMAIN:
+                return key_file.read_text().strip()
+        key = sites.create_key(DEMO_DOMAIN)
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+        return key
+
+    def _write_state(self, endpoint: str) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        state = {"pid": os.getpid(), "aws_endpoint": endpoint, "url": self.url, "token": secrets.token_hex(8)}
+        (self.config.data_dir / "stack.json").write_text(json.dumps(state))
+
+    def _tick(self) -> None:
+        while not self._ticker_stop.wait(self.config.snapshot_every):
+            try:
+                tables.sweep_expired(self.client("dynamodb"), self.names)
+                if self.config.persist:
+                    tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
+            except Exception:  # housekeeping must never take the stack down
+                pass
+
+    def stop(self) -> None:
+        self._ticker_stop.set()
+        if self.demo:
+            self.demo.stop()
+        if self.front:
+            self.front.stop()  # no new events from here on
+        if self.poller:
+            self.poller.stop(drain=True)  # aggregate what was accepted before saving
+        if self.config.persist:
+            tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
+        (self.config.data_dir / "stack.json").unlink(missing_ok=True)
+        self.moto.stop()

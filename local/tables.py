@@ -1,0 +1,143 @@
+"""Tables of the local stack: created from core/schema.json, saved to and restored from disk.
+
+moto keeps everything in memory, so `make dev` snapshots the tables on shutdown (and every
+minute) and restores them on start. The events table is restored *before* its stream is enabled,
+so restored events are not re-aggregated: their counts are already in the restored aggregates.
+moto stores TTL but never enforces it; `sweep_expired` does what DynamoDB's TTL would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from core.schema import create_table_request, load_schema
+
+
+def table_names(prefix: str) -> dict[str, str]:
+    return {logical: f"{prefix}-{logical}" for logical in load_schema().tables}
+
+
+def create_tables(client: Any, names: dict[str, str], *, with_stream: bool = True) -> None:
+    schema = load_schema()
+    existing = set(client.list_tables()["TableNames"])
+    for logical, physical in names.items():
+        if physical in existing:
+            continue
+        table = schema.tables[logical]
+        client.create_table(**create_table_request(table, physical, with_stream=with_stream))
+        if table.ttl_attribute:
+            client.update_time_to_live(
+                TableName=physical,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+
+
+def enable_streams(client: Any, names: dict[str, str]) -> None:
+    for logical, physical in names.items():
+        view = load_schema().tables[logical].stream_view_type
+        if not view:
+            continue
+        description = client.describe_table(TableName=physical)["Table"]
+        if description.get("StreamSpecification", {}).get("StreamEnabled"):
+            continue
+        client.update_table(
+            TableName=physical,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
+        )
+
+
+def stream_arn(client: Any, physical: str) -> str:
+    arn: str = client.describe_table(TableName=physical)["Table"]["LatestStreamArn"]
+    return arn
+
+
+def scan_all(client: Any, physical: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": physical}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"__b64__": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__b64__"}:
+            return base64.b64decode(value["__b64__"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def save_snapshot(client: Any, names: dict[str, str], path: Path) -> int:
+    data = {logical: _encode(scan_all(client, physical)) for logical, physical in names.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
+    with os.fdopen(fd, "w") as out:
+        json.dump({"version": 1, "saved_at": time.time(), "tables": data}, out)
+    os.replace(tmp, path)  # atomic: a crash mid-write never leaves a torn snapshot
+    return sum(len(items) for items in data.values())
+
+
+def load_snapshot(client: Any, names: dict[str, str], path: Path) -> int:
+    if not path.exists():
+        return 0
+    data = json.loads(path.read_text())
+    restored = 0
+    for logical, items in data.get("tables", {}).items():
+        if logical not in names:
+            continue
+        decoded = _decode(items)
+        for start in range(0, len(decoded), 25):
+            batch = [{"PutRequest": {"Item": item}} for item in decoded[start : start + 25]]
+            request: dict[str, Any] = {names[logical]: batch}
+            while request:
+                request = client.batch_write_item(RequestItems=request).get("UnprocessedItems")
+        restored += len(decoded)
+    return restored
+
+
+def sweep_expired(client: Any, names: dict[str, str], now: float | None = None) -> int:
+    """Delete items whose TTL has passed, as DynamoDB's TTL process would."""
+    now = time.time() if now is None else now
+    schema = load_schema()
+    removed = 0
+    for logical, physical in names.items():
+        table = schema.tables[logical]
+        if not table.ttl_attribute:
+            continue
+        key_names = [table.hash_key] + ([table.range_key] if table.range_key else [])
+        kwargs: dict[str, Any] = {
+            "TableName": physical,
+            "FilterExpression": "#ttl < :now",
+            "ExpressionAttributeNames": {"#ttl": table.ttl_attribute},
+            "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+        }
+        while True:
+            page = client.scan(**kwargs)
+            for item in page["Items"]:
+                client.delete_item(TableName=physical, Key={k: item[k] for k in key_names})
+                removed += 1
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return removed
