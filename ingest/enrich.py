@@ -143,7 +143,7 @@ def _known_name(host: str) -> str | None:
 # ---- user agent -------------------------------------------------------------------------------
 
 _BOT_RE = re.compile(
-    r"bot\b|bot/|crawl|spider|slurp|headless|phantomjs|lighthouse|pingdom|uptime|monitor|"
+    r"(?<!cu)bot\b|bot/|crawl|spider|slurp|headless|phantomjs|lighthouse|pingdom|uptime|monitor|"
     r"curl/|wget/|python-|httpx|go-http-client|java/|okhttp|axios|node-fetch|scrapy|"
     r"facebookexternalhit|preview|prerender|selenium|puppeteer|playwright",
     re.IGNORECASE,

@@ -79,7 +79,8 @@ class CounterReader:
                 metric, page = keys.parse_counter_attr(name)
                 if metric == "pageviews" and page is not None:
                     pages[page] += int(value["N"])
-        top = [(p, n) for p, n in pages.most_common() if n > 0][:TOP_PAGES]
+        top = sorted(((p, n) for p, n in pages.items() if n > 0), key=lambda pn: (-pn[1], pn[0]))
+        top = top[:TOP_PAGES]
         return Realtime(site, now, max(current, 0), per_minute, top)
 
 

@@ -8,7 +8,7 @@ from ingest import enrich
 from ingest.enrich import DIRECT, MalformedUrl, UnsupportedScheme
 from tests.unit import samples
 
-# ---- page URL -----------------------------------------------------------------------------------
+# ---- page URL ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_strip_www_removes_only_a_leading_www_label(host: str, stripped: str) ->
     assert enrich.strip_www(host) == stripped
 
 
-# ---- referrer and source ------------------------------------------------------------------------
+# ---- referrer and source -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -160,10 +160,18 @@ def test_strip_www_removes_only_a_leading_www_label(host: str, stripped: str) ->
         ("https://t.co/AbC123", "Twitter", "https://t.co/AbC123"),
         ("https://x.com/someone/status/1", "Twitter", "https://x.com/someone/status/1"),
         ("https://l.facebook.com/l.php?u=x", "Facebook", "https://l.facebook.com/l.php"),
-        ("https://news.ycombinator.com/item?id=1", "Hacker News", "https://news.ycombinator.com/item"),
+        (
+            "https://news.ycombinator.com/item?id=1",
+            "Hacker News",
+            "https://news.ycombinator.com/item",
+        ),
         ("https://duckduckgo.com/", "DuckDuckGo", "https://duckduckgo.com/"),
         ("https://github.com/org/repo", "GitHub", "https://github.com/org/repo"),
-        ("https://blog.unknown.org/post#comments", "blog.unknown.org", "https://blog.unknown.org/post"),
+        (
+            "https://blog.unknown.org/post#comments",
+            "blog.unknown.org",
+            "https://blog.unknown.org/post",
+        ),
         ("https://www.unknown.org/", "unknown.org", "https://www.unknown.org/"),
         ("android-app://com.google.android.gm/", DIRECT, ""),
         ("not a url", DIRECT, ""),
@@ -204,7 +212,9 @@ def test_subdomain_of_the_site_is_a_referrer_not_a_self_referral() -> None:
     ],
 )
 def test_source_param_wins_over_the_referrer(source_param: str, source: str) -> None:
-    result = enrich.classify_referrer("https://www.bing.com/search?q=x", "example.com", source_param)
+    result = enrich.classify_referrer(
+        "https://www.bing.com/search?q=x", "example.com", source_param
+    )
 
     assert result.source == source
     assert result.referrer == "https://www.bing.com/search"
@@ -239,7 +249,7 @@ def test_spam_referrer_is_flagged_even_when_the_link_is_tagged() -> None:
     assert result.spam is True
 
 
-# ---- user agent ---------------------------------------------------------------------------------
+# ---- user agent ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -298,7 +308,7 @@ def test_unrecognised_user_agent_leaves_browser_and_os_empty_rather_than_other()
     assert (info.browser, info.browser_version, info.os, info.os_version) == ("", "", "", "")
 
 
-# ---- device and country -------------------------------------------------------------------------
+# ---- device and country --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

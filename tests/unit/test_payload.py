@@ -28,7 +28,7 @@ def body_errors_of(raw: bytes, max_events: int = 50) -> dict[str, list[str]]:
     return raised.value.errors
 
 
-# ---- names ----------------------------------------------------------------------------------------
+# ---- names ---------------------------------------------------------------------------------------
 
 
 def test_short_and_long_field_names_give_the_same_event() -> None:
@@ -53,16 +53,20 @@ def test_short_and_long_field_names_give_the_same_event() -> None:
         "hashMode": 1,
     }
 
-    assert parse_event(short) == parse_event(long) == EventPayload(
-        name="Signup",
-        url="https://example.com/#/join",
-        domain="example.com",
-        referrer="https://news.ycombinator.com/",
-        props={"plan": "pro"},
-        revenue_amount="12.50",
-        revenue_currency="EUR",
-        interactive=False,
-        hash_mode=True,
+    assert (
+        parse_event(short)
+        == parse_event(long)
+        == EventPayload(
+            name="Signup",
+            url="https://example.com/#/join",
+            domain="example.com",
+            referrer="https://news.ycombinator.com/",
+            props={"plan": "pro"},
+            revenue_amount="12.50",
+            revenue_currency="EUR",
+            interactive=False,
+            hash_mode=True,
+        )
     )
 
 
@@ -84,7 +88,9 @@ def test_tracker_extras_are_read_as_integers() -> None:
     assert event.client_id == "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
 
-@pytest.mark.parametrize("client_id", ["01ARZ3NDEKTSV4RRFFQ69G5FAV", "123e4567-e89b-12d3-a456-426614174000"])
+@pytest.mark.parametrize(
+    "client_id", ["01ARZ3NDEKTSV4RRFFQ69G5FAV", "123e4567-e89b-12d3-a456-426614174000"]
+)
 def test_ulid_and_uuid_are_valid_client_ids(client_id: str) -> None:
     assert parse_event({**VALID, "id": client_id}).client_id == client_id
 
@@ -95,7 +101,7 @@ def test_empty_domain_and_referrer_mean_none() -> None:
     assert (event.domain, event.referrer) == (None, None)
 
 
-# ---- props ----------------------------------------------------------------------------------------
+# ---- props ---------------------------------------------------------------------------------------
 
 
 def test_props_as_object_and_as_json_string_are_the_same() -> None:
@@ -104,13 +110,17 @@ def test_props_as_object_and_as_json_string_are_the_same() -> None:
     as_object = parse_body(body({**VALID, "p": props}), 50)[0]
     as_string = parse_body(body({**VALID, "p": json.dumps(props)}), 50)[0]
 
-    assert as_object.props == as_string.props == {
-        "plan": "pro",
-        "seats": "5",
-        "price": "9.99",
-        "trial": "true",
-        "annual": "false",
-    }
+    assert (
+        as_object.props
+        == as_string.props
+        == {
+            "plan": "pro",
+            "seats": "5",
+            "price": "9.99",
+            "trial": "true",
+            "annual": "false",
+        }
+    )
 
 
 def test_null_and_empty_prop_values_are_dropped() -> None:
@@ -167,7 +177,7 @@ def test_props_at_the_byte_limits_are_accepted() -> None:
     assert parse_event({**VALID, "p": props}).props == props
 
 
-# ---- wrong types and sizes ------------------------------------------------------------------------
+# ---- wrong types and sizes -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -228,7 +238,7 @@ def test_event_that_is_not_an_object_is_rejected(data: Any) -> None:
     assert errors_of(data) == {"request": ["event must be a JSON object"]}
 
 
-# ---- revenue --------------------------------------------------------------------------------------
+# ---- revenue -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -242,7 +252,9 @@ def test_event_that_is_not_an_object_is_rejected(data: Any) -> None:
     ],
 )
 def test_revenue_amount_keeps_its_exact_decimal_digits(raw: bytes, amount: str) -> None:
-    raw_body = b'{"n":"Purchase","u":"https://example.com/","$":{"currency":"USD","amount":' + raw + b"}}"
+    raw_body = (
+        b'{"n":"Purchase","u":"https://example.com/","$":{"currency":"USD","amount":' + raw + b"}}"
+    )
 
     event = parse_body(raw_body, 50)[0]
 
@@ -269,11 +281,13 @@ def test_malformed_revenue_is_rejected(revenue: Any) -> None:
     assert "revenue" in errors_of({**VALID, "$": revenue})
 
 
-# ---- the body ---------------------------------------------------------------------------------------
+# ---- the body ------------------------------------------------------------------------------------
 
 
 def test_single_object_body_is_one_event() -> None:
-    assert parse_body(body(VALID), 50) == [EventPayload(name="pageview", url="https://example.com/")]
+    assert parse_body(body(VALID), 50) == [
+        EventPayload(name="pageview", url="https://example.com/")
+    ]
 
 
 @pytest.mark.parametrize("count", [1, 2, 50])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from core.events import RawEvent
 from core.sites import Site
 from ingest import enrich
 from ingest.payload import EventPayload
-from ingest.pipeline import Accepted, Client, DropReason, Dropped, Outcome, accept
+from ingest.pipeline import Accepted, Client, Dropped, DropReason, Outcome, accept
 from ingest.visitor import Salts, visitor_id
 from tests.unit import samples
 
@@ -36,17 +37,17 @@ def run(
     return accept(payload, client, NOW, salts, sites.get)
 
 
-def accepted_one(payload: EventPayload, **kwargs: object) -> RawEvent:
-    outcomes = run(payload, **kwargs)  # type: ignore[arg-type]
+def accepted_one(payload: EventPayload, client: Client = HUMAN, salts: Salts = SALTS) -> RawEvent:
+    outcomes = run(payload, client, salts)
     assert len(outcomes) == 1 and isinstance(outcomes[0], Accepted), outcomes
     return outcomes[0].event
 
 
-def pageview(url: str = "https://example.com/", **fields: object) -> EventPayload:
-    return EventPayload(name="pageview", url=url, **fields)  # type: ignore[arg-type]
+def pageview(url: str = "https://example.com/", **fields: Any) -> EventPayload:
+    return EventPayload(name="pageview", url=url, **fields)
 
 
-# ---- accepted events ------------------------------------------------------------------------------
+# ---- accepted events -----------------------------------------------------------------------------
 
 
 def test_accepted_pageview_is_filled_from_the_enrichment() -> None:
@@ -125,7 +126,7 @@ def test_event_without_client_id_gets_a_fresh_random_id() -> None:
     assert len(first.event_id) == 32 and int(first.event_id, 16) >= 0
 
 
-# ---- drops ----------------------------------------------------------------------------------------
+# ---- drops ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -185,7 +186,7 @@ def test_drop_reasons_are_a_closed_set() -> None:
     assert {r.value for r in DropReason} == {"bot", "unknown_site", "invalid_url", "spam_referrer"}
 
 
-# ---- several sites --------------------------------------------------------------------------------
+# ---- several sites -------------------------------------------------------------------------------
 
 
 def test_event_for_several_domains_is_accepted_once_per_site() -> None:
@@ -213,9 +214,7 @@ def test_declared_domain_wins_over_the_page_host() -> None:
         (" , ", ["example.com"]),  # nothing usable: the page's own host
     ],
 )
-def test_declared_domains_are_normalised_and_deduplicated(
-    declared: str, sites: list[str]
-) -> None:
+def test_declared_domains_are_normalised_and_deduplicated(declared: str, sites: list[str]) -> None:
     outcomes = run(pageview(domain=declared))
 
     assert [o.event.site for o in outcomes if isinstance(o, Accepted)] == sites
@@ -236,11 +235,14 @@ def test_at_most_ten_declared_domains_are_served() -> None:
     assert outcomes == [Dropped(DropReason.UNKNOWN_SITE, f"site{i}.com") for i in range(10)]
 
 
-# ---- the visitor id -------------------------------------------------------------------------------
+# ---- the visitor id ------------------------------------------------------------------------------
 
 
 def test_same_person_is_the_same_visitor_within_a_day() -> None:
-    assert accepted_one(pageview()).visitor_id == accepted_one(pageview("https://example.com/b")).visitor_id
+    assert (
+        accepted_one(pageview()).visitor_id
+        == accepted_one(pageview("https://example.com/b")).visitor_id
+    )
 
 
 @pytest.mark.parametrize(
@@ -253,9 +255,10 @@ def test_same_person_is_the_same_visitor_within_a_day() -> None:
     ids=["other-ip", "other-user-agent", "next-day-salt"],
 )
 def test_visitor_id_changes_with_ip_user_agent_and_salt(client: Client, salts: Salts) -> None:
-    assert accepted_one(pageview(), client=client, salts=salts).visitor_id != accepted_one(
-        pageview()
-    ).visitor_id
+    assert (
+        accepted_one(pageview(), client=client, salts=salts).visitor_id
+        != accepted_one(pageview()).visitor_id
+    )
 
 
 def test_yesterday_salt_gives_the_previous_visitor_id_that_continues_a_session() -> None:
@@ -268,7 +271,7 @@ def test_yesterday_salt_gives_the_previous_visitor_id_that_continues_a_session()
     assert after.previous_visitor_id == before.visitor_id != after.visitor_id
 
 
-# ---- privacy --------------------------------------------------------------------------------------
+# ---- privacy -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,78 @@
+"""Shared fixtures: a real moto server on 127.0.0.1 and tables made from core/schema.json."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LiveInsight")
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from local.stack import MotoServer
+
+    server = MotoServer()
+    endpoint = server.start()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture()
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A fresh set of tables (unique prefix) and the environment the handlers read."""
+    from local import tables
+    from local.stack import aws_environment
+
+    prefix = f"t{next(_prefixes)}-{os.getpid()}"
+    env = aws_environment(moto_endpoint, prefix)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _clear_composition_roots()
+    from core.aws import make_client
+
+    names = tables.table_names(prefix)
+    tables.create_tables(make_client("dynamodb"), names, with_stream=True)
+    yield names
+    _clear_composition_roots()
+
+
+def _clear_composition_roots() -> None:
+    """Each Lambda builds its clients once per cold start; a test is a cold start."""
+    import aggregator.handler
+    import ingest.handler
+    import query_api.app
+
+    ingest.handler.get_deps.cache_clear()
+    aggregator.handler.get_store.cache_clear()
+    aggregator.handler.get_config.cache_clear()
+    query_api.app.get_deps.cache_clear()
+
+
+@pytest.fixture()
+def json_logs() -> Iterator[Any]:
+    """Every line the Lambdas log during the test, parsed, exactly as Powertools formats it."""
+    import io
+    import json
+    import logging
+
+    from core.observability import logger
+
+    stream = io.StringIO()
+    attached = []
+    for service in ("ingest", "aggregator", "query"):
+        powertools = logger(service)
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(powertools.registered_formatter)
+        powertools._logger.addHandler(handler)
+        attached.append((powertools, handler))
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line]
+    for powertools, handler in attached:
+        powertools._logger.removeHandler(handler)

@@ -1,0 +1,111 @@
+"""Drives the real handlers the way AWS does: API Gateway v2 events in, stream batches through."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from core.aws import make_client
+from local import tables
+from local.front import api_gateway_event
+from local.poller import to_lambda_record
+from local.runtime import LocalFunction
+
+DESKTOP_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Pipeline:
+    def __init__(self, names: dict[str, str]) -> None:
+        from aggregator.handler import handler as aggregator_handler
+        from ingest.handler import handler as ingest_handler
+        from query_api.handler import handler as query_handler
+
+        self.names = names
+        self.ddb = make_client("dynamodb")
+        self.streams = make_client("dynamodbstreams")
+        self.ingest_fn = LocalFunction("ingest", ingest_handler)
+        self.query_fn = LocalFunction("query", query_handler)
+        self.aggregator_fn = LocalFunction("aggregator", aggregator_handler)
+        self._arn = tables.stream_arn(self.ddb, names["events"])
+        shard = self.streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"][0]
+        self._iterator = self.streams.get_shard_iterator(
+            StreamArn=self._arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+
+    # ---- the edges ---------------------------------------------------------------------------
+
+    def add_site(self, domain: str, public: bool = False, tz: str = "UTC") -> str:
+        from core.sites import SiteStore
+
+        sites = SiteStore(self.ddb, self.names["meta"], cache_seconds=0)
+        sites.add(domain, tz=tz, public=public)
+        return sites.create_key(domain)
+
+    def send(
+        self,
+        body: Any,
+        *,
+        ip: str = "198.51.100.7",
+        user_agent: str = DESKTOP_UA,
+        content_type: str = "text/plain",
+        raw: bytes | None = None,
+        method: str = "POST",
+        extra_headers: dict[str, str] | None = None,
+    ) -> Response:
+        payload = raw if raw is not None else json.dumps(body).encode()
+        headers = {
+            "content-type": content_type,
+            "user-agent": user_agent,
+            "x-forwarded-for": ip,
+            **(extra_headers or {}),
+        }
+        event = api_gateway_event(method, "/api/event", headers, payload, "127.0.0.1")
+        result = self.ingest_fn.invoke(event)
+        return Response(result["statusCode"], result.get("headers", {}), result.get("body", ""))
+
+    def get(self, path: str, key: str | None = None) -> Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        event = api_gateway_event("GET", path, headers, b"", "127.0.0.1")
+        result = self.query_fn.invoke(event)
+        return Response(result["statusCode"], result.get("headers", {}), result.get("body", ""))
+
+    # ---- the stream --------------------------------------------------------------------------
+
+    def read_stream(self) -> list[dict[str, Any]]:
+        """New INSERT records, shaped as Lambda delivers them."""
+        page = self.streams.get_records(ShardIterator=self._iterator, Limit=1000)
+        self._iterator = page["NextShardIterator"]
+        return [to_lambda_record(r, self._arn) for r in page["Records"] if r["eventName"] == "INSERT"]
+
+    def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = self.aggregator_fn.invoke({"Records": records})
+        return result
+
+    def pump(self) -> list[dict[str, Any]]:
+        records = self.read_stream()
+        if records:
+            assert self.aggregate(records) == {"batchItemFailures": []}
+        return records
+
+    def realtime(self, site: str, key: str) -> dict[str, Any]:
+        response = self.get(f"/api/realtime?site_id={site}", key)
+        assert response.status == 200, response.body
+        data: dict[str, Any] = response.json()
+        return data
+
+    def scan(self, logical: str) -> list[dict[str, Any]]:
+        return tables.scan_all(self.ddb, self.names[logical])

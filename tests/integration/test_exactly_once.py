@@ -1,0 +1,185 @@
+"""Exactly-once counts under what Lambda really does: retries, bisects, redelivery, crashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aggregator.store import AggregateStore, CommitOutcome
+from tests.integration.pipeline import Pipeline
+
+SITE = "exact.example"
+
+
+@pytest.fixture()
+def pipeline(aws_env: dict[str, str]) -> Pipeline:
+    return Pipeline(aws_env)
+
+
+def traffic(pipeline: Pipeline) -> tuple[str, list[dict[str, Any]]]:
+    """Three visitors, seven pageviews, one custom event; returns the site key and stream records."""
+    key = pipeline.add_site(SITE)
+    plan = [("198.51.100.1", "/"), ("198.51.100.1", "/a"), ("198.51.100.2", "/"), ("198.51.100.3", "/b"),
+            ("198.51.100.2", "/a"), ("198.51.100.1", "/b"), ("198.51.100.3", "/")]
+    for ip, path in plan:
+        assert pipeline.send({"n": "pageview", "u": f"https://{SITE}{path}", "d": SITE}, ip=ip).status == 202
+    pipeline.send({"n": "Signup", "u": f"https://{SITE}/b", "d": SITE}, ip="198.51.100.3")
+    records = pipeline.read_stream()
+    assert len(records) == 8
+    return key, records
+
+
+def snapshot(pipeline: Pipeline, key: str) -> dict[str, Any]:
+    realtime = pipeline.realtime(SITE, key)
+    realtime.pop("as_of")
+    return realtime
+
+
+def expected(pipeline: Pipeline, key: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    return snapshot(pipeline, key)
+
+
+def test_whole_batch_retried_counts_once(pipeline: Pipeline) -> None:
+    key, records = traffic(pipeline)
+    first = expected(pipeline, key, records)
+    assert first["pageviews"] == 7 and first["current_visitors"] == 3
+    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    assert snapshot(pipeline, key) == first
+
+
+def test_bisected_batch_after_success_counts_once(pipeline: Pipeline) -> None:
+    key, records = traffic(pipeline)
+    first = expected(pipeline, key, records)
+    pipeline.aggregate(records[:4])
+    pipeline.aggregate(records[4:])
+    assert snapshot(pipeline, key) == first
+
+
+def test_halves_then_whole_batch_equals_one_delivery(pipeline: Pipeline) -> None:
+    key, records = traffic(pipeline)
+    pipeline.aggregate(records[:3])
+    pipeline.aggregate(records)  # Lambda retries the whole batch after a failure on the rest
+    result = snapshot(pipeline, key)
+    assert result["pageviews"] == 7
+    assert result["current_visitors"] == 3
+    assert sum(p["visitors"] for p in result["per_minute"]) == 3
+
+
+def test_crash_after_commit_then_redelivery_counts_once(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, records = traffic(pipeline)
+    original = AggregateStore.commit
+
+    def commit_then_crash(self: AggregateStore, plan: Any, now: float | None = None) -> CommitOutcome:
+        original(self, plan, now)
+        raise RuntimeError("Lambda timed out after the transaction committed")
+
+    monkeypatch.setattr(AggregateStore, "commit", commit_then_crash)
+    with pytest.raises(RuntimeError):
+        pipeline.aggregate(records)
+    monkeypatch.setattr(AggregateStore, "commit", original)
+    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    result = snapshot(pipeline, key)
+    assert result["pageviews"] == 7
+    assert result["current_visitors"] == 3
+    assert result["top_pages"] == [
+        {"page": "/", "pageviews": 3},
+        {"page": "/a", "pageviews": 2},
+        {"page": "/b", "pageviews": 2},
+    ]
+
+
+def test_crash_before_commit_then_redelivery_counts_once(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, records = traffic(pipeline)
+
+    def crash(self: AggregateStore, plan: Any, now: float | None = None) -> CommitOutcome:
+        raise RuntimeError("Lambda crashed before committing")
+
+    original = AggregateStore.commit
+    monkeypatch.setattr(AggregateStore, "commit", crash)
+    with pytest.raises(RuntimeError):
+        pipeline.aggregate(records)
+    monkeypatch.setattr(AggregateStore, "commit", original)
+    pipeline.aggregate(records)
+    assert snapshot(pipeline, key)["pageviews"] == 7
+
+
+def test_partial_batch_failure_reports_the_chunk_and_redelivery_completes(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, records = traffic(pipeline)
+    monkeypatch.setenv("LIVEINSIGHT_MAX_TRANSACTION_ITEMS", "12")  # forces several chunks
+    import aggregator.handler
+
+    aggregator.handler.get_config.cache_clear()
+    original = AggregateStore.commit
+    calls = {"n": 0}
+
+    def throttle_second_chunk(self: AggregateStore, plan: Any, now: float | None = None) -> CommitOutcome:
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            return CommitOutcome(False, retryable=True, reason="ThrottlingError")
+        return original(self, plan, now)
+
+    monkeypatch.setattr(AggregateStore, "commit", throttle_second_chunk)
+    monkeypatch.setattr("aggregator.processor.time.sleep", lambda _s: None)
+    response = pipeline.aggregate(records)
+    (failure,) = response["batchItemFailures"]
+    sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+    failed_at = sequence_numbers.index(failure["itemIdentifier"])
+    assert 0 < failed_at < len(records)
+    partial = snapshot(pipeline, key)
+    assert 0 < partial["pageviews"] < 7
+    # Lambda redelivers from the reported checkpoint on.
+    monkeypatch.setattr(AggregateStore, "commit", original)
+    assert pipeline.aggregate(records[failed_at:]) == {"batchItemFailures": []}
+    assert snapshot(pipeline, key)["pageviews"] == 7
+
+
+def test_duplicate_client_send_is_stored_once(pipeline: Pipeline) -> None:
+    key = pipeline.add_site(SITE)
+    event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "id": "01JDQ2Z7W8K3M4N5P6Q7R8S9T0"}
+    assert pipeline.send(event).status == 202
+    assert pipeline.send(event).status == 202  # the tracker resent after a timeout
+    assert len(pipeline.scan("events")) == 1
+    pipeline.pump()
+    assert snapshot(pipeline, key)["pageviews"] == 1
+
+
+def test_racing_batch_changes_visitor_state_and_we_still_count_exactly(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, records = traffic(pipeline)
+    # Given the first half was committed by another invocation *after* we loaded visitor states
+    original_load = AggregateStore.load_visitors
+    raced = {"done": False}
+
+    def load_then_race(self: AggregateStore, wanted: Any) -> Any:
+        states = original_load(self, wanted)
+        if not raced["done"]:
+            raced["done"] = True
+            monkeypatch.setattr(AggregateStore, "load_visitors", original_load)
+            # A second, concurrent instance of the function (not the one now running).
+            from aggregator.handler import handler
+            from local.runtime import LambdaContext
+
+            assert handler({"Records": records[:4]}, LambdaContext("aggregator-2")) == {"batchItemFailures": []}
+        return states
+
+    monkeypatch.setattr(AggregateStore, "load_visitors", load_then_race)
+    # When our invocation commits the whole batch with stale states
+    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    # Then the version conditions made it re-read and the counts are exact
+    result = snapshot(pipeline, key)
+    assert result["pageviews"] == 7
+    assert result["current_visitors"] == 3
+    assert sum(p["visitors"] for p in result["per_minute"]) == 3
+
+
+def test_malformed_record_is_skipped_and_does_not_block_the_shard(pipeline: Pipeline) -> None:
+    key, records = traffic(pipeline)
+    broken = dict(records[0])
+    broken["dynamodb"] = {**records[0]["dynamodb"], "NewImage": {"pk": {"S": "EV#x#y"}}, "SequenceNumber": "1"}
+    assert pipeline.aggregate([broken, *records]) == {"batchItemFailures": []}
+    assert snapshot(pipeline, key)["pageviews"] == 7

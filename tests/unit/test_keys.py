@@ -1,0 +1,246 @@
+"""Storage keys and time buckets: every builder round-trips through its parser; buckets are
+UTC for minutes and hours, and the site's local date for days (around midnight and DST)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import keys
+from core.keys import Granularity, KeyError_
+
+
+def ms(iso: str) -> int:
+    """Epoch milliseconds of an ISO timestamp that must carry its own offset."""
+    parsed = datetime.fromisoformat(iso)
+    assert parsed.tzinfo is not None, "pin the time zone"
+    return int(parsed.timestamp() * 1000)
+
+
+DOMAINS = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z]{2,6}){1,2}", fullmatch=True)
+EVENT_IDS = st.text(min_size=1, max_size=40)
+
+# ---- events table --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("site", "event_id", "pk"),
+    [
+        ("example.com", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "EV#example.com#01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        ("example.com", "id#with#hashes", "EV#example.com#id#with#hashes"),
+    ],
+)
+def test_event_key_is_built_and_parsed_back(site: str, event_id: str, pk: str) -> None:
+    assert keys.event_pk(site, event_id) == pk
+    assert keys.parse_event_pk(pk) == (site, event_id)
+
+
+@given(site=DOMAINS, event_id=EVENT_IDS)
+def test_any_event_key_round_trips(site: str, event_id: str) -> None:
+    assert keys.parse_event_pk(keys.event_pk(site, event_id)) == (site, event_id)
+
+
+@pytest.mark.parametrize(
+    "pk", ["", "EV#example.com", "C#example.com#m#_", "ev#example.com#id", "V#example.com#abc"]
+)
+def test_parsing_a_non_event_key_fails(pk: str) -> None:
+    with pytest.raises(KeyError_):
+        keys.parse_event_pk(pk)
+
+
+@pytest.mark.parametrize(
+    ("ts", "gsi1pk", "gsi1sk"),
+    [
+        (ms("2026-03-29T01:59:59.999+00:00"), "example.com#2026-03-29T01", "1774749599999#e1"),
+        (ms("2026-03-29T02:00:00+00:00"), "example.com#2026-03-29T02", "1774749600000#e1"),
+        (0, "example.com#1970-01-01T00", "0000000000000#e1"),
+    ],
+)
+def test_event_hour_index_uses_the_utc_hour_and_a_zero_padded_time(
+    ts: int, gsi1pk: str, gsi1sk: str
+) -> None:
+    assert keys.event_hour_gsi("example.com", ts, "e1") == (gsi1pk, gsi1sk)
+
+
+def test_event_hour_index_sort_keys_order_like_their_times() -> None:
+    times = [5, 999, 1_000, 1774749599999, 1774749600000]
+
+    sort_keys = [keys.event_hour_gsi("example.com", ts, "e")[1] for ts in times]
+
+    assert sorted(sort_keys) == sort_keys
+
+
+# ---- aggregates table ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("granularity", list(Granularity))
+@pytest.mark.parametrize("dimension", [keys.TOTALS, "page", "source", "utm_campaign"])
+def test_counter_key_is_built_and_parsed_back(granularity: Granularity, dimension: str) -> None:
+    pk = keys.counter_pk("example.com", granularity, dimension)
+
+    assert keys.parse_counter_pk(pk) == ("example.com", granularity, dimension)
+
+
+def test_counter_key_defaults_to_the_totals_dimension() -> None:
+    assert keys.counter_pk("example.com", Granularity.DAY) == "C#example.com#d#_"
+
+
+@pytest.mark.parametrize(
+    "pk", ["", "C#example.com#m", "C#example.com#m#page#extra", "EV#example.com#m#_"]
+)
+def test_parsing_a_non_counter_key_fails(pk: str) -> None:
+    with pytest.raises(KeyError_):
+        keys.parse_counter_pk(pk)
+
+
+def test_counter_key_with_an_unknown_granularity_fails() -> None:
+    with pytest.raises(ValueError):
+        keys.parse_counter_pk("C#example.com#w#_")
+
+
+def test_visitor_and_dedup_keys_are_namespaced_per_site() -> None:
+    assert keys.visitor_pk("example.com", "abc") == "V#example.com#abc"
+    assert keys.dedup_pk("example.com", "e1") == "D#example.com#e1"
+    assert keys.visitor_pk("a.com", "x") != keys.visitor_pk("b.com", "x")
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "attr"),
+    [
+        ("pageviews", None, "pageviews"),
+        ("pageviews", "/blog", "pageviews|/blog"),
+        ("pageviews", "/a|b", "pageviews|/a|b"),
+        ("visitors", "", "visitors|"),
+    ],
+)
+def test_counter_attribute_is_built_and_parsed_back(
+    metric: str, value: str | None, attr: str
+) -> None:
+    assert keys.counter_attr(metric, value) == attr
+    assert keys.parse_counter_attr(attr) == (metric, value)
+
+
+@given(metric=st.from_regex(r"[a-z_]{1,20}", fullmatch=True), value=st.none() | st.text())
+def test_any_counter_attribute_round_trips(metric: str, value: str | None) -> None:
+    assert keys.parse_counter_attr(keys.counter_attr(metric, value)) == (metric, value)
+
+
+def test_meta_keys() -> None:
+    assert keys.api_key_pk("ab12") == "KEY#ab12"
+    assert keys.salt_sk("2026-03-29") == "2026-03-29"
+    assert (keys.SITE_PK, keys.SALT_PK) == ("SITE", "SALT")
+
+
+# ---- time buckets --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("iso", "minute", "hour"),
+    [
+        ("2026-03-28T23:59:59.999+00:00", "2026-03-28T23:59", "2026-03-28T23"),
+        ("2026-03-29T00:00:00.000+00:00", "2026-03-29T00:00", "2026-03-29T00"),
+        ("2026-03-29T00:00:59.999+00:00", "2026-03-29T00:00", "2026-03-29T00"),
+        ("2026-03-29T00:01:00.000+00:00", "2026-03-29T00:01", "2026-03-29T00"),
+        # Given in Berlin time, still bucketed in UTC
+        ("2026-03-29T03:00:00.000+02:00", "2026-03-29T01:00", "2026-03-29T01"),
+        ("2026-12-31T23:59:59.999+00:00", "2026-12-31T23:59", "2026-12-31T23"),
+    ],
+)
+def test_minute_and_hour_labels_are_utc(iso: str, minute: str, hour: str) -> None:
+    ts = ms(iso)
+
+    assert (
+        keys.minute_label(ts) == keys.bucket_label(Granularity.MINUTE, ts, "Asia/Tokyo") == minute
+    )
+    assert keys.hour_label(ts) == keys.bucket_label(Granularity.HOUR, ts, "Asia/Tokyo") == hour
+
+
+@pytest.mark.parametrize(
+    ("iso", "tz", "day"),
+    [
+        # UTC: the calendar date
+        ("2026-03-28T23:59:59.999+00:00", "UTC", "2026-03-28"),
+        ("2026-03-29T00:00:00.000+00:00", "UTC", "2026-03-29"),
+        # Berlin, winter time (UTC+1): local midnight is 23:00 UTC the day before
+        ("2026-03-28T22:59:59.999+00:00", "Europe/Berlin", "2026-03-28"),
+        ("2026-03-28T23:00:00.000+00:00", "Europe/Berlin", "2026-03-29"),
+        # Berlin, 2026-03-29 02:00 local jumps to 03:00 (01:00 UTC): still the same day
+        ("2026-03-29T00:59:59.999+00:00", "Europe/Berlin", "2026-03-29"),
+        ("2026-03-29T01:00:00.000+00:00", "Europe/Berlin", "2026-03-29"),
+        # Berlin, summer time (UTC+2): the next local midnight is 22:00 UTC
+        ("2026-03-29T21:59:59.999+00:00", "Europe/Berlin", "2026-03-29"),
+        ("2026-03-29T22:00:00.000+00:00", "Europe/Berlin", "2026-03-30"),
+        # Berlin, back to winter time on 2026-10-25: that day lasts 25 hours
+        ("2026-10-24T21:59:59.999+00:00", "Europe/Berlin", "2026-10-24"),
+        ("2026-10-24T22:00:00.000+00:00", "Europe/Berlin", "2026-10-25"),
+        ("2026-10-25T22:59:59.999+00:00", "Europe/Berlin", "2026-10-25"),
+        ("2026-10-25T23:00:00.000+00:00", "Europe/Berlin", "2026-10-26"),
+        # New York, summer time starts 2026-03-08: midnight moves from 05:00 to 04:00 UTC
+        ("2026-03-08T04:59:59.999+00:00", "America/New_York", "2026-03-07"),
+        ("2026-03-08T05:00:00.000+00:00", "America/New_York", "2026-03-08"),
+        ("2026-03-09T03:59:59.999+00:00", "America/New_York", "2026-03-08"),
+        ("2026-03-09T04:00:00.000+00:00", "America/New_York", "2026-03-09"),
+        # New York, summer time ends 2026-11-01: the 01:00-02:00 hour happens twice
+        ("2026-11-01T05:30:00.000+00:00", "America/New_York", "2026-11-01"),
+        ("2026-11-01T06:30:00.000+00:00", "America/New_York", "2026-11-01"),
+        ("2026-11-02T04:59:59.999+00:00", "America/New_York", "2026-11-01"),
+        ("2026-11-02T05:00:00.000+00:00", "America/New_York", "2026-11-02"),
+        # Half-hour and far-east offsets
+        ("2026-03-28T18:29:59.999+00:00", "Asia/Kolkata", "2026-03-28"),
+        ("2026-03-28T18:30:00.000+00:00", "Asia/Kolkata", "2026-03-29"),
+        ("2026-03-28T10:00:00.000+00:00", "Pacific/Kiritimati", "2026-03-29"),
+    ],
+)
+def test_day_label_is_the_local_date_in_the_site_time_zone(iso: str, tz: str, day: str) -> None:
+    ts = ms(iso)
+
+    assert keys.day_label(ts, tz) == keys.bucket_label(Granularity.DAY, ts, tz) == day
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "labels"),
+    [
+        (
+            "2026-03-29T10:00:00+00:00",
+            "2026-03-29T10:00:59+00:00",
+            ["2026-03-29T10:00"],
+        ),
+        (
+            "2026-03-29T10:00:42.5+00:00",
+            "2026-03-29T10:03:01+00:00",
+            ["2026-03-29T10:00", "2026-03-29T10:01", "2026-03-29T10:02", "2026-03-29T10:03"],
+        ),
+        (
+            "2026-03-28T23:58:30+00:00",
+            "2026-03-29T00:01:00+00:00",
+            ["2026-03-28T23:58", "2026-03-28T23:59", "2026-03-29T00:00", "2026-03-29T00:01"],
+        ),
+        # Given in Berlin time across its DST jump: 01:59 CET is 00:59 UTC, 03:01 CEST is 01:01
+        (
+            "2026-03-29T01:59:00+01:00",
+            "2026-03-29T03:01:00+02:00",
+            ["2026-03-29T00:59", "2026-03-29T01:00", "2026-03-29T01:01"],
+        ),
+        ("2026-03-29T10:05:00+00:00", "2026-03-29T10:04:00+00:00", []),
+    ],
+)
+def test_minute_labels_between_lists_every_utc_minute_inclusive(
+    start: str, end: str, labels: list[str]
+) -> None:
+    result = keys.minute_labels_between(datetime.fromisoformat(start), datetime.fromisoformat(end))
+
+    assert result == labels
+
+
+def test_five_minutes_of_realtime_read_six_minute_buckets_at_most() -> None:
+    now = datetime(2026, 3, 29, 12, 3, 17, tzinfo=UTC)
+
+    labels = keys.minute_labels_between(now - timedelta(minutes=5), now)
+
+    assert labels == [
+        f"2026-03-29T{m}" for m in ("11:58", "11:59", "12:00", "12:01", "12:02", "12:03")
+    ]
+    assert labels[-1] == keys.minute_label(int(now.timestamp() * 1000))
