@@ -54,8 +54,16 @@ class Session:
         return self.start - SESSION_GAP_MS <= ts <= self.end + SESSION_GAP_MS
 
     def merge(self, other: Session) -> Session:
-        first = self if (self.entry_page and (not other.entry_page or self.entry_ts <= other.entry_ts)) else other
-        last = self if (self.exit_page and (not other.exit_page or self.exit_ts >= other.exit_ts)) else other
+        first = (
+            self
+            if (self.entry_page and (not other.entry_page or self.entry_ts <= other.entry_ts))
+            else other
+        )
+        last = (
+            self
+            if (self.exit_page and (not other.exit_page or self.exit_ts >= other.exit_ts))
+            else other
+        )
         return Session(
             start=min(self.start, other.start),
             end=max(self.end, other.end),
@@ -172,8 +180,12 @@ def apply_event(state: VisitorState, event: RawEvent, into: Deltas) -> VisitorSt
     last_seen = state.last_seen
     if last_seen is None or event.ts > last_seen:
         if last_seen is not None:
-            into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, last_seen, "UTC"))][CURRENT] -= 1
-        into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, event.ts, "UTC"))][CURRENT] += 1
+            into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, last_seen, "UTC"))][
+                CURRENT
+            ] -= 1
+        into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, event.ts, "UTC"))][
+            CURRENT
+        ] += 1
         last_seen = event.ts
 
     # Sessions: the event joins (and may bridge) every session within the gap.
@@ -198,5 +210,3 @@ def fold(state: VisitorState, events: Iterable[RawEvent]) -> tuple[VisitorState,
     for event in events:
         state = apply_event(state, event, deltas)
     return state, deltas
-
-

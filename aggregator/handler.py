@@ -53,7 +53,9 @@ def parse_records(event: dict[str, Any]) -> tuple[list[StreamItem], int, float |
             items.append(StreamItem(sequence, RawEvent.from_image(stream.new_image)))
         except (MalformedEvent, TypeError, ValueError, KeyError) as exc:
             malformed += 1
-            log.warning("malformed record skipped", extra={"sequence_number": sequence, "error": str(exc)})
+            log.warning(
+                "malformed record skipped", extra={"sequence_number": sequence, "error": str(exc)}
+            )
     return items, malformed, oldest
 
 
@@ -62,7 +64,9 @@ def parse_records(event: dict[str, Any]) -> tuple[list[StreamItem], int, float |
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     items, malformed, oldest = parse_records(event)
     if oldest is not None:
-        metric.add_metric(name="BatchAgeSeconds", unit=SECONDS, value=max(0.0, time.time() - oldest))
+        metric.add_metric(
+            name="BatchAgeSeconds", unit=SECONDS, value=max(0.0, time.time() - oldest)
+        )
     config = get_config()
     result = process(
         items,
@@ -83,7 +87,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log.append_keys(correlation_id=item.event.correlation_id)
         log.info(
             "event aggregated",
-            extra={"event_id": item.event.event_id, "site": item.event.site, "sequence_number": item.sequence_number},
+            extra={
+                "event_id": item.event.event_id,
+                "site": item.event.site,
+                "sequence_number": item.sequence_number,
+            },
         )
     log.remove_keys(["correlation_id"])
     log.info(

@@ -121,51 +121,82 @@ def process(
     max_attempts: int = 4,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchResult:
-    result = BatchResult()
-    wanted: set[VisitorKey] = set()
-    for item in items:
-        wanted.add((item.event.site, item.event.visitor_id))
-        if item.event.previous_visitor_id:
-            wanted.add((item.event.site, item.event.previous_visitor_id))
-    states = store.load_visitors(wanted)
-    skip: set[tuple[str, str]] = set()  # events found already counted
+    batch = _Batch(items, store, max_items, max_attempts, sleep)
     index = 0
     while index < len(items):
-        plan, next_index, poison = plan_chunk(items, index, states, max_items, skip)
-        committed = not plan.event_ids
-        for attempt in range(max_attempts):
-            if committed:
-                break
-            outcome = store.commit(plan)
-            result.transactions += 1
-            if outcome.committed:
-                committed = True
-                break
-            result.retries += 1
-            if outcome.duplicates:
-                skip |= outcome.duplicates
-                result.duplicates += len(outcome.duplicates)
-            if outcome.stale_visitors:
-                fresh = store.load_visitors(outcome.stale_visitors)
-                for key in outcome.stale_visitors:
-                    if key in fresh:
-                        states[key] = fresh[key]
-                    else:
-                        states.pop(key, None)
-            if outcome.retryable:
-                sleep(min(0.05 * 2**attempt, 1.0))
-            plan, next_index, poison = plan_chunk(items, index, states, max_items, skip)
-            committed = not plan.event_ids
-        if not committed:
-            result.failed_sequence_number = items[index].sequence_number
-            result.errors.append(f"chunk at {items[index].sequence_number} did not commit")
-            return result
-        for vkey, (state, version) in plan.visitors.items():
-            states[vkey] = VisitorState(state.sessions, state.seen, state.last_seen, version + 1)
-        result.counted += len(plan.event_ids)
+        committed = batch.commit_chunk(index)
+        if committed is None:
+            batch.result.failed_sequence_number = items[index].sequence_number
+            batch.result.errors.append(f"chunk at {items[index].sequence_number} did not commit")
+            break
+        next_index, poison = committed
         if poison is not None:
-            result.failed_sequence_number = items[next_index].sequence_number
-            result.errors.append(f"poison record {items[next_index].sequence_number}: {poison!r}")
-            return result
+            batch.result.failed_sequence_number = items[next_index].sequence_number
+            batch.result.errors.append(
+                f"poison record {items[next_index].sequence_number}: {poison!r}"
+            )
+            break
         index = next_index
-    return result
+    return batch.result
+
+
+class _Batch:
+    """The state of one invocation: visitor states as committed so far, events found counted."""
+
+    def __init__(
+        self,
+        items: list[StreamItem],
+        store: AggregateStore,
+        max_items: int,
+        max_attempts: int,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.items = items
+        self.store = store
+        self.max_items = max_items
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+        self.result = BatchResult()
+        self.skip: set[tuple[str, str]] = set()  # events whose marker exists: counted before
+        wanted: set[VisitorKey] = set()
+        for item in items:
+            wanted.add((item.event.site, item.event.visitor_id))
+            if item.event.previous_visitor_id:
+                wanted.add((item.event.site, item.event.previous_visitor_id))
+        self.states = store.load_visitors(wanted)
+
+    def commit_chunk(self, index: int) -> tuple[int, Exception | None] | None:
+        """Commit the chunk starting at `index`: (next index, poison error), or None on failure."""
+        for attempt in range(self.max_attempts + 1):
+            plan, next_index, poison = plan_chunk(
+                self.items, index, self.states, self.max_items, self.skip
+            )
+            if not plan.event_ids:
+                return next_index, poison
+            if attempt == self.max_attempts:
+                return None
+            outcome = self.store.commit(plan)
+            self.result.transactions += 1
+            if outcome.committed:
+                for vkey, (state, version) in plan.visitors.items():
+                    self.states[vkey] = VisitorState(
+                        state.sessions, state.seen, state.last_seen, version + 1
+                    )
+                self.result.counted += len(plan.event_ids)
+                return next_index, poison
+            self.result.retries += 1
+            self.skip |= outcome.duplicates
+            self.result.duplicates += len(outcome.duplicates)
+            if outcome.stale_visitors:
+                self._reload(outcome.stale_visitors)
+            if outcome.retryable:
+                self.sleep(min(0.05 * 2**attempt, 1.0))
+        return None
+
+    def _reload(self, keys: set[VisitorKey]) -> None:
+        fresh = self.store.load_visitors(keys)
+        for key in keys:
+            if key in fresh:
+                self.states[key] = fresh[key]
+            else:
+                self.states.pop(key, None)

@@ -6,7 +6,7 @@ bodies: the IP address and user agent never reach a log line.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,12 +14,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 NAMESPACE = "LiveInsight"
 
 
-@lru_cache(maxsize=None)
+@cache
 def logger(service: str) -> Logger:
     return Logger(service=service)
 
 
-@lru_cache(maxsize=None)
+@cache
 def metrics(service: str) -> Metrics:
     return Metrics(namespace=NAMESPACE, service=service)
 

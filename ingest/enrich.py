@@ -171,8 +171,10 @@ def _parser() -> Parser:
 @lru_cache(maxsize=4096)
 def parse_user_agent(user_agent: str) -> UserAgentInfo:
     result = _parser().parse(user_agent).with_defaults()
-    is_bot = not user_agent.strip() or result.device.family == "Spider" or bool(
-        _BOT_RE.search(user_agent)
+    is_bot = (
+        not user_agent.strip()
+        or result.device.family == "Spider"
+        or bool(_BOT_RE.search(user_agent))
     )
     ua, os_ = result.user_agent, result.os
     browser_version = f"{ua.major}.{ua.minor}" if ua.major and ua.minor else (ua.major or "")

@@ -29,7 +29,9 @@ def get_deps() -> IngestDeps:
     return IngestDeps(
         sites=SiteStore(client, config.meta_table),
         salts=SaltStore(client, config.meta_table),
-        events=EventStore(client, config.events_table, load_schema().retention.raw_event_ttl_seconds),
+        events=EventStore(
+            client, config.events_table, load_schema().retention.raw_event_ttl_seconds
+        ),
         max_body_bytes=config.max_body_bytes,
         max_batch_events=config.max_batch_events,
         trust_forwarded_for=config.trust_forwarded_for,

@@ -84,7 +84,7 @@ def parse_body(body: bytes, max_events: int) -> list[EventPayload]:
 def parse_event(data: Any) -> EventPayload:
     if not isinstance(data, dict):
         raise InvalidPayload({"request": ["event must be a JSON object"]})
-    raw = {ALIASES.get(k, k): v for k, v in data.items()}
+    raw: dict[str, Any] = {ALIASES.get(str(k), str(k)): v for k, v in data.items()}
     errors: dict[str, list[str]] = {}
 
     def fail(name: str, message: str) -> None:

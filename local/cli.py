@@ -22,23 +22,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from local.stack import DEMO_DOMAIN, TABLE_PREFIX, LocalStack, MotoServer, StackConfig, aws_environment
+from local.stack import (
+    DEMO_DOMAIN,
+    TABLE_PREFIX,
+    LocalStack,
+    MotoServer,
+    StackConfig,
+    aws_environment,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="liveinsight", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LIVEINSIGHT_DATA_DIR", ".liveinsight")))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("LIVEINSIGHT_DATA_DIR", ".liveinsight")),
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the whole stack locally")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--demo-traffic", action="store_true", help="generate realistic visits to the demo site")
+    dev.add_argument(
+        "--demo-traffic", action="store_true", help="generate realistic visits to the demo site"
+    )
     dev.add_argument("--demo-rate", type=float, default=1.5, help="demo events per second")
     dev.add_argument("--no-persist", action="store_true", help="start empty and save nothing")
-    dev.add_argument("--verbose", action="store_true", help="print the Lambdas' JSON logs and metrics")
+    dev.add_argument(
+        "--verbose", action="store_true", help="print the Lambdas' JSON logs and metrics"
+    )
 
-    site = commands.add_parser("site", help="manage sites").add_subparsers(dest="site_command", required=True)
+    site = commands.add_parser("site", help="manage sites").add_subparsers(
+        dest="site_command", required=True
+    )
     add = site.add_parser("add", help="create a site and print its tracker snippet and a read key")
     add.add_argument("domain")
     add.add_argument("--tz", default="UTC", help="the site's time zone, e.g. Europe/Berlin")
@@ -78,7 +95,7 @@ def run_dev(args: argparse.Namespace) -> int:
         f"  dashboard     {stack.url}/?site={DEMO_DOMAIN}\n"
         f"  demo site     {DEMO_DOMAIN} (public){'  · demo traffic on' if args.demo_traffic else ''}\n"
         f"  demo read key {stack.demo_key}\n"
-        f"  tracker       <script defer data-domain=\"{DEMO_DOMAIN}\" src=\"{stack.url}/js/script.js\"></script>\n"
+        f'  tracker       <script defer data-domain="{DEMO_DOMAIN}" src="{stack.url}/js/script.js"></script>\n'
         f"  realtime API  curl -H 'Authorization: Bearer {stack.demo_key}' '{stack.url}/api/v1/stats/realtime/visitors?site_id={DEMO_DOMAIN}'\n"
         f"Data is kept in {config.data_dir}/. Press Ctrl-C to stop.\n",
         flush=True,
@@ -120,7 +137,7 @@ def backend(data_dir: Path) -> Iterator[str]:
 def _alive(state: dict[str, Any]) -> bool:
     try:
         os.kill(int(state["pid"]), 0)
-        with urllib.request.urlopen(state["url"] + "/api/health", timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(state["url"] + "/api/health", timeout=2) as response:
             return bool(response.status == 200)
     except (OSError, KeyError, ValueError):
         return False
@@ -131,11 +148,21 @@ def run_site(args: argparse.Namespace) -> int:
     from core.sites import SiteError, SiteStore
 
     with backend(args.data_dir) as url:
-        sites = SiteStore(make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0)
+        sites = SiteStore(
+            make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0
+        )
         if args.site_command == "list":
             listed = sites.list()
             if args.json:
-                print(json.dumps({"sites": [{"domain": s.domain, "tz": s.tz, "public": s.public} for s in listed]}))
+                print(
+                    json.dumps(
+                        {
+                            "sites": [
+                                {"domain": s.domain, "tz": s.tz, "public": s.public} for s in listed
+                            ]
+                        }
+                    )
+                )
             else:
                 for s in listed:
                     print(f"{s.domain}\t{s.tz}\t{'public' if s.public else 'private'}")
@@ -143,14 +170,29 @@ def run_site(args: argparse.Namespace) -> int:
         try:
             created = sites.add(args.domain, tz=args.tz, public=args.public)
         except SiteError as exc:
-            print(json.dumps({"error": str(exc)}) if args.json else f"liveinsight: {exc}", file=sys.stderr)
+            print(
+                json.dumps({"error": str(exc)}) if args.json else f"liveinsight: {exc}",
+                file=sys.stderr,
+            )
             return 2
         key = sites.create_key(created.domain)
         snippet = f'<script defer data-domain="{created.domain}" src="{url}/js/script.js"></script>'
         if args.json:
-            print(json.dumps({"domain": created.domain, "tz": created.tz, "public": created.public, "key": key, "snippet": snippet}))
+            print(
+                json.dumps(
+                    {
+                        "domain": created.domain,
+                        "tz": created.tz,
+                        "public": created.public,
+                        "key": key,
+                        "snippet": snippet,
+                    }
+                )
+            )
         else:
-            print(f"Site {created.domain} created ({created.tz}).\n\nAdd to every page:\n  {snippet}\n\nRead key (shown once):\n  {key}")
+            print(
+                f"Site {created.domain} created ({created.tz}).\n\nAdd to every page:\n  {snippet}\n\nRead key (shown once):\n  {key}"
+            )
     return 0
 
 

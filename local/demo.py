@@ -7,11 +7,13 @@ grow moto's in-memory stream without bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -21,8 +23,25 @@ USER_AGENTS = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
 )
-PAGES = ("/", "/pricing", "/blog", "/blog/realtime-analytics", "/blog/privacy-by-design", "/docs", "/docs/install", "/about")
-REFERRERS = (None, None, "https://www.google.com/", "https://news.ycombinator.com/", "https://duckduckgo.com/", "https://t.co/abc", "https://github.com/")
+PAGES = (
+    "/",
+    "/pricing",
+    "/blog",
+    "/blog/realtime-analytics",
+    "/blog/privacy-by-design",
+    "/docs",
+    "/docs/install",
+    "/about",
+)
+REFERRERS = (
+    None,
+    None,
+    "https://www.google.com/",
+    "https://news.ycombinator.com/",
+    "https://duckduckgo.com/",
+    "https://t.co/abc",
+    "https://github.com/",
+)
 WIDTHS = (390, 414, 820, 1280, 1440, 1920)
 COUNTRIES = ("US", "DE", "FR", "GB", "IN", "BR", "JP", "NL")
 
@@ -38,7 +57,14 @@ class _Visitor:
 
 
 class DemoTraffic:
-    def __init__(self, base_url: str, domain: str, rate_per_second: float = 1.5, max_events: int = 20_000, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        domain: str,
+        rate_per_second: float = 1.5,
+        max_events: int = 20_000,
+        seed: int | None = None,
+    ) -> None:
         self._url = base_url.rstrip("/") + "/api/event"
         self._domain = domain
         self._rate = rate_per_second
@@ -60,17 +86,17 @@ class DemoTraffic:
 
     def _run(self) -> None:
         while not self._stop.is_set() and self.sent < self._max_events:
-            try:
+            with contextlib.suppress(OSError):  # the front is shutting down
                 self.step()
-            except OSError:
-                pass  # the front is shutting down
             self._stop.wait(self._random.expovariate(self._rate))
 
     def step(self) -> None:
         rnd = self._random
         if not self._visitors or rnd.random() < 0.3:
             visitor = _Visitor(
-                ip=f"203.0.113.{rnd.randint(1, 254)}" if rnd.random() < 0.5 else f"198.51.100.{rnd.randint(1, 254)}",
+                ip=f"203.0.113.{rnd.randint(1, 254)}"
+                if rnd.random() < 0.5
+                else f"198.51.100.{rnd.randint(1, 254)}",
                 user_agent=rnd.choice(USER_AGENTS),
                 width=rnd.choice(WIDTHS),
                 country=rnd.choice(COUNTRIES),
@@ -84,7 +110,13 @@ class DemoTraffic:
         else:
             visitor = rnd.choice(self._visitors)
             if rnd.random() < 0.1:
-                self._send(visitor, "Signup", visitor.page, None, props={"plan": rnd.choice(("free", "pro"))})
+                self._send(
+                    visitor,
+                    "Signup",
+                    visitor.page,
+                    None,
+                    props={"plan": rnd.choice(("free", "pro"))},
+                )
             else:
                 visitor.page = rnd.choice(PAGES)
                 self._send(visitor, "pageview", visitor.page, f"https://{self._domain}/")
@@ -92,8 +124,21 @@ class DemoTraffic:
             if visitor.views_left <= 0:
                 self._visitors.remove(visitor)
 
-    def _send(self, visitor: _Visitor, name: str, path: str, referrer: str | None, props: dict[str, str] | None = None) -> None:
-        body = {"n": name, "u": f"https://{self._domain}{path}", "d": self._domain, "r": referrer, "w": visitor.width}
+    def _send(
+        self,
+        visitor: _Visitor,
+        name: str,
+        path: str,
+        referrer: str | None,
+        props: dict[str, str] | None = None,
+    ) -> None:
+        body: dict[str, Any] = {
+            "n": name,
+            "u": f"https://{self._domain}{path}",
+            "d": self._domain,
+            "r": referrer,
+            "w": visitor.width,
+        }
         if props:
             body["p"] = props
         request = urllib.request.Request(
@@ -107,6 +152,6 @@ class DemoTraffic:
             },
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - 127.0.0.1 only
+        with urllib.request.urlopen(request, timeout=5) as response:
             response.read()
         self.sent += 1

@@ -133,7 +133,9 @@ class Front:
         return int(self._server.server_address[1])
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="front", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="front", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -157,7 +159,12 @@ class Front:
     def _api(self, request: BaseHTTPRequestHandler, function: LocalFunction) -> None:
         length = int(request.headers.get("content-length") or 0)
         if length > MAX_BODY:
-            self._send(request, 413, b'{"message":"Request Entity Too Large"}', {"content-type": "application/json"})
+            self._send(
+                request,
+                413,
+                b'{"message":"Request Entity Too Large"}',
+                {"content-type": "application/json"},
+            )
             return
         body = request.rfile.read(length) if length else b""
         headers = {k: v for k, v in request.headers.items()}
@@ -170,7 +177,12 @@ class Front:
             result = function.invoke(event)
         except Exception:
             log.exception("handler failed", extra={"function": function.name})
-            self._send(request, 500, b'{"message":"Internal Server Error"}', {"content-type": "application/json"})
+            self._send(
+                request,
+                500,
+                b'{"message":"Internal Server Error"}',
+                {"content-type": "application/json"},
+            )
             return
         status = int(result.get("statusCode", 200))
         out_headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
@@ -191,7 +203,9 @@ class Front:
         if not target.is_file():
             # Single-page fallback, as a CloudFront custom error response would do.
             target = root / "index.html"
-        self._file(request, target, cache="no-cache" if target.suffix == ".html" else "public, max-age=300")
+        self._file(
+            request, target, cache="no-cache" if target.suffix == ".html" else "public, max-age=300"
+        )
 
     def _file(self, request: BaseHTTPRequestHandler, target: Path, cache: str) -> None:
         if not target.is_file():

@@ -194,7 +194,11 @@ class StreamPoller:
             if failed_at is None:
                 self.stats.last_sequence_number = records[-1]["dynamodb"]["SequenceNumber"]
                 continue
-            if failed_at == "error" and self._esm.bisect_batch_on_function_error and len(records) > 1:
+            if (
+                failed_at == "error"
+                and self._esm.bisect_batch_on_function_error
+                and len(records) > 1
+            ):
                 half = len(records) // 2
                 pending[:0] = [(records[:half], retries), (records[half:], retries)]
                 continue
@@ -215,7 +219,11 @@ class StreamPoller:
             self.stats.function_errors += 1
             log.exception("aggregator invocation failed")
             return "error"
-        failures = (response or {}).get("batchItemFailures") if self._esm.report_batch_item_failures else None
+        failures = (
+            (response or {}).get("batchItemFailures")
+            if self._esm.report_batch_item_failures
+            else None
+        )
         if not failures:
             return None
         self.stats.partial_failures += 1
@@ -240,7 +248,11 @@ class StreamPoller:
                 "condition": "RetryAttemptsExhausted",
                 "approximateInvokeCount": attempts,
             },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
             "version": "1.0",
             "timestamp": datetime.now(UTC).isoformat(),
             "DDBStreamBatchInfo": {

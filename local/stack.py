@@ -119,7 +119,9 @@ class LocalStack:
             tables.load_snapshot(ddb, self.names, self.snapshot_path)
         tables.enable_streams(ddb, self.names)
         tables.sweep_expired(ddb, self.names)
-        dlq_url = self.client("sqs").create_queue(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")["QueueUrl"]
+        dlq_url = self.client("sqs").create_queue(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")[
+            "QueueUrl"
+        ]
 
         # Imported only now: the handlers build their clients lazily from this environment.
         from aggregator.handler import handler as aggregator_handler
@@ -160,7 +162,10 @@ class LocalStack:
         try:
             sites.add(DEMO_DOMAIN, tz="UTC", public=True)
         except SiteExists:
-            if key_file.exists() and sites.site_for_key(key_file.read_text().strip()) == DEMO_DOMAIN:
+            if (
+                key_file.exists()
+                and sites.site_for_key(key_file.read_text().strip()) == DEMO_DOMAIN
+            ):
                 return key_file.read_text().strip()
         key = sites.create_key(DEMO_DOMAIN)
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +175,12 @@ class LocalStack:
 
     def _write_state(self, endpoint: str) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        state = {"pid": os.getpid(), "aws_endpoint": endpoint, "url": self.url, "token": secrets.token_hex(8)}
+        state = {
+            "pid": os.getpid(),
+            "aws_endpoint": endpoint,
+            "url": self.url,
+            "token": secrets.token_hex(8),
+        }
         (self.config.data_dir / "stack.json").write_text(json.dumps(state))
 
     def _tick(self) -> None:

@@ -146,5 +146,3 @@ def bar_chart(rt: Realtime, width: int = 300, height: int = 60) -> dict[str, Any
             }
         )
     return {"width": width, "height": height, "bars": bars}
-
-

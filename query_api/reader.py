@@ -61,7 +61,9 @@ class CounterReader:
         labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
         totals = {
             item["sk"]["S"]: item
-            for item in self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
+            for item in self._range(
+                keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1]
+            )
         }
         per_minute = [
             MinutePoint(

@@ -52,13 +52,18 @@ class Stack:
     def cli(self, *args: str) -> Any:
         out = subprocess.run(
             [sys.executable, "-m", "local.cli", "--data-dir", str(self.data_dir), *args],
-            cwd=REPO, check=True, capture_output=True, timeout=60,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         return json.loads(out.stdout)
 
     def get_json(self, path: str, key: str | None = None) -> Any:
-        request = urllib.request.Request(self.url + path, headers={"authorization": f"Bearer {key}"} if key else {})
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - 127.0.0.1
+        request = urllib.request.Request(
+            self.url + path, headers={"authorization": f"Bearer {key}"} if key else {}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
 
 
@@ -71,14 +76,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = (data_dir / "stack.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "--data-dir", str(data_dir), "dev", "--port", str(port), "--no-persist"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "local.cli",
+            "--data-dir",
+            str(data_dir),
+            "dev",
+            "--port",
+            str(port),
+            "--no-persist",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(url + "/api/health", timeout=1):  # noqa: S310
+            with urllib.request.urlopen(url + "/api/health", timeout=1):
                 break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -114,7 +132,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 

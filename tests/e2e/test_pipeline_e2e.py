@@ -47,7 +47,11 @@ def test_spa_navigation_in_chromium_shows_up_in_realtime_api_and_dashboard(
 
     # Then the realtime API reports 1 current visitor and 3 pageviews
     realtime = wait_for(
-        lambda: (r := stack.get_json("/api/realtime?site_id=spa.example", site["key"]))["pageviews"] == 3 and r
+        lambda: (
+            (r := stack.get_json("/api/realtime?site_id=spa.example", site["key"]))["pageviews"]
+            == 3
+            and r
+        )
     )
     assert realtime["current_visitors"] == 1
     assert {p["page"] for p in realtime["top_pages"]} == {"/index.html", "/pricing", "/about"}
@@ -76,10 +80,15 @@ def test_dashboard_updates_without_reload_when_traffic_arrives(stack: Stack, pag
 
     request = urllib.request.Request(
         stack.url + "/api/event",
-        data=json.dumps({"n": "pageview", "u": "https://live.example/x", "d": "live.example"}).encode(),
-        headers={"content-type": "text/plain", "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+        data=json.dumps(
+            {"n": "pageview", "u": "https://live.example/x", "d": "live.example"}
+        ).encode(),
+        headers={
+            "content-type": "text/plain",
+            "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        },
     )
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - 127.0.0.1
+    with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 202
     wait_for(lambda: page.inner_text("[data-testid=current-visitors]") == "1", timeout=10)
     assert page.inner_text("[data-testid=pageviews-30m]") == "1"

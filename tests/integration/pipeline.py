@@ -89,7 +89,9 @@ class Pipeline:
         """New INSERT records, shaped as Lambda delivers them."""
         page = self.streams.get_records(ShardIterator=self._iterator, Limit=1000)
         self._iterator = page["NextShardIterator"]
-        return [to_lambda_record(r, self._arn) for r in page["Records"] if r["eventName"] == "INSERT"]
+        return [
+            to_lambda_record(r, self._arn) for r in page["Records"] if r["eventName"] == "INSERT"
+        ]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = self.aggregator_fn.invoke({"Records": records})

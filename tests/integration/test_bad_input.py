@@ -38,19 +38,35 @@ def assert_nothing_changed(pipeline: Pipeline, key: str, before: list[dict[str, 
 
 INVALID = [
     pytest.param(b"{not json", "request", id="malformed-json"),
-    pytest.param(json.dumps({"u": f"https://{SITE}/", "d": SITE}).encode(), "name", id="missing-name"),
+    pytest.param(
+        json.dumps({"u": f"https://{SITE}/", "d": SITE}).encode(), "name", id="missing-name"
+    ),
     pytest.param(json.dumps({"n": "pageview", "d": SITE}).encode(), "url", id="missing-url"),
-    pytest.param(json.dumps({**GOOD, "p": {"k": "x" * 70_000}}).encode(), "request", id="body-over-64kb"),
-    pytest.param(json.dumps({**GOOD, "u": "javascript:alert(1)"}).encode(), "url", id="javascript-url"),
-    pytest.param(json.dumps({**GOOD, "p": {f"k{i}": i for i in range(10_000)}}).encode(), "request", id="10000-props"),
-    pytest.param(json.dumps({**GOOD, "p": {f"k{i}": i for i in range(31)}}).encode(), "props", id="31-props"),
+    pytest.param(
+        json.dumps({**GOOD, "p": {"k": "x" * 70_000}}).encode(), "request", id="body-over-64kb"
+    ),
+    pytest.param(
+        json.dumps({**GOOD, "u": "javascript:alert(1)"}).encode(), "url", id="javascript-url"
+    ),
+    pytest.param(
+        json.dumps({**GOOD, "p": {f"k{i}": i for i in range(10_000)}}).encode(),
+        "request",
+        id="10000-props",
+    ),
+    pytest.param(
+        json.dumps({**GOOD, "p": {f"k{i}": i for i in range(31)}}).encode(), "props", id="31-props"
+    ),
     pytest.param(json.dumps({**GOOD, "n": 42}).encode(), "name", id="name-not-a-string"),
     pytest.param(json.dumps({**GOOD, "u": ["https://x"]}).encode(), "url", id="url-not-a-string"),
     pytest.param(json.dumps({**GOOD, "p": [1, 2]}).encode(), "props", id="props-a-list"),
-    pytest.param(json.dumps({**GOOD, "i": "yes"}).encode(), "interactive", id="interactive-not-bool"),
+    pytest.param(
+        json.dumps({**GOOD, "i": "yes"}).encode(), "interactive", id="interactive-not-bool"
+    ),
     pytest.param(json.dumps({**GOOD, "w": "wide"}).encode(), "w", id="width-not-a-number"),
     pytest.param(json.dumps([GOOD] * 51).encode(), "request", id="batch-of-51"),
-    pytest.param(json.dumps([GOOD, {"n": "pageview"}]).encode(), "1.url", id="batch-with-one-bad-event"),
+    pytest.param(
+        json.dumps([GOOD, {"n": "pageview"}]).encode(), "1.url", id="batch-with-one-bad-event"
+    ),
     pytest.param(json.dumps("pageview").encode(), "request", id="a-bare-string"),
     pytest.param(b"\xff\xfe\x00garbage", "request", id="not-utf8"),
     pytest.param(b"[" * 60_000, "request", id="deeply-nested"),
@@ -85,7 +101,10 @@ def test_bot_user_agent_gets_202_with_dropped_headers_and_stores_nothing(
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
-        ({"n": "pageview", "u": "https://unknown.example/", "d": "unknown.example"}, "unknown_site"),
+        (
+            {"n": "pageview", "u": "https://unknown.example/", "d": "unknown.example"},
+            "unknown_site",
+        ),
         ({**GOOD, "u": "file:///home/me/index.html"}, "invalid_url"),
         ({**GOOD, "r": "https://semalt.com/crawler"}, "spam_referrer"),
     ],
@@ -100,13 +119,18 @@ def test_dropped_event_says_why_and_stores_nothing(
     assert_nothing_changed(pipeline, key, before)
 
 
-def test_preflight_allows_any_origin_and_reflects_headers(seeded: tuple[Pipeline, str, list[dict[str, Any]]]) -> None:
+def test_preflight_allows_any_origin_and_reflects_headers(
+    seeded: tuple[Pipeline, str, list[dict[str, Any]]],
+) -> None:
     pipeline, _, _ = seeded
     response = pipeline.send(
         None,
         raw=b"",
         method="OPTIONS",
-        extra_headers={"origin": "https://elsewhere.example", "access-control-request-headers": "content-type,x-umami-cache"},
+        extra_headers={
+            "origin": "https://elsewhere.example",
+            "access-control-request-headers": "content-type,x-umami-cache",
+        },
     )
     assert response.status == 204
     assert response.headers["access-control-allow-origin"] == "*"

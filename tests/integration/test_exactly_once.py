@@ -20,10 +20,20 @@ def pipeline(aws_env: dict[str, str]) -> Pipeline:
 def traffic(pipeline: Pipeline) -> tuple[str, list[dict[str, Any]]]:
     """Three visitors, seven pageviews, one custom event; returns the site key and stream records."""
     key = pipeline.add_site(SITE)
-    plan = [("198.51.100.1", "/"), ("198.51.100.1", "/a"), ("198.51.100.2", "/"), ("198.51.100.3", "/b"),
-            ("198.51.100.2", "/a"), ("198.51.100.1", "/b"), ("198.51.100.3", "/")]
+    plan = [
+        ("198.51.100.1", "/"),
+        ("198.51.100.1", "/a"),
+        ("198.51.100.2", "/"),
+        ("198.51.100.3", "/b"),
+        ("198.51.100.2", "/a"),
+        ("198.51.100.1", "/b"),
+        ("198.51.100.3", "/"),
+    ]
     for ip, path in plan:
-        assert pipeline.send({"n": "pageview", "u": f"https://{SITE}{path}", "d": SITE}, ip=ip).status == 202
+        assert (
+            pipeline.send({"n": "pageview", "u": f"https://{SITE}{path}", "d": SITE}, ip=ip).status
+            == 202
+        )
     pipeline.send({"n": "Signup", "u": f"https://{SITE}/b", "d": SITE}, ip="198.51.100.3")
     records = pipeline.read_stream()
     assert len(records) == 8
@@ -67,11 +77,15 @@ def test_halves_then_whole_batch_equals_one_delivery(pipeline: Pipeline) -> None
     assert sum(p["visitors"] for p in result["per_minute"]) == 3
 
 
-def test_crash_after_commit_then_redelivery_counts_once(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_after_commit_then_redelivery_counts_once(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key, records = traffic(pipeline)
     original = AggregateStore.commit
 
-    def commit_then_crash(self: AggregateStore, plan: Any, now: float | None = None) -> CommitOutcome:
+    def commit_then_crash(
+        self: AggregateStore, plan: Any, now: float | None = None
+    ) -> CommitOutcome:
         original(self, plan, now)
         raise RuntimeError("Lambda timed out after the transaction committed")
 
@@ -90,7 +104,9 @@ def test_crash_after_commit_then_redelivery_counts_once(pipeline: Pipeline, monk
     ]
 
 
-def test_crash_before_commit_then_redelivery_counts_once(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_before_commit_then_redelivery_counts_once(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key, records = traffic(pipeline)
 
     def crash(self: AggregateStore, plan: Any, now: float | None = None) -> CommitOutcome:
@@ -116,7 +132,9 @@ def test_partial_batch_failure_reports_the_chunk_and_redelivery_completes(
     original = AggregateStore.commit
     calls = {"n": 0}
 
-    def throttle_second_chunk(self: AggregateStore, plan: Any, now: float | None = None) -> CommitOutcome:
+    def throttle_second_chunk(
+        self: AggregateStore, plan: Any, now: float | None = None
+    ) -> CommitOutcome:
         calls["n"] += 1
         if calls["n"] >= 2:
             return CommitOutcome(False, retryable=True, reason="ThrottlingError")
@@ -139,7 +157,12 @@ def test_partial_batch_failure_reports_the_chunk_and_redelivery_completes(
 
 def test_duplicate_client_send_is_stored_once(pipeline: Pipeline) -> None:
     key = pipeline.add_site(SITE)
-    event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "id": "01JDQ2Z7W8K3M4N5P6Q7R8S9T0"}
+    event = {
+        "n": "pageview",
+        "u": f"https://{SITE}/",
+        "d": SITE,
+        "id": "01JDQ2Z7W8K3M4N5P6Q7R8S9T0",
+    }
     assert pipeline.send(event).status == 202
     assert pipeline.send(event).status == 202  # the tracker resent after a timeout
     assert len(pipeline.scan("events")) == 1
@@ -164,7 +187,9 @@ def test_racing_batch_changes_visitor_state_and_we_still_count_exactly(
             from aggregator.handler import handler
             from local.runtime import LambdaContext
 
-            assert handler({"Records": records[:4]}, LambdaContext("aggregator-2")) == {"batchItemFailures": []}
+            assert handler({"Records": records[:4]}, LambdaContext("aggregator-2")) == {
+                "batchItemFailures": []
+            }
         return states
 
     monkeypatch.setattr(AggregateStore, "load_visitors", load_then_race)
@@ -180,6 +205,10 @@ def test_racing_batch_changes_visitor_state_and_we_still_count_exactly(
 def test_malformed_record_is_skipped_and_does_not_block_the_shard(pipeline: Pipeline) -> None:
     key, records = traffic(pipeline)
     broken = dict(records[0])
-    broken["dynamodb"] = {**records[0]["dynamodb"], "NewImage": {"pk": {"S": "EV#x#y"}}, "SequenceNumber": "1"}
+    broken["dynamodb"] = {
+        **records[0]["dynamodb"],
+        "NewImage": {"pk": {"S": "EV#x#y"}},
+        "SequenceNumber": "1",
+    }
     assert pipeline.aggregate([broken, *records]) == {"batchItemFailures": []}
     assert snapshot(pipeline, key)["pageviews"] == 7

@@ -33,7 +33,10 @@ def test_pageviews_reach_the_realtime_api(pipeline: Pipeline) -> None:
     realtime = pipeline.realtime(SITE, key)
     assert realtime["current_visitors"] == 2
     assert realtime["pageviews"] == 3
-    assert realtime["top_pages"] == [{"page": "/", "pageviews": 2}, {"page": "/pricing", "pageviews": 1}]
+    assert realtime["top_pages"] == [
+        {"page": "/", "pageviews": 2},
+        {"page": "/pricing", "pageviews": 1},
+    ]
     assert sum(p["visitors"] for p in realtime["per_minute"]) == 2
     assert pipeline.get(f"/api/v1/stats/realtime/visitors?site_id={SITE}", key).json() == 2
 
@@ -41,7 +44,11 @@ def test_pageviews_reach_the_realtime_api(pipeline: Pipeline) -> None:
 def test_stored_event_is_enriched_and_holds_no_ip_or_user_agent(pipeline: Pipeline) -> None:
     pipeline.add_site(SITE)
     pipeline.send(
-        pageview("/blog?utm_source=newsletter&utm_medium=email", r="https://www.google.com/search?q=x", w=390),
+        pageview(
+            "/blog?utm_source=newsletter&utm_medium=email",
+            r="https://www.google.com/search?q=x",
+            w=390,
+        ),
         ip="203.0.113.99",
         extra_headers={"cloudfront-viewer-country": "DE"},
     )
@@ -70,7 +77,9 @@ def test_events_to_several_sites_are_counted_per_site(pipeline: Pipeline) -> Non
 
 def test_batch_array_is_accepted_as_one_request(pipeline: Pipeline) -> None:
     key = pipeline.add_site(SITE)
-    response = pipeline.send([pageview("/a"), pageview("/b"), {"n": "Signup", "u": f"https://{SITE}/b", "d": SITE}])
+    response = pipeline.send(
+        [pageview("/a"), pageview("/b"), {"n": "Signup", "u": f"https://{SITE}/b", "d": SITE}]
+    )
     assert response.status == 202
     pipeline.pump()
     realtime = pipeline.realtime(SITE, key)

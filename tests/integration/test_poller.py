@@ -34,7 +34,11 @@ class RecordingFunction:
             index = pks.index(self.partial_fail_at)
             self.partial_fail_at = None  # succeeds on redelivery
             self.completed.extend(pks[:index])
-            return {"batchItemFailures": [{"itemIdentifier": event["Records"][index]["dynamodb"]["SequenceNumber"]}]}
+            return {
+                "batchItemFailures": [
+                    {"itemIdentifier": event["Records"][index]["dynamodb"]["SequenceNumber"]}
+                ]
+            }
         self.completed.extend(pks)
         return {"batchItemFailures": []}
 
@@ -44,19 +48,31 @@ def stream(aws_env: dict[str, str]) -> dict[str, Any]:
     ddb = make_client("dynamodb")
     sqs = make_client("sqs")
     queue = sqs.create_queue(QueueName=f"{aws_env['events']}-dlq")["QueueUrl"]
-    return {"ddb": ddb, "sqs": sqs, "queue": queue, "table": aws_env["events"], "arn": tables.stream_arn(ddb, aws_env["events"])}
+    return {
+        "ddb": ddb,
+        "sqs": sqs,
+        "queue": queue,
+        "table": aws_env["events"],
+        "arn": tables.stream_arn(ddb, aws_env["events"]),
+    }
 
 
 def put_events(stream: dict[str, Any], count: int) -> list[str]:
     pks = [f"EV#s#{i:04d}" for i in range(count)]
     for pk in pks:
-        stream["ddb"].put_item(TableName=stream["table"], Item={"pk": {"S": pk}, "n": {"B": b"\x00\x01"}})
+        stream["ddb"].put_item(
+            TableName=stream["table"], Item={"pk": {"S": pk}, "n": {"B": b"\x00\x01"}}
+        )
     return pks
 
 
-def poller_for(stream: dict[str, Any], function: RecordingFunction, **settings: Any) -> StreamPoller:
+def poller_for(
+    stream: dict[str, Any], function: RecordingFunction, **settings: Any
+) -> StreamPoller:
     esm = dataclasses.replace(load_schema().esm, **settings)
-    return StreamPoller(make_client("dynamodbstreams"), stream["sqs"], stream["arn"], function, esm, stream["queue"])
+    return StreamPoller(
+        make_client("dynamodbstreams"), stream["sqs"], stream["arn"], function, esm, stream["queue"]
+    )
 
 
 def dead_letters(stream: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,7 +94,15 @@ def test_batching_window_holds_a_small_batch_until_it_expires(stream: dict[str, 
     function = RecordingFunction()
     now = [1000.0]
     esm = dataclasses.replace(load_schema().esm, maximum_batching_window_in_seconds=5)
-    poller = StreamPoller(make_client("dynamodbstreams"), stream["sqs"], stream["arn"], function, esm, stream["queue"], clock=lambda: now[0])
+    poller = StreamPoller(
+        make_client("dynamodbstreams"),
+        stream["sqs"],
+        stream["arn"],
+        function,
+        esm,
+        stream["queue"],
+        clock=lambda: now[0],
+    )
     poller.poll_once()
     assert function.batches == []
     now[0] += 5
@@ -108,7 +132,9 @@ def test_records_are_lambda_shaped(stream: dict[str, Any]) -> None:
     json.dumps(function.events[0])  # the event is plain JSON
 
 
-def test_function_error_bisects_until_the_poison_record_is_dead_lettered(stream: dict[str, Any]) -> None:
+def test_function_error_bisects_until_the_poison_record_is_dead_lettered(
+    stream: dict[str, Any],
+) -> None:
     pks = put_events(stream, 8)
     function = RecordingFunction(poison={pks[5]})
     poller = poller_for(stream, function, batch_size=8, maximum_retry_attempts=2)
@@ -123,10 +149,18 @@ def test_function_error_bisects_until_the_poison_record_is_dead_lettered(stream:
     assert letter["requestContext"]["approximateInvokeCount"] == 3  # first try + 2 retries
 
 
-def test_without_bisect_the_whole_batch_is_retried_then_dead_lettered(stream: dict[str, Any]) -> None:
+def test_without_bisect_the_whole_batch_is_retried_then_dead_lettered(
+    stream: dict[str, Any],
+) -> None:
     pks = put_events(stream, 4)
     function = RecordingFunction(poison={pks[1]})
-    poller = poller_for(stream, function, batch_size=4, maximum_retry_attempts=1, bisect_batch_on_function_error=False)
+    poller = poller_for(
+        stream,
+        function,
+        batch_size=4,
+        maximum_retry_attempts=1,
+        bisect_batch_on_function_error=False,
+    )
     poller.poll_once(flush=True)
     assert function.batches == [pks, pks]
     (letter,) = dead_letters(stream)
@@ -154,6 +188,8 @@ def test_unknown_item_identifier_fails_the_whole_batch(stream: dict[str, Any]) -
         return {"batchItemFailures": []}
 
     esm = dataclasses.replace(load_schema().esm, bisect_batch_on_function_error=False)
-    poller = StreamPoller(make_client("dynamodbstreams"), stream["sqs"], stream["arn"], liar, esm, stream["queue"])
+    poller = StreamPoller(
+        make_client("dynamodbstreams"), stream["sqs"], stream["arn"], liar, esm, stream["queue"]
+    )
     poller.poll_once(flush=True)
     assert calls == [len(pks), len(pks)]

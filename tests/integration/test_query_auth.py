@@ -24,7 +24,9 @@ def two_sites(aws_env: dict[str, str]) -> tuple[Pipeline, str, str]:
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
-def test_key_of_one_site_cannot_read_another(two_sites: tuple[Pipeline, str, str], path: str) -> None:
+def test_key_of_one_site_cannot_read_another(
+    two_sites: tuple[Pipeline, str, str], path: str
+) -> None:
     pipeline, key_a, key_b = two_sites
     assert pipeline.get(path.format(site="a.example"), key_a).status == 200
     denied = pipeline.get(path.format(site="a.example"), key_b)
@@ -34,7 +36,9 @@ def test_key_of_one_site_cannot_read_another(two_sites: tuple[Pipeline, str, str
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 @pytest.mark.parametrize("key", [None, "li_made-up-key", "not-even-our-format", "Basic abc"])
-def test_private_site_needs_a_valid_key(two_sites: tuple[Pipeline, str, str], path: str, key: str | None) -> None:
+def test_private_site_needs_a_valid_key(
+    two_sites: tuple[Pipeline, str, str], path: str, key: str | None
+) -> None:
     pipeline, _, _ = two_sites
     assert pipeline.get(path.format(site="a.example"), key).status == 401
 
