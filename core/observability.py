@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 NAMESPACE = "LiveInsight"
 
@@ -20,8 +20,10 @@ def logger(service: str) -> Logger:
 
 
 @cache
-def metrics(service: str) -> Metrics:
-    return Metrics(namespace=NAMESPACE, service=service)
+def metrics(service: str) -> EphemeralMetrics:
+    # EphemeralMetrics keeps its own metric set: `Metrics` shares one set per process, which would
+    # mix the three functions' metrics when the local stack runs them in one process.
+    return EphemeralMetrics(namespace=NAMESPACE, service=service)
 
 
 COUNT = MetricUnit.Count

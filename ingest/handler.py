@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from core import settings
 from core.aws import make_client
-from core.observability import logger, metrics
+from core.observability import COUNT, logger, metrics
 from core.schema import load_schema
 from core.sites import SiteStore
 from ingest.service import HttpRequest, IngestDeps, handle
@@ -53,4 +53,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request_id=event.get("requestContext", {}).get("requestId", ""),
     )
     response = handle(request, get_deps(), datetime.now(UTC))
+    metric.add_metric(name=f"IngestResponses_{response.status}", unit=COUNT, value=1)
     return {"statusCode": response.status, "headers": response.headers, "body": response.body}

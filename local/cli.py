@@ -78,13 +78,21 @@ def run_dev(args: argparse.Namespace) -> int:
         demo_traffic=args.demo_traffic,
         demo_rate=args.demo_rate,
         persist=not args.no_persist,
-        verbose=args.verbose,
     )
+    console = sys.stdout
+    if not args.verbose:
+        # As in AWS, the functions' JSON logs and EMF metrics go to their own log, not the console.
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = config.data_dir / "lambda.log"
+        if log_path.exists() and log_path.stat().st_size > 50 * 1024 * 1024:
+            log_path.replace(log_path.with_suffix(".log.1"))
+        sys.stdout = log_path.open("a", buffering=1)
     stack = LocalStack(config)
     try:
         stack.start()
     except OSError as exc:
         print(f"liveinsight: cannot start: {exc}", file=sys.stderr)
+        sys.stdout = console
         stack.moto.stop()
         return 1
     done = threading.Event()
@@ -97,11 +105,13 @@ def run_dev(args: argparse.Namespace) -> int:
         f"  demo read key {stack.demo_key}\n"
         f'  tracker       <script defer data-domain="{DEMO_DOMAIN}" src="{stack.url}/js/script.js"></script>\n'
         f"  realtime API  curl -H 'Authorization: Bearer {stack.demo_key}' '{stack.url}/api/v1/stats/realtime/visitors?site_id={DEMO_DOMAIN}'\n"
-        f"Data is kept in {config.data_dir}/. Press Ctrl-C to stop.\n",
+        f"Data is kept in {config.data_dir}/; the functions' logs in "
+        f"{'this console' if args.verbose else config.data_dir / 'lambda.log'}. Press Ctrl-C to stop.\n",
+        file=console,
         flush=True,
     )
     done.wait()
-    print("Stopping: draining the stream and saving data…", flush=True)
+    print("Stopping: draining the stream and saving data…", file=console, flush=True)
     stack.stop()
     return 0
 

@@ -7,6 +7,7 @@ real Lambda instance does, so the local stack serialises invocations of each fun
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,10 +50,18 @@ class LocalFunction:
             max_workers=1, thread_name_prefix=f"lambda-{name}", initializer=_instance_main_thread
         )
         self.invocations = 0
+        self.billed_seconds = 0.0  # handler time, what Lambda bills (for `make bench`)
 
     def invoke(self, event: dict[str, Any]) -> Any:
         self.invocations += 1
-        return self._instance.submit(self._handler, event, LambdaContext(self.name)).result()
+        return self._instance.submit(self._timed, event).result()
+
+    def _timed(self, event: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._handler(event, LambdaContext(self.name))
+        finally:
+            self.billed_seconds += time.perf_counter() - started
 
     def shutdown(self) -> None:
         self._instance.shutdown(wait=True)

@@ -39,7 +39,6 @@ class StackConfig:
     demo_rate: float = 1.5
     persist: bool = True
     snapshot_every: float = 60.0
-    verbose: bool = False
 
 
 def aws_environment(endpoint: str, prefix: str = TABLE_PREFIX) -> dict[str, str]:
@@ -87,6 +86,7 @@ class LocalStack:
         self.poller: StreamPoller | None = None
         self.demo: DemoTraffic | None = None
         self.demo_key: str | None = None
+        self.functions: dict[str, LocalFunction] = {}
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._clients: dict[str, Any] = {}
@@ -110,9 +110,6 @@ class LocalStack:
     def start(self) -> None:
         endpoint = self.moto.start()
         os.environ.update(aws_environment(endpoint))
-        if not self.config.verbose:
-            os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         ddb = self.client("dynamodb")
         tables.create_tables(ddb, self.names, with_stream=False)
         if self.config.persist:
@@ -128,11 +125,16 @@ class LocalStack:
         from ingest.handler import handler as ingest_handler
         from query_api.handler import handler as query_handler
 
+        self.functions = {
+            "ingest": LocalFunction("ingest", ingest_handler),
+            "aggregator": LocalFunction("aggregator", aggregator_handler),
+            "query": LocalFunction("query", query_handler),
+        }
         self.poller = StreamPoller(
             self.client("dynamodbstreams"),
             self.client("sqs"),
             tables.stream_arn(ddb, self.names["events"]),
-            LocalFunction("aggregator", aggregator_handler).invoke,
+            self.functions["aggregator"].invoke,
             load_schema().esm,
             dlq_url,
         )
@@ -140,8 +142,8 @@ class LocalStack:
         self.front = Front(
             self.config.host,
             self.config.port,
-            LocalFunction("ingest", ingest_handler),
-            LocalFunction("query", query_handler),
+            self.functions["ingest"],
+            self.functions["query"],
             DASHBOARD_DIR,
             TRACKER_FILE,
         )

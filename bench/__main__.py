@@ -1,0 +1,294 @@
+"""`make bench`: every benchmark the issues ask for, as one Markdown table and bench/results.json.
+
+Figures are medians or percentiles of repeated measurements on the local stack; machines here are
+shared and noisy, so nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results.json"
+UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+SITE = "bench.example"
+
+# us-east-1 list prices (DESIGN.md)
+WRITE_UNIT = 0.625 / 1e6
+READ_UNIT = 0.125 / 1e6
+LAMBDA_GB_SECOND = 0.0000133334
+LAMBDA_REQUEST = 0.20 / 1e6
+HTTP_API_REQUEST = 1.00 / 1e6
+LAMBDA_MEMORY_GB = 256 / 1024  # Terraform's memory size for each function
+PEER_COST_PER_MILLION = 10.18  # serverless-website-analytics' published estimate
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(url: str, body: Any, ip: str) -> None:
+    request = urllib.request.Request(
+        url + "/api/event",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "text/plain", "user-agent": UA, "x-forwarded-for": ip},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202, response.status
+
+
+def get_json(url: str, key: str) -> Any:
+    request = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def freshness(url: str, key: str, samples: int = 40) -> tuple[float, float]:
+    """Seconds from a POST /api/event to the realtime API counting it."""
+    realtime = f"{url}/api/realtime?site_id={SITE}"
+    latencies = []
+    for i in range(samples):
+        before = get_json(realtime, key)["pageviews"]
+        started = time.perf_counter()
+        post(
+            url,
+            {"n": "pageview", "u": f"https://{SITE}/fresh/{i}", "d": SITE},
+            f"198.51.100.{i % 250 + 1}",
+        )
+        while get_json(realtime, key)["pageviews"] <= before:
+            time.sleep(0.02)
+        latencies.append(time.perf_counter() - started)
+    return statistics.median(latencies), percentile(latencies, 0.95)
+
+
+def traffic(url: str, pageviews: int, visitors: int, threads: int = 4) -> None:
+    """Realistic sessions: each visitor views a few pages; sent by a few concurrent clients."""
+    rnd = random.Random(7)
+    plan = [
+        (f"203.0.113.{rnd.randrange(visitors) + 1}", f"/p/{rnd.randrange(40)}")
+        for _ in range(pageviews)
+    ]
+    chunks = [plan[i::threads] for i in range(threads)]
+
+    def send(chunk: list[tuple[str, str]]) -> None:
+        for ip, path in chunk:
+            post(url, {"n": "pageview", "u": f"https://{SITE}{path}", "d": SITE}, ip)
+
+    workers = [threading.Thread(target=send, args=(c,)) for c in chunks]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+def wait_counted(url: str, key: str, expected: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    realtime = f"{url}/api/realtime?site_id={SITE}"
+    while get_json(realtime, key)["pageviews"] < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError("traffic was not aggregated in time")
+        time.sleep(0.2)
+
+
+COLD_START = """
+import time
+started = time.perf_counter()
+import ingest.handler as h
+from local.front import api_gateway_event
+from local.runtime import LambdaContext
+event = api_gateway_event("POST", "/api/event", {"content-type": "text/plain", "user-agent": %(ua)r,
+    "x-forwarded-for": "198.51.100.9"}, b'{"n":"pageview","u":"https://%(site)s/cold","d":"%(site)s"}', "127.0.0.1")
+response = h.handler(event, LambdaContext("ingest"))
+assert response["statusCode"] == 202, response
+print(time.perf_counter() - started)
+"""
+
+
+def cold_start(env: dict[str, str], runs: int = 5) -> float:
+    """Fresh interpreter: imports + first invocation of the ingest handler, median of `runs`."""
+    script = COLD_START % {"ua": UA, "site": SITE}
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            env={**env, "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+def tracker_sizes() -> tuple[int, int] | None:
+    script = REPO / "tracker" / "dist" / "script.js"
+    if not script.exists():
+        return None
+    raw = script.read_bytes()
+    return len(raw), len(gzip.compress(raw, compresslevel=9))
+
+
+def main() -> int:
+    from local.meter import CapacityMeter
+    from local.stack import LocalStack, StackConfig, aws_environment
+
+    meter = CapacityMeter()
+    meter.install()
+    rows: list[dict[str, Any]] = []
+
+    def row(figure: str, value: float, unit: str, goal: str, anchor: str = "") -> None:
+        rows.append(
+            {
+                "figure": figure,
+                "value": round(value, 4),
+                "unit": unit,
+                "goal": goal,
+                "anchor": anchor,
+            }
+        )
+
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        (Path(data_dir) / "lambda.log").open("w") as log,
+    ):
+        # The functions' JSON logs and EMF metrics go to a file, as in `liveinsight dev`.
+        console, sys.stdout = sys.stdout, log
+        stack = LocalStack(StackConfig(port=free_port(), data_dir=Path(data_dir), persist=False))
+        stack.start()
+        try:
+            from core.aws import make_client
+            from core.sites import SiteStore
+
+            sites = SiteStore(make_client("dynamodb"), stack.names["meta"])
+            sites.add(SITE)
+            key = sites.create_key(SITE)
+            url = stack.url
+
+            p50, p95 = freshness(url, key)
+            row(
+                "freshness p50 (POST → realtime API)",
+                p50,
+                "s",
+                "",
+                "Umami polls every 10 s, Plausible every 30 s",
+            )
+            row("freshness p95 (POST → realtime API)", p95, "s", "≤ 2")
+
+            counted = get_json(f"{url}/api/realtime?site_id={SITE}", key)["pageviews"]
+            meter.reset()
+            billed_before = {name: f.billed_seconds for name, f in stack.functions.items()}
+            invocations_before = {name: f.invocations for name, f in stack.functions.items()}
+            pageviews = 1000
+            traffic(url, pageviews, visitors=250)
+            wait_counted(url, key, counted + pageviews)
+            time.sleep(1.5)  # let the last batch's writes land before reading the meter
+            usage = meter.reset()
+            write_units = usage.total_write_units / pageviews
+            row("DynamoDB write units per pageview (all tables)", write_units, "WCU", "")
+            for table, units in sorted(usage.write_units.items()):
+                row(f"  … of which {table.rsplit('-', 1)[-1]}", units / pageviews, "WCU", "")
+            ingest_read_units = usage.total_read_units / pageviews
+            row(
+                "DynamoDB read units per pageview (ingest + aggregator)",
+                ingest_read_units,
+                "RCU",
+                "",
+            )
+            seconds = {
+                n: stack.functions[n].billed_seconds - billed_before[n]
+                for n in ("ingest", "aggregator")
+            }
+            calls = {
+                n: stack.functions[n].invocations - invocations_before[n]
+                for n in ("ingest", "aggregator")
+            }
+            row(
+                "aggregator invocations per 1,000 pageviews",
+                calls["aggregator"] * 1000 / pageviews,
+                "",
+                "",
+            )
+            per_million = 1e6 / pageviews
+            dynamo_cost = (
+                usage.total_write_units * WRITE_UNIT + usage.total_read_units * READ_UNIT
+            ) * per_million
+            lambda_cost = (
+                sum(seconds.values()) * LAMBDA_MEMORY_GB * LAMBDA_GB_SECOND
+                + sum(calls.values()) * LAMBDA_REQUEST
+            ) * per_million
+            api_cost = calls["ingest"] * HTTP_API_REQUEST * per_million
+            total = dynamo_cost + lambda_cost + api_cost
+            row("cost per million pageviews: DynamoDB", dynamo_cost, "USD", "")
+            row(
+                "cost per million pageviews: Lambda (measured time, 256 MB)", lambda_cost, "USD", ""
+            )
+            row("cost per million pageviews: HTTP API", api_cost, "USD", "")
+            row(
+                "cost per million pageviews: total",
+                total,
+                "USD",
+                "≤ 4",
+                f"AWS peer: ${PEER_COST_PER_MILLION}",
+            )
+            row("cost ratio to the AWS peer", total / PEER_COST_PER_MILLION, "ratio", "< 1")
+
+            meter.reset()
+            get_json(f"{url}/api/realtime?site_id={SITE}", key)
+            refresh = meter.reset()
+            row("realtime refresh: read units", refresh.total_read_units, "RCU", "≤ 10")
+            row("realtime refresh: items read", sum(refresh.items_read.values()), "items", "")
+
+            env = {**os.environ, **aws_environment(stack.moto.endpoint)}
+            row(
+                "ingest cold start (imports + first invocation, median of 5)",
+                cold_start(env) * 1000,
+                "ms",
+                "≤ 250",
+            )
+        finally:
+            stack.stop()
+            meter.uninstall()
+            sys.stdout = console
+
+    sizes = tracker_sizes()
+    if sizes:
+        row("tracker size, raw", sizes[0], "bytes", "")
+        row(
+            "tracker size, gzip",
+            sizes[1],
+            "bytes",
+            "≤ 1024",
+            "Plausible 2.7 KB, Umami 2.2 KB, Counterscale 1.9 KB",
+        )
+
+    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
+    print("| figure | value | unit | goal | anchor |\n|---|---:|---|---|---|")
+    for r in rows:
+        print(f"| {r['figure']} | {r['value']:g} | {r['unit']} | {r['goal']} | {r['anchor']} |")
+    print(f"\n(rows also in {RESULTS.relative_to(REPO)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

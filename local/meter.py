@@ -1,0 +1,182 @@
+"""Counts DynamoDB capacity units the way DynamoDB bills them, inside the local moto server.
+
+moto's own ConsumedCapacity is a constant, so the meter wraps moto's backend and sizes the real
+items: a write costs ceil(max(old, new) size / 1 KB) units, doubled inside a transaction, plus one
+write per global secondary index the item appears in; a read costs ceil(size / 4 KB) units, half
+that when eventually consistent (a Query rounds the sum of the items it returns). It is used by
+`make bench` to price a million pageviews from what the local stack actually did.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
+
+_local = threading.local()
+
+
+@dataclass
+class Usage:
+    write_units: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    read_units: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    items_read: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def total_write_units(self) -> float:
+        return sum(self.write_units.values())
+
+    @property
+    def total_read_units(self) -> float:
+        return sum(self.read_units.values())
+
+
+class CapacityMeter:
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self._lock = threading.Lock()
+        self._installed: list[tuple[Any, str, Any]] = []
+
+    def reset(self) -> Usage:
+        with self._lock:
+            usage, self.usage = self.usage, Usage()
+        return usage
+
+    def _write(self, table: str, units: float) -> None:
+        with self._lock:
+            self.usage.write_units[table] += units
+
+    def _read(self, table: str, units: float, items: int) -> None:
+        with self._lock:
+            self.usage.read_units[table] += units
+            self.usage.items_read[table] += items
+
+    # ---- installation -------------------------------------------------------------------------
+
+    def install(self) -> None:
+        self._wrap(DynamoDBBackend, "put_item", self._wrap_write)
+        self._wrap(DynamoDBBackend, "update_item", self._wrap_write)
+        self._wrap(DynamoDBBackend, "delete_item", self._wrap_write)
+        self._wrap(DynamoDBBackend, "transact_write_items", self._wrap_transaction)
+        self._wrap(DynamoDBBackend, "get_item", self._wrap_get)
+        self._wrap(DynamoDBBackend, "query", self._wrap_query)
+        self._wrap(DynamoHandler, "batch_get_item", self._wrap_batch_get)
+
+    def uninstall(self) -> None:
+        for owner, name, original in reversed(self._installed):
+            setattr(owner, name, original)
+        self._installed.clear()
+
+    def _wrap(self, owner: Any, name: str, factory: Callable[[Any], Any]) -> None:
+        original = getattr(owner, name)
+        self._installed.append((owner, name, original))
+        setattr(owner, name, factory(original))
+
+    # ---- wrappers -----------------------------------------------------------------------------
+
+    def _wrap_write(self, original: Any) -> Any:
+        meter = self
+
+        def write(backend: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            table = backend.get_table(table_name)
+            key_attrs = args[0] if args else kwargs.get("item_attrs") or kwargs.get("key")
+            before = _existing_size(backend, table, key_attrs)
+            result = original(backend, table_name, *args, **kwargs)
+            after = (
+                result.size()
+                if hasattr(result, "size") and original.__name__ != "delete_item"
+                else 0
+            )
+            units = math.ceil(max(before, after, 1) / 1024)
+            indexed = sum(1 for index in table.global_indexes if _in_index(result, index))
+            factor = 2 if getattr(_local, "in_transaction", False) else 1
+            meter._write(table_name, factor * units + units * indexed)
+            return result
+
+        return write
+
+    def _wrap_transaction(self, original: Any) -> Any:
+        def transaction(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            with _flag("in_transaction"):
+                return original(backend, *args, **kwargs)
+
+        return transaction
+
+    def _wrap_get(self, original: Any) -> Any:
+        meter = self
+
+        def get(backend: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            item = original(backend, table_name, *args, **kwargs)
+            if not getattr(_local, "in_transaction", False) and not getattr(
+                _local, "internal", False
+            ):
+                consistent = getattr(_local, "consistent", False)
+                size = item.size() if item is not None else 0
+                units = math.ceil(max(size, 1) / 4096) * (1.0 if consistent else 0.5)
+                meter._read(table_name, units, 1 if item is not None else 0)
+            return item
+
+        return get
+
+    def _wrap_query(self, original: Any) -> Any:
+        meter = self
+
+        def query(backend: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            result = original(backend, table_name, *args, **kwargs)
+            items = result[0]
+            consistent = bool(kwargs.get("consistent_read"))
+            size = sum(item.size() for item in items)
+            units = math.ceil(max(size, 1) / 4096) * (1.0 if consistent else 0.5)
+            meter._read(table_name, units, len(items))
+            return result
+
+        return query
+
+    def _wrap_batch_get(self, original: Any) -> Any:
+        def batch_get(handler: Any) -> Any:
+            consistent = any(
+                request.get("ConsistentRead")
+                for request in handler.body.get("RequestItems", {}).values()
+            )
+            with _flag("consistent", consistent):
+                return original(handler)
+
+        return batch_get
+
+
+@contextmanager
+def _flag(name: str, value: bool = True) -> Iterator[None]:
+    previous = getattr(_local, name, False)
+    setattr(_local, name, value)
+    try:
+        yield
+    finally:
+        setattr(_local, name, previous)
+
+
+def _existing_size(backend: Any, table: Any, attrs: dict[str, Any] | None) -> int:
+    if not attrs:
+        return 0
+    try:
+        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+        if table.range_key_attr:
+            key[table.range_key_attr] = attrs[table.range_key_attr]
+    except KeyError:
+        return 0
+    with _flag("internal"):
+        item = backend.get_item(table.name, key)
+    return int(item.size()) if item is not None else 0
+
+
+def _in_index(item: Any, index: Any) -> bool:
+    if item is None or not hasattr(item, "attrs"):
+        return False
+    return all(schema["AttributeName"] in item.attrs for schema in index.schema)
