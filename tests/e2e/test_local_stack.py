@@ -1,0 +1,143 @@
+"""`liveinsight dev` as a newcomer uses it: data survives a restart, Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import DESKTOP_UA, REPO, free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def start(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local.cli",
+            "--data-dir",
+            str(data_dir),
+            "dev",
+            "--port",
+            str(port),
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for(lambda: _healthy(port) or process.poll() is not None, timeout=60)
+    assert process.poll() is None, process.stdout.read() if process.stdout else ""
+    return process
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):  # noqa: S310
+            return True
+    except OSError:
+        return False
+
+
+def send(port: int, path: str) -> None:
+    body = json.dumps(
+        {"n": "pageview", "u": f"https://keep.example{path}", "d": "keep.example"}
+    ).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/event",
+        data=body,
+        headers={"content-type": "text/plain", "user-agent": DESKTOP_UA},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - 127.0.0.1
+        assert response.status == 202
+
+
+def realtime(port: int, key: str) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/realtime?site_id=keep.example",
+        headers={"authorization": f"Bearer {key}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    process.send_signal(signal.SIGINT)  # what Ctrl-C does
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    return out.decode()
+
+
+def test_data_survives_a_restart_and_is_not_counted_twice(tmp_path: Path) -> None:
+    # Given a site created while the stack is stopped (the CLI works on the saved data)
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "local.cli",
+            "--data-dir",
+            str(tmp_path),
+            "site",
+            "add",
+            "keep.example",
+            "--json",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    key = json.loads(created.stdout)["key"]
+    port = free_port()
+    first = start(tmp_path, port)
+    send(port, "/one")
+    send(port, "/two")
+    wait_for(lambda: realtime(port, key)["pageviews"] == 2)
+    output = stop(first)
+    assert "Stopping" in output
+
+    # When it starts again
+    second = start(tmp_path, port)
+    try:
+        # Then the counts are back, and restored events are not aggregated again
+        assert realtime(port, key)["pageviews"] == 2
+        send(port, "/three")
+        wait_for(lambda: realtime(port, key)["pageviews"] == 3)
+        time.sleep(1.5)  # one more batching window: nothing else may arrive
+        assert realtime(port, key)["pageviews"] == 3
+        assert realtime(port, key)["current_visitors"] == 1
+    finally:
+        stop(second)
+    assert (tmp_path / "snapshot.json").exists()
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_demo_traffic_reaches_the_public_demo_dashboard(tmp_path: Path) -> None:
+    port = free_port()
+    process = start(tmp_path, port, "--demo-traffic", "--demo-rate", "10", "--no-persist")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{url}/api/v1/sites/public", timeout=5) as response:  # noqa: S310
+            (demo,) = json.loads(response.read())["sites"]
+        with urllib.request.urlopen(f"{url}/", timeout=5) as response:  # noqa: S310
+            assert b"LiveInsight" in response.read()
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+
+        def pageviews() -> int:
+            with urllib.request.urlopen(
+                f"{url}/api/realtime?site_id={demo['domain']}", timeout=5
+            ) as r:  # noqa: S310
+                return int(json.loads(r.read())["pageviews"])
+
+        wait_for(lambda: pageviews() > 5, timeout=30)
+    finally:
+        stop(process)
