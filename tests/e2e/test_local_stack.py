@@ -42,7 +42,7 @@ def start(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
 
 def _healthy(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
             return True
     except OSError:
         return False
@@ -57,7 +57,7 @@ def send(port: int, path: str) -> None:
         data=body,
         headers={"content-type": "text/plain", "user-agent": DESKTOP_UA},
     )
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - 127.0.0.1
+    with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 202
 
 
@@ -66,7 +66,7 @@ def realtime(port: int, key: str) -> Any:
         f"http://127.0.0.1:{port}/api/realtime?site_id=keep.example",
         headers={"authorization": f"Bearer {key}"},
     )
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
 
@@ -126,16 +126,16 @@ def test_demo_traffic_reaches_the_public_demo_dashboard(tmp_path: Path) -> None:
     process = start(tmp_path, port, "--demo-traffic", "--demo-rate", "10", "--no-persist")
     try:
         url = f"http://127.0.0.1:{port}"
-        with urllib.request.urlopen(f"{url}/api/v1/sites/public", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/api/v1/sites/public", timeout=5) as response:
             (demo,) = json.loads(response.read())["sites"]
-        with urllib.request.urlopen(f"{url}/", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/", timeout=5) as response:
             assert b"LiveInsight" in response.read()
             assert "script-src 'self'" in response.headers["content-security-policy"]
 
         def pageviews() -> int:
             with urllib.request.urlopen(
                 f"{url}/api/realtime?site_id={demo['domain']}", timeout=5
-            ) as r:  # noqa: S310
+            ) as r:
                 return int(json.loads(r.read())["pageviews"])
 
         wait_for(lambda: pageviews() > 5, timeout=30)
