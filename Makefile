@@ -1,18 +1,21 @@
-# LiveInsight — the one make vocabulary: dev, test, lint, bench (and build, lock, clean).
+# LiveInsight — the one make vocabulary: dev, test, lint, bench (and build, package, lock, clean).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# checkov pins boto3==1.35.49, which the project's boto3>=1.40 excludes: it gets its own virtualenv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 
-.PHONY: dev test test-unit test-integration test-e2e lint bench build install lock clean
+.PHONY: dev test test-unit test-integration test-e2e test-infra infra-tools lint bench build package install lock clean
 
 ## dev: the whole stack on http://127.0.0.1:$(PORT) with a demo site and demo traffic
 dev: install build
 	$(VENV)/bin/liveinsight dev --port $(PORT) --demo-traffic
 
-## test: every tier (unit, integration under moto, end-to-end in Chromium)
-test: install build
+## test: every tier (unit, integration under moto, infra, end-to-end in Chromium)
+test: install build infra-tools
 	$(PY) -m pytest -q
 
 test-unit: install
@@ -24,6 +27,22 @@ test-integration: install
 test-e2e: install build
 	$(PY) -m pytest -q tests/e2e
 
+## test-infra: Terraform checked statically (HCL, checkov), IAM against recorded calls, zips, logs
+test-infra: install infra-tools
+	$(PY) -m pytest -q tests/infra
+
+## infra-tools: checkov's virtualenv and the x86_64 wheels the zip tests build with (then offline)
+infra-tools: $(CHECKOV_VENV)/.installed build/wheelhouse/.x86_64
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-checkov.txt
+	@touch $@
+
+build/wheelhouse/.x86_64: requirements.txt uv.lock scripts/package.py | install
+	$(PY) -m scripts.package --fetch-only --platform manylinux2014_x86_64
+	@touch $@
+
 ## lint: ruff (lint + format check) and mypy strict on the source
 lint: install
 	$(VENV)/bin/ruff check .
@@ -33,6 +52,10 @@ lint: install
 ## bench: every benchmark, one Markdown table, rows also in bench/results.json
 bench: install build
 	$(PY) -m bench
+
+## package: one zip per Lambda in build/lambda/ (manylinux aarch64 wheels), within size budgets
+package: install
+	$(PY) -m scripts.package
 
 ## build: the tracker and the dashboard (esbuild, Tailwind, vendored htmx and Chart.js)
 build: node_modules/.installed
@@ -56,6 +79,8 @@ lock:
 	uv lock
 	uv export --frozen --no-dev --no-emit-project -q -o requirements.txt
 	uv export --frozen --extra dev --no-emit-project -q -o requirements-dev.txt
+	echo "checkov==$(CHECKOV_VERSION)" | uv pip compile - --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" -q -o requirements-checkov.txt
 
 clean:
-	rm -rf $(VENV) node_modules tracker/dist dashboard/dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build node_modules tracker/dist dashboard/dist .pytest_cache .mypy_cache .ruff_cache
