@@ -1,0 +1,134 @@
+locals {
+  fn = { for key, f in aws_lambda_function.this : key => f.function_name }
+
+  dashboard_widgets = [
+    {
+      type = "metric", x = 0, y = 0, width = 12, height = 6
+      properties = {
+        title  = "Ingest: events accepted, duplicates, invalid"
+        region = var.region
+        stat   = "Sum"
+        period = 60
+        metrics = [
+          ["LiveInsight", "EventsAccepted", "service", "ingest"],
+          ["LiveInsight", "EventsDuplicate", "service", "ingest"],
+          ["LiveInsight", "EventsInvalid", "service", "ingest"],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 0, width = 12, height = 6
+      properties = {
+        title  = "Ingest: events dropped, by reason"
+        region = var.region
+        period = 60
+        metrics = [
+          [{ expression = "SEARCH('{LiveInsight,service} service=\"ingest\" MetricName=EventsDropped_', 'Sum', 60)", id = "dropped", label = "" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 6, width = 12, height = 6
+      properties = {
+        title  = "Aggregator: counted, duplicates skipped, malformed, transaction retries"
+        region = var.region
+        stat   = "Sum"
+        period = 60
+        metrics = [
+          ["LiveInsight", "EventsCounted", "service", "aggregator"],
+          ["LiveInsight", "DuplicatesSkipped", "service", "aggregator"],
+          ["LiveInsight", "MalformedRecords", "service", "aggregator"],
+          ["LiveInsight", "TransactionRetries", "service", "aggregator"],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 6, width = 12, height = 6
+      properties = {
+        title  = "Freshness: batch age (s) and stream iterator age (ms)"
+        region = var.region
+        period = 60
+        metrics = [
+          ["LiveInsight", "BatchAgeSeconds", "service", "aggregator", { stat = "Maximum" }],
+          ["AWS/Lambda", "IteratorAge", "FunctionName", local.fn["aggregator"], { stat = "Maximum", yAxis = "right" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 12, width = 8, height = 6
+      properties = {
+        title  = "Lambda errors and throttles"
+        region = var.region
+        stat   = "Sum"
+        period = 60
+        metrics = concat(
+          [for key, name in local.fn : ["AWS/Lambda", "Errors", "FunctionName", name, { label = "${key} errors" }]],
+          [for key, name in local.fn : ["AWS/Lambda", "Throttles", "FunctionName", name, { label = "${key} throttles" }]],
+        )
+      }
+    },
+    {
+      type = "metric", x = 8, y = 12, width = 8, height = 6
+      properties = {
+        title   = "Lambda duration p95 (ms)"
+        region  = var.region
+        stat    = "p95"
+        period  = 60
+        metrics = [for key, name in local.fn : ["AWS/Lambda", "Duration", "FunctionName", name, { label = key }]]
+      }
+    },
+    {
+      type = "metric", x = 16, y = 12, width = 8, height = 6
+      properties = {
+        title  = "Dead-letter queue depth"
+        region = var.region
+        stat   = "Maximum"
+        period = 60
+        metrics = [
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.aggregator_dlq.name],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 18, width = 12, height = 6
+      properties = {
+        title  = "API: requests, 4xx, 5xx"
+        region = var.region
+        stat   = "Sum"
+        period = 60
+        metrics = [
+          ["AWS/ApiGateway", "Count", "ApiId", aws_apigatewayv2_api.http.id],
+          ["AWS/ApiGateway", "4xx", "ApiId", aws_apigatewayv2_api.http.id],
+          ["AWS/ApiGateway", "5xx", "ApiId", aws_apigatewayv2_api.http.id],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 18, width = 12, height = 6
+      properties = {
+        title  = "DynamoDB: consumed write units and throttle events"
+        region = var.region
+        stat   = "Sum"
+        period = 60
+        metrics = concat(
+          [for key, t in aws_dynamodb_table.this : ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", t.name, { label = "${key} WCU" }]],
+          [for key, t in aws_dynamodb_table.this : ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", t.name, { label = "${key} write throttles" }]],
+        )
+      }
+    },
+    {
+      type = "log", x = 0, y = 24, width = 24, height = 6
+      properties = {
+        title  = "Warnings and errors (all functions)"
+        region = var.region
+        query  = "SOURCE '${aws_cloudwatch_log_group.lambda["ingest"].name}' | SOURCE '${aws_cloudwatch_log_group.lambda["aggregator"].name}' | SOURCE '${aws_cloudwatch_log_group.lambda["query"].name}' | fields @timestamp, service, level, message, correlation_id, failed_sequence_number | filter level in ['WARNING', 'ERROR', 'CRITICAL'] | sort @timestamp desc | limit 50"
+        view   = "table"
+      }
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = local.name
+  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
+}

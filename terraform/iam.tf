@@ -1,0 +1,116 @@
+# One role per function, allowing exactly the calls its code makes (tests/infra records them under
+# moto and compares) on exactly its tables. TransactWriteItems has no IAM action of its own: each
+# Put / Update inside it needs dynamodb:PutItem / dynamodb:UpdateItem.
+
+data "aws_iam_policy_document" "assume_lambda" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "lambda" {
+  for_each = local.functions
+
+  name               = "${local.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  for_each = local.functions
+
+  name   = "least-privilege"
+  role   = aws_iam_role.lambda[each.key].id
+  policy = local.policies[each.key]
+}
+
+locals {
+  policies = {
+    ingest     = data.aws_iam_policy_document.ingest.json
+    aggregator = data.aws_iam_policy_document.aggregator.json
+    query      = data.aws_iam_policy_document.query.json
+  }
+}
+
+# ingest: one conditional PutItem per event (ingest/store.py); sites are read (core/sites.py
+# SiteStore.get), the daily salts read, created and the expired ones deleted (ingest/visitor.py).
+data "aws_iam_policy_document" "ingest" {
+  statement {
+    sid       = "StoreEvents"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.this["events"].arn]
+  }
+  statement {
+    sid = "SitesAndSalts"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "dynamodb:PutItem",
+      "dynamodb:DeleteItem",
+    ]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda["ingest"].arn}:*"]
+  }
+}
+
+# aggregator: visitor states read with BatchGetItem, then one TransactWriteItems per chunk of
+# Put (markers, visitor states) and Update (counters) (aggregator/store.py). The event source
+# mapping reads the stream and sends on-failure records to the DLQ with this role.
+data "aws_iam_policy_document" "aggregator" {
+  statement {
+    sid = "Aggregates"
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [aws_dynamodb_table.this["aggregates"].arn]
+  }
+  statement {
+    sid = "ReadEventsStream"
+    actions = [
+      "dynamodb:DescribeStream",
+      "dynamodb:GetRecords",
+      "dynamodb:GetShardIterator",
+      "dynamodb:ListStreams",
+    ]
+    resources = [aws_dynamodb_table.this[local.esm.source_table].stream_arn]
+  }
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.aggregator_dlq.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda["aggregator"].arn}:*"]
+  }
+}
+
+# query: sites and key hashes from meta (core/sites.py: get, site_for_key, list), counters from
+# aggregates (query_api/reader.py).
+data "aws_iam_policy_document" "query" {
+  statement {
+    sid       = "Sites"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+  }
+  statement {
+    sid       = "Counters"
+    actions   = ["dynamodb:Query"]
+    resources = [aws_dynamodb_table.this["aggregates"].arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda["query"].arn}:*"]
+  }
+}

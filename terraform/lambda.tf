@@ -1,0 +1,83 @@
+resource "aws_cloudwatch_log_group" "lambda" {
+  #checkov:skip=CKV_AWS_158:Encrypted with CloudWatch Logs' own key; the lines hold no personal data (no IP, no user agent: tests/infra checks every line), so a $1/month CMK per log group buys nothing.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (30 days by default): operational logs only, and keeping less is the privacy-friendly default.
+  for_each = local.functions
+
+  name              = "/aws/lambda/${local.name}-${each.key}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_117:No VPC: the functions only call DynamoDB's public, IAM-authenticated endpoint, and a VPC would need NAT or endpoints (a fixed monthly cost) for nothing.
+  #checkov:skip=CKV_AWS_116:No async invocations: ingest and query are invoked synchronously by API Gateway, the aggregator by the event source mapping, whose on-failure destination is the SQS dead-letter queue.
+  #checkov:skip=CKV_AWS_115:No reserved concurrency: new accounts have a concurrency quota of 10 and AWS refuses a reservation that leaves fewer than 10 unreserved. API Gateway throttling bounds ingest and query; the aggregator's concurrency is one per shard (parallelization_factor).
+  #checkov:skip=CKV_AWS_173:The environment holds only table names and Powertools settings, no secrets; the secrets live in SSM SecureString parameters.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and a signed S3 upload; the zips are reproducible from the locked requirements and built by `make package` in the deploying account's pipeline.
+  #checkov:skip=CKV_AWS_50:X-Ray is off: the code has no tracer, and one trace per ingest call would cost about half of our per-pageview budget. Correlation ids in the JSON logs follow an event end to end (RUNBOOK.md).
+  for_each = local.functions
+
+  function_name    = "${local.name}-${each.key}"
+  description      = each.value.description
+  role             = aws_iam_role.lambda[each.key].arn
+  runtime          = "python3.11"
+  architectures    = ["arm64"]
+  handler          = each.value.handler
+  filename         = "${local.package_dir}/${each.key}.zip"
+  source_code_hash = filebase64sha256("${local.package_dir}/${each.key}.zip")
+  memory_size      = var.lambda_memory_mb
+  timeout          = each.value.timeout
+
+  environment {
+    variables = merge(
+      {
+        POWERTOOLS_SERVICE_NAME      = each.key
+        POWERTOOLS_METRICS_NAMESPACE = "LiveInsight"
+        POWERTOOLS_LOG_LEVEL         = var.log_level
+      },
+      each.value.environment,
+    )
+  }
+
+  logging_config {
+    # Powertools writes one JSON object per line already; "Text" passes it through unchanged.
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.lambda[each.key].name
+  }
+
+  depends_on = [aws_iam_role_policy.lambda]
+}
+
+# The aggregator reads the events table's stream with every setting from core/schema.json.
+resource "aws_lambda_event_source_mapping" "aggregator" {
+  event_source_arn                   = aws_dynamodb_table.this[local.esm.source_table].stream_arn
+  function_name                      = aws_lambda_function.this["aggregator"].arn
+  starting_position                  = local.esm.starting_position
+  batch_size                         = local.esm.batch_size
+  maximum_batching_window_in_seconds = local.esm.maximum_batching_window_in_seconds
+  bisect_batch_on_function_error     = local.esm.bisect_batch_on_function_error
+  maximum_retry_attempts             = local.esm.maximum_retry_attempts
+  maximum_record_age_in_seconds      = local.esm.maximum_record_age_in_seconds
+  function_response_types            = local.esm.function_response_types
+  parallelization_factor             = local.esm.parallelization_factor
+
+  filter_criteria {
+    filter {
+      pattern = jsonencode({ eventName = local.esm.filter_event_names })
+    }
+  }
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.aggregator_dlq.arn
+    }
+  }
+}
+
+# Records the aggregator gave up on (retries or record age exhausted). Lambda sends metadata only
+# (shard, sequence range); `liveinsight dlq replay` reads the records back from the stream
+# (24 h retention) or from the events table (7 days). See RUNBOOK.md.
+resource "aws_sqs_queue" "aggregator_dlq" {
+  name                      = "${local.name}-aggregator-dlq"
+  message_retention_seconds = 1209600 # 14 days, SQS's maximum
+  sqs_managed_sse_enabled   = true
+}

@@ -1,0 +1,57 @@
+locals {
+  # The one schema source (STYLE.md 9): tables, TTL, stream, GSIs and the event source mapping
+  # come from the file the local stack and the tests read too. Nothing here repeats a key name.
+  schema = jsondecode(file("${path.module}/../core/schema.json"))
+  esm    = local.schema.event_source_mapping
+
+  name        = "${var.project_name}-${var.environment}"
+  package_dir = "${path.module}/../build/lambda" # `make package` writes <function>.zip here
+
+  tags = {
+    project     = var.project_name
+    environment = var.environment
+    managed-by  = "terraform"
+  }
+
+  tables = { for logical, table in aws_dynamodb_table.this : logical => table.name }
+
+  # One entry per Lambda; scripts/package.py builds the zips with the same names and handlers.
+  # `environment` must set every LIVEINSIGHT_* field without a default in that function's
+  # settings class (core/settings.py): tests/infra checks it.
+  functions = {
+    ingest = {
+      handler     = "ingest.handler.handler"
+      timeout     = 10
+      description = "POST /api/event: validate, enrich, hash the visitor, store, answer 202"
+      environment = {
+        LIVEINSIGHT_EVENTS_TABLE = local.tables["events"]
+        LIVEINSIGHT_META_TABLE   = local.tables["meta"]
+      }
+    }
+    aggregator = {
+      handler     = "aggregator.handler.handler"
+      timeout     = 60
+      description = "events stream (INSERT) -> aggregates, exactly once"
+      environment = {
+        LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
+      }
+    }
+    query = {
+      handler     = "query_api.handler.handler"
+      timeout     = 10
+      description = "GET /api/*: stats JSON, Plausible Stats API v1, dashboard cards"
+      environment = {
+        LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
+        LIVEINSIGHT_META_TABLE       = local.tables["meta"]
+      }
+    }
+  }
+
+  # Paths served by ingest; every other /api/* path goes to query (local/front.py INGEST_PATHS).
+  ingest_paths = ["/api/event", "/api/send", "/api/batch"]
+
+  # The dashboard's security headers, the same as the local front's (local/front.py).
+  content_security_policy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+
+  public_host = var.domain != "" ? var.domain : aws_cloudfront_distribution.this.domain_name
+}

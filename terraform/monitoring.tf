@@ -1,0 +1,199 @@
+# Alarms (each one has a section in RUNBOOK.md with the same name) and the CloudWatch dashboard.
+# Custom metrics are Powertools EMF lines: namespace LiveInsight, dimension service=<function>.
+
+resource "aws_sns_topic" "alarms" {
+  #checkov:skip=CKV_AWS_26:CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed aws/sns key, and a CMK ($1/month) for alarm names and states protects nothing secret.
+  name = "${local.name}-alarms"
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.alarm_email == "" ? 0 : 1
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+locals {
+  alarm_actions = [aws_sns_topic.alarms.arn]
+  runbook       = "RUNBOOK.md in the LiveInsight repository"
+}
+
+resource "aws_cloudwatch_metric_alarm" "aggregator_errors" {
+  alarm_name          = "${local.name}-aggregator-errors"
+  alarm_description   = "The aggregator raised: its whole batch is retried, then bisected, then dead-lettered. See ${local.runbook}, section aggregator-errors."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.this["aggregator"].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "iterator_age" {
+  alarm_name          = "${local.name}-stream-iterator-age"
+  alarm_description   = "The aggregator is more than ${var.iterator_age_alarm_seconds} s behind the events stream: realtime numbers are stale. See ${local.runbook}, section stream-iterator-age."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = aws_lambda_function.this["aggregator"].function_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  threshold           = var.iterator_age_alarm_seconds * 1000
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
+  alarm_name          = "${local.name}-dlq-depth"
+  alarm_description   = "Stream records the aggregator gave up on are waiting in the dead-letter queue: they are not counted yet. See ${local.runbook}, section dlq-depth."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.aggregator_dlq.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
+  for_each = local.functions
+
+  alarm_name          = "${local.name}-${each.key}-throttles"
+  alarm_description   = "Lambda throttled ${each.key} (account or function concurrency exhausted). See ${local.runbook}, section throttles."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
+  for_each = local.schema.tables
+
+  alarm_name          = "${local.name}-${each.key}-table-throttles"
+  alarm_description   = "DynamoDB throttled reads or writes on the ${each.key} table (a hot partition). See ${local.runbook}, section throttles."
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "throttled"
+    expression  = "FILL(reads, 0) + FILL(writes, 0)"
+    label       = "Throttle events"
+    return_data = true
+  }
+  metric_query {
+    id = "reads"
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "ReadThrottleEvents"
+      dimensions  = { TableName = aws_dynamodb_table.this[each.key].name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+  metric_query {
+    id = "writes"
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "WriteThrottleEvents"
+      dimensions  = { TableName = aws_dynamodb_table.this[each.key].name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
+  alarm_name          = "${local.name}-api-5xx-rate"
+  alarm_description   = "More than ${var.api_5xx_alarm_percent}% of API requests failed with a 5xx (at least 20 requests in 5 minutes). See ${local.runbook}, section api-5xx-rate."
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = var.api_5xx_alarm_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(FILL(requests, 0) >= 20, 100 * FILL(errors, 0) / requests, 0)"
+    label       = "5xx %"
+    return_data = true
+  }
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "5xx"
+      dimensions  = { ApiId = aws_apigatewayv2_api.http.id }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      dimensions  = { ApiId = aws_apigatewayv2_api.http.id }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}
+
+# A sudden drop of accepted events: below CloudWatch's anomaly band for 15 minutes. Silence
+# counts as a drop (missing data breaches): a tracker that stopped sending is the failure that
+# matters most, and the only one no other alarm sees.
+resource "aws_cloudwatch_metric_alarm" "accepted_events_drop" {
+  alarm_name          = "${local.name}-accepted-events-drop"
+  alarm_description   = "Accepted events fell below their usual band (or stopped) for 15 minutes. See ${local.runbook}, section accepted-events-drop."
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  comparison_operator = "LessThanLowerThreshold"
+  threshold_metric_id = "band"
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "band"
+    expression  = "ANOMALY_DETECTION_BAND(accepted, 3)"
+    label       = "Expected accepted events"
+    return_data = true
+  }
+  metric_query {
+    id          = "accepted"
+    return_data = true
+    metric {
+      namespace   = "LiveInsight"
+      metric_name = "EventsAccepted"
+      dimensions  = { service = "ingest" }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}

@@ -1,0 +1,57 @@
+output "dashboard_url" {
+  description = "The dashboard (CloudFront). Append ?site=<domain>#key=<read key>."
+  value       = "https://${local.public_host}/"
+}
+
+output "api_url" {
+  description = "The HTTP API's own endpoint. Browsers and trackers use the dashboard URL's /api/* instead."
+  value       = aws_apigatewayv2_api.http.api_endpoint
+}
+
+output "tracker_snippet" {
+  description = "Paste into every page of a site (replace example.com with the site's domain)."
+  value       = "<script defer data-domain=\"example.com\" src=\"https://${local.public_host}/js/script.js\"></script>"
+}
+
+output "static_bucket" {
+  description = "Where scripts/deploy.sh uploads the dashboard and the tracker."
+  value       = aws_s3_bucket.static.bucket
+}
+
+output "cloudfront_distribution_id" {
+  description = "Invalidated by scripts/deploy.sh after each upload."
+  value       = aws_cloudfront_distribution.this.id
+}
+
+output "table_names" {
+  description = "Physical table names by logical name (core/schema.json)."
+  value       = local.tables
+}
+
+output "function_names" {
+  description = "Lambda function names by logical name."
+  value       = local.fn
+}
+
+output "log_groups" {
+  description = "CloudWatch log groups of the functions, for Logs Insights (RUNBOOK.md)."
+  value       = { for key, group in aws_cloudwatch_log_group.lambda : key => group.name }
+}
+
+output "dead_letter_queue_url" {
+  description = "The aggregator's on-failure destination; `liveinsight dlq replay` drains it."
+  value       = aws_sqs_queue.aggregator_dlq.url
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "secret_parameters" {
+  description = "SSM SecureString parameters of the dashboard login."
+  value = {
+    session_signing_key = aws_ssm_parameter.session_signing_key.name
+    admin_password_hash = aws_ssm_parameter.admin_password_hash.name
+  }
+}

@@ -1,0 +1,28 @@
+# Secrets for the dashboard login: SSM SecureString parameters (free for standard parameters,
+# where Secrets Manager costs $0.40 per secret and month). No function reads them yet, so no role
+# is granted ssm:GetParameter: grant it to query when its code reads them.
+
+resource "random_password" "session_signing_key" {
+  length  = 64
+  special = false
+}
+
+resource "aws_ssm_parameter" "session_signing_key" {
+  #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key; a customer-managed key ($1/month) would protect nothing more for a single-tenant deployment.
+  name        = "/${var.project_name}/${var.environment}/session-signing-key"
+  description = "HMAC key that signs dashboard session cookies. Rotating it logs everyone out."
+  type        = "SecureString"
+  value       = random_password.session_signing_key.result
+}
+
+resource "aws_ssm_parameter" "admin_password_hash" {
+  #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key; a customer-managed key ($1/month) would protect nothing more for a single-tenant deployment.
+  name        = "/${var.project_name}/${var.environment}/admin-password-hash"
+  description = "Hash of the dashboard admin password. Set out of band (RUNBOOK.md), never in Terraform state."
+  type        = "SecureString"
+  value       = "unset"
+
+  lifecycle {
+    ignore_changes = [value]
+  }
+}

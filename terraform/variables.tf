@@ -1,0 +1,99 @@
+variable "region" {
+  description = "AWS region for everything but CloudFront's global parts."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "environment" {
+  description = "Environment name, part of every resource name (prod, staging, ...)."
+  type        = string
+  default     = "prod"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,15}$", var.environment))
+    error_message = "environment: lower-case letters, digits and dashes, at most 16 characters."
+  }
+}
+
+variable "project_name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "liveinsight"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,23}$", var.project_name))
+    error_message = "project_name: lower-case letters, digits and dashes, at most 24 characters."
+  }
+}
+
+variable "domain" {
+  description = "Custom domain for the dashboard and tracker (e.g. stats.example.com); empty for the CloudFront domain."
+  type        = string
+  default     = ""
+}
+
+variable "acm_certificate_arn" {
+  description = "ACM certificate in us-east-1 covering var.domain; required when domain is set."
+  type        = string
+  default     = ""
+}
+
+variable "alarm_email" {
+  description = "Where alarms are sent (SNS e-mail subscription, confirm the first mail); empty for none."
+  type        = string
+  default     = ""
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Lambda and API access logs. Logs hold no IP address or user agent."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "POWERTOOLS_LOG_LEVEL of the three functions."
+  type        = string
+  default     = "INFO"
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory of each function (bench/__main__.py prices Lambda with the same figure)."
+  type        = number
+  default     = 256
+}
+
+variable "ingest_throttle" {
+  description = "API Gateway throttling of the ingest routes (requests per second, burst)."
+  type        = object({ rate = number, burst = number })
+  default     = { rate = 500, burst = 1000 }
+}
+
+variable "query_throttle" {
+  description = "API Gateway throttling of the query routes (requests per second, burst)."
+  type        = object({ rate = number, burst = number })
+  default     = { rate = 50, burst = 100 }
+}
+
+variable "iterator_age_alarm_seconds" {
+  description = "Alarm when the aggregator falls this far behind the events stream."
+  type        = number
+  default     = 120
+}
+
+variable "api_5xx_alarm_percent" {
+  description = "Alarm when this share of API requests ends in a 5xx over 5 minutes."
+  type        = number
+  default     = 1
+}
+
+variable "price_class" {
+  description = "CloudFront price class."
+  type        = string
+  default     = "PriceClass_100"
+}
+
+variable "deletion_protection" {
+  description = "DynamoDB deletion protection (turn off only to destroy a test environment)."
+  type        = bool
+  default     = true
+}
