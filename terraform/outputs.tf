@@ -55,3 +55,8 @@ output "secret_parameters" {
     admin_password_hash = aws_ssm_parameter.admin_password_hash.name
   }
 }
+
+output "region" {
+  description = "Region of the deployment (RUNBOOK.md's shell set-up reads it)."
+  value       = var.region
+}

@@ -1,0 +1,232 @@
+"""Each role allows exactly the DynamoDB/SQS actions its function's code calls, on exactly its tables.
+
+The calls are recorded, not guessed: every botocore client made during the scenario gets a
+`before-call` hook, and a call is attributed to the function whose invocation makes it (a context
+variable set around each invocation in local/runtime.py; it follows FastAPI's sync endpoints into
+their worker threads). The real handlers run
+against the moto server, through ingest → stream → aggregator → query, including the paths that
+only happen sometimes: a new day's salt replacing an expired one, a resend, a redelivered batch
+(cancelled transaction), a bot, an unknown site, a bad key, a public site listing.
+
+Operations map to IAM actions as AWS authorizes them: TransactWriteItems has no action of its
+own, each Put/Update/Delete/ConditionCheck inside it needs PutItem/UpdateItem/DeleteItem/
+ConditionCheckItem on its table. The stream read actions and sqs:SendMessage are the event source
+mapping's (it polls the stream and writes on-failure records with the function's role), so for
+the aggregator they are derived from the mapping's resource, not from the code.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import botocore.session
+import pytest
+
+from core import keys
+from local.runtime import LocalFunction
+from tests.infra import terraform as tf
+from tests.integration.pipeline import DESKTOP_UA, Pipeline
+
+SITE = "iam.example"
+PUBLIC_SITE = "public.example"
+BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+STREAM_READ = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
+
+CURRENT_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_function", default=None
+)
+
+Grant = tuple[str, str]  # (IAM action, resource: "table:<logical>" | "stream:<logical>" | ...)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, dict[str, Any]]] = []  # function, service, op, body
+        self._lock = threading.Lock()
+
+    def hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        function = CURRENT_FUNCTION.get()
+        if function is None:
+            return  # the test's own setup and stream reads, not a function's
+        raw = params.get("body") or b"{}"
+        body = json.loads(raw.decode() if isinstance(raw, bytes) else raw or "{}")
+        with self._lock:
+            self.calls.append((function, model.service_model.service_name, model.name, body))
+
+
+@pytest.fixture()
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    recorder = Recorder()
+    original = botocore.session.Session.create_client
+
+    def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, *args, **kwargs)
+        client.meta.events.register("before-call.*", recorder.hook)
+        return client
+
+    invoke = LocalFunction._timed
+
+    def timed(self: LocalFunction, event: dict[str, Any]) -> Any:
+        token = CURRENT_FUNCTION.set(self.name)
+        try:
+            return invoke(self, event)
+        finally:
+            CURRENT_FUNCTION.reset(token)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+    monkeypatch.setattr(LocalFunction, "_timed", timed)
+    yield recorder
+
+
+def grants_from_call(
+    service: str, operation: str, body: dict[str, Any], logical: dict[str, str]
+) -> set[Grant]:
+    if service != "dynamodb":
+        return {(f"{service}:{operation}", "unknown")}
+    if operation == "TransactWriteItems":
+        return {
+            (f"dynamodb:{TRANSACT_ACTIONS[kind]}", "table:" + logical[spec["TableName"]])
+            for item in body["TransactItems"]
+            for kind, spec in item.items()
+        }
+    if operation == "TransactGetItems":
+        return {
+            ("dynamodb:GetItem", "table:" + logical[item["Get"]["TableName"]])
+            for item in body["TransactItems"]
+        }
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        return {(f"dynamodb:{operation}", "table:" + logical[t]) for t in body["RequestItems"]}
+    return {(f"dynamodb:{operation}", "table:" + logical[body["TableName"]])}
+
+
+def run_scenario(pipeline: Pipeline) -> None:
+    # Given a private site with a key, a public site, and a salt from long ago
+    key = pipeline.add_site(SITE)
+    pipeline.add_site(PUBLIC_SITE, public=True)
+    pipeline.ddb.put_item(
+        TableName=pipeline.names["meta"],
+        Item={
+            "pk": {"S": keys.SALT_PK},
+            "sk": {"S": keys.salt_sk("2000-01-01")},
+            "salt": {"B": b"0" * 32},
+        },
+    )
+    # When events arrive: accepted, resent, from a bot, for an unknown site
+    page = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "id": "client-event-0001"}
+    assert pipeline.send(page).status == 202
+    assert pipeline.send(page).status == 202  # the same client id again: a resend
+    assert pipeline.send({**page, "id": None}, ip="198.51.100.8").status == 202
+    assert pipeline.send({**page, "id": None}, user_agent=BOT_UA).status == 202
+    unknown = {"n": "pageview", "u": "https://nobody.example/", "d": "nobody.example"}
+    assert pipeline.send(unknown, user_agent=DESKTOP_UA).status == 202
+    # And the aggregator counts them, then gets the same batch again (duplicate markers)
+    records = pipeline.read_stream()
+    assert records
+    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    # And the query API is read with a key, without one, with a wrong one, and listed
+    assert pipeline.realtime(SITE, key)["pageviews"] == 2
+    assert pipeline.get(f"/api/realtime/card?site_id={SITE}", key).status == 200
+    assert pipeline.get(f"/api/v1/stats/realtime/visitors?site_id={SITE}", key).status == 200
+    assert pipeline.get(f"/api/realtime?site_id={SITE}", "li_wrong").status == 401
+    assert pipeline.get(f"/api/realtime?site_id={PUBLIC_SITE}").status == 200
+    assert pipeline.get("/api/v1/sites/public").status == 200
+
+
+@pytest.fixture()
+def recorded(aws_env: dict[str, str], recorder: Recorder) -> dict[str, set[Grant]]:
+    pipeline = Pipeline(aws_env)
+    run_scenario(pipeline)
+    logical = {physical: name for name, physical in aws_env.items()}
+    grants: dict[str, set[Grant]] = {}
+    for function, service, operation, body in recorder.calls:
+        grants.setdefault(function, set()).update(
+            grants_from_call(service, operation, body, logical)
+        )
+    return grants
+
+
+def classify(resource: str) -> str:
+    """A policy resource as "table:<logical>", "stream:<logical>", "queue:<name>", "logs:<fn>"."""
+    source = tf.SCHEMA["event_source_mapping"]["source_table"]
+    patterns = [
+        (r'\$\{aws_dynamodb_table\.this\["(\w+)"\]\.arn\}', "table:{}"),
+        (r'\$\{aws_dynamodb_table\.this\["(\w+)"\]\.stream_arn\}', "stream:{}"),
+        (r"\$\{aws_dynamodb_table\.this\[local\.esm\.source_table\]\.stream_arn\}()", "stream:"),
+        (r"\$\{aws_sqs_queue\.(\w+)\.arn\}", "queue:{}"),
+        (r'\$\{aws_cloudwatch_log_group\.lambda\["(\w+)"\]\.arn\}:\*', "logs:{}"),
+    ]
+    for pattern, shape in patterns:
+        if m := re.fullmatch(pattern, resource):
+            return shape.format(m.group(1)) if m.group(1) else shape + source
+    raise AssertionError(f"unexpected resource in a policy: {resource!r}")
+
+
+def policy_grants(function: str) -> set[Grant]:
+    statements = tf.data(f"aws_iam_policy_document.{function}")["statement"]
+    grants: set[Grant] = set()
+    for statement in statements:
+        assert statement.get("effect", "Allow") == "Allow"
+        for action in statement["actions"]:
+            assert "*" not in action, action
+            for resource in statement["resources"]:
+                grants.add((action, classify(resource)))
+    return grants
+
+
+def mapping_grants(function: str) -> set[Grant]:
+    """What the event source mapping needs from the role of the function it invokes."""
+    esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
+    if esm["function_name"] != f'${{aws_lambda_function.this["{function}"].arn}}':
+        return set()
+    stream = classify(esm["event_source_arn"])
+    queue = classify(esm["destination_config"][0]["on_failure"][0]["destination_arn"])
+    return {(action, stream) for action in STREAM_READ} | {("sqs:SendMessage", queue)}
+
+
+def test_roles_and_policies_are_wired_one_per_function() -> None:
+    functions = set(tf.locals_()["functions"])
+    assert set(tf.locals_()["policies"]) == functions
+    for name, policy in tf.locals_()["policies"].items():
+        assert policy == f"${{data.aws_iam_policy_document.{name}.json}}"
+    assert tf.resource("aws_iam_role_policy.lambda")["policy"] == "${local.policies[each.key]}"
+    assert tf.resource("aws_lambda_function.this")["role"] == "${aws_iam_role.lambda[each.key].arn}"
+
+
+@pytest.mark.parametrize("function", ["ingest", "aggregator", "query"])
+def test_role_allows_exactly_the_calls_the_code_makes(
+    function: str, recorded: dict[str, set[Grant]]
+) -> None:
+    # Given the calls the function made in the scenario, plus what its event source mapping needs
+    needed = recorded.get(function, set()) | mapping_grants(function)
+    assert needed, f"{function} made no call: the scenario did not drive it"
+    # When its policy document is read
+    allowed = {g for g in policy_grants(function) if not g[0].startswith("logs:")}
+    # Then it allows exactly those actions on exactly those resources
+    assert allowed - needed == set(), "allowed but never called"
+    assert needed - allowed == set(), "called but not allowed"
+
+
+@pytest.mark.parametrize("function", ["ingest", "aggregator", "query"])
+def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
+    logs = {g for g in policy_grants(function) if g[0].startswith("logs:")}
+    assert logs == {
+        ("logs:CreateLogStream", f"logs:{function}"),
+        ("logs:PutLogEvents", f"logs:{function}"),
+    }

@@ -1,0 +1,199 @@
+"""Every log line the functions write is JSON with level, service and correlation id, and none holds
+an IP address or a user agent (DESIGN.md invariant 5). One correlation id follows an event from
+ingest's "events ingested" line to the aggregator's "event aggregated" line (RUNBOOK.md).
+
+The lines are captured exactly as Powertools formats them for CloudWatch (its registered
+formatter), while ingest, the aggregator and the query API run through their real handlers on
+moto: accepted, duplicate, bot, unknown site, invalid payload, a malformed stream record, a
+redelivered batch, a commit that keeps failing (the error path), good and bad keys.
+Other loggers (botocore, mangum, ...) reach Lambda's root handler as plain text, so any record
+of theirs at the root's WARNING level counts as a non-JSON line.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.logging.filters import SuppressFilter
+
+from aggregator.store import AggregateStore, CommitOutcome
+from core.observability import logger
+from tests.integration.pipeline import DESKTOP_UA, Pipeline
+
+SITE = "logs.example"
+SERVICES = ("ingest", "aggregator", "query")
+IPS = ("198.51.100.23", "203.0.113.77", "2001:db8::7", "127.0.0.1")
+BOT_UA = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+USER_AGENTS = (DESKTOP_UA, BOT_UA)
+
+
+@dataclass
+class Captured:
+    lines: list[str]  # Powertools' JSON lines, as CloudWatch receives them
+    foreign: list[str]  # records from other loggers that Lambda's root handler would print
+
+    def parsed(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]
+
+
+@pytest.fixture()
+def captured() -> Iterator[Captured]:
+    stream = io.StringIO()
+    attached = []
+    for service in SERVICES:
+        powertools = logger(service)
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(powertools.registered_formatter)
+        powertools._logger.addHandler(handler)
+        attached.append((powertools, handler))
+    foreign = io.StringIO()
+    root_handler = logging.StreamHandler(foreign)
+    root_handler.setLevel(logging.WARNING)
+    for service in SERVICES:  # what Powertools does to Lambda's root handler at import
+        root_handler.addFilter(SuppressFilter(service))
+    logging.getLogger().addHandler(root_handler)
+    result = Captured([], [])
+    yield result
+    logging.getLogger().removeHandler(root_handler)
+    for powertools, handler in attached:
+        powertools._logger.removeHandler(handler)
+
+
+@pytest.fixture()
+def run(aws_env: dict[str, str], captured: Captured, monkeypatch: pytest.MonkeyPatch) -> Captured:
+    pipeline = Pipeline(aws_env)
+    key = pipeline.add_site(SITE)
+    page = {"n": "pageview", "u": f"https://{SITE}/pricing?utm_source=x", "d": SITE}
+    # ingest: accepted (IPv4, IPv6), a resend, a bot, an unknown site, an invalid payload
+    assert pipeline.send({**page, "id": "resend-0001"}, ip=IPS[0]).status == 202
+    assert pipeline.send({**page, "id": "resend-0001"}, ip=IPS[0]).status == 202
+    assert (
+        pipeline.send(page, ip=IPS[2], extra_headers={"referer": f"https://{SITE}/"}).status == 202
+    )
+    assert pipeline.send(page, ip=IPS[1], user_agent=BOT_UA).status == 202
+    assert (
+        pipeline.send({"n": "pageview", "u": "https://x.example/", "d": "x.example"}).status == 202
+    )
+    assert pipeline.send(None, raw=b"{not json", ip=IPS[1]).status == 400
+    # aggregator: a batch with a malformed record, then the same batch again
+    records = pipeline.read_stream()
+    broken = {**records[0], "dynamodb": {**records[0]["dynamodb"], "NewImage": {"pk": {"S": "x"}}}}
+    broken["dynamodb"]["SequenceNumber"] = "1"
+    assert pipeline.aggregate([broken, *records]) == {"batchItemFailures": []}
+    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    # aggregator: a commit that keeps failing (throttled), so the batch stops with an error
+    assert pipeline.send(page, ip=IPS[1]).status == 202
+    monkeypatch.setattr(
+        AggregateStore,
+        "commit",
+        lambda *a, **k: CommitOutcome(False, retryable=True, reason="Throttled"),
+    )
+    assert pipeline.aggregate(pipeline.read_stream())["batchItemFailures"]
+    # query: good key, bad key, no key, unknown route
+    assert pipeline.get(f"/api/realtime?site_id={SITE}", key).status == 200
+    assert pipeline.get(f"/api/realtime/card?site_id={SITE}", key).status == 200
+    assert pipeline.get(f"/api/realtime?site_id={SITE}", "li_nope").status == 401
+    assert pipeline.get(f"/api/realtime?site_id={SITE}").status == 401
+    assert pipeline.get("/api/nowhere").status == 404
+    captured.lines = [line for line in captured_text(captured).splitlines() if line.strip()]
+    return captured
+
+
+def captured_text(captured: Captured) -> str:
+    for service in SERVICES:
+        for handler in logger(service)._logger.handlers:
+            stream = getattr(handler, "stream", None)
+            if isinstance(stream, io.StringIO):
+                return stream.getvalue()
+    return ""
+
+
+def _foreign(captured: Captured) -> list[str]:
+    root = logging.getLogger()
+    for handler in root.handlers:
+        stream = getattr(handler, "stream", None)
+        if isinstance(stream, io.StringIO) and handler.level == logging.WARNING:
+            return [line for line in stream.getvalue().splitlines() if line.strip()]
+    return []
+
+
+def test_every_line_is_json_with_level_and_service(run: Captured) -> None:
+    assert len(run.lines) > 10
+    for line in run.lines:
+        record = json.loads(line)
+        assert isinstance(record, dict), line
+        assert record.get("level") in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}, line
+        assert record.get("service") in SERVICES, line
+    services = {record["service"] for record in run.parsed()}
+    assert {"ingest", "aggregator"} <= services
+    levels = {record["level"] for record in run.parsed()}
+    assert {"INFO", "WARNING", "ERROR"} <= levels  # the scenario reached the failure paths
+
+
+def test_no_other_logger_writes_a_plain_text_line(run: Captured) -> None:
+    assert _foreign(run) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "aggregator/handler.py logs 'batch processed' and 'batch stopped' after "
+        "log.remove_keys(['correlation_id']), and 'malformed record skipped' before any "
+        "correlation id is set: those lines carry no correlation_id (the handler's "
+        "inject_lambda_context has no correlation_id_path, a batch has no single id)."
+    ),
+)
+def test_every_line_has_a_correlation_id(run: Captured) -> None:
+    missing = [r["message"] for r in run.parsed() if not r.get("correlation_id")]
+    assert missing == []
+
+
+def test_ingest_and_query_lines_have_a_correlation_id(run: Captured) -> None:
+    for record in run.parsed():
+        if record["service"] in ("ingest", "query"):
+            assert record.get("correlation_id"), record
+
+
+def _ip_like_tokens(line: str) -> list[str]:
+    found = []
+    for token in re.findall(r"[0-9A-Fa-f:.]{7,}", line):
+        try:
+            ipaddress.ip_address(token.strip(".:"))
+        except ValueError:
+            continue
+        found.append(token)
+    return found
+
+
+def test_no_line_holds_an_ip_address_or_a_user_agent(run: Captured) -> None:
+    for line in [*run.lines, *_foreign(run)]:
+        for ip in IPS:
+            assert ip not in line, line
+        assert _ip_like_tokens(line) == [], line
+        for user_agent in USER_AGENTS:
+            assert user_agent not in line, line
+        assert "Mozilla/5.0" not in line and "Windows NT" not in line, line
+
+
+def test_one_correlation_id_follows_an_event_from_ingest_to_the_aggregator(run: Captured) -> None:
+    records = run.parsed()
+    ingested = {
+        r["correlation_id"]
+        for r in records
+        if r["message"] == "events ingested" and r.get("accepted", 0) > 0
+    }
+    aggregated = {r["correlation_id"]: r for r in records if r["message"] == "event aggregated"}
+    # Every aggregated event carries the correlation id of the request that brought it, and
+    # every accepted request reached the aggregator but the last one, whose batch was throttled.
+    assert set(aggregated) <= ingested
+    assert len(ingested - set(aggregated)) == 1
+    for line in aggregated.values():
+        assert line["event_id"] and line["sequence_number"] and line["site"] == SITE

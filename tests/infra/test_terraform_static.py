@@ -1,0 +1,390 @@
+"""Terraform checked statically: it parses, and it agrees with the code it deploys.
+
+Given the HCL in terraform/ and the code (core/schema.json, core/settings.py, the handlers),
+when both are read, then tables, the event source mapping, handlers, environments, routes and
+security headers are the same on both sides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import settings
+from core.schema import create_table_request, load_schema
+from local.front import INGEST_PATHS, SECURITY_HEADERS
+from scripts.package import FUNCTIONS
+from tests.infra import terraform as tf
+
+ESM_SCOPE = {"local": {"esm": tf.SCHEMA["event_source_mapping"]}}
+
+
+def table_scope(logical: str) -> dict[str, Any]:
+    defaults = {name: v.get("default") for name, v in tf.variables().items()}
+    return {"each": {"key": logical, "value": tf.SCHEMA["tables"][logical]}, "var": defaults}
+
+
+def rendered_table(logical: str) -> dict[str, Any]:
+    """The events/aggregates/meta table as Terraform would create it from the schema."""
+    body = tf.resource("aws_dynamodb_table.this")
+    scope = table_scope(logical)
+    rendered = {
+        attr: tf.evaluate(value, scope)
+        for attr, value in body.items()
+        if attr not in {"dynamic", "point_in_time_recovery", "for_each", "name"}
+    }
+    for name, spec in tf.dynamic_blocks(body).items():
+        rendered[name] = tf.render_dynamic(spec, name, scope)
+    rendered["point_in_time_recovery"] = tf.evaluate(
+        body["point_in_time_recovery"][0]["enabled"], scope
+    )
+    return rendered
+
+
+# ---- parsing --------------------------------------------------------------------------------
+
+
+def test_every_terraform_file_parses() -> None:
+    files = tf.parsed_files()
+    assert {"versions.tf", "variables.tf", "outputs.tf", "dynamodb.tf", "lambda.tf"} <= set(files)
+    assert all(doc for doc in files.values())
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary not installed")
+def test_terraform_files_are_formatted() -> None:
+    # `terraform fmt` needs no provider, so it runs offline where the binary exists.
+    done = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-list=true", str(tf.TERRAFORM)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"not formatted: {done.stdout}"
+
+
+def test_aws_provider_is_pinned_to_major_version_5() -> None:
+    (block,) = [b for doc in tf.parsed_files().values() for b in doc.get("terraform", [])]
+    providers = block["required_providers"][0]
+    assert providers["aws"]["version"] == "~> 5.0"
+    assert providers["aws"]["source"] == "hashicorp/aws"
+
+
+def test_variables_have_sensible_defaults() -> None:
+    variables = tf.variables()
+    for name in ("region", "environment", "project_name", "domain", "alarm_email"):
+        assert name in variables, name
+        assert "default" in variables[name], f"{name} needs a default"
+    assert variables["project_name"]["default"] == "liveinsight"
+
+
+def test_outputs_give_dashboard_api_and_tracker_snippet() -> None:
+    outputs = tf.outputs()
+    assert {"dashboard_url", "api_url", "tracker_snippet"} <= set(outputs)
+    assert "/js/script.js" in outputs["tracker_snippet"]["value"]
+    assert "data-domain" in outputs["tracker_snippet"]["value"]
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+def test_terraform_reads_the_schema_source() -> None:
+    assert tf.locals_()["schema"] == '${jsondecode(file("${path.module}/../core/schema.json"))}'
+    assert tf.resource("aws_dynamodb_table.this")["for_each"] == "${local.schema.tables}"
+
+
+@pytest.mark.parametrize("logical", sorted(tf.SCHEMA["tables"]))
+def test_table_matches_what_the_local_stack_creates(logical: str) -> None:
+    # Given the table the local stack and the tests create from the same schema (core/schema.py)
+    table = load_schema().tables[logical]
+    local = create_table_request(table, "name", with_stream=True)
+    # When Terraform's table is rendered from the schema
+    aws = rendered_table(logical)
+    # Then keys, attributes, indexes, stream, TTL and billing agree
+    key_schema = [{"AttributeName": aws["hash_key"], "KeyType": "HASH"}]
+    if aws["range_key"]:
+        key_schema.append({"AttributeName": aws["range_key"], "KeyType": "RANGE"})
+    assert key_schema == local["KeySchema"]
+    assert [
+        {"AttributeName": a["name"], "AttributeType": a["type"]} for a in aws["attribute"]
+    ] == local["AttributeDefinitions"]
+    indexes = [
+        {
+            "IndexName": i["name"],
+            "KeySchema": [{"AttributeName": i["hash_key"], "KeyType": "HASH"}]
+            + ([{"AttributeName": i["range_key"], "KeyType": "RANGE"}] if i["range_key"] else []),
+            "Projection": {"ProjectionType": i["projection_type"]},
+        }
+        for i in aws["global_secondary_index"]
+    ]
+    assert indexes == local.get("GlobalSecondaryIndexes", [])
+    stream = local.get("StreamSpecification")
+    assert aws["stream_enabled"] is (stream is not None)
+    assert aws["stream_view_type"] == (stream["StreamViewType"] if stream else None)
+    assert aws["ttl"] == (
+        [{"attribute_name": table.ttl_attribute, "enabled": True}] if table.ttl_attribute else []
+    )
+    assert aws["billing_mode"] == local["BillingMode"] == "PAY_PER_REQUEST"
+    assert aws["point_in_time_recovery"] is tf.SCHEMA["tables"][logical]["point_in_time_recovery"]
+
+
+def test_aggregates_have_point_in_time_recovery_and_the_events_table_a_stream() -> None:
+    assert rendered_table("aggregates")["point_in_time_recovery"] is True
+    assert rendered_table("events")["stream_view_type"] == "NEW_IMAGE"
+
+
+def test_no_table_or_mapping_setting_is_hard_coded() -> None:
+    # Every key name, index, TTL attribute, stream view and mapping setting in the schema must
+    # reach AWS through jsondecode(), never as a literal in the HCL.
+    literals: set[str] = set()
+    for table in tf.SCHEMA["tables"].values():
+        literals |= set(table["attributes"]) | {table["hash_key"]}
+        literals |= {table.get("range_key"), table.get("ttl_attribute")} - {None}
+        literals |= {table["stream_view_type"]} - {None}
+        literals |= {i["name"] for i in table["global_secondary_indexes"]}
+    esm = tf.SCHEMA["event_source_mapping"]
+    literals |= {esm["starting_position"], *esm["filter_event_names"]}
+    literals |= set(esm["function_response_types"])
+    text = tf.all_text()
+    # `dynamic "ttl"` names the Terraform block, not the attribute.
+    text = text.replace('dynamic "ttl"', "dynamic ttl_block")
+    found = sorted(lit for lit in literals if f'"{lit}"' in text)
+    assert found == [], f"hard-coded in terraform/: {found}"
+
+
+# ---- the event source mapping ---------------------------------------------------------------
+
+ESM_ATTRIBUTES = {
+    "batch_size": "batch_size",
+    "maximum_batching_window_in_seconds": "maximum_batching_window_in_seconds",
+    "starting_position": "starting_position",
+    "bisect_batch_on_function_error": "bisect_batch_on_function_error",
+    "maximum_retry_attempts": "maximum_retry_attempts",
+    "maximum_record_age_in_seconds": "maximum_record_age_in_seconds",
+    "function_response_types": "function_response_types",
+    "parallelization_factor": "parallelization_factor",
+}
+
+
+def test_every_event_source_mapping_setting_comes_from_the_schema() -> None:
+    esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
+    schema = tf.SCHEMA["event_source_mapping"]
+    for attr, key in ESM_ATTRIBUTES.items():
+        assert esm[attr] == f"${{local.esm.{key}}}", attr
+        assert tf.evaluate(esm[attr], ESM_SCOPE) == schema[key]
+    (pattern,) = [f["pattern"] for c in esm["filter_criteria"] for f in c["filter"]]
+    assert json.loads(tf.evaluate(pattern, ESM_SCOPE)) == {
+        "eventName": schema["filter_event_names"]
+    }
+    assert esm["event_source_arn"] == (
+        "${aws_dynamodb_table.this[local.esm.source_table].stream_arn}"
+    )
+    assert esm["function_name"] == '${aws_lambda_function.this["aggregator"].arn}'
+    # Every setting in the schema block is used by the mapping.
+    used = set(ESM_ATTRIBUTES.values()) | {"filter_event_names", "source_table"}
+    assert set(schema) == used
+
+
+def test_failed_batches_go_to_the_sqs_dead_letter_queue() -> None:
+    esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
+    destination = esm["destination_config"][0]["on_failure"][0]["destination_arn"]
+    assert destination == "${aws_sqs_queue.aggregator_dlq.arn}"
+    assert "aws_sqs_queue.aggregator_dlq" in tf.blocks("resource")
+
+
+def test_the_local_poller_reads_the_same_settings_as_terraform() -> None:
+    local = load_schema().esm
+    schema = tf.SCHEMA["event_source_mapping"]
+    assert local.batch_size == schema["batch_size"]
+    assert local.maximum_retry_attempts == schema["maximum_retry_attempts"]
+    assert local.maximum_record_age_in_seconds == schema["maximum_record_age_in_seconds"]
+    assert local.filter_event_names == tuple(schema["filter_event_names"])
+
+
+# ---- functions ------------------------------------------------------------------------------
+
+
+def terraform_functions() -> dict[str, dict[str, Any]]:
+    functions: dict[str, dict[str, Any]] = tf.locals_()["functions"]
+    return functions
+
+
+def test_terraform_deploys_the_functions_make_package_builds() -> None:
+    functions = terraform_functions()
+    assert set(functions) == set(FUNCTIONS)
+    for name, function in functions.items():
+        assert function["handler"] == FUNCTIONS[name].handler
+    body = tf.resource("aws_lambda_function.this")
+    assert body["runtime"] == "python3.11"
+    assert body["architectures"] == ["arm64"]
+    assert body["filename"] == "${local.package_dir}/${each.key}.zip"
+    assert tf.locals_()["package_dir"] == "${path.module}/../build/lambda"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_handler_path_resolves_to_a_real_function(name: str) -> None:
+    module_name, _, attr = terraform_functions()[name]["handler"].rpartition(".")
+    assert module_name.split(".")[0] in FUNCTIONS[name].packages
+    handler = getattr(importlib.import_module(module_name), attr)
+    assert callable(handler)
+
+
+def settings_class_of(name: str) -> type[Any]:
+    """The settings class the function's own package loads (`settings.load(settings.X)`)."""
+    found = set()
+    for package in FUNCTIONS[name].packages:
+        if package == "core":
+            continue
+        for path in (tf.REPO / package).rglob("*.py"):
+            found |= set(re.findall(r"settings\.load\(settings\.(\w+)\)", path.read_text()))
+    assert len(found) == 1, f"{name} loads {found}"
+    cls: type[Any] = getattr(settings, found.pop())
+    return cls
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_required_setting_is_set_in_the_function_environment(name: str) -> None:
+    cls = settings_class_of(name)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = {
+        settings.PREFIX + f.name.upper()
+        for f in fields.values()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    environment = terraform_functions()[name]["environment"]
+    assert required <= set(environment), f"missing: {sorted(required - set(environment))}"
+    known = {settings.PREFIX + f.upper() for f in fields}
+    assert set(environment) <= known, f"not read by the code: {set(environment) - known}"
+    for var, value in environment.items():
+        if m := re.fullmatch(r"LIVEINSIGHT_(\w+)_TABLE", var):
+            assert value == f'${{local.tables["{m.group(1).lower()}"]}}', var
+
+
+def test_powertools_environment_is_set_for_every_function() -> None:
+    (env,) = tf.resource("aws_lambda_function.this")["environment"]
+    variables = env["variables"]
+    assert "POWERTOOLS_SERVICE_NAME = each.key" in variables
+    assert 'POWERTOOLS_METRICS_NAMESPACE = "LiveInsight"' in variables
+    assert "POWERTOOLS_LOG_LEVEL = var.log_level" in variables
+    assert variables.endswith("each.value.environment)}")
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_powertools_service_name_is_the_one_the_code_logs_with(name: str) -> None:
+    module = FUNCTIONS[name].handler.rpartition(".")[0]
+    source = (tf.REPO / Path(*module.split("."))).with_suffix(".py").read_text()
+    assert re.findall(r'logger\("(\w+)"\)', source) == [name]
+
+
+def test_log_groups_have_retention() -> None:
+    for address in ("aws_cloudwatch_log_group.lambda", "aws_cloudwatch_log_group.api_access"):
+        assert tf.resource(address)["retention_in_days"] == "${var.log_retention_days}"
+    assert (
+        tf.resource("aws_cloudwatch_log_group.lambda")["name"]
+        == "/aws/lambda/${local.name}-${each.key}"
+    )
+
+
+# ---- HTTP API and CloudFront ----------------------------------------------------------------
+
+
+def test_ingest_paths_are_the_ones_the_local_front_routes_to_ingest() -> None:
+    assert tuple(tf.locals_()["ingest_paths"]) == INGEST_PATHS
+
+
+def test_api_uses_payload_v2_and_throttles_every_route() -> None:
+    integration = tf.resource("aws_apigatewayv2_integration.function")
+    assert integration["payload_format_version"] == "2.0"
+    assert integration["integration_type"] == "AWS_PROXY"
+    stage = tf.resource("aws_apigatewayv2_stage.default")
+    assert stage["default_route_settings"][0]["throttling_rate_limit"]
+    assert "route_settings" in tf.dynamic_blocks(stage)
+    access_format = stage["access_log_settings"][0]["format"]
+    assert "sourceIp" not in access_format and "userAgent" not in access_format
+
+
+def test_security_headers_are_the_local_fronts() -> None:
+    csp = tf.locals_()["content_security_policy"]
+    assert csp == SECURITY_HEADERS["content-security-policy"]
+    config = tf.resource("aws_cloudfront_response_headers_policy.security")[
+        "security_headers_config"
+    ][0]
+    assert config["content_security_policy"][0]["content_security_policy"] == (
+        "${local.content_security_policy}"
+    )
+    assert config["frame_options"][0]["frame_option"] == SECURITY_HEADERS["x-frame-options"]
+    assert config["referrer_policy"][0]["referrer_policy"] == SECURITY_HEADERS["referrer-policy"]
+    assert config["strict_transport_security"][0]["access_control_max_age_sec"] >= 31536000
+
+
+def test_api_is_routed_uncached_and_static_assets_cached() -> None:
+    distribution = tf.resource("aws_cloudfront_distribution.this")
+    behaviors = {b["path_pattern"]: b for b in distribution["ordered_cache_behavior"]}
+    api = behaviors["/api/*"]
+    assert api["target_origin_id"] == "api"
+    assert api["cache_policy_id"] == "${data.aws_cloudfront_cache_policy.disabled.id}"
+    assert tf.data("aws_cloudfront_cache_policy.disabled")["name"] == "Managed-CachingDisabled"
+    assert "POST" in api["allowed_methods"]
+    default = distribution["default_cache_behavior"][0]
+    assert default["target_origin_id"] == "static"
+    assert default["cache_policy_id"] == "${aws_cloudfront_cache_policy.static.id}"
+    assert tf.resource("aws_cloudfront_cache_policy.static")["max_ttl"] > 0
+    (static_origin,) = [o for o in distribution["origin"] if o["origin_id"] == "static"]
+    assert "origin_access_control_id" in static_origin
+    block = tf.resource("aws_s3_bucket_public_access_block.static")
+    assert all(block[k] is True for k in ("block_public_acls", "block_public_policy"))
+
+
+# ---- alarms and metrics ---------------------------------------------------------------------
+
+ALARMS = {
+    "aws_cloudwatch_metric_alarm.aggregator_errors": "aggregator-errors",
+    "aws_cloudwatch_metric_alarm.iterator_age": "stream-iterator-age",
+    "aws_cloudwatch_metric_alarm.dlq_depth": "dlq-depth",
+    "aws_cloudwatch_metric_alarm.lambda_throttles": "throttles",
+    "aws_cloudwatch_metric_alarm.dynamodb_throttles": "throttles",
+    "aws_cloudwatch_metric_alarm.api_5xx_rate": "api-5xx-rate",
+    "aws_cloudwatch_metric_alarm.accepted_events_drop": "accepted-events-drop",
+}
+
+
+@pytest.mark.parametrize("address", sorted(ALARMS))
+def test_every_alarm_notifies_sns_and_has_a_runbook_section(address: str) -> None:
+    alarm = tf.resource(address)
+    assert alarm["alarm_actions"] == "${local.alarm_actions}"
+    section = ALARMS[address]
+    assert f"section {section}." in alarm["alarm_description"]
+    runbook = (tf.REPO / "RUNBOOK.md").read_text()
+    assert re.search(rf"^## .*\(`{re.escape(section)}`\)$", runbook, re.M), section
+
+
+def emitted_metrics() -> set[str]:
+    """Metric names the code emits (`add_metric(name=...)`); f-strings end in `*`."""
+    names: set[str] = set()
+    for package in ("ingest", "aggregator", "query_api", "core"):
+        for path in (tf.REPO / package).rglob("*.py"):
+            for literal in re.findall(r'add_metric\(\s*name=(f?"[^"]+")', path.read_text()):
+                text = literal.lstrip("f").strip('"')
+                names.add(re.sub(r"\{[^}]*\}.*", "*", text))
+    return names
+
+
+def test_alarms_and_dashboard_use_only_metrics_the_code_emits() -> None:
+    emitted = emitted_metrics()
+    text = (tf.TERRAFORM / "monitoring.tf").read_text() + (
+        tf.TERRAFORM / "dashboard.tf"
+    ).read_text()
+    used = set(re.findall(r'"LiveInsight", "(\w+)"', text))
+    used |= set(re.findall(r'metric_name = "(\w+)"\s+dimensions\s+= \{ service', text))
+    used |= {m + "*" for m in re.findall(r"MetricName=(\w+_)'", text)}
+    assert used, "no custom metric found"
+    assert used <= emitted, f"not emitted by the code: {sorted(used - emitted)}"
+    for needed in ("EventsAccepted", "EventsDropped_*", "DuplicatesSkipped", "TransactionRetries"):
+        assert needed in used, needed
