@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.0"
+      version = "~> 5.40" # 5.x; logging_config on Lambda needs >= 5.33
     }
     random = {
       source  = "hashicorp/random"
