@@ -1,28 +1,41 @@
-"""The pure fold of raw events into visitor state and counter deltas.
+"""The pure fold of raw events into visitor state and counter deltas (decision records 0003, 0005).
 
-Every counter is a *contribution*: a visitor's sessions contribute visits, bounces and duration to
-the bucket where each session starts; a visitor contributes one unique to each bucket it was seen
-in, and one "current" to the minute of its latest event. Applying an event replaces the visitor's
-old contributions with new ones, so the delta is `contrib(new) - contrib(old)`. That makes late and
-out-of-order events (a session whose start moves earlier, two sessions bridged into one) exact
-without special cases, and it keeps the whole fold a function of (state, events).
+A visitor's state is the list of its *hits* (one per event: time, kind, page, name, and a
+reference to the event's session attributes). Every counter is a *contribution* derived from
+that state: sessions are recomputed from the hits (no gap longer than 30 minutes), and a session
+contributes its visit, bounce and duration to the bucket where it starts, its pageviews to the
+buckets they happened in, one unique visitor to each (bucket, dimension value) it touched, and
+time on page to the pages it viewed. Folding events in is then:
 
-Sessions follow METRICS.md: a visitor's events with no gap longer than 30 minutes. A visitor id is
-per day (daily salt); an event whose previous-day id still has a session open continues it.
+    delta = contributions(new state) - contributions(old state)
+
+so late and out-of-order events (a session whose start moves earlier, two sessions bridged into
+one, an engagement event that arrives before its pageview) come out exact with no special case,
+and the result does not depend on delivery order. Event-level counts that need no history (events
+and pageviews by name, page, hostname and prop) are added per event.
+
+Sessions follow METRICS.md. A visitor id is per day (daily salt); an event whose previous-day id
+still has a session open continues it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 
 from core.events import RawEvent
 from core.keys import TOTALS, Granularity, bucket_label, counter_attr
 
 SESSION_GAP_MS = 30 * 60 * 1000
-GRANULARITIES = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY)
+
+# Which granularities carry which counters (decision record 0005):
+#   minute: totals and top pages, for realtime; hour: totals, for one-day graphs;
+#   day and month: totals and every dimension, so a 30-day range is 30 items, a year 12.
+TOTAL_GRANULARITIES = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
+DIMENSION_GRANULARITIES = (Granularity.DAY, Granularity.MONTH)
 
 # metric names, stored as counter attributes
 PAGEVIEWS = "pageviews"
@@ -32,79 +45,107 @@ VISITS = "visits"
 BOUNCES = "bounces"
 DURATION_MS = "duration_ms"
 CURRENT = "current"  # visitors whose latest event falls in this minute
+TIME_ON_PAGE_MS = "top_ms"  # summed time on page ...
+TIME_ON_PAGE_N = "top_n"  # ... over this many pageviews followed by another event in the visit
+
+# Session dimensions: taken from the first event of a session (Plausible's rule).
+SESSION_DIMENSIONS = (
+    "source",
+    "referrer",
+    "utm_medium",
+    "utm_source",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "country",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+)
+ENTRY_PAGE = "entry_page"
+EXIT_PAGE = "exit_page"
+PAGE = "page"
+HOSTNAME = "hostname"
+NAME = "name"  # custom event names (goals)
+PROP_PREFIX = "prop:"  # prop:<key> dimensions, value = prop value
+
+# hit kinds
+PAGEVIEW_HIT = "p"
+INTERACTIVE_HIT = "i"
+NON_INTERACTIVE_HIT = "n"
+ENGAGEMENT_HIT = "e"
+
+# A counter cell: (granularity, dimension, bucket label) → {attribute: delta}
+CellKey = tuple[Granularity, str, str]
+Deltas = dict[CellKey, dict[str, int]]
+
+
+@dataclass(frozen=True, order=True)
+class Hit:
+    ts: int
+    kind: str
+    page: str
+    name: str  # custom event name; "" for pageviews and engagement
+    ref: str  # key of the event's attributes in VisitorState.attrs
+    event: str  # short hash of the event id (dedup within the state)
+
+    @property
+    def counts(self) -> bool:
+        """Engagement events feed time on page only: never visits, events or uniques."""
+        return self.kind != ENGAGEMENT_HIT
 
 
 @dataclass(frozen=True)
 class Session:
-    start: int
-    end: int
-    pageviews: int = 0
-    interactive_events: int = 0
-    entry_page: str = ""
-    entry_ts: int = 0
-    exit_page: str = ""
-    exit_ts: int = 0
-    tz: str = "UTC"
+    hits: tuple[Hit, ...]  # sorted, non-engagement hits only
+    engagement: tuple[Hit, ...]  # engagement hits that fall within the session
+
+    @property
+    def start(self) -> int:
+        return self.hits[0].ts
+
+    @property
+    def end(self) -> int:
+        return self.hits[-1].ts
+
+    @property
+    def pageviews(self) -> tuple[Hit, ...]:
+        return tuple(h for h in self.hits if h.kind == PAGEVIEW_HIT)
 
     @property
     def is_bounce(self) -> bool:
-        return self.pageviews == 1 and self.interactive_events == 0
-
-    def touches(self, ts: int) -> bool:
-        return self.start - SESSION_GAP_MS <= ts <= self.end + SESSION_GAP_MS
-
-    def merge(self, other: Session) -> Session:
-        first = (
-            self
-            if (self.entry_page and (not other.entry_page or self.entry_ts <= other.entry_ts))
-            else other
-        )
-        last = (
-            self
-            if (self.exit_page and (not other.exit_page or self.exit_ts >= other.exit_ts))
-            else other
-        )
-        return Session(
-            start=min(self.start, other.start),
-            end=max(self.end, other.end),
-            pageviews=self.pageviews + other.pageviews,
-            interactive_events=self.interactive_events + other.interactive_events,
-            entry_page=first.entry_page,
-            entry_ts=first.entry_ts,
-            exit_page=last.exit_page,
-            exit_ts=last.exit_ts,
-            tz=self.tz if self.start <= other.start else other.tz,
-        )
-
-    @classmethod
-    def of(cls, event: RawEvent) -> Session:
-        pageview = event.is_pageview
-        return cls(
-            start=event.ts,
-            end=event.ts,
-            pageviews=1 if pageview else 0,
-            interactive_events=1 if (not pageview and event.interactive) else 0,
-            entry_page=event.page if pageview else "",
-            entry_ts=event.ts if pageview else 0,
-            exit_page=event.page if pageview else "",
-            exit_ts=event.ts if pageview else 0,
-            tz=event.tz,
-        )
+        interactive = any(h.kind == INTERACTIVE_HIT for h in self.hits)
+        return len(self.pageviews) == 1 and not interactive
 
 
 @dataclass(frozen=True)
 class VisitorState:
-    sessions: tuple[Session, ...] = ()
-    seen: frozenset[str] = frozenset()  # unique-counter cells this visitor is counted in
-    last_seen: int | None = None
+    hits: tuple[Hit, ...] = ()  # sorted by (ts, ...)
+    attrs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # ref → (dimension, value)s
+    tz: str = "UTC"
     version: int = 0  # optimistic-concurrency version of the stored item
+
+    def attributes(self, ref: str) -> dict[str, str]:
+        for key, pairs in self.attrs:
+            if key == ref:
+                return dict(pairs)
+        return {}
+
+    def has_event(self, event_id: str) -> bool:
+        short = short_hash(event_id)
+        return any(h.event == short for h in self.hits)
+
+    def sessions(self) -> list[Session]:
+        return list(_sessions(self.hits))
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "sessions": [asdict(s) for s in self.sessions],
-                "seen": sorted(self.seen),
-                "last_seen": self.last_seen,
+                "h": [[h.ts, h.kind, h.page, h.name, h.ref, h.event] for h in self.hits],
+                "a": {ref: dict(pairs) for ref, pairs in self.attrs},
+                "tz": self.tz,
             },
             separators=(",", ":"),
         )
@@ -113,26 +154,67 @@ class VisitorState:
     def from_json(cls, text: str, version: int) -> VisitorState:
         data = json.loads(text)
         return cls(
-            sessions=tuple(Session(**s) for s in data["sessions"]),
-            seen=frozenset(data["seen"]),
-            last_seen=data["last_seen"],
+            hits=tuple(Hit(*h) for h in data["h"]),
+            attrs=tuple(sorted((ref, tuple(sorted(p.items()))) for ref, p in data["a"].items())),
+            tz=data.get("tz", "UTC"),
             version=version,
         )
 
 
-# A counter cell: (granularity, dimension, bucket label) → {attribute: delta}
-CellKey = tuple[Granularity, str, str]
-Deltas = dict[CellKey, dict[str, int]]
+def short_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def _sessions(hits: Iterable[Hit]) -> Iterator[Session]:
+    counted = [h for h in hits if h.counts]
+    engagement = [h for h in hits if not h.counts]
+    groups: list[list[Hit]] = []
+    for hit in counted:  # hits are sorted
+        if groups and hit.ts - groups[-1][-1].ts <= SESSION_GAP_MS:
+            groups[-1].append(hit)
+        else:
+            groups.append([hit])
+    for group in groups:
+        start, end = group[0].ts, group[-1].ts
+        within = tuple(
+            e for e in engagement if start <= e.ts <= end + SESSION_GAP_MS
+        )  # an engagement event reports on the page before it
+        yield Session(tuple(group), within)
+
+
+# ---- event attributes ---------------------------------------------------------------------------
+
+
+def event_attributes(event: RawEvent) -> tuple[tuple[str, str], ...]:
+    values = {dim: getattr(event, dim) for dim in SESSION_DIMENSIONS}
+    values[HOSTNAME] = event.hostname
+    return tuple(sorted((k, v) for k, v in values.items() if v))
+
+
+def hit_of(event: RawEvent) -> tuple[Hit, tuple[tuple[str, str], ...]]:
+    attrs = event_attributes(event)
+    ref = short_hash(json.dumps(attrs))[:8]
+    if event.is_pageview:
+        kind = PAGEVIEW_HIT
+    elif event.is_engagement:
+        kind = ENGAGEMENT_HIT
+    else:
+        kind = INTERACTIVE_HIT if event.interactive else NON_INTERACTIVE_HIT
+    name = "" if event.is_pageview or event.is_engagement else event.name
+    return Hit(event.ts, kind, event.page, name, ref, short_hash(event.event_id)), attrs
+
+
+# ---- contributions ------------------------------------------------------------------------------
 
 
 def empty_deltas() -> Deltas:
     return defaultdict(lambda: defaultdict(int))
 
 
-def add_into(target: Deltas, source: Deltas) -> None:
+def add_into(target: Deltas, source: Deltas, sign: int = 1) -> None:
     for cell, attrs in source.items():
         for attr, value in attrs.items():
-            target[cell][attr] += value
+            target[cell][attr] += sign * value
 
 
 def prune(deltas: Deltas) -> dict[CellKey, dict[str, int]]:
@@ -145,63 +227,142 @@ def prune(deltas: Deltas) -> dict[CellKey, dict[str, int]]:
     return out
 
 
-def session_contribution(session: Session, sign: int, into: Deltas) -> None:
-    for gran in GRANULARITIES:
-        bucket = bucket_label(gran, session.start, session.tz)
-        cell = into[(gran, TOTALS, bucket)]
-        cell[VISITS] += sign
-        cell[BOUNCES] += sign * int(session.is_bounce)
-        cell[DURATION_MS] += sign * (session.end - session.start)
+def contributions(state: VisitorState) -> Deltas:
+    """Everything this visitor contributes to the counters, derived from its hits alone."""
+    into = empty_deltas()
+    tz = state.tz
+    seen: set[CellKey] = set()  # (granularity, dimension|value, bucket) cells the visitor is in
+    last = max((h.ts for h in state.hits if h.counts), default=None)
+    if last is not None:
+        into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, last, tz))][CURRENT] += 1
+    for session in state.sessions():
+        session_attrs = state.attributes(session.hits[0].ref)
+        bounce = int(session.is_bounce)
+        duration = session.end - session.start
+        pageviews = session.pageviews
+        for gran in TOTAL_GRANULARITIES:
+            cell = into[(gran, TOTALS, bucket_label(gran, session.start, tz))]
+            cell[VISITS] += 1
+            cell[BOUNCES] += bounce
+            cell[DURATION_MS] += duration
+        session_values = [(d, v) for d, v in session_attrs.items() if d != HOSTNAME]
+        if pageviews:
+            session_values += [(ENTRY_PAGE, pageviews[0].page), (EXIT_PAGE, pageviews[-1].page)]
+        for gran in DIMENSION_GRANULARITIES:
+            start_bucket = bucket_label(gran, session.start, tz)
+            for dim, value in session_values:
+                seen.add((gran, f"{dim}\x00{value}", start_bucket))
+                cell = into[(gran, dim, start_bucket)]
+                cell[counter_attr(VISITS, value)] += 1
+                cell[counter_attr(BOUNCES, value)] += bounce
+                cell[counter_attr(DURATION_MS, value)] += duration
+        for hit in session.hits:
+            _hit_contribution(state, hit, session_values, into, seen)
+        _time_on_page(session, tz, into)
+    for gran, dim_value, bucket in seen:
+        if dim_value == TOTALS:
+            into[(gran, TOTALS, bucket)][VISITORS] += 1
+        else:
+            dim, _, value = dim_value.partition("\x00")
+            into[(gran, dim, bucket)][counter_attr(VISITORS, value)] += 1
+    return into
 
 
-def apply_event(state: VisitorState, event: RawEvent, into: Deltas) -> VisitorState:
-    """Fold one event into a visitor's state, adding the counter deltas it causes to `into`."""
+def _hit_contribution(
+    state: VisitorState,
+    hit: Hit,
+    session_values: list[tuple[str, str]],
+    into: Deltas,
+    seen: set[CellKey],
+) -> None:
+    tz = state.tz
+    for gran in TOTAL_GRANULARITIES:
+        seen.add((gran, TOTALS, bucket_label(gran, hit.ts, tz)))
+    hostname = state.attributes(hit.ref).get(HOSTNAME, "")
+    event_values = [(HOSTNAME, hostname)] if hostname else []
+    if hit.kind == PAGEVIEW_HIT:
+        event_values.append((PAGE, hit.page))
+    elif hit.name:
+        event_values.append((NAME, hit.name))
+    for gran in DIMENSION_GRANULARITIES:
+        bucket = bucket_label(gran, hit.ts, tz)
+        for dim, value in event_values:  # event dimensions: a unique in the event's bucket
+            seen.add((gran, f"{dim}\x00{value}", bucket))
+        if hit.kind == PAGEVIEW_HIT:
+            for dim, value in session_values:
+                # pageviews by session dimension, in the bucket the pageview happened
+                into[(gran, dim, bucket)][counter_attr(PAGEVIEWS, value)] += 1
+
+
+def _time_on_page(session: Session, tz: str, into: Deltas) -> None:
+    """Time between each pageview and the visitor's next event (engagement included) in the visit."""
+    timeline = sorted(session.hits + session.engagement)
+    for index, hit in enumerate(timeline[:-1]):
+        if hit.kind != PAGEVIEW_HIT:
+            continue
+        gap = timeline[index + 1].ts - hit.ts
+        for gran in DIMENSION_GRANULARITIES:
+            cell = into[(gran, PAGE, bucket_label(gran, hit.ts, tz))]
+            cell[counter_attr(TIME_ON_PAGE_MS, hit.page)] += gap
+            cell[counter_attr(TIME_ON_PAGE_N, hit.page)] += 1
+
+
+def event_counts(event: RawEvent, into: Deltas) -> None:
+    """Counts that need no history: events and pageviews by name, page, hostname and prop."""
     if event.is_engagement:
-        return state  # engagement events feed time-on-page, never visits or counts
-    # Event counts: independent of the visitor's history.
-    for gran in GRANULARITIES:
+        return
+    for gran in TOTAL_GRANULARITIES:
         bucket = bucket_label(gran, event.ts, event.tz)
         totals = into[(gran, TOTALS, bucket)]
         totals[EVENTS] += 1
         if event.is_pageview:
             totals[PAGEVIEWS] += 1
-            into[(gran, "page", bucket)][counter_attr(PAGEVIEWS, event.page)] += 1
-
-    # Uniques: the first time this visitor is seen in a bucket.
-    seen = set(state.seen)
-    for gran in GRANULARITIES:
-        bucket = bucket_label(gran, event.ts, event.tz)
-        mark = f"{gran.value}:{bucket}"
-        if mark not in seen:
-            seen.add(mark)
-            into[(gran, TOTALS, bucket)][VISITORS] += 1
-
-    # Current visitors: one per visitor, in the minute of its latest event.
-    last_seen = state.last_seen
-    if last_seen is None or event.ts > last_seen:
-        if last_seen is not None:
-            into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, last_seen, "UTC"))][
-                CURRENT
-            ] -= 1
-        into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, event.ts, "UTC"))][
-            CURRENT
+    if event.is_pageview:
+        into[(Granularity.MINUTE, PAGE, bucket_label(Granularity.MINUTE, event.ts, event.tz))][
+            counter_attr(PAGEVIEWS, event.page)
         ] += 1
-        last_seen = event.ts
+    for gran in DIMENSION_GRANULARITIES:
+        bucket = bucket_label(gran, event.ts, event.tz)
+        if event.is_pageview:
+            into[(gran, PAGE, bucket)][counter_attr(PAGEVIEWS, event.page)] += 1
+        else:
+            into[(gran, NAME, bucket)][counter_attr(EVENTS, event.name)] += 1
+        if event.hostname:
+            cell = into[(gran, HOSTNAME, bucket)]
+            cell[counter_attr(EVENTS, event.hostname)] += 1
+            cell[counter_attr(PAGEVIEWS, event.hostname)] += int(event.is_pageview)
+        for key, value in event.props.items():
+            into[(gran, PROP_PREFIX + key, bucket)][counter_attr(EVENTS, value)] += 1
 
-    # Sessions: the event joins (and may bridge) every session within the gap.
-    joined = [s for s in state.sessions if s.touches(event.ts)]
-    kept = [s for s in state.sessions if not s.touches(event.ts)]
-    merged = Session.of(event)
-    for session in joined:
-        merged = session.merge(merged)
-        session_contribution(session, -1, into)
-    session_contribution(merged, +1, into)
-    sessions = tuple(sorted([*kept, merged], key=lambda s: s.start))
-    return replace(state, sessions=sessions, seen=frozenset(seen), last_seen=last_seen)
+
+def with_event(state: VisitorState, event: RawEvent) -> VisitorState:
+    hit, attrs = hit_of(event)
+    known = dict(state.attrs)
+    if hit.ref not in known:
+        known[hit.ref] = attrs
+    return replace(
+        state,
+        hits=tuple(sorted((*state.hits, hit))),
+        attrs=tuple(sorted(known.items())),
+        tz=event.tz if not state.hits else state.tz,
+    )
+
+
+def apply_event(state: VisitorState, event: RawEvent, into: Deltas) -> VisitorState:
+    """Fold one event into a visitor's state, adding the counter deltas it causes to `into`."""
+    if state.has_event(event.event_id):
+        return state  # already in this visitor's state: counted before
+    new = with_event(state, event)
+    add_into(into, contributions(new))
+    add_into(into, contributions(state), sign=-1)
+    event_counts(event, into)
+    return new
 
 
 def session_open_at(state: VisitorState | None, ts: int) -> bool:
-    return state is not None and any(s.touches(ts) for s in state.sessions)
+    return state is not None and any(
+        s.start - SESSION_GAP_MS <= ts <= s.end + SESSION_GAP_MS for s in state.sessions()
+    )
 
 
 def fold(state: VisitorState, events: Iterable[RawEvent]) -> tuple[VisitorState, Deltas]:

@@ -31,7 +31,7 @@ def get_store() -> AggregateStore:
     return AggregateStore(
         make_client("dynamodb"),
         get_config().aggregates_table,
-        marker_ttl_seconds=retention.dedup_marker_ttl_seconds,
+        visitor_ttl_seconds=retention.visitor_state_ttl_seconds,
         minute_ttl_seconds=retention.minute_bucket_ttl_seconds,
     )
 

@@ -1,20 +1,24 @@
 """Exactly-once processing of one stream batch (decision record 0002).
 
-The batch is cut into chunks that each fit one DynamoDB transaction. A chunk commits markers,
-visitor states and counter deltas together, or nothing. On cancellation we learn which events were
-already counted (their marker exists: a redelivery after a crash or a partial batch response) and
-which visitor states moved underneath us (a racing batch); we drop the former, reload the latter,
-re-fold the chunk and try again. If a chunk still cannot commit, we report its first sequence
+The batch is cut into chunks that each fit one DynamoDB transaction. A chunk commits the visitor
+states it changed and the counter deltas those changes cause, together or not at all. A visitor's
+state holds the ids of the events folded into it, so an event is counted iff its visitor's stored
+state holds it: a redelivery (after a crash, a retry or a partial batch response) finds it there and
+skips it. Each visitor item is written on the condition that its version is still the one we read;
+on cancellation we reload the visitor states that moved underneath us (a racing batch, or our own
+crashed commit), re-fold the chunk from them and try again. If a chunk still cannot commit, we report its first sequence
 number as failed: Lambda checkpoints everything before it and redelivers the rest.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import ChainMap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from aggregator.fold import (
+    CellKey,
     Deltas,
     VisitorState,
     add_into,
@@ -28,6 +32,9 @@ from core.events import RawEvent
 from core.observability import logger
 
 log = logger("aggregator")
+
+# DynamoDB caps an update expression at 4 KB; "#a123 :a123, " is ~13 bytes, plus #n/#b and TTL.
+MAX_ATTRIBUTES_PER_UPDATE = 120
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class BatchResult:
     errors: list[str] = field(default_factory=list)
 
 
-def visitor_key_for(event: RawEvent, states: dict[VisitorKey, VisitorState]) -> VisitorKey:
+def visitor_key_for(event: RawEvent, states: Mapping[VisitorKey, VisitorState]) -> VisitorKey:
     """The visitor an event belongs to: yesterday's id while its session is still open."""
     if event.previous_visitor_id:
         previous = (event.site, event.previous_visitor_id)
@@ -55,12 +62,20 @@ def visitor_key_for(event: RawEvent, states: dict[VisitorKey, VisitorState]) -> 
     return (event.site, event.visitor_id)
 
 
+def already_counted(event: RawEvent, states: Mapping[VisitorKey, VisitorState]) -> bool:
+    """An event is counted iff it is in the state of the visitor it was counted under."""
+    for visitor in (event.visitor_id, event.previous_visitor_id):
+        state = states.get((event.site, visitor)) if visitor else None
+        if state is not None and state.has_event(event.event_id):
+            return True
+    return False
+
+
 def plan_chunk(
     items: list[StreamItem],
     start: int,
     states: dict[VisitorKey, VisitorState],
     max_items: int,
-    skip: set[tuple[str, str]],
 ) -> tuple[ChunkPlan, int, Exception | None]:
     """Greedily fold items[start:] into a plan that fits one transaction.
 
@@ -68,35 +83,41 @@ def plan_chunk(
     stopped the chunk (the caller reports that item as failed).
     """
     working: dict[VisitorKey, VisitorState] = {}
+    view = ChainMap(working, states)  # the states as this chunk has changed them so far
     deltas: dict[str, Deltas] = {}
+    widths: dict[tuple[str, CellKey], set[str]] = {}  # attributes each counter update carries
     event_ids: list[tuple[str, str]] = []
+    duplicates = 0
     index = start
     while index < len(items):
         event = items[index].event
-        if (event.site, event.event_id) in skip or (event.site, event.event_id) in event_ids:
-            index += 1  # counted before, or delivered twice in this very batch
+        if already_counted(event, view):
+            duplicates += 1  # redelivered: its visitor state already holds it
+            index += 1
             continue
-        view = {**states, **working}
         vkey = visitor_key_for(event, view)
         event_deltas = empty_deltas()
         try:
             new_state = apply_event(view.get(vkey, VisitorState()), event, event_deltas)
         except Exception as exc:  # a poison record: stop here, let Lambda retry / dead-letter it
-            return _plan(event_ids, working, states, deltas), index, exc
-        trial_deltas = {**deltas}
-        merged = empty_deltas()
-        add_into(merged, trial_deltas.get(event.site, empty_deltas()))
-        add_into(merged, event_deltas)
-        trial_deltas[event.site] = merged
-        cells = sum(len(prune(d)) for d in trial_deltas.values())
+            return _plan(event_ids, working, states, deltas, duplicates), index, exc
+        touched = {(event.site, cell): set(attrs) for cell, attrs in prune(event_deltas).items()}
+        new_cells = sum(1 for key in touched if key not in widths)
+        widest = max(
+            (len(widths.get(key, set()) | attrs) for key, attrs in touched.items()), default=0
+        )
         visitors = len(working) + (0 if vkey in working else 1)
-        if event_ids and len(event_ids) + 1 + visitors + cells > max_items:
+        if event_ids and (
+            visitors + len(widths) + new_cells > max_items or widest > MAX_ATTRIBUTES_PER_UPDATE
+        ):
             break
         working[vkey] = new_state
-        deltas = trial_deltas
+        add_into(deltas.setdefault(event.site, empty_deltas()), event_deltas)
+        for key, attrs in touched.items():
+            widths.setdefault(key, set()).update(attrs)
         event_ids.append((event.site, event.event_id))
         index += 1
-    return _plan(event_ids, working, states, deltas), index, None
+    return _plan(event_ids, working, states, deltas, duplicates), index, None
 
 
 def _plan(
@@ -104,9 +125,11 @@ def _plan(
     working: dict[VisitorKey, VisitorState],
     states: dict[VisitorKey, VisitorState],
     deltas: dict[str, Deltas],
+    duplicates: int,
 ) -> ChunkPlan:
     return ChunkPlan(
         event_ids=event_ids,
+        duplicates=duplicates,
         visitors={k: (s, states[k].version if k in states else 0) for k, s in working.items()},
         deltas={
             (site, cell): attrs for site, d in deltas.items() for cell, attrs in prune(d).items()
@@ -157,7 +180,6 @@ class _Batch:
         self.max_attempts = max_attempts
         self.sleep = sleep
         self.result = BatchResult()
-        self.skip: set[tuple[str, str]] = set()  # events whose marker exists: counted before
         wanted: set[VisitorKey] = set()
         for item in items:
             wanted.add((item.event.site, item.event.visitor_id))
@@ -168,10 +190,9 @@ class _Batch:
     def commit_chunk(self, index: int) -> tuple[int, Exception | None] | None:
         """Commit the chunk starting at `index`: (next index, poison error), or None on failure."""
         for attempt in range(self.max_attempts + 1):
-            plan, next_index, poison = plan_chunk(
-                self.items, index, self.states, self.max_items, self.skip
-            )
+            plan, next_index, poison = plan_chunk(self.items, index, self.states, self.max_items)
             if not plan.event_ids:
+                self.result.duplicates += plan.duplicates
                 return next_index, poison
             if attempt == self.max_attempts:
                 return None
@@ -179,14 +200,11 @@ class _Batch:
             self.result.transactions += 1
             if outcome.committed:
                 for vkey, (state, version) in plan.visitors.items():
-                    self.states[vkey] = VisitorState(
-                        state.sessions, state.seen, state.last_seen, version + 1
-                    )
+                    self.states[vkey] = replace(state, version=version + 1)
                 self.result.counted += len(plan.event_ids)
+                self.result.duplicates += plan.duplicates
                 return next_index, poison
             self.result.retries += 1
-            self.skip |= outcome.duplicates
-            self.result.duplicates += len(outcome.duplicates)
             if outcome.stale_visitors:
                 self._reload(outcome.stale_visitors)
             if outcome.retryable:

@@ -1,9 +1,8 @@
 """DynamoDB access for the aggregator: visitor states in, one transaction per chunk out.
 
 A chunk's transaction holds, atomically:
-  - one dedup marker per event (Put, attribute_not_exists): an event is counted at most once;
-  - each touched visitor state (Put, conditioned on the version we read): sessions stay consistent
-    with the counters they drive even if two batches race;
+  - each touched visitor state (Put, conditioned on the version we read). The state lists the
+    events folded into it, so it is also the record that an event was counted (decision 0005);
   - the chunk's counter deltas (Update ADD on top-level attributes of each counter item).
 """
 
@@ -13,39 +12,45 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, Admission, KnownValues, admit
 from aggregator.fold import CellKey, VisitorState
 from core import keys
 from core.keys import Granularity
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
-VISITOR_TTL_SECONDS = 3 * 86400  # a visitor id lives one day, plus a session over midnight
 
 
 @dataclass
 class ChunkPlan:
-    event_ids: list[tuple[str, str]]  # (site, event id), one marker each
+    event_ids: list[tuple[str, str]]  # (site, event id) folded in by this chunk
     visitors: dict[VisitorKey, tuple[VisitorState, int]]  # new state, version read
     deltas: dict[tuple[str, CellKey], dict[str, int]]  # (site, cell) → attribute deltas
 
+    duplicates: int = 0  # events skipped because their visitor state already held them
+
     def item_count(self) -> int:
-        return len(self.event_ids) + len(self.visitors) + len(self.deltas)
+        return len(self.visitors) + len(self.deltas)
 
 
 @dataclass
 class CommitOutcome:
     committed: bool
-    duplicates: set[tuple[str, str]] = field(default_factory=set)
+    stale_counters: set[tuple[str, str]] = field(default_factory=set)
     stale_visitors: set[VisitorKey] = field(default_factory=set)
     retryable: bool = False
     reason: str = ""
 
 
 class AggregateStore:
-    def __init__(self, client: Any, table: str, marker_ttl_seconds: int, minute_ttl_seconds: int):
+    def __init__(self, client: Any, table: str, visitor_ttl_seconds: int, minute_ttl_seconds: int):
         self._client = client
         self._table = table
-        self._marker_ttl = marker_ttl_seconds
+        # A visitor's state is also the record of which events were counted: it must outlive any
+        # redelivery (24 h stream retention + the mapping's maximum record age).
+        self._visitor_ttl = visitor_ttl_seconds
         self._minute_ttl = minute_ttl_seconds
+        # What each dimension item holds, as last read or written by this instance.
+        self._known: dict[tuple[str, str], KnownValues] = {}
 
     def load_visitors(self, wanted: set[VisitorKey]) -> dict[VisitorKey, VisitorState]:
         found: dict[VisitorKey, VisitorState] = {}
@@ -69,16 +74,25 @@ class AggregateStore:
     def commit(self, plan: ChunkPlan, now: float | None = None) -> CommitOutcome:
         now = time.time() if now is None else now
         actions: list[tuple[str, Any, dict[str, Any]]] = []
-        for site, event_id in plan.event_ids:
-            actions.append(("marker", (site, event_id), self._marker(site, event_id, now)))
         for vkey, (state, version) in plan.visitors.items():
             actions.append(("visitor", vkey, self._visitor(vkey, state, version, now)))
+        admissions: dict[tuple[str, str], Admission] = {}
         for (site, cell), attrs in plan.deltas.items():
-            actions.append(("counter", None, self._counter(site, cell, attrs, now)))
+            key = (keys.counter_pk(site, cell[0], cell[1]), cell[2])
+            admission = None if cell[1] == keys.TOTALS else self._admit(key, attrs)
+            if admission is not None:
+                admissions[key] = admission
+            action = self._counter(
+                key, cell[0], admission.attrs if admission else attrs, admission, now
+            )
+            actions.append(("counter", key, action))
         try:
             self._client.transact_write_items(TransactItems=[a[2] for a in actions])
         except self._client.exceptions.TransactionCanceledException as exc:
-            return _cancelled(actions, exc.response.get("CancellationReasons", []))
+            outcome = _cancelled(actions, exc.response.get("CancellationReasons", []))
+            for key in outcome.stale_counters:
+                self._known.pop(key, None)  # someone else admitted values: read it again
+            return outcome
         except (
             self._client.exceptions.TransactionConflictException,
             self._client.exceptions.ProvisionedThroughputExceededException,
@@ -86,22 +100,24 @@ class AggregateStore:
             self._client.exceptions.InternalServerError,
         ) as exc:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
+        for key, admission in admissions.items():
+            known = self._known[key]
+            known.values.update(admission.admitted)
+            known.count += len(admission.admitted)
+            known.size += admission.added_bytes
         return CommitOutcome(True)
 
-    # ---- transaction items --------------------------------------------------------------------
+    def _admit(self, key: tuple[str, str], attrs: dict[str, int]) -> Admission:
+        if key not in self._known:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+                ConsistentRead=True,
+            )
+            self._known[key] = KnownValues.from_item(response.get("Item", {}))
+        return admit(self._known[key], attrs)
 
-    def _marker(self, site: str, event_id: str, now: float) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self._table,
-                "Item": {
-                    "pk": {"S": keys.dedup_pk(site, event_id)},
-                    "sk": {"S": keys.NO_SORT},
-                    "ttl": {"N": str(int(now) + self._marker_ttl)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+    # ---- transaction items --------------------------------------------------------------------
 
     def _visitor(
         self, vkey: VisitorKey, state: VisitorState, version: int, now: float
@@ -113,7 +129,7 @@ class AggregateStore:
                 "sk": {"S": keys.NO_SORT},
                 "state": {"S": state.to_json()},
                 "v": {"N": str(version + 1)},
-                "ttl": {"N": str(int(now) + VISITOR_TTL_SECONDS)},
+                "ttl": {"N": str(int(now) + self._visitor_ttl)},
             },
         }
         if version == 0:
@@ -124,9 +140,13 @@ class AggregateStore:
         return {"Put": put}
 
     def _counter(
-        self, site: str, cell: CellKey, attrs: dict[str, int], now: float
+        self,
+        key: tuple[str, str],
+        gran: Granularity,
+        attrs: dict[str, int],
+        admission: Admission | None,
+        now: float,
     ) -> dict[str, Any]:
-        gran, dimension, bucket = cell
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         adds = []
@@ -134,6 +154,19 @@ class AggregateStore:
             names[f"#a{i}"] = attr
             values[f":a{i}"] = {"N": str(delta)}
             adds.append(f"#a{i} :a{i}")
+        update: dict[str, Any] = {}
+        if admission is not None and admission.admitted:
+            # New values take places in the item: only if nobody took some since we looked.
+            names["#n"], names["#b"] = COUNT_ATTR, BYTES_ATTR
+            values[":n"] = {"N": str(len(admission.admitted))}
+            values[":b"] = {"N": str(admission.added_bytes)}
+            values[":seen"] = {"N": str(admission.expected_count)}
+            adds += ["#n :n", "#b :b"]
+            update["ConditionExpression"] = (
+                "attribute_not_exists(#n)" if admission.expected_count == 0 else "#n = :seen"
+            )
+            if admission.expected_count == 0:
+                del values[":seen"]
         expression = "ADD " + ", ".join(adds)
         if gran is Granularity.MINUTE:
             # Minute buckets serve realtime only; they expire, hours and days stay.
@@ -143,13 +176,11 @@ class AggregateStore:
         return {
             "Update": {
                 "TableName": self._table,
-                "Key": {
-                    "pk": {"S": keys.counter_pk(site, gran, dimension)},
-                    "sk": {"S": bucket},
-                },
+                "Key": {"pk": {"S": key[0]}, "sk": {"S": key[1]}},
                 "UpdateExpression": expression,
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
+                **update,
             }
         }
 
@@ -160,14 +191,13 @@ def _cancelled(
     outcome = CommitOutcome(False, reason="TransactionCanceled")
     for (kind, ref, _), reason in zip(actions, reasons, strict=False):
         code = reason.get("Code", "None")
-        if code == "ConditionalCheckFailed":
-            if kind == "marker":
-                outcome.duplicates.add(ref)
-            elif kind == "visitor":
-                outcome.stale_visitors.add(ref)
+        if code == "ConditionalCheckFailed" and kind == "visitor":
+            outcome.stale_visitors.add(ref)
+        elif code == "ConditionalCheckFailed" and kind == "counter":
+            outcome.stale_counters.add(ref)
         elif code not in ("None", ""):
             outcome.retryable = True  # TransactionConflict, throttling: back off and retry
             outcome.reason = code
-    if not outcome.duplicates and not outcome.stale_visitors:
+    if not outcome.stale_visitors and not outcome.stale_counters:
         outcome.retryable = True
     return outcome

@@ -6,14 +6,15 @@ events table      pk  EV#<site>#<event id>                       one raw event, 
                   gsi1pk <site>#<UTC hour>  gsi1sk <ts ms>#<id>   raw events of a site by hour
 aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, one per bucket:
                   sk  <bucket label>                              a Query over sk reads a range
-                  pk  V#<site>#<visitor id>  sk  _                visitor state (sessions, seen)
-                  pk  D#<site>#<event id>    sk  _                dedup marker (exactly-once)
+                  pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
+                                                                  also record what was counted
 meta table        pk  SITE   sk <domain>                          sites, all in one partition
                   pk  KEY#<sha256 of key>  sk  _                  API keys, stored only as hashes
                   pk  SALT   sk <UTC date>                        daily visitor-hash salts
 
 Counter attributes are top-level with encoded names (`<metric>|<dimension value>`), because ADD on
-a nested map path fails when the parent map is missing.
+a nested map path fails when the parent map is missing. Granularities: m (UTC minute), h (UTC
+hour), d (site-local day), M (site-local month).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Granularity(StrEnum):
     MINUTE = "m"
     HOUR = "h"
     DAY = "d"
+    MONTH = "M"
 
 
 # ---- events table -----------------------------------------------------------------------------
@@ -75,10 +77,6 @@ def visitor_pk(site: str, visitor_id: str) -> str:
     return f"V{SEP}{site}{SEP}{visitor_id}"
 
 
-def dedup_pk(site: str, event_id: str) -> str:
-    return f"D{SEP}{site}{SEP}{event_id}"
-
-
 def counter_attr(metric: str, value: str | None = None) -> str:
     """Top-level attribute name of a counter: `pageviews`, or `pageviews|/blog` for a dimension."""
     return metric if value is None else f"{metric}|{value}"
@@ -90,8 +88,8 @@ def parse_counter_attr(name: str) -> tuple[str, str | None]:
 
 
 # ---- time buckets -----------------------------------------------------------------------------
-# Minute and hour buckets are UTC; day buckets are the site's local date, so "today" in the site's
-# time zone is one item and a 30-day range is 30 items.
+# Minute and hour buckets are UTC; day and month buckets are the site's local date, so "today" in
+# the site's time zone is one item, a 30-day range 30 items and a year 12.
 
 
 def minute_label(ts_ms: int) -> str:
@@ -106,11 +104,17 @@ def day_label(ts_ms: int, tz: str) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d")
 
 
+def month_label(ts_ms: int, tz: str) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(tz)).strftime("%Y-%m")
+
+
 def bucket_label(granularity: Granularity, ts_ms: int, tz: str) -> str:
     if granularity is Granularity.MINUTE:
         return minute_label(ts_ms)
     if granularity is Granularity.HOUR:
         return hour_label(ts_ms)
+    if granularity is Granularity.MONTH:
+        return month_label(ts_ms, tz)
     return day_label(ts_ms, tz)
 
 

@@ -49,7 +49,7 @@ class EventSourceMapping:
 @dataclass(frozen=True)
 class Retention:
     raw_event_ttl_seconds: int
-    dedup_marker_ttl_seconds: int
+    visitor_state_ttl_seconds: int
     minute_bucket_ttl_seconds: int
     salt_max_age_seconds: int
 

@@ -38,6 +38,11 @@ def get_deps() -> IngestDeps:
     )
 
 
+def now() -> datetime:
+    """The receive time of a request (tests of day boundaries replace it)."""
+    return datetime.now(UTC)
+
+
 @log.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metric.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -52,6 +57,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         source_ip=http.get("sourceIp", ""),
         request_id=event.get("requestContext", {}).get("requestId", ""),
     )
-    response = handle(request, get_deps(), datetime.now(UTC))
+    response = handle(request, get_deps(), now())
     metric.add_metric(name=f"IngestResponses_{response.status}", unit=COUNT, value=1)
     return {"statusCode": response.status, "headers": response.headers, "body": response.body}

@@ -101,9 +101,8 @@ def test_counter_key_with_an_unknown_granularity_fails() -> None:
         keys.parse_counter_pk("C#example.com#w#_")
 
 
-def test_visitor_and_dedup_keys_are_namespaced_per_site() -> None:
+def test_visitor_keys_are_namespaced_per_site() -> None:
     assert keys.visitor_pk("example.com", "abc") == "V#example.com#abc"
-    assert keys.dedup_pk("example.com", "e1") == "D#example.com#e1"
     assert keys.visitor_pk("a.com", "x") != keys.visitor_pk("b.com", "x")
 
 

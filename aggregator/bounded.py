@@ -1,0 +1,87 @@
+"""Bounded counter items: a flood of distinct values folds into "(other)", totals preserved.
+
+A dimension item (say, pages on 2026-11-26) admits at most MAX_VALUES distinct values and
+MAX_VALUE_BYTES bytes of value text; every later value is counted under OTHER. Admission is
+first come: once an item is full it stays full, and a value that is absent stays absent, so a
+later correction (a -1 when a late event moves a session) lands where the +1 did. The item keeps
+its count of values `n` and their bytes `b`; admitting values is conditioned on `n` being what we
+last read, so two writers cannot both take the last places (decision record 0005).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.keys import parse_counter_attr
+
+OTHER = "(other)"
+MAX_VALUES = 300
+MAX_VALUE_BYTES = 16 * 1024
+COUNT_ATTR = "n"
+BYTES_ATTR = "b"
+
+
+@dataclass
+class KnownValues:
+    """What an item held when we last read it (or wrote it)."""
+
+    values: set[str] = field(default_factory=set)
+    count: int = 0
+    size: int = 0
+
+    @classmethod
+    def from_item(cls, item: dict[str, object]) -> KnownValues:
+        values = set()
+        for name in item:
+            _, value = parse_counter_attr(name)
+            if value is not None and value != OTHER:
+                values.add(value)
+        count = int(_number(item.get(COUNT_ATTR)))
+        size = int(_number(item.get(BYTES_ATTR)))
+        return cls(values, count, size)
+
+
+def _number(raw: object) -> float:
+    if isinstance(raw, dict) and "N" in raw:
+        return float(raw["N"])
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    attrs: dict[str, int]  # the deltas, with values that did not fit renamed to OTHER
+    admitted: tuple[str, ...]  # values new to the item
+    expected_count: int  # the item's `n` the admission is conditioned on
+
+    @property
+    def added_bytes(self) -> int:
+        return sum(len(v.encode()) for v in self.admitted)
+
+
+def admit(known: KnownValues, attrs: dict[str, int]) -> Admission:
+    """Route each `metric|value` delta to its value if the item has it or has room, else OTHER."""
+    admitted: list[str] = []
+    count, size = known.count, known.size
+    out: dict[str, int] = {}
+    for name, delta in sorted(attrs.items()):
+        metric, value = parse_counter_attr(name)
+        if (
+            value is not None
+            and value != OTHER
+            and value not in known.values
+            and value not in admitted
+        ):
+            weight = len(value.encode())
+            if count + 1 <= MAX_VALUES and size + weight <= MAX_VALUE_BYTES:
+                admitted.append(value)
+                count += 1
+                size += weight
+        if (
+            value is not None
+            and value != OTHER
+            and value not in known.values
+            and value not in admitted
+        ):
+            name = f"{metric}|{OTHER}"
+        out[name] = out.get(name, 0) + delta
+    return Admission({k: v for k, v in out.items()}, tuple(admitted), known.count)

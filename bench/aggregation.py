@@ -1,0 +1,294 @@
+"""Issue 3's benchmarks: the oracle campaign, a naive aggregator side by side, CPU per batch, flood.
+
+Run by `make bench` through bench/__main__.py; each function returns rows for the table.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def row(figure: str, value: float, unit: str, goal: str = "", anchor: str = "") -> Row:
+    return {
+        "figure": figure,
+        "value": round(value, 4),
+        "unit": unit,
+        "goal": goal,
+        "anchor": anchor,
+    }
+
+
+@contextmanager
+def pipeline_on(endpoint: str, prefix: str) -> Any:
+    from local import tables
+    from local.stack import aws_environment
+    from tests.conftest import _clear_composition_roots
+    from tests.integration.pipeline import Pipeline
+
+    env = aws_environment(endpoint, prefix)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    _clear_composition_roots()
+    try:
+        from core.aws import make_client
+
+        names = tables.table_names(prefix)
+        tables.create_tables(make_client("dynamodb"), names, with_stream=True)
+        yield Pipeline(names)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _clear_composition_roots()
+
+
+def ingest_traffic(pipeline: Any, events: int, visitors: int, seed: int) -> list[dict[str, Any]]:
+    import ingest.handler
+    from tests.faults import Traffic
+
+    rnd = random.Random(seed)
+    traffic = Traffic.random(
+        rnd, events, visitors, datetime(2026, 11, 25, 22, 0, tzinfo=UTC), tz="Europe/Berlin"
+    )
+    pipeline.add_site(traffic.site, tz=traffic.tz)
+    original = ingest.handler.now
+    try:
+        for now, body, ip, ua in traffic.payloads():
+            ingest.handler.now = lambda now=now: now  # type: ignore[assignment]
+            pipeline.send(body, ip=ip, user_agent=ua)
+    finally:
+        ingest.handler.now = original  # type: ignore[assignment]
+    return list(pipeline.read_stream())
+
+
+def naive_aggregate(pipeline: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """What a first attempt does: one ADD per counter per record, no dedup, no sessions."""
+    from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+
+    from aggregator.fold import event_counts
+    from core.events import MalformedEvent, RawEvent
+    from core.keys import counter_pk
+
+    for record in DynamoDBStreamEvent(event).records:
+        try:
+            raw = RawEvent.from_image(record.dynamodb.new_image)  # type: ignore[union-attr,arg-type]
+        except (MalformedEvent, AttributeError, TypeError, ValueError):
+            continue
+        deltas: Any = defaultdict(lambda: defaultdict(int))
+        event_counts(raw, deltas)
+        for (gran, dim, bucket), attrs in deltas.items():
+            names = {f"#a{i}": a for i, a in enumerate(attrs)}
+            values = {f":a{i}": {"N": str(v)} for i, v in enumerate(attrs.values())}
+            pipeline.ddb.update_item(
+                TableName=pipeline.names["aggregates"],
+                Key={"pk": {"S": counter_pk(raw.site, gran, dim)}, "sk": {"S": bucket}},
+                UpdateExpression="ADD " + ", ".join(f"{n} {n.replace('#', ':')}" for n in names),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+    return {"batchItemFailures": []}
+
+
+def campaign(endpoint: str, meter: Any, events: int = 2000, schedules: int = 20) -> list[Row]:
+    """At least 2,000 events x 20 fault schedules: ours against the oracle, and the naive aggregator."""
+    from tests import oracle
+    from tests.faults import (
+        FaultyStore,
+        Schedule,
+        deliver,
+        mismatches,
+        stored_counters,
+        stored_events,
+    )
+
+    ours_mismatches = naive_mismatches = 0
+    ours_units: list[float] = []
+    naive_units: list[float] = []
+    pageviews_total = 0
+    for n in range(schedules):
+        with pipeline_on(endpoint, f"bench-c{n}-{os.getpid()}") as pipeline:
+            records = ingest_traffic(pipeline, events, visitors=max(2, events // 8), seed=n)
+            stored = stored_events(pipeline.ddb, pipeline.names)
+            pageviews = sum(1 for e in stored if e.is_pageview)
+            pageviews_total += pageviews
+            expected = oracle.compute(stored)
+            schedule = Schedule.random(random.Random(1000 + n), len(records))
+            meter.reset()
+            faults = FaultyStore()
+            with faults.installed():
+                deliver(pipeline.aggregator_fn.invoke, records, schedule, faults)
+            usage = meter.reset()
+            ours_units.append(
+                usage.write_units.get(pipeline.names["aggregates"], 0.0) / max(pageviews, 1)
+            )
+            ours_mismatches += len(
+                mismatches(expected, stored_counters(pipeline.ddb, pipeline.names))
+            )
+        with pipeline_on(endpoint, f"bench-n{n}-{os.getpid()}") as naive:
+            naive_records = ingest_traffic(naive, events, visitors=max(2, events // 8), seed=n)
+            naive_expected = oracle.compute(stored_events(naive.ddb, naive.names))
+            meter.reset()
+            deliver(
+                lambda e: naive_aggregate(naive, e),
+                naive_records,
+                Schedule.random(random.Random(1000 + n), len(naive_records)),
+                FaultyStore(),
+            )
+            usage = meter.reset()
+            naive_units.append(
+                usage.write_units.get(naive.names["aggregates"], 0.0) / max(pageviews, 1)
+            )
+            got = stored_counters(naive.ddb, naive.names)
+            # The naive aggregator only keeps event counts: compare it on the cells it keeps.
+            comparable = {
+                cell: kept
+                for cell, attrs in naive_expected.items()
+                if (kept := _event_level(cell, attrs))
+            }
+            naive_mismatches += len(mismatches(comparable, got))
+    return [
+        row(
+            f"oracle campaign: {events} events x {schedules} fault schedules, mismatches (ours)",
+            ours_mismatches,
+            "cells",
+            "0",
+        ),
+        row(
+            "oracle campaign: mismatches (naive per-event ADD, same faults)",
+            naive_mismatches,
+            "cells",
+            "",
+            "expected > 0",
+        ),
+        row(
+            "aggregates write units per pageview under faults (ours)",
+            statistics.median(ours_units),
+            "WCU",
+        ),
+        row(
+            "aggregates write units per pageview under faults (naive, fewer counters)",
+            statistics.median(naive_units),
+            "WCU",
+        ),
+    ]
+
+
+def _event_level(cell: Any, attrs: dict[str, int]) -> dict[str, int]:
+    """The counters a per-event ADD can keep: events and pageviews by page, name, hostname, prop."""
+    dimension = cell[2]
+    if dimension not in ("_", "page", "name", "hostname") and not dimension.startswith("prop:"):
+        return {}
+    return {a: v for a, v in attrs.items() if a.split("|")[0] in ("events", "pageviews")}
+
+
+def cpu_per_batch(batches: int = 30) -> list[Row]:
+    """Aggregator CPU per 100-record batch, DynamoDB round trips excluded (a store that only plans)."""
+    from aggregator.processor import StreamItem, process
+    from aggregator.store import CommitOutcome
+    from core.events import RawEvent
+
+    class PlanningOnly:
+        def load_visitors(self, wanted: Any) -> dict[Any, Any]:
+            return {}
+
+        def commit(self, plan: Any, now: float | None = None) -> CommitOutcome:
+            return CommitOutcome(True)
+
+    rnd = random.Random(3)
+    start = int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp() * 1000)
+    timings = []
+    for b in range(batches):
+        items = [
+            StreamItem(
+                f"{b:05d}{i:05d}",
+                RawEvent(
+                    event_id=f"cpu{b}-{i}",
+                    site="cpu.example",
+                    ts=start + b * 60_000 + i * 500,
+                    name=rnd.choice(("pageview", "pageview", "pageview", "Signup")),
+                    visitor_id=f"{rnd.randrange(40):016x}",
+                    page=rnd.choice(("/", "/a", "/b", "/c", "/d")),
+                    source=rnd.choice(("Google", "Direct / None", "Twitter")),
+                    browser="Chrome",
+                    os="Mac",
+                    device="Desktop",
+                    country="DE",
+                    hostname="cpu.example",
+                ),
+            )
+            for i in range(100)
+        ]
+        began = time.process_time()
+        process(items, PlanningOnly())  # type: ignore[arg-type]
+        timings.append(time.process_time() - began)
+    return [
+        row(
+            "aggregator CPU per 100-record batch (no DynamoDB round trips), median",
+            statistics.median(timings) * 1000,
+            "ms",
+        )
+    ]
+
+
+def flood(endpoint: str, paths: int = 100_000) -> list[Row]:
+    """The 100,000-distinct-path flood of one minute: largest item and the page breakdown's total."""
+    from aggregator.handler import handler
+    from core.events import RawEvent
+    from core.keys import parse_counter_attr
+    from local import tables
+    from local.runtime import LambdaContext
+    from tests.integration.test_flood import item_bytes, stream_record
+
+    with pipeline_on(endpoint, f"bench-flood-{os.getpid()}") as pipeline:
+        minute = (int(time.time()) // 60) * 60 * 1000
+        records = [
+            stream_record(
+                RawEvent(
+                    event_id=f"f{i}",
+                    site="flood.example",
+                    ts=minute + i * 50_000 // paths,
+                    name="pageview",
+                    visitor_id=f"{i // 10:016x}",
+                    page=f"/p/{i}",
+                    hostname="flood.example",
+                ),
+                i + 1,
+            )
+            for i in range(paths)
+        ]
+        began = time.perf_counter()
+        failures = 0
+        for start in range(0, len(records), 100):
+            failures += len(
+                handler({"Records": records[start : start + 100]}, LambdaContext("aggregator"))[
+                    "batchItemFailures"
+                ]
+            )
+        seconds = time.perf_counter() - began
+        items = tables.scan_all(pipeline.ddb, pipeline.names["aggregates"])
+        largest = max(item_bytes(i) for i in items)
+        day_page = next(i for i in items if i["pk"]["S"].endswith("#d#page"))
+        total = sum(
+            int(v["N"])
+            for k, v in day_page.items()
+            if parse_counter_attr(k)[0] == "pageviews" and parse_counter_attr(k)[1]
+        )
+    return [
+        row(
+            f"flood: {paths:,} distinct paths in a minute, failed batches", failures, "batches", "0"
+        ),
+        row("flood: largest item", largest / 1024, "KB", "< 100"),
+        row("flood: page breakdown total minus pageviews", total - paths, "pageviews", "0"),
+        row("flood: aggregation time on moto", seconds, "s"),
+    ]

@@ -1,0 +1,101 @@
+"""A flood of distinct paths folds into top-N plus "(other)": items stay small, totals stay exact."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from core.events import RawEvent
+from core.keys import parse_counter_attr, parse_counter_pk
+from local import tables
+from local.runtime import LambdaContext
+
+FLOOD = int(os.environ.get("LIVEINSIGHT_FLOOD_PATHS", "10000"))  # `make bench` floods 100,000
+SITE = "flood.example"
+
+
+def stream_record(event: RawEvent, sequence: int) -> dict[str, Any]:
+    item = event.to_item(ttl=event.ts // 1000 + 86400)
+    return {
+        "eventID": str(sequence),
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {
+            "NewImage": item,
+            "SequenceNumber": f"{sequence:021d}",
+            "StreamViewType": "NEW_IMAGE",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/events/stream/x",
+    }
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    """DynamoDB's item size: attribute names plus values (numbers counted generously)."""
+    total = 0
+    for name, value in item.items():
+        total += len(name.encode())
+        raw = next(iter(value.values()))
+        total += len(str(raw).encode()) + 1
+    return total
+
+
+def test_distinct_path_flood_keeps_items_small_and_totals_exact(aws_env: dict[str, str]) -> None:
+    from aggregator.handler import handler
+    from core.aws import make_client
+
+    # Given FLOOD pageviews, each on a new path, from visitors viewing 10 pages each, in one minute
+    minute = (int(time.time()) // 60) * 60 * 1000
+    events = [
+        RawEvent(
+            event_id=f"flood{i:07d}",
+            site=SITE,
+            ts=minute + i * 50_000 // FLOOD,
+            name="pageview",
+            visitor_id=f"{i // 10:016x}",
+            page=f"/p/{i}",
+            hostname=SITE,
+        )
+        for i in range(FLOOD)
+    ]
+    records = [stream_record(e, n + 1) for n, e in enumerate(events)]
+    # When the aggregator takes them in Lambda-sized batches
+    for start in range(0, len(records), 100):
+        response = handler({"Records": records[start : start + 100]}, LambdaContext("aggregator"))
+        assert response == {"batchItemFailures": []}
+
+    # Then every item is far below DynamoDB's 400 KB, and the page breakdown still sums to the total
+    items = tables.scan_all(make_client("dynamodb"), aws_env["aggregates"])
+    largest = max(items, key=item_bytes)
+    assert item_bytes(largest) < 100 * 1024, largest["pk"]
+    by_cell: dict[tuple[str, str], dict[str, int]] = {}
+    for item in items:
+        if item["pk"]["S"].startswith("C#"):
+            _, gran, dim = parse_counter_pk(item["pk"]["S"])
+            by_cell[(f"{gran.value}#{dim}", item["sk"]["S"])] = {
+                k: int(v["N"]) for k, v in item.items() if k not in ("pk", "sk", "ttl")
+            }
+    for gran in ("m", "d", "M"):
+        ((bucket, page_item),) = [
+            (sk, attrs) for (kind, sk), attrs in by_cell.items() if kind == f"{gran}#page"
+        ]
+        pageviews = {
+            parse_counter_attr(a)[1]: v
+            for a, v in page_item.items()
+            if parse_counter_attr(a)[0] == "pageviews"
+        }
+        assert sum(pageviews.values()) == FLOOD
+        assert pageviews["(other)"] > 0
+        assert len(pageviews) <= 301
+        totals = by_cell[(f"{gran}#_", bucket)]
+        assert totals["pageviews"] == FLOOD
+    # and realtime top pages show "(other)" as one row among at most ten
+    from query_api.reader import CounterReader
+
+    top = (
+        CounterReader(make_client("dynamodb"), aws_env["aggregates"])
+        .realtime(SITE, datetime.now(UTC))
+        .top_pages
+    )
+    assert top[0][0] == "(other)" and len(top) <= 10

@@ -1,0 +1,204 @@
+"""The oracle: every counter the aggregator keeps, recomputed straight from a list of raw events.
+
+Written to be obviously correct rather than fast: sort, group, count. It shares no code with the
+aggregator beyond the raw event model and the bucket labels, so a bug in the fold's incremental
+bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 and 0005):
+
+- a session is a visitor's non-engagement events with no gap over 30 minutes; an engagement event
+  belongs to the session whose span (plus 30 minutes) contains it, and only feeds time on page;
+- a session contributes visits, bounces and duration to the bucket where it starts, for the totals
+  and for its session dimensions (first event's source, UTM, device, …, entry and exit page);
+- pageviews count in the bucket they happen in, by page and by the session's dimensions;
+- a visitor is unique per bucket and per (bucket, dimension value): event dimensions (page,
+  hostname, event name) in the event's bucket, session dimensions in the session's start bucket;
+- current visitors: one per visitor, in the minute of its latest non-engagement event;
+- an event after midnight whose previous-day visitor id has a session open continues it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from core.events import RawEvent
+from core.keys import TOTALS, Granularity, bucket_label
+
+GAP_MS = 30 * 60 * 1000
+ALL = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
+DIMENSIONAL = (Granularity.DAY, Granularity.MONTH)
+SESSION_DIMS = (
+    "source",
+    "referrer",
+    "utm_medium",
+    "utm_source",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "country",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+)
+
+Cell = tuple[str, Granularity, str, str]  # (site, granularity, dimension, bucket)
+Counters = dict[Cell, dict[str, int]]
+
+
+def attribute_visitors(events: list[RawEvent]) -> dict[str, str]:
+    """event id → the visitor id it is counted under (yesterday's while a session is open)."""
+    owner: dict[str, str] = {}
+    last_seen: dict[tuple[str, str], int] = {}
+    for event in sorted(events, key=lambda e: (e.ts, e.event_id)):
+        visitor = event.visitor_id
+        previous = (event.site, event.previous_visitor_id or "")
+        if (
+            event.previous_visitor_id
+            and previous in last_seen
+            and event.ts - last_seen[previous] <= GAP_MS
+        ):
+            visitor = event.previous_visitor_id
+        owner[event.event_id] = visitor
+        if not event.is_engagement:
+            last_seen[(event.site, visitor)] = event.ts
+    return owner
+
+
+def sessions_of(events: list[RawEvent]) -> list[tuple[list[RawEvent], list[RawEvent]]]:
+    """One visitor's sessions: (counted events, engagement events), each sorted."""
+    counted = sorted((e for e in events if not e.is_engagement), key=lambda e: (e.ts, e.event_id))
+    engagement = sorted((e for e in events if e.is_engagement), key=lambda e: (e.ts, e.event_id))
+    groups: list[list[RawEvent]] = []
+    for event in counted:
+        if groups and event.ts - groups[-1][-1].ts <= GAP_MS:
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    return [
+        (group, [e for e in engagement if group[0].ts <= e.ts <= group[-1].ts + GAP_MS])
+        for group in groups
+    ]
+
+
+def compute(events: Iterable[RawEvent]) -> Counters:
+    events = list({e.event_id: e for e in events}.values())  # each accepted event once
+    counters: Counters = defaultdict(lambda: defaultdict(int))
+    uniques: dict[Cell, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    owner = attribute_visitors(events)
+    by_visitor: dict[tuple[str, str], list[RawEvent]] = defaultdict(list)
+    for event in events:
+        by_visitor[(event.site, owner[event.event_id])].append(event)
+
+    for event in events:
+        _event_counts(event, counters)
+    for (site, visitor), visitor_events in by_visitor.items():
+        _visitor_counts(site, visitor, visitor_events, counters, uniques)
+    for cell, by_value in uniques.items():
+        for value, visitors in by_value.items():
+            counters[cell]["visitors" if cell[2] == TOTALS else f"visitors|{value}"] += len(
+                visitors
+            )
+    return {
+        cell: {a: v for a, v in attrs.items() if v}
+        for cell, attrs in counters.items()
+        if any(attrs.values())
+    }
+
+
+def _event_counts(event: RawEvent, counters: Counters) -> None:
+    """Counts that need no sessions."""
+    if event.is_engagement:
+        return
+    site, tz = event.site, event.tz
+    for gran in ALL:
+        cell = counters[(site, gran, TOTALS, bucket_label(gran, event.ts, tz))]
+        cell["events"] += 1
+        cell["pageviews"] += int(event.is_pageview)
+    if event.is_pageview:
+        minute = bucket_label(Granularity.MINUTE, event.ts, tz)
+        counters[(site, Granularity.MINUTE, "page", minute)][f"pageviews|{event.page}"] += 1
+    for gran in DIMENSIONAL:
+        bucket = bucket_label(gran, event.ts, tz)
+        if event.is_pageview:
+            counters[(site, gran, "page", bucket)][f"pageviews|{event.page}"] += 1
+        else:
+            counters[(site, gran, "name", bucket)][f"events|{event.name}"] += 1
+        if event.hostname:
+            hostname = counters[(site, gran, "hostname", bucket)]
+            hostname[f"events|{event.hostname}"] += 1
+            hostname[f"pageviews|{event.hostname}"] += int(event.is_pageview)
+        for key, value in event.props.items():
+            counters[(site, gran, f"prop:{key}", bucket)][f"events|{value}"] += 1
+
+
+Uniques = dict[Cell, dict[str, set[str]]]
+
+
+def _visitor_counts(
+    site: str, visitor: str, events: list[RawEvent], counters: Counters, uniques: Uniques
+) -> None:
+    tz = min(events, key=lambda e: (e.ts, e.event_id)).tz
+    counted = [e for e in events if not e.is_engagement]
+    if counted:
+        latest = bucket_label(Granularity.MINUTE, max(e.ts for e in counted), tz)
+        counters[(site, Granularity.MINUTE, TOTALS, latest)]["current"] += 1
+    for session, engagement in sessions_of(events):
+        _session_counts(site, visitor, tz, session, engagement, counters, uniques)
+
+
+def _session_counts(
+    site: str,
+    visitor: str,
+    tz: str,
+    session: list[RawEvent],
+    engagement: list[RawEvent],
+    counters: Counters,
+    uniques: Uniques,
+) -> None:
+    first = session[0]
+    pageviews = [e for e in session if e.is_pageview]
+    interactive = any(not e.is_pageview and e.interactive for e in session)
+    bounce = int(len(pageviews) == 1 and not interactive)
+    duration = session[-1].ts - first.ts
+    values = [(d, getattr(first, d)) for d in SESSION_DIMS if getattr(first, d)]
+    if pageviews:
+        values += [("entry_page", pageviews[0].page), ("exit_page", pageviews[-1].page)]
+    for gran in ALL:
+        cell = counters[(site, gran, TOTALS, bucket_label(gran, first.ts, tz))]
+        cell["visits"] += 1
+        cell["bounces"] += bounce
+        cell["duration_ms"] += duration
+    for gran in DIMENSIONAL:
+        start = bucket_label(gran, first.ts, tz)
+        for dim, value in values:
+            cell = counters[(site, gran, dim, start)]
+            cell[f"visits|{value}"] += 1
+            cell[f"bounces|{value}"] += bounce
+            cell[f"duration_ms|{value}"] += duration
+            uniques[(site, gran, dim, start)][value].add(visitor)
+    for event in session:
+        for gran in ALL:
+            uniques[(site, gran, TOTALS, bucket_label(gran, event.ts, tz))][""].add(visitor)
+        for gran in DIMENSIONAL:
+            bucket = bucket_label(gran, event.ts, tz)
+            if event.hostname:
+                uniques[(site, gran, "hostname", bucket)][event.hostname].add(visitor)
+            if not event.is_pageview:
+                uniques[(site, gran, "name", bucket)][event.name].add(visitor)
+                continue
+            uniques[(site, gran, "page", bucket)][event.page].add(visitor)
+            for dim, value in values:
+                counters[(site, gran, dim, bucket)][f"pageviews|{value}"] += 1
+    _time_on_page(site, tz, session + engagement, counters)
+
+
+def _time_on_page(site: str, tz: str, events: list[RawEvent], counters: Counters) -> None:
+    timeline = sorted(events, key=lambda e: (e.ts, e.event_id))
+    for index, event in enumerate(timeline[:-1]):
+        if not event.is_pageview:
+            continue
+        for gran in DIMENSIONAL:
+            cell = counters[(site, gran, "page", bucket_label(gran, event.ts, tz))]
+            cell[f"top_ms|{event.page}"] += timeline[index + 1].ts - event.ts
+            cell[f"top_n|{event.page}"] += 1
