@@ -60,14 +60,16 @@ data "aws_iam_policy_document" "ingest" {
   }
 }
 
-# aggregator: visitor states read with BatchGetItem, then one TransactWriteItems per chunk of
-# Put (markers, visitor states) and Update (counters) (aggregator/store.py). The event source
-# mapping reads the stream and sends on-failure records to the DLQ with this role.
+# aggregator: visitor states read with BatchGetItem, each bounded dimension item read once with
+# GetItem (what it holds, for the top-N + "(other)" fold), then one TransactWriteItems per chunk
+# of Put (visitor states) and Update (counters) (aggregator/store.py). The event source mapping
+# reads the stream and sends on-failure records to the DLQ with this role.
 data "aws_iam_policy_document" "aggregator" {
   statement {
     sid = "Aggregates"
     actions = [
       "dynamodb:BatchGetItem",
+      "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
     ]
