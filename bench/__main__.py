@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench import aggregation
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -149,6 +151,55 @@ def tracker_sizes() -> tuple[int, int] | None:
     return len(raw), len(gzip.compress(raw, compresslevel=9))
 
 
+EVENTS = int(os.environ.get("BENCH_CAMPAIGN_EVENTS", "2000"))
+SCHEDULES = int(os.environ.get("BENCH_CAMPAIGN_SCHEDULES", "20"))
+FLOOD_PATHS = int(os.environ.get("BENCH_FLOOD_PATHS", "100000"))
+
+
+def low_rate_cost(
+    url: str, key: str, meter: Any, stack: Any, seconds: float = 60, rate: float = 2.0
+) -> list[dict[str, Any]]:
+    """Units per pageview at a realistic, low rate: most batches then hold one or two events."""
+    rnd = random.Random(11)
+    counted = get_json(f"{url}/api/realtime?site_id={SITE}", key)["pageviews"]
+    meter.reset()
+    seconds_before = sum(f.billed_seconds for f in stack.functions.values())
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        post(
+            url,
+            {"n": "pageview", "u": f"https://{SITE}/slow/{rnd.randrange(30)}", "d": SITE},
+            f"192.0.2.{rnd.randrange(60) + 1}",
+        )
+        sent += 1
+        time.sleep(rnd.expovariate(rate))
+    wait_counted(url, key, counted + sent)
+    time.sleep(1.5)
+    usage = meter.reset()
+    lambda_seconds = sum(f.billed_seconds for f in stack.functions.values()) - seconds_before
+    dynamo = (
+        (usage.total_write_units * WRITE_UNIT + usage.total_read_units * READ_UNIT) * 1e6 / sent
+    )
+    lam = lambda_seconds * LAMBDA_MEMORY_GB * LAMBDA_GB_SECOND * 1e6 / sent
+    return [
+        {
+            "figure": f"write units per pageview at {rate:g} pageviews/s (all tables)",
+            "value": round(usage.total_write_units / sent, 3),
+            "unit": "WCU",
+            "goal": "",
+            "anchor": "",
+        },
+        {
+            "figure": f"cost per million pageviews at {rate:g}/s: DynamoDB + Lambda + HTTP API",
+            "value": round(dynamo + lam + 1.0 + 0.2, 3),
+            "unit": "USD",
+            "goal": "≤ 4",
+            "anchor": f"AWS peer: ${PEER_COST_PER_MILLION}",
+        },
+    ]
+
+
 def main() -> int:
     from local.meter import CapacityMeter
     from local.stack import LocalStack, StackConfig, aws_environment
@@ -266,6 +317,11 @@ def main() -> int:
                 "ms",
                 "≤ 250",
             )
+
+            rows.extend(low_rate_cost(url, key, meter, stack))
+            rows.extend(aggregation.cpu_per_batch())
+            rows.extend(aggregation.campaign(stack.moto.endpoint, meter, EVENTS, SCHEDULES))
+            rows.extend(aggregation.flood(stack.moto.endpoint, paths=FLOOD_PATHS))
         finally:
             stack.stop()
             meter.uninstall()

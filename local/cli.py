@@ -64,9 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     listing = site.add_parser("list", help="list sites")
     listing.add_argument("--json", action="store_true")
 
+    dlq = commands.add_parser("dlq", help="the aggregator's dead-letter queue")
+    dlq.add_subparsers(dest="dlq_command", required=True).add_parser(
+        "replay", help="re-run dead-lettered stream records (needs a running `liveinsight dev`)"
+    )
+    rebuild = commands.add_parser("rebuild", help="recompute a site's aggregates from raw events")
+    rebuild.add_argument("--site", required=True)
+    rebuild.add_argument(
+        "--from", dest="start", required=True, help="ISO time; no offset = site time"
+    )
+    rebuild.add_argument("--to", dest="end", required=True, help="ISO time; no offset = site time")
+
     args = parser.parse_args(argv)
     if args.command == "dev":
         return run_dev(args)
+    if args.command == "dlq":
+        return run_dlq_replay(args)
+    if args.command == "rebuild":
+        return run_rebuild(args)
     return run_site(args)
 
 
@@ -151,6 +166,69 @@ def _alive(state: dict[str, Any]) -> bool:
             return bool(response.status == 200)
     except (OSError, KeyError, ValueError):
         return False
+
+
+def run_dlq_replay(args: argparse.Namespace) -> int:
+    state_file = args.data_dir / "stack.json"
+    if not state_file.exists() or not _alive(json.loads(state_file.read_text())):
+        print(
+            "liveinsight: dlq replay needs a running `liveinsight dev` (the stream and queue live in it)",
+            file=sys.stderr,
+        )
+        return 2
+    with backend(args.data_dir):
+        from aggregator.handler import handler
+        from core.aws import make_client
+        from local.dlq import replay
+        from local.runtime import LambdaContext
+
+        sqs = make_client("sqs")
+        queue = sqs.get_queue_url(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")["QueueUrl"]
+        report = replay(
+            sqs,
+            make_client("dynamodbstreams"),
+            queue,
+            lambda e: handler(e, LambdaContext("aggregator")),
+        )
+    print(json.dumps(report.as_dict()))
+    return 0 if not report.failed else 1
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    with backend(args.data_dir):
+        from aggregator.rebuild import rebuild
+        from core.aws import make_client
+        from core.schema import load_schema
+        from core.sites import SiteStore
+
+        client = make_client("dynamodb")
+        site = SiteStore(client, os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0).get(
+            args.site
+        )
+        if site is None:
+            print(f"liveinsight: no site {args.site}", file=sys.stderr)
+            return 2
+
+        def parse(text: str) -> datetime:
+            moment = datetime.fromisoformat(text)
+            return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(site.tz))
+
+        report = rebuild(
+            client,
+            os.environ["LIVEINSIGHT_EVENTS_TABLE"],
+            os.environ["LIVEINSIGHT_AGGREGATES_TABLE"],
+            site.domain,
+            site.tz,
+            parse(args.start),
+            parse(args.end),
+            datetime.now(UTC),
+            load_schema().retention.minute_bucket_ttl_seconds,
+        )
+    print(json.dumps(report.__dict__))
+    return 0
 
 
 def run_site(args: argparse.Namespace) -> int:

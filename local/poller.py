@@ -29,6 +29,7 @@ from typing import Any
 
 from core.observability import logger
 from core.schema import EventSourceMapping
+from local.faults import Faults, InjectedCrash
 
 log = logger("local-esm")
 
@@ -95,6 +96,7 @@ class StreamPoller:
         dlq_url: str,
         poll_interval: float = 0.1,
         clock: Callable[[], float] = time.time,
+        faults: Faults | None = None,
     ) -> None:
         self._streams = streams
         self._sqs = sqs
@@ -104,6 +106,7 @@ class StreamPoller:
         self._dlq_url = dlq_url
         self._poll_interval = poll_interval
         self._clock = clock
+        self._faults = faults
         self._shards: dict[str, _Shard] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,6 +151,9 @@ class StreamPoller:
                 ShardIteratorType=self._esm.starting_position,
             )["ShardIterator"]
             self._shards[shard_id] = _Shard(shard_id, iterator)
+            for n in range(1, self._faults.shards if self._faults else 1):
+                # A simulated sibling shard: records hashed to it are delivered on their own.
+                self._shards[f"{shard_id}#sim{n}"] = _Shard(f"{shard_id}#sim{n}", None)
 
     def poll_once(self, flush: bool = False) -> bool:
         """Read new records and deliver due batches; True if anything was read or delivered."""
@@ -162,12 +168,21 @@ class StreamPoller:
                     if record["eventName"] not in self._esm.filter_event_names:
                         self.stats.records_filtered += 1
                         continue
-                    if not shard.buffer:
-                        shard.first_buffered_at = self._clock()
-                    shard.buffer.append(record)
+                    target = self._simulated_shard(shard, record)
+                    if not target.buffer:
+                        target.first_buffered_at = self._clock()
+                    target.buffer.append(record)
                     busy = True
+        shards = list(self._shards.values())
+        if self._faults and len(shards) > 1:
+            shards = [self._faults.pick(shards) for _ in shards] + shards  # interleave shards
+        for shard in shards:
             busy |= self._deliver_due(shard, flush)
         return busy
+
+    def _simulated_shard(self, shard: _Shard, record: dict[str, Any]) -> _Shard:
+        n = self._faults.shard_of(record) if self._faults else 0
+        return shard if n == 0 else self._shards[f"{shard.shard_id}#sim{n}"]
 
     def _deliver_due(self, shard: _Shard, flush: bool) -> bool:
         delivered = False
@@ -179,7 +194,7 @@ class StreamPoller:
             batch = shard.buffer[: self._esm.batch_size]
             shard.buffer = shard.buffer[self._esm.batch_size :]
             shard.first_buffered_at = self._clock() if shard.buffer else None
-            self.deliver(shard.shard_id, batch)
+            self.deliver(shard.shard_id.split("#sim")[0], batch)
             delivered = True
         return delivered
 
@@ -214,7 +229,13 @@ class StreamPoller:
         self.stats.invocations += 1
         self.stats.records_delivered += len(records)
         try:
+            if self._faults and self._faults.happens("crash_before"):
+                raise InjectedCrash("instance died before the handler ran")
             response = self._invoke(event)
+            if self._faults and self._faults.happens("duplicate"):
+                response = self._invoke(event)  # Lambda may invoke twice for one batch
+            if self._faults and self._faults.happens("lost_response"):
+                raise InjectedCrash("the handler finished but Lambda saw a timeout")
         except Exception:
             self.stats.function_errors += 1
             log.exception("aggregator invocation failed")

@@ -92,3 +92,39 @@ def test_dashboard_updates_without_reload_when_traffic_arrives(stack: Stack, pag
         assert response.status == 202
     wait_for(lambda: page.inner_text("[data-testid=current-visitors]") == "1", timeout=10)
     assert page.inner_text("[data-testid=pageviews-30m]") == "1"
+
+
+def test_operations_commands_run_against_the_running_stack(stack: Stack) -> None:
+    import json
+    import urllib.request
+    from datetime import UTC, datetime, timedelta
+
+    site = stack.cli("site", "add", "ops.example", "--json")
+    request = urllib.request.Request(
+        stack.url + "/api/event",
+        data=json.dumps(
+            {"n": "pageview", "u": "https://ops.example/", "d": "ops.example"}
+        ).encode(),
+        headers={
+            "content-type": "text/plain",
+            "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+    wait_for(
+        lambda: stack.get_json("/api/realtime?site_id=ops.example", site["key"])["pageviews"] == 1
+    )
+    assert stack.cli("dlq", "replay") == {"messages": 0, "records": 0, "failed": []}
+    today = datetime.now(UTC).date()
+    report = stack.cli(
+        "rebuild",
+        "--site",
+        "ops.example",
+        "--from",
+        today.isoformat(),
+        "--to",
+        (today + timedelta(days=1)).isoformat(),
+    )
+    assert report["events_read"] == 1 and report["items_written"] > 0 and report["poison"] == []
+    assert stack.get_json("/api/realtime?site_id=ops.example", site["key"])["pageviews"] == 1

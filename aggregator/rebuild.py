@@ -1,0 +1,205 @@
+"""Recompute a site's aggregates for a time range from the raw events still in the table.
+
+A safety net (after a bug, or records that could not be replayed) and a way to add a dimension
+to recent history. It reads the site's raw events from a day before the range (sessions that
+started earlier) up to now (so "current" and session ends are right), folds them with the same
+code as the aggregator, and *overwrites* every counter item whose bucket lies wholly inside the
+range. Running it twice writes the same items: it is idempotent. Raw events expire after 7 days,
+so ranges older than that cannot be rebuilt. Visitor states are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
+
+from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, MAX_VALUE_BYTES, MAX_VALUES, OTHER
+from aggregator.fold import (
+    SESSION_DIMENSIONS,
+    TOTAL_GRANULARITIES,
+    Deltas,
+    VisitorState,
+    add_into,
+    apply_event,
+    empty_deltas,
+    prune,
+)
+from aggregator.processor import visitor_key_for
+from aggregator.store import VisitorKey
+from core import keys
+from core.events import RawEvent
+from core.keys import Granularity
+
+FIXED_DIMENSIONS = (
+    keys.TOTALS,
+    "page",
+    "entry_page",
+    "exit_page",
+    "hostname",
+    "name",
+    *SESSION_DIMENSIONS,
+)
+LOOKBACK = timedelta(days=1)
+
+
+@dataclass
+class RebuildReport:
+    events_read: int = 0
+    items_written: int = 0
+    items_deleted: int = 0
+    poison: list[str] = field(default_factory=list)
+
+
+def bucket_span(gran: Granularity, label: str, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) of a bucket label, as aware datetimes."""
+    if gran is Granularity.MINUTE:
+        start = datetime.strptime(label, "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+        return start, start + timedelta(minutes=1)
+    if gran is Granularity.HOUR:
+        start = datetime.strptime(label, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        return start, start + timedelta(hours=1)
+    zone = ZoneInfo(tz)
+    if gran is Granularity.DAY:
+        day = datetime.strptime(label, "%Y-%m-%d")
+        following = day + timedelta(days=1)
+        return day.replace(tzinfo=zone), following.replace(tzinfo=zone)
+    month = datetime.strptime(label, "%Y-%m")
+    following = (month + timedelta(days=32)).replace(day=1)
+    return month.replace(tzinfo=zone), following.replace(tzinfo=zone)
+
+
+def read_events(
+    client: Any, events_table: str, site: str, start: datetime, end: datetime
+) -> Iterator[RawEvent]:
+    deserializer = TypeDeserializer()
+    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    while hour < end:
+        kwargs: dict[str, Any] = {
+            "TableName": events_table,
+            "IndexName": "by_site_hour",
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{site}{keys.SEP}{hour:%Y-%m-%dT%H}"}},
+        }
+        while True:
+            page = client.query(**kwargs)
+            for item in page["Items"]:
+                yield RawEvent.from_image({k: deserializer.deserialize(v) for k, v in item.items()})
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        hour += timedelta(hours=1)
+
+
+def recount(events: list[RawEvent]) -> tuple[Deltas, list[str]]:
+    """Fold events in time order, as the aggregator would have: absolute counters, and the ids
+    of poison events that cannot be folded (the aggregator never counted them either)."""
+    states: dict[VisitorKey, VisitorState] = {}
+    deltas = empty_deltas()
+    poison: list[str] = []
+    for event in sorted(events, key=lambda e: (e.ts, e.event_id)):
+        key = visitor_key_for(event, states)
+        event_deltas = empty_deltas()
+        try:
+            states[key] = apply_event(states.get(key, VisitorState()), event, event_deltas)
+        except Exception:  # same rule as the aggregator: a poison record is never counted
+            poison.append(event.event_id)
+            continue
+        add_into(deltas, event_deltas)
+    return deltas, poison
+
+
+def bounded_item(attrs: dict[str, int]) -> dict[str, int]:
+    """Keep the values that matter most, fold the rest into "(other)", and record n and b."""
+    weight: dict[str, int] = {}
+    for name, value in attrs.items():
+        metric, dim_value = keys.parse_counter_attr(name)
+        if (
+            dim_value is not None
+            and dim_value != OTHER
+            and metric in ("pageviews", "visits", "events", "visitors")
+        ):
+            weight[dim_value] = weight.get(dim_value, 0) + value
+    kept: set[str] = set()
+    size = 0
+    for dim_value in sorted(weight, key=lambda v: (-weight[v], v)):
+        if len(kept) < MAX_VALUES and size + len(dim_value.encode()) <= MAX_VALUE_BYTES:
+            kept.add(dim_value)
+            size += len(dim_value.encode())
+    out: dict[str, int] = {}
+    for name, value in attrs.items():
+        metric, dim_value = keys.parse_counter_attr(name)
+        if dim_value is not None and dim_value not in kept:
+            name = f"{metric}|{OTHER}"
+        out[name] = out.get(name, 0) + value
+    out[COUNT_ATTR] = len(kept)
+    out[BYTES_ATTR] = size
+    return out
+
+
+def rebuild(
+    client: Any,
+    events_table: str,
+    aggregates_table: str,
+    site: str,
+    tz: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    minute_ttl_seconds: int,
+) -> RebuildReport:
+    report = RebuildReport()
+    events = list(
+        read_events(client, events_table, site, start - LOOKBACK, now + timedelta(hours=1))
+    )
+    report.events_read = len(events)
+    deltas, report.poison = recount(events)
+    cells = prune(deltas)
+
+    def inside(gran: Granularity, label: str) -> bool:
+        first, last = bucket_span(gran, label, tz)
+        return start <= first and last <= end
+
+    wanted: dict[tuple[str, str], dict[str, int]] = {}
+    for (gran, dimension, label), attrs in cells.items():
+        if inside(gran, label):
+            bounded = attrs if dimension == keys.TOTALS else bounded_item(attrs)
+            wanted[(keys.counter_pk(site, gran, dimension), label)] = bounded
+    for (pk, sk), attrs in sorted(wanted.items()):
+        item: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": sk}}
+        item.update({name: {"N": str(value)} for name, value in attrs.items()})
+        if keys.parse_counter_pk(pk)[1] is Granularity.MINUTE:
+            item["ttl"] = {"N": str(int(now.timestamp()) + minute_ttl_seconds)}
+        client.put_item(TableName=aggregates_table, Item=item)
+        report.items_written += 1
+    # Items in the range that the raw events do not justify any more (a bug's leftovers) go.
+    for gran in TOTAL_GRANULARITIES:
+        for dimension in FIXED_DIMENSIONS:
+            pk = keys.counter_pk(site, gran, dimension)
+            for existing in _existing(client, aggregates_table, pk):
+                label = existing["sk"]["S"]
+                if inside(gran, label) and (pk, label) not in wanted:
+                    client.delete_item(
+                        TableName=aggregates_table, Key={"pk": {"S": pk}, "sk": {"S": label}}
+                    )
+                    report.items_deleted += 1
+    return report
+
+
+def _existing(client: Any, table: str, pk: str) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+        "ProjectionExpression": "pk, sk",
+    }
+    while True:
+        page = client.query(**kwargs)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
