@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--demo-rate", type=float, default=1.5, help="demo events per second")
     dev.add_argument("--no-persist", action="store_true", help="start empty and save nothing")
     dev.add_argument(
+        "--faults",
+        type=int,
+        metavar="SEED",
+        help="inject Lambda and DynamoDB faults (counts stay exact)",
+    )
+    dev.add_argument(
         "--verbose", action="store_true", help="print the Lambdas' JSON logs and metrics"
     )
 
@@ -93,6 +99,7 @@ def run_dev(args: argparse.Namespace) -> int:
         demo_traffic=args.demo_traffic,
         demo_rate=args.demo_rate,
         persist=not args.no_persist,
+        faults_seed=args.faults,
     )
     console = sys.stdout
     if not args.verbose:

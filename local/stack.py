@@ -39,6 +39,7 @@ class StackConfig:
     demo_rate: float = 1.5
     persist: bool = True
     snapshot_every: float = 60.0
+    faults_seed: int | None = None  # inject Lambda and DynamoDB faults (local/faults.py)
 
 
 def aws_environment(endpoint: str, prefix: str = TABLE_PREFIX) -> dict[str, str]:
@@ -130,6 +131,13 @@ class LocalStack:
             "aggregator": LocalFunction("aggregator", aggregator_handler),
             "query": LocalFunction("query", query_handler),
         }
+        faults = None
+        if self.config.faults_seed is not None:
+            from aggregator.handler import get_store
+            from local.faults import Faults
+
+            faults = Faults.moderate(self.config.faults_seed)
+            faults.install_on(get_store()._client)
         self.poller = StreamPoller(
             self.client("dynamodbstreams"),
             self.client("sqs"),
@@ -137,6 +145,7 @@ class LocalStack:
             self.functions["aggregator"].invoke,
             load_schema().esm,
             dlq_url,
+            faults=faults,
         )
         self.poller.start()
         self.front = Front(
