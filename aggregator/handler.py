@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 
-from aggregator.processor import StreamItem, process
+from aggregator.processor import BatchResult, StreamItem, process
 from aggregator.store import AggregateStore
 from core import settings
 from core.aws import make_client
@@ -62,11 +62,9 @@ def parse_records(event: dict[str, Any]) -> tuple[list[StreamItem], int, float |
 @log.inject_lambda_context
 @metric.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # A batch carries many requests' ids: batch lines use the invocation's, event lines their own.
+    log.set_correlation_id(getattr(context, "aws_request_id", None))
     items, malformed, oldest = parse_records(event)
-    if oldest is not None:
-        metric.add_metric(
-            name="BatchAgeSeconds", unit=SECONDS, value=max(0.0, time.time() - oldest)
-        )
     config = get_config()
     result = process(
         items,
@@ -74,17 +72,35 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         max_items=config.max_transaction_items,
         max_attempts=config.max_transaction_attempts,
     )
+    report(items, malformed, oldest, result, batch_id=getattr(context, "aws_request_id", ""))
+    if result.failed_sequence_number is None:
+        return {"batchItemFailures": []}
+    return {"batchItemFailures": [{"itemIdentifier": result.failed_sequence_number}]}
+
+
+def report(
+    items: list[StreamItem],
+    malformed: int,
+    oldest: float | None,
+    result: BatchResult,
+    batch_id: str,
+) -> None:
+    """Metrics and log lines of one invocation; each counted event's line carries its request id."""
+    if oldest is not None:
+        metric.add_metric(
+            name="BatchAgeSeconds", unit=SECONDS, value=max(0.0, time.time() - oldest)
+        )
     metric.add_metric(name="EventsCounted", unit=COUNT, value=result.counted)
     metric.add_metric(name="DuplicatesSkipped", unit=COUNT, value=result.duplicates)
     metric.add_metric(name="MalformedRecords", unit=COUNT, value=malformed)
     metric.add_metric(name="TransactionRetries", unit=COUNT, value=result.retries)
-    counted_until = (
-        next(i for i, it in enumerate(items) if it.sequence_number == result.failed_sequence_number)
+    failed = (
+        [it.sequence_number for it in items].index(result.failed_sequence_number)
         if result.failed_sequence_number
         else len(items)
     )
-    for item in items[:counted_until]:
-        log.append_keys(correlation_id=item.event.correlation_id)
+    for item in items[:failed]:
+        log.set_correlation_id(item.event.correlation_id)
         log.info(
             "event aggregated",
             extra={
@@ -93,7 +109,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 "sequence_number": item.sequence_number,
             },
         )
-    log.remove_keys(["correlation_id"])
+    log.set_correlation_id(batch_id)
     log.info(
         "batch processed",
         extra={
@@ -106,7 +122,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "failed_sequence_number": result.failed_sequence_number,
         },
     )
-    if result.failed_sequence_number is None:
-        return {"batchItemFailures": []}
-    log.error("batch stopped", extra={"errors": result.errors})
-    return {"batchItemFailures": [{"itemIdentifier": result.failed_sequence_number}]}
+    if result.failed_sequence_number is not None:
+        log.error("batch stopped", extra={"errors": result.errors})

@@ -171,7 +171,7 @@ def campaign(
             "0",
         ),
         row(
-            f"oracle campaign: mismatched cells, naive per-event ADD ({naive_runs} of the same schedules)",
+            f"oracle campaign: mismatched cells, naive per-event ADD ({min(naive_runs, schedules)} of the same schedules)",
             naive_mismatches,
             "cells",
             "",

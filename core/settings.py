@@ -56,8 +56,9 @@ class IngestSettings:
     meta_table: str
     max_body_bytes: int = 64 * 1024
     max_batch_events: int = 50
-    # Trust the left-most X-Forwarded-For address (set by CloudFront / the local front).
-    trust_forwarded_for: bool = True
+    # The viewer's address comes from CloudFront-Viewer-Address, which CloudFront sets and a client
+    # cannot forge. X-Forwarded-For is client-controlled: trust it only behind a proxy you run.
+    trust_forwarded_for: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

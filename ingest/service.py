@@ -111,13 +111,26 @@ def handle(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpRespons
 
 
 def _client_ip(request: HttpRequest, trust_forwarded_for: bool) -> str:
+    """The viewer's address: CloudFront's header, else (if trusted) X-Forwarded-For, else the peer."""
+    viewer = _address(request.headers.get("cloudfront-viewer-address", ""), with_port=True)
+    if viewer:
+        return viewer
     if trust_forwarded_for:
         for candidate in request.headers.get("x-forwarded-for", "").split(","):
-            try:
-                return str(ipaddress.ip_address(candidate.strip()))
-            except ValueError:
-                continue
+            if address := _address(candidate, with_port=False):
+                return address
     return request.source_ip
+
+
+def _address(text: str, with_port: bool) -> str:
+    """A normalised IP address from "1.2.3.4", "1.2.3.4:443", "2001:db8::1:443" or "[::1]:443"."""
+    text = text.strip()
+    if with_port and ":" in text:
+        text = text.rsplit(":", 1)[0]  # CloudFront-Viewer-Address always ends with the port
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        return ""
 
 
 def _error(status: int, errors: dict[str, list[str]]) -> HttpResponse:

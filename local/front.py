@@ -10,6 +10,7 @@ The handlers never know they are not in AWS.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import mimetypes
 import threading
 import time
@@ -169,9 +170,17 @@ class Front:
         body = request.rfile.read(length) if length else b""
         headers = {k: v for k, v in request.headers.items()}
         client_ip = request.client_address[0]
-        # CloudFront appends the viewer address to X-Forwarded-For.
         forwarded = headers.pop("X-Forwarded-For", None) or headers.pop("x-forwarded-for", None)
+        # CloudFront appends the peer to X-Forwarded-For and names the viewer in
+        # CloudFront-Viewer-Address. Locally, a loopback client that sends X-Forwarded-For is a
+        # load generator speaking for simulated viewers (demo traffic, tests): it is believed.
+        viewer = client_ip
+        if forwarded and ipaddress.ip_address(client_ip).is_loopback:
+            viewer = forwarded.split(",")[0].strip() or client_ip
         headers["x-forwarded-for"] = f"{forwarded}, {client_ip}" if forwarded else client_ip
+        headers["cloudfront-viewer-address"] = (
+            f"[{viewer}]:443" if ":" in viewer else f"{viewer}:443"
+        )
         event = api_gateway_event(request.command, request.path, headers, body, client_ip)
         try:
             result = function.invoke(event)

@@ -26,6 +26,8 @@ locals {
       environment = {
         LIVEINSIGHT_EVENTS_TABLE = local.tables["events"]
         LIVEINSIGHT_META_TABLE   = local.tables["meta"]
+        # The viewer address comes from CloudFront-Viewer-Address; X-Forwarded-For is forgeable.
+        LIVEINSIGHT_TRUST_FORWARDED_FOR = "false"
       }
     }
     aggregator = {

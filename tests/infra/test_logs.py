@@ -142,15 +142,6 @@ def test_no_other_logger_writes_a_plain_text_line(run: Captured) -> None:
     assert _foreign(run) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "aggregator/handler.py logs 'batch processed' and 'batch stopped' after "
-        "log.remove_keys(['correlation_id']), and 'malformed record skipped' before any "
-        "correlation id is set: those lines carry no correlation_id (the handler's "
-        "inject_lambda_context has no correlation_id_path, a batch has no single id)."
-    ),
-)
 def test_every_line_has_a_correlation_id(run: Captured) -> None:
     missing = [r["message"] for r in run.parsed() if not r.get("correlation_id")]
     assert missing == []

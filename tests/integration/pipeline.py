@@ -71,6 +71,7 @@ class Pipeline:
             "content-type": content_type,
             "user-agent": user_agent,
             "x-forwarded-for": ip,
+            "cloudfront-viewer-address": f"{ip}:443",  # as CloudFront sets it
             **(extra_headers or {}),
         }
         event = api_gateway_event(method, "/api/event", headers, payload, "127.0.0.1")

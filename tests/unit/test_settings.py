@@ -39,7 +39,7 @@ def test_required_settings_are_read_and_defaults_fill_the_rest() -> None:
         meta_table="meta",
         max_body_bytes=64 * 1024,
         max_batch_events=50,
-        trust_forwarded_for=True,
+        trust_forwarded_for=False,
     )
 
 
