@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import aggregation
+from bench import aggregation, lambdas
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
@@ -327,6 +327,7 @@ def main() -> int:
             meter.uninstall()
             sys.stdout = console
 
+    rows.extend(lambdas.rows())
     sizes = tracker_sizes()
     if sizes:
         row("tracker size, raw", sizes[0], "bytes", "")
