@@ -18,6 +18,7 @@ from core import keys
 from core.keys import Granularity
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
+KNOWN_ITEMS_CACHED = 20_000
 
 
 @dataclass
@@ -25,11 +26,7 @@ class ChunkPlan:
     event_ids: list[tuple[str, str]]  # (site, event id) folded in by this chunk
     visitors: dict[VisitorKey, tuple[VisitorState, int]]  # new state, version read
     deltas: dict[tuple[str, CellKey], dict[str, int]]  # (site, cell) → attribute deltas
-
     duplicates: int = 0  # events skipped because their visitor state already held them
-
-    def item_count(self) -> int:
-        return len(self.visitors) + len(self.deltas)
 
 
 @dataclass
@@ -108,6 +105,8 @@ class AggregateStore:
         return CommitOutcome(True)
 
     def _admit(self, key: tuple[str, str], attrs: dict[str, int]) -> Admission:
+        if len(self._known) > KNOWN_ITEMS_CACHED:
+            self._known.clear()  # a warm instance must not grow without bound; re-read on demand
         if key not in self._known:
             response = self._client.get_item(
                 TableName=self._table,
