@@ -10,6 +10,7 @@ aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, 
                                                                   also record what was counted
 meta table        pk  SITE   sk <domain>                          sites, all in one partition
                   pk  KEY#<sha256 of key>  sk  _                  API keys, stored only as hashes
+                  pk  KEYS#<site>  sk <sha256 of key>             the site's keys (list, revoke)
                   pk  SALT   sk <UTC date>                        daily visitor-hash salts
 
 Counter attributes are top-level with encoded names (`<metric>|<dimension value>`), because ADD on
@@ -138,6 +139,11 @@ SALT_PK = "SALT"
 
 def api_key_pk(key_hash: str) -> str:
     return f"KEY{SEP}{key_hash}"
+
+
+def site_keys_pk(site: str) -> str:
+    """The listing of a site's keys (sk = key hash), so keys can be listed and revoked."""
+    return f"KEYS{SEP}{site}"
 
 
 def salt_sk(day: str) -> str:

@@ -6,6 +6,7 @@ without making every API call pay for a slow password hash.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import re
 import secrets
@@ -40,6 +41,17 @@ class Site:
     tz: str = "UTC"
     public: bool = False
     created_at: int = 0
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str  # the first 12 hex digits of the key's hash: safe to show, enough to revoke
+    site: str
+    created_at: int
+
+
+def key_id(digest: str) -> str:
+    return digest[:12]
 
 
 def normalize_domain(domain: str) -> str:
@@ -117,20 +129,73 @@ class SiteStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def create_key(self, domain: str) -> str:
+        """A new read key for the site; only its hash is stored (and a listing entry by id)."""
         if self.get(domain) is None:
             raise SiteNotFound(domain)
         key = KEY_PREFIX + secrets.token_urlsafe(24)
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": keys.api_key_pk(hash_key(key))},
-                "sk": {"S": keys.NO_SORT},
-                "site": {"S": domain},
-                "created_at": {"N": str(int(time.time()))},
-            },
-            ConditionExpression="attribute_not_exists(pk)",
+        digest = hash_key(key)
+        created = {"N": str(int(time.time()))}
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": {"S": keys.api_key_pk(digest)},
+                            "sk": {"S": keys.NO_SORT},
+                            "site": {"S": domain},
+                            "created_at": created,
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": {"S": keys.site_keys_pk(domain)},
+                            "sk": {"S": digest},
+                            "created_at": created,
+                        },
+                    }
+                },
+            ]
         )
         return key
+
+    def list_keys(self, domain: str) -> builtins.list[ApiKey]:
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.site_keys_pk(domain)}},
+        )
+        return [
+            ApiKey(key_id(item["sk"]["S"]), domain, int(item["created_at"]["N"]))
+            for item in response["Items"]
+        ]
+
+    def revoke_key(self, domain: str, key_or_id: str) -> int:
+        """Revoke one key (given whole, or by its id) or every key of the site ("all")."""
+        digests = [
+            item["sk"]["S"]
+            for item in self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": keys.site_keys_pk(domain)}},
+            )["Items"]
+        ]
+        wanted = hash_key(key_or_id) if key_or_id.startswith(KEY_PREFIX) else key_or_id
+        chosen = [d for d in digests if key_or_id == "all" or d == wanted or key_id(d) == wanted]
+        for digest in chosen:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": keys.api_key_pk(digest)}, "sk": {"S": keys.NO_SORT}},
+            )
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": keys.site_keys_pk(domain)}, "sk": {"S": digest}},
+            )
+        return len(chosen)
 
     def site_for_key(self, key: str) -> str | None:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:

@@ -4,8 +4,14 @@
     liveinsight site add DOMAIN [--tz Europe/Berlin] [--public] [--json]
     liveinsight site list [--json]
 
-Site commands talk to a running `liveinsight dev` when there is one, and otherwise to the saved
-snapshot (they start a private moto, change the data and save it back).
+    liveinsight key create|list|revoke --site DOMAIN [--key KEY_OR_ID|all] [--json]
+    liveinsight dlq replay
+    liveinsight rebuild --site DOMAIN --from 2026-11-20 --to 2026-11-27
+
+With `LIVEINSIGHT_META_TABLE` (and its siblings, `LIVEINSIGHT_DLQ_URL`) set in the environment,
+as RUNBOOK.md sets them up, the commands work on that deployment with the AWS credentials at hand.
+Otherwise they talk to a running `liveinsight dev`, or to the saved snapshot (a private moto is
+started, the data changed and saved back).
 """
 
 from __future__ import annotations
@@ -70,6 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     listing = site.add_parser("list", help="list sites")
     listing.add_argument("--json", action="store_true")
 
+    key = commands.add_parser("key", help="read keys of a site").add_subparsers(
+        dest="key_command", required=True
+    )
+    for name, text in (
+        ("create", "a new read key (shown once)"),
+        ("list", "the site's keys, by id"),
+        ("revoke", "revoke keys"),
+    ):
+        command = key.add_parser(name, help=text)
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
+        if name == "revoke":
+            command.add_argument(
+                "--key", required=True, help='the key, its id (from `key list`), or "all"'
+            )
+
     dlq = commands.add_parser("dlq", help="the aggregator's dead-letter queue")
     dlq.add_subparsers(dest="dlq_command", required=True).add_parser(
         "replay", help="re-run dead-lettered stream records (needs a running `liveinsight dev`)"
@@ -88,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_dlq_replay(args)
     if args.command == "rebuild":
         return run_rebuild(args)
+    if args.command == "key":
+        return run_key(args)
     return run_site(args)
 
 
@@ -143,6 +167,9 @@ def backend(data_dir: Path) -> Iterator[str]:
     """The AWS endpoint of a running dev stack, or a private moto over the saved snapshot."""
     from local import tables
 
+    if "LIVEINSIGHT_META_TABLE" in os.environ:  # a deployment named by the environment (RUNBOOK.md)
+        yield os.environ.get("LIVEINSIGHT_PUBLIC_URL", "https://YOUR-DASHBOARD")
+        return
     state_file = data_dir / "stack.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
@@ -190,7 +217,10 @@ def run_dlq_replay(args: argparse.Namespace) -> int:
         from local.runtime import LambdaContext
 
         sqs = make_client("sqs")
-        queue = sqs.get_queue_url(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")["QueueUrl"]
+        queue = (
+            os.environ.get("LIVEINSIGHT_DLQ_URL")
+            or sqs.get_queue_url(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")["QueueUrl"]
+        )
         report = replay(
             sqs,
             make_client("dynamodbstreams"),
@@ -235,6 +265,45 @@ def run_rebuild(args: argparse.Namespace) -> int:
             load_schema().retention.minute_bucket_ttl_seconds,
         )
     print(json.dumps(report.__dict__))
+    return 0
+
+
+def run_key(args: argparse.Namespace) -> int:
+    from core.aws import make_client
+    from core.sites import SiteError, SiteStore
+
+    with backend(args.data_dir):
+        sites = SiteStore(
+            make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0
+        )
+        try:
+            if args.key_command == "create":
+                key = sites.create_key(args.site)
+                print(json.dumps({"site": args.site, "key": key}) if args.json else key)
+            elif args.key_command == "list":
+                listed = sites.list_keys(args.site)
+                if args.json:
+                    print(
+                        json.dumps(
+                            {
+                                "keys": [
+                                    {"id": k.id, "site": k.site, "created_at": k.created_at}
+                                    for k in listed
+                                ]
+                            }
+                        )
+                    )
+                for k in [] if args.json else listed:
+                    print(f"{k.id}\t{k.site}\tcreated {k.created_at}")
+            else:
+                revoked = sites.revoke_key(args.site, args.key)
+                print(
+                    json.dumps({"revoked": revoked}) if args.json else f"{revoked} key(s) revoked"
+                )
+                return 0 if revoked else 1
+        except SiteError as exc:
+            print(f"liveinsight: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

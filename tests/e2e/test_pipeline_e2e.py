@@ -128,3 +128,25 @@ def test_operations_commands_run_against_the_running_stack(stack: Stack) -> None
     )
     assert report["events_read"] == 1 and report["items_written"] > 0 and report["poison"] == []
     assert stack.get_json("/api/realtime?site_id=ops.example", site["key"])["pageviews"] == 1
+
+
+def test_revoked_key_stops_working_at_once(stack: Stack) -> None:
+    import urllib.error
+
+    site = stack.cli("site", "add", "keys.example", "--json")
+    second = stack.cli("key", "create", "--site", "keys.example", "--json")["key"]
+    listed = stack.cli("key", "list", "--site", "keys.example", "--json")["keys"]
+    assert len(listed) == 2 and all(second not in k["id"] for k in listed)  # ids, never keys
+    assert stack.get_json("/api/v1/stats/realtime/visitors?site_id=keys.example", second) == 0
+    # When the first key is revoked by its id
+    from hashlib import sha256
+
+    first_id = sha256(site["key"].encode()).hexdigest()[:12]
+    assert stack.cli("key", "revoke", "--site", "keys.example", "--key", first_id, "--json") == {
+        "revoked": 1
+    }
+    # Then it is refused on the next request, and the other key still works
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        stack.get_json("/api/v1/stats/realtime/visitors?site_id=keys.example", site["key"])
+    assert refused.value.code == 401
+    assert stack.get_json("/api/v1/stats/realtime/visitors?site_id=keys.example", second) == 0
