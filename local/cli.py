@@ -283,18 +283,13 @@ def run_key(args: argparse.Namespace) -> int:
             elif args.key_command == "list":
                 listed = sites.list_keys(args.site)
                 if args.json:
-                    print(
-                        json.dumps(
-                            {
-                                "keys": [
-                                    {"id": k.id, "site": k.site, "created_at": k.created_at}
-                                    for k in listed
-                                ]
-                            }
-                        )
-                    )
-                for k in [] if args.json else listed:
-                    print(f"{k.id}\t{k.site}\tcreated {k.created_at}")
+                    keys = [
+                        {"id": k.id, "site": k.site, "created_at": k.created_at} for k in listed
+                    ]
+                    print(json.dumps({"keys": keys}))
+                else:
+                    for k in listed:
+                        print(f"{k.id}\t{k.site}\tcreated {k.created_at}")
             else:
                 revoked = sites.revoke_key(args.site, args.key)
                 print(
