@@ -176,15 +176,18 @@ def rebuild(
             item["ttl"] = {"N": str(int(now.timestamp()) + minute_ttl_seconds)}
         client.put_item(TableName=aggregates_table, Item=item)
         report.items_written += 1
-    # Items in the range that the raw events do not justify any more (a bug's leftovers) go.
+    # Items in the range that the raw events do not justify any more (a bug's leftovers, and the
+    # other shards of a rebuilt bucket) go. Prop dimensions are known only from the raw events.
+    dimensions = set(FIXED_DIMENSIONS) | {dimension for _, dimension, _ in cells}
     for gran in TOTAL_GRANULARITIES:
-        for dimension in FIXED_DIMENSIONS:
+        for dimension in sorted(dimensions):
             pk = keys.counter_pk(site, gran, dimension)
             for existing in _existing(client, aggregates_table, pk):
-                label = existing["sk"]["S"]
-                if inside(gran, label) and (pk, label) not in wanted:
+                sk = existing["sk"]["S"]
+                # Other shards of a rebuilt bucket go too: shard 0 now holds the whole count.
+                if inside(gran, keys.parse_counter_sk(sk)) and (pk, sk) not in wanted:
                     client.delete_item(
-                        TableName=aggregates_table, Key={"pk": {"S": pk}, "sk": {"S": label}}
+                        TableName=aggregates_table, Key={"pk": {"S": pk}, "sk": {"S": sk}}
                     )
                     report.items_deleted += 1
     return report

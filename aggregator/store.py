@@ -9,6 +9,7 @@ A chunk's transaction holds, atomically:
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,12 @@ class ChunkPlan:
     visitors: dict[VisitorKey, tuple[VisitorState, int]]  # new state, version read
     deltas: dict[tuple[str, CellKey], dict[str, int]]  # (site, cell) → attribute deltas
     duplicates: int = 0  # events skipped because their visitor state already held them
+
+    @property
+    def shard(self) -> int:
+        """The counter shard this chunk writes to: any will do, readers sum them all."""
+        first = self.event_ids[0][1] if self.event_ids else ""
+        return zlib.crc32(first.encode()) % keys.COUNTER_SHARDS
 
 
 @dataclass
@@ -75,7 +82,7 @@ class AggregateStore:
             actions.append(("visitor", vkey, self._visitor(vkey, state, version, now)))
         admissions: dict[tuple[str, str], Admission] = {}
         for (site, cell), attrs in plan.deltas.items():
-            key = (keys.counter_pk(site, cell[0], cell[1]), cell[2])
+            key = (keys.counter_pk(site, cell[0], cell[1]), keys.counter_sk(cell[2], plan.shard))
             admission = None if cell[1] == keys.TOTALS else self._admit(key, attrs)
             if admission is not None:
                 admissions[key] = admission

@@ -284,10 +284,11 @@ def flood(endpoint: str, paths: int = 100_000) -> list[Row]:
         seconds = time.perf_counter() - began
         items = tables.scan_all(pipeline.ddb, pipeline.names["aggregates"])
         largest = max(item_bytes(i) for i in items)
-        day_page = next(i for i in items if i["pk"]["S"].endswith("#d#page"))
         total = sum(
             int(v["N"])
-            for k, v in day_page.items()
+            for item in items
+            if item["pk"]["S"].endswith("#d#page")
+            for k, v in item.items()
             if parse_counter_attr(k)[0] == "pageviews" and parse_counter_attr(k)[1]
         )
     return [

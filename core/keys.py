@@ -4,8 +4,8 @@ Layout (decision record 0001):
 
 events table      pk  EV#<site>#<event id>                       one raw event, TTL 7 days
                   gsi1pk <site>#<UTC hour>  gsi1sk <ts ms>#<id>   raw events of a site by hour
-aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, one per bucket:
-                  sk  <bucket label>                              a Query over sk reads a range
+aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, per bucket and shard:
+                  sk  <bucket label>[#<shard>]                    a Query over sk reads a range
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
                                                                   also record what was counted
 meta table        pk  SITE   sk <domain>                          sites, all in one partition
@@ -72,6 +72,25 @@ def parse_counter_pk(pk: str) -> tuple[str, Granularity, str]:
     if len(parts) != 4 or parts[0] != "C":
         raise KeyError_(f"not a counter key: {pk!r}")
     return parts[1], Granularity(parts[2]), parts[3]
+
+
+# Hot counters are spread over this many items per bucket: each transaction adds its deltas to one
+# shard (its choice), and readers sum the shards. A partition takes 1,000 write units a second.
+COUNTER_SHARDS = 4
+
+
+def counter_sk(bucket: str, shard: int = 0) -> str:
+    return bucket if shard == 0 else f"{bucket}{SEP}{shard}"
+
+
+def parse_counter_sk(sk: str) -> str:
+    """The bucket label of a (possibly sharded) counter item."""
+    return sk.split(SEP, 1)[0]
+
+
+def counter_range(first: str, last: str) -> tuple[str, str]:
+    """sk bounds of a Query that returns every shard of the buckets first..last."""
+    return first, f"{last}{SEP}~"
 
 
 def visitor_pk(site: str, visitor_id: str) -> str:

@@ -42,11 +42,13 @@ class CounterReader:
         self.items_read = 0  # for `make bench`: items per refresh, whatever the traffic
 
     def _range(self, pk: str, first: str, last: str) -> list[dict[str, Any]]:
+        """Every shard of every bucket from first to last (labels), in one Query."""
+        low, high = keys.counter_range(first, last)
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":a": {"S": first}, ":b": {"S": last}},
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":a": {"S": low}, ":b": {"S": high}},
         }
         while True:
             page = self._client.query(**kwargs)
@@ -59,12 +61,9 @@ class CounterReader:
 
     def realtime(self, site: str, now: datetime) -> Realtime:
         labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
-        totals = {
-            item["sk"]["S"]: item
-            for item in self._range(
-                keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1]
-            )
-        }
+        totals = summed(
+            self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
+        )
         per_minute = [
             MinutePoint(
                 minute=label,
@@ -86,7 +85,16 @@ class CounterReader:
         return Realtime(site, now, max(current, 0), per_minute, top)
 
 
-def _number(item: dict[str, Any] | None, attr: str) -> int:
-    if not item or attr not in item:
-        return 0
-    return int(item[attr]["N"])
+def summed(items: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Counter items (all shards) → {bucket label: {attribute: total}}."""
+    out: dict[str, dict[str, int]] = {}
+    for item in items:
+        cell = out.setdefault(keys.parse_counter_sk(item["sk"]["S"]), {})
+        for name, value in item.items():
+            if "N" in value and name != "ttl":
+                cell[name] = cell.get(name, 0) + int(value["N"])
+    return out
+
+
+def _number(cell: dict[str, int] | None, attr: str) -> int:
+    return (cell or {}).get(attr, 0)

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from aggregator.store import AggregateStore, CommitOutcome
 from core.events import RawEvent
-from core.keys import parse_counter_pk
+from core.keys import parse_counter_pk, parse_counter_sk
 from local import tables
 from tests import oracle
 
@@ -255,12 +255,15 @@ def stored_counters(client: Any, names: dict[str, str]) -> oracle.Counters:
             for k, v in item.items()
             if k not in ("pk", "sk", "ttl", "n", "b") and int(v["N"])
         }
-        if attrs:
-            counters[(site, gran, dim, item["sk"]["S"])] = attrs
+        if attrs:  # shards of one bucket are summed, as readers do
+            cell = counters.setdefault((site, gran, dim, parse_counter_sk(item["sk"]["S"])), {})
+            for name, value in attrs.items():
+                cell[name] = cell.get(name, 0) + value
     return counters
 
 
 def mismatches(expected: oracle.Counters, actual: oracle.Counters) -> list[str]:
+    actual = {cell: {a: v for a, v in attrs.items() if v} for cell, attrs in actual.items()}
     problems = []
     for cell in sorted(set(expected) | set(actual), key=str):
         want, got = expected.get(cell, {}), actual.get(cell, {})

@@ -243,3 +243,15 @@ def test_five_minutes_of_realtime_read_six_minute_buckets_at_most() -> None:
         f"2026-03-29T{m}" for m in ("11:58", "11:59", "12:00", "12:01", "12:02", "12:03")
     ]
     assert labels[-1] == keys.minute_label(int(now.timestamp() * 1000))
+
+
+@pytest.mark.parametrize("shard", range(keys.COUNTER_SHARDS))
+def test_sharded_counter_keys_parse_back_to_their_bucket_and_sort_inside_its_range(
+    shard: int,
+) -> None:
+    sk = keys.counter_sk("2026-11-26T10:05", shard)
+    assert keys.parse_counter_sk(sk) == "2026-11-26T10:05"
+    low, high = keys.counter_range("2026-11-26T10:00", "2026-11-26T10:05")
+    assert low <= sk <= high
+    assert not low <= keys.counter_sk("2026-11-26T10:06", shard) <= high
+    assert not low <= keys.counter_sk("2026-11-26T09:59", shard) <= high
