@@ -1,4 +1,4 @@
-"""Exactly-once processing of one stream batch (decision record 0002).
+"""Exactly-once processing of one stream batch (decision records 0002 and 0005).
 
 The batch is cut into chunks that each fit one DynamoDB transaction. A chunk commits the visitor
 states it changed and the counter deltas those changes cause, together or not at all. A visitor's
@@ -6,8 +6,9 @@ state holds the ids of the events folded into it, so an event is counted iff its
 state holds it: a redelivery (after a crash, a retry or a partial batch response) finds it there and
 skips it. Each visitor item is written on the condition that its version is still the one we read;
 on cancellation we reload the visitor states that moved underneath us (a racing batch, or our own
-crashed commit), re-fold the chunk from them and try again. If a chunk still cannot commit, we report its first sequence
-number as failed: Lambda checkpoints everything before it and redelivers the rest.
+crashed commit), re-fold the chunk from them and try again. If a chunk still cannot commit, we
+report its first sequence number as failed: Lambda checkpoints everything before it and
+redelivers the rest.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from aggregator.fold import (
 )
 from aggregator.store import AggregateStore, ChunkPlan, VisitorKey
 from core.events import RawEvent
-from core.observability import logger
-
-log = logger("aggregator")
 
 # DynamoDB caps an update expression at 4 KB; "#a123 :a123, " is ~13 bytes, plus #n/#b and TTL.
 MAX_ATTRIBUTES_PER_UPDATE = 120
