@@ -10,9 +10,10 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+from tests.integration.pipeline import fresh_pipeline
 
 Row = dict[str, Any]
 
@@ -25,32 +26,6 @@ def row(figure: str, value: float, unit: str, goal: str = "", anchor: str = "") 
         "goal": goal,
         "anchor": anchor,
     }
-
-
-@contextmanager
-def pipeline_on(endpoint: str, prefix: str) -> Any:
-    from local import tables
-    from local.stack import aws_environment
-    from tests.conftest import _clear_composition_roots
-    from tests.integration.pipeline import Pipeline
-
-    env = aws_environment(endpoint, prefix)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _clear_composition_roots()
-    try:
-        from core.aws import make_client
-
-        names = tables.table_names(prefix)
-        tables.create_tables(make_client("dynamodb"), names, with_stream=True)
-        yield Pipeline(names)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        _clear_composition_roots()
 
 
 def ingest_traffic(pipeline: Any, events: int, visitors: int, seed: int) -> list[dict[str, Any]]:
@@ -131,7 +106,7 @@ def campaign(
     ours_mismatches = naive_mismatches = 0
     ours_units: list[float] = []
     naive_units: list[float] = []
-    with pipeline_on(endpoint, f"bench-campaign-{os.getpid()}") as pipeline:
+    with fresh_pipeline(endpoint, f"bench-campaign-{os.getpid()}") as pipeline:
         records = ingest_traffic(pipeline, events, visitors=max(2, events // 8), seed=1)
         stored = stored_events(pipeline.ddb, pipeline.names)
         pageviews = max(1, sum(1 for e in stored if e.is_pageview))
@@ -256,7 +231,7 @@ def flood(endpoint: str, paths: int = 100_000) -> list[Row]:
     from local.runtime import LambdaContext
     from tests.integration.test_flood import item_bytes, stream_record
 
-    with pipeline_on(endpoint, f"bench-flood-{os.getpid()}") as pipeline:
+    with fresh_pipeline(endpoint, f"bench-flood-{os.getpid()}") as pipeline:
         minute = (int(time.time()) // 60) * 60 * 1000
         records = [
             stream_record(

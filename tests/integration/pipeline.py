@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,3 +115,30 @@ class Pipeline:
 
     def scan(self, logical: str) -> list[dict[str, Any]]:
         return tables.scan_all(self.ddb, self.names[logical])
+
+
+@contextmanager
+def fresh_pipeline(endpoint: str, prefix: str) -> Iterator[Pipeline]:
+    """New tables under `prefix` and the environment pointing at them, restored afterwards.
+
+    For code that needs several fresh sets in one test (hypothesis examples share the test's
+    fixtures) or outside pytest (the bench campaign).
+    """
+    from local.stack import aws_environment
+    from tests.conftest import _clear_composition_roots
+
+    env = aws_environment(endpoint, prefix)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    _clear_composition_roots()
+    try:
+        names = tables.table_names(prefix)
+        tables.create_tables(make_client("dynamodb"), names, with_stream=True)
+        yield Pipeline(names)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _clear_composition_roots()

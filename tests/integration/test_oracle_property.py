@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +21,7 @@ from tests.faults import (
     stored_counters,
     stored_events,
 )
-from tests.integration.pipeline import Pipeline
+from tests.integration.pipeline import fresh_pipeline
 
 STARTS = (
     datetime(2026, 11, 25, 23, 20, tzinfo=UTC),  # sessions cross UTC midnight
@@ -33,39 +31,12 @@ STARTS = (
 _examples = iter(range(1_000_000))
 
 
-@contextmanager
-def fresh_pipeline(endpoint: str) -> Iterator[Pipeline]:
-    """New tables per example (hypothesis reuses the test's fixtures across examples)."""
-    from local import tables
-    from local.stack import aws_environment
-    from tests.conftest import _clear_composition_roots
-
-    prefix = f"p{next(_examples)}-{os.getpid()}"
-    env = aws_environment(endpoint, prefix)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _clear_composition_roots()
-    try:
-        from core.aws import make_client
-
-        names = tables.table_names(prefix)
-        tables.create_tables(make_client("dynamodb"), names, with_stream=True)
-        yield Pipeline(names)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        _clear_composition_roots()
-
-
 def run_campaign(
     endpoint: str, seed: int, events: int, visitors: int, tz: str, monkeypatch: Any
 ) -> list[str]:
     rnd = random.Random(seed)
     traffic = Traffic.random(rnd, events, visitors, rnd.choice(STARTS), tz=tz)
-    with fresh_pipeline(endpoint) as pipeline:
+    with fresh_pipeline(endpoint, f"p{next(_examples)}-{os.getpid()}") as pipeline:
         pipeline.add_site(traffic.site, tz=tz)
         import ingest.handler
 
