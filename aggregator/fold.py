@@ -126,6 +126,7 @@ class VisitorState:
     attrs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # ref → (dimension, value)s
     tz: str = "UTC"
     version: int = 0  # optimistic-concurrency version of the stored item
+    segments: int = 1  # on a visitor's first item: how many items its day has (see processor)
 
     def attributes(self, ref: str) -> dict[str, str]:
         for key, pairs in self.attrs:
@@ -146,6 +147,7 @@ class VisitorState:
                 "h": [[h.ts, h.kind, h.page, h.name, h.ref, h.event] for h in self.hits],
                 "a": {ref: dict(pairs) for ref, pairs in self.attrs},
                 "tz": self.tz,
+                "s": self.segments,
             },
             separators=(",", ":"),
         )
@@ -158,6 +160,7 @@ class VisitorState:
             attrs=tuple(sorted((ref, tuple(sorted(p.items()))) for ref, p in data["a"].items())),
             tz=data.get("tz", "UTC"),
             version=version,
+            segments=data.get("s", 1),
         )
 
 

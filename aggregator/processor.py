@@ -51,22 +51,58 @@ class BatchResult:
     errors: list[str] = field(default_factory=list)
 
 
+# A visitor's day lives in one item until it holds this many hits (~50 bytes each), then goes on
+# in a new item, a new "segment" that counts as a new visitor: no item nears DynamoDB's 400 KB,
+# whatever one IP and user agent send (an office behind one address, a kiosk, a script).
+MAX_HITS_PER_ITEM = 2000
+
+
+def segment_key(site: str, visitor_id: str, segment: int) -> VisitorKey:
+    return (site, visitor_id if segment == 1 else f"{visitor_id}~{segment}")
+
+
+def segments_of(
+    site: str, visitor_id: str, states: Mapping[VisitorKey, VisitorState]
+) -> list[VisitorKey]:
+    base = states.get((site, visitor_id))
+    count = base.segments if base is not None else 1
+    return [segment_key(site, visitor_id, n) for n in range(1, count + 1)]
+
+
 def visitor_key_for(event: RawEvent, states: Mapping[VisitorKey, VisitorState]) -> VisitorKey:
-    """The visitor an event belongs to: yesterday's id while its session is still open."""
+    """The visitor an event belongs to: yesterday's id while its session is still open; the
+    visitor's latest segment."""
+    visitor = event.visitor_id
     if event.previous_visitor_id:
-        previous = (event.site, event.previous_visitor_id)
-        if session_open_at(states.get(previous), event.ts):
-            return previous
-    return (event.site, event.visitor_id)
+        latest = segments_of(event.site, event.previous_visitor_id, states)[-1]
+        if session_open_at(states.get(latest), event.ts):
+            visitor = event.previous_visitor_id
+    return segments_of(event.site, visitor, states)[-1]
 
 
 def already_counted(event: RawEvent, states: Mapping[VisitorKey, VisitorState]) -> bool:
     """An event is counted iff it is in the state of the visitor it was counted under."""
     for visitor in (event.visitor_id, event.previous_visitor_id):
-        state = states.get((event.site, visitor)) if visitor else None
-        if state is not None and state.has_event(event.event_id):
-            return True
+        for key in segments_of(event.site, visitor, states) if visitor else []:
+            state = states.get(key)
+            if state is not None and state.has_event(event.event_id):
+                return True
     return False
+
+
+def next_segment(
+    event: RawEvent, key: VisitorKey, states: Mapping[VisitorKey, VisitorState]
+) -> tuple[VisitorKey, VisitorKey, VisitorState] | None:
+    """If the visitor's latest item is full: (new segment's key, base key, base state with one
+    more segment), for the caller to write together."""
+    state = states.get(key)
+    if state is None or len(state.hits) < MAX_HITS_PER_ITEM:
+        return None
+    visitor_id = key[1].split("~", 1)[0]
+    base_key = (key[0], visitor_id)
+    base = states.get(base_key, VisitorState())
+    grown = replace(base, segments=base.segments + 1)
+    return segment_key(key[0], visitor_id, grown.segments), base_key, grown
 
 
 def plan_chunk(
@@ -94,6 +130,10 @@ def plan_chunk(
             index += 1
             continue
         vkey = visitor_key_for(event, view)
+        grown = next_segment(event, vkey, view)
+        if grown is not None:
+            vkey, base_key, base = grown
+            working[base_key] = base  # the base item records the new segment, in this chunk
         event_deltas = empty_deltas()
         try:
             new_state = apply_event(view.get(vkey, VisitorState()), event, event_deltas)
@@ -184,6 +224,11 @@ class _Batch:
             if item.event.previous_visitor_id:
                 wanted.add((item.event.site, item.event.previous_visitor_id))
         self.states = store.load_visitors(wanted)
+        more = {
+            key for site, visitor in wanted for key in segments_of(site, visitor, self.states)[1:]
+        }
+        if more:
+            self.states.update(store.load_visitors(more))
 
     def commit_chunk(self, index: int) -> tuple[int, Exception | None] | None:
         """Commit the chunk starting at `index`: (next index, poison error), or None on failure."""

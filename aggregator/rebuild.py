@@ -29,7 +29,7 @@ from aggregator.fold import (
     empty_deltas,
     prune,
 )
-from aggregator.processor import visitor_key_for
+from aggregator.processor import next_segment, visitor_key_for
 from aggregator.store import VisitorKey
 from core import keys
 from core.events import RawEvent
@@ -103,6 +103,9 @@ def recount(events: list[RawEvent]) -> tuple[Deltas, list[str]]:
     poison: list[str] = []
     for event in sorted(events, key=lambda e: (e.ts, e.event_id)):
         key = visitor_key_for(event, states)
+        grown = next_segment(event, key, states)
+        if grown is not None:  # the same item split as the aggregator's (a huge visitor-day)
+            key, base_key, states[base_key] = grown
         event_deltas = empty_deltas()
         try:
             states[key] = apply_event(states.get(key, VisitorState()), event, event_deltas)
