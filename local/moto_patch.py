@@ -15,6 +15,7 @@ import copy
 import threading
 from typing import Any
 
+import moto.dynamodb.models as moto_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
@@ -61,7 +62,6 @@ def apply() -> None:
         if _applied:
             return
         original = DynamoDBBackend.transact_write_items
-        models_module = original.__globals__
 
         def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
             backups = []
@@ -86,6 +86,8 @@ def apply() -> None:
                 raise
 
         # Only a Table is ever passed by value here; other deep copies (old images) stay real.
-        models_module["copy"] = _ShallowTables
+        # Patched on moto's own module (not via a wrapper's globals: the capacity meter may have
+        # wrapped the method first).
+        setattr(moto_models, "copy", _ShallowTables)  # noqa: B010 - moto has no typed hook for this
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
         _applied = True

@@ -1,0 +1,41 @@
+"""The local stack's moto fix keeps DynamoDB's all-or-nothing transactions."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.aws import make_client
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws_env: dict[str, str]) -> None:
+    client = make_client("dynamodb")
+    table = aws_env["aggregates"]
+    client.put_item(TableName=table, Item={"pk": {"S": "C#x"}, "sk": {"S": "1"}, "n": {"N": "5"}})
+    with pytest.raises(client.exceptions.TransactionCanceledException) as cancelled:
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "V#new"}, "sk": {"S": "_"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "C#x"}, "sk": {"S": "1"}},
+                        "UpdateExpression": "ADD n :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"pk": {"S": "C#x"}, "sk": {"S": "2"}},
+                        "ConditionExpression": "attribute_exists(pk)",  # fails: nothing there
+                    }
+                },
+            ]
+        )
+    codes = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+    assert codes == ["None", "None", "ConditionalCheckFailed"]
+    assert "Item" not in client.get_item(
+        TableName=table, Key={"pk": {"S": "V#new"}, "sk": {"S": "_"}}
+    )
+    item = client.get_item(TableName=table, Key={"pk": {"S": "C#x"}, "sk": {"S": "1"}})["Item"]
+    assert item["n"] == {"N": "5"}
