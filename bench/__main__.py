@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -58,6 +59,12 @@ def get_json(url: str, key: str) -> Any:
     request = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+def progress(phase: str) -> None:
+    """What the bench is doing, on stderr (stdout belongs to the functions' logs until the end)."""
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"bench: {phase} (peak memory so far {peak_mb} MB)", file=sys.__stderr__, flush=True)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -236,6 +243,7 @@ def main() -> int:
             key = sites.create_key(SITE)
             url = stack.url
 
+            progress("freshness")
             p50, p95 = freshness(url, key)
             row(
                 "freshness p50 (POST → realtime API)",
@@ -251,6 +259,7 @@ def main() -> int:
             billed_before = {name: f.billed_seconds for name, f in stack.functions.items()}
             invocations_before = {name: f.invocations for name, f in stack.functions.items()}
             pageviews = 1000
+            progress("burst traffic")
             traffic(url, pageviews, visitors=250)
             wait_counted(url, key, counted + pageviews)
             time.sleep(1.5)  # let the last batch's writes land before reading the meter
@@ -318,9 +327,13 @@ def main() -> int:
                 "≤ 250",
             )
 
+            progress("low-rate traffic")
             rows.extend(low_rate_cost(url, key, meter, stack))
+            progress("aggregator CPU")
             rows.extend(aggregation.cpu_per_batch())
+            progress("oracle campaign")
             rows.extend(aggregation.campaign(stack.moto.endpoint, meter, EVENTS, SCHEDULES))
+            progress("flood")
             rows.extend(aggregation.flood(stack.moto.endpoint, paths=FLOOD_PATHS))
         finally:
             stack.stop()
