@@ -67,14 +67,18 @@ class Stack:
             return json.loads(response.read())
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not (REPO / "dashboard" / "dist" / "index.html").exists():
-        pytest.fail("the front-end is not built: run `make build` (make test does it)")
-    data_dir = tmp_path_factory.mktemp("stack")
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = (data_dir / "stack.log").open("wb")
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def launch_dev(
+    data_dir: Path, port: int, *extra: str, stdout: Any = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """`liveinsight dev` in a subprocess, returned once it answers (or has died)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -85,23 +89,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "dev",
             "--port",
             str(port),
-            "--no-persist",
+            *extra,
         ],
         cwd=REPO,
-        env=env,
-        stdout=log,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=stdout,
         stderr=subprocess.STDOUT,
     )
+    wait_for(lambda: healthy(port) or process.poll() is not None, timeout=60)
+    return process
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not (REPO / "dashboard" / "dist" / "index.html").exists():
+        pytest.fail("the front-end is not built: run `make build` (make test does it)")
+    data_dir = tmp_path_factory.mktemp("stack")
+    port = free_port()
+    log = (data_dir / "stack.log").open("wb")
+    process = launch_dev(data_dir, port, "--no-persist", stdout=log)
+    if process.poll() is not None:
+        pytest.fail(f"local stack did not start:\n{(data_dir / 'stack.log').read_text()}")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/api/health", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"local stack did not start:\n{(data_dir / 'stack.log').read_text()}")
-            time.sleep(0.2)
     yield Stack(url, data_dir, process)
     process.terminate()
     process.wait(30)

@@ -13,39 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DESKTOP_UA, REPO, free_port, wait_for
+from tests.e2e.conftest import DESKTOP_UA, REPO, free_port, launch_dev, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def start(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local.cli",
-            "--data-dir",
-            str(data_dir),
-            "dev",
-            "--port",
-            str(port),
-            *extra,
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    wait_for(lambda: _healthy(port) or process.poll() is not None, timeout=60)
+    process = launch_dev(data_dir, port, *extra)
     assert process.poll() is None, process.stdout.read() if process.stdout else ""
     return process
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def send(port: int, path: str) -> None:
