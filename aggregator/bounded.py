@@ -76,12 +76,7 @@ def admit(known: KnownValues, attrs: dict[str, int]) -> Admission:
                 admitted.append(value)
                 count += 1
                 size += weight
-        if (
-            value is not None
-            and value != OTHER
-            and value not in known.values
-            and value not in admitted
-        ):
-            name = f"{metric}|{OTHER}"
+            else:
+                name = f"{metric}|{OTHER}"
         out[name] = out.get(name, 0) + delta
-    return Admission({k: v for k, v in out.items()}, tuple(admitted), known.count)
+    return Admission(out, tuple(admitted), known.count)
