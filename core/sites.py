@@ -41,6 +41,13 @@ class Site:
     tz: str = "UTC"
     public: bool = False
     created_at: int = 0
+    # Goals as Plausible names them: a custom event name ("Signup") or "Visit /path" for a
+    # pageview goal. Empty: every custom event name counts as a goal.
+    goals: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()  # hostnames allowed to send events; empty: any
+
+
+PAGEVIEW_GOAL_PREFIX = "Visit "
 
 
 @dataclass(frozen=True)
@@ -214,4 +221,6 @@ def _site_from_item(item: dict[str, Any]) -> Site:
         tz=item.get("tz", {}).get("S", "UTC"),
         public=item.get("public", {}).get("BOOL", False),
         created_at=int(item.get("created_at", {}).get("N", "0")),
+        goals=tuple(v["S"] for v in item.get("goals", {}).get("L", [])),
+        hostnames=tuple(v["S"] for v in item.get("hostnames", {}).get("L", [])),
     )

@@ -2,52 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import jinja2
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from core import settings
-from core.aws import make_client
-from core.sites import SiteStore
-from query_api.errors import INVALID_KEY, QueryError, Unauthorized
-from query_api.reader import CounterReader, Realtime
+from query_api.deps import Deps, Now, Site
+from query_api.errors import QueryError
+from query_api.reader import Realtime
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
     autoescape=True,  # every value from events is escaped: paths, referrers, props
     undefined=jinja2.StrictUndefined,
 )
-
-
-@dataclass(frozen=True)
-class QueryDeps:
-    sites: SiteStore
-    counters: CounterReader
-
-
-@lru_cache(maxsize=1)
-def get_deps() -> QueryDeps:
-    config = settings.load(settings.QuerySettings)
-    client = make_client("dynamodb")
-    return QueryDeps(
-        sites=SiteStore(client, config.meta_table, cache_seconds=5.0),
-        counters=CounterReader(client, config.aggregates_table),
-    )
-
-
-def deps() -> QueryDeps:
-    return get_deps()
-
-
-def clock() -> datetime:
-    return datetime.now(UTC)
 
 
 app = FastAPI(title="LiveInsight query API", version="0.1.0", docs_url=None, redoc_url=None)
@@ -63,30 +34,6 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
     return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=400)
-
-
-def authorized_site(
-    site_id: Annotated[str, Query(min_length=1, max_length=253)],
-    authorization: Annotated[str | None, Header()] = None,
-    d: QueryDeps = Depends(deps),  # noqa: B008 - FastAPI's dependency idiom
-) -> str:
-    """The site the caller may read: its key's site, or a site whose stats are public."""
-    site = d.sites.get(site_id)
-    if site is None:
-        raise Unauthorized(INVALID_KEY)
-    if authorization:
-        scheme, _, key = authorization.partition(" ")
-        if scheme.lower() != "bearer" or d.sites.site_for_key(key.strip()) != site.domain:
-            raise Unauthorized(INVALID_KEY)
-        return site.domain
-    if site.public:
-        return site.domain
-    raise Unauthorized(INVALID_KEY)
-
-
-Site = Annotated[str, Depends(authorized_site)]
-Deps = Annotated[QueryDeps, Depends(deps)]
-Now = Annotated[datetime, Depends(clock)]
 
 
 @app.get("/api/health")

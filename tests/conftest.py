@@ -48,12 +48,12 @@ def _clear_composition_roots() -> None:
     """Each Lambda builds its clients once per cold start; a test is a cold start."""
     import aggregator.handler
     import ingest.handler
-    import query_api.app
+    import query_api.deps
 
     ingest.handler.get_deps.cache_clear()
     aggregator.handler.get_store.cache_clear()
     aggregator.handler.get_config.cache_clear()
-    query_api.app.get_deps.cache_clear()
+    query_api.deps.get_deps.cache_clear()
 
 
 @pytest.fixture()
