@@ -12,7 +12,8 @@ time on page to the pages it viewed. Folding events in is then:
 so late and out-of-order events (a session whose start moves earlier, two sessions bridged into
 one, an engagement event that arrives before its pageview) come out exact with no special case,
 and the result does not depend on delivery order. Event-level counts that need no history (events
-and pageviews by name, page, hostname and prop) are added per event.
+and pageviews by name, page, hostname and prop) are added per event. Props are kept with each hit's
+attributes, so a prop value has exact unique visitors like a page has.
 
 Sessions follow METRICS.md. A visitor id is per day (daily salt); an event whose previous-day id
 still has a session open continues it.
@@ -138,6 +139,12 @@ class VisitorState:
         short = short_hash(event_id)
         return any(h.event == short for h in self.hits)
 
+    def approx_bytes(self) -> int:
+        """About how large the stored item is: long paths and props weigh more than 50 bytes."""
+        hits = sum(40 + len(h.page) + len(h.name) for h in self.hits)
+        attrs = sum(len(k) + len(v) + 6 for _, pairs in self.attrs for k, v in pairs)
+        return hits + attrs
+
     def sessions(self) -> list[Session]:
         return list(_sessions(self.hits))
 
@@ -189,8 +196,11 @@ def _sessions(hits: Iterable[Hit]) -> Iterator[Session]:
 
 
 def event_attributes(event: RawEvent) -> tuple[tuple[str, str], ...]:
+    """The session dimensions, hostname and props of an event (props as `prop:<key>`)."""
     values = {dim: getattr(event, dim) for dim in SESSION_DIMENSIONS}
     values[HOSTNAME] = event.hostname
+    for key, value in event.props.items():
+        values[PROP_PREFIX + key] = value
     return tuple(sorted((k, v) for k, v in values.items() if v))
 
 
@@ -248,7 +258,11 @@ def contributions(state: VisitorState) -> Deltas:
             cell[VISITS] += 1
             cell[BOUNCES] += bounce
             cell[DURATION_MS] += duration
-        session_values = [(d, v) for d, v in session_attrs.items() if d != HOSTNAME]
+        session_values = [
+            (d, v)
+            for d, v in session_attrs.items()
+            if d != HOSTNAME and not d.startswith(PROP_PREFIX)
+        ]
         if pageviews:
             session_values += [(ENTRY_PAGE, pageviews[0].page), (EXIT_PAGE, pageviews[-1].page)]
         for gran in DIMENSION_GRANULARITIES:
@@ -281,8 +295,10 @@ def _hit_contribution(
     tz = state.tz
     for gran in TOTAL_GRANULARITIES:
         seen.add((gran, TOTALS, bucket_label(gran, hit.ts, tz)))
-    hostname = state.attributes(hit.ref).get(HOSTNAME, "")
+    attributes = state.attributes(hit.ref)
+    hostname = attributes.get(HOSTNAME, "")
     event_values = [(HOSTNAME, hostname)] if hostname else []
+    event_values += [(d, v) for d, v in attributes.items() if d.startswith(PROP_PREFIX)]
     if hit.kind == PAGEVIEW_HIT:
         event_values.append((PAGE, hit.page))
     elif hit.name:
@@ -335,7 +351,9 @@ def event_counts(event: RawEvent, into: Deltas) -> None:
             cell[counter_attr(EVENTS, event.hostname)] += 1
             cell[counter_attr(PAGEVIEWS, event.hostname)] += int(event.is_pageview)
         for key, value in event.props.items():
-            into[(gran, PROP_PREFIX + key, bucket)][counter_attr(EVENTS, value)] += 1
+            cell = into[(gran, PROP_PREFIX + key, bucket)]
+            cell[counter_attr(EVENTS, value)] += 1
+            cell[counter_attr(PAGEVIEWS, value)] += int(event.is_pageview)
 
 
 def with_event(state: VisitorState, event: RawEvent) -> VisitorState:

@@ -55,6 +55,7 @@ class BatchResult:
 # in a new item, a new "segment" that counts as a new visitor: no item nears DynamoDB's 400 KB,
 # whatever one IP and user agent send (an office behind one address, a kiosk, a script).
 MAX_HITS_PER_ITEM = 2000
+MAX_ITEM_BYTES = 250_000  # or earlier, when long paths and props fill it first
 
 
 def segment_key(site: str, visitor_id: str, segment: int) -> VisitorKey:
@@ -96,7 +97,9 @@ def next_segment(
     """If the visitor's latest item is full: (new segment's key, base key, base state with one
     more segment), for the caller to write together."""
     state = states.get(key)
-    if state is None or len(state.hits) < MAX_HITS_PER_ITEM:
+    if state is None or (
+        len(state.hits) < MAX_HITS_PER_ITEM and state.approx_bytes() < MAX_ITEM_BYTES
+    ):
         return None
     visitor_id = key[1].split("~", 1)[0]
     base_key = (key[0], visitor_id)

@@ -10,7 +10,7 @@ bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 
   and for its session dimensions (first event's source, UTM, device, …, entry and exit page);
 - pageviews count in the bucket they happen in, by page and by the session's dimensions;
 - a visitor is unique per bucket and per (bucket, dimension value): event dimensions (page,
-  hostname, event name) in the event's bucket, session dimensions in the session's start bucket;
+  hostname, event name, prop values) in the event's bucket, session dimensions in the session's start bucket;
 - current visitors: one per visitor, in the minute of its latest non-engagement event;
 - an event after midnight whose previous-day visitor id has a session open continues it.
 """
@@ -129,7 +129,9 @@ def _event_counts(event: RawEvent, counters: Counters) -> None:
             hostname[f"events|{event.hostname}"] += 1
             hostname[f"pageviews|{event.hostname}"] += int(event.is_pageview)
         for key, value in event.props.items():
-            counters[(site, gran, f"prop:{key}", bucket)][f"events|{value}"] += 1
+            prop = counters[(site, gran, f"prop:{key}", bucket)]
+            prop[f"events|{value}"] += 1
+            prop[f"pageviews|{value}"] += int(event.is_pageview)
 
 
 Uniques = dict[Cell, dict[str, set[str]]]
@@ -184,6 +186,8 @@ def _session_counts(
             bucket = bucket_label(gran, event.ts, tz)
             if event.hostname:
                 uniques[(site, gran, "hostname", bucket)][event.hostname].add(visitor)
+            for key, value in event.props.items():
+                uniques[(site, gran, f"prop:{key}", bucket)][value].add(visitor)
             if not event.is_pageview:
                 uniques[(site, gran, "name", bucket)][event.name].add(visitor)
                 continue

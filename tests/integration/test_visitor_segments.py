@@ -52,3 +52,26 @@ def test_one_address_sending_thousands_of_events_splits_its_state_and_counts_exa
         if g is Granularity.DAY and d == "_"
     ]
     assert day_totals["visitors"] == 4 and day_totals["pageviews"] == 70
+
+
+def test_long_props_split_the_state_by_size_before_the_hit_limit(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given items limited (scaled down) to ~6 KB, and events each carrying ~1 KB of props
+    import json
+
+    monkeypatch.setattr(processor, "MAX_ITEM_BYTES", 6_000)
+    pipeline = Pipeline(aws_env)
+    key = pipeline.add_site(SITE)
+    for n in range(30):
+        body = {"n": "Signup", "u": f"https://{SITE}/", "d": SITE, "p": {"note": f"{n:04d}" * 250}}
+        assert pipeline.send(body).status == 202
+    # When they are aggregated
+    assert pipeline.aggregate(pipeline.read_stream()) == {"batchItemFailures": []}
+    # Then the visitor's day went on in new items long before 2,000 hits, none much over the limit
+    states = [i for i in pipeline.scan("aggregates") if i["pk"]["S"].startswith("V#")]
+    assert len(states) >= 4
+    assert max(len(i["state"]["S"]) for i in states) < 6_000 + 1_500
+    # and every event and prop value is still counted once
+    assert sum(len(json.loads(i["state"]["S"])["h"]) for i in states) == 30
+    assert pipeline.realtime(SITE, key)["pageviews"] == 0

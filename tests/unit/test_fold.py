@@ -455,9 +455,39 @@ def test_hostname_name_and_prop_counts() -> None:
             "events|Outbound Link: Click": 1,
             "visitors|Outbound Link: Click": 1,
         }
-        assert deltas[(gran, "prop:plan", bucket)] == {"events|pro": 1, "events|free": 1}
-        assert deltas[(gran, "prop:trial", bucket)] == {"events|y": 1}
-        assert deltas[(gran, "prop:url", bucket)] == {"events|https://x.org": 1}
+        # a prop value has its events and exact unique visitors; pageview props their pageviews
+        assert deltas[(gran, "prop:plan", bucket)] == {
+            "events|pro": 1,
+            "visitors|pro": 1,
+            "events|free": 1,
+            "visitors|free": 1,
+        }
+        assert deltas[(gran, "prop:trial", bucket)] == {"events|y": 1, "visitors|y": 1}
+        assert deltas[(gran, "prop:url", bucket)] == {
+            "events|https://x.org": 1,
+            "visitors|https://x.org": 1,
+        }
+
+
+def test_pageview_props_count_pageviews_and_do_not_become_session_dimensions() -> None:
+    events = [
+        at("10:00", page="/a", props={"author": "ann"}),
+        at("10:01", page="/b", props={"author": "ann"}),
+        at("10:02", page="/c", props={"author": "bob"}),
+    ]
+
+    deltas = folded(events)
+
+    assert deltas[(DAY, "prop:author", TODAY)] == {
+        "events|ann": 2,
+        "pageviews|ann": 2,
+        "visitors|ann": 1,
+        "events|bob": 1,
+        "pageviews|bob": 1,
+        "visitors|bob": 1,
+    }
+    assert (DAY, "author", TODAY) not in deltas
+    assert not any("ann" in attr for attr in deltas[(DAY, "source", TODAY)])
 
 
 def test_each_granularity_carries_its_dimensions() -> None:
