@@ -11,6 +11,12 @@ aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, 
 meta table        pk  SITE   sk <domain>                          sites, all in one partition
                   pk  KEY#<sha256 of key>  sk  _                  API keys, stored only as hashes
                   pk  KEYS#<site>  sk <sha256 of key>             the site's keys (list, revoke)
+                  pk  SHARE#<sha256 of token>  sk  _              shared-link tokens, only as hashes
+                  pk  SHARES#<site>  sk <sha256 of token>         the site's shared links
+                  pk  SESSION#<sha256 of session id>  sk  _       admin sessions, TTL at expiry
+                  pk  LOGIN#<scope>  sk <window start>            failed sign-ins per window, TTL;
+                                                                  scope: a keyed hash of the client
+                                                                  address, or `all`
                   pk  SALT   sk <UTC date>                        daily visitor-hash salts
 
 Counter attributes are top-level with encoded names (`<metric>|<dimension value>`), because ADD on
@@ -167,3 +173,28 @@ def site_keys_pk(site: str) -> str:
 
 def salt_sk(day: str) -> str:
     return day
+
+
+def share_pk(token_hash: str) -> str:
+    return f"SHARE{SEP}{token_hash}"
+
+
+def site_shares_pk(site: str) -> str:
+    """The listing of a site's shared links (sk = token hash), so they can be listed and revoked."""
+    return f"SHARES{SEP}{site}"
+
+
+def session_pk(session_hash: str) -> str:
+    return f"SESSION{SEP}{session_hash}"
+
+
+LOGIN_ALL = "all"
+
+
+def login_attempts_pk(scope: str) -> str:
+    """Failed sign-ins of one client (`scope` = a keyed hash of its address) or of all (`all`)."""
+    return f"LOGIN{SEP}{scope}"
+
+
+def login_window_sk(window_start: int) -> str:
+    return f"{window_start:012d}"

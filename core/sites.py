@@ -1,7 +1,11 @@
-"""Sites and read keys, stored in the meta table. Keys are kept only as SHA-256 hashes.
+"""Sites, their read keys and their shared links, stored in the meta table.
 
-A key has 192 random bits, so a fast unsalted hash is enough to make a stolen table useless
-without making every API call pay for a slow password hash.
+Keys and share tokens are kept only as SHA-256 hashes. Each has 192 random bits, so a fast
+unsalted hash is enough to make a stolen table useless without making every API call pay for a
+slow password hash. A lookup by token is never cached, so a revocation takes effect at once.
+
+Removing a site deletes the site item, its keys and its shared links; its aggregates stay in the
+aggregates table (re-adding the domain shows them again) and its raw events expire with their TTL.
 """
 
 from __future__ import annotations
@@ -21,17 +25,40 @@ DOMAIN_RE = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 )
 KEY_PREFIX = "li_"
+SHARE_PREFIX = "lis_"
+PAGEVIEW_GOAL_PREFIX = "Visit "
+# Bounds keep a site item small: the stats code reads it on every query.
+MAX_GOALS = 100
+MAX_GOAL_LENGTH = 200
+MAX_HOSTNAMES = 50
+MAX_LABEL_LENGTH = 100
 
 
 class SiteError(ValueError):
     """Invalid site definition."""
 
 
-class SiteExists(SiteError):
+class Duplicate(SiteError):
+    """The thing to create exists already."""
+
+
+class Missing(SiteError):
+    """The thing named does not exist."""
+
+
+class SiteExists(Duplicate):
     pass
 
 
-class SiteNotFound(SiteError):
+class SiteNotFound(Missing):
+    pass
+
+
+class GoalExists(Duplicate):
+    pass
+
+
+class GoalNotFound(Missing):
     pass
 
 
@@ -46,8 +73,12 @@ class Site:
     goals: tuple[str, ...] = ()
     hostnames: tuple[str, ...] = ()  # hostnames allowed to send events; empty: any
 
-
-PAGEVIEW_GOAL_PREFIX = "Visit "
+    def allows_hostname(self, hostname: str) -> bool:
+        """An allowed hostname or a subdomain of one (`blog.example.com` under `example.com`)."""
+        if not self.hostnames:
+            return True
+        host = hostname.strip().lower().rstrip(".")
+        return any(host == allowed or host.endswith("." + allowed) for allowed in self.hostnames)
 
 
 @dataclass(frozen=True)
@@ -55,6 +86,21 @@ class ApiKey:
     id: str  # the first 12 hex digits of the key's hash: safe to show, enough to revoke
     site: str
     created_at: int
+
+
+@dataclass(frozen=True)
+class ShareLink:
+    id: str  # as ApiKey.id
+    site: str
+    created_at: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Removal:
+    domain: str
+    keys: int
+    shares: int
 
 
 def key_id(digest: str) -> str:
@@ -76,18 +122,68 @@ def validate_tz(tz: str) -> str:
     return tz
 
 
+def validate_hostname(hostname: str) -> str:
+    host = hostname.strip().lower().rstrip(".")
+    if not DOMAIN_RE.fullmatch(host):
+        raise SiteError(f"{hostname!r} is not a valid hostname (no scheme, port, path or '*')")
+    return host
+
+
+def validate_hostnames(hostnames: tuple[str, ...] | builtins.list[str]) -> tuple[str, ...]:
+    cleaned = tuple(dict.fromkeys(validate_hostname(h) for h in hostnames if h.strip()))
+    if len(cleaned) > MAX_HOSTNAMES:
+        raise SiteError(f"at most {MAX_HOSTNAMES} allowed hostnames")
+    return cleaned
+
+
+def validate_goal(goal: str) -> str:
+    """A custom event name, or "Visit /path" for a pageview goal on exactly that path."""
+    goal = goal.strip()
+    if not goal:
+        raise SiteError("a goal needs a name")
+    if len(goal) > MAX_GOAL_LENGTH:
+        raise SiteError(f"a goal has at most {MAX_GOAL_LENGTH} characters")
+    if not goal.isprintable():
+        raise SiteError("a goal cannot hold control characters")
+    if goal.startswith(PAGEVIEW_GOAL_PREFIX):
+        path = goal.removeprefix(PAGEVIEW_GOAL_PREFIX).strip()
+        if not path.startswith("/"):
+            raise SiteError("a pageview goal is 'Visit /path', the path starting with '/'")
+        if "*" in path:
+            raise SiteError("pageview goals match exact paths: '*' is not supported")
+        if any(c.isspace() for c in path) or "?" in path or "#" in path:
+            raise SiteError("a pageview goal's path has no spaces, query string or fragment")
+        return PAGEVIEW_GOAL_PREFIX + path
+    if goal == "pageview":
+        raise SiteError("'pageview' is not a custom event: use 'Visit /path' for a pageview goal")
+    return goal
+
+
+def validate_goals(goals: tuple[str, ...] | builtins.list[str]) -> tuple[str, ...]:
+    cleaned = tuple(dict.fromkeys(validate_goal(g) for g in goals))
+    if len(cleaned) > MAX_GOALS:
+        raise SiteError(f"at most {MAX_GOALS} goals per site")
+    return cleaned
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 class SiteStore:
-    """Sites and their keys. Reads of a site are cached briefly: ingest asks for every event."""
+    """Sites and their credentials. Reads of a site are cached briefly: ingest asks for every
+    event. Writes through this store drop its own cache entry; other instances see a change to
+    a site's settings within `cache_seconds`."""
 
     def __init__(self, client: Any, table: str, cache_seconds: float = 30.0) -> None:
         self._client = client
         self._table = table
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Site | None]] = {}
+        self._keys = _Credentials(client, table, KEY_PREFIX, keys.api_key_pk, keys.site_keys_pk)
+        self._shares = _Credentials(client, table, SHARE_PREFIX, keys.share_pk, keys.site_shares_pk)
+
+    # ---- sites ------------------------------------------------------------------------------
 
     def get(self, domain: str) -> Site | None:
         cached = self._cache.get(domain)
@@ -102,53 +198,205 @@ class SiteStore:
         self._cache[domain] = (now, site)
         return site
 
-    def add(self, domain: str, tz: str = "UTC", public: bool = False) -> Site:
-        site = Site(normalize_domain(domain), validate_tz(tz), public, int(time.time()))
+    def require(self, domain: str) -> Site:
+        """The site as stored now (never from the cache), or SiteNotFound."""
+        self._cache.pop(domain, None)
+        site = self.get(domain)
+        if site is None:
+            raise SiteNotFound(f"no site {domain}")
+        return site
+
+    def add(
+        self,
+        domain: str,
+        tz: str = "UTC",
+        public: bool = False,
+        hostnames: tuple[str, ...] = (),
+        goals: tuple[str, ...] = (),
+    ) -> Site:
+        site = Site(
+            normalize_domain(domain),
+            validate_tz(tz),
+            public,
+            int(time.time()),
+            validate_goals(goals),
+            validate_hostnames(hostnames),
+        )
+        item = {
+            "pk": {"S": keys.SITE_PK},
+            "sk": {"S": site.domain},
+            "tz": {"S": site.tz},
+            "public": {"BOOL": site.public},
+            "created_at": {"N": str(site.created_at)},
+        }
+        if site.goals:
+            item["goals"] = _string_list(site.goals)
+        if site.hostnames:
+            item["hostnames"] = _string_list(site.hostnames)
         try:
             self._client.put_item(
-                TableName=self._table,
-                Item={
-                    "pk": {"S": keys.SITE_PK},
-                    "sk": {"S": site.domain},
-                    "tz": {"S": site.tz},
-                    "public": {"BOOL": site.public},
-                    "created_at": {"N": str(site.created_at)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             raise SiteExists(f"site {site.domain} already exists") from None
         self._cache.pop(site.domain, None)
         return site
 
-    def list(self) -> list[Site]:
-        sites: list[Site] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": keys.SITE_PK}},
-        }
-        while True:
-            page = self._client.query(**kwargs)
-            sites.extend(_site_from_item(item) for item in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return sites
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def update(
+        self,
+        domain: str,
+        *,
+        tz: str | None = None,
+        public: bool | None = None,
+        hostnames: tuple[str, ...] | builtins.list[str] | None = None,
+        goals: tuple[str, ...] | builtins.list[str] | None = None,
+    ) -> Site:
+        """Change the given settings of an existing site; the others stay as they are."""
+        changes: dict[str, dict[str, Any]] = {}
+        if tz is not None:
+            changes["tz"] = {"S": validate_tz(tz)}
+        if public is not None:
+            changes["public"] = {"BOOL": public}
+        if hostnames is not None:
+            changes["hostnames"] = _string_list(validate_hostnames(hostnames))
+        if goals is not None:
+            changes["goals"] = _string_list(validate_goals(goals))
+        if not changes:
+            return self.require(domain)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": domain}},
+                UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in changes),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={f"#{name}": name for name in changes},
+                ExpressionAttributeValues={f":{name}": value for name, value in changes.items()},
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            self._cache.pop(domain, None)
+            raise SiteNotFound(f"no site {domain}") from None
+        self._cache.pop(domain, None)
+        return _site_from_item(response["Attributes"])
+
+    def add_goal(self, domain: str, goal: str) -> Site:
+        site = self.require(domain)
+        goal = validate_goal(goal)
+        if goal in site.goals:
+            raise GoalExists(f"{goal!r} is already a goal of {domain}")
+        return self.update(domain, goals=[*site.goals, goal])
+
+    def remove_goal(self, domain: str, goal: str) -> Site:
+        site = self.require(domain)
+        wanted = goal.strip()
+        if wanted not in site.goals:
+            raise GoalNotFound(f"{wanted!r} is not a goal of {domain}")
+        return self.update(domain, goals=[g for g in site.goals if g != wanted])
+
+    def remove(self, domain: str) -> Removal:
+        """Delete the site, then every key and shared link of it.
+
+        The site item goes first, so no new credential can be attached meanwhile; a removal
+        interrupted half-way is finished by running it again.
+        """
+        response = self._client.delete_item(
+            TableName=self._table,
+            Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": domain}},
+            ReturnValues="ALL_OLD",
+        )
+        self._cache.pop(domain, None)
+        removal = Removal(domain, self.revoke_key(domain, "all"), self.revoke_share(domain, "all"))
+        if "Attributes" not in response and not (removal.keys or removal.shares):
+            raise SiteNotFound(f"no site {domain}")
+        return removal
+
+    def list(self) -> builtins.list[Site]:
+        return [
+            _site_from_item(item) for item in _query_all(self._client, self._table, keys.SITE_PK)
+        ]
+
+    # ---- read keys ----------------------------------------------------------------------------
 
     def create_key(self, domain: str) -> str:
         """A new read key for the site; only its hash is stored (and a listing entry by id)."""
-        if self.get(domain) is None:
-            raise SiteNotFound(domain)
-        key = KEY_PREFIX + secrets.token_urlsafe(24)
-        digest = hash_key(key)
-        created = {"N": str(int(time.time()))}
+        self.require(domain)
+        return self._keys.create(domain, {})[0]
+
+    def list_keys(self, domain: str) -> builtins.list[ApiKey]:
+        return [
+            ApiKey(key_id(item["sk"]["S"]), domain, int(item["created_at"]["N"]))
+            for item in self._keys.listing(domain)
+        ]
+
+    def revoke_key(self, domain: str, key_or_id: str) -> int:
+        """Revoke one key (given whole, or by its id) or every key of the site ("all")."""
+        return self._keys.revoke(domain, key_or_id)
+
+    def site_for_key(self, key: str) -> str | None:
+        return self._keys.site_for(key)
+
+    # ---- shared links -------------------------------------------------------------------------
+
+    def create_share(self, domain: str, label: str = "") -> tuple[str, ShareLink]:
+        """A new read-only token for the site's stats (a shared link); only its hash is stored."""
+        label = label.strip()
+        if len(label) > MAX_LABEL_LENGTH or not label.isprintable():
+            raise SiteError(f"a label has at most {MAX_LABEL_LENGTH} printable characters")
+        self.require(domain)
+        extra = {"label": {"S": label}} if label else {}
+        token, created = self._shares.create(domain, extra)
+        return token, ShareLink(key_id(hash_key(token)), domain, created, label)
+
+    def list_shares(self, domain: str) -> builtins.list[ShareLink]:
+        return [
+            ShareLink(
+                key_id(item["sk"]["S"]),
+                domain,
+                int(item["created_at"]["N"]),
+                item.get("label", {}).get("S", ""),
+            )
+            for item in self._shares.listing(domain)
+        ]
+
+    def revoke_share(self, domain: str, token_or_id: str) -> int:
+        """Revoke one shared link (its token, or its id) or every one of the site ("all")."""
+        return self._shares.revoke(domain, token_or_id)
+
+    def site_for_share(self, token: str) -> str | None:
+        return self._shares.site_for(token)
+
+
+class _Credentials:
+    """Bearer secrets of one kind (read keys, share tokens), stored as hashes twice: by hash for
+    the lookup on each request, and under the site for listing and revoking."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        prefix: str,
+        item_pk: Any,
+        listing_pk: Any,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._prefix = prefix
+        self._item_pk = item_pk
+        self._listing_pk = listing_pk
+
+    def create(self, domain: str, extra: dict[str, Any]) -> tuple[str, int]:
+        """A new secret and its creation time."""
+        secret = self._prefix + secrets.token_urlsafe(24)
+        digest = hash_key(secret)
+        now = int(time.time())
+        created = {"N": str(now)}
         self._client.transact_write_items(
             TransactItems=[
                 {
                     "Put": {
                         "TableName": self._table,
                         "Item": {
-                            "pk": {"S": keys.api_key_pk(digest)},
+                            "pk": {"S": self._item_pk(digest)},
                             "sk": {"S": keys.NO_SORT},
                             "site": {"S": domain},
                             "created_at": created,
@@ -160,59 +408,64 @@ class SiteStore:
                     "Put": {
                         "TableName": self._table,
                         "Item": {
-                            "pk": {"S": keys.site_keys_pk(domain)},
+                            "pk": {"S": self._listing_pk(domain)},
                             "sk": {"S": digest},
                             "created_at": created,
+                            **extra,
                         },
                     }
                 },
             ]
         )
-        return key
+        return secret, now
 
-    def list_keys(self, domain: str) -> builtins.list[ApiKey]:
-        response = self._client.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": keys.site_keys_pk(domain)}},
-        )
-        return [
-            ApiKey(key_id(item["sk"]["S"]), domain, int(item["created_at"]["N"]))
-            for item in response["Items"]
-        ]
+    def listing(self, domain: str) -> list[dict[str, Any]]:
+        return _query_all(self._client, self._table, self._listing_pk(domain))
 
-    def revoke_key(self, domain: str, key_or_id: str) -> int:
-        """Revoke one key (given whole, or by its id) or every key of the site ("all")."""
-        digests = [
-            item["sk"]["S"]
-            for item in self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": keys.site_keys_pk(domain)}},
-            )["Items"]
-        ]
-        wanted = hash_key(key_or_id) if key_or_id.startswith(KEY_PREFIX) else key_or_id
-        chosen = [d for d in digests if key_or_id == "all" or d == wanted or key_id(d) == wanted]
+    def revoke(self, domain: str, secret_or_id: str) -> int:
+        digests = [item["sk"]["S"] for item in self.listing(domain)]
+        wanted = hash_key(secret_or_id) if secret_or_id.startswith(self._prefix) else secret_or_id
+        chosen = [d for d in digests if secret_or_id == "all" or d == wanted or key_id(d) == wanted]
         for digest in chosen:
+            # The lookup item first: once it is gone the secret no longer opens anything.
             self._client.delete_item(
                 TableName=self._table,
-                Key={"pk": {"S": keys.api_key_pk(digest)}, "sk": {"S": keys.NO_SORT}},
+                Key={"pk": {"S": self._item_pk(digest)}, "sk": {"S": keys.NO_SORT}},
             )
             self._client.delete_item(
                 TableName=self._table,
-                Key={"pk": {"S": keys.site_keys_pk(domain)}, "sk": {"S": digest}},
+                Key={"pk": {"S": self._listing_pk(domain)}, "sk": {"S": digest}},
             )
         return len(chosen)
 
-    def site_for_key(self, key: str) -> str | None:
-        if not key.startswith(KEY_PREFIX) or len(key) > 200:
+    def site_for(self, secret: str) -> str | None:
+        if not secret.startswith(self._prefix) or len(secret) > 200:
             return None
         response = self._client.get_item(
             TableName=self._table,
-            Key={"pk": {"S": keys.api_key_pk(hash_key(key))}, "sk": {"S": keys.NO_SORT}},
+            Key={"pk": {"S": self._item_pk(hash_key(secret))}, "sk": {"S": keys.NO_SORT}},
         )
         item = response.get("Item")
         return item["site"]["S"] if item else None
+
+
+def _query_all(client: Any, table: str, pk: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+    }
+    while True:
+        page = client.query(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _string_list(values: tuple[str, ...]) -> dict[str, Any]:
+    return {"L": [{"S": v} for v in values]}
 
 
 def _site_from_item(item: dict[str, Any]) -> Site:

@@ -24,6 +24,8 @@ class DropReason(StrEnum):
     UNKNOWN_SITE = "unknown_site"
     INVALID_URL = "invalid_url"
     SPAM_REFERRER = "spam_referrer"
+    # The page's hostname is not among the site's allowed hostnames (or their subdomains).
+    HOSTNAME_NOT_ALLOWED = "hostname_not_allowed"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ def accept(
         site = find_site(domain)
         if site is None:
             outcomes.append(Dropped(DropReason.UNKNOWN_SITE, domain))
+            continue
+        if not site.allows_hostname(page.hostname):
+            outcomes.append(Dropped(DropReason.HOSTNAME_NOT_ALLOWED, domain))
             continue
         if ref.spam:
             outcomes.append(Dropped(DropReason.SPAM_REFERRER, domain))

@@ -133,6 +133,22 @@ def test_meta_keys() -> None:
     assert (keys.SITE_PK, keys.SALT_PK) == ("SITE", "SALT")
 
 
+def test_credential_session_and_login_keys_do_not_collide_with_each_other() -> None:
+    built = {
+        keys.api_key_pk("ab12"),
+        keys.site_keys_pk("ab12"),
+        keys.share_pk("ab12"),
+        keys.site_shares_pk("ab12"),
+        keys.session_pk("ab12"),
+        keys.login_attempts_pk("ab12"),
+    }
+    assert len(built) == 6
+    assert keys.share_pk("ab12") == "SHARE#ab12"
+    assert keys.login_attempts_pk(keys.LOGIN_ALL) == "LOGIN#all"
+    # Window starts sort as numbers do
+    assert keys.login_window_sk(900) < keys.login_window_sk(1_774_785_600)
+
+
 # ---- time buckets --------------------------------------------------------------------------------
 
 

@@ -182,8 +182,45 @@ def test_malformed_url_is_an_error_not_a_drop(url: str) -> None:
         run(pageview(url))
 
 
+@pytest.mark.parametrize(
+    "url", ["https://evil.example/", "https://notexample.com/", "https://example.com.evil.org/"]
+)
+def test_drops_event_when_hostname_is_not_allowed(url: str) -> None:
+    # Given a site that accepts events from example.com (and its subdomains) only
+    sites = {"example.com": Site("example.com", hostnames=("example.com",))}
+
+    # When an event declares the site from a page elsewhere
+    outcomes = run(pageview(url, domain="example.com"), sites=sites)
+
+    # Then it is dropped, naming the site
+    assert outcomes == [Dropped(DropReason.HOSTNAME_NOT_ALLOWED, "example.com")]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.com/", "https://blog.example.com/x", "https://EXAMPLE.com./"]
+)
+def test_accepts_allowed_hostname_and_its_subdomains(url: str) -> None:
+    sites = {"example.com": Site("example.com", hostnames=("shop.test", "example.com"))}
+
+    outcomes = run(pageview(url, domain="example.com"), sites=sites)
+
+    assert [type(o) for o in outcomes] == [Accepted]
+
+
+def test_site_without_allowed_hostnames_accepts_any_hostname() -> None:
+    event = accepted_one(pageview("https://anything.example.net/", domain="example.com"))
+
+    assert event.hostname == "anything.example.net"
+
+
 def test_drop_reasons_are_a_closed_set() -> None:
-    assert {r.value for r in DropReason} == {"bot", "unknown_site", "invalid_url", "spam_referrer"}
+    assert {r.value for r in DropReason} == {
+        "bot",
+        "unknown_site",
+        "invalid_url",
+        "spam_referrer",
+        "hostname_not_allowed",
+    }
 
 
 # ---- several sites -------------------------------------------------------------------------------
