@@ -1,5 +1,6 @@
 // Minifies tracker/src/script.js into tracker/dist/script.js and reports its raw and gzip size.
-// The goal is well under 1,024 bytes gzipped: the script sits on every page of every client site.
+// The budget is 1,024 bytes gzipped (tests/unit/test_tracker_build.py checks it too): the script
+// sits on every page of every client site.
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,8 +17,8 @@ await build({
   outfile,
   bundle: false,
   minify: true,
-  // Every browser with fetch keepalive runs ES2017.
-  target: "es2017",
+  // ES2020 (optional chaining): Chrome/Edge 80, Firefox 74, Safari 13.1; older browsers skip it.
+  target: "es2020",
   legalComments: "none",
   logLevel: "warning",
 });
@@ -27,7 +28,7 @@ const gzipped = gzipSync(code, { level: 9 }).length;
 console.log(
   `${relative(process.cwd(), outfile)}: ${code.length} bytes raw, ${gzipped} bytes gzip (budget ${GZIP_BUDGET})`,
 );
-if (gzipped >= GZIP_BUDGET) {
+if (gzipped > GZIP_BUDGET) {
   console.error(`tracker is over its gzip budget of ${GZIP_BUDGET} bytes`);
   process.exit(1);
 }
