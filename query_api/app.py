@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from query_api import stats_api
 from query_api.deps import Deps, Now, Site
 from query_api.errors import QueryError
 from query_api.reader import Realtime
@@ -21,7 +22,14 @@ TEMPLATES = jinja2.Environment(
 )
 
 
-app = FastAPI(title="LiveInsight query API", version="0.1.0", docs_url=None, redoc_url=None)
+app = FastAPI(
+    title="LiveInsight query API",
+    version="0.2.0",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url="/api/openapi.json",
+)
+app.include_router(stats_api.router)
 
 
 @app.exception_handler(QueryError)

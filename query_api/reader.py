@@ -59,6 +59,12 @@ class CounterReader:
         self.items_read += len(items)
         return items
 
+    def buckets(
+        self, site: str, granularity: Granularity, dimension: str, first: str, last: str
+    ) -> dict[str, dict[str, int]]:
+        """{bucket label: {attribute: total over shards}} for the buckets first..last."""
+        return summed(self._range(keys.counter_pk(site, granularity, dimension), first, last))
+
     def realtime(self, site: str, now: datetime) -> Realtime:
         labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
         totals = summed(

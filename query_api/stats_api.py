@@ -1,0 +1,392 @@
+"""Stats routes: the Plausible Stats API v1 (COMPAT.md §3) and our own JSON stats API.
+
+Both parse the same parameters into a `stats.Query` and answer from `stats.Stats`; the v1 routes
+keep Plausible's response shapes and error messages, ours adds the resolved range, the time zone
+and the comparison period, and names properties without their `event:`/`visit:` prefix.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from core.sites import PAGEVIEW_GOAL_PREFIX
+from core.sites import Site as SiteRecord
+from query_api import stats
+from query_api.deps import Deps, Now, ReadableSite
+from query_api.errors import BadRequest
+
+router = APIRouter()
+
+Number = int | float
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Invalid parameters (Plausible's messages)"},
+    401: {"model": ErrorOut, "description": "Invalid API key or site ID"},
+}
+
+Param = Annotated[str | None, Query(max_length=2000)]
+
+
+class V1Aggregate(BaseModel):
+    results: dict[str, dict[str, Number | None]]
+
+
+class V1Rows(BaseModel):
+    results: list[dict[str, Number | str]]
+    warning: str | None = None
+
+
+# ---- parsing shared by both APIs ---------------------------------------------------------------
+
+
+def build_query(
+    site: SiteRecord,
+    now: Any,
+    *,
+    period: str | None,
+    date_param: str | None,
+    metrics: str | None,
+    filters: str | None,
+    prop: stats.Property | None = None,
+    default_metrics: str = stats.VISITORS,
+) -> stats.Query:
+    span = stats.parse_period(period, date_param, stats.today_in(site.tz, now))
+    parsed_filters = stats.parse_filters(filters)
+    _check_goals(site, parsed_filters)
+    parsed_metrics = stats.parse_metrics(metrics or default_metrics, prop, parsed_filters)
+    return stats.Query(site, span, parsed_filters, parsed_metrics)
+
+
+def _check_goals(site: SiteRecord, filters: tuple[stats.Filter, ...]) -> None:
+    """A goal filter names a configured goal (any event name while none are configured)."""
+    if not site.goals:
+        return
+    for f in filters:
+        if f.prop.kind != stats.GOAL:
+            continue
+        for goal in f.values:
+            if goal in site.goals or "*" in goal:
+                continue
+            if goal.startswith(PAGEVIEW_GOAL_PREFIX):
+                path = goal.removeprefix(PAGEVIEW_GOAL_PREFIX)
+                first = (
+                    f"The pageview goal for the pathname `{path}` is not configured for this site. "
+                )
+            else:
+                first = f"The goal `{goal}` is not configured for this site. "
+            raise BadRequest(
+                first + "Find out how to configure goals here: "
+                "https://plausible.io/docs/stats-api#filtering-by-goals"
+            )
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return 100
+    if raw.isdigit() and 1 <= int(raw) <= 1000:
+        return int(raw)
+    raise BadRequest("Please provide limit as a number between 1 and 1000.")
+
+
+def parse_page(raw: str | None) -> int:
+    if raw is None:
+        return 1
+    if raw.isdigit() and 1 <= int(raw) <= 1_000_000:
+        return int(raw)
+    raise BadRequest("Please provide page as a positive number.")
+
+
+def parse_interval(raw: str | None, period: str | None) -> str:
+    period = period or "30d"
+    if raw is None:
+        if period in ("6mo", "12mo", "year"):
+            return "month"
+        return "hour" if period == "day" else "day"
+    interval = "day" if raw == "date" else raw
+    if interval == "hour" and period == "day":
+        return interval
+    if interval not in ("day", "month"):
+        raise BadRequest(
+            f"Error parsing `interval` parameter: invalid interval `{raw}`. Valid intervals are "
+            "`day`, `month`"
+        )
+    return interval
+
+
+def parse_breakdown_property(raw: str | None) -> stats.Property:
+    if not raw:
+        raise BadRequest(
+            "The `property` parameter is required. Please provide at least one property to show "
+            "a breakdown by."
+        )
+    return stats.parse_property(raw)
+
+
+def _v1_period(period: str | None) -> str | None:
+    if period is not None and period not in stats.V1_PERIODS:
+        raise BadRequest(
+            f"Error parsing `period` parameter: invalid period `{period}`. Please find accepted "
+            f"values in our docs: {stats.DOCS}#time-periods"
+        )
+    return period
+
+
+FOLDED = (
+    "Some values had more distinct neighbours than are kept per day and were counted as "
+    '"(other)", which is listed as a row of its own.'
+)
+
+
+# ---- Plausible Stats API v1 --------------------------------------------------------------------
+
+
+@router.get("/api/v1/stats/aggregate", response_model=V1Aggregate, responses=ERRORS)
+def v1_aggregate(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    period: Param = None,
+    date: Param = None,
+    metrics: Param = None,
+    filters: Param = None,
+    compare: Param = None,
+) -> V1Aggregate:
+    query = build_query(
+        site, now, period=_v1_period(period), date_param=date, metrics=metrics, filters=filters
+    )
+    if compare not in (None, "previous_period"):
+        raise BadRequest(f"Invalid value `{compare}` for `compare`: use `previous_period`.")
+    results = stats.Stats(d.counters, site).aggregate(query, compare=compare is not None)
+    return V1Aggregate(results=results)
+
+
+@router.get(
+    "/api/v1/stats/timeseries",
+    response_model=V1Rows,
+    responses=ERRORS,
+    response_model_exclude_none=True,
+)
+def v1_timeseries(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    period: Param = None,
+    date: Param = None,
+    metrics: Param = None,
+    filters: Param = None,
+    interval: Param = None,
+) -> V1Rows:
+    chosen = parse_interval(interval, _v1_period(period))
+    query = build_query(site, now, period=period, date_param=date, metrics=metrics, filters=filters)
+    return V1Rows(results=stats.Stats(d.counters, site).timeseries(query, chosen))
+
+
+@router.get(
+    "/api/v1/stats/breakdown",
+    response_model=V1Rows,
+    responses=ERRORS,
+    response_model_exclude_none=True,
+)
+def v1_breakdown(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    period: Param = None,
+    date: Param = None,
+    metrics: Param = None,
+    filters: Param = None,
+    property: Param = None,
+    limit: Param = None,
+    page: Param = None,
+) -> V1Rows:
+    _v1_period(period)
+    prop = parse_breakdown_property(property)
+    query = build_query(
+        site, now, period=period, date_param=date, metrics=metrics, filters=filters, prop=prop
+    )
+    rows, folded = stats.Stats(d.counters, site).breakdown(
+        query, prop, parse_limit(limit), parse_page(page)
+    )
+    return V1Rows(results=rows, warning=FOLDED if folded else None)
+
+
+# ---- our own stats API (the dashboard's) -------------------------------------------------------
+
+
+class Span(BaseModel):
+    first: date
+    last: date
+    tz: str
+
+
+class MetricValue(BaseModel):
+    value: Number
+    comparison_value: Number | None = None
+    change: Number | None = None
+
+
+class Aggregate(BaseModel):
+    site_id: str
+    range: Span
+    previous_range: Span | None = None
+    results: dict[str, MetricValue]
+
+
+class Timeseries(BaseModel):
+    site_id: str
+    range: Span
+    interval: str
+    results: list[dict[str, Number | str]]
+
+
+class Breakdown(BaseModel):
+    site_id: str
+    range: Span
+    property: str
+    page: int
+    limit: int
+    folded: bool  # some values were counted under "(other)"
+    results: list[dict[str, Number | str]]
+
+
+DASHBOARD_METRICS = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration"
+SHORT_PROPERTIES = {
+    **{v: k for k, v in stats.SESSION_PROPERTIES.items()},
+    "page": "event:page",
+    "hostname": "event:hostname",
+    "name": "event:name",
+    "goal": "event:goal",
+}
+
+
+def long_property(name: str) -> str:
+    """`source` → `visit:source`, `prop:plan` → `event:props:plan`; v1 names pass through."""
+    if name.startswith("prop:"):
+        return "event:props:" + name.removeprefix("prop:")
+    return SHORT_PROPERTIES.get(name, name)
+
+
+def _span(site: SiteRecord, span: stats.DateRange) -> Span:
+    return Span(first=span.first, last=span.last, tz=site.tz)
+
+
+def _own_date(
+    period: str | None, date_param: str | None, first: str | None, last: str | None
+) -> str | None:
+    if period == "custom" and first and last and not date_param:
+        return f"{first},{last}"
+    return date_param
+
+
+Period = Annotated[
+    str | None,
+    Query(max_length=20, description="day, 7d, 30d, month, 6mo, 12mo, year or custom"),
+]
+
+
+@router.get("/api/stats/aggregate", response_model=Aggregate, responses=ERRORS)
+def aggregate(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    period: Period = None,
+    date: Param = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+    metrics: Param = None,
+    filters: Param = None,
+    compare: bool = True,
+) -> Aggregate:
+    query = build_query(
+        site,
+        now,
+        period=period,
+        date_param=_own_date(period, date, from_, to),
+        metrics=metrics,
+        filters=filters,
+        default_metrics=DASHBOARD_METRICS if not filters else stats.VISITORS + ",pageviews",
+    )
+    results = stats.Stats(d.counters, site).aggregate(query, compare=compare)
+    return Aggregate(
+        site_id=site.domain,
+        range=_span(site, query.span),
+        previous_range=_span(site, stats.previous_period(query.span)) if compare else None,
+        results={m: MetricValue.model_validate(v) for m, v in results.items()},
+    )
+
+
+@router.get("/api/stats/timeseries", response_model=Timeseries, responses=ERRORS)
+def timeseries(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    period: Period = None,
+    date: Param = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+    metrics: Param = None,
+    filters: Param = None,
+    interval: Param = None,
+) -> Timeseries:
+    chosen = parse_interval(interval, period)
+    query = build_query(
+        site,
+        now,
+        period=period,
+        date_param=_own_date(period, date, from_, to),
+        metrics=metrics,
+        filters=filters,
+    )
+    if chosen == "hour" and query.span.days > 1:
+        raise BadRequest("`interval=hour` is available for one day at a time.")
+    rows = stats.Stats(d.counters, site).timeseries(query, chosen)
+    return Timeseries(
+        site_id=site.domain, range=_span(site, query.span), interval=chosen, results=rows
+    )
+
+
+@router.get("/api/stats/breakdown", response_model=Breakdown, responses=ERRORS)
+def breakdown(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    property: Annotated[str, Query(min_length=1, max_length=200)],
+    period: Period = None,
+    date: Param = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+    metrics: Param = None,
+    filters: Param = None,
+    limit: Param = None,
+    page: Param = None,
+) -> Breakdown:
+    prop = stats.parse_property(long_property(property))
+    query = build_query(
+        site,
+        now,
+        period=period,
+        date_param=_own_date(period, date, from_, to),
+        metrics=metrics,
+        filters=filters,
+        prop=prop,
+    )
+    chosen_limit, chosen_page = parse_limit(limit), parse_page(page)
+    rows, folded = stats.Stats(d.counters, site).breakdown(query, prop, chosen_limit, chosen_page)
+    return Breakdown(
+        site_id=site.domain,
+        range=_span(site, query.span),
+        property=prop.name,
+        page=chosen_page,
+        limit=chosen_limit,
+        folded=folded,
+        results=rows,
+    )
