@@ -1,5 +1,9 @@
 """The ingest service: an HTTP request in, an HTTP response out, events stored in between.
 
+Two wire formats (COMPAT.md): Plausible's events API on /api/event, answered 202, and Umami's
+collect API on /api/send and /api/batch, answered 200 with JSON. Both become EventPayloads and go
+through the one pipeline (`accept`) and the one store.
+
 Kept apart from the Lambda handler so that the same function is driven by tests, by the local
 stack (through the handler) and by API Gateway.
 """
@@ -11,14 +15,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from core.observability import COUNT, logger, metrics
 from core.sites import SiteStore
-from ingest import enrich
+from ingest import enrich, umami
 from ingest.payload import InvalidPayload, parse_body
-from ingest.pipeline import Accepted, Client, Dropped, accept
+from ingest.pipeline import Client, Dropped, DropReason, Outcome, accept
 from ingest.store import EventStore
-from ingest.visitor import SaltStore
+from ingest.visitor import Salts, SaltStore, visitor_id
 
 log = logger("ingest")
 metric = metrics("ingest")
@@ -57,32 +62,122 @@ class IngestDeps:
     trust_forwarded_for: bool
 
 
+UMAMI_SEND = "/api/send"
+UMAMI_BATCH = "/api/batch"
+
+
 def handle(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpResponse:
+    """POST /api/event (Plausible's format and ours), /api/send and /api/batch (Umami's)."""
+    umami_path = request.path in (UMAMI_SEND, UMAMI_BATCH)
     if request.method == "OPTIONS":
+        # Umami's tracker sends application/json and x-umami-cache: a preflighted request.
         allowed = request.headers.get("access-control-request-headers", "content-type")
         return HttpResponse(204, "", {**CORS_HEADERS, "access-control-allow-headers": allowed})
     if request.method != "POST":
-        return _error(405, {"request": ["use POST"]})
+        return (
+            _umami_error("use POST", 405) if umami_path else _error(405, {"request": ["use POST"]})
+        )
     if len(request.body) > deps.max_body_bytes:
-        return _error(400, {"request": [f"body must be at most {deps.max_body_bytes} bytes"]})
+        message = f"body must be at most {deps.max_body_bytes} bytes"
+        return _umami_error(message) if umami_path else _error(400, {"request": [message]})
+    if request.path == UMAMI_SEND:
+        return _umami_send(request, deps, now)
+    if request.path == UMAMI_BATCH:
+        return _umami_batch(request, deps, now)
+    return _plausible(request, deps, now)
+
+
+def _plausible(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpResponse:
     try:
         payloads = parse_body(request.body, deps.max_batch_events)
     except InvalidPayload as exc:
-        metric.add_metric(name="EventsInvalid", unit=COUNT, value=1)
-        log.info("invalid event", extra={"errors": exc.errors})
-        return _error(400, exc.errors)
-    user_agent = request.headers.get("user-agent", "")
-    client = Client(
-        ip=_client_ip(request, deps.trust_forwarded_for),
-        user_agent=user_agent,
-        country=enrich.country_from_header(request.headers.get("cloudfront-viewer-country")),
-        correlation_id=request.request_id,
-    )
+        return _invalid(exc, _error(400, exc.errors))
+    client = _client(request, deps)
     salts = deps.salts.salts(now)
     try:
         outcomes = [o for p in payloads for o in accept(p, client, now, salts, deps.sites.get)]
     except enrich.MalformedUrl as exc:
         return _error(400, {"url": [f"must be an http(s) URL ({exc})"]})
+    drop_reasons = _record(outcomes, deps)
+    headers = {**CORS_HEADERS, "content-type": "text/plain"}
+    if drop_reasons:
+        headers["x-liveinsight-dropped"] = ",".join(sorted(set(drop_reasons)))
+        if len(drop_reasons) == len(outcomes):
+            headers["x-plausible-dropped"] = "1"
+    return HttpResponse(202, "ok", headers)
+
+
+def _umami_send(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpResponse:
+    try:
+        call = umami.parse_send(request.body)
+        status, body, drop_reasons = _umami_call(
+            call, _client(request, deps), deps, deps.salts.salts(now), now
+        )
+    except InvalidPayload as exc:
+        return _invalid(exc, _umami_error(umami.error_message(exc)))
+    headers = {**CORS_HEADERS, "content-type": "application/json"}
+    if drop_reasons:
+        headers["x-liveinsight-dropped"] = ",".join(sorted(set(drop_reasons)))
+    return HttpResponse(status, body, headers)
+
+
+def _umami_batch(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpResponse:
+    """Each call is answered as /api/send would; the batch lists the calls that failed."""
+    try:
+        calls = umami.parse_batch(request.body, deps.max_batch_events)
+    except InvalidPayload as exc:
+        return _invalid(exc, _umami_error(umami.error_message(exc)))
+    client = _client(request, deps)
+    salts = deps.salts.salts(now)
+    errors: list[dict[str, Any]] = []
+    for index, data in enumerate(calls):
+        try:
+            status, body, _ = _umami_call(umami.parse_call(data), client, deps, salts, now)
+        except InvalidPayload as exc:
+            status, body = 400, umami.error_body(umami.error_message(exc))
+        if status != 200:
+            errors.append({"index": index, "response": json.loads(body)})
+    return HttpResponse(
+        200,
+        umami.batch_body(len(calls), errors),
+        {**CORS_HEADERS, "content-type": "application/json"},
+    )
+
+
+def _umami_call(
+    call: umami.UmamiCall, client: Client, deps: IngestDeps, salts: Salts, now: datetime
+) -> tuple[int, str, list[str]]:
+    """(status, body, drop reasons) of one Umami call. Raises InvalidPayload for a bad event."""
+    site = next((s for d in umami.candidate_domains(call) if (s := deps.sites.get(d))), None)
+    if site is None:  # Umami looks the website up before anything else, bots included
+        return 400, umami.error_body(umami.WEBSITE_NOT_FOUND), []
+    session = visitor_id(salts.current, site.domain, client.ip, client.user_agent)
+    if call.kind == umami.IDENTIFY:
+        return 200, umami.ok_body(session, now), []  # a person's id and data: never stored
+    payload = umami.to_event(call, site.domain)
+    try:
+        outcomes = accept(payload, client, now, salts, deps.sites.get)
+    except enrich.MalformedUrl as exc:
+        raise InvalidPayload({"url": [f"must be an http(s) URL ({exc})"]}) from exc
+    drop_reasons = _record(outcomes, deps)
+    if DropReason.BOT in drop_reasons:
+        return 200, umami.BOT_BODY, drop_reasons
+    if DropReason.UNKNOWN_SITE in drop_reasons:
+        return 400, umami.error_body(umami.WEBSITE_NOT_FOUND), drop_reasons
+    return 200, umami.ok_body(session, now), drop_reasons
+
+
+def _client(request: HttpRequest, deps: IngestDeps) -> Client:
+    return Client(
+        ip=_client_ip(request, deps.trust_forwarded_for),
+        user_agent=request.headers.get("user-agent", ""),
+        country=enrich.country_from_header(request.headers.get("cloudfront-viewer-country")),
+        correlation_id=request.request_id,
+    )
+
+
+def _record(outcomes: list[Outcome], deps: IngestDeps) -> list[str]:
+    """Store the accepted events (one conditional PutItem each); the drop reasons of the rest."""
     accepted = duplicates = 0
     drop_reasons: list[str] = []
     for outcome in outcomes:
@@ -90,7 +185,6 @@ def handle(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpRespons
             drop_reasons.append(outcome.reason.value)
             metric.add_metric(name=f"EventsDropped_{outcome.reason.value}", unit=COUNT, value=1)
             continue
-        assert isinstance(outcome, Accepted)
         if deps.events.put(outcome.event):
             accepted += 1
         else:
@@ -102,12 +196,13 @@ def handle(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpRespons
         "events ingested",
         extra={"accepted": accepted, "duplicates": duplicates, "dropped": drop_reasons},
     )
-    headers = {**CORS_HEADERS, "content-type": "text/plain"}
-    if drop_reasons:
-        headers["x-liveinsight-dropped"] = ",".join(sorted(set(drop_reasons)))
-        if len(drop_reasons) == len(outcomes):
-            headers["x-plausible-dropped"] = "1"
-    return HttpResponse(202, "ok", headers)
+    return drop_reasons
+
+
+def _invalid(exc: InvalidPayload, response: HttpResponse) -> HttpResponse:
+    metric.add_metric(name="EventsInvalid", unit=COUNT, value=1)
+    log.info("invalid event", extra={"errors": exc.errors})
+    return response
 
 
 def _client_ip(request: HttpRequest, trust_forwarded_for: bool) -> str:
@@ -131,6 +226,14 @@ def _address(text: str, with_port: bool) -> str:
         return str(ipaddress.ip_address(text.strip("[]")))
     except ValueError:
         return ""
+
+
+def _umami_error(message: str, status: int = 400) -> HttpResponse:
+    return HttpResponse(
+        status,
+        umami.error_body(message, status),
+        {**CORS_HEADERS, "content-type": "application/json"},
+    )
 
 
 def _error(status: int, errors: dict[str, list[str]]) -> HttpResponse:
