@@ -73,3 +73,19 @@ class AggregatorSettings:
 class QuerySettings:
     aggregates_table: str
     meta_table: str
+    # Sign-in (query_api/auth.py). Locally and in tests the values themselves; in AWS the names
+    # of the SSM SecureString parameters that hold them (terraform/secrets.tf), read at run time,
+    # so no secret sits in the function's environment. Neither set: sign-in is off.
+    admin_password_hash: str = ""
+    session_secret: str = ""
+    admin_password_hash_parameter: str = ""
+    session_secret_parameter: str = ""
+    # The dashboard's origin (https://stats.example.com): the one Origin a signed-in browser may
+    # send state-changing requests from, and the base of shared links. Empty: the request's Host.
+    public_url: str = ""
+    session_hours: int = 12
+    # Failed sign-ins allowed per window, per client address (hashed) and over all clients.
+    login_failures_per_client: int = 5
+    login_failures_global: int = 100
+    login_window_seconds: int = 900
+    secrets_cache_seconds: int = 300

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from query_api import stats_api
+from query_api.admin import router as admin_router
 from query_api.deps import Deps, Now, Site
 from query_api.errors import QueryError
 from query_api.reader import Realtime
@@ -30,6 +31,7 @@ app = FastAPI(
     openapi_url="/api/openapi.json",
 )
 app.include_router(stats_api.router)
+app.include_router(admin_router)
 
 
 @app.exception_handler(QueryError)

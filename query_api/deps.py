@@ -1,4 +1,10 @@
-"""What every route depends on: the stores, the clock, and who may read which site."""
+"""What every route depends on: the stores, the clock, and who may read which site.
+
+A site's stats may be read with (in this order): a Bearer read key of that site, a shared-link
+token of that site (`?auth=`, as Plausible's shared links), the admin's session cookie, or
+nothing if the site is public. Credentials that are present but wrong are refused even for a
+public site. A key or share token is looked up on every request, so revoking it works at once.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 
 from core import settings
 from core.aws import make_client
 from core.sites import Site as SiteRecord
 from core.sites import SiteStore
+from query_api.auth import SESSION_COOKIE, Auth, LoginLimits, SecretSource, Session
 from query_api.errors import INVALID_KEY, Unauthorized
 from query_api.reader import CounterReader
 
@@ -21,6 +28,8 @@ from query_api.reader import CounterReader
 class QueryDeps:
     sites: SiteStore
     counters: CounterReader
+    auth: Auth
+    public_url: str = ""  # the dashboard's origin; empty: the request's own
 
 
 @lru_cache(maxsize=1)
@@ -30,6 +39,18 @@ def get_deps() -> QueryDeps:
     return QueryDeps(
         sites=SiteStore(client, config.meta_table, cache_seconds=5.0),
         counters=CounterReader(client, config.aggregates_table),
+        auth=Auth(
+            SecretSource(config, lambda: make_client("ssm")),
+            client,
+            config.meta_table,
+            LoginLimits(
+                config.login_failures_per_client,
+                config.login_failures_global,
+                config.login_window_seconds,
+            ),
+            config.session_hours * 3600,
+        ),
+        public_url=config.public_url.rstrip("/"),
     )
 
 
@@ -41,12 +62,21 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
+def signed_in(request: Request, d: QueryDeps, now: datetime) -> Session | None:
+    """The admin's live session, if the request carries its cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return d.auth.session(cookie, int(now.timestamp())) if cookie else None
+
+
 def authorized_site_record(
+    request: Request,
     site_id: Annotated[str, Query(min_length=1, max_length=253)],
     authorization: Annotated[str | None, Header()] = None,
+    auth: Annotated[str | None, Query(max_length=200, description="a shared link's token")] = None,
     d: QueryDeps = Depends(deps),  # noqa: B008 - FastAPI's dependency idiom
+    now: datetime = Depends(clock),  # noqa: B008
 ) -> SiteRecord:
-    """The site the caller may read: its key's site, or a site whose stats are public."""
+    """The site the caller may read (see the module docstring)."""
     site = d.sites.get(site_id)
     if site is None:
         raise Unauthorized(INVALID_KEY)
@@ -55,7 +85,11 @@ def authorized_site_record(
         if scheme.lower() != "bearer" or d.sites.site_for_key(key.strip()) != site.domain:
             raise Unauthorized(INVALID_KEY)
         return site
-    if site.public:
+    if auth is not None:
+        if d.sites.site_for_share(auth) != site.domain:
+            raise Unauthorized(INVALID_KEY)
+        return site
+    if site.public or signed_in(request, d, now) is not None:
         return site
     raise Unauthorized(INVALID_KEY)
 

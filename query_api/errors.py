@@ -27,3 +27,15 @@ INVALID_KEY = (
     "Invalid API key or site ID. Please make sure you're using a valid API key with access to "
     "the site you've requested."
 )
+
+
+class Forbidden(QueryError):
+    status = 403
+
+
+class Conflict(QueryError):
+    status = 409
+
+
+class Unavailable(QueryError):
+    status = 503

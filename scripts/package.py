@@ -85,8 +85,16 @@ FUNCTIONS: dict[str, Function] = {
             name="query",
             handler="query_api.handler.handler",
             packages=("core", "query_api"),
-            requires=("aws-lambda-powertools", "botocore", "fastapi", "mangum", "jinja2"),
-            botocore_services=("dynamodb",),
+            requires=(
+                "aws-lambda-powertools",
+                "botocore",
+                "fastapi",
+                "mangum",
+                "jinja2",
+                "itsdangerous",
+            ),
+            # ssm: the sign-in secrets are read from SSM parameters (query_api/auth.py).
+            botocore_services=("dynamodb", "ssm"),
             budget_zipped=12 * MB,
         ),
     )

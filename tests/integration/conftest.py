@@ -1,0 +1,49 @@
+"""Fixtures for sign-in tests: the query Lambda with an admin password, and a browser for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from functools import cache
+
+import pytest
+
+from tests.integration.admin_client import PASSWORD, SECRET, Browser
+from tests.integration.pipeline import Pipeline
+
+
+@cache
+def password_hash() -> str:
+    from query_api.auth import hash_password
+
+    return hash_password(PASSWORD)  # once per run: each hash costs ~0.1 s on purpose
+
+
+@pytest.fixture()
+def sign_in_env(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The tables of `aws_env`, and the admin password and session secret the query API reads."""
+    monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH", password_hash())
+    monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET", SECRET)
+    return aws_env
+
+
+@pytest.fixture()
+def pipeline(sign_in_env: dict[str, str]) -> Pipeline:
+    return Pipeline(sign_in_env)
+
+
+@pytest.fixture()
+def browser(pipeline: Pipeline) -> Browser:
+    return Browser(pipeline)
+
+
+@pytest.fixture()
+def set_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[datetime], None]]:
+    """Set the query API's clock (its `clock` dependency) for the rest of the test."""
+    from query_api.app import app
+    from query_api.deps import clock
+
+    def set_to(moment: datetime) -> None:
+        monkeypatch.setitem(app.dependency_overrides, clock, lambda: moment)
+
+    yield set_to
