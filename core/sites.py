@@ -200,6 +200,7 @@ class SiteStore:
 
     def require(self, domain: str) -> Site:
         """The site as stored now (never from the cache), or SiteNotFound."""
+        domain = normalize_domain(domain)
         self._cache.pop(domain, None)
         site = self.get(domain)
         if site is None:
@@ -252,6 +253,7 @@ class SiteStore:
         goals: tuple[str, ...] | builtins.list[str] | None = None,
     ) -> Site:
         """Change the given settings of an existing site; the others stay as they are."""
+        domain = normalize_domain(domain)
         changes: dict[str, dict[str, Any]] = {}
         if tz is not None:
             changes["tz"] = {"S": validate_tz(tz)}
@@ -283,15 +285,15 @@ class SiteStore:
         site = self.require(domain)
         goal = validate_goal(goal)
         if goal in site.goals:
-            raise GoalExists(f"{goal!r} is already a goal of {domain}")
-        return self.update(domain, goals=[*site.goals, goal])
+            raise GoalExists(f"{goal!r} is already a goal of {site.domain}")
+        return self.update(site.domain, goals=[*site.goals, goal])
 
     def remove_goal(self, domain: str, goal: str) -> Site:
         site = self.require(domain)
         wanted = goal.strip()
         if wanted not in site.goals:
-            raise GoalNotFound(f"{wanted!r} is not a goal of {domain}")
-        return self.update(domain, goals=[g for g in site.goals if g != wanted])
+            raise GoalNotFound(f"{wanted!r} is not a goal of {site.domain}")
+        return self.update(site.domain, goals=[g for g in site.goals if g != wanted])
 
     def remove(self, domain: str) -> Removal:
         """Delete the site, then every key and shared link of it.
@@ -299,6 +301,7 @@ class SiteStore:
         The site item goes first, so no new credential can be attached meanwhile; a removal
         interrupted half-way is finished by running it again.
         """
+        domain = normalize_domain(domain)
         response = self._client.delete_item(
             TableName=self._table,
             Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": domain}},
@@ -319,8 +322,7 @@ class SiteStore:
 
     def create_key(self, domain: str) -> str:
         """A new read key for the site; only its hash is stored (and a listing entry by id)."""
-        self.require(domain)
-        return self._keys.create(domain, {})[0]
+        return self._keys.create(self.require(domain).domain, {})[0]
 
     def list_keys(self, domain: str) -> builtins.list[ApiKey]:
         return [
@@ -342,10 +344,10 @@ class SiteStore:
         label = label.strip()
         if len(label) > MAX_LABEL_LENGTH or not label.isprintable():
             raise SiteError(f"a label has at most {MAX_LABEL_LENGTH} printable characters")
-        self.require(domain)
+        site = self.require(domain)
         extra = {"label": {"S": label}} if label else {}
-        token, created = self._shares.create(domain, extra)
-        return token, ShareLink(key_id(hash_key(token)), domain, created, label)
+        token, created = self._shares.create(site.domain, extra)
+        return token, ShareLink(key_id(hash_key(token)), site.domain, created, label)
 
     def list_shares(self, domain: str) -> builtins.list[ShareLink]:
         return [

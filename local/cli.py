@@ -1,10 +1,16 @@
 """`liveinsight`: run the local stack and manage sites.
 
     liveinsight dev [--port 8000] [--demo-traffic]   the whole product on 127.0.0.1
-    liveinsight site add DOMAIN [--tz Europe/Berlin] [--public] [--json]
+    liveinsight site add DOMAIN [--tz Europe/Berlin] [--public] [--hostnames a,b] [--json]
     liveinsight site list [--json]
+    liveinsight site update DOMAIN [--tz TZ] [--public|--private] [--hostnames a,b] [--json]
+    liveinsight site remove DOMAIN [--json]        keys and shared links go too; aggregates stay
 
     liveinsight key create|list|revoke --site DOMAIN [--key KEY_OR_ID|all] [--json]
+    liveinsight goal add|remove --site DOMAIN GOAL [--json]    GOAL: Signup, or "Visit /path"
+    liveinsight goal list --site DOMAIN [--json]
+    liveinsight share create|list|revoke --site DOMAIN [--label L] [--share TOKEN_OR_ID|all] [--json]
+    liveinsight admin hash-password                 the admin password (stdin or prompt) → hash
     liveinsight dlq replay
     liveinsight rebuild --site DOMAIN --from 2026-11-20 --to 2026-11-27
 
@@ -65,32 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         "--verbose", action="store_true", help="print the Lambdas' JSON logs and metrics"
     )
 
-    site = commands.add_parser("site", help="manage sites").add_subparsers(
-        dest="site_command", required=True
-    )
-    add = site.add_parser("add", help="create a site and print its tracker snippet and a read key")
-    add.add_argument("domain")
-    add.add_argument("--tz", default="UTC", help="the site's time zone, e.g. Europe/Berlin")
-    add.add_argument("--public", action="store_true", help="anyone may read its stats")
-    add.add_argument("--json", action="store_true", help="machine-readable output")
-    listing = site.add_parser("list", help="list sites")
-    listing.add_argument("--json", action="store_true")
-
-    key = commands.add_parser("key", help="read keys of a site").add_subparsers(
-        dest="key_command", required=True
-    )
-    for name, text in (
-        ("create", "a new read key (shown once)"),
-        ("list", "the site's keys, by id"),
-        ("revoke", "revoke keys"),
-    ):
-        command = key.add_parser(name, help=text)
-        command.add_argument("--site", required=True)
-        command.add_argument("--json", action="store_true")
-        if name == "revoke":
-            command.add_argument(
-                "--key", required=True, help='the key, its id (from `key list`), or "all"'
-            )
+    add_site_commands(commands)
+    add_credential_commands(commands)
 
     dlq = commands.add_parser("dlq", help="the aggregator's dead-letter queue")
     dlq.add_subparsers(dest="dlq_command", required=True).add_parser(
@@ -110,9 +92,103 @@ def main(argv: list[str] | None = None) -> int:
         return run_dlq_replay(args)
     if args.command == "rebuild":
         return run_rebuild(args)
+    if args.command == "admin":
+        return run_hash_password()
     if args.command == "key":
         return run_key(args)
+    if args.command == "goal":
+        return run_goal(args)
+    if args.command == "share":
+        return run_share(args)
     return run_site(args)
+
+
+def add_site_commands(commands: Any) -> None:
+    site = commands.add_parser("site", help="manage sites").add_subparsers(
+        dest="site_command", required=True
+    )
+    add = site.add_parser("add", help="create a site and print its tracker snippet and a read key")
+    add.add_argument("domain")
+    add.add_argument("--tz", default="UTC", help="the site's time zone, e.g. Europe/Berlin")
+    add.add_argument("--public", action="store_true", help="anyone may read its stats")
+    add.add_argument("--hostnames", type=_names, default=[], help=HOSTNAMES_HELP)
+    add.add_argument("--json", action="store_true", help="machine-readable output")
+    listing = site.add_parser("list", help="list sites")
+    listing.add_argument("--json", action="store_true")
+    update = site.add_parser("update", help="change a site's time zone, visibility or hostnames")
+    update.add_argument("domain")
+    update.add_argument("--tz", help="the site's time zone, e.g. Europe/Berlin")
+    visibility = update.add_mutually_exclusive_group()
+    visibility.add_argument("--public", dest="public", action="store_true", default=None)
+    visibility.add_argument("--private", dest="public", action="store_false")
+    update.add_argument("--hostnames", type=_names, help=HOSTNAMES_HELP + '; "" allows any')
+    update.add_argument("--json", action="store_true")
+    remove = site.add_parser(
+        "remove", help="delete a site with its keys and shared links (its aggregates stay)"
+    )
+    remove.add_argument("domain")
+    remove.add_argument("--json", action="store_true")
+
+    admin = commands.add_parser("admin", help="the dashboard's admin sign-in")
+    admin.add_subparsers(dest="admin_command", required=True).add_parser(
+        "hash-password",
+        help="read the admin password (stdin, or a prompt) and print its hash for deployment",
+    )
+
+
+def add_credential_commands(commands: Any) -> None:
+    key = commands.add_parser("key", help="read keys of a site").add_subparsers(
+        dest="key_command", required=True
+    )
+    for name, text in (
+        ("create", "a new read key (shown once)"),
+        ("list", "the site's keys, by id"),
+        ("revoke", "revoke keys"),
+    ):
+        command = key.add_parser(name, help=text)
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
+        if name == "revoke":
+            command.add_argument(
+                "--key", required=True, help='the key, its id (from `key list`), or "all"'
+            )
+
+    goal = commands.add_parser("goal", help="goals of a site").add_subparsers(
+        dest="goal_command", required=True
+    )
+    for name, text in (("add", "add a goal"), ("list", "the goals"), ("remove", "remove a goal")):
+        command = goal.add_parser(name, help=text)
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
+        if name != "list":
+            command.add_argument(
+                "goal", help='a custom event name ("Signup") or "Visit /path" (an exact path)'
+            )
+
+    share = commands.add_parser(
+        "share", help="shared links: read-only dashboard URLs of a site"
+    ).add_subparsers(dest="share_command", required=True)
+    for name, text in (
+        ("create", "a new shared link (shown once)"),
+        ("list", "the site's shared links, by id"),
+        ("revoke", "revoke shared links (at once)"),
+    ):
+        command = share.add_parser(name, help=text)
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
+        if name == "create":
+            command.add_argument("--label", default="", help="a name to recognise the link by")
+        if name == "revoke":
+            command.add_argument(
+                "--share", required=True, help='the token, its id (from `share list`), or "all"'
+            )
+
+
+HOSTNAMES_HELP = "hostnames allowed to send events, comma-separated (subdomains included)"
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def run_dev(args: argparse.Namespace) -> int:
@@ -133,6 +209,7 @@ def run_dev(args: argparse.Namespace) -> int:
         if log_path.exists() and log_path.stat().st_size > 50 * 1024 * 1024:
             log_path.replace(log_path.with_suffix(".log.1"))
         sys.stdout = log_path.open("a", buffering=1)
+    admin_password = local_sign_in(config.data_dir)
     stack = LocalStack(config)
     try:
         stack.start()
@@ -149,6 +226,7 @@ def run_dev(args: argparse.Namespace) -> int:
         f"  dashboard     {stack.url}/?site={DEMO_DOMAIN}\n"
         f"  demo site     {DEMO_DOMAIN} (public){'  · demo traffic on' if args.demo_traffic else ''}\n"
         f"  demo read key {stack.demo_key}\n"
+        f"  admin         password {admin_password}  (sign in: POST /api/auth/login)\n"
         f'  tracker       <script defer data-domain="{DEMO_DOMAIN}" src="{stack.url}/js/script.js"></script>\n'
         f"  realtime API  curl -H 'Authorization: Bearer {stack.demo_key}' '{stack.url}/api/v1/stats/realtime/visitors?site_id={DEMO_DOMAIN}'\n"
         f"Data is kept in {config.data_dir}/; the functions' logs in "
@@ -310,49 +388,195 @@ def run_site(args: argparse.Namespace) -> int:
         sites = SiteStore(
             make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0
         )
-        if args.site_command == "list":
-            listed = sites.list()
-            if args.json:
-                print(
-                    json.dumps(
-                        {
-                            "sites": [
-                                {"domain": s.domain, "tz": s.tz, "public": s.public} for s in listed
-                            ]
-                        }
-                    )
-                )
-            else:
-                for s in listed:
-                    print(f"{s.domain}\t{s.tz}\t{'public' if s.public else 'private'}")
-            return 0
         try:
-            created = sites.add(args.domain, tz=args.tz, public=args.public)
-        except SiteError as exc:
-            print(
-                json.dumps({"error": str(exc)}) if args.json else f"liveinsight: {exc}",
-                file=sys.stderr,
-            )
-            return 2
-        key = sites.create_key(created.domain)
-        snippet = f'<script defer data-domain="{created.domain}" src="{url}/js/script.js"></script>'
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "domain": created.domain,
-                        "tz": created.tz,
-                        "public": created.public,
-                        "key": key,
-                        "snippet": snippet,
-                    }
+            if args.site_command == "list":
+                return _print_sites(sites.list(), args.json)
+            if args.site_command == "add":
+                return _add_site(sites, args, url)
+            if args.site_command == "update":
+                site = sites.update(
+                    args.domain, tz=args.tz, public=args.public, hostnames=args.hostnames
                 )
+                print(json.dumps(_site_json(site)) if args.json else _site_line(site))
+                return 0
+            removal = sites.remove(args.domain)
+        except SiteError as exc:
+            return _failed(exc, args.json)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "removed": removal.domain,
+                    "keys": removal.keys,
+                    "shares": removal.shares,
+                    "aggregates_kept": True,
+                }
             )
-        else:
-            print(
-                f"Site {created.domain} created ({created.tz}).\n\nAdd to every page:\n  {snippet}\n\nRead key (shown once):\n  {key}"
-            )
+        )
+    else:
+        print(
+            f"Site {removal.domain} removed with {removal.keys} key(s) and {removal.shares} "
+            "shared link(s); its aggregated stats stay in the aggregates table."
+        )
     return 0
+
+
+def _add_site(sites: Any, args: argparse.Namespace, url: str) -> int:
+    created = sites.add(args.domain, tz=args.tz, public=args.public, hostnames=args.hostnames)
+    key = sites.create_key(created.domain)
+    snippet = f'<script defer data-domain="{created.domain}" src="{url}/js/script.js"></script>'
+    if args.json:
+        print(json.dumps({**_site_json(created), "key": key, "snippet": snippet}))
+    else:
+        print(
+            f"Site {created.domain} created ({created.tz}).\n\nAdd to every page:\n  {snippet}\n\nRead key (shown once):\n  {key}"
+        )
+    return 0
+
+
+def _site_json(site: Any) -> dict[str, Any]:
+    return {
+        "domain": site.domain,
+        "tz": site.tz,
+        "public": site.public,
+        "hostnames": list(site.hostnames),
+        "goals": list(site.goals),
+        "created_at": site.created_at,
+    }
+
+
+def _site_line(site: Any) -> str:
+    hosts = ",".join(site.hostnames) or "any host"
+    return f"{site.domain}\t{site.tz}\t{'public' if site.public else 'private'}\t{hosts}"
+
+
+def _print_sites(listed: list[Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"sites": [_site_json(s) for s in listed]}))
+    else:
+        for site in listed:
+            print(_site_line(site))
+    return 0
+
+
+def _failed(exc: Exception, as_json: bool) -> int:
+    print(json.dumps({"error": str(exc)}) if as_json else f"liveinsight: {exc}", file=sys.stderr)
+    return 2
+
+
+def run_goal(args: argparse.Namespace) -> int:
+    from core.aws import make_client
+    from core.sites import SiteError, SiteStore
+
+    with backend(args.data_dir):
+        sites = SiteStore(
+            make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0
+        )
+        try:
+            if args.goal_command == "add":
+                site = sites.add_goal(args.site, args.goal)
+            elif args.goal_command == "remove":
+                site = sites.remove_goal(args.site, args.goal)
+            else:
+                site = sites.require(args.site)
+        except SiteError as exc:
+            return _failed(exc, args.json)
+    if args.json:
+        print(json.dumps({"site": site.domain, "goals": list(site.goals)}))
+    else:
+        for goal in site.goals:
+            print(goal)
+    return 0
+
+
+def run_share(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from core.aws import make_client
+    from core.sites import SiteError, SiteStore
+
+    with backend(args.data_dir) as url:
+        sites = SiteStore(
+            make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0
+        )
+        try:
+            if args.share_command == "create":
+                token, link = sites.create_share(args.site, args.label)
+                shown = {**asdict(link), "token": token, "url": _share_url(url, link.site, token)}
+                print(json.dumps(shown) if args.json else f"{shown['url']}\n(id {link.id})")
+            elif args.share_command == "list":
+                sites.require(args.site)
+                listed = sites.list_shares(args.site)
+                if args.json:
+                    print(json.dumps({"shares": [asdict(link) for link in listed]}))
+                else:
+                    for link in listed:
+                        print(f"{link.id}\t{link.site}\tcreated {link.created_at}\t{link.label}")
+            else:
+                revoked = sites.revoke_share(args.site, args.share)
+                print(
+                    json.dumps({"revoked": revoked}) if args.json else f"{revoked} link(s) revoked"
+                )
+                return 0 if revoked else 1
+        except SiteError as exc:
+            return _failed(exc, args.json)
+    return 0
+
+
+def _share_url(base: str, domain: str, token: str) -> str:
+    from urllib.parse import urlencode
+
+    return f"{base.rstrip('/')}/?{urlencode({'site': domain, 'auth': token})}"
+
+
+def run_hash_password() -> int:
+    """For deployment (RUNBOOK.md): the password from stdin (one line) or a prompt, hashed."""
+    import getpass
+
+    from query_api.auth import PasswordHashError, hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Admin password: ")
+        if getpass.getpass("Once more: ") != password:
+            print("liveinsight: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(hash_password(password))
+    except PasswordHashError as exc:
+        print(f"liveinsight: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def local_sign_in(data_dir: Path) -> str:
+    """The local stack's admin password, made once and kept in the data dir (as the demo key),
+    and its hash and a session secret in this process's environment, where the query handler
+    reads its settings. A hash already in the environment is kept."""
+    from query_api.auth import hash_password
+
+    if os.environ.get("LIVEINSIGHT_ADMIN_PASSWORD_HASH"):
+        password = "(from LIVEINSIGHT_ADMIN_PASSWORD_HASH)"
+    else:
+        password = _kept_secret(data_dir / "admin-password", 15)
+        os.environ["LIVEINSIGHT_ADMIN_PASSWORD_HASH"] = hash_password(password)
+    if not os.environ.get("LIVEINSIGHT_SESSION_SECRET"):
+        os.environ["LIVEINSIGHT_SESSION_SECRET"] = _kept_secret(data_dir / "session-secret", 48)
+    return password
+
+
+def _kept_secret(path: Path, nbytes: int) -> str:
+    import secrets
+
+    if path.exists() and len(path.read_text().strip()) >= 16:
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(value + "\n")
+    return value
 
 
 if __name__ == "__main__":
