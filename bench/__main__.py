@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import aggregation, lambdas
+from bench import aggregation, lambdas, queries
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
@@ -333,6 +333,9 @@ def main() -> int:
             rows.extend(aggregation.cpu_per_batch())
             progress("oracle campaign")
             rows.extend(aggregation.campaign(stack.moto.endpoint, meter, EVENTS, SCHEDULES))
+            for scale in (1, 10):
+                progress(f"queries at {scale}x traffic")
+                rows.extend(queries.measure(stack.moto.endpoint, meter, scale))
             progress("flood")
             rows.extend(aggregation.flood(stack.moto.endpoint, paths=FLOOD_PATHS))
         finally:

@@ -313,7 +313,10 @@ def segments_of(span: DateRange) -> list[Segment]:
             day = _month_end(last) + timedelta(days=1)
         else:
             last = min(month_end, span.last)
-            out.append(Segment(Granularity.DAY, day.isoformat(), last.isoformat()))
+            if out and out[-1].granularity is Granularity.DAY:  # days run on: one Query
+                out[-1] = Segment(Granularity.DAY, out[-1].first, last.isoformat())
+            else:
+                out.append(Segment(Granularity.DAY, day.isoformat(), last.isoformat()))
             day = last + timedelta(days=1)
     return out
 
@@ -583,6 +586,11 @@ class Stats:
         matched = [v for v in rows if all(f.matches(v) for f in filters)]
         exact_single = all(f.single for f in filters)
         counts_visitors = VISITORS in metrics or CONVERSION_RATE in metrics
+        if counts_visitors and any(f.negated for f in filters):
+            raise not_exact(
+                f"Visitors with a negated `{what}` filter cannot be counted exactly (a visit that "
+                "crosses midnight is in the day's visitors but starts the day before)."
+            )
         if counts_visitors and not exact_single and prop.dimension not in PER_VISITOR:
             raise not_exact(
                 f"Visitors of several `{what}` values cannot be added up exactly (one visitor "

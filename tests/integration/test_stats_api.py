@@ -413,6 +413,10 @@ ERRORS = [
         "Visitors of several `event:page` values cannot be added up exactly",
     ),
     (
+        {"filters": "visit:country!=DE"},
+        "Visitors with a negated `visit:country` filter cannot be counted exactly",
+    ),
+    (
         {"metrics": "visits", "filters": "event:page==/"},
         "Metric `visits` is not kept per event:page value.",
     ),
