@@ -97,13 +97,31 @@ data "aws_iam_policy_document" "aggregator" {
   }
 }
 
-# query: sites and key hashes from meta (core/sites.py: get, site_for_key, list), counters from
-# aggregates (query_api/reader.py).
+# query: sites, key and share-token hashes from meta (core/sites.py), read and, for the admin,
+# written (sites, keys, goals, shared links: PutItem, UpdateItem, DeleteItem; TransactWriteItems
+# of two Puts); sessions and failed sign-ins (query_api/auth.py); counters from aggregates
+# (query_api/reader.py); the two sign-in secrets from SSM. They are SecureStrings under the
+# AWS-managed aws/ssm key, whose key policy lets SSM decrypt for any principal of the account that
+# may read the parameter, so no kms:Decrypt grant is needed.
 data "aws_iam_policy_document" "query" {
   statement {
-    sid       = "Sites"
-    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    sid = "SitesSessionsAndSignIns"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+    ]
     resources = [aws_dynamodb_table.this["meta"].arn]
+  }
+  statement {
+    sid     = "SignInSecrets"
+    actions = ["ssm:GetParameter"]
+    resources = [
+      aws_ssm_parameter.admin_password_hash.arn,
+      aws_ssm_parameter.session_signing_key.arn,
+    ]
   }
   statement {
     sid       = "Counters"

@@ -41,10 +41,16 @@ locals {
     query = {
       handler     = "query_api.handler.handler"
       timeout     = 10
-      description = "GET /api/*: stats JSON, Plausible Stats API v1, dashboard cards"
+      description = "/api/*: stats JSON, Plausible Stats API v1, dashboard cards, sign-in, admin"
       environment = {
         LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
         LIVEINSIGHT_META_TABLE       = local.tables["meta"]
+        # The sign-in secrets stay in SSM: the function gets their names and reads them itself.
+        LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER = aws_ssm_parameter.admin_password_hash.name
+        LIVEINSIGHT_SESSION_SECRET_PARAMETER      = aws_ssm_parameter.session_signing_key.name
+        # The one origin a signed-in browser may change things from (CSRF), and the base of
+        # shared links. CloudFront does not forward Host, so the function cannot infer it.
+        LIVEINSIGHT_PUBLIC_URL = "https://${local.public_host}"
       }
     }
   }

@@ -1,6 +1,7 @@
 # Secrets for the dashboard login: SSM SecureString parameters (free for standard parameters,
-# where Secrets Manager costs $0.40 per secret and month). No function reads them yet, so no role
-# is granted ssm:GetParameter: grant it to query when its code reads them.
+# where Secrets Manager costs $0.40 per secret and month). The query function reads both with
+# ssm:GetParameter (its role allows exactly these two) and caches them for a few minutes
+# (query_api/auth.py), so a new password hash takes effect without a deployment.
 
 resource "random_password" "session_signing_key" {
   length  = 64
@@ -18,7 +19,7 @@ resource "aws_ssm_parameter" "session_signing_key" {
 resource "aws_ssm_parameter" "admin_password_hash" {
   #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key; a customer-managed key ($1/month) would protect nothing more for a single-tenant deployment.
   name        = "/${var.project_name}/${var.environment}/admin-password-hash"
-  description = "Hash of the dashboard admin password. Set out of band (RUNBOOK.md), never in Terraform state."
+  description = "scrypt hash of the dashboard admin password (liveinsight admin hash-password). Set out of band (RUNBOOK.md), never in Terraform state."
   type        = "SecureString"
   value       = "unset"
 

@@ -6,7 +6,9 @@ variable set around each invocation in local/runtime.py; it follows FastAPI's sy
 their worker threads). The real handlers run
 against the moto server, through ingest → stream → aggregator → query, including the paths that
 only happen sometimes: a new day's salt replacing an expired one, a resend, a redelivered batch
-(cancelled transaction), a bot, an unknown site, a bad key, a public site listing.
+(cancelled transaction), a bot, an unknown site, a bad key, a public site listing, and the
+admin's side: secrets read from SSM, a failed and a good sign-in, every kind of site change, a
+shared link, sign-out.
 
 Operations map to IAM actions as AWS authorizes them: TransactWriteItems has no action of its
 own, each Put/Update/Delete/ConditionCheck inside it needs PutItem/UpdateItem/DeleteItem/
@@ -94,9 +96,19 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     yield recorder
 
 
+# The sign-in secrets as the scenario names them, by the logical name of their Terraform resource.
+PARAMETERS = {
+    "/liveinsight/iam-test/admin-password-hash": "admin_password_hash",
+    "/liveinsight/iam-test/session-signing-key": "session_signing_key",
+}
+ADMIN_PASSWORD = "iam scenario password"
+
+
 def grants_from_call(
     service: str, operation: str, body: dict[str, Any], logical: dict[str, str]
 ) -> set[Grant]:
+    if service == "ssm" and "Name" in body:
+        return {(f"ssm:{operation}", "param:" + PARAMETERS.get(body["Name"], "unknown"))}
     if service != "dynamodb":
         return {(f"{service}:{operation}", "unknown")}
     if operation == "TransactWriteItems":
@@ -147,10 +159,49 @@ def run_scenario(pipeline: Pipeline) -> None:
     assert pipeline.get(f"/api/realtime?site_id={SITE}", "li_wrong").status == 401
     assert pipeline.get(f"/api/realtime?site_id={PUBLIC_SITE}").status == 200
     assert pipeline.get("/api/v1/sites/public").status == 200
+    run_admin_scenario(pipeline)
+
+
+def run_admin_scenario(pipeline: Pipeline) -> None:
+    """Sign-in (secrets from SSM), a failed and a good login, every admin change, a shared link
+    read, sign-out."""
+    from tests.integration.admin_client import Browser
+
+    browser = Browser(pipeline)
+    assert browser.login("not the password").status == 401
+    assert browser.login(ADMIN_PASSWORD).status == 200
+    assert browser.request("GET", "/api/admin/sites").status == 200
+    created = browser.request("POST", "/api/admin/sites", json_body={"domain": "admin.example"})
+    assert created.status == 201
+    path = "/api/admin/sites/admin.example"
+    assert browser.request("PATCH", path, json_body={"hostnames": ["admin.example"]}).status == 200
+    assert browser.request("POST", f"{path}/goals", json_body={"goal": "Signup"}).status == 201
+    share = browser.request("POST", f"{path}/shares").json()
+    assert (
+        browser.request("GET", f"/api/realtime?site_id=admin.example&auth={share['token']}").status
+        == 200
+    )
+    assert browser.request("GET", "/api/realtime?site_id=admin.example").status == 200  # the admin
+    assert browser.request("DELETE", f"{path}/shares/{share['id']}").status == 200
+    assert browser.request("DELETE", path).status == 200
+    assert browser.request("POST", "/api/auth/logout").status == 200
 
 
 @pytest.fixture()
-def recorded(aws_env: dict[str, str], recorder: Recorder) -> dict[str, set[Grant]]:
+def recorded(
+    aws_env: dict[str, str], recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, set[Grant]]:
+    # As in AWS, the query function gets the names of the sign-in secrets and reads them from SSM
+    from core.aws import make_client
+    from query_api.auth import hash_password
+
+    ssm = make_client("ssm")
+    values = dict(zip(PARAMETERS, (hash_password(ADMIN_PASSWORD), "k" * 64), strict=True))
+    for name, value in values.items():
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+    names = list(PARAMETERS)
+    monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER", names[0])
+    monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET_PARAMETER", names[1])
     pipeline = Pipeline(aws_env)
     run_scenario(pipeline)
     logical = {physical: name for name, physical in aws_env.items()}
@@ -171,6 +222,7 @@ def classify(resource: str) -> str:
         (r"\$\{aws_dynamodb_table\.this\[local\.esm\.source_table\]\.stream_arn\}()", "stream:"),
         (r"\$\{aws_sqs_queue\.(\w+)\.arn\}", "queue:{}"),
         (r'\$\{aws_cloudwatch_log_group\.lambda\["(\w+)"\]\.arn\}:\*', "logs:{}"),
+        (r"\$\{aws_ssm_parameter\.(\w+)\.arn\}", "param:{}"),
     ]
     for pattern, shape in patterns:
         if m := re.fullmatch(pattern, resource):

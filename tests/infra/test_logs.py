@@ -5,7 +5,8 @@ ingest's "events ingested" line to the aggregator's "event aggregated" line (RUN
 The lines are captured exactly as Powertools formats them for CloudWatch (its registered
 formatter), while ingest, the aggregator and the query API run through their real handlers on
 moto: accepted, duplicate, bot, unknown site, invalid payload, a malformed stream record, a
-redelivered batch, a commit that keeps failing (the error path), good and bad keys.
+redelivered batch, a commit that keeps failing (the error path), good and bad keys, sign-ins
+refused and accepted.
 Other loggers (botocore, mangum, ...) reach Lambda's root handler as plain text, so any record
 of theirs at the root's WARNING level counts as a non-JSON line.
 """
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.logging.filters import SuppressFilter
 
+import query_api.deps
 from aggregator.store import AggregateStore, CommitOutcome
 from core.observability import logger
 from tests.integration.pipeline import DESKTOP_UA, Pipeline
@@ -103,6 +105,17 @@ def run(aws_env: dict[str, str], captured: Captured, monkeypatch: pytest.MonkeyP
     assert pipeline.get(f"/api/realtime?site_id={SITE}", "li_nope").status == 401
     assert pipeline.get(f"/api/realtime?site_id={SITE}").status == 401
     assert pipeline.get("/api/nowhere").status == 404
+    # query: sign-in refused (wrong password, then rate-limited) and accepted, from known addresses
+    from query_api.auth import hash_password
+    from tests.integration.admin_client import Browser
+
+    monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH", hash_password("log test password"))
+    monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET", "l" * 48)
+    monkeypatch.setenv("LIVEINSIGHT_LOGIN_FAILURES_PER_CLIENT", "1")
+    query_api.deps.get_deps.cache_clear()
+    assert Browser(pipeline, ip=IPS[0]).login("wrong password").status == 401
+    assert Browser(pipeline, ip=IPS[0]).login("log test password").status == 429
+    assert Browser(pipeline, ip=IPS[2]).login("log test password").status == 200
     captured.lines = [line for line in captured_text(captured).splitlines() if line.strip()]
     return captured
 

@@ -168,3 +168,32 @@ def test_query_zip_serves_json_and_a_dashboard_card(
     assert json.loads(realtime["body"])["pageviews"] == 1
     assert card["statusCode"] == 200  # the Jinja2 templates are in the zip
     assert card["headers"]["content-type"].startswith("text/html")
+
+
+def test_query_zip_signs_in_with_secrets_read_from_ssm(
+    aws_env: dict[str, str],
+    zips: dict[str, Artifact],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the sign-in secrets in SSM, named in the environment as Terraform names them
+    from core.aws import make_client
+    from query_api.auth import hash_password
+
+    ssm = make_client("ssm")
+    for name, value in (
+        ("/zip/admin-password-hash", hash_password("zip test password")),
+        ("/zip/session-signing-key", "z" * 64),
+    ):
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+    monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER", "/zip/admin-password-hash")
+    monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET_PARAMETER", "/zip/session-signing-key")
+    body = json.dumps({"password": "zip test password"}).encode()
+    event = api_gateway_event(
+        "POST", "/api/auth/login", {"content-type": "application/json"}, body, "127.0.0.1"
+    )
+    # When the query zip handles a sign-in (itsdangerous and botocore's ssm model are in the zip)
+    (result,) = invoke_from_zip(zips["query"], tmp_path, [event])["results"]
+    # Then the admin is signed in with a session cookie
+    assert result["statusCode"] == 200, result
+    assert result["cookies"][0].startswith("li_session=")
