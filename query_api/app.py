@@ -8,12 +8,13 @@ from typing import Any
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from query_api import stats_api
 from query_api.admin import router as admin_router
 from query_api.deps import Deps, Now, Site
-from query_api.errors import QueryError
+from query_api.errors import READ_ERRORS, QueryError
 from query_api.reader import Realtime
 
 TEMPLATES = jinja2.Environment(
@@ -32,6 +33,27 @@ app = FastAPI(
 )
 app.include_router(stats_api.router)
 app.include_router(admin_router)
+
+
+def openapi() -> dict[str, Any]:
+    """The generated document, without FastAPI's 422s: invalid requests here get a 400."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                responses.pop("422", None)
+                content = responses.get("200", {}).get("content", {})
+                if "text/html" in content:  # an HTML fragment, not JSON
+                    content.pop("application/json", None)
+        schemas = document.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+app.openapi = openapi  # type: ignore[method-assign]
 
 
 @app.exception_handler(QueryError)
@@ -56,13 +78,13 @@ def public_sites(d: Deps) -> dict[str, list[dict[str, str]]]:
     return {"sites": [{"domain": s.domain} for s in d.sites.list() if s.public]}
 
 
-@app.get("/api/v1/stats/realtime/visitors")
+@app.get("/api/v1/stats/realtime/visitors", responses=READ_ERRORS)
 def realtime_visitors(site: Site, d: Deps, now: Now) -> int:
     """Plausible Stats API v1: a bare integer, visitors in the last 5 minutes."""
     return d.counters.realtime(site, now).current_visitors
 
 
-@app.get("/api/realtime")
+@app.get("/api/realtime", responses=READ_ERRORS)
 def realtime(site: Site, d: Deps, now: Now) -> dict[str, Any]:
     rt = d.counters.realtime(site, now)
     return {
@@ -78,7 +100,13 @@ def realtime(site: Site, d: Deps, now: Now) -> dict[str, Any]:
     }
 
 
-@app.get("/api/realtime/card", response_class=HTMLResponse)
+HTML_FRAGMENT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "An HTML fragment for htmx", "content": {"text/html": {}}},
+    **READ_ERRORS,
+}
+
+
+@app.get("/api/realtime/card", responses=HTML_FRAGMENT)
 def realtime_card(site: Site, d: Deps, now: Now) -> HTMLResponse:
     rt = d.counters.realtime(site, now)
     html = TEMPLATES.get_template("realtime_card.html").render(rt=rt, chart=bar_chart(rt))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel
+
 
 class QueryError(Exception):
     status = 400
@@ -39,3 +43,15 @@ class Conflict(QueryError):
 
 class Unavailable(QueryError):
     status = 503
+
+
+class ErrorOut(BaseModel):
+    """Every error body: `{"error": "<message>"}` (Plausible's shape)."""
+
+    error: str
+
+
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Invalid parameters, with the reason"},
+    401: {"model": ErrorOut, "description": "Invalid API key, share link or site ID"},
+}

@@ -17,21 +17,14 @@ from core.sites import PAGEVIEW_GOAL_PREFIX
 from core.sites import Site as SiteRecord
 from query_api import stats
 from query_api.deps import Deps, Now, ReadableSite
-from query_api.errors import BadRequest
+from query_api.errors import READ_ERRORS, BadRequest
 
 router = APIRouter()
 
 Number = int | float
 
 
-class ErrorOut(BaseModel):
-    error: str
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "Invalid parameters (Plausible's messages)"},
-    401: {"model": ErrorOut, "description": "Invalid API key or site ID"},
-}
+ERRORS = READ_ERRORS
 
 Param = Annotated[str | None, Query(max_length=2000)]
 
