@@ -282,7 +282,8 @@ def login(
             credentials.password, client_address(request.headers, peer), int(now.timestamp())
         )
     except NotConfigured:
-        raise Unavailable("sign-in is not set up: set the admin password (RUNBOOK.md)") from None
+        log.warning("sign-in refused", extra={"outcome": "not_configured"})
+        raise Unavailable("sign-in is not available: set the admin password (RUNBOOK.md)") from None
     except TooManyAttempts as exc:
         log.warning("sign-in refused", extra={"outcome": "rate_limited"})
         return JSONResponse(

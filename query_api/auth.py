@@ -25,10 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from core import keys
+from core.observability import logger
 from core.settings import QuerySettings
+
+log = logger("query")
 
 SESSION_COOKIE = "li_session"
 CSRF_HEADER = "x-csrf-token"
@@ -304,10 +308,15 @@ class SecretSource:
         now = time.monotonic()
         if self._cached and now - self._cached[0] < self._config.secrets_cache_seconds:
             return self._cached[1]
-        password_hash = self._value(
-            self._config.admin_password_hash, self._config.admin_password_hash_parameter
-        )
-        secret = self._value(self._config.session_secret, self._config.session_secret_parameter)
+        try:
+            password_hash = self._value(
+                self._config.admin_password_hash, self._config.admin_password_hash_parameter
+            )
+            secret = self._value(self._config.session_secret, self._config.session_secret_parameter)
+        except (BotoCoreError, ClientError) as exc:
+            # Sign-in is unavailable (503), stats reads with a key go on; retried next request.
+            log.warning("sign-in secrets unreadable", extra={"error": type(exc).__name__})
+            return None
         found = (
             Secrets(password_hash, secret.encode()) if len(secret) >= MIN_SECRET_LENGTH else None
         )
@@ -355,7 +364,7 @@ class Auth:
         try:
             parse_password_hash(found.password_hash if found else "")
         except PasswordHashError:
-            raise NotConfigured("sign-in is not set up: no admin password hash") from None
+            raise NotConfigured("no usable admin password hash or session secret") from None
         assert found is not None
         # A key derived from the session secret keys the address hash: no raw address is kept.
         limiter_key = hmac.new(found.session_secret, b"liveinsight.login", hashlib.sha256).digest()

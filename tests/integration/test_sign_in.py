@@ -100,6 +100,25 @@ def test_sign_in_is_503_when_no_password_is_set(
     assert reply.status == 503 and "RUNBOOK" in reply.json()["error"]
 
 
+def test_unreadable_ssm_secrets_make_sign_in_unavailable_not_the_stats(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given secrets named in SSM that cannot be read
+    monkeypatch.delenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH")
+    monkeypatch.delenv("LIVEINSIGHT_SESSION_SECRET")
+    monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER", "/nowhere/admin-password-hash")
+    monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET_PARAMETER", "/nowhere/session-signing-key")
+    key = browser.pipeline.add_site("a.example")
+    # Then sign-in answers 503, a stray cookie is ignored, and reads with a key work on
+    assert browser.login().status == 503
+    browser.jar["li_session"] = "anything"
+    assert browser.request("GET", "/api/auth/me").status == 401
+    read = browser.request(
+        "GET", "/api/realtime?site_id=a.example", headers={"authorization": f"Bearer {key}"}
+    )
+    assert read.status == 200
+
+
 # ---- cookies that must not work ------------------------------------------------------------------
 
 
