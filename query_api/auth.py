@@ -90,6 +90,14 @@ def parse_password_hash(encoded: str) -> tuple[int, int, int, bytes, bytes]:
     return n, r, p, salt_bytes, digest_bytes
 
 
+def _usable(encoded: str) -> bool:
+    try:
+        parse_password_hash(encoded)
+    except PasswordHashError:
+        return False
+    return True
+
+
 def _check_cost(n: int, r: int, p: int) -> None:
     # A floor keeps weak hashes out; a ceiling keeps a bad parameter from exhausting memory.
     if n < 2**14 or n > 2**20 or n & (n - 1) or not 8 <= r <= 32 or not 1 <= p <= 16:
@@ -361,11 +369,8 @@ class Auth:
 
     def login(self, password: str, address: str, now: int) -> SignedIn:
         found = self._secrets.get()
-        try:
-            parse_password_hash(found.password_hash if found else "")
-        except PasswordHashError:
-            raise NotConfigured("no usable admin password hash or session secret") from None
-        assert found is not None
+        if found is None or not _usable(found.password_hash):
+            raise NotConfigured("no usable admin password hash or session secret")
         # A key derived from the session secret keys the address hash: no raw address is kept.
         limiter_key = hmac.new(found.session_secret, b"liveinsight.login", hashlib.sha256).digest()
         limiter = LoginLimiter(self._client, self._table, self.limits, limiter_key)
