@@ -49,6 +49,7 @@ from query_api.deps import Deps, Now, QueryDeps, signed_in
 from query_api.errors import (
     BadRequest,
     Conflict,
+    ErrorOut,
     Forbidden,
     NotFound,
     Unauthorized,
@@ -167,10 +168,6 @@ class SharesOut(BaseModel):
 class CreatedShare(ShareOut):
     token: str
     url: str
-
-
-class ErrorOut(BaseModel):
-    error: str
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
