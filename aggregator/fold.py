@@ -33,7 +33,8 @@ from core.keys import TOTALS, Granularity, bucket_label, counter_attr
 SESSION_GAP_MS = 30 * 60 * 1000
 
 # Which granularities carry which counters (decision record 0005):
-#   minute: totals and top pages, for realtime; hour: totals, for one-day graphs;
+#   minute: totals, top pages and pageviews by source, for realtime;
+#   hour: totals, for one-day graphs;
 #   day and month: totals and every dimension, so a 30-day range is 30 items, a year 12.
 TOTAL_GRANULARITIES = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
 DIMENSION_GRANULARITIES = (Granularity.DAY, Granularity.MONTH)
@@ -65,6 +66,7 @@ SESSION_DIMENSIONS = (
     "os_version",
     "device",
 )
+SOURCE = "source"
 ENTRY_PAGE = "entry_page"
 EXIT_PAGE = "exit_page"
 PAGE = "page"
@@ -311,6 +313,10 @@ def _hit_contribution(
             for dim, value in session_values:
                 # pageviews by session dimension, in the bucket the pageview happened
                 into[(gran, dim, bucket)][counter_attr(PAGEVIEWS, value)] += 1
+    source = dict(session_values).get(SOURCE)
+    if hit.kind == PAGEVIEW_HIT and source:  # realtime: pageviews by their visit's source
+        minute = bucket_label(Granularity.MINUTE, hit.ts, tz)
+        into[(Granularity.MINUTE, SOURCE, minute)][counter_attr(PAGEVIEWS, source)] += 1
 
 
 def _time_on_page(session: Session, tz: str, into: Deltas) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ class Realtime:
     current_visitors: int
     per_minute: list[MinutePoint]
     top_pages: list[tuple[str, int]]
+    top_sources: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def pageviews(self) -> int:
@@ -79,16 +80,23 @@ class CounterReader:
             for label in labels
         ]
         current = sum(_number(totals.get(label), "current") for label in labels[-CURRENT_MINUTES:])
-        pages: Counter[str] = Counter()
-        page_pk = keys.counter_pk(site, Granularity.MINUTE, "page")
-        for item in self._range(page_pk, labels[0], labels[-1]):
+        top_pages = self._top(site, "page", labels[0], labels[-1])
+        top_sources = self._top(site, "source", labels[0], labels[-1])
+        return Realtime(site, now, max(current, 0), per_minute, top_pages, top_sources)
+
+    def _top(self, site: str, dimension: str, first: str, last: str) -> list[tuple[str, int]]:
+        """The values with most pageviews in minute buckets first..last."""
+        counts: Counter[str] = Counter()
+        pk = keys.counter_pk(site, Granularity.MINUTE, dimension)
+        for item in self._range(pk, first, last):
             for name, value in item.items():
-                metric, page = keys.parse_counter_attr(name)
-                if metric == "pageviews" and page is not None:
-                    pages[page] += int(value["N"])
-        top = sorted(((p, n) for p, n in pages.items() if n > 0), key=lambda pn: (-pn[1], pn[0]))
-        top = top[:TOP_PAGES]
-        return Realtime(site, now, max(current, 0), per_minute, top)
+                metric, found = keys.parse_counter_attr(name)
+                if metric == "pageviews" and found is not None:
+                    counts[found] += int(value["N"])
+        ranked = sorted(
+            ((v, n) for v, n in counts.items() if n > 0), key=lambda vn: (-vn[1], vn[0])
+        )
+        return ranked[:TOP_PAGES]
 
 
 def summed(items: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

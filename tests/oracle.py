@@ -8,7 +8,8 @@ bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 
   belongs to the session whose span (plus 30 minutes) contains it, and only feeds time on page;
 - a session contributes visits, bounces and duration to the bucket where it starts, for the totals
   and for its session dimensions (first event's source, UTM, device, …, entry and exit page);
-- pageviews count in the bucket they happen in, by page and by the session's dimensions;
+- pageviews count in the bucket they happen in, by page and by the session's dimensions (and, per
+  minute, by the session's source, for realtime);
 - a visitor is unique per bucket and per (bucket, dimension value): event dimensions (page,
   hostname, event name, prop values) in the event's bucket, session dimensions in the session's start bucket;
 - current visitors: one per visitor, in the minute of its latest non-engagement event;
@@ -180,21 +181,38 @@ def _session_counts(
             cell[f"duration_ms|{value}"] += duration
             uniques[(site, gran, dim, start)][value].add(visitor)
     for event in session:
-        for gran in ALL:
-            uniques[(site, gran, TOTALS, bucket_label(gran, event.ts, tz))][""].add(visitor)
-        for gran in DIMENSIONAL:
-            bucket = bucket_label(gran, event.ts, tz)
-            if event.hostname:
-                uniques[(site, gran, "hostname", bucket)][event.hostname].add(visitor)
-            for key, value in event.props.items():
-                uniques[(site, gran, f"prop:{key}", bucket)][value].add(visitor)
-            if not event.is_pageview:
-                uniques[(site, gran, "name", bucket)][event.name].add(visitor)
-                continue
-            uniques[(site, gran, "page", bucket)][event.page].add(visitor)
-            for dim, value in values:
-                counters[(site, gran, dim, bucket)][f"pageviews|{value}"] += 1
+        _session_event_counts(site, visitor, tz, event, first, values, counters, uniques)
     _time_on_page(site, tz, session + engagement, counters)
+
+
+def _session_event_counts(
+    site: str,
+    visitor: str,
+    tz: str,
+    event: RawEvent,
+    first: RawEvent,
+    values: list[tuple[str, str]],
+    counters: Counters,
+    uniques: Uniques,
+) -> None:
+    """One counted event of a session: uniques where it happens, pageviews by session values."""
+    for gran in ALL:
+        uniques[(site, gran, TOTALS, bucket_label(gran, event.ts, tz))][""].add(visitor)
+    for gran in DIMENSIONAL:
+        bucket = bucket_label(gran, event.ts, tz)
+        if event.hostname:
+            uniques[(site, gran, "hostname", bucket)][event.hostname].add(visitor)
+        for key, value in event.props.items():
+            uniques[(site, gran, f"prop:{key}", bucket)][value].add(visitor)
+        if not event.is_pageview:
+            uniques[(site, gran, "name", bucket)][event.name].add(visitor)
+            continue
+        uniques[(site, gran, "page", bucket)][event.page].add(visitor)
+        for dim, value in values:
+            counters[(site, gran, dim, bucket)][f"pageviews|{value}"] += 1
+    if event.is_pageview and first.source:
+        minute = bucket_label(Granularity.MINUTE, event.ts, tz)
+        counters[(site, Granularity.MINUTE, "source", minute)][f"pageviews|{first.source}"] += 1
 
 
 def _time_on_page(site: str, tz: str, events: list[RawEvent], counters: Counters) -> None:

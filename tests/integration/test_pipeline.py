@@ -26,7 +26,9 @@ def test_pageviews_reach_the_realtime_api(pipeline: Pipeline) -> None:
     key = pipeline.add_site(SITE)
     assert pipeline.send(pageview("/"), ip="198.51.100.1").status == 202
     assert pipeline.send(pageview("/pricing"), ip="198.51.100.1").status == 202
-    assert pipeline.send(pageview("/"), ip="198.51.100.2").status == 202
+    assert (
+        pipeline.send(pageview("/", r="https://www.google.com/"), ip="198.51.100.2").status == 202
+    )
     # When the stream is aggregated
     assert len(pipeline.pump()) == 3
     # Then realtime shows both visitors, three pageviews and the top pages
@@ -36,6 +38,11 @@ def test_pageviews_reach_the_realtime_api(pipeline: Pipeline) -> None:
     assert realtime["top_pages"] == [
         {"page": "/", "pageviews": 2},
         {"page": "/pricing", "pageviews": 1},
+    ]
+    # and the sources of those pageviews' visits
+    assert realtime["top_sources"] == [
+        {"source": "Direct / None", "pageviews": 2},
+        {"source": "Google", "pageviews": 1},
     ]
     assert sum(p["visitors"] for p in realtime["per_minute"]) == 2
     assert pipeline.get(f"/api/v1/stats/realtime/visitors?site_id={SITE}", key).json() == 2

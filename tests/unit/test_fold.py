@@ -500,7 +500,7 @@ def test_each_granularity_carries_its_dimensions() -> None:
     deltas = folded(events)
 
     dimensions = {gran: {dim for g, dim, _ in deltas if g is gran} for gran in Granularity}
-    assert dimensions[MINUTE] == {TOTALS, PAGE}  # realtime: totals and top pages
+    assert dimensions[MINUTE] == {TOTALS, PAGE, "source"}  # realtime: totals, pages, sources
     assert dimensions[HOUR] == {TOTALS}
     assert (
         dimensions[DAY]
@@ -838,3 +838,18 @@ def test_visitor_state_survives_a_json_round_trip(events: list[RawEvent]) -> Non
     more = [at("10:20", page="/z", source="Twitter"), at("11:50"), at("11:55", ENGAGEMENT)]
     assert prune(fold(restored, more)[1]) == prune(fold(state, more)[1])
     assert fold(restored, more)[0] == replace(fold(state, more)[0], version=7)
+
+
+def test_minute_sources_count_pageviews_by_their_visits_source() -> None:
+    events = [
+        at("10:00", page="/a", source="Google"),
+        at("10:00", page="/b", source="Direct / None"),  # inside the visit: still Google's
+        at("10:01", name="Signup"),
+        at("10:02", page="/c"),
+    ]
+
+    deltas = folded(events)
+
+    assert deltas[(MINUTE, "source", "2026-03-29T10:00")] == {"pageviews|Google": 2}
+    assert deltas[(MINUTE, "source", "2026-03-29T10:02")] == {"pageviews|Google": 1}
+    assert (MINUTE, "source", "2026-03-29T10:01") not in deltas
