@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from query_api import stats_api
+from query_api import cards, stats_api
 from query_api.admin import router as admin_router
 from query_api.deps import Deps, Now, Site
 from query_api.errors import READ_ERRORS, QueryError
 from query_api.reader import Realtime
-
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-    autoescape=True,  # every value from events is escaped: paths, referrers, props
-    undefined=jinja2.StrictUndefined,
-)
-
+from query_api.rendering import TEMPLATES
 
 app = FastAPI(
     title="LiveInsight query API",
@@ -32,6 +24,7 @@ app = FastAPI(
     openapi_url="/api/openapi.json",
 )
 app.include_router(stats_api.router)
+app.include_router(cards.router)
 app.include_router(admin_router)
 
 
@@ -44,7 +37,7 @@ def openapi() -> dict[str, Any]:
                 responses = operation.get("responses", {})
                 responses.pop("422", None)
                 content = responses.get("200", {}).get("content", {})
-                if "text/html" in content:  # an HTML fragment, not JSON
+                if len(content) > 1:  # an HTML fragment, a CSV or a ZIP: not JSON
                     content.pop("application/json", None)
         schemas = document.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):

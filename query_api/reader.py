@@ -66,6 +66,12 @@ class CounterReader:
         """{bucket label: {attribute: total over shards}} for the buckets first..last."""
         return summed(self._range(keys.counter_pk(site, granularity, dimension), first, last))
 
+    def current_visitors(self, site: str, now: datetime) -> int:
+        """Visitors whose latest event falls in the last 5 minutes: one small Query."""
+        labels = keys.minute_labels_between(now - timedelta(minutes=CURRENT_MINUTES - 1), now)
+        totals = self.buckets(site, Granularity.MINUTE, keys.TOTALS, labels[0], labels[-1])
+        return max(sum(_number(totals.get(label), "current") for label in labels), 0)
+
     def realtime(self, site: str, now: datetime) -> Realtime:
         labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
         totals = summed(

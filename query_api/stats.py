@@ -173,7 +173,7 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
     if not raw or not raw.strip():
         return ()
     filters = []
-    for part in raw.split(";"):
+    for part in re.split(r"(?<!\\);", raw):
         if not part.strip():
             continue
         match = FILTER_RE.match(part)
@@ -183,7 +183,9 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
                 f"`event:page!=/blog*`, joined by `;`. See {DOCS}#filtering"
             )
         name, op, values = match.groups()
-        parts = tuple(v.replace("\\|", "|") for v in re.split(r"(?<!\\)\|", values))
+        parts = tuple(
+            v.replace("\\|", "|").replace("\\;", ";") for v in re.split(r"(?<!\\)\|", values)
+        )
         if not any(parts):
             raise BadRequest(f"Filter '{part.strip()}' has no value to compare with.")
         filters.append(Filter(parse_property(name, filter_=True), op == "!=", parts))

@@ -47,3 +47,6 @@ def set_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[datetime], 
         monkeypatch.setitem(app.dependency_overrides, clock, lambda: moment)
 
     yield set_to
+
+
+from tests.integration.stats_world import world  # noqa: E402, F401 - a shared module fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from base64 import b64decode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,9 +27,14 @@ class Response:
     status: int
     headers: dict[str, str]
     body: str
+    base64: bool = False  # API Gateway's isBase64Encoded: a binary body (a ZIP)
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def raw(self) -> bytes:
+        return b64decode(self.body) if self.base64 else self.body.encode()
 
 
 class Pipeline:
@@ -85,7 +91,12 @@ class Pipeline:
         headers = {"authorization": f"Bearer {key}"} if key else {}
         event = api_gateway_event("GET", path, headers, b"", "127.0.0.1")
         result = self.query_fn.invoke(event)
-        return Response(result["statusCode"], result.get("headers", {}), result.get("body", ""))
+        return Response(
+            result["statusCode"],
+            result.get("headers", {}),
+            result.get("body", ""),
+            bool(result.get("isBase64Encoded")),
+        )
 
     # ---- the stream --------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ def test_the_document_lists_the_stats_routes() -> None:
 
 @schema.include(method="GET").parametrize()
 @settings(
-    max_examples=int(os.environ.get("LIVEINSIGHT_SCHEMATHESIS_EXAMPLES", "15")),
+    max_examples=int(os.environ.get("LIVEINSIGHT_SCHEMATHESIS_EXAMPLES", "10")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

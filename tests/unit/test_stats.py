@@ -100,6 +100,8 @@ def test_filters_parse_plausible_syntax() -> None:
     assert country.matches("US") and not country.matches("FR")
     (escaped,) = stats.parse_filters(r"event:props:title==a\|b")
     assert escaped.values == ("a|b",) and escaped.single
+    (semicolon,) = stats.parse_filters(r"event:props:title==a\;b")
+    assert semicolon.values == ("a;b",)
 
 
 @pytest.mark.parametrize("raw", ["event:page", "event:page=/x", "visit:planet==Mars", "==x"])

@@ -1,0 +1,386 @@
+"""Dashboard cards: one route per card, each an HTML fragment (Jinja2) that htmx swaps in.
+
+Every card takes the stats parameters of /api/stats (`site_id`, `period`, `date`, `from`, `to`,
+`filters`) and reads through `stats.Stats`, so a card shows exactly what the stats API returns.
+A card that cannot answer for the current filters says why inside the card instead of failing
+the page. Rows a visitor can filter by are buttons carrying `data-filter` (the shell adds the
+filter to the URL); values from events are only ever rendered through autoescaping.
+
+Exports: `/api/cards/breakdown.csv` (one card) and `/api/cards/export.zip` (every card).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from query_api import stats
+from query_api.deps import Deps, Now, ReadableSite, signed_in
+from query_api.errors import READ_ERRORS, BadRequest
+from query_api.rendering import TEMPLATES
+from query_api.stats_api import build_query, long_property, parse_interval
+
+router = APIRouter(prefix="/api/cards")
+
+HTML: dict[int | str, dict[str, Any]] = {
+    200: {"description": "An HTML fragment for htmx", "content": {"text/html": {}}},
+    **READ_ERRORS,
+}
+NO_STORE = {"cache-control": "no-store"}
+
+Param = Annotated[str | None, Query(max_length=2000)]
+
+
+@dataclass(frozen=True)
+class View:
+    """What the dashboard is looking at: the period and the filters."""
+
+    period: str | None
+    date: str | None
+    filters: str | None
+
+    @property
+    def date_param(self) -> str | None:
+        return self.date
+
+
+def view(
+    period: Annotated[str | None, Query(max_length=20)] = None,
+    date: Param = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+    filters: Param = None,
+) -> View:
+    if period == "custom" and from_ and to and not date:
+        date = f"{from_},{to}"
+    return View(period, date, filters)
+
+
+ViewParams = Annotated[View, Depends(view)]
+
+# metric tiles: (metric, label, how to show the value)
+TILES = (
+    (stats.VISITORS, "Unique visitors", "count"),
+    (stats.VISITS, "Total visits", "count"),
+    (stats.PAGEVIEWS, "Total pageviews", "count"),
+    (stats.VIEWS_PER_VISIT, "Views per visit", "ratio"),
+    (stats.BOUNCE_RATE, "Bounce rate", "percent"),
+    (stats.VISIT_DURATION, "Visit duration", "duration"),
+)
+# extra columns per kind of property, after visitors
+COLUMNS = {
+    stats.SESSION: (),
+    stats.PAGE: (stats.PAGEVIEWS,),
+    stats.HOSTNAME: (stats.PAGEVIEWS,),
+    stats.NAME: (stats.EVENTS,),
+    stats.GOAL: (stats.EVENTS, stats.CONVERSION_RATE),
+    stats.PROP: (stats.EVENTS,),
+}
+LABELS = {
+    stats.VISITORS: "Visitors",
+    stats.PAGEVIEWS: "Pageviews",
+    stats.EVENTS: "Events",
+    stats.CONVERSION_RATE: "CR",
+    stats.VISITS: "Visits",
+    stats.BOUNCE_RATE: "Bounce rate",
+    stats.VISIT_DURATION: "Visit duration",
+    stats.VIEWS_PER_VISIT: "Views per visit",
+    stats.TIME_ON_PAGE: "Time on page",
+}
+TOP_ROWS = 10
+
+
+def fmt(value: stats.Number | str | None, kind: str) -> str:
+    if value is None or isinstance(value, str):
+        return "—" if value is None else value
+    if kind == "percent":
+        return f"{value:g}%"
+    if kind == "duration":
+        seconds = int(value)
+        return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    if kind == "ratio":
+        return f"{value:.2f}"
+    number = float(value)
+    if number >= 1_000_000:
+        return f"{number / 1_000_000:.1f}M"
+    if number >= 10_000:
+        return f"{number / 1_000:.1f}k"
+    return f"{int(number):,}"
+
+
+def kind_of(metric: str) -> str:
+    return {
+        stats.BOUNCE_RATE: "percent",
+        stats.CONVERSION_RATE: "percent",
+        stats.VISIT_DURATION: "duration",
+        stats.TIME_ON_PAGE: "duration",
+        stats.VIEWS_PER_VISIT: "ratio",
+    }.get(metric, "count")
+
+
+def fragment(template: str, **context: Any) -> HTMLResponse:
+    html = TEMPLATES.get_template(f"cards/{template}").render(fmt=fmt, kind_of=kind_of, **context)
+    return HTMLResponse(html, headers=NO_STORE)
+
+
+def filter_value(value: str) -> str:
+    """A value as the filter syntax spells it (`|` and `;` escaped)."""
+    return value.replace("|", "\\|").replace(";", "\\;")
+
+
+# ---- cards -------------------------------------------------------------------------------------
+
+
+@router.get("/metrics", responses=HTML)
+def metrics_card(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    v: ViewParams,
+    metric: Annotated[str, Query(max_length=40)] = stats.VISITORS,
+) -> HTMLResponse:
+    """The metric row: each metric with its change against the previous period."""
+    engine = stats.Stats(d.counters, site)
+    tiles: list[dict[str, Any]] = []
+    span = None
+    for name, label, kind in TILES:
+        try:
+            query = build_query(
+                site, now, period=v.period, date_param=v.date, metrics=name, filters=v.filters
+            )
+            span = query.span
+            result = engine.aggregate(query, compare=True)[name]
+            tiles.append({"metric": name, "label": label, "kind": kind, **result, "reason": ""})
+        except BadRequest as exc:
+            tiles.append({"metric": name, "label": label, "kind": kind, "reason": exc.message})
+    if span is None:
+        raise BadRequest(str(tiles[0]["reason"]))
+    return fragment("metrics.html", tiles=tiles, selected=metric, span=span)
+
+
+@router.get("/graph", responses=HTML)
+def graph_card(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    v: ViewParams,
+    metric: Annotated[str, Query(max_length=40)] = stats.VISITORS,
+) -> HTMLResponse:
+    """The selected metric over the period, as a Chart.js line (and a table for screen readers)."""
+    if metric not in dict((t[0], t) for t in TILES):
+        raise BadRequest(f"`{metric}` cannot be graphed; choose one of the metric row's metrics.")
+    engine = stats.Stats(d.counters, site)
+    query = build_query(
+        site, now, period=v.period, date_param=v.date, metrics=metric, filters=v.filters
+    )
+    interval = parse_interval(None, v.period)
+    try:
+        points = engine.timeseries(query, interval)
+    except BadRequest:
+        if interval != "hour":
+            return fragment("unavailable.html", reason=_reason(engine, query, interval))
+        interval = "day"  # hourly counters are site-wide only: a filtered day is one point
+        points = engine.timeseries(query, interval)
+    labels = [str(p["date"])[11:16] if interval == "hour" else str(p["date"]) for p in points]
+    values = [p[metric] for p in points]
+    chart = {
+        "type": "line",
+        "data": {
+            "labels": labels,
+            "datasets": [{"label": LABELS[metric], "data": values, "fill": True}],
+        },
+        "options": {"scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}}},
+    }
+    return fragment(
+        "graph.html",
+        chart=chart,
+        rows=list(zip(labels, values, strict=True)),
+        label=LABELS[metric],
+        kind=kind_of(metric),
+        interval=interval,
+    )
+
+
+def _reason(engine: stats.Stats, query: stats.Query, interval: str) -> str:
+    try:
+        engine.timeseries(query, interval)
+    except BadRequest as exc:
+        return exc.message
+    return ""
+
+
+@router.get("/breakdown", responses=HTML)
+def breakdown_card(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    v: ViewParams,
+    property: Annotated[str, Query(min_length=1, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = TOP_ROWS,
+) -> HTMLResponse:
+    """Top values of one property, each a button that filters the dashboard by it."""
+    prop = stats.parse_property(long_property(property))
+    columns = (stats.VISITORS, *COLUMNS[prop.kind])
+    try:
+        rows, folded = _breakdown(site, d, now, v, prop, columns, limit)
+    except BadRequest as exc:
+        return fragment("unavailable.html", reason=exc.message)
+    peak = max((float(r[stats.VISITORS]) for r in rows), default=0.0) or 1.0
+    shown = [
+        {
+            "value": str(r[prop.key]),
+            "filter": None
+            if r[prop.key] == "(other)"
+            else f"{prop.name}=={filter_value(str(r[prop.key]))}",
+            "width": round(100 * float(r[stats.VISITORS]) / peak, 1),
+            "cells": [fmt(r[c], kind_of(c)) for c in columns],
+        }
+        for r in rows
+    ]
+    return fragment(
+        "breakdown.html",
+        rows=shown,
+        headers=[LABELS[c] for c in columns],
+        prop=prop,
+        folded=folded,
+    )
+
+
+def _breakdown(
+    site: Any,
+    d: Any,
+    now: datetime,
+    v: View,
+    prop: stats.Property,
+    columns: tuple[str, ...],
+    limit: int,
+) -> tuple[list[dict[str, stats.Number | str]], bool]:
+    query = build_query(
+        site,
+        now,
+        period=v.period,
+        date_param=v.date,
+        metrics=",".join(columns),
+        filters=v.filters,
+        prop=prop,
+    )
+    return stats.Stats(d.counters, site).breakdown(query, prop, limit, 1)
+
+
+@router.get("/sites", responses=HTML)
+def sites_card(request: Request, d: Deps, now: Now) -> HTMLResponse:
+    """The sites the caller may see (all when signed in, else the public ones) with their
+    current visitors."""
+    admin = signed_in(request, d, now) is not None
+    visible = [site for site in d.sites.list() if admin or site.public]
+    rows = [
+        {
+            "domain": site.domain,
+            "public": site.public,
+            "current": d.counters.current_visitors(site.domain, now),
+        }
+        for site in sorted(visible, key=lambda s: s.domain)
+    ]
+    return fragment("sites.html", sites=rows, admin=admin)
+
+
+# ---- exports -----------------------------------------------------------------------------------
+
+EXPORTS = (
+    "visit:source",
+    "visit:referrer",
+    "visit:utm_source",
+    "visit:utm_medium",
+    "visit:utm_campaign",
+    "visit:utm_content",
+    "visit:utm_term",
+    "event:page",
+    "visit:entry_page",
+    "visit:exit_page",
+    "event:hostname",
+    "visit:country",
+    "visit:device",
+    "visit:browser",
+    "visit:browser_version",
+    "visit:os",
+    "visit:os_version",
+    "event:goal",
+)
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        # a cell a spreadsheet would run as a formula is written as text
+        writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in "=+-@\t\r" else c for c in row])
+    return out.getvalue()
+
+
+def breakdown_csv_text(site: Any, d: Any, now: datetime, v: View, prop: stats.Property) -> str:
+    columns = (stats.VISITORS, *COLUMNS[prop.kind])
+    rows, _ = _breakdown(site, d, now, v, prop, columns, 1000)
+    return _csv([prop.key, *columns], [[r[prop.key], *(r[c] for c in columns)] for r in rows])
+
+
+def _download(body: bytes, media: str, name: str) -> Response:
+    return Response(
+        body,
+        media_type=media,
+        headers={**NO_STORE, "content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+CSV = {200: {"description": "CSV", "content": {"text/csv": {}}}, **READ_ERRORS}
+ZIP = {200: {"description": "ZIP of CSVs", "content": {"application/zip": {}}}, **READ_ERRORS}
+
+
+@router.get("/breakdown.csv", responses=CSV)
+def breakdown_csv(
+    site: ReadableSite,
+    d: Deps,
+    now: Now,
+    v: ViewParams,
+    property: Annotated[str, Query(min_length=1, max_length=200)],
+) -> Response:
+    prop = stats.parse_property(long_property(property))
+    text = breakdown_csv_text(site, d, now, v, prop)
+    return _download(text.encode(), "text/csv; charset=utf-8", f"{site.domain}-{prop.key}.csv")
+
+
+@router.get("/export.zip", responses=ZIP)
+def export_zip(site: ReadableSite, d: Deps, now: Now, v: ViewParams) -> Response:
+    """Every card for the period and filters; a card the filters rule out is left out."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        engine = stats.Stats(d.counters, site)
+        metrics = ",".join(t[0] for t in TILES)
+        try:
+            query = build_query(
+                site, now, period=v.period, date_param=v.date, metrics=metrics, filters=v.filters
+            )
+            points = engine.timeseries(
+                query, parse_interval(None, v.period) if v.period != "day" else "day"
+            )
+            names = [t[0] for t in TILES]
+            archive.writestr(
+                "visitors.csv",
+                _csv(["date", *names], [[p["date"], *(p[n] for n in names)] for p in points]),
+            )
+        except BadRequest:
+            pass
+        for name in EXPORTS:
+            prop = stats.parse_property(name)
+            try:
+                archive.writestr(f"{prop.key}.csv", breakdown_csv_text(site, d, now, v, prop))
+            except BadRequest:
+                continue
+    return _download(buffer.getvalue(), "application/zip", f"{site.domain}-export.zip")
