@@ -73,6 +73,7 @@ PAGE = "page"
 HOSTNAME = "hostname"
 NAME = "name"  # custom event names (goals)
 PROP_PREFIX = "prop:"  # prop:<key> dimensions, value = prop value
+PROP_KEYS = "prop_keys"  # which prop keys were sent: events per key, so the dashboard can list them
 
 # hit kinds
 PAGEVIEW_HIT = "p"
@@ -360,6 +361,7 @@ def event_counts(event: RawEvent, into: Deltas) -> None:
             cell = into[(gran, PROP_PREFIX + key, bucket)]
             cell[counter_attr(EVENTS, value)] += 1
             cell[counter_attr(PAGEVIEWS, value)] += int(event.is_pageview)
+            into[(gran, PROP_KEYS, bucket)][counter_attr(EVENTS, key)] += 1
 
 
 def with_event(state: VisitorState, event: RawEvent) -> VisitorState:

@@ -274,6 +274,14 @@ def _breakdown(
     return stats.Stats(d.counters, site).breakdown(query, prop, limit, 1)
 
 
+@router.get("/props", responses=HTML)
+def props_card(site: ReadableSite, d: Deps, now: Now, v: ViewParams) -> HTMLResponse:
+    """The custom prop keys sent in the period, most used first: the dashboard's props tabs."""
+    span = stats.parse_period(v.period, v.date, stats.today_in(site.tz, now))
+    keys = stats.Stats(d.counters, site).prop_keys(span)
+    return fragment("props.html", keys=keys)
+
+
 @router.get("/sites", responses=HTML)
 def sites_card(request: Request, d: Deps, now: Now) -> HTMLResponse:
     """The sites the caller may see (all when signed in, else the public ones) with their

@@ -621,6 +621,15 @@ class Stats:
             return out
         return _add(rows[v] for v in matched)
 
+    def prop_keys(self, span: DateRange) -> list[tuple[str, int]]:
+        """(prop key, events carrying it) in the range, most first."""
+        totals, _ = self.source.over("prop_keys", segments_of(span))
+        counts = {key: row.get("events", 0) for key, row in totals.rows().items()}
+        return sorted(
+            ((k, n) for k, n in counts.items() if n > 0 and k != OTHER),
+            key=lambda kn: (-kn[1], kn[0]),
+        )
+
     # -- the three queries ----------------------------------------------------------------------
 
     def aggregate(self, query: Query, compare: bool = False) -> dict[str, dict[str, Number | None]]:

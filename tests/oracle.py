@@ -133,6 +133,7 @@ def _event_counts(event: RawEvent, counters: Counters) -> None:
             prop = counters[(site, gran, f"prop:{key}", bucket)]
             prop[f"events|{value}"] += 1
             prop[f"pageviews|{value}"] += int(event.is_pageview)
+            counters[(site, gran, "prop_keys", bucket)][f"events|{key}"] += 1
 
 
 Uniques = dict[Cell, dict[str, set[str]]]

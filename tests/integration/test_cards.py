@@ -88,3 +88,10 @@ def test_csv_and_zip_exports(world: World) -> None:
     names = set(archive.namelist())
     assert {"visitors.csv", "source.csv", "page.csv", "goal.csv", "country.csv"} <= names
     assert archive.read("page.csv").decode() == str(response.body)
+
+
+def test_props_card_lists_the_prop_keys_of_the_period(world: World) -> None:
+    fragment = card(world, "props")
+    assert re.findall(r'data-prop-key="([^"]+)"', fragment) == ["plan"]
+    empty = card(world, "props", period="day", date="2026-01-01")
+    assert "data-empty" in empty

@@ -463,6 +463,11 @@ def test_hostname_name_and_prop_counts() -> None:
             "visitors|free": 1,
         }
         assert deltas[(gran, "prop:trial", bucket)] == {"events|y": 1, "visitors|y": 1}
+        assert deltas[(gran, "prop_keys", bucket)] == {
+            "events|plan": 2,
+            "events|trial": 1,
+            "events|url": 1,
+        }
         assert deltas[(gran, "prop:url", bucket)] == {
             "events|https://x.org": 1,
             "visitors|https://x.org": 1,
@@ -511,6 +516,7 @@ def test_each_granularity_carries_its_dimensions() -> None:
             HOSTNAME,
             NAME,
             "prop:plan",
+            "prop_keys",
             ENTRY_PAGE,
             EXIT_PAGE,
             "source",
