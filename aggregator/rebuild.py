@@ -76,23 +76,26 @@ def bucket_span(gran: Granularity, label: str, tz: str) -> tuple[datetime, datet
 def read_events(
     client: Any, events_table: str, site: str, start: datetime, end: datetime
 ) -> Iterator[RawEvent]:
+    """The site's raw events received in [start, end): a Scan of the events table (decision 0008:
+    an index for this rare operation would cost a write unit on every event)."""
     deserializer = TypeDeserializer()
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    while hour < end:
-        kwargs: dict[str, Any] = {
-            "TableName": events_table,
-            "IndexName": "by_site_hour",
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"{site}{keys.SEP}{hour:%Y-%m-%dT%H}"}},
-        }
-        while True:
-            page = client.query(**kwargs)
-            for item in page["Items"]:
-                yield RawEvent.from_image({k: deserializer.deserialize(v) for k, v in item.items()})
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        hour += timedelta(hours=1)
+    kwargs: dict[str, Any] = {
+        "TableName": events_table,
+        "FilterExpression": "begins_with(pk, :site) AND #ts >= :start AND #ts < :end",
+        "ExpressionAttributeNames": {"#ts": "ts"},
+        "ExpressionAttributeValues": {
+            ":site": {"S": keys.event_pk(site, "")},
+            ":start": {"N": str(int(start.timestamp() * 1000))},
+            ":end": {"N": str(int(end.timestamp() * 1000))},
+        },
+    }
+    while True:
+        page = client.scan(**kwargs)
+        for item in page["Items"]:
+            yield RawEvent.from_image({k: deserializer.deserialize(v) for k, v in item.items()})
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def recount(events: list[RawEvent]) -> tuple[Deltas, list[str]]:

@@ -65,11 +65,8 @@ class RawEvent:
 
     def to_item(self, ttl: int) -> dict[str, Any]:
         """The PutItem `Item`, in DynamoDB's wire format (no boto3 serializer at ingest)."""
-        gsi1pk, gsi1sk = keys.event_hour_gsi(self.site, self.ts, self.event_id)
         item: dict[str, Any] = {
             "pk": {"S": keys.event_pk(self.site, self.event_id)},
-            "gsi1pk": {"S": gsi1pk},
-            "gsi1sk": {"S": gsi1sk},
             "ttl": {"N": str(ttl)},
         }
         for name, value in asdict(self).items():

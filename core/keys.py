@@ -2,8 +2,8 @@
 
 Layout (decision record 0001):
 
-events table      pk  EV#<site>#<event id>                       one raw event, TTL 7 days
-                  gsi1pk <site>#<UTC hour>  gsi1sk <ts ms>#<id>   raw events of a site by hour
+events table      pk  EV#<site>#<event id>                       one raw event, TTL 7 days (no index:
+                                                                  a rebuild scans, decision 0008)
 aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, per bucket and shard:
                   sk  <bucket label>[#<shard>]                    a Query over sk reads a range
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
@@ -59,11 +59,6 @@ def parse_event_pk(pk: str) -> tuple[str, str]:
         raise KeyError_(f"not an event key: {pk!r}")
     # The site (a domain) never holds '#'; the id is everything after it.
     return parts[1], SEP.join(parts[2:])
-
-
-def event_hour_gsi(site: str, ts_ms: int, event_id: str) -> tuple[str, str]:
-    hour = datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H")
-    return f"{site}{SEP}{hour}", f"{ts_ms:013d}{SEP}{event_id}"
 
 
 # ---- aggregates table -------------------------------------------------------------------------

@@ -86,9 +86,7 @@ def test_written_item_reads_back_as_the_same_event(
 def test_item_carries_the_storage_keys_and_ttl() -> None:
     item = FULL.to_item(TTL)
 
-    gsi1pk, gsi1sk = keys.event_hour_gsi(FULL.site, FULL.ts, FULL.event_id)
     assert item["pk"] == {"S": keys.event_pk(FULL.site, FULL.event_id)}
-    assert (item["gsi1pk"], item["gsi1sk"]) == ({"S": gsi1pk}, {"S": gsi1sk})
     assert item["ttl"] == {"N": str(TTL)}
 
 
@@ -105,7 +103,7 @@ def test_item_leaves_out_empty_values_that_dynamodb_cannot_or_need_not_store() -
     item = MINIMAL.to_item(TTL)
 
     assert set(item) == {
-        "pk", "gsi1pk", "gsi1sk", "ttl",
+        "pk", "ttl",
         "event_id", "site", "ts", "name", "visitor_id",
         "tz", "page", "source", "interactive",
     }  # fmt: skip

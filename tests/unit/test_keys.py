@@ -51,28 +51,6 @@ def test_parsing_a_non_event_key_fails(pk: str) -> None:
         keys.parse_event_pk(pk)
 
 
-@pytest.mark.parametrize(
-    ("ts", "gsi1pk", "gsi1sk"),
-    [
-        (ms("2026-03-29T01:59:59.999+00:00"), "example.com#2026-03-29T01", "1774749599999#e1"),
-        (ms("2026-03-29T02:00:00+00:00"), "example.com#2026-03-29T02", "1774749600000#e1"),
-        (0, "example.com#1970-01-01T00", "0000000000000#e1"),
-    ],
-)
-def test_event_hour_index_uses_the_utc_hour_and_a_zero_padded_time(
-    ts: int, gsi1pk: str, gsi1sk: str
-) -> None:
-    assert keys.event_hour_gsi("example.com", ts, "e1") == (gsi1pk, gsi1sk)
-
-
-def test_event_hour_index_sort_keys_order_like_their_times() -> None:
-    times = [5, 999, 1_000, 1774749599999, 1774749600000]
-
-    sort_keys = [keys.event_hour_gsi("example.com", ts, "e")[1] for ts in times]
-
-    assert sorted(sort_keys) == sort_keys
-
-
 # ---- aggregates table ----------------------------------------------------------------------------
 
 
