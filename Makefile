@@ -8,14 +8,14 @@ PORT ?= 8000
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: dev test test-unit test-integration test-e2e test-infra infra-tools lint bench build package install lock clean
+.PHONY: dev test test-unit test-integration test-e2e test-infra infra-tools lint bench build trackers package install lock clean
 
 ## dev: the whole stack on http://127.0.0.1:$(PORT) with a demo site and demo traffic
 dev: install build
 	$(VENV)/bin/liveinsight dev --port $(PORT) --demo-traffic
 
 ## test: every tier (unit, integration under moto, infra, end-to-end in Chromium)
-test: install build infra-tools
+test: install build infra-tools trackers
 	$(PY) -m pytest -q
 
 test-unit: install
@@ -24,7 +24,7 @@ test-unit: install
 test-integration: install
 	$(PY) -m pytest -q tests/integration
 
-test-e2e: install build
+test-e2e: install build trackers
 	$(PY) -m pytest -q tests/e2e
 
 ## test-infra: Terraform checked statically (HCL, checkov), IAM against recorded calls, zips, logs
@@ -50,7 +50,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 ## bench: every benchmark, one Markdown table, rows also in bench/results.json
-bench: install build
+bench: install build trackers
 	$(PY) -m bench
 
 ## package: one zip per Lambda in build/lambda/ (manylinux aarch64 wheels), within size budgets
@@ -63,6 +63,18 @@ build: node_modules/.installed
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## trackers: the real Plausible and Umami trackers (npm, pinned in tests/trackers) the e2e tests drive
+trackers: tests/trackers/dist/.built
+
+# --ignore-scripts: nothing of these packages runs here but the browser code we bundle.
+tests/trackers/node_modules/.installed: tests/trackers/package.json tests/trackers/package-lock.json
+	npm ci --prefix tests/trackers --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+tests/trackers/dist/.built: tests/trackers/build.mjs tests/trackers/node_modules/.installed node_modules/.installed
+	node tests/trackers/build.mjs
 	@touch $@
 
 ## install: a virtualenv with the locked dependencies (requirements*.txt are exported from uv.lock)
@@ -83,4 +95,4 @@ lock:
 		--generate-hashes --custom-compile-command "make lock" -q -o requirements-checkov.txt
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build node_modules tracker/dist dashboard/dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build node_modules tracker/dist dashboard/dist tests/trackers/node_modules tests/trackers/dist .pytest_cache .mypy_cache .ruff_cache
