@@ -1,0 +1,141 @@
+"""What the real Plausible trackers post (COMPAT.md §1), through the real handlers under moto.
+
+The bodies are the ones plausible-tracker 0.3.9 and @plausible-analytics/tracker 0.4.6 build (the
+end-to-end test drives the trackers themselves in Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import ingest.handler
+from tests.integration.pipeline import Pipeline
+
+SITE = "plausible.example"
+PAGE = f"https://{SITE}/pricing"
+
+
+@pytest.fixture()
+def pipeline(aws_env: dict[str, str]) -> Pipeline:
+    return Pipeline(aws_env)
+
+
+def stored(pipeline: Pipeline) -> list[dict[str, Any]]:
+    return sorted(pipeline.scan("events"), key=lambda item: int(item["ts"]["N"]))
+
+
+def test_old_tracker_props_as_a_json_string_and_its_screen_width_are_stored(
+    pipeline: Pipeline,
+) -> None:
+    # Given plausible-tracker 0.3.9's body: XHR, text/plain, p a JSON string, w, h 0, r null
+    pipeline.add_site(SITE)
+    body = {"n": "Signup", "u": PAGE, "d": SITE, "r": None, "w": 1280, "h": 0}
+    body["p"] = json.dumps({"plan": "pro", "seats": 3})
+    # When it is posted
+    response = pipeline.send(body)
+    # Then it is accepted and stored with its props as strings and the screen's device class
+    assert (response.status, response.body) == (202, "ok")
+    (item,) = stored(pipeline)
+    assert item["props"] == {"M": {"plan": {"S": "pro"}, "seats": {"S": "3"}}}
+    assert item["device"] == {"S": "Laptop"}
+
+
+def test_new_tracker_revenue_and_non_interactive_flag_are_stored(pipeline: Pipeline) -> None:
+    # Given @plausible-analytics/tracker 0.4.6's body: fetch keepalive, v, p an object, $, i
+    pipeline.add_site(SITE)
+    body = {
+        "n": "Purchase",
+        "v": 36,
+        "u": PAGE,
+        "d": SITE,
+        "r": None,
+        "p": {"plan": "pro"},
+        "$": {"amount": 15.99, "currency": "USD"},
+        "i": False,
+    }
+    assert pipeline.send(body, content_type="text/plain").status == 202
+    (item,) = stored(pipeline)
+    assert (item["revenue_amount"], item["revenue_currency"]) == ({"S": "15.99"}, {"S": "USD"})
+    assert item["interactive"] == {"BOOL": False}
+    assert item["props"] == {"M": {"plan": {"S": "pro"}}}
+
+
+def test_engagement_keeps_scroll_depth_and_engaged_time_and_feeds_time_on_page(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a pageview, and the tracker's engagement event for it 12 s later
+    key = pipeline.add_site(SITE)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    monkeypatch.setattr(ingest.handler, "now", lambda: start)
+    assert pipeline.send({"n": "pageview", "v": 36, "u": PAGE, "d": SITE, "r": None}).status == 202
+    monkeypatch.setattr(ingest.handler, "now", lambda: start + timedelta(seconds=12))
+    engagement = {"n": "engagement", "v": 36, "u": PAGE, "d": SITE, "sd": 64, "e": 11800}
+    assert pipeline.send(engagement).status == 202
+    # When they are aggregated
+    pipeline.pump()
+    # Then the engagement event keeps sd and e ...
+    item = stored(pipeline)[1]
+    assert (item["scroll_depth"], item["engaged_ms"]) == ({"N": "64"}, {"N": "11800"})
+    # ... is no event of its own, and gives the page its time on page
+    query = f"site_id={SITE}&period=day"
+    aggregate = pipeline.get(f"/api/v1/stats/aggregate?{query}&metrics=events,pageviews", key)
+    assert aggregate.json()["results"] == {"events": {"value": 1}, "pageviews": {"value": 1}}
+    pages = pipeline.get(
+        f"/api/v1/stats/breakdown?{query}&property=event:page&metrics=time_on_page", key
+    )
+    assert pages.json()["results"] == [{"page": "/pricing", "time_on_page": 12}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"n": "engagement", "u": PAGE, "d": SITE, "sd": 101, "e": 10}, "sd"),
+        ({"n": "engagement", "u": PAGE, "d": SITE, "sd": 50, "e": -1}, "e"),
+        ({"n": "x", "u": PAGE, "d": SITE, "$": {"amount": "lots", "currency": "EUR"}}, "revenue"),
+        ({"n": "x", "u": PAGE, "d": SITE, "p": "{not json"}, "props"),
+    ],
+    ids=["scroll-over-100", "negative-time", "revenue-not-a-number", "props-string-not-json"],
+)
+def test_out_of_range_extras_get_the_400_error_body(
+    pipeline: Pipeline, body: dict[str, Any], field: str
+) -> None:
+    pipeline.add_site(SITE)
+    response = pipeline.send(body)
+    assert response.status == 400
+    assert response.headers["content-type"] == "application/json"
+    assert field in response.json()["errors"]
+    assert stored(pipeline) == []
+
+
+def test_answers_carry_the_headers_plausible_trackers_expect(pipeline: Pipeline) -> None:
+    pipeline.add_site(SITE)
+    # accepted: 202 ok as text/plain, readable from any origin
+    accepted = pipeline.send({"n": "pageview", "u": PAGE, "d": SITE})
+    assert (accepted.status, accepted.body) == (202, "ok")
+    assert accepted.headers["content-type"] == "text/plain"
+    assert accepted.headers["access-control-allow-origin"] == "*"
+    assert "x-plausible-dropped" not in accepted.headers
+    # every site unknown: still 202 ok, said in Plausible's header and ours
+    dropped = pipeline.send({"n": "pageview", "u": PAGE, "d": "other.example"})
+    assert (dropped.status, dropped.body) == (202, "ok")
+    assert dropped.headers["x-plausible-dropped"] == "1"
+    assert dropped.headers["x-liveinsight-dropped"] == "unknown_site"
+    # one of two sites unknown: recorded for the other, so not dropped in Plausible's sense
+    partly = pipeline.send({"n": "pageview", "u": PAGE, "d": f"{SITE},other.example"})
+    assert partly.status == 202 and "x-plausible-dropped" not in partly.headers
+    assert partly.headers["x-liveinsight-dropped"] == "unknown_site"
+    assert [i["site"]["S"] for i in stored(pipeline)] == [SITE, SITE]
+    # preflight (a tracker sending application/json): any origin, the asked-for headers
+    preflight = pipeline.send(
+        None,
+        raw=b"",
+        method="OPTIONS",
+        extra_headers={"access-control-request-headers": "content-type"},
+    )
+    assert preflight.status == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-headers"] == "content-type"
