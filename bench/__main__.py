@@ -6,7 +6,6 @@ shared and noisy, so nothing here is a pass/fail test.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import random
@@ -22,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import aggregation, lambdas, queries
+from bench import aggregation, lambdas, queries, tracker
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
@@ -148,14 +147,6 @@ def cold_start(env: dict[str, str], runs: int = 5) -> float:
         )
         times.append(float(out.stdout.strip().splitlines()[-1]))
     return statistics.median(times)
-
-
-def tracker_sizes() -> tuple[int, int] | None:
-    script = REPO / "tracker" / "dist" / "script.js"
-    if not script.exists():
-        return None
-    raw = script.read_bytes()
-    return len(raw), len(gzip.compress(raw, compresslevel=9))
 
 
 EVENTS = int(os.environ.get("BENCH_CAMPAIGN_EVENTS", "2000"))
@@ -344,16 +335,7 @@ def main() -> int:
             sys.stdout = console
 
     rows.extend(lambdas.rows())
-    sizes = tracker_sizes()
-    if sizes:
-        row("tracker size, raw", sizes[0], "bytes", "")
-        row(
-            "tracker size, gzip",
-            sizes[1],
-            "bytes",
-            "≤ 1024",
-            "Plausible 2.7 KB, Umami 2.2 KB, Counterscale 1.9 KB",
-        )
+    rows.extend(tracker.rows())
 
     RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
     print("| figure | value | unit | goal | anchor |\n|---|---:|---|---|---|")

@@ -4,8 +4,8 @@
 //   plausible-analytics-tracker.js  @plausible-analytics/tracker 0.4.6 as window.PlausibleAnalytics
 //   umami.js                        Umami 2.10.0's script.js: src/tracker/index.js minified, as
 //                                   Umami's own build (rollup + terser) makes it
-// and prints each file's raw and gzip size (make bench reports them too).
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+// and prints each file's raw and gzip size (make bench reports them next to ours).
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -48,10 +48,8 @@ await build({
   logLevel: "warning",
 });
 
-const sizes = {};
 for (const file of [...Object.keys(bundles), "umami.js"]) {
   const code = readFileSync(join(dist, file));
-  sizes[file] = { raw: code.length, gzip: gzipSync(code, { level: 9 }).length };
-  console.log(`tests/trackers/dist/${file}: ${code.length} bytes raw, ${sizes[file].gzip} gzip`);
+  const gzipped = gzipSync(code, { level: 9 }).length;
+  console.log(`tests/trackers/dist/${file}: ${code.length} bytes raw, ${gzipped} bytes gzip`);
 }
-writeFileSync(join(dist, "sizes.json"), JSON.stringify(sizes, null, 2) + "\n");

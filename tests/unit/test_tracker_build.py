@@ -58,3 +58,14 @@ def test_built_tracker_has_every_automatic_event(built: str) -> None:
         '"404"',
     ):
         assert name in built
+
+
+def test_bench_reports_raw_and_gzip_bytes_next_to_the_peers_published_sizes(built: str) -> None:
+    from bench import tracker
+
+    rows = {r["figure"]: r for r in tracker.rows()}
+    assert rows["tracker size, raw (minified)"]["value"] == len(built.encode())
+    gzipped = rows["tracker size, gzip"]
+    assert gzipped["value"] == len(gzip.compress(built.encode(), compresslevel=9))
+    assert "Plausible 2.7 KB, Umami 2.2 KB, Counterscale 1.9 KB" in gzipped["anchor"]
+    assert rows["tracker gzip size / Counterscale's published size"]["value"] < 1
