@@ -1,6 +1,6 @@
 """The local CloudFront + API Gateway: one HTTP server on 127.0.0.1.
 
-- `/api/event` (and later `/api/send`, `/api/batch`) → an API Gateway HTTP API v2 event for the
+- `/api/event` (and Umami's `/api/send`, `/api/batch`) → an API Gateway HTTP API v2 event for the
   real ingest handler; every other `/api/*` → the real query handler (FastAPI behind Mangum).
 - `/js/script.js` → the built tracker; anything else → the built dashboard, as S3 would serve it,
   with the security headers CloudFront's response-headers policy adds.
