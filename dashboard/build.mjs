@@ -1,10 +1,12 @@
-// Builds the static dashboard into dashboard/dist/: the HTML shell, app.js, htmx and Chart.js
-// copied from node_modules (never a CDN), and Tailwind compiled from src/input.css.
-// Runs offline after `npm ci`.
+// Builds the static dashboard into dashboard/dist/: the HTML shell, app.js minified by esbuild,
+// htmx and Chart.js copied from node_modules (never a CDN), and Tailwind compiled from
+// src/input.css. Runs offline after `npm ci`.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "dist");
@@ -16,11 +18,21 @@ mkdirSync(join(dist, "vendor"), { recursive: true });
 
 const copies = [
   [join(here, "src", "index.html"), join(dist, "index.html")],
-  [join(here, "src", "app.js"), join(dist, "app.js")],
   [join(pkgDir("htmx.org"), "dist", "htmx.min.js"), join(dist, "vendor", "htmx.min.js")],
   [join(pkgDir("chart.js"), "dist", "chart.umd.min.js"), join(dist, "vendor", "chart.umd.min.js")],
 ];
 for (const [from, to] of copies) copyFileSync(from, to);
+
+await build({
+  entryPoints: [join(here, "src", "app.js")],
+  outfile: join(dist, "app.js"),
+  bundle: false,
+  minify: true,
+  // ES2020, as the tracker: Chrome/Edge 80, Firefox 74, Safari 13.1 (htmx 2 needs as much).
+  target: "es2020",
+  legalComments: "none",
+  logLevel: "warning",
+});
 
 const tailwind = spawnSync(
   process.execPath,
@@ -38,5 +50,8 @@ if (tailwind.status !== 0) process.exit(tailwind.status ?? 1);
 
 for (const file of ["index.html", "app.js", "app.css", "vendor/htmx.min.js", "vendor/chart.umd.min.js"]) {
   const path = join(dist, file);
-  console.log(`${relative(process.cwd(), path)}: ${statSync(path).size} bytes`);
+  const bytes = readFileSync(path);
+  console.log(
+    `${relative(process.cwd(), path)}: ${bytes.length} bytes, ${gzipSync(bytes).length} gzip`,
+  );
 }

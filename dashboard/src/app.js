@@ -1,88 +1,501 @@
 /*
- * Dashboard shell. Before htmx polls the realtime card this:
- *   1. takes an API key from the URL fragment (#key=…) into sessionStorage and out of the address
- *      bar and history (a fragment never reaches a server or a Referer header);
- *   2. resolves the site: ?site=DOMAIN, else the first of GET /api/v1/sites/public;
- *   3. points #realtime at /api/realtime/card?site_id=DOMAIN and hands it to htmx.
- * The key rides on every htmx request as "Authorization: Bearer KEY" (htmx:configRequest).
+ * The dashboard shell: one static page whose views are picked by the URL, whose cards are HTML
+ * fragments the query API renders (one route per card) and htmx swaps in.
  *
- * A strict CSP (script-src 'self') applies: no inline scripts, no eval, and server text goes into
- * the page through textContent only, never innerHTML.
+ *   /                                   the sites list, with current visitors per site
+ *   /?view=login                        sign-in (the admin password)
+ *   /?view=settings[&site=D]            sites, goals, read keys, shared links (admin JSON API)
+ *   /?site=D[&period=…][&date=…][&from=…&to=…][&filters=…][&metric=…]
+ *                                       a site's dashboard; period=realtime (the default) is the
+ *                                       realtime view, every other period the stats cards
+ *   …&auth=TOKEN                        the same, read-only, through a shared link
  *
- * Charts: a card fragment may hold <canvas data-chart='{"type":…,"data":…,"options":…}'> inside a
- * sized box (e.g. <div class="relative h-40">); it is drawn after each swap and destroyed before the
- * next one. JSON cannot carry functions, so no callbacks in chart options.
+ * The URL is the state: every change is a pushState, and popstate re-renders from the URL, so a
+ * dashboard can be shared and the back button works.
+ *
+ * Credentials: a read key in the fragment (#key=…) is moved into sessionStorage (scoped to the
+ * ?site= it came with) and out of the address bar, then rides on card requests as
+ * "Authorization: Bearer KEY". A shared link's token stays in the URL (as Plausible's) and goes
+ * on every card request as ?auth=. The admin's session is an HttpOnly cookie; changes send the
+ * CSRF token from /api/auth/me in X-CSRF-Token, and never a Bearer key (the admin API refuses one).
+ *
+ * A strict CSP applies (script-src 'self', style-src 'self'): no inline scripts or handlers, no
+ * style attributes, no eval; text from the server or the URL goes into the page through
+ * textContent only. Card HTML comes from the server's autoescaping templates.
+ *
+ * Charts: a fragment may hold <canvas data-chart='{"type":…,"data":…,"options":…}'> inside a sized
+ * box; it is drawn after each swap (Chart.js is loaded on first use) and destroyed before the next.
  */
 (() => {
   "use strict";
 
-  const KEY_STORAGE = "liveinsight.key";
-  const SITES_URL = "/api/v1/sites/public";
-  const CARD_URL = "/api/realtime/card";
+  const $ = (id) => document.getElementById(id);
+  const KEYS_STORAGE = "liveinsight.keys";
+  // Not a credential (the session is an HttpOnly cookie): a hint that asking /api/auth/me is
+  // worth it, so that visitors who never signed in see no 401 in their console.
+  const SIGNED_IN_HINT = "liveinsight.signed-in";
+  const DEFAULT_PERIOD = "realtime";
+  const DEFAULT_METRIC = "visitors";
+  const LIVE_POLL_MS = 10000;
+  const STALE_SECONDS = 30;
 
-  const card = document.getElementById("realtime");
-  const siteName = document.getElementById("site-name");
-  const status = document.getElementById("status");
+  const PERIODS = {
+    realtime: "Realtime",
+    day: "Today",
+    yesterday: "Yesterday",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    month: "This month",
+    "6mo": "Last 6 months",
+    "12mo": "Last 12 months",
+    year: "This year",
+    custom: "Custom range",
+  };
+  const METRICS = {
+    visitors: "Unique visitors",
+    visits: "Total visits",
+    pageviews: "Total pageviews",
+    views_per_visit: "Views per visit",
+    bounce_rate: "Bounce rate",
+    visit_duration: "Visit duration",
+  };
+  const PROPERTIES = {
+    source: "Source",
+    referrer: "Referrer",
+    utm_source: "UTM source",
+    utm_medium: "UTM medium",
+    utm_campaign: "UTM campaign",
+    utm_content: "UTM content",
+    utm_term: "UTM term",
+    page: "Page",
+    entry_page: "Entry page",
+    exit_page: "Exit page",
+    hostname: "Hostname",
+    country: "Country",
+    region: "Region",
+    city: "City",
+    browser: "Browser",
+    browser_version: "Browser version",
+    os: "Operating system",
+    os_version: "OS version",
+    device: "Screen size",
+    goal: "Goal",
+    name: "Event",
+  };
 
+  // ---- state: the URL ------------------------------------------------------------------------
+
+  let state = readState();
+  let session = null; // {csrf} once /api/auth/me says the admin is signed in
+  const keys = loadKeys();
+  const tabs = {}; // card name → the property its selected tab shows
+  let chosenPropKey = null; // the custom prop key shown under the Properties tab
+  const siteToday = new Map(); // site → its "today" (YYYY-MM-DD), in its own time zone
+  let clockSkew = 0; // this browser's clock minus the server's, when they disagree by > 2 s
+
+  function readState() {
+    const q = new URLSearchParams(location.search);
+    const site = q.get("site");
+    const auth = q.get("auth");
+    let view = q.get("view") || (site ? "site" : "sites");
+    if (!["sites", "site", "login", "settings"].includes(view)) view = site ? "site" : "sites";
+    if (auth && site) view = "site"; // a shared link opens its dashboard and nothing else
+    return {
+      view,
+      site,
+      auth,
+      period: q.get("period") || DEFAULT_PERIOD,
+      date: q.get("date"),
+      from: q.get("from"),
+      to: q.get("to"),
+      filters: q.get("filters") || "",
+      metric: q.get("metric") in METRICS ? q.get("metric") : DEFAULT_METRIC,
+    };
+  }
+
+  function urlFor(s) {
+    const q = new URLSearchParams();
+    if (s.view === "login" || s.view === "settings") q.set("view", s.view);
+    if (s.site) q.set("site", s.site);
+    if (s.view === "site") {
+      if (s.period !== DEFAULT_PERIOD) q.set("period", s.period);
+      if (s.period === "custom") {
+        if (s.from) q.set("from", s.from);
+        if (s.to) q.set("to", s.to);
+      } else if (s.date) {
+        q.set("date", s.date);
+      }
+      if (s.filters) q.set("filters", s.filters);
+      if (s.metric !== DEFAULT_METRIC) q.set("metric", s.metric);
+    }
+    if (s.auth) q.set("auth", s.auth);
+    const query = q.toString();
+    return `/${query ? `?${query}` : ""}`;
+  }
+
+  function navigate(changes, { replace = false } = {}) {
+    const next = { ...state, ...changes };
+    const url = urlFor(next);
+    if (url !== location.pathname + location.search) {
+      history[replace ? "replaceState" : "pushState"](null, "", url);
+    }
+    apply(readState());
+  }
+
+  /** Everything that changes what the stats cards show (not the graphed metric). */
+  function dataKey(s) {
+    return [s.site, s.auth, s.period, s.date, s.from, s.to, s.filters].join("\n");
+  }
+
+  // ---- credentials and requests ----------------------------------------------------------------
+
+  function loadKeys() {
+    try {
+      const stored = JSON.parse(sessionStorage.getItem(KEYS_STORAGE) || "{}");
+      return stored && typeof stored === "object" ? stored : {};
+    } catch {
+      return {};
+    }
+  }
+
+  /** #key=… → sessionStorage, scoped to the ?site= it came with; out of the address bar. */
   function takeKey() {
     const fragment = new URLSearchParams(location.hash.slice(1));
-    const fromUrl = fragment.get("key");
-    if (fromUrl) {
-      fragment.delete("key");
-      const rest = fragment.toString();
-      history.replaceState(history.state, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
-      try {
-        sessionStorage.setItem(KEY_STORAGE, fromUrl);
-      } catch {
-        // Storage blocked: the key still works for this page view.
-      }
-      return fromUrl;
-    }
+    const key = fragment.get("key");
+    if (!key) return;
+    fragment.delete("key");
+    const rest = fragment.toString();
+    history.replaceState(history.state, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+    keys[new URLSearchParams(location.search).get("site") || "*"] = key;
     try {
-      return sessionStorage.getItem(KEY_STORAGE);
+      sessionStorage.setItem(KEYS_STORAGE, JSON.stringify(keys));
+    } catch {
+      // Storage blocked: the key still works for this page view.
+    }
+  }
+
+  function bearer(s = state) {
+    if (s.auth || !s.site) return null; // a shared link's token is the credential then
+    return keys[s.site] || keys["*"] || null;
+  }
+
+  function readHeaders(s = state) {
+    const key = bearer(s);
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  }
+
+  /** site_id (+ the shared link's token): what every read of the site needs. */
+  function siteParams(s = state) {
+    const q = new URLSearchParams({ site_id: s.site });
+    if (s.auth) q.set("auth", s.auth);
+    return q;
+  }
+
+  /** The stats parameters of /api/stats and the cards, for the current period and filters. */
+  function statsParams(s = state) {
+    const q = siteParams(s);
+    q.set("period", s.period);
+    if (s.period === "custom") {
+      q.set("from", s.from || "");
+      q.set("to", s.to || "");
+    } else if (s.date) {
+      q.set("date", s.date);
+    }
+    if (s.filters) q.set("filters", s.filters);
+    return q;
+  }
+
+  async function errorText(response) {
+    try {
+      const body = await response.json();
+      if (body && typeof body.error === "string") return body.error;
+      if (body && typeof body.detail === "string") return body.detail;
+    } catch {
+      // not JSON
+    }
+    return `The server answered ${response.status}.`;
+  }
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  /** The admin JSON API: the session cookie, the CSRF token on changes, never a Bearer key. */
+  async function admin(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET" && session) headers["X-CSRF-Token"] = session.csrf;
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (!response.ok) {
+      if (response.status === 401) setSession(null);
+      throw new ApiError(response.status, await errorText(response));
+    }
+    return response.json();
+  }
+
+  function hint(on) {
+    try {
+      if (on) localStorage.setItem(SIGNED_IN_HINT, "1");
+      else localStorage.removeItem(SIGNED_IN_HINT);
+    } catch {
+      // storage blocked: /api/auth/me is then asked only on the settings view
+    }
+  }
+
+  function hinted() {
+    try {
+      return localStorage.getItem(SIGNED_IN_HINT) === "1";
+    } catch {
+      return false;
+    }
+  }
+
+  async function fetchSession() {
+    try {
+      const response = await fetch("/api/auth/me", { credentials: "same-origin" });
+      if (!response.ok) return null;
+      const body = await response.json();
+      return body && body.signed_in ? { csrf: body.csrf_token } : null;
     } catch {
       return null;
     }
   }
 
-  async function resolveSite(headers) {
-    const wanted = new URLSearchParams(location.search).get("site");
-    if (wanted) return wanted;
-    const response = await fetch(SITES_URL, { headers, credentials: "same-origin" });
-    if (!response.ok) throw new Error(`GET ${SITES_URL} answered ${response.status}`);
-    const body = await response.json();
-    const first = body && Array.isArray(body.sites) ? body.sites[0] : null;
-    return first && typeof first.domain === "string" ? first.domain : null;
+  /** Fetch a download with the page's credentials, then save the blob under the server's name. */
+  async function download(url, button) {
+    if (button) button.disabled = true;
+    try {
+      const response = await fetch(url, { headers: readHeaders(), credentials: "same-origin" });
+      if (!response.ok) {
+        setStatus(`Download failed: ${await errorText(response)}`, "warn");
+        return;
+      }
+      const blob = await response.blob();
+      const disposition = response.headers.get("content-disposition") || "";
+      const match = /filename="?([^";]+)"?/.exec(disposition);
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = match ? match[1] : "liveinsight-export";
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    } catch {
+      setStatus("Download failed: cannot reach the server.", "warn");
+    } finally {
+      if (button) button.disabled = false;
+    }
   }
 
-  function setStatus(text, tone) {
+  // ---- page-wide helpers -----------------------------------------------------------------------
+
+  let statusFrom = null;
+
+  function setStatus(text, tone, source = null) {
+    const status = $("status");
     status.textContent = text;
-    status.className = `min-h-5 text-sm ${tone === "warn" ? "text-amber-700" : "text-gray-500"}`;
+    status.className = `mb-4 text-sm empty:mb-0 ${tone === "warn" ? "text-amber-700" : "text-gray-500"}`;
+    statusFrom = text ? source : null;
   }
 
-  function showMessage(...parts) {
-    const p = document.createElement("p");
-    p.className = "text-sm text-gray-600";
-    p.append(...parts);
-    card.replaceChildren(p);
+  function clearStatusFrom(source) {
+    if (statusFrom === source) setStatus("");
   }
 
-  function code(text) {
-    const el = document.createElement("code");
-    el.className = "rounded bg-gray-100 px-1.5 py-0.5 font-mono text-[0.8125rem] text-gray-800";
-    el.textContent = text;
-    return el;
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function message(text, ...extra) {
+    const p = el("p", "py-6 text-center text-sm text-gray-500", text);
+    p.append(...extra);
+    return p;
+  }
+
+  function navLink(href, text) {
+    const a = el("a", "font-medium text-indigo-700 underline", text);
+    a.href = href;
+    a.dataset.nav = "";
+    return a;
+  }
+
+  function formatDay(iso) {
+    const [y, m, d] = iso.split("-").map(Number);
+    return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString("en-GB", {
+      day: "numeric",
+      month: "short",
+      year: "numeric",
+      timeZone: "UTC",
+    });
+  }
+
+  function shiftDay(iso, days) {
+    const [y, m, d] = iso.split("-").map(Number);
+    return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
+  }
+
+  // ---- htmx: loading cards ---------------------------------------------------------------------
+
+  /** Point a card at a URL and (re)load it; a changed URL re-initialises the element in htmx. */
+  function load(element, url) {
+    if (element.getAttribute("hx-get") !== url) {
+      element.setAttribute("hx-get", url);
+      window.htmx.process(element);
+    }
+    window.htmx.trigger(element, "refresh");
+  }
+
+  function isPolled(element) {
+    return element.hasAttribute("data-poll");
+  }
+
+  function cardError(xhr) {
+    const status = xhr ? xhr.status : 0;
+    if (status === 401 || status === 403) {
+      if (state.auth) return message("This shared link is not valid any more.");
+      return message(
+        "This site's stats need a read key (open the dashboard with #key=YOUR_KEY) or ",
+        navLink("/?view=login", "signing in"),
+        ".",
+      );
+    }
+    if (!status) return message("Cannot reach the server. It is retried on the next change.");
+    let text = `The server answered ${status}.`;
+    try {
+      const body = JSON.parse(xhr.responseText);
+      if (body && typeof body.error === "string") text = body.error;
+      else if (status === 404) text = "This card is not available on this server yet.";
+    } catch {
+      // keep the generic text
+    }
+    const p = message(text);
+    p.dataset.error = String(status);
+    return p;
+  }
+
+  function listenToHtmx() {
+    document.addEventListener("htmx:configRequest", (event) => {
+      const key = bearer();
+      if (key) event.detail.headers.Authorization = `Bearer ${key}`;
+    });
+    document.addEventListener("htmx:beforeRequest", (event) => {
+      const element = event.detail.elt;
+      // Polling a hidden tab or a view nobody looks at costs reads and Lambda calls for nobody;
+      // the refresh on becoming visible again catches up at once.
+      if (isPolled(element) && (document.hidden || element.closest("[hidden]"))) {
+        event.preventDefault();
+        return;
+      }
+      if (!isPolled(element)) element.setAttribute("aria-busy", "true");
+    });
+    document.addEventListener("htmx:afterRequest", (event) => {
+      const { elt: element, xhr, successful } = event.detail;
+      element.removeAttribute("aria-busy");
+      if (element.id === "realtime" && xhr) {
+        const served = Date.parse(xhr.getResponseHeader("Date") || "");
+        if (!Number.isNaN(served)) {
+          const skew = Date.now() - served;
+          clockSkew = Math.abs(skew) > 2000 ? skew : 0;
+        }
+      }
+      if (successful) clearStatusFrom(element.id || "card");
+    });
+    document.addEventListener("htmx:responseError", (event) => showCardError(event));
+    document.addEventListener("htmx:sendError", (event) => showCardError(event));
+    document.addEventListener("htmx:beforeSwap", (event) => destroyCharts(event.detail.target));
+    document.addEventListener("htmx:afterSwap", (event) => afterSwap(event.detail.target));
+  }
+
+  function showCardError(event) {
+    const { elt: element, xhr } = event.detail;
+    element.removeAttribute("aria-busy");
+    const shown = cardError(xhr);
+    // A polled card keeps its last numbers and says what went wrong above them.
+    if (isPolled(element) && element.dataset.loaded) {
+      setStatus(`${shown.textContent} Showing the last numbers received.`, "warn", element.id);
+      return;
+    }
+    destroyCharts(element);
+    element.replaceChildren(shown);
+  }
+
+  function afterSwap(target) {
+    target.dataset.loaded = "1";
+    drawCharts(target);
+    if (target.id === "realtime") {
+      const current = target.querySelector("[data-testid=current-visitors]");
+      if (current) setLive(current.textContent.trim());
+      tickAsOf();
+    } else if (target.id === "metrics") {
+      const group = target.querySelector("[aria-label^='Metrics for']");
+      const match = group && /(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})/.exec(group.getAttribute("aria-label"));
+      if (match) {
+        const [, first, last] = match;
+        $("range-text").textContent = first === last ? formatDay(first) : `${formatDay(first)} – ${formatDay(last)}`;
+        if (state.period === "day" && !state.date) siteToday.set(state.site, first);
+        rememberRange(first, last);
+      }
+      markTiles();
+    } else if (target.matches("[data-card=goals] [data-panel]") && tabs.goals === "props") {
+      const keysShown = [...target.querySelectorAll("button[data-prop-key]")].map((b) => b.dataset.propKey);
+      if (chosenPropKey && !keysShown.includes(chosenPropKey)) chosenPropKey = null;
+      if (!chosenPropKey && keysShown.length) chosenPropKey = keysShown[0];
+      loadPropValues();
+    }
+  }
+
+  // ---- charts ------------------------------------------------------------------------------------
+
+  // Chart.js (200 kB) is fetched only when a view has a chart: the realtime view and the sites
+  // list never need it, and the period view asks for it beside its first card requests.
+  let chartLoader = null;
+
+  function chartLibrary() {
+    if (window.Chart) return Promise.resolve(window.Chart);
+    if (!chartLoader) {
+      chartLoader = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = "/vendor/chart.umd.min.js";
+        script.addEventListener("load", () => {
+          configureCharts();
+          resolve(window.Chart);
+        });
+        script.addEventListener("error", () => {
+          chartLoader = null;
+          reject(new Error("Chart.js did not load"));
+        });
+        document.head.append(script);
+      });
+    }
+    return chartLoader;
   }
 
   function drawCharts(root) {
-    if (!window.Chart || !root.querySelectorAll) return;
-    for (const canvas of root.querySelectorAll("canvas[data-chart]")) {
-      try {
-        new window.Chart(canvas, JSON.parse(canvas.dataset.chart));
-      } catch (error) {
-        console.error("chart", error);
-      }
-    }
+    if (!root.querySelectorAll || !root.querySelector("canvas[data-chart]")) return;
+    chartLibrary().then(
+      (Chart) => {
+        for (const canvas of root.querySelectorAll("canvas[data-chart]")) {
+          if (!canvas.isConnected || Chart.getChart(canvas)) continue;
+          try {
+            new Chart(canvas, JSON.parse(canvas.dataset.chart));
+          } catch (error) {
+            console.error("chart", error);
+          }
+        }
+      },
+      (error) => console.error(error),
+    );
   }
 
   function destroyCharts(root) {
@@ -96,8 +509,7 @@
   function configureCharts() {
     const Chart = window.Chart;
     if (!Chart) return;
-    // The card is replaced every 2 s: animating each redraw would make it flicker.
-    Chart.defaults.animation = false;
+    Chart.defaults.animation = false; // numbers, not motion; and no redraw flicker on refresh
     Chart.defaults.maintainAspectRatio = false;
     Chart.defaults.color = "#6b7280"; // gray-500
     Chart.defaults.scale.grid.color = "#f3f4f6"; // gray-100
@@ -107,67 +519,836 @@
     Chart.defaults.elements.line.backgroundColor = "rgba(79, 70, 229, 0.08)";
     Chart.defaults.elements.line.tension = 0.3;
     Chart.defaults.elements.point.radius = 0;
+    Chart.defaults.elements.point.hoverRadius = 4;
+    Chart.defaults.interaction.mode = "index";
+    Chart.defaults.interaction.intersect = false;
     Chart.defaults.font.family =
       'ui-sans-serif, system-ui, sans-serif, "Apple Color Emoji", "Segoe UI Emoji"';
     Chart.defaults.plugins.legend.display = false;
+    Chart.defaults.plugins.colors.enabled = false; // its palette would override the colours above
   }
 
-  function listen(key) {
-    document.addEventListener("htmx:configRequest", (event) => {
-      if (key) event.detail.headers.Authorization = `Bearer ${key}`;
-    });
-    // Polling a hidden tab costs reads and Lambda calls for nobody; the next tick after the tab
-    // is shown again refreshes the card.
-    document.addEventListener("htmx:beforeRequest", (event) => {
-      if (document.hidden && event.detail.elt === card) event.preventDefault();
-    });
-    document.addEventListener("htmx:afterRequest", (event) => {
-      if (event.detail.elt !== card) return;
-      if (event.detail.successful) {
-        setStatus("");
+  // ---- views -------------------------------------------------------------------------------------
+
+  const HEADINGS = { sites: "sites-title", site: "site-title", login: "login-title", settings: "settings-title" };
+
+  function apply(next, { initial = false } = {}) {
+    const previous = initial ? null : state;
+    state = next;
+    if (state.view === "site" && !state.site) state.view = "sites";
+    for (const section of document.querySelectorAll("[data-view]")) {
+      section.hidden = section.dataset.view !== state.view;
+    }
+    updateNav();
+    if (state.view === "sites") showSites();
+    else if (state.view === "login") showLogin();
+    else if (state.view === "settings") showSettings();
+    else showSite(previous);
+    document.title =
+      state.view === "site"
+        ? `${state.site} · ${periodLabel()} · LiveInsight`
+        : `${{ sites: "Sites", login: "Sign in", settings: "Settings" }[state.view]} · LiveInsight`;
+    // Moving between views moves focus to the new view's heading, for keyboards and readers.
+    if (previous && previous.view !== state.view) $(HEADINGS[state.view]).focus({ preventScroll: false });
+  }
+
+  function updateNav() {
+    const shared = Boolean(state.auth);
+    $("nav-sites").hidden = shared;
+    $("nav-shared").hidden = !shared;
+    $("nav-settings").hidden = shared || !session;
+    $("nav-signout").hidden = shared || !session;
+    $("nav-signin").hidden = shared || Boolean(session) || state.view === "login";
+    for (const element of document.querySelectorAll("[data-admin-only]")) element.hidden = shared || !session;
+    const settings = { view: "settings", site: state.site, auth: null };
+    for (const link of document.querySelectorAll("[data-settings-link]")) link.href = urlFor(settings);
+    $("home").href = shared ? urlFor({ ...state, period: DEFAULT_PERIOD, date: null, from: null, to: null, filters: "" }) : "/";
+  }
+
+  function setSession(value) {
+    session = value;
+    hint(Boolean(value));
+    updateNav();
+  }
+
+  // ---- sites list --------------------------------------------------------------------------------
+
+  function showSites() {
+    load($("sites-card"), "/api/cards/sites");
+  }
+
+  // ---- sign-in -----------------------------------------------------------------------------------
+
+  function showLogin() {
+    $("login-error").textContent = "";
+    $("password").value = "";
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const error = $("login-error");
+    error.textContent = "";
+    const button = event.submitter;
+    if (button) button.disabled = true;
+    try {
+      const response = await fetch("/api/auth/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ password: $("password").value }),
+        credentials: "same-origin",
+      });
+      if (response.status === 429) {
+        const wait = Number(response.headers.get("Retry-After")) || 60;
+        error.textContent = `Too many failed sign-ins. Try again in ${Math.ceil(wait / 60)} min.`;
         return;
       }
-      const xhr = event.detail.xhr;
-      if (xhr && (xhr.status === 401 || xhr.status === 403)) {
-        setStatus("This site's stats need a key: open the dashboard with #key=YOUR_KEY in the URL.", "warn");
-      } else if (xhr && xhr.status) {
-        setStatus(`The server answered ${xhr.status}; retrying every 2 s.`, "warn");
-      } else {
-        setStatus("Cannot reach the server; retrying every 2 s.", "warn");
+      if (!response.ok) {
+        error.textContent = response.status === 401 ? "Wrong password." : await errorText(response);
+        return;
       }
-    });
-    document.addEventListener("htmx:beforeSwap", (event) => destroyCharts(event.detail.target));
-    document.addEventListener("htmx:afterSwap", (event) => drawCharts(event.detail.target));
+      const body = await response.json();
+      setSession({ csrf: body.csrf_token });
+      navigate({ view: "sites", site: null });
+    } catch {
+      error.textContent = "Cannot reach the server.";
+    } finally {
+      if (button) button.disabled = false;
+    }
   }
 
-  function start(site) {
-    if (!site) {
-      showMessage("No site yet — run ", code("liveinsight site add DOMAIN"));
+  async function signOut() {
+    try {
+      await fetch("/api/auth/logout", {
+        method: "POST",
+        headers: session ? { "X-CSRF-Token": session.csrf } : {},
+        credentials: "same-origin",
+      });
+    } catch {
+      // The cookie expires on its own; the page forgets the session either way.
+    }
+    setSession(null);
+    navigate({ view: "sites", site: null });
+  }
+
+  // ---- a site's dashboard ---------------------------------------------------------------------------
+
+  function periodLabel(s = state) {
+    if (s.period === "custom" && s.from && s.to) return `${s.from} to ${s.to}`;
+    if (s.period === "day" && s.date) {
+      const today = siteToday.get(s.site);
+      if (today && s.date === today) return PERIODS.day;
+      if (today && s.date === shiftDay(today, -1)) return PERIODS.yesterday;
+      return formatDay(s.date);
+    }
+    const label = PERIODS[s.period] || s.period;
+    return s.date ? `${label} to ${s.date}` : label;
+  }
+
+  function showSite(previous) {
+    $("site-title").textContent = state.site;
+    const realtime = state.period === "realtime";
+    $("realtime-panel").hidden = !realtime;
+    $("period-panels").hidden = realtime;
+    for (const element of document.querySelectorAll("[data-period-only]")) element.hidden = realtime;
+    $("live-badge").href = urlFor({ ...state, period: "realtime", date: null, from: null, to: null });
+    syncPicker();
+    renderChips();
+    $("graph-title").textContent = METRICS[state.metric];
+
+    const sameData = previous && previous.view === "site" && dataKey(previous) === dataKey(state);
+    if (realtime) {
+      if (!sameData) load($("realtime"), `/api/realtime/card?${siteParams()}`);
       return;
     }
-    siteName.textContent = site;
-    document.title = `${site} · LiveInsight`;
-    card.setAttribute("hx-get", `${CARD_URL}?site_id=${encodeURIComponent(site)}`);
-    card.removeAttribute("hx-disable");
-    window.htmx.process(card);
+    if (!previous || previous.site !== state.site || previous.auth !== state.auth) pollLive();
+    chartLibrary().catch(() => {}); // in parallel with the cards; the graph draws once both are in
+    if (sameData) {
+      if (previous.metric !== state.metric) {
+        markTiles();
+        loadGraph();
+      }
+      return;
+    }
+    if (!previous || previous.period !== state.period || previous.date !== state.date) $("range-text").textContent = "";
+    load($("metrics"), `/api/cards/metrics?${statsParams()}&metric=${encodeURIComponent(state.metric)}`);
+    loadGraph();
+    for (const card of document.querySelectorAll("[data-card]")) loadCard(card);
   }
 
-  // htmx initialises on DOMContentLoaded (it reads its <meta> config then); this deferred script
-  // runs just before that, so the card is handed over only once htmx is ready.
+  function loadGraph() {
+    load($("graph"), `/api/cards/graph?${statsParams()}&metric=${encodeURIComponent(state.metric)}`);
+  }
+
+  function markTiles() {
+    for (const tile of $("metrics").querySelectorAll("button[data-metric]")) {
+      tile.setAttribute("aria-pressed", String(tile.dataset.metric === state.metric));
+    }
+  }
+
+  function cardProperty(card) {
+    return tabs[card.dataset.card] || card.querySelector("[role=tab]").dataset.property;
+  }
+
+  function loadCard(card) {
+    const property = cardProperty(card);
+    for (const tab of card.querySelectorAll("[role=tab]")) {
+      const selected = tab.dataset.property === property;
+      tab.setAttribute("aria-selected", String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+      if (selected) card.querySelector("[data-panel]").setAttribute("aria-labelledby", tab.id);
+    }
+    const panel = card.querySelector("[data-panel]");
+    const csv = card.querySelector("[data-csv]");
+    if (property === "props") {
+      load(panel, `/api/cards/props?${statsParams()}`);
+      csv.disabled = !chosenPropKey;
+      return;
+    }
+    if (card.dataset.card === "goals") $("prop-values").hidden = true;
+    csv.disabled = false;
+    load(panel, `/api/cards/breakdown?${statsParams()}&property=${encodeURIComponent(property)}&limit=10`);
+  }
+
+  function loadPropValues() {
+    const values = $("prop-values");
+    const csv = document.querySelector("[data-card=goals] [data-csv]");
+    for (const button of document.querySelectorAll("[data-card=goals] button[data-prop-key]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.propKey === chosenPropKey));
+    }
+    csv.disabled = !chosenPropKey;
+    values.hidden = !chosenPropKey;
+    if (!chosenPropKey) return;
+    const property = encodeURIComponent(`prop:${chosenPropKey}`);
+    load(values, `/api/cards/breakdown?${statsParams()}&property=${property}&limit=10`);
+  }
+
+  function selectTab(tab) {
+    const card = tab.closest("[data-card]");
+    tabs[card.dataset.card] = tab.dataset.property;
+    loadCard(card);
+  }
+
+  function onTabKey(event) {
+    const tab = event.target.closest("[role=tab]");
+    if (!tab) return;
+    const all = [...tab.parentElement.querySelectorAll("[role=tab]")];
+    const index = all.indexOf(tab);
+    const next = {
+      ArrowRight: all[(index + 1) % all.length],
+      ArrowLeft: all[(index - 1 + all.length) % all.length],
+      Home: all[0],
+      End: all[all.length - 1],
+    }[event.key];
+    if (!next) return;
+    event.preventDefault();
+    next.focus();
+    selectTab(next);
+  }
+
+  function csvFor(card) {
+    let property = cardProperty(card);
+    if (property === "props") {
+      if (!chosenPropKey) return;
+      property = `prop:${chosenPropKey}`;
+    }
+    const button = card.querySelector("[data-csv]");
+    download(`/api/cards/breakdown.csv?${statsParams()}&property=${encodeURIComponent(property)}`, button);
+  }
+
+  // ---- the live badge and the realtime card's "as of" ----------------------------------------------
+
+  function setLive(text) {
+    const count = $("live-count");
+    if (count.textContent === text) return; // the region is aria-live: speak only on change
+    count.textContent = text;
+    $("live-label").textContent = text === "1" ? "current visitor" : "current visitors";
+    $("live-ping").classList.toggle("motion-safe:animate-ping", text !== "0" && text !== "–");
+  }
+
+  let liveTimer = null;
+
+  /** Outside realtime, the badge reads the bare number (Plausible's realtime endpoint). */
+  async function pollLive() {
+    clearTimeout(liveTimer);
+    const watching = state.view === "site" && state.period !== "realtime";
+    if (!watching) return;
+    liveTimer = setTimeout(pollLive, LIVE_POLL_MS);
+    if (document.hidden) return;
+    try {
+      const site = state.site;
+      const response = await fetch(`/api/v1/stats/realtime/visitors?${siteParams()}`, {
+        headers: readHeaders(),
+        credentials: "same-origin",
+      });
+      if (response.ok && site === state.site) setLive(String(await response.json()));
+    } catch {
+      // the next tick retries
+    }
+  }
+
+  function tickAsOf() {
+    for (const line of document.querySelectorAll("#realtime [data-as-of]")) {
+      const asOf = Number(line.dataset.asOf);
+      if (!Number.isFinite(asOf)) continue;
+      let age = line.querySelector("[data-age]");
+      if (!age) {
+        age = el("span");
+        age.dataset.age = "";
+        age.dataset.testid = "as-of-age";
+        line.append(" · ", age);
+      }
+      const seconds = Math.max(0, Math.round((Date.now() - clockSkew - asOf) / 1000));
+      age.textContent = `${seconds} s ago`;
+      age.classList.toggle("stale", seconds > STALE_SECONDS);
+    }
+  }
+
+  // ---- the period picker ---------------------------------------------------------------------------
+
+  let shownRange = null; // the resolved first and last day of what the cards show
+
+  function rememberRange(first, last) {
+    shownRange = { first, last };
+  }
+
+  function pickerValue() {
+    if (state.period === "day" && state.date) {
+      const today = siteToday.get(state.site);
+      if (today && state.date === today) return "day";
+      if (today && state.date === shiftDay(today, -1)) return "yesterday";
+      return "other";
+    }
+    if (state.period in PERIODS && (!state.date || state.period === "custom")) return state.period;
+    return "other";
+  }
+
+  function syncPicker() {
+    const select = $("period");
+    let other = select.querySelector("option[value=other]");
+    const value = pickerValue();
+    if (value === "other" || value === "year") {
+      if (!other) {
+        other = el("option");
+        other.value = "other";
+        select.append(other);
+      }
+      other.textContent = periodLabel();
+      select.value = "other";
+    } else {
+      if (other) other.remove();
+      select.value = value;
+    }
+    const custom = state.period === "custom";
+    $("custom-range").hidden = !custom;
+    if (custom) {
+      $("range-from").value = state.from || "";
+      $("range-to").value = state.to || "";
+    }
+    $("range-error").textContent = "";
+    // A day given by date whose label depends on the site's "today": learn it, then relabel.
+    if (state.view === "site" && state.period === "day" && state.date && !siteToday.has(state.site)) {
+      todayOf(state.site).then(() => state.period === "day" && syncPicker(), () => {});
+    }
+  }
+
+  /** The site's today, in its time zone: the day the stats API resolves period=day to. */
+  async function todayOf(site) {
+    if (siteToday.has(site)) return siteToday.get(site);
+    const q = siteParams({ ...state, site });
+    q.set("period", "day");
+    q.set("metrics", "visitors");
+    q.set("compare", "false");
+    const response = await fetch(`/api/stats/aggregate?${q}`, { headers: readHeaders(), credentials: "same-origin" });
+    if (!response.ok) throw new ApiError(response.status, await errorText(response));
+    const body = await response.json();
+    siteToday.set(site, body.range.first);
+    return body.range.first;
+  }
+
+  async function pickPeriod() {
+    const value = $("period").value;
+    const clear = { date: null, from: null, to: null };
+    if (value === "custom") {
+      $("custom-range").hidden = false;
+      const today = siteToday.get(state.site);
+      $("range-from").value = state.from || (shownRange && shownRange.first) || "";
+      $("range-to").value = state.to || (shownRange && shownRange.last) || today || "";
+      $("range-from").focus();
+      return;
+    }
+    if (value === "other") return;
+    if (value === "yesterday") {
+      try {
+        const today = await todayOf(state.site);
+        navigate({ period: "day", ...clear, date: shiftDay(today, -1) });
+      } catch (error) {
+        setStatus(`Cannot pick yesterday: ${error.message}`, "warn");
+        syncPicker();
+      }
+      return;
+    }
+    navigate({ period: value, ...clear });
+  }
+
+  function applyCustomRange(event) {
+    event.preventDefault();
+    const from = $("range-from").value;
+    const to = $("range-to").value;
+    if (!from || !to || to < from) {
+      $("range-error").textContent = "Pick a first day on or before the last day.";
+      return;
+    }
+    navigate({ period: "custom", date: null, from, to });
+  }
+
+  // ---- filters ------------------------------------------------------------------------------------
+
+  /** `a;b` → [a, b]; a value may carry `\;` and `\|` (the filter syntax's escapes). */
+  function splitFilters(raw) {
+    return raw ? raw.split(/(?<!\\);/).filter((part) => part.trim()) : [];
+  }
+
+  function parseFilter(filter) {
+    const match = /^(.+?)(==|!=)(.*)$/s.exec(filter);
+    if (!match) return { property: filter, negated: false, values: [] };
+    const [, property, op, values] = match;
+    return {
+      property,
+      negated: op === "!=",
+      values: values.split(/(?<!\\)\|/).map((v) => v.replace(/\\([|;])/g, "$1")),
+    };
+  }
+
+  function propertyLabel(property) {
+    if (property.startsWith("event:props:")) return `Property ${property.slice(12)}`;
+    const short = property.replace(/^(visit|event):/, "");
+    return PROPERTIES[short] || short;
+  }
+
+  function describeFilter(filter) {
+    const { property, negated, values } = parseFilter(filter);
+    return `${propertyLabel(property)} ${negated ? "is not" : "is"} ${values.join(" or ")}`;
+  }
+
+  function addFilter(filter) {
+    const property = parseFilter(filter).property;
+    // One filter per property: a row of the same property replaces it (as Plausible does).
+    const kept = splitFilters(state.filters).filter((f) => parseFilter(f).property !== property);
+    navigate({ filters: [...kept, filter].join(";") });
+  }
+
+  function removeFilter(index) {
+    const kept = splitFilters(state.filters).filter((_, i) => i !== index);
+    navigate({ filters: kept.join(";") });
+  }
+
+  function renderChips() {
+    const filters = splitFilters(state.filters);
+    const list = $("filter-chips");
+    list.replaceChildren(
+      ...filters.map((filter, index) => {
+        const label = describeFilter(filter);
+        const chip = el("li", "chip");
+        chip.dataset.filterChip = filter;
+        chip.append(el("span", "truncate", label));
+        const remove = el("button");
+        remove.type = "button";
+        remove.dataset.removeFilter = String(index);
+        remove.setAttribute("aria-label", `Remove filter: ${label}`);
+        remove.title = "Remove filter";
+        const cross = el("span", "", "×");
+        cross.setAttribute("aria-hidden", "true");
+        remove.append(cross);
+        chip.append(remove);
+        return chip;
+      }),
+    );
+    $("filter-bar").hidden = filters.length === 0;
+    $("filter-note").hidden = state.period !== "realtime";
+  }
+
+  // ---- settings -------------------------------------------------------------------------------------
+
+  let sessionReady = Promise.resolve(null);
+  let settingsSite = null;
+
+  async function showSettings() {
+    const signedOut = $("settings-signed-out");
+    const body = $("settings-body");
+    session = session || (await sessionReady) || (await fetchSession());
+    setSession(session);
+    signedOut.hidden = Boolean(session);
+    body.hidden = !session;
+    if (!session || state.view !== "settings") return;
+    await refreshSites();
+  }
+
+  function guard(action) {
+    return async (...args) => {
+      try {
+        await action(...args);
+        clearStatusFrom("settings");
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) {
+          setStatus("Your session ended: sign in again.", "warn", "settings");
+          navigate({ view: "login" });
+          return;
+        }
+        setStatus(error.message || "Something went wrong.", "warn", "settings");
+      }
+    };
+  }
+
+  const refreshSites = guard(async () => {
+    const { sites } = await admin("GET", "/api/admin/sites");
+    renderSettingsSites(sites);
+    const select = $("settings-site");
+    select.replaceChildren(
+      ...sites.map((site) => {
+        const option = el("option", "", site.domain);
+        option.value = site.domain;
+        return option;
+      }),
+    );
+    const domains = sites.map((s) => s.domain);
+    settingsSite = domains.includes(state.site) ? state.site : domains[0] || null;
+    $("site-settings").hidden = !settingsSite;
+    if (!settingsSite) return;
+    select.value = settingsSite;
+    await loadSiteSettings(settingsSite);
+  });
+
+  function button(text, className, onClick) {
+    const b = el("button", className, text);
+    b.type = "button";
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  /** A destructive button asks once more on itself instead of in a dialog. */
+  function confirmButton(text, label, onConfirm) {
+    const b = button(text, "button-danger", async () => {
+      if (b.dataset.armed !== "1") {
+        b.dataset.armed = "1";
+        b.textContent = "Confirm";
+        b.setAttribute("aria-label", `Confirm: ${label}`);
+        setTimeout(() => {
+          b.dataset.armed = "";
+          b.textContent = text;
+          b.setAttribute("aria-label", label);
+        }, 5000);
+        return;
+      }
+      b.disabled = true;
+      await onConfirm();
+    });
+    b.setAttribute("aria-label", label);
+    return b;
+  }
+
+  function renderSettingsSites(sites) {
+    const list = $("settings-sites");
+    if (!sites.length) {
+      list.replaceChildren(el("li", "py-2 text-gray-500", "No sites yet: add the first one below."));
+      return;
+    }
+    list.replaceChildren(
+      ...sites.map((site) => {
+        const row = el("li", "settings-row");
+        row.dataset.siteRow = site.domain;
+        const name = el("div", "min-w-0");
+        const link = el("a", "font-medium text-gray-900 hover:underline", site.domain);
+        link.href = urlFor({ view: "site", site: site.domain, period: DEFAULT_PERIOD, filters: "", metric: DEFAULT_METRIC });
+        name.append(link, el("span", "ml-2 text-xs text-gray-500", site.tz));
+        const controls = el("div", "flex items-center gap-3");
+        const publicLabel = el("label", "flex items-center gap-1.5 text-xs text-gray-600");
+        const toggle = el("input", "h-4 w-4 rounded border-gray-300 text-indigo-600");
+        toggle.type = "checkbox";
+        toggle.checked = site.public;
+        toggle.addEventListener(
+          "change",
+          guard(async () => {
+            await admin("PATCH", `/api/admin/sites/${encodeURIComponent(site.domain)}`, { public: toggle.checked });
+            setStatus(`${site.domain} is now ${toggle.checked ? "public" : "private"}.`, "", "settings");
+          }),
+        );
+        publicLabel.append(toggle, "Public");
+        const remove = confirmButton(
+          "Remove",
+          `Remove ${site.domain}`,
+          guard(async () => {
+            await admin("DELETE", `/api/admin/sites/${encodeURIComponent(site.domain)}`);
+            setStatus(`${site.domain} removed (its stats are kept).`, "", "settings");
+            await refreshSites();
+          }),
+        );
+        controls.append(publicLabel, remove);
+        row.append(name, controls);
+        return row;
+      }),
+    );
+  }
+
+  async function loadSiteSettings(domain) {
+    const base = `/api/admin/sites/${encodeURIComponent(domain)}`;
+    const [site, goals, keyList, shares] = await Promise.all([
+      admin("GET", base),
+      admin("GET", `${base}/goals`),
+      admin("GET", `${base}/keys`),
+      admin("GET", `${base}/shares`),
+    ]);
+    if (domain !== settingsSite) return;
+    $("hostnames").value = site.hostnames.join(", ");
+    renderGoals(domain, goals.goals);
+    renderKeys(domain, keyList.keys);
+    renderShares(domain, shares.shares);
+  }
+
+  function created(epochSeconds) {
+    return new Date(epochSeconds * 1000).toISOString().slice(0, 10);
+  }
+
+  function renderGoals(domain, goals) {
+    const base = `/api/admin/sites/${encodeURIComponent(domain)}/goals`;
+    $("goals-list").replaceChildren(
+      ...(goals.length
+        ? goals.map((goal) => {
+            const row = el("li", "settings-row");
+            row.dataset.goal = goal;
+            row.append(
+              el("span", "min-w-0 break-all", goal),
+              confirmButton(
+                "Remove",
+                `Remove goal ${goal}`,
+                guard(async () => {
+                  const after = await admin("DELETE", `${base}?${new URLSearchParams({ goal })}`);
+                  renderGoals(domain, after.goals);
+                }),
+              ),
+            );
+            return row;
+          })
+        : [el("li", "py-2 text-gray-500", "No goals yet.")]),
+    );
+  }
+
+  function renderKeys(domain, list) {
+    const base = `/api/admin/sites/${encodeURIComponent(domain)}/keys`;
+    $("keys-list").replaceChildren(
+      ...(list.length
+        ? list.map((key) => {
+            const row = el("li", "settings-row");
+            row.dataset.keyId = key.id;
+            const text = el("span", "min-w-0");
+            text.append(el("code", "font-mono text-xs", key.id), el("span", "ml-2 text-xs text-gray-500", `created ${created(key.created_at)}`));
+            row.append(
+              text,
+              confirmButton(
+                "Revoke",
+                `Revoke key ${key.id}`,
+                guard(async () => {
+                  await admin("DELETE", `${base}/${encodeURIComponent(key.id)}`);
+                  $("new-key").hidden = true;
+                  renderKeys(domain, (await admin("GET", base)).keys);
+                  setStatus(`Key ${key.id} revoked.`, "", "settings");
+                }),
+              ),
+            );
+            return row;
+          })
+        : [el("li", "py-2 text-gray-500", "No keys.")]),
+    );
+  }
+
+  function renderShares(domain, list) {
+    const base = `/api/admin/sites/${encodeURIComponent(domain)}/shares`;
+    $("shares-list").replaceChildren(
+      ...(list.length
+        ? list.map((share) => {
+            const row = el("li", "settings-row");
+            row.dataset.shareId = share.id;
+            const text = el("span", "min-w-0");
+            text.append(
+              el("span", "font-medium", share.label || "(no label)"),
+              el("span", "ml-2 text-xs text-gray-500", `${share.id} · created ${created(share.created_at)}`),
+            );
+            row.append(
+              text,
+              confirmButton(
+                "Revoke",
+                `Revoke shared link ${share.label || share.id}`,
+                guard(async () => {
+                  await admin("DELETE", `${base}/${encodeURIComponent(share.id)}`);
+                  $("new-share").hidden = true;
+                  renderShares(domain, (await admin("GET", base)).shares);
+                }),
+              ),
+            );
+            return row;
+          })
+        : [el("li", "py-2 text-gray-500", "No shared links.")]),
+    );
+  }
+
+  function listenToSettings() {
+    $("settings-site").addEventListener("change", () => navigate({ site: $("settings-site").value }, { replace: true }));
+    $("add-site").addEventListener(
+      "submit",
+      guard(async (event) => {
+        event.preventDefault();
+        const result = await admin("POST", "/api/admin/sites", {
+          domain: $("new-domain").value.trim(),
+          tz: $("new-tz").value.trim() || "UTC",
+          public: $("new-public").checked,
+        });
+        $("created-site-key").textContent = result.key;
+        $("created-site-snippet").textContent = result.snippet;
+        $("created-site").hidden = false;
+        $("new-domain").value = "";
+        navigate({ site: result.site.domain }, { replace: true });
+      }),
+    );
+    $("add-goal").addEventListener(
+      "submit",
+      guard(async (event) => {
+        event.preventDefault();
+        const goal = $("new-goal").value.trim();
+        if (!goal || !settingsSite) return;
+        const after = await admin("POST", `/api/admin/sites/${encodeURIComponent(settingsSite)}/goals`, { goal });
+        $("new-goal").value = "";
+        renderGoals(settingsSite, after.goals);
+        setStatus(`Goal “${goal}” added.`, "", "settings");
+      }),
+    );
+    $("create-key").addEventListener(
+      "click",
+      guard(async () => {
+        if (!settingsSite) return;
+        const base = `/api/admin/sites/${encodeURIComponent(settingsSite)}/keys`;
+        const result = await admin("POST", base);
+        $("new-key-value").textContent = result.key;
+        $("new-key").hidden = false;
+        renderKeys(settingsSite, (await admin("GET", base)).keys);
+      }),
+    );
+    $("add-share").addEventListener(
+      "submit",
+      guard(async (event) => {
+        event.preventDefault();
+        if (!settingsSite) return;
+        const base = `/api/admin/sites/${encodeURIComponent(settingsSite)}/shares`;
+        const result = await admin("POST", base, { label: $("new-share-label").value.trim() });
+        const link = $("new-share-url");
+        link.href = result.url;
+        link.textContent = result.url;
+        $("new-share").hidden = false;
+        $("new-share-label").value = "";
+        renderShares(settingsSite, (await admin("GET", base)).shares);
+      }),
+    );
+    $("hostnames-form").addEventListener(
+      "submit",
+      guard(async (event) => {
+        event.preventDefault();
+        if (!settingsSite) return;
+        const hostnames = $("hostnames").value.split(",").map((h) => h.trim()).filter(Boolean);
+        const site = await admin("PATCH", `/api/admin/sites/${encodeURIComponent(settingsSite)}`, { hostnames });
+        $("hostnames").value = site.hostnames.join(", ");
+        setStatus(`Allowed hostnames of ${site.domain} saved.`, "", "settings");
+      }),
+    );
+  }
+
+  // ---- wiring ---------------------------------------------------------------------------------------
+
+  function sameDashboardLink(link) {
+    return (
+      link.origin === location.origin &&
+      link.pathname === "/" &&
+      !link.hasAttribute("download") &&
+      (!link.target || link.target === "_self")
+    );
+  }
+
+  function listen() {
+    document.addEventListener("click", (event) => {
+      const target = event.target instanceof Element ? event.target : null;
+      if (!target) return;
+      const link = target.closest("a[href]");
+      if (link && sameDashboardLink(link)) {
+        if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+        event.preventDefault();
+        history.pushState(null, "", link.pathname + link.search);
+        apply(readState());
+        return;
+      }
+      const inSite = target.closest("#view-site");
+      if (!inSite) return;
+      const filter = target.closest("button[data-filter]");
+      if (filter) return addFilter(filter.dataset.filter);
+      const tile = target.closest("#metrics button[data-metric]");
+      if (tile && !tile.disabled) return navigate({ metric: tile.dataset.metric });
+      const tab = target.closest("[role=tab]");
+      if (tab) return selectTab(tab);
+      const propKey = target.closest("button[data-prop-key]");
+      if (propKey) {
+        chosenPropKey = propKey.dataset.propKey;
+        return loadPropValues();
+      }
+      const remove = target.closest("button[data-remove-filter]");
+      if (remove) return removeFilter(Number(remove.dataset.removeFilter));
+      const csv = target.closest("[data-csv]");
+      if (csv) return csvFor(csv.closest("[data-card]"));
+      return undefined;
+    });
+    for (const list of document.querySelectorAll("[role=tablist]")) list.addEventListener("keydown", onTabKey);
+    $("clear-filters").addEventListener("click", () => navigate({ filters: "" }));
+    $("period").addEventListener("change", pickPeriod);
+    $("custom-range").addEventListener("submit", applyCustomRange);
+    $("export-zip").addEventListener("click", (event) => download(`/api/cards/export.zip?${statsParams()}`, event.currentTarget));
+    $("login-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", signOut);
+    window.addEventListener("popstate", () => apply(readState()));
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) return;
+      // Back in view: catch up at once instead of waiting for the next tick.
+      if (state.view === "site" && state.period === "realtime") window.htmx.trigger($("realtime"), "refresh");
+      else if (state.view === "site") pollLive();
+      else if (state.view === "sites") window.htmx.trigger($("sites-card"), "refresh");
+    });
+    setInterval(tickAsOf, 1000);
+    listenToSettings();
+  }
+
+  function nameTabs() {
+    for (const card of document.querySelectorAll("[data-card]")) {
+      const panel = card.querySelector("[data-panel]");
+      panel.id = `panel-${card.dataset.card}`;
+      for (const tab of card.querySelectorAll("[role=tab]")) {
+        tab.id = `tab-${card.dataset.card}-${tab.dataset.property}`;
+        tab.setAttribute("aria-controls", panel.id);
+      }
+    }
+  }
+
+  // htmx initialises on DOMContentLoaded; this deferred script runs just before that, so the
+  // first cards are handed over once htmx is ready.
   const domReady = new Promise((resolve) => {
     if (document.readyState === "complete") resolve();
     else document.addEventListener("DOMContentLoaded", () => resolve(), { once: true });
   });
 
-  const key = takeKey();
-  configureCharts();
-  listen(key);
-  const site = resolveSite(key ? { Authorization: `Bearer ${key}` } : {});
-  Promise.all([site, domReady]).then(
-    ([domain]) => start(domain),
-    (error) => {
-      console.error(error);
-      showMessage("Could not load the list of sites. Is the API running? Reload to retry.");
-    },
-  );
+  takeKey();
+  state = readState();
+  // The admin check runs beside the first cards, never before them (shared links skip it).
+  sessionReady = state.auth || !hinted() ? Promise.resolve(null) : fetchSession();
+  nameTabs();
+  listenToHtmx();
+  listen();
+  domReady.then(() => {
+    apply(readState(), { initial: true });
+    sessionReady.then((value) => {
+      if (!session && (value || hinted())) setSession(value);
+    });
+  });
 })();
