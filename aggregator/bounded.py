@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.keys import parse_counter_attr
+from core.keys import OTHER, parse_counter_attr
 
-OTHER = "(other)"
 MAX_VALUES = 300
 MAX_VALUE_BYTES = 16 * 1024
 COUNT_ATTR = "n"

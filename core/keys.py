@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 SEP = "#"
 NO_SORT = "_"
 TOTALS = "_"
+OTHER = "(other)"  # the value a full dimension item counts everything new under (bounded.py)
 
 
 class KeyError_(ValueError):

@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from aggregator.bounded import OTHER
 from core import keys
-from core.keys import TOTALS, Granularity
+from core.keys import OTHER, TOTALS, Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from query_api.errors import BadRequest
 from query_api.reader import CounterReader

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aggregator.bounded import MAX_VALUE_BYTES, MAX_VALUES, OTHER, KnownValues, admit
+from aggregator.bounded import MAX_VALUE_BYTES, MAX_VALUES, KnownValues, admit
+from core.keys import OTHER
 
 
 def test_new_values_are_admitted_while_the_item_has_room() -> None:
