@@ -935,11 +935,16 @@
     // One filter per property: a row of the same property replaces it (as Plausible does).
     const kept = splitFilters(state.filters).filter((f) => parseFilter(f).property !== property);
     navigate({ filters: [...kept, filter].join(";") });
+    // The clicked row is about to be replaced: keep the keyboard on the new filter's chip.
+    const chips = $("filter-chips").querySelectorAll("button[data-remove-filter]");
+    if (chips.length) chips[chips.length - 1].focus();
   }
 
   function removeFilter(index) {
     const kept = splitFilters(state.filters).filter((_, i) => i !== index);
     navigate({ filters: kept.join(";") });
+    const chips = $("filter-chips").querySelectorAll("button[data-remove-filter]");
+    (chips[Math.min(index, chips.length - 1)] || $("period")).focus();
   }
 
   function renderChips() {
@@ -1262,6 +1267,7 @@
   // ---- wiring ---------------------------------------------------------------------------------------
 
   function sameDashboardLink(link) {
+    if ((link.getAttribute("href") || "").startsWith("#")) return false; // e.g. "skip to content"
     return (
       link.origin === location.origin &&
       link.pathname === "/" &&
