@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import aggregation, lambdas, queries, tracker
+from bench import aggregation, dashboard, lambdas, queries, tracker
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
@@ -309,6 +309,9 @@ def main() -> int:
             refresh = meter.reset()
             row("realtime refresh: read units", refresh.total_read_units, "RCU", "≤ 10")
             row("realtime refresh: items read", sum(refresh.items_read.values()), "items", "")
+
+            progress("dashboard in Chromium")
+            rows.extend(dashboard.rows(url, SITE, key))
 
             env = {**os.environ, **aws_environment(stack.moto.endpoint)}
             row(

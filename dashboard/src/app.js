@@ -660,7 +660,13 @@
       if (!sameData) load($("realtime"), `/api/realtime/card?${siteParams()}`);
       return;
     }
-    if (!previous || previous.site !== state.site || previous.auth !== state.auth) pollLive();
+    // The badge polls on its own outside realtime: (re)start it on arriving from elsewhere.
+    const arriving =
+      !previous ||
+      previous.view !== "site" ||
+      previous.period === "realtime" ||
+      previous.site !== state.site ||
+      previous.auth !== state.auth;
     chartLibrary().catch(() => {}); // in parallel with the cards; the graph draws once both are in
     if (sameData) {
       if (previous.metric !== state.metric) {
@@ -670,9 +676,12 @@
       return;
     }
     if (!previous || previous.period !== state.period || previous.date !== state.date) $("range-text").textContent = "";
+    // Requested in the order a reader looks: numbers first, the slower graph after the cards
+    // (one warm Lambda instance answers them in turn locally), the live badge last.
     load($("metrics"), `/api/cards/metrics?${statsParams()}&metric=${encodeURIComponent(state.metric)}`);
-    loadGraph();
     for (const card of document.querySelectorAll("[data-card]")) loadCard(card);
+    loadGraph();
+    if (arriving) pollLive();
   }
 
   function loadGraph() {

@@ -1,0 +1,185 @@
+"""The dashboard in Chromium (issue 5): how soon a site's dashboard shows its numbers, what its
+first load costs in bytes and requests, and how many requests one realtime refresh makes.
+
+Each load is a fresh browser context (a cold cache), against the running local stack. Paint
+times come from Chromium itself: CDP `Performance.getMetrics` (FirstMeaningfulPaint, relative to
+NavigationStart), the paint and largest-contentful-paint entries, and the moment the metric row
+(the first numbers a reader looks for) is on screen after htmx swapped it in. The local front
+serves files uncompressed; CloudFront compresses them (`compress = true`), so the gzip size of
+the same bodies is a row of its own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import statistics
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+# Runs before the page's own scripts: records paints, and when the metric row is first painted
+# (the frame after htmx settles it).
+PROBE = """
+window.__bench = {};
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) window.__bench[entry.name] = entry.startTime;
+}).observe({ type: "paint", buffered: true });
+new PerformanceObserver((list) => {
+  const entries = list.getEntries();
+  window.__bench.lcp = entries[entries.length - 1].startTime;
+}).observe({ type: "largest-contentful-paint", buffered: true });
+document.addEventListener("htmx:afterSettle", (event) => {
+  if (event.detail.target.id !== "metrics" || window.__bench.metrics) return;
+  requestAnimationFrame(() => setTimeout(() => { window.__bench.metrics = performance.now(); }));
+});
+"""
+
+
+def _cold_load(browser: Any, url: str) -> dict[str, float]:
+    context = browser.new_context(user_agent=UA, viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.add_init_script(PROBE)
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        cdp.send("Network.enable")
+        encoded: list[float] = []
+        ids: dict[str, str] = {}
+        cdp.on(
+            "Network.requestWillBeSent",
+            lambda e: ids.setdefault(e["requestId"], e["request"]["url"]),
+        )
+        cdp.on("Network.loadingFinished", lambda e: encoded.append(e["encodedDataLength"]))
+        responses: list[Any] = []
+        page.on("response", lambda response: responses.append(response))
+        page.goto(url)
+        page.wait_for_function("() => window.__bench.metrics && window.__bench.lcp")
+        page.wait_for_load_state("networkidle")
+        marks = page.evaluate("window.__bench")
+        bodies = [r.body() for r in responses if r.ok]
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        return {
+            "fmp": (metrics["FirstMeaningfulPaint"] - metrics["NavigationStart"]) * 1000,
+            "fcp": marks["first-contentful-paint"],
+            "lcp": marks["lcp"],
+            "metrics": marks["metrics"],
+            "bytes": sum(encoded),
+            "gzip": sum(len(gzip.compress(b)) for b in bodies),
+            "requests": len(ids),
+        }
+    finally:
+        context.close()
+
+
+def _realtime_requests(browser: Any, url: str, seconds: float) -> tuple[float, float]:
+    """Requests per refresh of the realtime view, and bytes per refresh, once it is loaded."""
+    context = browser.new_context(user_agent=UA, viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#realtime [data-testid=current-visitors]")
+        page.wait_for_load_state("networkidle")
+        seen: list[Any] = []
+        page.on("requestfinished", lambda request: seen.append(request))
+        page.wait_for_timeout(seconds * 1000)  # (a sleep would hold back Playwright's events)
+        refreshes = [r for r in seen if "/api/realtime/card" in r.url]
+        if not refreshes:
+            return float("nan"), float("nan")
+        sizes = [
+            r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"] for r in refreshes
+        ]
+        return len(seen) / len(refreshes), statistics.median(sizes)
+    finally:
+        context.close()
+
+
+def rows(url: str, site: str, key: str, runs: int = 5) -> list[dict[str, Any]]:
+    if not Path(CHROMIUM).exists():
+        return []  # no browser here: the table simply has no dashboard rows
+    from playwright.sync_api import sync_playwright
+
+    dashboard = f"{url}/?site={site}&period=30d#key={key}"
+    realtime = f"{url}/?site={site}#key={key}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            _cold_load(browser, dashboard)  # warm the query Lambda's caches, as a visitor would
+            loads = [_cold_load(browser, dashboard) for _ in range(runs)]
+            per_refresh, refresh_bytes = _realtime_requests(browser, realtime, seconds=15.5)
+        finally:
+            browser.close()
+
+    def median(name: str) -> float:
+        return statistics.median(load[name] for load in loads)
+
+    return [
+        {
+            "figure": f"dashboard (30d): first meaningful paint, Chromium (median of {runs} cold loads)",
+            "value": round(median("fmp"), 1),
+            "unit": "ms",
+            "goal": "≤ 1000",
+            "anchor": "",
+        },
+        {
+            "figure": "dashboard (30d): first contentful paint",
+            "value": round(median("fcp"), 1),
+            "unit": "ms",
+            "goal": "",
+            "anchor": "",
+        },
+        {
+            "figure": "dashboard (30d): metric row on screen (numbers painted)",
+            "value": round(median("metrics"), 1),
+            "unit": "ms",
+            "goal": "≤ 1000",
+            "anchor": "",
+        },
+        {
+            "figure": "dashboard (30d): largest contentful paint",
+            "value": round(median("lcp"), 1),
+            "unit": "ms",
+            "goal": "≤ 2500",
+            "anchor": "web.dev 'good' LCP: 2.5 s",
+        },
+        {
+            "figure": "dashboard (30d): bytes transferred, first load (local front, uncompressed)",
+            "value": median("bytes"),
+            "unit": "bytes",
+            "goal": "",
+            "anchor": "",
+        },
+        {
+            "figure": "dashboard (30d): the same bodies gzipped (as CloudFront serves them)",
+            "value": median("gzip"),
+            "unit": "bytes",
+            "goal": "≤ 150000",
+            "anchor": "",
+        },
+        {
+            "figure": "dashboard (30d): requests, first load",
+            "value": median("requests"),
+            "unit": "",
+            "goal": "",
+            "anchor": "",
+        },
+        {
+            "figure": "realtime view: requests per refresh (every 5 s)",
+            "value": round(per_refresh, 2),
+            "unit": "",
+            "goal": "1",
+            "anchor": "",
+        },
+        {
+            "figure": "realtime view: bytes per refresh (headers + body)",
+            "value": refresh_bytes,
+            "unit": "bytes",
+            "goal": "",
+            "anchor": "",
+        },
+    ]
