@@ -210,26 +210,26 @@ def sites(stack: Stack) -> Iterator[Sites]:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """One browser for the module, resolving every *.test host to 127.0.0.1."""
-    from playwright.sync_api import sync_playwright
+def chromium(browser: Any) -> Iterator[Any]:
+    """One browser for the module, resolving every *.test host to 127.0.0.1.
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                *CHROMIUM_ARGS,
-                "--host-resolver-rules=MAP *.test 127.0.0.1",
-                # Plain http on a .test host: no HTTPS-first upgrade attempt.
-                "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
-                # A request a page sends while it goes away leaves with the browser's own user
-                # agent, not the context's: without this it says HeadlessChrome (a bot).
-                f"--user-agent={DESKTOP_UA}",
-            ],
-        )
-        yield browser
-        browser.close()
+    Launched by the session's Playwright (a second sync Playwright cannot run beside it).
+    """
+    resolving = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            *CHROMIUM_ARGS,
+            "--host-resolver-rules=MAP *.test 127.0.0.1",
+            # Plain http on a .test host: no HTTPS-first upgrade attempt.
+            "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
+            # A request a page sends while it goes away leaves with the browser's own user
+            # agent, not the context's: without this it says HeadlessChrome (a bot).
+            f"--user-agent={DESKTOP_UA}",
+        ],
+    )
+    yield resolving
+    resolving.close()
 
 
 def browse(chromium: Any) -> tuple[Any, Any, Sent]:
