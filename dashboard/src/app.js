@@ -517,7 +517,7 @@
     Chart.defaults.elements.bar.borderRadius = 2;
     Chart.defaults.elements.line.borderColor = "#4f46e5"; // indigo-600
     Chart.defaults.elements.line.backgroundColor = "rgba(79, 70, 229, 0.08)";
-    Chart.defaults.elements.line.tension = 0.3;
+    Chart.defaults.elements.line.tension = 0; // a curve would invent values between points
     Chart.defaults.elements.point.radius = 0;
     Chart.defaults.elements.point.hoverRadius = 4;
     Chart.defaults.interaction.mode = "index";
