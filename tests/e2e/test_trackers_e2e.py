@@ -334,18 +334,21 @@ class Run:
 @pytest.fixture(scope="module")
 def runs(stack: Stack, sites: Sites, chromium: Any) -> dict[str, Run]:
     """Each tracker drives the scenario once on its own site: what it sent, what was counted."""
-    out: dict[str, Run] = {}
+    keys = {t: stack.cli("site", "add", f"{t}.test", "--json")["key"] for t in TRACKERS}
+    sent: dict[str, Sent] = {}
     for tracker in TRACKERS:
         site = f"{tracker}.test"
-        key = stack.cli("site", "add", site, "--json")["key"]
-        context, page, sent = browse(chromium)
-        run_scenario(page, sent, sites, site)
+        context, page, sent[tracker] = browse(chromium)
+        run_scenario(page, sent[tracker], sites, site)
         if tracker in ("ours", "pa"):  # they report engagement, the last one on leaving
             # (Closing the context would cancel what the page sent as it went away.)
             wait_for(lambda site=site: len(named(stored(stack, site), "engagement")) >= 3)
         context.close()
-        out[tracker] = Run(sent, counted(stack, key, site), stored(stack, site), key)
-    return out
+    # The stream is aggregated meanwhile: read the numbers once all four have run.
+    return {
+        t: Run(sent[t], counted(stack, keys[t], f"{t}.test"), stored(stack, f"{t}.test"), keys[t])
+        for t in TRACKERS
+    }
 
 
 def named(items: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
