@@ -401,6 +401,7 @@
     });
     document.addEventListener("htmx:afterRequest", (event) => {
       const { elt: element, xhr, successful } = event.detail;
+      if (stale(event.detail)) return;
       element.removeAttribute("aria-busy");
       if (element.id === "realtime" && xhr) {
         const served = Date.parse(xhr.getResponseHeader("Date") || "");
@@ -413,11 +414,28 @@
     });
     document.addEventListener("htmx:responseError", (event) => showCardError(event));
     document.addEventListener("htmx:sendError", (event) => showCardError(event));
-    document.addEventListener("htmx:beforeSwap", (event) => destroyCharts(event.detail.target));
+    document.addEventListener("htmx:beforeSwap", (event) => {
+      if (stale(event.detail)) {
+        event.detail.shouldSwap = false;
+        return;
+      }
+      destroyCharts(event.detail.target);
+    });
     document.addEventListener("htmx:afterSwap", (event) => afterSwap(event.detail.target));
   }
 
+  /**
+   * An answer for a URL the element no longer shows (a tab or period changed while it was on its
+   * way). Re-pointing an element re-initialises it in htmx, which forgets the request in flight,
+   * so hx-sync cannot drop it: this does.
+   */
+  function stale(detail) {
+    const asked = detail.pathInfo && detail.pathInfo.requestPath;
+    return Boolean(asked) && detail.elt.getAttribute("hx-get") !== asked;
+  }
+
   function showCardError(event) {
+    if (stale(event.detail)) return;
     const { elt: element, xhr } = event.detail;
     element.removeAttribute("aria-busy");
     const shown = cardError(xhr);

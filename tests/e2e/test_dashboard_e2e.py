@@ -310,6 +310,14 @@ def cell(metric: str, value: float) -> str:
     return f"{value:g}%" if metric in ("conversion_rate", "bounce_rate") else f"{value:,}"
 
 
+def today_of(stack: Stack, key: str) -> str:
+    """The site's today, in its time zone, as the stats API resolves period=day."""
+    body = api(
+        stack, "/api/stats/aggregate", site_params(SITE, period="day", metrics="visitors"), key
+    )
+    return str(body["range"]["first"])
+
+
 def site_params(site: str, **more: str) -> dict[str, str]:
     return {"site_id": site, **more}
 
@@ -381,14 +389,21 @@ def test_dashboard_shows_the_stats_api_numbers_through_periods_filters_and_histo
     )
     shot(page, "dashboard")
 
-    # When another tab of a card is picked (with the arrow keys), it shows that property
+    # When another tab of a card is picked (with the arrow keys), it shows that property, even
+    # when the tab passed on the way answers last (its answer is held back here)
+    held: list[Any] = []
+    page.route("**/api/cards/breakdown?*property=referrer*", lambda route: held.append(route))
     page.focus("#tab-sources-source")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     assert page.get_attribute("#tab-sources-utm_source", "aria-selected") == "true"
-    shows_breakdown(
-        page, stack, "#panel-sources", site_params(SITE, property="utm_source", **today), seeded.key
-    )
+    utm = site_params(SITE, property="utm_source", **today)
+    shows_breakdown(page, stack, "#panel-sources", utm, seeded.key)
+    wait_for(lambda: held)
+    held[0].continue_()
+    page.unroute("**/api/cards/breakdown?*property=referrer*")
+    page.wait_for_timeout(500)
+    shows_breakdown(page, stack, "#panel-sources", utm, seeded.key)
     page.click("#tab-goals-props")
     page.locator("#panel-goals button[data-prop-key=plan]").wait_for()
     shows_breakdown(
@@ -407,6 +422,14 @@ def test_dashboard_shows_the_stats_api_numbers_through_periods_filters_and_histo
     shows_metrics(page, stack, site_params(SITE, **yesterday), seeded.key)
     assert shown_metrics(page)["tiles"]["visitors"] == "0"
     page.locator("#panel-sources [data-empty]").wait_for()
+    # When a custom range from yesterday to today is applied
+    page.select_option("#period", "custom")
+    page.fill("#range-from", yesterday["date"])
+    page.fill("#range-to", today_of(stack, seeded.key))
+    page.click("#custom-range button[type=submit]")
+    page.wait_for_url(re.compile(r"period=custom&from=[\d-]+&to=[\d-]+"))
+    custom = {"period": "custom", "from": yesterday["date"], "to": today_of(stack, seeded.key)}
+    shows_metrics(page, stack, site_params(SITE, **custom), seeded.key)
     seven = {"period": "7d"}
     page.select_option("#period", "7d")
     shows_metrics(page, stack, site_params(SITE, **seven), seeded.key)
