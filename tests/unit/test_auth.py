@@ -100,7 +100,8 @@ def _tampered(cookie: str) -> list[str]:
     longer = base64.urlsafe_b64encode(
         json.dumps({**data, "exp": data["exp"] + 10**6}, separators=(",", ":")).encode()
     )
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    # the first character: the last one's low bits are base64 padding, which decoding ignores
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     return [
         f"{longer.decode().rstrip('=')}.{signature}",  # a later expiry, old signature
         f"{payload}.{flipped}",  # a changed signature
