@@ -46,10 +46,12 @@ def test_spa_navigation_in_chromium_shows_up_in_realtime_api_and_dashboard(
     wait_for(lambda: len(sent) >= 3)
 
     # Then the realtime API reports 1 current visitor and 3 pageviews
+    # (totals and pages are separate reads: wait until both have seen the last commit)
     realtime = wait_for(
         lambda: (
             (r := stack.get_json("/api/realtime?site_id=spa.example", site["key"]))["pageviews"]
             == 3
+            and len(r["top_pages"]) == 3
             and r
         )
     )
