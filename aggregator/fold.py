@@ -49,6 +49,8 @@ DURATION_MS = "duration_ms"
 CURRENT = "current"  # visitors whose latest event falls in this minute
 TIME_ON_PAGE_MS = "top_ms"  # summed time on page ...
 TIME_ON_PAGE_N = "top_n"  # ... over this many pageviews followed by another event in the visit
+SCROLL_SUM = "sd_sum"  # summed deepest scroll (%) of each visitor on a page, from engagement events
+SCROLL_N = "sd_n"  # ... over this many (visitor, page) pairs
 
 # Session dimensions: taken from the first event of a session (Plausible's rule).
 SESSION_DIMENSIONS = (
@@ -94,6 +96,7 @@ class Hit:
     name: str  # custom event name; "" for pageviews and engagement
     ref: str  # key of the event's attributes in VisitorState.attrs
     event: str  # short hash of the event id (dedup within the state)
+    depth: int = 0  # an engagement event's scroll depth, %
 
     @property
     def counts(self) -> bool:
@@ -154,7 +157,10 @@ class VisitorState:
     def to_json(self) -> str:
         return json.dumps(
             {
-                "h": [[h.ts, h.kind, h.page, h.name, h.ref, h.event] for h in self.hits],
+                "h": [
+                    [h.ts, h.kind, h.page, h.name, h.ref, h.event, *([h.depth] if h.depth else [])]
+                    for h in self.hits
+                ],
                 "a": {ref: dict(pairs) for ref, pairs in self.attrs},
                 "tz": self.tz,
                 "s": self.segments,
@@ -217,7 +223,8 @@ def hit_of(event: RawEvent) -> tuple[Hit, tuple[tuple[str, str], ...]]:
     else:
         kind = INTERACTIVE_HIT if event.interactive else NON_INTERACTIVE_HIT
     name = "" if event.is_pageview or event.is_engagement else event.name
-    return Hit(event.ts, kind, event.page, name, ref, short_hash(event.event_id)), attrs
+    depth = max(0, min(event.scroll_depth or 0, 100)) if kind == ENGAGEMENT_HIT else 0
+    return Hit(event.ts, kind, event.page, name, ref, short_hash(event.event_id), depth), attrs
 
 
 # ---- contributions ------------------------------------------------------------------------------
@@ -251,7 +258,8 @@ def contributions(state: VisitorState) -> Deltas:
     last = max((h.ts for h in state.hits if h.counts), default=None)
     if last is not None:
         into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, last, tz))][CURRENT] += 1
-    for session in state.sessions():
+    sessions = state.sessions()
+    for session in sessions:
         session_attrs = state.attributes(session.hits[0].ref)
         bounce = int(session.is_bounce)
         duration = session.end - session.start
@@ -279,6 +287,7 @@ def contributions(state: VisitorState) -> Deltas:
         for hit in session.hits:
             _hit_contribution(state, hit, session_values, into, seen)
         _time_on_page(session, tz, into)
+    _scroll_depth(sessions, tz, into)
     for gran, dim_value, bucket in seen:
         if dim_value == TOTALS:
             into[(gran, TOTALS, bucket)][VISITORS] += 1
@@ -318,6 +327,21 @@ def _hit_contribution(
     if hit.kind == PAGEVIEW_HIT and source:  # realtime: pageviews by their visit's source
         minute = bucket_label(Granularity.MINUTE, hit.ts, tz)
         into[(Granularity.MINUTE, SOURCE, minute)][counter_attr(PAGEVIEWS, source)] += 1
+
+
+def _scroll_depth(sessions: list[Session], tz: str, into: Deltas) -> None:
+    """Per page and bucket, the visitor's deepest scroll among its visits' engagement events:
+    summed over visitors, with their count, so a page's scroll depth is a mean over visitors."""
+    deepest: dict[CellKey, int] = {}  # (granularity, page, bucket) → deepest scroll, %
+    for session in sessions:
+        for hit in session.engagement:
+            for gran in DIMENSION_GRANULARITIES:
+                key = (gran, hit.page, bucket_label(gran, hit.ts, tz))
+                deepest[key] = max(deepest.get(key, 0), hit.depth)
+    for (gran, page, bucket), depth in deepest.items():
+        cell = into[(gran, PAGE, bucket)]
+        cell[counter_attr(SCROLL_SUM, page)] += depth
+        cell[counter_attr(SCROLL_N, page)] += 1
 
 
 def _time_on_page(session: Session, tz: str, into: Deltas) -> None:

@@ -65,6 +65,7 @@ EVENT_ONLY = ("event:name", "event:goal", "event:props:")
 VISITORS, VISITS, PAGEVIEWS, EVENTS = "visitors", "visits", "pageviews", "events"
 VIEWS_PER_VISIT, BOUNCE_RATE, VISIT_DURATION = "views_per_visit", "bounce_rate", "visit_duration"
 CONVERSION_RATE, TIME_ON_PAGE = "conversion_rate", "time_on_page"
+SCROLL_DEPTH = "scroll_depth"  # ours: the mean of each visitor's deepest scroll on a page, %
 METRICS = (
     VISITORS,
     VISITS,
@@ -75,6 +76,7 @@ METRICS = (
     EVENTS,
     CONVERSION_RATE,
     TIME_ON_PAGE,
+    SCROLL_DEPTH,
 )
 SESSION_METRICS = (VISITS, BOUNCE_RATE, VISIT_DURATION, VIEWS_PER_VISIT)
 
@@ -88,13 +90,14 @@ NEEDS = {
     BOUNCE_RATE: ("bounces", "visits"),
     VISIT_DURATION: ("duration_ms", "visits"),
     TIME_ON_PAGE: ("top_ms", "top_n"),
+    SCROLL_DEPTH: ("sd_sum", "sd_n"),
     CONVERSION_RATE: ("visitors",),
 }
 # The counters each kind of dimension keeps per value.
 KEPT = {
     TOTALS: {"visitors", "visits", "pageviews", "events", "bounces", "duration_ms"},
     SESSION: {"visitors", "visits", "pageviews", "bounces", "duration_ms"},
-    PAGE: {"visitors", "pageviews", "top_ms", "top_n"},
+    PAGE: {"visitors", "pageviews", "top_ms", "top_n", "sd_sum", "sd_n"},
     HOSTNAME: {"visitors", "pageviews", "events"},
     NAME: {"visitors", "events"},
     GOAL: {"visitors", "events"},
@@ -402,6 +405,9 @@ def compute(metric: str, row: Cell, site_visitors: int = 0) -> Number:
     if metric == TIME_ON_PAGE:
         n = row.get("top_n", 0)
         return round(row.get("top_ms", 0) / n / 1000) if n else 0
+    if metric == SCROLL_DEPTH:
+        n = row.get("sd_n", 0)
+        return round(row.get("sd_sum", 0) / n) if n else 0
     if metric == CONVERSION_RATE:
         return round(100 * row.get("visitors", 0) / site_visitors, 1) if site_visitors else 0.0
     return row.get(metric, 0)
@@ -458,7 +464,8 @@ def parse_metrics(
 
 
 def _time_on_page_error(metric: str, prop: Property | None, filtered: set[str]) -> str | None:
-    if metric != TIME_ON_PAGE:
+    """Plausible's rule for time on page; scroll depth (ours) follows it."""
+    if metric not in (TIME_ON_PAGE, SCROLL_DEPTH):
         return None
     for which in ("event:goal", "event:name"):
         if which in filtered:

@@ -102,7 +102,9 @@ class Traffic:
             if step.kind in ("pageview", "bot"):
                 body["n"] = "pageview"
             elif step.kind == "engagement":
-                body.update(n="engagement", sd=50, e=3000)
+                body.update(
+                    n="engagement", sd=(step.visitor * 37 + len(step.page) * 13) % 101, e=3000
+                )
             else:
                 body.update(n="Signup", i=step.kind == "custom")
                 if step.prop:

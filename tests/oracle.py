@@ -13,6 +13,8 @@ bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 
 - a visitor is unique per bucket and per (bucket, dimension value): event dimensions (page,
   hostname, event name, prop values) in the event's bucket, session dimensions in the session's start bucket;
 - current visitors: one per visitor, in the minute of its latest non-engagement event;
+- scroll depth: per page and bucket, each visitor's deepest scroll among the engagement events of
+  its visits, summed with a count of (visitor, page) pairs;
 - an event after midnight whose previous-day visitor id has a session open continues it.
 """
 
@@ -149,6 +151,22 @@ def _visitor_counts(
         counters[(site, Granularity.MINUTE, TOTALS, latest)]["current"] += 1
     for session, engagement in sessions_of(events):
         _session_counts(site, visitor, tz, session, engagement, counters, uniques)
+    _scroll_depth(site, tz, events, counters)
+
+
+def _scroll_depth(site: str, tz: str, events: list[RawEvent], counters: Counters) -> None:
+    """Per page and bucket, the visitor's deepest scroll among its visits' engagement events."""
+    deepest: dict[tuple[Granularity, str, str], int] = {}
+    for _, engagement in sessions_of(events):
+        for event in engagement:
+            depth = max(0, min(event.scroll_depth or 0, 100))
+            for gran in DIMENSIONAL:
+                key = (gran, event.page, bucket_label(gran, event.ts, tz))
+                deepest[key] = max(deepest.get(key, 0), depth)
+    for (gran, page, bucket), depth in deepest.items():
+        cell = counters[(site, gran, "page", bucket)]
+        cell[f"sd_sum|{page}"] += depth
+        cell[f"sd_n|{page}"] += 1
 
 
 def _session_counts(

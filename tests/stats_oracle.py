@@ -128,7 +128,23 @@ class StatsOracle:
                     uniques.add((visit.visitor, self._unit(event)))
                 self._time_on_page(visit, event, out)
         out["visitors"] = len(uniques)
+        if prop == "event:page" and match is not None:
+            self._scroll_depth(first, last, match, out)
         return dict(out)
+
+    def _scroll_depth(
+        self, first: date, last: date, match: Callable[[str], bool], out: dict[str, int]
+    ) -> None:
+        """Each visitor's deepest scroll per matching page and unit, from its visits' engagement."""
+        deepest: dict[tuple[str, str, str], int] = {}
+        for visit in self.visits:
+            for event in visit.engagement:
+                if first <= self._day(event) <= last and match(event.page):
+                    key = (visit.visitor, event.page, self._unit(event))
+                    depth = max(0, min(event.scroll_depth or 0, 100))
+                    deepest[key] = max(deepest.get(key, 0), depth)
+        out["sd_sum"] = sum(deepest.values())
+        out["sd_n"] = len(deepest)
 
     def _events(
         self,
@@ -192,6 +208,8 @@ def metric(name: str, c: dict[str, int], site_visitors: int = 0) -> Any:
         return round(c.get("duration_ms", 0) / visits / 1000) if visits else 0
     if name == "views_per_visit":
         return round(c.get("pageviews", 0) / visits, 2) if visits else 0.0
+    if name == "scroll_depth":
+        return round(c.get("sd_sum", 0) / c["sd_n"]) if c.get("sd_n") else 0
     if name == "time_on_page":
         return round(c.get("top_ms", 0) / c["top_n"] / 1000) if c.get("top_n") else 0
     if name == "conversion_rate":

@@ -309,7 +309,8 @@ def test_engagement_in_a_later_bucket_adds_no_event_visitor_or_current_there() -
     assert totals(deltas, MINUTE, CURRENT) == {"2026-03-28T23:50": 1}
     # ... but it ends the time on page of the pageview before it, in the pageview's day
     assert by_value(deltas, DAY, PAGE, "2026-03-28", TIME_ON_PAGE_MS) == {"/a": 20 * MINUTE_MS}
-    assert (DAY, PAGE, TODAY) not in deltas
+    # and its scroll depth counts in its own day, as a visitor's deepest scroll there
+    assert prune(deltas)[(DAY, PAGE, TODAY)] == {"sd_n|/a": 1}
 
 
 @pytest.mark.parametrize(
@@ -317,14 +318,21 @@ def test_engagement_in_a_later_bucket_adds_no_event_visitor_or_current_there() -
     [
         (-GAP_MS, {}),  # before the visit: in no session
         (-1, {}),
-        (30_000, {TIME_ON_PAGE_MS + "|/a": -30_000}),  # ends /a's interval early
-        (5 * MINUTE_MS, {TIME_ON_PAGE_MS + "|/b": 4 * MINUTE_MS, TIME_ON_PAGE_N + "|/b": 1}),
-        (MINUTE_MS + GAP_MS, {TIME_ON_PAGE_MS + "|/b": GAP_MS, TIME_ON_PAGE_N + "|/b": 1}),
+        # ends /a's interval early (and /b has a visitor's scroll depth: 0 here)
+        (30_000, {TIME_ON_PAGE_MS + "|/a": -30_000, "sd_n|/b": 1}),
+        (
+            5 * MINUTE_MS,
+            {TIME_ON_PAGE_MS + "|/b": 4 * MINUTE_MS, TIME_ON_PAGE_N + "|/b": 1, "sd_n|/b": 1},
+        ),
+        (
+            MINUTE_MS + GAP_MS,
+            {TIME_ON_PAGE_MS + "|/b": GAP_MS, TIME_ON_PAGE_N + "|/b": 1, "sd_n|/b": 1},
+        ),
         (MINUTE_MS + GAP_MS + 1, {}),  # over 30 minutes after the visit's last event
         (3 * GAP_MS, {}),
     ],
 )
-def test_engagement_event_is_stored_and_moves_only_time_on_page(
+def test_engagement_event_is_stored_and_moves_only_time_on_page_and_scroll_depth(
     offset: int, moved: dict[str, int]
 ) -> None:
     # Given a visit of two pageviews a minute apart (/a has a minute on page, /b none yet)
@@ -859,3 +867,25 @@ def test_minute_sources_count_pageviews_by_their_visits_source() -> None:
     assert deltas[(MINUTE, "source", "2026-03-29T10:00")] == {"pageviews|Google": 2}
     assert deltas[(MINUTE, "source", "2026-03-29T10:02")] == {"pageviews|Google": 1}
     assert (MINUTE, "source", "2026-03-29T10:01") not in deltas
+
+
+def test_scroll_depth_is_each_visitors_deepest_scroll_per_page() -> None:
+    events = [
+        at("10:00", page="/a"),
+        at("10:01", name=ENGAGEMENT, page="/a", scroll_depth=40),
+        at("10:02", page="/a"),
+        at("10:03", name=ENGAGEMENT, page="/a", scroll_depth=90),
+        at("10:04", name=ENGAGEMENT, page="/a", scroll_depth=60),
+        at("10:05", page="/b"),
+        at("10:06", name=ENGAGEMENT, page="/b", scroll_depth=250),  # clamped to 100
+    ]
+
+    deltas = folded(events)
+
+    cell = deltas[(DAY, PAGE, TODAY)]
+    assert {k: v for k, v in cell.items() if k.startswith("sd_")} == {
+        "sd_sum|/a": 90,
+        "sd_n|/a": 1,
+        "sd_sum|/b": 100,
+        "sd_n|/b": 1,
+    }
