@@ -1335,7 +1335,10 @@
       return undefined;
     });
     for (const list of document.querySelectorAll("[role=tablist]")) list.addEventListener("keydown", onTabKey);
-    $("clear-filters").addEventListener("click", () => navigate({ filters: "" }));
+    $("clear-filters").addEventListener("click", () => {
+      navigate({ filters: "" });
+      $("period").focus(); // the filter bar, and the button, are gone
+    });
     $("period").addEventListener("change", pickPeriod);
     $("custom-range").addEventListener("submit", applyCustomRange);
     $("export-zip").addEventListener("click", (event) => download(`/api/cards/export.zip?${statsParams()}`, event.currentTarget));
@@ -1355,6 +1358,8 @@
 
   function nameTabs() {
     for (const card of document.querySelectorAll("[data-card]")) {
+      const title = card.querySelector("h2").textContent.trim();
+      card.querySelector("[data-csv]").setAttribute("aria-label", `Download ${title} as CSV`);
       const panel = card.querySelector("[data-panel]");
       panel.id = `panel-${card.dataset.card}`;
       for (const tab of card.querySelectorAll("[role=tab]")) {

@@ -510,7 +510,14 @@ def test_realtime_badge_counts_a_new_visitor_within_seconds_without_a_reload(
     wait_for(lambda: page.inner_text("#live-count") == "2", timeout=15)
     assert stack.get_json(realtime, seeded.live_key) == 2
     assert page.evaluate("window.__stayed") is True
-    assert "/pricing" in page.inner_text("#realtime [data-testid=top-pages]")
+    # And the card's other numbers are the realtime API's
+    now = stack.get_json(f"/api/realtime?site_id={LIVE_SITE}", seeded.live_key)
+    wait_for(lambda: page.inner_text("#realtime [data-testid=pageviews-30m]") == "2")
+    assert now["pageviews"] == 2
+    pages = page.locator("#realtime [data-testid=top-pages] tbody tr").all_inner_texts()
+    assert [p.split("\t") for p in pages] == [
+        [p["page"], str(p["pageviews"])] for p in now["top_pages"]
+    ]
     # And freshness shows: "data as of … · N s ago", counting up between refreshes
     age = page.locator("#realtime [data-testid=as-of-age]")
     assert re.fullmatch(r"\d+ s ago", age.inner_text())
