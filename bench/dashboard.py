@@ -6,7 +6,9 @@ times come from Chromium itself: CDP `Performance.getMetrics` (FirstMeaningfulPa
 NavigationStart), the paint and largest-contentful-paint entries, and the moment the metric row
 (the first numbers a reader looks for) is on screen after htmx swapped it in. The local front
 serves files uncompressed; CloudFront compresses them (`compress = true`), so the gzip size of
-the same bodies is a row of its own.
+the same bodies is a row of its own. Locally one warm query Lambda answers the dashboard's seven
+card requests in turn (in AWS they run side by side), so the metric row waits for its
+neighbours here: the figure is an upper bound.
 """
 
 from __future__ import annotations
