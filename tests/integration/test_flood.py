@@ -12,7 +12,7 @@ from core.keys import parse_counter_attr, parse_counter_pk, parse_counter_sk
 from local import tables
 from local.runtime import LambdaContext
 
-FLOOD = int(os.environ.get("LIVEINSIGHT_FLOOD_PATHS", "3000"))  # ten "(other)"-sized items; bench: 100,000
+FLOOD = int(os.environ.get("LIVEINSIGHT_FLOOD_PATHS", "3000"))  # bench: 100,000
 SITE = "flood.example"
 
 
