@@ -124,7 +124,8 @@ def test_unreadable_ssm_secrets_make_sign_in_unavailable_not_the_stats(
 
 def _forgeries(cookie: str) -> list[str]:
     payload, signature = cookie.rsplit(".", 1)
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    # the first character: the last one's low bits are base64 padding, which decoding ignores
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     other = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB")
     return [f"{payload}.{flipped}", f"{other}.{signature}", payload, "x" + cookie]
 
