@@ -721,12 +721,12 @@ class Stats:
         for value, row in rows.items():
             if not all(f.matches(value) for f in query.filters):
                 continue
+            if prop.kind != GOAL and not any(row.values()):
+                continue  # every counter of the value netted out to zero: not in the period
             results.append(
                 {prop.key: value, **{m: compute(m, row, site_visitors) for m in query.metrics}}
             )
         first = query.metrics[0]
-        if prop.kind != GOAL:
-            results = [r for r in results if any(r[m] for m in query.metrics)]
         results.sort(key=_sort_key(first, prop.key))
         start = (page - 1) * limit
         return results[start : start + limit], bool(totals.overflowed)
