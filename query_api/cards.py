@@ -14,18 +14,17 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from query_api import stats
 from query_api.deps import Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
 from query_api.rendering import TEMPLATES
-from query_api.stats_api import build_query, long_property, parse_interval
+from query_api.stats_api import View, ViewParams, build_query, long_property, parse_interval
 
 router = APIRouter(prefix="/api/cards")
 
@@ -37,33 +36,6 @@ NO_STORE = {"cache-control": "no-store"}
 
 Param = Annotated[str | None, Query(max_length=2000)]
 
-
-@dataclass(frozen=True)
-class View:
-    """What the dashboard is looking at: the period and the filters."""
-
-    period: str | None
-    date: str | None
-    filters: str | None
-
-    @property
-    def date_param(self) -> str | None:
-        return self.date
-
-
-def view(
-    period: Annotated[str | None, Query(max_length=20)] = None,
-    date: Param = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    to: Annotated[str | None, Query(max_length=10)] = None,
-    filters: Param = None,
-) -> View:
-    if period == "custom" and from_ and to and not date:
-        date = f"{from_},{to}"
-    return View(period, date, filters)
-
-
-ViewParams = Annotated[View, Depends(view)]
 
 # metric tiles: (metric, label, how to show the value)
 TILES = (

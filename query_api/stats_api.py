@@ -7,10 +7,11 @@ and the comparison period, and names properties without their `event:`/`visit:` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from core.sites import PAGEVIEW_GOAL_PREFIX
@@ -272,18 +273,32 @@ def _span(site: SiteRecord, span: stats.DateRange) -> Span:
     return Span(first=span.first, last=span.last, tz=site.tz)
 
 
-def _own_date(
-    period: str | None, date_param: str | None, first: str | None, last: str | None
-) -> str | None:
-    if period == "custom" and first and last and not date_param:
-        return f"{first},{last}"
-    return date_param
+@dataclass(frozen=True)
+class View:
+    """The period and filters of our stats API and the dashboard cards; a custom period may come
+    as `from`/`to` as well as Plausible's `date=first,last`."""
+
+    period: str | None
+    date: str | None
+    filters: str | None
 
 
-Period = Annotated[
-    str | None,
-    Query(max_length=20, description="day, 7d, 30d, month, 6mo, 12mo, year or custom"),
-]
+def view(
+    period: Annotated[
+        str | None,
+        Query(max_length=20, description="day, 7d, 30d, month, 6mo, 12mo, year or custom"),
+    ] = None,
+    date: Param = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+    filters: Param = None,
+) -> View:
+    if period == "custom" and from_ and to and not date:
+        date = f"{from_},{to}"
+    return View(period, date, filters)
+
+
+ViewParams = Annotated[View, Depends(view)]
 
 
 @router.get("/api/stats/aggregate", response_model=Aggregate, responses=ERRORS)
@@ -291,22 +306,18 @@ def aggregate(
     site: ReadableSite,
     d: Deps,
     now: Now,
-    period: Period = None,
-    date: Param = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    to: Annotated[str | None, Query(max_length=10)] = None,
+    v: ViewParams,
     metrics: Param = None,
-    filters: Param = None,
     compare: bool = True,
 ) -> Aggregate:
     query = build_query(
         site,
         now,
-        period=period,
-        date_param=_own_date(period, date, from_, to),
+        period=v.period,
+        date_param=v.date,
         metrics=metrics,
-        filters=filters,
-        default_metrics=DASHBOARD_METRICS if not filters else stats.VISITORS + ",pageviews",
+        filters=v.filters,
+        default_metrics=DASHBOARD_METRICS if not v.filters else stats.VISITORS + ",pageviews",
     )
     results = stats.Stats(d.counters, site).aggregate(query, compare=compare)
     return Aggregate(
@@ -322,22 +333,18 @@ def timeseries(
     site: ReadableSite,
     d: Deps,
     now: Now,
-    period: Period = None,
-    date: Param = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    to: Annotated[str | None, Query(max_length=10)] = None,
+    v: ViewParams,
     metrics: Param = None,
-    filters: Param = None,
     interval: Param = None,
 ) -> Timeseries:
-    chosen = parse_interval(interval, period)
+    chosen = parse_interval(interval, v.period)
     query = build_query(
         site,
         now,
-        period=period,
-        date_param=_own_date(period, date, from_, to),
+        period=v.period,
+        date_param=v.date,
         metrics=metrics,
-        filters=filters,
+        filters=v.filters,
     )
     if chosen == "hour" and query.span.days > 1:
         raise BadRequest("`interval=hour` is available for one day at a time.")
@@ -353,12 +360,8 @@ def breakdown(
     d: Deps,
     now: Now,
     property: Annotated[str, Query(min_length=1, max_length=200)],
-    period: Period = None,
-    date: Param = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    to: Annotated[str | None, Query(max_length=10)] = None,
+    v: ViewParams,
     metrics: Param = None,
-    filters: Param = None,
     limit: Param = None,
     page: Param = None,
 ) -> Breakdown:
@@ -366,10 +369,10 @@ def breakdown(
     query = build_query(
         site,
         now,
-        period=period,
-        date_param=_own_date(period, date, from_, to),
+        period=v.period,
+        date_param=v.date,
         metrics=metrics,
-        filters=filters,
+        filters=v.filters,
         prop=prop,
     )
     chosen_limit, chosen_page = parse_limit(limit), parse_page(page)
