@@ -287,7 +287,8 @@ def run_scenario(page: Any, sent: Sent, sites: Sites, host: str) -> None:
     page.goto(f"{origin}/")
     settle(page, lambda: "pageview" in sent.names())
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-    page.wait_for_timeout(300)  # scroll events are delivered with the next frame
+    # Stay a while (scroll events come with the next frame; time on page is whole seconds)
+    page.wait_for_timeout(1600)
     page.click("#to-pricing")
     settle(page, lambda: sent.names().count("pageview") == 2)
     page.click("#signup")
@@ -398,8 +399,11 @@ def test_our_tracker_sends_every_feature_and_the_stats_api_counts_them(
     }
     assert run.counts["plan"] == {"pro": 1}
     assert run.counts["path"] == {"/missing": 1}
+    # Time on / runs from its pageview to the visit's next event (it stayed there > 1.5 s)
     on_page = breakdown(stack, run.key, "ours.test", "event:page", "time_on_page")
-    assert on_page["/"] is not None and on_page["/"] > 0
+    times = [int(e["ts"]["N"]) for e in run.stored]
+    first = next(i for i, e in enumerate(run.stored) if e["name"]["S"] == "pageview")
+    assert on_page["/"] == round((times[first + 1] - times[first]) / 1000) >= 1
 
 
 @pytest.mark.parametrize("tracker", ["pt", "pa", "umami"])
