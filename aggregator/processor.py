@@ -178,6 +178,20 @@ def _plan(
     )
 
 
+def by_visitor(items: list[StreamItem]) -> list[StreamItem]:
+    """The batch with each visitor's events side by side (visitors in order of first appearance),
+    so that a visitor's state is written once per chunk rather than once per event of it.
+
+    Counting does not depend on the order: a visitor's state is rebuilt from its hits, whatever
+    order they came in (decision 0005). Measured: a 300 s batch of steady traffic went from 0.93
+    to 0.48 visitor writes per pageview (decision 0006).
+    """
+    first: dict[tuple[str, str], int] = {}
+    for position, item in enumerate(items):
+        first.setdefault((item.event.site, item.event.visitor_id), position)
+    return sorted(items, key=lambda item: first[(item.event.site, item.event.visitor_id)])
+
+
 def process(
     items: list[StreamItem],
     store: AggregateStore,
@@ -185,22 +199,32 @@ def process(
     max_attempts: int = 4,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchResult:
-    batch = _Batch(items, store, max_items, max_attempts, sleep)
+    """Count the batch; on a failure report the earliest record (in stream order) not counted.
+
+    Chunks follow `by_visitor`'s order, not the stream's, so the checkpoint is the lowest
+    sequence number left over: Lambda redelivers from there, and whatever after it was counted is
+    found in its visitor's state and skipped. A poison record is left out and the rest of the
+    batch still counts; it is the one reported, unless an earlier record failed too.
+    """
+    ordered = by_visitor(items)
+    batch = _Batch(ordered, store, max_items, max_attempts, sleep)
+    left_over: list[StreamItem] = []
     index = 0
-    while index < len(items):
+    while index < len(ordered):
         committed = batch.commit_chunk(index)
         if committed is None:
-            batch.result.failed_sequence_number = items[index].sequence_number
-            batch.result.errors.append(f"chunk at {items[index].sequence_number} did not commit")
+            batch.result.errors.append(f"chunk at {ordered[index].sequence_number} did not commit")
+            left_over.extend(ordered[index:])
             break
-        next_index, poison = committed
+        index, poison = committed
         if poison is not None:
-            batch.result.failed_sequence_number = items[next_index].sequence_number
-            batch.result.errors.append(
-                f"poison record {items[next_index].sequence_number}: {poison!r}"
-            )
-            break
-        index = next_index
+            bad = ordered[index]
+            batch.result.errors.append(f"poison record {bad.sequence_number}: {poison!r}")
+            left_over.append(bad)
+            index += 1
+    if left_over:
+        earliest = min(left_over, key=lambda item: int(item.sequence_number))
+        batch.result.failed_sequence_number = earliest.sequence_number
     return batch.result
 
 

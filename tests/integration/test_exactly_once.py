@@ -149,10 +149,47 @@ def test_partial_batch_failure_reports_the_chunk_and_redelivery_completes(
     assert 0 < failed_at < len(records)
     partial = snapshot(pipeline, key)
     assert 0 < partial["pageviews"] < 7
+    # Chunks follow visitors, not the stream, yet everything before the checkpoint was counted:
+    # delivering it again changes nothing.
+    monkeypatch.setattr(AggregateStore, "commit", original)
+    assert pipeline.aggregate(records[:failed_at]) == {"batchItemFailures": []}
+    assert snapshot(pipeline, key) == partial
     # Lambda redelivers from the reported checkpoint on.
     monkeypatch.setattr(AggregateStore, "commit", original)
     assert pipeline.aggregate(records[failed_at:]) == {"batchItemFailures": []}
     assert snapshot(pipeline, key)["pageviews"] == 7
+
+
+def test_poison_record_is_reported_and_the_rest_of_its_batch_still_counts(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.processor
+    from core.keys import parse_event_pk
+
+    key, records = traffic(pipeline)
+    # Given the fourth record of the batch cannot be folded (a poison)
+    _, poison = parse_event_pk(records[3]["dynamodb"]["NewImage"]["pk"]["S"])
+    fold = aggregator.processor.apply_event
+
+    def apply_event(state: Any, event: Any, deltas: Any) -> Any:
+        if event.event_id == poison:
+            raise ValueError("cannot fold this record")
+        return fold(state, event, deltas)
+
+    monkeypatch.setattr(aggregator.processor, "apply_event", apply_event)
+    # When the batch is delivered
+    response = pipeline.aggregate(records)
+    # Then the poison is the record reported, and the seven others are counted already
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": records[3]["dynamodb"]["SequenceNumber"]}]
+    }
+    assert snapshot(pipeline, key)["pageviews"] == 6
+    # And Lambda's redelivery from it counts it once it folds, and nothing twice
+    monkeypatch.setattr(aggregator.processor, "apply_event", fold)
+    assert pipeline.aggregate(records[3:]) == {"batchItemFailures": []}
+    result = snapshot(pipeline, key)
+    assert result["pageviews"] == 7 and result["current_visitors"] == 3
+    assert sum(p["visitors"] for p in result["per_minute"]) == 3
 
 
 def test_duplicate_client_send_is_stored_once(pipeline: Pipeline) -> None:
