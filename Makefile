@@ -14,9 +14,10 @@ CHECKOV_VERSION := 3.3.30
 dev: install build
 	$(VENV)/bin/liveinsight dev --port $(PORT) --demo-traffic
 
-## test: every tier (unit, integration under moto, infra, end-to-end in Chromium)
+## test: every tier (unit, integration under moto, infra, end-to-end in Chromium), one worker per
+## core (a test file stays on one worker, so its fixtures are built once); the slowest are listed
 test: install build infra-tools trackers
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=20
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit

@@ -199,7 +199,11 @@ def low_rate_cost(
 
 
 def main() -> int:
+    from core.aws import READ_TIMEOUT_VARIABLE
     from local.meter import CapacityMeter
+
+    # moto runs in this process, beside the stack and the campaign: give its slow calls time.
+    os.environ.setdefault(READ_TIMEOUT_VARIABLE, "300")
     from local.stack import LocalStack, StackConfig, aws_environment
 
     meter = CapacityMeter()
@@ -323,6 +327,8 @@ def main() -> int:
 
             progress("low-rate traffic")
             rows.extend(low_rate_cost(url, key, meter, stack))
+            progress("steady traffic in batching windows")
+            rows.extend(aggregation.steady_window_cost(stack.moto.endpoint, meter))
             progress("aggregator CPU")
             rows.extend(aggregation.cpu_per_batch())
             progress("oracle campaign")

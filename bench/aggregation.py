@@ -10,7 +10,7 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.integration.pipeline import fresh_pipeline
@@ -171,6 +171,91 @@ def _event_level(cell: Any, attrs: dict[str, int]) -> dict[str, int]:
     if dimension not in ("_", "page", "name", "hostname") and not dimension.startswith("prop:"):
         return {}
     return {a: v for a, v in attrs.items() if a.split("|")[0] in ("events", "pageviews")}
+
+
+STEADY_UAS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+)
+
+
+def steady_visits(
+    rate: float, seconds: float, seed: int
+) -> list[tuple[float, dict[str, Any], str]]:
+    """(second, body, ip) of visits arriving at `rate` pageviews/s: 1-7 pageviews each, 20-120 s
+    apart, over 60 pages and 6 referrers — a small site's steady day, on a simulated clock."""
+    rnd = random.Random(seed)
+    sends: list[tuple[float, dict[str, Any], str]] = []
+    at, visit = 0.0, 0
+    while at < seconds:
+        at += rnd.expovariate(rate / 3.3)  # a visit has 3.3 pageviews on average
+        visit += 1
+        ip = f"10.{visit // 65536 % 256}.{visit // 256 % 256}.{visit % 256}"
+        referrer = rnd.choice(("", "", "https://www.google.com/", "https://t.co/x", "https://news.ycombinator.com/", "https://example.org/blog"))  # fmt: skip
+        when = at
+        for n in range(rnd.choice((1, 1, 2, 3, 4, 5, 7))):
+            body = {
+                "n": "pageview",
+                "u": f"https://steady.example/p/{rnd.randrange(60)}",
+                "d": "steady.example",
+                "r": referrer if n == 0 else "",
+                "w": rnd.choice((390, 1280, 1920)),
+            }
+            sends.append((when, body, ip))
+            when += rnd.uniform(20, 120)
+    return sorted((s for s in sends if s[0] < seconds), key=lambda s: s[0])
+
+
+def steady_window_cost(
+    endpoint: str,
+    meter: Any,
+    rate: float = 0.4,
+    seconds: float = 900,
+    windows: tuple[int, ...] = (1, 60, 300),
+) -> list[Row]:
+    """Aggregate write units per pageview of the same steady traffic delivered in batches of
+    `window` seconds (Lambda's batching window; 0.4 pageviews/s is ~1 million a month).
+
+    The real ingest and aggregator handlers on a simulated clock, so 20 minutes take seconds: at a
+    1 s window a batch holds one event and every counter it touches is rewritten for it; the longer
+    windows are what a second, slower rollup tier would see (decision 0006)."""
+    import ingest.handler
+
+    base = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    rows = []
+    visits = steady_visits(rate, seconds, seed=7)
+    for window in windows:
+        with fresh_pipeline(endpoint, f"bench-steady-{window}-{os.getpid()}") as pipeline:
+            pipeline.add_site("steady.example")
+            batches: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            original = ingest.handler.now
+            try:
+                for at, body, ip in visits:
+                    when = base + timedelta(seconds=at)
+                    ingest.handler.now = lambda when=when: when  # type: ignore[assignment]
+                    ua = STEADY_UAS[int(ip.rsplit(".", 1)[1]) % len(STEADY_UAS)]
+                    assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
+                    batches[int(at // window)].extend(pipeline.read_stream())
+            finally:
+                ingest.handler.now = original  # type: ignore[assignment]
+            meter.reset()
+            for records in batches.values():
+                for start in range(0, len(records), 1000):
+                    result = pipeline.aggregate(records[start : start + 1000])
+                    assert result == {"batchItemFailures": []}, result
+            units = meter.reset().write_units.get(pipeline.names["aggregates"], 0.0)
+        rows.append(
+            row(
+                f"aggregates write units per pageview, {rate:g} pageviews/s steady, {window} s batches",
+                units / len(visits),
+                "WCU",
+            )
+        )
+    return rows
 
 
 def cpu_per_batch(batches: int = 30) -> list[Row]:

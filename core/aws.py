@@ -14,12 +14,9 @@ from typing import Any
 import botocore.config
 import botocore.session
 
-_CONFIG = botocore.config.Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
-    max_pool_connections=20,
-)
+# A Lambda fails fast on a stuck call (5 s, then a retry); `make bench` drives one in-process moto
+# through 100,000-item scans and floods, where a call can take longer, and raises it.
+READ_TIMEOUT_VARIABLE = "LIVEINSIGHT_AWS_READ_TIMEOUT"
 
 
 def make_client(service: str) -> Any:
@@ -28,4 +25,10 @@ def make_client(service: str) -> Any:
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     session = botocore.session.get_session()
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return session.create_client(service, region_name=region, config=_CONFIG)
+    config = botocore.config.Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=float(os.environ.get(READ_TIMEOUT_VARIABLE, "5")),
+        max_pool_connections=20,
+    )
+    return session.create_client(service, region_name=region, config=config)

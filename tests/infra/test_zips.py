@@ -186,6 +186,8 @@ def test_query_zip_signs_in_with_secrets_read_from_ssm(
         ("/zip/session-signing-key", "z" * 64),
     ):
         ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+    for direct in ("LIVEINSIGHT_ADMIN_PASSWORD_HASH", "LIVEINSIGHT_SESSION_SECRET"):
+        monkeypatch.delenv(direct, raising=False)  # a value set directly would win over SSM
     monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER", "/zip/admin-password-hash")
     monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET_PARAMETER", "/zip/session-signing-key")
     body = json.dumps({"password": "zip test password"}).encode()

@@ -160,8 +160,10 @@ def test_hash_password_reads_stdin_and_prints_a_verifiable_hash(
 def test_local_sign_in_makes_the_password_once_and_keeps_it_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH", raising=False)
-    monkeypatch.delenv("LIVEINSIGHT_SESSION_SECRET", raising=False)
+    for name in ("LIVEINSIGHT_ADMIN_PASSWORD_HASH", "LIVEINSIGHT_SESSION_SECRET"):
+        # local_sign_in sets them in os.environ: recorded here, so they are taken back afterwards
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
 
     first = local_sign_in(tmp_path)
     secret = (tmp_path / "session-secret").read_text().strip()

@@ -62,6 +62,18 @@ def test_password_hash_does_not_contain_the_password() -> None:
         ENCODED.rsplit("$", 1)[0] + "$AAAA",  # digest too short
         ENCODED + "$extra",
     ],
+    ids=[
+        "empty",
+        "unset",
+        "plaintext",
+        "other-algorithm",
+        "weak-n",
+        "n-not-power-of-two",
+        "huge-n",
+        "other-r",
+        "short-digest",
+        "extra-field",
+    ],  # named: the hashes carry a random salt, and test ids must be stable
 )
 def test_unusable_hash_verifies_nothing(encoded: str) -> None:
     assert not verify_password(PASSWORD, encoded)
