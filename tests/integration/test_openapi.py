@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -54,25 +54,33 @@ def test_the_document_lists_the_stats_routes() -> None:
         assert "get" in paths[path], path
 
 
-@schema.include(method="GET").parametrize()
-@settings(
-    max_examples=int(os.environ.get("LIVEINSIGHT_SCHEMATHESIS_EXAMPLES", "10")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-def test_no_server_error_and_responses_match_the_document(
-    case: schemathesis.Case, read_key: str
-) -> None:
-    if case.query is not None and "site_id" in case.query:
-        case.query["site_id"] = SITE
-    # Schema-valid is not always meaningful (`date=0000…` is a string, not a date), so the checks
-    # are the ones the issue names: no 5xx, documented statuses, bodies matching their schemas.
-    case.call_and_validate(
-        headers={"authorization": f"Bearer {read_key}"},
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_schema_conformance,
-        ],
+GET_PATHS = sorted(path for path, item in schema.raw_schema["paths"].items() if "get" in item)
+
+
+# One pytest test per route with an id of its own (schemathesis' own parametrize gives them all
+# one node id, and pytest-xdist, which schedules by node id, then ran a single route).
+@pytest.mark.parametrize("path", GET_PATHS)
+def test_no_server_error_and_responses_match_the_document(path: str, read_key: str) -> None:
+    @given(case=schema[path]["GET"].as_strategy())
+    @settings(
+        max_examples=int(os.environ.get("LIVEINSIGHT_SCHEMATHESIS_EXAMPLES", "10")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
+    def call(case: schemathesis.Case) -> None:
+        if case.query is not None and "site_id" in case.query:
+            case.query["site_id"] = SITE
+        # Schema-valid is not always meaningful (`date=0000…` is a string, not a date), so the
+        # checks are the ones the issue names: no 5xx, documented statuses, bodies matching their
+        # schemas.
+        case.call_and_validate(
+            headers={"authorization": f"Bearer {read_key}"},
+            checks=[
+                not_a_server_error,
+                status_code_conformance,
+                content_type_conformance,
+                response_schema_conformance,
+            ],
+        )
+
+    call()
