@@ -173,14 +173,10 @@ def _event_level(cell: Any, attrs: dict[str, int]) -> dict[str, int]:
     return {a: v for a, v in attrs.items() if a.split("|")[0] in ("events", "pageviews")}
 
 
-STEADY_UAS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.1 Safari/605.1.15",
-)
+def steady_user_agents() -> tuple[str, ...]:
+    from tests.unit import samples
+
+    return (samples.CHROME_WINDOWS, samples.SAFARI_IPHONE, samples.FIREFOX_MAC)
 
 
 def steady_visits(
@@ -228,6 +224,7 @@ def steady_window_cost(
     base = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     rows = []
     visits = steady_visits(rate, seconds, seed=7)
+    agents = steady_user_agents()
     for window in windows:
         with fresh_pipeline(endpoint, f"bench-steady-{window}-{os.getpid()}") as pipeline:
             pipeline.add_site("steady.example")
@@ -237,7 +234,7 @@ def steady_window_cost(
                 for at, body, ip in visits:
                     when = base + timedelta(seconds=at)
                     ingest.handler.now = lambda when=when: when  # type: ignore[assignment]
-                    ua = STEADY_UAS[int(ip.rsplit(".", 1)[1]) % len(STEADY_UAS)]
+                    ua = agents[int(ip.rsplit(".", 1)[1]) % len(agents)]
                     assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
                     batches[int(at // window)].extend(pipeline.read_stream())
             finally:
