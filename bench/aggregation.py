@@ -109,6 +109,7 @@ def campaign(
     with fresh_pipeline(endpoint, f"bench-campaign-{os.getpid()}") as pipeline:
         records = ingest_traffic(pipeline, events, visitors=max(2, events // 8), seed=1)
         stored = stored_events(pipeline.ddb, pipeline.names)
+        assert len(records) == len(stored), "every stored event must be delivered to the aggregator"
         pageviews = max(1, sum(1 for e in stored if e.is_pageview))
         expected = oracle.compute(stored)
         naive_expected = {

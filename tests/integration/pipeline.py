@@ -101,12 +101,18 @@ class Pipeline:
     # ---- the stream --------------------------------------------------------------------------
 
     def read_stream(self) -> list[dict[str, Any]]:
-        """New INSERT records, shaped as Lambda delivers them."""
-        page = self.streams.get_records(ShardIterator=self._iterator, Limit=1000)
-        self._iterator = page["NextShardIterator"]
-        return [
-            to_lambda_record(r, self._arn) for r in page["Records"] if r["eventName"] == "INSERT"
-        ]
+        """Every new INSERT record, shaped as Lambda delivers them (a page holds at most 1,000)."""
+        records: list[dict[str, Any]] = []
+        while True:
+            page = self.streams.get_records(ShardIterator=self._iterator, Limit=1000)
+            self._iterator = page["NextShardIterator"]
+            records += [
+                to_lambda_record(r, self._arn)
+                for r in page["Records"]
+                if r["eventName"] == "INSERT"
+            ]
+            if not page["Records"]:
+                return records
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = self.aggregator_fn.invoke({"Records": records})

@@ -118,3 +118,22 @@ def test_aggregator_logs_carry_the_ingest_request_id(pipeline: Pipeline, json_lo
     (aggregated,) = [line for line in json_logs() if line["message"] == "event aggregated"]
     assert aggregated["correlation_id"] == correlation_id
     assert aggregated["service"] == "aggregator" and aggregated["level"] == "INFO"
+
+
+def test_the_harness_reads_every_stream_record_past_one_page(pipeline: Pipeline) -> None:
+    # A stream page holds at most 1,000 records; the bench's campaign once read only the first
+    # page and reported the rest as 30,000 mismatched cells.
+    written = 1_001
+    for start in range(0, written, 25):
+        pipeline.ddb.batch_write_item(
+            RequestItems={
+                pipeline.names["events"]: [
+                    {"PutRequest": {"Item": {"pk": {"S": f"EV#paging.example#{n}"}}}}
+                    for n in range(start, min(start + 25, written))
+                ]
+            }
+        )
+    records = pipeline.read_stream()
+    keys = {r["dynamodb"]["Keys"]["pk"]["S"] for r in records}
+    assert len(records) == len(keys) == written
+    assert pipeline.read_stream() == []
