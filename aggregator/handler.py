@@ -1,4 +1,10 @@
-"""Lambda entry point: the events table's stream (INSERT only) → aggregates, exactly once."""
+"""Lambda entry point: the events table's stream (INSERT only) → aggregates, exactly once.
+
+One function, one alias per tier (decision 0010): the `realtime` alias's event source mapping
+writes the minute counters every second, the `rollup` alias's writes hours, days and months in
+larger batches. The alias an invocation came through names its tier; an unqualified invocation
+is the single-tier aggregator, which writes everything.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 
-from aggregator.processor import BatchResult, StreamItem, process
+from aggregator.processor import ALL_GRANULARITIES, BatchResult, StreamItem, process
 from aggregator.store import AggregateStore
 from core import settings
 from core.aws import make_client
 from core.events import MalformedEvent, RawEvent
+from core.keys import Granularity
 from core.observability import COUNT, SECONDS, logger, metrics
 from core.schema import load_schema
 
@@ -26,14 +33,36 @@ def get_config() -> settings.AggregatorSettings:
 
 
 @lru_cache(maxsize=1)
-def get_store() -> AggregateStore:
+def get_client() -> Any:
+    return make_client("dynamodb")
+
+
+@lru_cache(maxsize=4)
+def get_store(tier: str = "") -> AggregateStore:
     retention = load_schema().retention
     return AggregateStore(
-        make_client("dynamodb"),
+        get_client(),
         get_config().aggregates_table,
         visitor_ttl_seconds=retention.visitor_state_ttl_seconds,
         minute_ttl_seconds=retention.minute_bucket_ttl_seconds,
+        tier=tier,
     )
+
+
+class UnknownTier(ValueError):
+    """Invoked through a qualifier that is no tier: counting there would count twice."""
+
+
+def tier_of(context: Any) -> tuple[str, frozenset[Granularity]]:
+    """(tier, the granularities it writes) from the alias in the invoked ARN."""
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    parts = arn.split(":")
+    if len(parts) < 8:
+        return "", ALL_GRANULARITIES
+    tier = load_schema().tiers.get(parts[7])
+    if tier is None:
+        raise UnknownTier(f"invoked as {parts[7]!r}: not one of {sorted(load_schema().tiers)}")
+    return tier.name, frozenset(Granularity(g) for g in tier.granularities)
 
 
 def parse_records(event: dict[str, Any]) -> tuple[list[StreamItem], int, float | None]:
@@ -64,14 +93,17 @@ def parse_records(event: dict[str, Any]) -> tuple[list[StreamItem], int, float |
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # A batch carries many requests' ids: batch lines use the invocation's, event lines their own.
     log.set_correlation_id(getattr(context, "aws_request_id", None))
+    tier, granularities = tier_of(context)
     items, malformed, oldest = parse_records(event)
     config = get_config()
     result = process(
         items,
-        get_store(),
+        get_store(tier),
         max_items=config.max_transaction_items,
         max_attempts=config.max_transaction_attempts,
+        granularities=granularities,
     )
+    log.append_keys(tier=tier or "single")
     report(items, malformed, oldest, result, batch_id=getattr(context, "aws_request_id", ""))
     if result.failed_sequence_number is None:
         return {"batchItemFailures": []}
@@ -116,6 +148,7 @@ def report(
             "records": len(items) + malformed,
             "counted": result.counted,
             "duplicates": result.duplicates,
+            "ignored": result.ignored,
             "malformed": malformed,
             "transactions": result.transactions,
             "retries": result.retries,

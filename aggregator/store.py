@@ -46,9 +46,17 @@ class CommitOutcome:
 
 
 class AggregateStore:
-    def __init__(self, client: Any, table: str, visitor_ttl_seconds: int, minute_ttl_seconds: int):
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        visitor_ttl_seconds: int,
+        minute_ttl_seconds: int,
+        tier: str = "",
+    ):
         self._client = client
         self._table = table
+        self.tier = tier  # whose visitor states these are ("": the single-tier aggregator's)
         # A visitor's state is also the record of which events were counted: it must outlive any
         # redelivery (24 h stream retention + the mapping's maximum record age).
         self._visitor_ttl = visitor_ttl_seconds
@@ -59,7 +67,7 @@ class AggregateStore:
     def load_visitors(self, wanted: set[VisitorKey]) -> dict[VisitorKey, VisitorState]:
         found: dict[VisitorKey, VisitorState] = {}
         pending = [
-            {"pk": {"S": keys.visitor_pk(site, vid)}, "sk": {"S": keys.NO_SORT}}
+            {"pk": {"S": keys.visitor_pk(site, vid, self.tier)}, "sk": {"S": keys.NO_SORT}}
             for site, vid in sorted(wanted)
         ]
         while pending:
@@ -131,7 +139,7 @@ class AggregateStore:
         put: dict[str, Any] = {
             "TableName": self._table,
             "Item": {
-                "pk": {"S": keys.visitor_pk(*vkey)},
+                "pk": {"S": keys.visitor_pk(*vkey, self.tier)},
                 "sk": {"S": keys.NO_SORT},
                 "state": {"S": state.to_json()},
                 "v": {"N": str(version + 1)},

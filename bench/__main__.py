@@ -28,14 +28,15 @@ RESULTS = REPO / "bench" / "results.json"
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 SITE = "bench.example"
 
-# us-east-1 list prices (DESIGN.md)
-WRITE_UNIT = 0.625 / 1e6
-READ_UNIT = 0.125 / 1e6
-LAMBDA_GB_SECOND = 0.0000133334
-LAMBDA_REQUEST = 0.20 / 1e6
-HTTP_API_REQUEST = 1.00 / 1e6
-LAMBDA_MEMORY_GB = 256 / 1024  # Terraform's memory size for each function
-PEER_COST_PER_MILLION = 10.18  # serverless-website-analytics' published estimate
+from bench.prices import (  # noqa: E402 - prices: us-east-1 list prices (DESIGN.md)
+    HTTP_API_REQUEST,
+    LAMBDA_GB_SECOND,
+    LAMBDA_MEMORY_GB,
+    LAMBDA_REQUEST,
+    PEER_COST_PER_MILLION,
+    READ_UNIT,
+    WRITE_UNIT,
+)
 
 
 def free_port() -> int:
@@ -173,6 +174,7 @@ def low_rate_cost(
         sent += 1
         time.sleep(rnd.expovariate(rate))
     wait_counted(url, key, counted + sent)
+    stack.flush()  # the rollup tier's batch too, before its window ends
     time.sleep(1.5)
     usage = meter.reset()
     lambda_seconds = sum(f.billed_seconds for f in stack.functions.values()) - seconds_before
@@ -257,6 +259,7 @@ def main() -> int:
             progress("burst traffic")
             traffic(url, pageviews, visitors=250)
             wait_counted(url, key, counted + pageviews)
+            stack.flush()  # the rollup tier's batch too, before its window ends
             time.sleep(1.5)  # let the last batch's writes land before reading the meter
             usage = meter.reset()
             write_units = usage.total_write_units / pageviews
@@ -272,18 +275,21 @@ def main() -> int:
             )
             seconds = {
                 n: stack.functions[n].billed_seconds - billed_before[n]
-                for n in ("ingest", "aggregator")
+                for n in stack.functions
+                if n != "query"
             }
             calls = {
                 n: stack.functions[n].invocations - invocations_before[n]
-                for n in ("ingest", "aggregator")
+                for n in stack.functions
+                if n != "query"
             }
-            row(
-                "aggregator invocations per 1,000 pageviews",
-                calls["aggregator"] * 1000 / pageviews,
-                "",
-                "",
-            )
+            for name in sorted(n for n in calls if n.startswith("aggregator")):
+                row(
+                    f"{name} invocations per 1,000 pageviews",
+                    calls[name] * 1000 / pageviews,
+                    "",
+                    "",
+                )
             per_million = 1e6 / pageviews
             dynamo_cost = (
                 usage.total_write_units * WRITE_UNIT + usage.total_read_units * READ_UNIT

@@ -10,6 +10,8 @@ import random
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +31,6 @@ def row(figure: str, value: float, unit: str, goal: str = "", anchor: str = "") 
 
 
 def ingest_traffic(pipeline: Any, events: int, visitors: int, seed: int) -> list[dict[str, Any]]:
-    import ingest.handler
     from tests.faults import Traffic
 
     rnd = random.Random(seed)
@@ -37,13 +38,10 @@ def ingest_traffic(pipeline: Any, events: int, visitors: int, seed: int) -> list
         rnd, events, visitors, datetime(2026, 11, 25, 22, 0, tzinfo=UTC), tz="Europe/Berlin"
     )
     pipeline.add_site(traffic.site, tz=traffic.tz)
-    original = ingest.handler.now
-    try:
+    with pinned_clock() as pin:
         for now, body, ip, ua in traffic.payloads():
-            ingest.handler.now = lambda now=now: now  # type: ignore[assignment]
+            pin(now)
             pipeline.send(body, ip=ip, user_agent=ua)
-    finally:
-        ingest.handler.now = original  # type: ignore[assignment]
     return list(pipeline.read_stream())
 
 
@@ -85,6 +83,7 @@ def fresh_aggregates(pipeline: Any, name: str) -> None:
     )
     pipeline.names["aggregates"] = name
     os.environ["LIVEINSIGHT_AGGREGATES_TABLE"] = name
+    aggregator.handler.get_client.cache_clear()
     aggregator.handler.get_store.cache_clear()
     aggregator.handler.get_config.cache_clear()
 
@@ -207,52 +206,135 @@ def steady_visits(
     return sorted((s for s in sends if s[0] < seconds), key=lambda s: s[0])
 
 
+@contextmanager
+def pinned_clock() -> Iterator[Callable[[datetime], None]]:
+    """Set the ingest handler's clock per request (simulated time); restored afterwards."""
+    import ingest.handler
+
+    original = ingest.handler.now
+
+    def pin(moment: datetime) -> None:
+        ingest.handler.now = lambda: moment
+
+    try:
+        yield pin
+    finally:
+        ingest.handler.now = original
+
+
+def _deliver_in_windows(
+    function: Any, arrivals: list[tuple[float, list[dict[str, Any]]]], window: float, size: int
+) -> None:
+    """Deliver as an event source mapping with this batching window and batch size would."""
+    batches: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for at, records in arrivals:
+        batches[int(at // window)].extend(records)
+    for records in batches.values():
+        for start in range(0, len(records), size):
+            result = function.invoke({"Records": records[start : start + size]})
+            assert result == {"batchItemFailures": []}, result
+
+
 def steady_window_cost(
     endpoint: str,
     meter: Any,
     rate: float = 0.4,
     seconds: float = 900,
     windows: tuple[int, ...] = (1, 60, 300),
+    rollup_windows: tuple[int, ...] = (60, 300),
 ) -> list[Row]:
-    """Aggregate write units per pageview of the same steady traffic delivered in batches of
-    `window` seconds (Lambda's batching window; 0.4 pageviews/s is ~1 million a month).
+    """Write units and cost per pageview of the same steady traffic (0.4 pageviews/s is ~1
+    million a month): the single-tier aggregator in batches of `window` seconds, then the two
+    tiers of decision 0010 (realtime at 1 s, rollup at each of `rollup_windows`).
 
-    The real ingest and aggregator handlers on a simulated clock, so 20 minutes take seconds: at a
-    1 s window a batch holds one event and every counter it touches is rewritten for it; the longer
-    windows are what a second, slower rollup tier would see (decision 0006)."""
-    import ingest.handler
+    The real ingest and aggregator handlers on a simulated clock, so 15 minutes take seconds: at a
+    1 s window a batch holds one event and every counter it touches is rewritten for it."""
+    from bench.prices import (
+        HTTP_API_REQUEST,
+        LAMBDA_GB_SECOND,
+        LAMBDA_MEMORY_GB,
+        LAMBDA_REQUEST,
+        READ_UNIT,
+        WRITE_UNIT,
+    )
+    from core.schema import load_schema
 
     base = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    tiers = load_schema().tiers
     rows = []
     visits = steady_visits(rate, seconds, seed=7)
+    pageviews = len(visits)
     agents = steady_user_agents()
-    for window in windows:
-        with fresh_pipeline(endpoint, f"bench-steady-{window}-{os.getpid()}") as pipeline:
-            pipeline.add_site("steady.example")
-            batches: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            original = ingest.handler.now
-            try:
-                for at, body, ip in visits:
-                    when = base + timedelta(seconds=at)
-                    ingest.handler.now = lambda when=when: when  # type: ignore[assignment]
-                    ua = agents[int(ip.rsplit(".", 1)[1]) % len(agents)]
-                    assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
-                    batches[int(at // window)].extend(pipeline.read_stream())
-            finally:
-                ingest.handler.now = original  # type: ignore[assignment]
-            meter.reset()
-            for records in batches.values():
-                for start in range(0, len(records), 1000):
-                    result = pipeline.aggregate(records[start : start + 1000])
-                    assert result == {"batchItemFailures": []}, result
-            units = meter.reset().write_units.get(pipeline.names["aggregates"], 0.0)
-        rows.append(
-            row(
-                f"aggregates write units per pageview, {rate:g} pageviews/s steady, {window} s batches",
-                units / len(visits),
-                "WCU",
+    with fresh_pipeline(endpoint, f"bench-steady-{os.getpid()}") as pipeline:
+        pipeline.add_site("steady.example")
+        arrivals: list[tuple[float, list[dict[str, Any]]]] = []
+        meter.reset()
+        with pinned_clock() as pin:
+            for at, body, ip in visits:
+                pin(base + timedelta(seconds=at))
+                ua = agents[int(ip.rsplit(".", 1)[1]) % len(agents)]
+                assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
+                arrivals.append((at, pipeline.read_stream()))
+        ingest = meter.reset()
+        ingest_seconds = pipeline.ingest_fn.billed_seconds
+        functions = [pipeline.aggregator_fn, *pipeline.tier_fns.values()]
+
+        def all_in(label: str, goal: str) -> list[Row]:
+            usage = meter.reset()
+            aggregates = usage.write_units.get(pipeline.names["aggregates"], 0.0)
+            writes = ingest.total_write_units + usage.total_write_units
+            reads = ingest.total_read_units + usage.total_read_units
+            lambda_seconds = ingest_seconds + sum(f.billed_seconds for f in functions)
+            invocations = pageviews + sum(f.invocations for f in functions)
+            per_million = 1e6 / pageviews
+            cost = per_million * (
+                writes * WRITE_UNIT
+                + reads * READ_UNIT
+                + lambda_seconds * LAMBDA_MEMORY_GB * LAMBDA_GB_SECOND
+                + invocations * LAMBDA_REQUEST
+                + pageviews * HTTP_API_REQUEST
             )
-        )
+            for function in functions:
+                function.billed_seconds, function.invocations = 0.0, 0
+            return [
+                row(
+                    f"aggregates write units per pageview, {rate:g} pageviews/s steady, {label}",
+                    aggregates / pageviews,
+                    "WCU",
+                ),
+                row(
+                    f"cost per million pageviews at {rate:g}/s steady, {label}: all-in",
+                    cost,
+                    "USD",
+                    goal,
+                ),
+            ]
+
+        for window in windows:
+            fresh_aggregates(pipeline, f"bench-steady-{window}-{os.getpid()}")
+            meter.reset()
+            _deliver_in_windows(
+                pipeline.aggregator_fn, arrivals, window, tiers["realtime"].esm.batch_size
+            )
+            rows += all_in(f"single tier, {window} s batches", "")
+        for window in rollup_windows:
+            fresh_aggregates(pipeline, f"bench-steady-tiers-{window}-{os.getpid()}")
+            meter.reset()
+            realtime = tiers["realtime"].esm
+            _deliver_in_windows(
+                pipeline.tier_fns["realtime"],
+                arrivals,
+                realtime.maximum_batching_window_in_seconds,
+                realtime.batch_size,
+            )
+            _deliver_in_windows(
+                pipeline.tier_fns["rollup"], arrivals, window, tiers["rollup"].esm.batch_size
+            )
+            default = tiers["rollup"].esm.maximum_batching_window_in_seconds == window
+            rows += all_in(
+                f"two tiers, realtime 1 s + rollup {window} s{' (default)' if default else ''}",
+                "≤ 4",
+            )
     return rows
 
 

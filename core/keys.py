@@ -7,7 +7,8 @@ events table      pk  EV#<site>#<event id>                       one raw event, 
 aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, per bucket and shard:
                   sk  <bucket label>[#<shard>]                    a Query over sk reads a range
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
-                                                                  also record what was counted
+                                                                  also record what was counted;
+                  pk  V.<tier>#<site>#<visitor id>                each aggregator tier's own (0010)
 meta table        pk  SITE   sk <domain>                          sites, all in one partition
                   pk  KEY#<sha256 of key>  sk  _                  API keys, stored only as hashes
                   pk  KEYS#<site>  sk <sha256 of key>             the site's keys (list, revoke)
@@ -95,8 +96,9 @@ def counter_range(first: str, last: str) -> tuple[str, str]:
     return first, f"{last}{SEP}~"
 
 
-def visitor_pk(site: str, visitor_id: str) -> str:
-    return f"V{SEP}{site}{SEP}{visitor_id}"
+def visitor_pk(site: str, visitor_id: str, tier: str = "") -> str:
+    """A tier's own visitor state (decision 0010); "" is the single-tier aggregator's."""
+    return f"V.{tier}{SEP}{site}{SEP}{visitor_id}" if tier else f"V{SEP}{site}{SEP}{visitor_id}"
 
 
 def counter_attr(metric: str, value: str | None = None) -> str:

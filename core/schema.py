@@ -55,10 +55,24 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class AggregatorTier:
+    """One alias of the aggregator and its own event source mapping (decision 0010)."""
+
+    name: str
+    granularities: tuple[str, ...]  # core.keys.Granularity values whose counters it writes
+    esm: EventSourceMapping
+
+
+@dataclass(frozen=True)
 class Schema:
     tables: dict[str, Table]
-    esm: EventSourceMapping
+    tiers: dict[str, AggregatorTier]
     retention: Retention
+
+    @property
+    def esm(self) -> EventSourceMapping:
+        """The realtime tier's mapping: the one whose batching sets how fresh realtime is."""
+        return self.tiers["realtime"].esm
 
 
 @lru_cache(maxsize=1)
@@ -80,18 +94,26 @@ def load_schema() -> Schema:
         for name, t in raw["tables"].items()
     }
     m = raw["event_source_mapping"]
-    esm = EventSourceMapping(
-        source_table=m["source_table"],
-        batch_size=int(m["batch_size"]),
-        maximum_batching_window_in_seconds=float(m["maximum_batching_window_in_seconds"]),
-        starting_position=m["starting_position"],
-        filter_event_names=tuple(m["filter_event_names"]),
-        bisect_batch_on_function_error=bool(m["bisect_batch_on_function_error"]),
-        maximum_retry_attempts=int(m["maximum_retry_attempts"]),
-        maximum_record_age_in_seconds=int(m["maximum_record_age_in_seconds"]),
-        report_batch_item_failures="ReportBatchItemFailures" in m["function_response_types"],
-    )
-    return Schema(tables=tables, esm=esm, retention=Retention(**raw["retention"]))
+    tiers = {
+        name: AggregatorTier(
+            name=name,
+            granularities=tuple(t["granularities"]),
+            esm=EventSourceMapping(
+                source_table=m["source_table"],
+                batch_size=int(t["batch_size"]),
+                maximum_batching_window_in_seconds=float(t["maximum_batching_window_in_seconds"]),
+                starting_position=m["starting_position"],
+                filter_event_names=tuple(m["filter_event_names"]),
+                bisect_batch_on_function_error=bool(m["bisect_batch_on_function_error"]),
+                maximum_retry_attempts=int(m["maximum_retry_attempts"]),
+                maximum_record_age_in_seconds=int(m["maximum_record_age_in_seconds"]),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in m["function_response_types"],
+            ),
+        )
+        for name, t in raw["aggregator_tiers"].items()
+    }
+    return Schema(tables=tables, tiers=tiers, retention=Retention(**raw["retention"]))
 
 
 def create_table_request(table: Table, physical_name: str, *, with_stream: bool) -> dict[str, Any]:

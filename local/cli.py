@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--demo-rate", type=float, default=1.5, help="demo events per second")
     dev.add_argument("--no-persist", action="store_true", help="start empty and save nothing")
     dev.add_argument(
+        "--rollup-window",
+        type=float,
+        metavar="SECONDS",
+        help="the rollup tier's batching window (default: core/schema.json's, as in AWS)",
+    )
+    dev.add_argument(
         "--faults",
         type=int,
         metavar="SEED",
@@ -200,6 +206,7 @@ def run_dev(args: argparse.Namespace) -> int:
         demo_rate=args.demo_rate,
         persist=not args.no_persist,
         faults_seed=args.faults,
+        rollup_window_seconds=args.rollup_window,
     )
     console = sys.stdout
     if not args.verbose:
@@ -280,6 +287,12 @@ def _alive(state: dict[str, Any]) -> bool:
         return False
 
 
+def qualifier(function_arn: str) -> str:
+    """The alias in a function ARN (arn:aws:lambda:region:account:function:name:alias), or ""."""
+    parts = function_arn.split(":")
+    return parts[7] if len(parts) > 7 else ""
+
+
 def run_dlq_replay(args: argparse.Namespace) -> int:
     state_file = args.data_dir / "stack.json"
     if not state_file.exists() or not _alive(json.loads(state_file.read_text())):
@@ -303,7 +316,7 @@ def run_dlq_replay(args: argparse.Namespace) -> int:
             sqs,
             make_client("dynamodbstreams"),
             queue,
-            lambda e: handler(e, LambdaContext("aggregator")),
+            lambda arn: lambda e: handler(e, LambdaContext("aggregator", qualifier=qualifier(arn))),
         )
     print(json.dumps(report.as_dict()))
     return 0 if not report.failed else 1

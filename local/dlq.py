@@ -3,9 +3,9 @@
 An on-failure record from the event source mapping names a shard and a range of sequence numbers,
 not the records themselves (as in AWS). Replay reads that range back from the stream and invokes
 the aggregator on it, bisecting on errors down to single records. Records that still fail are
-reported and their message stays in the queue; their valid neighbours are counted. Replaying
-again is harmless: the
-aggregator skips events its visitor states already hold. Stream records live 24 hours in AWS;
+reported and their message stays in the queue; their valid neighbours are counted. Each message
+is replayed through the function ARN it names: the alias, so the tier, that gave up (decision
+0010). Replaying again is harmless: the aggregator skips events its visitor states already hold. Stream records live 24 hours in AWS;
 for older batches use `liveinsight rebuild` over the raw events instead.
 """
 
@@ -83,8 +83,13 @@ def _run(invoke: Invoke, records: list[dict[str, Any]], arn: str, report: Replay
 
 
 def replay(
-    sqs: Any, streams: Any, queue_url: str, invoke: Invoke, max_messages: int = 1000
+    sqs: Any,
+    streams: Any,
+    queue_url: str,
+    invoke_for: Callable[[str], Invoke],
+    max_messages: int = 1000,
 ) -> ReplayReport:
+    """Replay every message; `invoke_for(function ARN)` invokes the function the message names."""
     report = ReplayReport()
     while report.messages < max_messages:
         response = sqs.receive_message(
@@ -94,7 +99,9 @@ def replay(
         if not messages:
             break
         for message in messages:
-            info = json.loads(message["Body"])["DDBStreamBatchInfo"]
+            body = json.loads(message["Body"])
+            info = body["DDBStreamBatchInfo"]
+            invoke = invoke_for(body.get("requestContext", {}).get("functionArn", ""))
             records = read_range(streams, info)
             report.messages += 1
             report.records += len(records)

@@ -34,6 +34,7 @@ from local.faults import Faults, InjectedCrash
 log = logger("local-esm")
 
 Invoke = Callable[[dict[str, Any]], Any]
+AGGREGATOR_ARN = "arn:aws:lambda:us-east-1:000000000000:function:aggregator"
 
 
 @dataclass
@@ -97,7 +98,11 @@ class StreamPoller:
         poll_interval: float = 0.1,
         clock: Callable[[], float] = time.time,
         faults: Faults | None = None,
+        function_arn: str = AGGREGATOR_ARN,
     ) -> None:
+        self._function_arn = function_arn  # named in dead-letter messages (replay invokes it)
+        self._flush_waiters: list[threading.Event] = []
+        self._flush_lock = threading.Lock()
         self._streams = streams
         self._sqs = sqs
         self._arn = stream_arn
@@ -118,6 +123,14 @@ class StreamPoller:
         self._thread = threading.Thread(target=self._run, name="esm-poller", daemon=True)
         self._thread.start()
 
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Deliver everything buffered now, windows or not (the poller's own thread does it);
+        True once done. For `make bench`, to read the meter after every tier has written."""
+        done = threading.Event()
+        with self._flush_lock:
+            self._flush_waiters.append(done)
+        return done.wait(timeout)
+
     def stop(self, drain: bool = True, timeout: float = 10.0) -> None:
         if drain:
             deadline = time.monotonic() + timeout
@@ -129,11 +142,17 @@ class StreamPoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            with self._flush_lock:
+                waiters, self._flush_waiters = self._flush_waiters, []
             try:
-                busy = self.poll_once()
+                busy = self.poll_once(flush=bool(waiters))
+                while waiters and busy:
+                    busy = self.poll_once(flush=True)
             except Exception:  # keep polling: the stack must survive a transient moto error
                 log.exception("stream poll failed")
                 busy = False
+            for waiter in waiters:
+                waiter.set()
             if not busy:
                 self._stop.wait(self._poll_interval)
 
@@ -265,7 +284,7 @@ class StreamPoller:
         message = {
             "requestContext": {
                 "requestId": str(uuid.uuid4()),
-                "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:aggregator",
+                "functionArn": self._function_arn,
                 "condition": "RetryAttemptsExhausted",
                 "approximateInvokeCount": attempts,
             },

@@ -25,10 +25,12 @@ class LambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = ""
     log_stream_name: str = "local"
+    qualifier: str = ""  # the alias invoked, if any
 
     @property
     def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+        arn = f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+        return f"{arn}:{self.qualifier}" if self.qualifier else arn
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
@@ -43,11 +45,14 @@ def _instance_main_thread() -> None:
 class LocalFunction:
     """A deployed function with one warm instance: invocations run one at a time on its thread."""
 
-    def __init__(self, name: str, handler: Handler) -> None:
+    def __init__(self, name: str, handler: Handler, qualifier: str = "") -> None:
         self.name = name
+        self.qualifier = qualifier  # an alias: its own warm instance, as Lambda gives it
         self._handler = handler
         self._instance = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"lambda-{name}", initializer=_instance_main_thread
+            max_workers=1,
+            thread_name_prefix=f"lambda-{name}{'-' + qualifier if qualifier else ''}",
+            initializer=_instance_main_thread,
         )
         self.invocations = 0
         self.billed_seconds = 0.0  # handler time, what Lambda bills (for `make bench`)
@@ -59,7 +64,7 @@ class LocalFunction:
     def _timed(self, event: dict[str, Any]) -> Any:
         started = time.perf_counter()
         try:
-            return self._handler(event, LambdaContext(self.name))
+            return self._handler(event, LambdaContext(self.name, qualifier=self.qualifier))
         finally:
             self.billed_seconds += time.perf_counter() - started
 

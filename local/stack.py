@@ -1,8 +1,8 @@
 """The embedded default: the whole product on one machine, in one process tree.
 
-moto (DynamoDB, Streams, SQS) on a free loopback port, tables from core/schema.json, the
-stream poller calling the real aggregator handler, and the HTTP front calling the real ingest and
-query handlers. Data is restored from and saved to `<data dir>/snapshot.json`.
+moto (DynamoDB, Streams, SQS) on a free loopback port, tables from core/schema.json, one
+stream poller per aggregator tier (an event source mapping per alias, decision 0010) calling the
+real aggregator handler, and the HTTP front calling the real ingest and query handlers. Data is restored from and saved to `<data dir>/snapshot.json`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from core.schema import load_schema
 from local import moto_patch, tables
 from local.demo import DemoTraffic
 from local.front import Front
-from local.poller import StreamPoller
+from local.poller import AGGREGATOR_ARN, StreamPoller
 from local.runtime import LocalFunction
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,6 +40,8 @@ class StackConfig:
     persist: bool = True
     snapshot_every: float = 60.0
     faults_seed: int | None = None  # inject Lambda and DynamoDB faults (local/faults.py)
+    # The rollup tier's batching window; None: the schema's (what AWS gets). Tests shorten it.
+    rollup_window_seconds: float | None = None
 
 
 def aws_environment(endpoint: str, prefix: str = TABLE_PREFIX) -> dict[str, str]:
@@ -84,7 +86,7 @@ class LocalStack:
         self.moto = MotoServer(config.host)
         self.names = tables.table_names(TABLE_PREFIX)
         self.front: Front | None = None
-        self.poller: StreamPoller | None = None
+        self.pollers: dict[str, StreamPoller] = {}
         self.demo: DemoTraffic | None = None
         self.demo_key: str | None = None
         self.functions: dict[str, LocalFunction] = {}
@@ -126,28 +128,39 @@ class LocalStack:
         from ingest.handler import handler as ingest_handler
         from query_api.handler import handler as query_handler
 
+        tiers = load_schema().tiers
         self.functions = {
             "ingest": LocalFunction("ingest", ingest_handler),
-            "aggregator": LocalFunction("aggregator", aggregator_handler),
+            **{
+                f"aggregator:{tier}": LocalFunction("aggregator", aggregator_handler, tier)
+                for tier in tiers
+            },
             "query": LocalFunction("query", query_handler),
         }
         faults = None
         if self.config.faults_seed is not None:
-            from aggregator.handler import get_store
+            from aggregator.handler import get_client
             from local.faults import Faults
 
             faults = Faults.moderate(self.config.faults_seed)
-            faults.install_on(get_store()._client)
-        self.poller = StreamPoller(
-            self.client("dynamodbstreams"),
-            self.client("sqs"),
-            tables.stream_arn(ddb, self.names["events"]),
-            self.functions["aggregator"].invoke,
-            load_schema().esm,
-            dlq_url,
-            faults=faults,
-        )
-        self.poller.start()
+            faults.install_on(get_client())
+        for name, tier in tiers.items():
+            esm = tier.esm
+            if name == "rollup" and self.config.rollup_window_seconds is not None:
+                esm = replace(
+                    esm, maximum_batching_window_in_seconds=self.config.rollup_window_seconds
+                )
+            self.pollers[name] = StreamPoller(
+                self.client("dynamodbstreams"),
+                self.client("sqs"),
+                tables.stream_arn(ddb, self.names["events"]),
+                self.functions[f"aggregator:{name}"].invoke,
+                esm,
+                dlq_url,
+                faults=faults,
+                function_arn=f"{AGGREGATOR_ARN}:{name}",
+            )
+            self.pollers[name].start()
         self.front = Front(
             self.config.host,
             self.config.port,
@@ -203,14 +216,19 @@ class LocalStack:
             except Exception:  # housekeeping must never take the stack down
                 pass
 
+    def flush(self) -> None:
+        """Every tier delivers what it has buffered, batching windows or not (for `make bench`)."""
+        for poller in self.pollers.values():
+            poller.flush()
+
     def stop(self) -> None:
         self._ticker_stop.set()
         if self.demo:
             self.demo.stop()
         if self.front:
             self.front.stop()  # no new events from here on
-        if self.poller:
-            self.poller.stop(drain=True)  # aggregate what was accepted before saving
+        for poller in self.pollers.values():
+            poller.stop(drain=True)  # aggregate what was accepted before saving
         if self.config.persist:
             tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
         (self.config.data_dir / "stack.json").unlink(missing_ok=True)

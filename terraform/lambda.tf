@@ -26,6 +26,8 @@ resource "aws_lambda_function" "this" {
   source_code_hash = filebase64sha256("${local.package_dir}/${each.key}.zip")
   memory_size      = var.lambda_memory_mb
   timeout          = each.value.timeout
+  # The aggregator's tiers are aliases of a published version (decision 0010).
+  publish = each.key == "aggregator"
 
   environment {
     variables = merge(
@@ -47,13 +49,26 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.lambda]
 }
 
-# The aggregator reads the events table's stream with every setting from core/schema.json.
+# One alias per aggregator tier: the handler reads its tier from the alias it was invoked through.
+resource "aws_lambda_alias" "aggregator" {
+  for_each = local.aggregator_tiers
+
+  name             = each.key
+  description      = "aggregator tier ${each.key}: counters of granularities ${join(", ", each.value.granularities)}"
+  function_name    = aws_lambda_function.this["aggregator"].function_name
+  function_version = aws_lambda_function.this["aggregator"].version
+}
+
+# Each tier reads the events table's stream (two readers per shard, DynamoDB's recommended
+# maximum) with every setting from core/schema.json: its own batch size and batching window.
 resource "aws_lambda_event_source_mapping" "aggregator" {
+  for_each = local.aggregator_tiers
+
   event_source_arn                   = aws_dynamodb_table.this[local.esm.source_table].stream_arn
-  function_name                      = aws_lambda_function.this["aggregator"].arn
+  function_name                      = aws_lambda_alias.aggregator[each.key].arn
   starting_position                  = local.esm.starting_position
-  batch_size                         = local.esm.batch_size
-  maximum_batching_window_in_seconds = local.esm.maximum_batching_window_in_seconds
+  batch_size                         = each.value.batch_size
+  maximum_batching_window_in_seconds = each.value.maximum_batching_window_in_seconds
   bisect_batch_on_function_error     = local.esm.bisect_batch_on_function_error
   maximum_retry_attempts             = local.esm.maximum_retry_attempts
   maximum_record_age_in_seconds      = local.esm.maximum_record_age_in_seconds

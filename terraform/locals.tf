@@ -3,6 +3,8 @@ locals {
   # come from the file the local stack and the tests read too. Nothing here repeats a key name.
   schema = jsondecode(file("${path.module}/../core/schema.json"))
   esm    = local.schema.event_source_mapping
+  # The aggregator's tiers (decision 0010): one alias and one event source mapping each.
+  aggregator_tiers = local.schema.aggregator_tiers
 
   name        = "${var.project_name}-${var.environment}"
   package_dir = "${path.module}/../build/lambda" # `make package` writes <function>.zip here

@@ -35,6 +35,7 @@ resource "aws_cloudwatch_metric_alarm" "aggregator_errors" {
   ok_actions          = local.alarm_actions
 }
 
+# Over both tiers' aliases: the rollup tier's batching window is well under the threshold (tests/infra).
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   alarm_name          = "${local.name}-stream-iterator-age"
   alarm_description   = "The aggregator is more than ${var.iterator_age_alarm_seconds} s behind the events stream: realtime numbers are stale. See ${local.runbook}, section stream-iterator-age."

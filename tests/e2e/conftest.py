@@ -107,7 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
     port = free_port()
     log = (data_dir / "stack.log").open("wb")
-    process = launch_dev(data_dir, port, "--no-persist", stdout=log)
+    process = launch_dev(data_dir, port, "--no-persist", "--rollup-window", "1", stdout=log)
     if process.poll() is not None:
         pytest.fail(f"local stack did not start:\n{(data_dir / 'stack.log').read_text()}")
     url = f"http://127.0.0.1:{port}"

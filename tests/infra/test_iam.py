@@ -245,7 +245,10 @@ def policy_grants(function: str) -> set[Grant]:
 def mapping_grants(function: str) -> set[Grant]:
     """What the event source mapping needs from the role of the function it invokes."""
     esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
-    if esm["function_name"] != f'${{aws_lambda_function.this["{function}"].arn}}':
+    # The mappings invoke the function through its tiers' aliases (decision 0010).
+    assert esm["function_name"] == "${aws_lambda_alias.aggregator[each.key].arn}"
+    alias = tf.resource("aws_lambda_alias.aggregator")
+    if alias["function_name"] != f'${{aws_lambda_function.this["{function}"].function_name}}':
         return set()
     stream = classify(esm["event_source_arn"])
     queue = classify(esm["destination_config"][0]["on_failure"][0]["destination_arn"])

@@ -162,8 +162,6 @@ def test_no_table_or_mapping_setting_is_hard_coded() -> None:
 # ---- the event source mapping ---------------------------------------------------------------
 
 ESM_ATTRIBUTES = {
-    "batch_size": "batch_size",
-    "maximum_batching_window_in_seconds": "maximum_batching_window_in_seconds",
     "starting_position": "starting_position",
     "bisect_batch_on_function_error": "bisect_batch_on_function_error",
     "maximum_retry_attempts": "maximum_retry_attempts",
@@ -171,14 +169,23 @@ ESM_ATTRIBUTES = {
     "function_response_types": "function_response_types",
     "parallelization_factor": "parallelization_factor",
 }
+TIER_ATTRIBUTES = ("batch_size", "maximum_batching_window_in_seconds")
 
 
 def test_every_event_source_mapping_setting_comes_from_the_schema() -> None:
     esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
     schema = tf.SCHEMA["event_source_mapping"]
+    assert esm["for_each"] == "${local.aggregator_tiers}"
+    assert tf.locals_()["aggregator_tiers"] == "${local.schema.aggregator_tiers}"
     for attr, key in ESM_ATTRIBUTES.items():
         assert esm[attr] == f"${{local.esm.{key}}}", attr
         assert tf.evaluate(esm[attr], ESM_SCOPE) == schema[key]
+    # Batch size and window are each tier's own.
+    for tier, tier_settings in tf.SCHEMA["aggregator_tiers"].items():
+        scope = {**ESM_SCOPE, "each": {"key": tier, "value": tier_settings}}
+        for attr in TIER_ATTRIBUTES:
+            assert esm[attr] == f"${{each.value.{attr}}}", attr
+            assert tf.evaluate(esm[attr], scope) == tier_settings[attr]
     (pattern,) = [f["pattern"] for c in esm["filter_criteria"] for f in c["filter"]]
     assert json.loads(tf.evaluate(pattern, ESM_SCOPE)) == {
         "eventName": schema["filter_event_names"]
@@ -186,10 +193,35 @@ def test_every_event_source_mapping_setting_comes_from_the_schema() -> None:
     assert esm["event_source_arn"] == (
         "${aws_dynamodb_table.this[local.esm.source_table].stream_arn}"
     )
-    assert esm["function_name"] == '${aws_lambda_function.this["aggregator"].arn}'
-    # Every setting in the schema block is used by the mapping.
+    # Every setting in the schema block is used by the mappings.
     used = set(ESM_ATTRIBUTES.values()) | {"filter_event_names", "source_table"}
     assert set(schema) == used
+
+
+def test_each_tier_is_an_alias_of_the_published_aggregator() -> None:
+    esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
+    alias = tf.resource("aws_lambda_alias.aggregator")
+    assert esm["function_name"] == "${aws_lambda_alias.aggregator[each.key].arn}"
+    assert alias["for_each"] == "${local.aggregator_tiers}"
+    assert alias["name"] == "${each.key}"  # the handler reads its tier from the alias
+    assert alias["function_name"] == '${aws_lambda_function.this["aggregator"].function_name}'
+    assert alias["function_version"] == '${aws_lambda_function.this["aggregator"].version}'
+    assert tf.resource("aws_lambda_function.this")["publish"] == '${each.key == "aggregator"}'
+    assert set(tf.SCHEMA["aggregator_tiers"]) == set(load_schema().tiers) == {"realtime", "rollup"}
+
+
+def test_the_tiers_write_every_granularity_once() -> None:
+    from core.keys import Granularity
+
+    written = [g for tier in load_schema().tiers.values() for g in tier.granularities]
+    assert sorted(written) == sorted(g.value for g in Granularity)
+    assert load_schema().tiers["realtime"].granularities == (Granularity.MINUTE.value,)
+
+
+def test_the_iterator_age_alarm_leaves_room_for_the_rollup_window() -> None:
+    threshold = tf.variables()["iterator_age_alarm_seconds"]["default"]
+    windows = [t.esm.maximum_batching_window_in_seconds for t in load_schema().tiers.values()]
+    assert max(windows) * 1.5 <= threshold
 
 
 def test_failed_batches_go_to_the_sqs_dead_letter_queue() -> None:
@@ -200,12 +232,17 @@ def test_failed_batches_go_to_the_sqs_dead_letter_queue() -> None:
 
 
 def test_the_local_poller_reads_the_same_settings_as_terraform() -> None:
-    local = load_schema().esm
     schema = tf.SCHEMA["event_source_mapping"]
-    assert local.batch_size == schema["batch_size"]
-    assert local.maximum_retry_attempts == schema["maximum_retry_attempts"]
-    assert local.maximum_record_age_in_seconds == schema["maximum_record_age_in_seconds"]
-    assert local.filter_event_names == tuple(schema["filter_event_names"])
+    for name, tier in load_schema().tiers.items():
+        local = tier.esm
+        assert local.batch_size == tf.SCHEMA["aggregator_tiers"][name]["batch_size"]
+        assert (
+            local.maximum_batching_window_in_seconds
+            == (tf.SCHEMA["aggregator_tiers"][name]["maximum_batching_window_in_seconds"])
+        )
+        assert local.maximum_retry_attempts == schema["maximum_retry_attempts"]
+        assert local.maximum_record_age_in_seconds == schema["maximum_record_age_in_seconds"]
+        assert local.filter_event_names == tuple(schema["filter_event_names"])
 
 
 # ---- functions ------------------------------------------------------------------------------

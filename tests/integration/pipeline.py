@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.aws import make_client
+from core.schema import load_schema
 from local import tables
 from local.front import api_gateway_event
 from local.poller import to_lambda_record
@@ -48,7 +49,11 @@ class Pipeline:
         self.streams = make_client("dynamodbstreams")
         self.ingest_fn = LocalFunction("ingest", ingest_handler)
         self.query_fn = LocalFunction("query", query_handler)
-        self.aggregator_fn = LocalFunction("aggregator", aggregator_handler)
+        self.aggregator_fn = LocalFunction("aggregator", aggregator_handler)  # single tier
+        self.tier_fns = {  # the aliases AWS's event source mappings invoke (decision 0010)
+            tier: LocalFunction("aggregator", aggregator_handler, tier)
+            for tier in load_schema().tiers
+        }
         self._arn = tables.stream_arn(self.ddb, names["events"])
         shard = self.streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"][0]
         self._iterator = self.streams.get_shard_iterator(

@@ -17,7 +17,7 @@ from core.schema import load_schema
 from local import tables
 from local.dlq import replay
 from local.faults import Faults
-from local.poller import StreamPoller
+from local.poller import AGGREGATOR_ARN, StreamPoller
 from tests import oracle
 from tests.faults import Traffic, mismatches, stored_counters, stored_events
 from tests.integration.pipeline import Pipeline
@@ -61,25 +61,37 @@ def valid_oracle(pipeline: Pipeline) -> oracle.Counters:
     )
 
 
-def run_poller(pipeline: Pipeline, faults: Faults) -> tuple[StreamPoller, str]:
+def run_poller(pipeline: Pipeline, faults: Faults) -> tuple[list[StreamPoller], str]:
+    """Both tiers' event source mappings (as in AWS: one per alias) over the stream, faults on."""
     import aggregator.handler
 
     sqs = make_client("sqs")
     queue = sqs.create_queue(QueueName=f"{pipeline.names['events']}-dlq")["QueueUrl"]
-    faults.install_on(aggregator.handler.get_store()._client)
-    esm = dataclasses.replace(load_schema().esm, batch_size=7, maximum_retry_attempts=2)
-    poller = StreamPoller(
-        make_client("dynamodbstreams"),
-        sqs,
-        tables.stream_arn(pipeline.ddb, pipeline.names["events"]),
-        pipeline.aggregator_fn.invoke,
-        esm,
-        queue,
-        faults=faults,
-    )
+    faults.install_on(aggregator.handler.get_client())
+    pollers = []
+    for name, tier in load_schema().tiers.items():
+        esm = dataclasses.replace(tier.esm, batch_size=7, maximum_retry_attempts=2)
+        pollers.append(
+            StreamPoller(
+                make_client("dynamodbstreams"),
+                sqs,
+                tables.stream_arn(pipeline.ddb, pipeline.names["events"]),
+                pipeline.tier_fns[name].invoke,
+                esm,
+                queue,
+                faults=faults,
+                function_arn=f"{AGGREGATOR_ARN}:{name}",
+            )
+        )
     for _ in range(20):
-        poller.poll_once(flush=True)
-    return poller, queue
+        for poller in pollers:
+            poller.poll_once(flush=True)
+    return pollers, queue
+
+
+def tier_named_in(function_arn: str, pipeline: Pipeline) -> Any:
+    """What Lambda does with a qualified ARN: invoke that alias (an unknown one fails loudly)."""
+    return pipeline.tier_fns[function_arn.rsplit(":", 1)[1]].invoke
 
 
 def test_faulty_delivery_dead_letters_only_the_poison_and_replay_completes_the_counts(
@@ -96,14 +108,17 @@ def test_faulty_delivery_dead_letters_only_the_poison_and_replay_completes_the_c
         conflict=0.1,
     )
     # Given the stream delivered through the emulated event source mapping with every fault on
-    poller, queue = run_poller(pipeline, faults)
-    assert poller.stats.dead_lettered_batches >= 1
+    pollers, queue = run_poller(pipeline, faults)
+    assert all(poller.stats.dead_lettered_batches >= 1 for poller in pollers)
     assert len(faults.counts) >= 3, faults.counts  # several kinds of fault really happened
     # When on-call replays the dead-letter queue
     report = replay(
-        make_client("sqs"), make_client("dynamodbstreams"), queue, pipeline.aggregator_fn.invoke
+        make_client("sqs"),
+        make_client("dynamodbstreams"),
+        queue,
+        lambda arn: tier_named_in(arn, pipeline),
     )
-    # Then only the poison record still fails, and every other count equals the oracle
+    # Then only the poison record still fails (in each tier), and every count equals the oracle
     poison_seq = [
         r["dynamodb"]["SequenceNumber"]
         for r in make_client("dynamodbstreams").get_records(
@@ -117,11 +132,16 @@ def test_faulty_delivery_dead_letters_only_the_poison_and_replay_completes_the_c
         )["Records"]
         if r["dynamodb"]["Keys"]["pk"]["S"].endswith("#poison")
     ]
-    assert report.failed == poison_seq
+    assert report.failed == poison_seq * 2
     assert mismatches(valid_oracle(pipeline), stored_counters(pipeline.ddb, pipeline.names)) == []
     # and replaying again changes nothing
     before = stored_counters(pipeline.ddb, pipeline.names)
-    replay(make_client("sqs"), make_client("dynamodbstreams"), queue, pipeline.aggregator_fn.invoke)
+    replay(
+        make_client("sqs"),
+        make_client("dynamodbstreams"),
+        queue,
+        lambda arn: tier_named_in(arn, pipeline),
+    )
     assert stored_counters(pipeline.ddb, pipeline.names) == before
 
 

@@ -32,8 +32,16 @@ _examples = iter(range(1_000_000))
 
 
 def run_campaign(
-    endpoint: str, seed: int, events: int, visitors: int, tz: str, monkeypatch: Any
+    endpoint: str,
+    seed: int,
+    events: int,
+    visitors: int,
+    tz: str,
+    monkeypatch: Any,
+    tiers: bool = False,
 ) -> list[str]:
+    """Mismatches after delivering the traffic under a random fault schedule: to the single-tier
+    aggregator, or (`tiers`) to each tier's alias under a schedule of its own."""
     rnd = random.Random(seed)
     traffic = Traffic.random(rnd, events, visitors, rnd.choice(STARTS), tz=tz)
     with fresh_pipeline(endpoint, f"p{next(_examples)}-{os.getpid()}") as pipeline:
@@ -44,11 +52,13 @@ def run_campaign(
             monkeypatch.setattr(ingest.handler, "now", lambda now=now: now)
             assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
         records = pipeline.read_stream()
-        schedule = Schedule.random(rnd, len(records))
-        faults = FaultyStore()
+        functions = list(pipeline.tier_fns.values()) if tiers else [pipeline.aggregator_fn]
         monkeypatch.setattr("aggregator.processor.time.sleep", lambda _s: None)
-        with faults.installed():
-            deliver(pipeline.aggregator_fn.invoke, records, schedule, faults)
+        for function in functions:
+            schedule = Schedule.random(rnd, len(records))
+            faults = FaultyStore()
+            with faults.installed():
+                deliver(function.invoke, records, schedule, faults)
         expected = oracle.compute(stored_events(pipeline.ddb, pipeline.names))
         return mismatches(expected, stored_counters(pipeline.ddb, pipeline.names))
 
@@ -63,6 +73,7 @@ def run_campaign(
     events=st.integers(1, 30),
     visitors=st.integers(1, 4),
     tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
+    tiers=st.booleans(),
 )
 def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     moto_endpoint: str,
@@ -71,5 +82,38 @@ def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     events: int,
     visitors: int,
     tz: str,
+    tiers: bool,
 ) -> None:
-    assert run_campaign(moto_endpoint, seed, events, visitors, tz, monkeypatch) == []
+    assert run_campaign(moto_endpoint, seed, events, visitors, tz, monkeypatch, tiers) == []
+
+
+def test_each_tier_writes_its_own_granularities_and_together_they_equal_the_oracle(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.handler
+    from core.keys import Granularity
+
+    traffic = Traffic.random(random.Random(5), 80, 6, STARTS[0], tz="Europe/Berlin")
+    with fresh_pipeline(moto_endpoint, f"tiers-{os.getpid()}") as pipeline:
+        pipeline.add_site(traffic.site, tz=traffic.tz)
+        for now, body, ip, ua in traffic.payloads():
+            monkeypatch.setattr(ingest.handler, "now", lambda now=now: now)
+            assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
+        records = pipeline.read_stream()
+        expected = oracle.compute(stored_events(pipeline.ddb, pipeline.names))
+        minute = {cell: attrs for cell, attrs in expected.items() if cell[1] is Granularity.MINUTE}
+        assert minute and len(minute) < len(expected)
+
+        # Given only the realtime alias has seen the stream: the minute counters, nothing else
+        for start in range(0, len(records), 7):
+            result = pipeline.tier_fns["realtime"].invoke({"Records": records[start : start + 7]})
+            assert result == {"batchItemFailures": []}
+        assert mismatches(minute, stored_counters(pipeline.ddb, pipeline.names)) == []
+        # When the rollup alias reads the same stream in one large batch, and again (redelivery)
+        for _ in range(2):
+            result = pipeline.tier_fns["rollup"].invoke({"Records": records})
+            assert result == {"batchItemFailures": []}
+        # Then every counter equals the oracle, and each tier kept its own visitor states
+        assert mismatches(expected, stored_counters(pipeline.ddb, pipeline.names)) == []
+        prefixes = {item["pk"]["S"].split("#", 1)[0] for item in pipeline.scan("aggregates")}
+        assert {"V.realtime", "V.rollup"} <= prefixes and "V" not in prefixes
