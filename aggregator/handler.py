@@ -94,6 +94,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # A batch carries many requests' ids: batch lines use the invocation's, event lines their own.
     log.set_correlation_id(getattr(context, "aws_request_id", None))
     tier, granularities = tier_of(context)
+    log.append_keys(tier=tier or "single")
     items, malformed, oldest = parse_records(event)
     config = get_config()
     result = process(
@@ -103,7 +104,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         max_attempts=config.max_transaction_attempts,
         granularities=granularities,
     )
-    log.append_keys(tier=tier or "single")
     report(items, malformed, oldest, result, batch_id=getattr(context, "aws_request_id", ""))
     if result.failed_sequence_number is None:
         return {"batchItemFailures": []}
