@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 import pytest
@@ -193,3 +194,43 @@ def test_unknown_item_identifier_fails_the_whole_batch(stream: dict[str, Any]) -
     )
     poller.poll_once(flush=True)
     assert calls == [len(pks), len(pks)]
+
+
+def test_flush_delivers_a_held_batch_at_once_from_the_pollers_thread(
+    stream: dict[str, Any],
+) -> None:
+    # Given a running mapping with the rollup tier's long window holding two records
+    function = RecordingFunction()
+    poller = poller_for(stream, function, maximum_batching_window_in_seconds=300)
+    poller.start()
+    try:
+        put_events(stream, 2)
+        time.sleep(0.5)  # polled and buffered, the window far from over
+        assert function.batches == []
+        # When the bench asks for a flush, Then the batch is delivered before flush returns
+        assert poller.flush(timeout=10)
+        assert [len(b) for b in function.batches] == [2]
+    finally:
+        poller.stop(drain=False)
+
+
+def test_dead_letters_name_the_alias_that_gave_up(stream: dict[str, Any]) -> None:
+    pks = put_events(stream, 1)
+    esm = dataclasses.replace(
+        load_schema().tiers["rollup"].esm,
+        bisect_batch_on_function_error=False,
+        maximum_retry_attempts=0,
+    )
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:aggregator:rollup"
+    poller = StreamPoller(
+        make_client("dynamodbstreams"),
+        stream["sqs"],
+        stream["arn"],
+        RecordingFunction(poison=set(pks)),
+        esm,
+        stream["queue"],
+        function_arn=arn,
+    )
+    poller.poll_once(flush=True)
+    (message,) = dead_letters(stream)
+    assert message["requestContext"]["functionArn"] == arn
