@@ -53,15 +53,20 @@ class UnknownTier(ValueError):
     """Invoked through a qualifier that is no tier: counting there would count twice."""
 
 
+def qualifier(function_arn: str) -> str:
+    """The alias in a function ARN (arn:aws:lambda:region:account:function:name:alias), or ""."""
+    parts = function_arn.split(":")
+    return parts[7] if len(parts) > 7 else ""
+
+
 def tier_of(context: Any) -> tuple[str, frozenset[Granularity]]:
     """(tier, the granularities it writes) from the alias in the invoked ARN."""
-    arn = getattr(context, "invoked_function_arn", "") or ""
-    parts = arn.split(":")
-    if len(parts) < 8:
+    alias = qualifier(getattr(context, "invoked_function_arn", "") or "")
+    if not alias:
         return "", ALL_GRANULARITIES
-    tier = load_schema().tiers.get(parts[7])
+    tier = load_schema().tiers.get(alias)
     if tier is None:
-        raise UnknownTier(f"invoked as {parts[7]!r}: not one of {sorted(load_schema().tiers)}")
+        raise UnknownTier(f"invoked as {alias!r}: not one of {sorted(load_schema().tiers)}")
     return tier.name, frozenset(Granularity(g) for g in tier.granularities)
 
 

@@ -287,12 +287,6 @@ def _alive(state: dict[str, Any]) -> bool:
         return False
 
 
-def qualifier(function_arn: str) -> str:
-    """The alias in a function ARN (arn:aws:lambda:region:account:function:name:alias), or ""."""
-    parts = function_arn.split(":")
-    return parts[7] if len(parts) > 7 else ""
-
-
 def run_dlq_replay(args: argparse.Namespace) -> int:
     state_file = args.data_dir / "stack.json"
     if not state_file.exists() or not _alive(json.loads(state_file.read_text())):
@@ -302,7 +296,7 @@ def run_dlq_replay(args: argparse.Namespace) -> int:
         )
         return 2
     with backend(args.data_dir):
-        from aggregator.handler import handler
+        from aggregator.handler import handler, qualifier
         from core.aws import make_client
         from local.dlq import replay
         from local.runtime import LambdaContext

@@ -5,8 +5,9 @@ not the records themselves (as in AWS). Replay reads that range back from the st
 the aggregator on it, bisecting on errors down to single records. Records that still fail are
 reported and their message stays in the queue; their valid neighbours are counted. Each message
 is replayed through the function ARN it names: the alias, so the tier, that gave up (decision
-0010). Replaying again is harmless: the aggregator skips events its visitor states already hold. Stream records live 24 hours in AWS;
-for older batches use `liveinsight rebuild` over the raw events instead.
+0010). Replaying again is harmless: the aggregator skips events its visitor states already hold.
+Stream records live 24 hours in AWS; for older batches use `liveinsight rebuild` over the raw
+events instead.
 """
 
 from __future__ import annotations

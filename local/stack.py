@@ -2,7 +2,8 @@
 
 moto (DynamoDB, Streams, SQS) on a free loopback port, tables from core/schema.json, one
 stream poller per aggregator tier (an event source mapping per alias, decision 0010) calling the
-real aggregator handler, and the HTTP front calling the real ingest and query handlers. Data is restored from and saved to `<data dir>/snapshot.json`.
+real aggregator handler, and the HTTP front calling the real ingest and query handlers. Data is
+restored from and saved to `<data dir>/snapshot.json`.
 """
 
 from __future__ import annotations

@@ -91,7 +91,9 @@ def run_poller(pipeline: Pipeline, faults: Faults) -> tuple[list[StreamPoller], 
 
 def tier_named_in(function_arn: str, pipeline: Pipeline) -> Any:
     """What Lambda does with a qualified ARN: invoke that alias (an unknown one fails loudly)."""
-    return pipeline.tier_fns[function_arn.rsplit(":", 1)[1]].invoke
+    from aggregator.handler import qualifier
+
+    return pipeline.tier_fns[qualifier(function_arn)].invoke
 
 
 def test_faulty_delivery_dead_letters_only_the_poison_and_replay_completes_the_counts(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.handler import UnknownTier, tier_of
+from aggregator.handler import UnknownTier, qualifier, tier_of
 from aggregator.processor import ALL_GRANULARITIES, ignores_engagement
 from core.keys import Granularity, visitor_pk
-from local.cli import qualifier
 from local.runtime import LambdaContext
 
 
