@@ -29,13 +29,12 @@ UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like 
 SITE = "bench.example"
 
 from bench.prices import (  # noqa: E402 - prices: us-east-1 list prices (DESIGN.md)
-    HTTP_API_REQUEST,
     LAMBDA_GB_SECOND,
     LAMBDA_MEMORY_GB,
-    LAMBDA_REQUEST,
     PEER_COST_PER_MILLION,
     READ_UNIT,
     WRITE_UNIT,
+    per_million,
 )
 
 
@@ -290,15 +289,14 @@ def main() -> int:
                     "",
                     "",
                 )
-            per_million = 1e6 / pageviews
-            dynamo_cost = (
-                usage.total_write_units * WRITE_UNIT + usage.total_read_units * READ_UNIT
-            ) * per_million
-            lambda_cost = (
-                sum(seconds.values()) * LAMBDA_MEMORY_GB * LAMBDA_GB_SECOND
-                + sum(calls.values()) * LAMBDA_REQUEST
-            ) * per_million
-            api_cost = calls["ingest"] * HTTP_API_REQUEST * per_million
+            dynamo_cost, lambda_cost, api_cost = per_million(
+                pageviews,
+                write_units=usage.total_write_units,
+                read_units=usage.total_read_units,
+                lambda_seconds=sum(seconds.values()),
+                invocations=sum(calls.values()),
+                api_requests=calls["ingest"],
+            )
             total = dynamo_cost + lambda_cost + api_cost
             row("cost per million pageviews: DynamoDB", dynamo_cost, "USD", "")
             row(

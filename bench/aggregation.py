@@ -256,14 +256,7 @@ def steady_window_cost(
 
     The real ingest and aggregator handlers on a simulated clock, so 15 minutes take seconds: at a
     1 s window a batch holds one event and every counter it touches is rewritten for it."""
-    from bench.prices import (
-        HTTP_API_REQUEST,
-        LAMBDA_GB_SECOND,
-        LAMBDA_MEMORY_GB,
-        LAMBDA_REQUEST,
-        READ_UNIT,
-        WRITE_UNIT,
-    )
+    from bench.prices import per_million
     from core.schema import load_schema
 
     base = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -289,17 +282,15 @@ def steady_window_cost(
         def all_in(label: str, goal: str) -> list[Row]:
             usage = meter.reset()
             aggregates = usage.write_units.get(pipeline.names["aggregates"], 0.0)
-            writes = ingest.total_write_units + usage.total_write_units
-            reads = ingest.total_read_units + usage.total_read_units
-            lambda_seconds = ingest_seconds + sum(f.billed_seconds for f in functions)
-            invocations = pageviews + sum(f.invocations for f in functions)
-            per_million = 1e6 / pageviews
-            cost = per_million * (
-                writes * WRITE_UNIT
-                + reads * READ_UNIT
-                + lambda_seconds * LAMBDA_MEMORY_GB * LAMBDA_GB_SECOND
-                + invocations * LAMBDA_REQUEST
-                + pageviews * HTTP_API_REQUEST
+            cost = sum(
+                per_million(
+                    pageviews,
+                    write_units=ingest.total_write_units + usage.total_write_units,
+                    read_units=ingest.total_read_units + usage.total_read_units,
+                    lambda_seconds=ingest_seconds + sum(f.billed_seconds for f in functions),
+                    invocations=pageviews + sum(f.invocations for f in functions),
+                    api_requests=pageviews,
+                )
             )
             for function in functions:
                 function.billed_seconds, function.invocations = 0.0, 0
