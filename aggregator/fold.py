@@ -28,15 +28,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from core.events import RawEvent
-from core.keys import TOTALS, Granularity, bucket_label, counter_attr
+from core.keys import SOURCE_PAGEVIEWS, TOTALS, Granularity, bucket_label, counter_attr
 
 SESSION_GAP_MS = 30 * 60 * 1000
 
-# Which granularities carry which counters (decision record 0005):
-#   minute: totals, top pages and pageviews by source, for realtime;
+# Which granularities carry which counters (decision records 0005, 0011):
+#   minute: one item per minute for realtime: pageviews, events, visitors and current visitors,
+#     with pageviews by page and by the visit's source beside them (no visits: nothing reads them);
 #   hour: totals, for one-day graphs;
 #   day and month: totals and every dimension, so a 30-day range is 30 items, a year 12.
 TOTAL_GRANULARITIES = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
+SESSION_GRANULARITIES = (Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
 DIMENSION_GRANULARITIES = (Granularity.DAY, Granularity.MONTH)
 
 # metric names, stored as counter attributes
@@ -264,7 +266,7 @@ def contributions(state: VisitorState) -> Deltas:
         bounce = int(session.is_bounce)
         duration = session.end - session.start
         pageviews = session.pageviews
-        for gran in TOTAL_GRANULARITIES:
+        for gran in SESSION_GRANULARITIES:
             cell = into[(gran, TOTALS, bucket_label(gran, session.start, tz))]
             cell[VISITS] += 1
             cell[BOUNCES] += bounce
@@ -326,7 +328,7 @@ def _hit_contribution(
     source = dict(session_values).get(SOURCE)
     if hit.kind == PAGEVIEW_HIT and source:  # realtime: pageviews by their visit's source
         minute = bucket_label(Granularity.MINUTE, hit.ts, tz)
-        into[(Granularity.MINUTE, SOURCE, minute)][counter_attr(PAGEVIEWS, source)] += 1
+        into[(Granularity.MINUTE, TOTALS, minute)][counter_attr(SOURCE_PAGEVIEWS, source)] += 1
 
 
 def _scroll_depth(sessions: list[Session], tz: str, into: Deltas) -> None:
@@ -367,8 +369,8 @@ def event_counts(event: RawEvent, into: Deltas) -> None:
         totals[EVENTS] += 1
         if event.is_pageview:
             totals[PAGEVIEWS] += 1
-    if event.is_pageview:
-        into[(Granularity.MINUTE, PAGE, bucket_label(Granularity.MINUTE, event.ts, event.tz))][
+    if event.is_pageview:  # realtime's top pages, in the minute item
+        into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, event.ts, event.tz))][
             counter_attr(PAGEVIEWS, event.page)
         ] += 1
     for gran in DIMENSION_GRANULARITIES:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 
-from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, MAX_VALUE_BYTES, MAX_VALUES
+from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, MAX_VALUE_BYTES, MAX_VALUES, has_values
 from aggregator.fold import (
     SESSION_DIMENSIONS,
     TOTAL_GRANULARITIES,
@@ -127,7 +127,7 @@ def bounded_item(attrs: dict[str, int]) -> dict[str, int]:
         if (
             dim_value is not None
             and dim_value != OTHER
-            and metric in ("pageviews", "visits", "events", "visitors")
+            and metric in ("pageviews", keys.SOURCE_PAGEVIEWS, "visits", "events", "visitors")
         ):
             weight[dim_value] = weight.get(dim_value, 0) + value
     kept: set[str] = set()
@@ -173,7 +173,7 @@ def rebuild(
     wanted: dict[tuple[str, str], dict[str, int]] = {}
     for (gran, dimension, label), attrs in cells.items():
         if inside(gran, label):
-            bounded = attrs if dimension == keys.TOTALS else bounded_item(attrs)
+            bounded = bounded_item(attrs) if has_values(attrs) else attrs
             wanted[(keys.counter_pk(site, gran, dimension), label)] = bounded
     for (pk, sk), attrs in sorted(wanted.items()):
         item: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": sk}}

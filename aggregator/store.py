@@ -13,7 +13,14 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, Admission, KnownValues, admit
+from aggregator.bounded import (
+    BYTES_ATTR,
+    COUNT_ATTR,
+    Admission,
+    KnownValues,
+    admit,
+    has_values,
+)
 from aggregator.fold import CellKey, VisitorState
 from core import keys
 from core.keys import Granularity
@@ -91,7 +98,7 @@ class AggregateStore:
         admissions: dict[tuple[str, str], Admission] = {}
         for (site, cell), attrs in plan.deltas.items():
             key = (keys.counter_pk(site, cell[0], cell[1]), keys.counter_sk(cell[2], plan.shard))
-            admission = None if cell[1] == keys.TOTALS else self._admit(key, attrs)
+            admission = self._admit(key, attrs) if has_values(attrs) else None
             if admission is not None:
                 admissions[key] = admission
             action = self._counter(

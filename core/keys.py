@@ -101,6 +101,11 @@ def visitor_pk(site: str, visitor_id: str, tier: str = "") -> str:
     return f"V.{tier}{SEP}{site}{SEP}{visitor_id}" if tier else f"V{SEP}{site}{SEP}{visitor_id}"
 
 
+# The minute item (realtime) holds pageviews by page as `pageviews|<page>` and by the visit's
+# source under this metric, beside its totals: one item per minute to write and to read.
+SOURCE_PAGEVIEWS = "source_pageviews"
+
+
 def counter_attr(metric: str, value: str | None = None) -> str:
     """Top-level attribute name of a counter: `pageviews`, or `pageviews|/blog` for a dimension."""
     return metric if value is None else f"{metric}|{value}"

@@ -74,9 +74,8 @@ class CounterReader:
 
     def realtime(self, site: str, now: datetime) -> Realtime:
         labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
-        totals = summed(
-            self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
-        )
+        items = self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
+        totals = summed(items)
         per_minute = [
             MinutePoint(
                 minute=label,
@@ -86,23 +85,22 @@ class CounterReader:
             for label in labels
         ]
         current = sum(_number(totals.get(label), "current") for label in labels[-CURRENT_MINUTES:])
-        top_pages = self._top(site, "page", labels[0], labels[-1])
-        top_sources = self._top(site, "source", labels[0], labels[-1])
+        top_pages = _top(items, "pageviews")
+        top_sources = _top(items, keys.SOURCE_PAGEVIEWS)
         return Realtime(site, now, max(current, 0), per_minute, top_pages, top_sources)
 
-    def _top(self, site: str, dimension: str, first: str, last: str) -> list[tuple[str, int]]:
-        """The values with most pageviews in minute buckets first..last."""
-        counts: Counter[str] = Counter()
-        pk = keys.counter_pk(site, Granularity.MINUTE, dimension)
-        for item in self._range(pk, first, last):
-            for name, value in item.items():
-                metric, found = keys.parse_counter_attr(name)
-                if metric == "pageviews" and found is not None:
-                    counts[found] += int(value["N"])
-        ranked = sorted(
-            ((v, n) for v, n in counts.items() if n > 0), key=lambda vn: (-vn[1], vn[0])
-        )
-        return ranked[:TOP_PAGES]
+
+def _top(items: list[dict[str, Any]], metric: str) -> list[tuple[str, int]]:
+    """The values with most pageviews in these minute items (a minute item holds pageviews by
+    page as `pageviews|<page>` and by the visit's source as `source_pageviews|<source>`)."""
+    counts: Counter[str] = Counter()
+    for item in items:
+        for name, value in item.items():
+            found_metric, found = keys.parse_counter_attr(name)
+            if found_metric == metric and found is not None:
+                counts[found] += int(value["N"])
+    ranked = sorted(((v, n) for v, n in counts.items() if n > 0), key=lambda vn: (-vn[1], vn[0]))
+    return ranked[:TOP_PAGES]
 
 
 def summed(items: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -6,10 +6,11 @@ bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 
 
 - a session is a visitor's non-engagement events with no gap over 30 minutes; an engagement event
   belongs to the session whose span (plus 30 minutes) contains it, and only feeds time on page;
-- a session contributes visits, bounces and duration to the bucket where it starts, for the totals
-  and for its session dimensions (first event's source, UTM, device, …, entry and exit page);
-- pageviews count in the bucket they happen in, by page and by the session's dimensions (and, per
-  minute, by the session's source, for realtime);
+- a session contributes visits, bounces and duration to the hour, day and month where it starts,
+  for the totals and for its session dimensions (first event's source, UTM, device, …, entry and
+  exit page); minutes carry no visits;
+- pageviews count in the bucket they happen in, by page and by the session's dimensions; the
+  minute (realtime) has one cell: totals, pageviews by page and by the session's source;
 - a visitor is unique per bucket and per (bucket, dimension value): event dimensions (page,
   hostname, event name, prop values) in the event's bucket, session dimensions in the session's start bucket;
 - current visitors: one per visitor, in the minute of its latest non-engagement event;
@@ -28,6 +29,7 @@ from core.keys import TOTALS, Granularity, bucket_label
 
 GAP_MS = 30 * 60 * 1000
 ALL = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
+SESSIONS = (Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
 DIMENSIONAL = (Granularity.DAY, Granularity.MONTH)
 SESSION_DIMS = (
     "source",
@@ -120,7 +122,7 @@ def _event_counts(event: RawEvent, counters: Counters) -> None:
         cell["pageviews"] += int(event.is_pageview)
     if event.is_pageview:
         minute = bucket_label(Granularity.MINUTE, event.ts, tz)
-        counters[(site, Granularity.MINUTE, "page", minute)][f"pageviews|{event.page}"] += 1
+        counters[(site, Granularity.MINUTE, TOTALS, minute)][f"pageviews|{event.page}"] += 1
     for gran in DIMENSIONAL:
         bucket = bucket_label(gran, event.ts, tz)
         if event.is_pageview:
@@ -186,7 +188,7 @@ def _session_counts(
     values = [(d, getattr(first, d)) for d in SESSION_DIMS if getattr(first, d)]
     if pageviews:
         values += [("entry_page", pageviews[0].page), ("exit_page", pageviews[-1].page)]
-    for gran in ALL:
+    for gran in SESSIONS:
         cell = counters[(site, gran, TOTALS, bucket_label(gran, first.ts, tz))]
         cell["visits"] += 1
         cell["bounces"] += bounce
@@ -231,7 +233,8 @@ def _session_event_counts(
             counters[(site, gran, dim, bucket)][f"pageviews|{value}"] += 1
     if event.is_pageview and first.source:
         minute = bucket_label(Granularity.MINUTE, event.ts, tz)
-        counters[(site, Granularity.MINUTE, "source", minute)][f"pageviews|{first.source}"] += 1
+        cell = counters[(site, Granularity.MINUTE, TOTALS, minute)]
+        cell[f"source_pageviews|{first.source}"] += 1
 
 
 def _time_on_page(site: str, tz: str, events: list[RawEvent], counters: Counters) -> None:

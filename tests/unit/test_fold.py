@@ -34,7 +34,7 @@ from aggregator.fold import (
     session_open_at,
 )
 from core.events import ENGAGEMENT, PAGEVIEW, RawEvent
-from core.keys import TOTALS, Granularity, counter_attr
+from core.keys import SOURCE_PAGEVIEWS, TOTALS, Granularity
 from tests.unit.fold_helpers import GAP_MS, MINUTE_MS, by_value, event, folded, ms, totals
 
 MINUTE, HOUR, DAY, MONTH = Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH
@@ -75,8 +75,9 @@ def test_gap_longer_than_30_minutes_starts_a_new_session(
     # When they are folded
     deltas = folded(events)
 
-    # Then the visits, bounces and duration follow the 30-minute rule, at every granularity
-    for gran in Granularity:
+    # Then the visits, bounces and duration follow the 30-minute rule, at every granularity that
+    # keeps them (minutes do not: realtime reads no visits)
+    for gran in (HOUR, DAY, MONTH):
         assert sum(totals(deltas, gran, VISITS).values()) == visits
         assert sum(totals(deltas, gran, BOUNCES).values()) == bounces
         assert sum(totals(deltas, gran, DURATION_MS).values()) == duration
@@ -131,7 +132,6 @@ def test_session_crossing_midnight_is_one_visit_in_the_day_it_starts(
 @pytest.mark.parametrize(
     ("first", "late", "gran", "before", "after"),
     [
-        ("03-29T10:20", "03-29T10:05", MINUTE, "2026-03-29T10:20", "2026-03-29T10:05"),
         ("03-29T11:10", "03-29T10:50", HOUR, "2026-03-29T11", "2026-03-29T10"),
         ("03-29T00:10", "03-28T23:50", DAY, "2026-03-29", "2026-03-28"),
         ("04-01T00:10", "03-31T23:50", MONTH, "2026-04", "2026-03"),
@@ -169,8 +169,9 @@ def test_out_of_order_events_keep_the_totals_of_in_order_events() -> None:
 
     # Then the results are the same: one visit at 10:05 lasting 35 minutes
     assert actual == expected
-    assert totals(actual, MINUTE, VISITS) == {"2026-03-29T10:05": 1}
-    assert totals(actual, MINUTE, DURATION_MS) == {"2026-03-29T10:05": 35 * MINUTE_MS}
+    assert totals(actual, HOUR, VISITS) == {"2026-03-29T10": 1}
+    assert totals(actual, HOUR, DURATION_MS) == {"2026-03-29T10": 35 * MINUTE_MS}
+    assert totals(actual, MINUTE, VISITS) == {}  # minutes keep no visits
     assert totals(actual, DAY, PAGEVIEWS) == {TODAY: 3}
 
 
@@ -187,7 +188,7 @@ def test_event_bridging_two_sessions_merges_them_into_one_visit() -> None:
     deltas = prune(deltas)
 
     # Then there is one visit of an hour, starting at 10:00, and no bounce
-    assert totals(deltas, MINUTE, VISITS) == {"2026-03-29T10:00": 1}
+    assert totals(deltas, HOUR, VISITS) == {"2026-03-29T10": 1}
     assert totals(deltas, DAY, BOUNCES) == {}
     assert totals(deltas, DAY, DURATION_MS) == {TODAY: 60 * MINUTE_MS}
     assert len(state.sessions()) == 1
@@ -304,7 +305,7 @@ def test_engagement_in_a_later_bucket_adds_no_event_visitor_or_current_there() -
 
     for gran in Granularity:
         for metric in (EVENTS, PAGEVIEWS, VISITORS, VISITS):
-            assert len(totals(deltas, gran, metric)) == 1, (gran, metric)
+            assert len(totals(deltas, gran, metric)) == int(gran is not MINUTE or metric != VISITS)
     assert totals(deltas, DAY, VISITORS) == {"2026-03-28": 1}
     assert totals(deltas, MINUTE, CURRENT) == {"2026-03-28T23:50": 1}
     # ... but it ends the time on page of the pageview before it, in the pageview's day
@@ -513,7 +514,7 @@ def test_each_granularity_carries_its_dimensions() -> None:
     deltas = folded(events)
 
     dimensions = {gran: {dim for g, dim, _ in deltas if g is gran} for gran in Granularity}
-    assert dimensions[MINUTE] == {TOTALS, PAGE, "source"}  # realtime: totals, pages, sources
+    assert dimensions[MINUTE] == {TOTALS}  # realtime: one item, pages and sources beside totals
     assert dimensions[HOUR] == {TOTALS}
     assert (
         dimensions[DAY]
@@ -531,9 +532,11 @@ def test_each_granularity_carries_its_dimensions() -> None:
             "utm_campaign",
         }
     )
-    # top pages by minute are pageviews only
-    assert deltas[(MINUTE, PAGE, "2026-03-29T10:00")] == {counter_attr(PAGEVIEWS, "/a"): 1}
-    assert deltas[(MINUTE, PAGE, "2026-03-29T10:02")] == {counter_attr(PAGEVIEWS, "/b"): 1}
+    # the minute item's pages are pageviews only, beside the minute's totals
+    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:00", PAGEVIEWS) == {"/a": 1}
+    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:02", PAGEVIEWS) == {"/b": 1}
+    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:01", PAGEVIEWS) == {}
+    assert deltas[(MINUTE, TOTALS, "2026-03-29T10:02")][PAGEVIEWS] == 1
 
 
 @pytest.mark.parametrize(
@@ -864,9 +867,13 @@ def test_minute_sources_count_pageviews_by_their_visits_source() -> None:
 
     deltas = folded(events)
 
-    assert deltas[(MINUTE, "source", "2026-03-29T10:00")] == {"pageviews|Google": 2}
-    assert deltas[(MINUTE, "source", "2026-03-29T10:02")] == {"pageviews|Google": 1}
-    assert (MINUTE, "source", "2026-03-29T10:01") not in deltas
+    def sources(minute: str) -> dict[str, int]:
+        return by_value(deltas, MINUTE, TOTALS, f"2026-03-29T{minute}", SOURCE_PAGEVIEWS)
+
+    assert sources("10:00") == {"Google": 2}
+    assert sources("10:02") == {"Google": 1}
+    assert sources("10:01") == {}
+    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:00", PAGEVIEWS) == {"/a": 1, "/b": 1}
 
 
 def test_scroll_depth_is_each_visitors_deepest_scroll_per_page() -> None:
