@@ -5,7 +5,9 @@ Layout (decision record 0001):
 events table      pk  EV#<site>#<event id>                       one raw event, TTL 7 days (no index:
                                                                   a rebuild scans, decision 0008)
 aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, per bucket and shard:
-                  sk  <bucket label>[#<shard>]                    a Query over sk reads a range
+                  sk  <bucket label>[#<shard>]                    a Query over sk reads a range;
+                                                                  minutes: one item, dimension `_`,
+                                                                  pages and sources inside (0011)
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
                                                                   also record what was counted;
                   pk  V.<tier>#<site>#<visitor id>                each aggregator tier's own (0010)
