@@ -132,7 +132,11 @@ class StreamPoller:
         return done.wait(timeout)
 
     def stop(self, drain: bool = True, timeout: float = 10.0) -> None:
-        if drain:
+        """Stop polling; with `drain`, deliver what is buffered first. A running poller drains
+        from its own thread: two threads on the same shard iterators would read records twice."""
+        if drain and self._thread is not None and self._thread.is_alive():
+            self.flush(timeout)
+        elif drain:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.poll_once(flush=True):
                 pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from typing import Any
 
@@ -212,6 +213,33 @@ def test_flush_delivers_a_held_batch_at_once_from_the_pollers_thread(
         assert [len(b) for b in function.batches] == [2]
     finally:
         poller.stop(drain=False)
+
+
+def test_stopping_a_running_poller_drains_from_its_own_thread_exactly_once(
+    stream: dict[str, Any],
+) -> None:
+    # Given a running mapping holding records in a long window, and a record of which threads poll
+    function = RecordingFunction()
+    poller = poller_for(stream, function, maximum_batching_window_in_seconds=300)
+    pollers: set[str] = set()
+    poll_once = poller.poll_once
+
+    def recorded(flush: bool = False) -> bool:
+        pollers.add(threading.current_thread().name)
+        return poll_once(flush)
+
+    poller.poll_once = recorded  # type: ignore[method-assign]
+    poller.start()
+    pks = put_events(stream, 3)
+    time.sleep(0.5)
+    assert function.batches == []
+
+    # When it is stopped with drain
+    poller.stop(drain=True)
+
+    # Then the held records were delivered once, and only the poller's thread read the stream
+    assert sorted(function.completed) == sorted(pks)
+    assert pollers == {"esm-poller"}
 
 
 def test_dead_letters_name_the_alias_that_gave_up(stream: dict[str, Any]) -> None:
