@@ -37,6 +37,34 @@ Invoke = Callable[[dict[str, Any]], Any]
 AGGREGATOR_ARN = "arn:aws:lambda:us-east-1:000000000000:function:aggregator"
 
 
+def tier_pollers(
+    streams: Any,
+    sqs: Any,
+    stream_arn: str,
+    invoke_for: Callable[[str], Invoke],
+    dlq_url: str,
+    faults: Faults | None = None,
+    esm_for: Callable[[str, EventSourceMapping], EventSourceMapping] = lambda _, esm: esm,
+) -> dict[str, StreamPoller]:
+    """One mapping per aggregator tier on the same stream (decision 0010), each invoking its
+    alias with the tier's settings (`esm_for` may change them: a shorter window, fewer retries)."""
+    from core.schema import load_schema
+
+    return {
+        name: StreamPoller(
+            streams,
+            sqs,
+            stream_arn,
+            invoke_for(name),
+            esm_for(name, tier.esm),
+            dlq_url,
+            faults=faults,
+            function_arn=f"{AGGREGATOR_ARN}:{name}",
+        )
+        for name, tier in load_schema().tiers.items()
+    }
+
+
 @dataclass
 class PollerStats:
     invocations: int = 0

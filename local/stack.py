@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.schema import load_schema
+from core.schema import EventSourceMapping, load_schema
 from local import moto_patch, tables
 from local.demo import DemoTraffic
 from local.front import Front
-from local.poller import AGGREGATOR_ARN, StreamPoller
+from local.poller import StreamPoller, tier_pollers
 from local.runtime import LocalFunction
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,23 +145,24 @@ class LocalStack:
 
             faults = Faults.moderate(self.config.faults_seed)
             faults.install_on(get_client())
-        for name, tier in tiers.items():
-            esm = tier.esm
-            if name == "rollup" and self.config.rollup_window_seconds is not None:
-                esm = replace(
-                    esm, maximum_batching_window_in_seconds=self.config.rollup_window_seconds
-                )
-            self.pollers[name] = StreamPoller(
-                self.client("dynamodbstreams"),
-                self.client("sqs"),
-                tables.stream_arn(ddb, self.names["events"]),
-                self.functions[f"aggregator:{name}"].invoke,
-                esm,
-                dlq_url,
-                faults=faults,
-                function_arn=f"{AGGREGATOR_ARN}:{name}",
-            )
-            self.pollers[name].start()
+        window = self.config.rollup_window_seconds
+
+        def esm_for(name: str, esm: EventSourceMapping) -> EventSourceMapping:
+            if name == "rollup" and window is not None:
+                return replace(esm, maximum_batching_window_in_seconds=window)
+            return esm
+
+        self.pollers = tier_pollers(
+            self.client("dynamodbstreams"),
+            self.client("sqs"),
+            tables.stream_arn(ddb, self.names["events"]),
+            lambda name: self.functions[f"aggregator:{name}"].invoke,
+            dlq_url,
+            faults=faults,
+            esm_for=esm_for,
+        )
+        for poller in self.pollers.values():
+            poller.start()
         self.front = Front(
             self.config.host,
             self.config.port,

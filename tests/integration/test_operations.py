@@ -13,11 +13,10 @@ import pytest
 
 from core.aws import make_client
 from core.events import RawEvent
-from core.schema import load_schema
 from local import tables
 from local.dlq import replay
 from local.faults import Faults
-from local.poller import AGGREGATOR_ARN, StreamPoller
+from local.poller import StreamPoller, tier_pollers
 from tests import oracle
 from tests.faults import Traffic, mismatches, stored_counters, stored_events
 from tests.integration.pipeline import Pipeline
@@ -68,25 +67,19 @@ def run_poller(pipeline: Pipeline, faults: Faults) -> tuple[list[StreamPoller], 
     sqs = make_client("sqs")
     queue = sqs.create_queue(QueueName=f"{pipeline.names['events']}-dlq")["QueueUrl"]
     faults.install_on(aggregator.handler.get_client())
-    pollers = []
-    for name, tier in load_schema().tiers.items():
-        esm = dataclasses.replace(tier.esm, batch_size=7, maximum_retry_attempts=2)
-        pollers.append(
-            StreamPoller(
-                make_client("dynamodbstreams"),
-                sqs,
-                tables.stream_arn(pipeline.ddb, pipeline.names["events"]),
-                pipeline.tier_fns[name].invoke,
-                esm,
-                queue,
-                faults=faults,
-                function_arn=f"{AGGREGATOR_ARN}:{name}",
-            )
-        )
+    pollers = tier_pollers(
+        make_client("dynamodbstreams"),
+        sqs,
+        tables.stream_arn(pipeline.ddb, pipeline.names["events"]),
+        lambda name: pipeline.tier_fns[name].invoke,
+        queue,
+        faults=faults,
+        esm_for=lambda _, esm: dataclasses.replace(esm, batch_size=7, maximum_retry_attempts=2),
+    )
     for _ in range(20):
-        for poller in pollers:
+        for poller in pollers.values():
             poller.poll_once(flush=True)
-    return pollers, queue
+    return list(pollers.values()), queue
 
 
 def tier_named_in(function_arn: str, pipeline: Pipeline) -> Any:
