@@ -80,17 +80,18 @@ def test_distinct_path_flood_keeps_items_small_and_totals_exact(aws_env: dict[st
                 if k not in ("pk", "sk", "ttl"):
                     cell[k] = cell.get(k, 0) + int(v["N"])  # shards summed, as readers do
     # (a minute's pages are in its one realtime item, beside its totals)
-    for kind in ("m#_", "d#page", "M#page"):
+    for gran, dimension in (("m", "_"), ("d", "page"), ("M", "page")):
+        kind = f"{gran}#{dimension}"
         ((bucket, page_item),) = [(sk, attrs) for (k, sk), attrs in by_cell.items() if k == kind]
-        pageviews = {
-            value: v
-            for metric, value, v in ((*parse_counter_attr(a), v) for a, v in page_item.items())
-            if metric == "pageviews" and value is not None
-        }
+        pageviews: dict[str, int] = {}
+        for name, count in page_item.items():
+            metric, value = parse_counter_attr(name)
+            if metric == "pageviews" and value is not None:
+                pageviews[value] = count
         assert sum(pageviews.values()) == FLOOD
         assert pageviews["(other)"] > 0
         assert len(pageviews) <= 4 * 301  # at most 300 values and "(other)" in each shard
-        totals = by_cell[(f"{kind[0]}#_", bucket)]
+        totals = by_cell[(f"{gran}#_", bucket)]
         assert totals["pageviews"] == FLOOD
     # and realtime top pages show "(other)" as one row among at most ten
     from query_api.reader import CounterReader
