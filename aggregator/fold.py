@@ -28,17 +28,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from core.events import RawEvent
-from core.keys import SOURCE_PAGEVIEWS, TOTALS, Granularity, bucket_label, counter_attr
+from core.keys import TOTALS, Granularity, bucket_label, counter_attr
 
 SESSION_GAP_MS = 30 * 60 * 1000
 
-# Which granularities carry which counters (decision records 0005, 0011):
-#   minute: one item per minute for realtime: pageviews, events, visitors and current visitors,
-#     with pageviews by page and by the visit's source beside them (no visits: nothing reads them);
+# Which granularities carry which counters (decision records 0005, 0012):
 #   hour: totals, for one-day graphs;
 #   day and month: totals and every dimension, so a 30-day range is 30 items, a year 12.
-TOTAL_GRANULARITIES = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
-SESSION_GRANULARITIES = (Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
+# Minutes (realtime) are not folded: aggregator/minutes.py counts them without visitor state.
+TOTAL_GRANULARITIES = (Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
+SESSION_GRANULARITIES = TOTAL_GRANULARITIES
 DIMENSION_GRANULARITIES = (Granularity.DAY, Granularity.MONTH)
 
 # metric names, stored as counter attributes
@@ -48,7 +47,6 @@ VISITORS = "visitors"
 VISITS = "visits"
 BOUNCES = "bounces"
 DURATION_MS = "duration_ms"
-CURRENT = "current"  # visitors whose latest event falls in this minute
 TIME_ON_PAGE_MS = "top_ms"  # summed time on page ...
 TIME_ON_PAGE_N = "top_n"  # ... over this many pageviews followed by another event in the visit
 SCROLL_SUM = "sd_sum"  # summed deepest scroll (%) of each visitor on a page, from engagement events
@@ -257,9 +255,6 @@ def contributions(state: VisitorState) -> Deltas:
     into = empty_deltas()
     tz = state.tz
     seen: set[CellKey] = set()  # (granularity, dimension|value, bucket) cells the visitor is in
-    last = max((h.ts for h in state.hits if h.counts), default=None)
-    if last is not None:
-        into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, last, tz))][CURRENT] += 1
     sessions = state.sessions()
     for session in sessions:
         session_attrs = state.attributes(session.hits[0].ref)
@@ -325,10 +320,6 @@ def _hit_contribution(
             for dim, value in session_values:
                 # pageviews by session dimension, in the bucket the pageview happened
                 into[(gran, dim, bucket)][counter_attr(PAGEVIEWS, value)] += 1
-    source = dict(session_values).get(SOURCE)
-    if hit.kind == PAGEVIEW_HIT and source:  # realtime: pageviews by their visit's source
-        minute = bucket_label(Granularity.MINUTE, hit.ts, tz)
-        into[(Granularity.MINUTE, TOTALS, minute)][counter_attr(SOURCE_PAGEVIEWS, source)] += 1
 
 
 def _scroll_depth(sessions: list[Session], tz: str, into: Deltas) -> None:
@@ -369,10 +360,6 @@ def event_counts(event: RawEvent, into: Deltas) -> None:
         totals[EVENTS] += 1
         if event.is_pageview:
             totals[PAGEVIEWS] += 1
-    if event.is_pageview:  # realtime's top pages, in the minute item
-        into[(Granularity.MINUTE, TOTALS, bucket_label(Granularity.MINUTE, event.ts, event.tz))][
-            counter_attr(PAGEVIEWS, event.page)
-        ] += 1
     for gran in DIMENSION_GRANULARITIES:
         bucket = bucket_label(gran, event.ts, event.tz)
         if event.is_pageview:

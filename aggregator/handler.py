@@ -14,6 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 
+from aggregator.minutes import MinuteStore, count_minutes
 from aggregator.processor import ALL_GRANULARITIES, BatchResult, StreamItem, process
 from aggregator.store import AggregateStore
 from core import settings
@@ -37,6 +38,14 @@ def get_client() -> Any:
     return make_client("dynamodb")
 
 
+def get_minute_store() -> MinuteStore:
+    """Holds nothing between invocations: built from the cached client and settings."""
+    retention = load_schema().retention
+    return MinuteStore(
+        get_client(), get_config().aggregates_table, retention.minute_bucket_ttl_seconds
+    )
+
+
 @lru_cache(maxsize=4)
 def get_store(tier: str = "") -> AggregateStore:
     retention = load_schema().retention
@@ -44,7 +53,6 @@ def get_store(tier: str = "") -> AggregateStore:
         get_client(),
         get_config().aggregates_table,
         visitor_ttl_seconds=retention.visitor_state_ttl_seconds,
-        minute_ttl_seconds=retention.minute_bucket_ttl_seconds,
         tier=tier,
     )
 
@@ -101,18 +109,50 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     tier, granularities = tier_of(context)
     log.append_keys(tier=tier or "single")
     items, malformed, oldest = parse_records(event)
-    config = get_config()
-    result = process(
-        items,
-        get_store(tier),
-        max_items=config.max_transaction_items,
-        max_attempts=config.max_transaction_attempts,
-        granularities=granularities,
-    )
+    result = count(items, tier, granularities)
     report(items, malformed, oldest, result, batch_id=getattr(context, "aws_request_id", ""))
     if result.failed_sequence_number is None:
         return {"batchItemFailures": []}
     return {"batchItemFailures": [{"itemIdentifier": result.failed_sequence_number}]}
+
+
+def count(items: list[StreamItem], tier: str, granularities: frozenset[Granularity]) -> BatchResult:
+    """Minutes are counted into items that record their own events (decision 0012); hours, days
+    and months by the fold, with the tier's visitor states. The single tier does both."""
+    config = get_config()
+    results = []
+    if Granularity.MINUTE in granularities:
+        results.append(
+            count_minutes(items, get_minute_store(), max_attempts=config.max_transaction_attempts)
+        )
+    if granularities - {Granularity.MINUTE}:
+        results.append(
+            process(
+                items,
+                get_store(tier),
+                max_items=config.max_transaction_items,
+                max_attempts=config.max_transaction_attempts,
+                granularities=granularities - {Granularity.MINUTE},
+            )
+        )
+    return merged(results)
+
+
+def merged(results: list[BatchResult]) -> BatchResult:
+    """One invocation's result from its counting passes: the last pass's counts (the fold's, when
+    it ran: it also takes engagement events), the earliest failure of any."""
+    out = BatchResult(
+        counted=results[-1].counted,
+        duplicates=results[-1].duplicates,
+        ignored=results[-1].ignored,
+        transactions=sum(r.transactions for r in results),
+        retries=sum(r.retries for r in results),
+        errors=[e for r in results for e in r.errors],
+    )
+    failed = [r.failed_sequence_number for r in results if r.failed_sequence_number is not None]
+    if failed:
+        out.failed_sequence_number = min(failed, key=int)
+    return out
 
 
 def report(

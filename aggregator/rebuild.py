@@ -2,9 +2,9 @@
 
 A safety net (after a bug, or records that could not be replayed) and a way to add a dimension
 to recent history. It reads the site's raw events from a day before the range (sessions that
-started earlier) up to now (so "current" and session ends are right), folds them with the same
-code as the aggregator, and *overwrites* every counter item whose bucket lies wholly inside the
-range. Running it twice writes the same items: it is idempotent. Raw events expire after 7 days,
+started earlier) up to now (so session ends are right), folds them with the same code as the
+aggregator (minutes: the same walk over parts, aggregator/minutes.py), and *overwrites* every
+counter item whose bucket lies wholly inside the range. Running it twice writes the same items: it is idempotent. Raw events expire after 7 days,
 so ranges older than that cannot be rebuilt. Visitor states are left as they are.
 """
 
@@ -29,6 +29,7 @@ from aggregator.fold import (
     empty_deltas,
     prune,
 )
+from aggregator.minutes import recounted_parts
 from aggregator.processor import next_segment, visitor_key_for
 from aggregator.store import VisitorKey
 from core import keys
@@ -127,7 +128,7 @@ def bounded_item(attrs: dict[str, int]) -> dict[str, int]:
         if (
             dim_value is not None
             and dim_value != OTHER
-            and metric in ("pageviews", keys.SOURCE_PAGEVIEWS, "visits", "events", "visitors")
+            and metric in ("pageviews", "visits", "events", "visitors")
         ):
             weight[dim_value] = weight.get(dim_value, 0) + value
     kept: set[str] = set()
@@ -170,22 +171,26 @@ def rebuild(
         first, last = bucket_span(gran, label, tz)
         return start <= first and last <= end
 
-    wanted: dict[tuple[str, str], dict[str, int]] = {}
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
     for (gran, dimension, label), attrs in cells.items():
         if inside(gran, label):
             bounded = bounded_item(attrs) if has_values(attrs) else attrs
-            wanted[(keys.counter_pk(site, gran, dimension), label)] = bounded
+            wanted[(keys.counter_pk(site, gran, dimension), label)] = {
+                name: {"N": str(value)} for name, value in bounded.items()
+            }
+    expires = {"N": str(int(now.timestamp()) + minute_ttl_seconds)}
+    for (pk, sk), attrs in recounted_parts(events).items():  # minutes: items of their own kind
+        if inside(Granularity.MINUTE, keys.parse_counter_sk(sk)):
+            wanted[(pk, sk)] = {**attrs, "ttl": expires}
     for (pk, sk), attrs in sorted(wanted.items()):
-        item: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": sk}}
-        item.update({name: {"N": str(value)} for name, value in attrs.items()})
-        if keys.parse_counter_pk(pk)[1] is Granularity.MINUTE:
-            item["ttl"] = {"N": str(int(now.timestamp()) + minute_ttl_seconds)}
-        client.put_item(TableName=aggregates_table, Item=item)
+        client.put_item(
+            TableName=aggregates_table, Item={"pk": {"S": pk}, "sk": {"S": sk}, **attrs}
+        )
         report.items_written += 1
     # Items in the range that the raw events do not justify any more (a bug's leftovers, and the
     # other shards of a rebuilt bucket) go. Prop dimensions are known only from the raw events.
     dimensions = set(FIXED_DIMENSIONS) | {dimension for _, dimension, _ in cells}
-    for gran in TOTAL_GRANULARITIES:
+    for gran in (Granularity.MINUTE, *TOTAL_GRANULARITIES):  # minutes: the old layouts' items too
         for dimension in sorted(dimensions):
             pk = keys.counter_pk(site, gran, dimension)
             for existing in _existing(client, aggregates_table, pk):

@@ -23,7 +23,6 @@ from aggregator.bounded import (
 )
 from aggregator.fold import CellKey, VisitorState
 from core import keys
-from core.keys import Granularity
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
 KNOWN_ITEMS_CACHED = 20_000
@@ -58,7 +57,6 @@ class AggregateStore:
         client: Any,
         table: str,
         visitor_ttl_seconds: int,
-        minute_ttl_seconds: int,
         tier: str = "",
     ):
         self._client = client
@@ -67,7 +65,6 @@ class AggregateStore:
         # A visitor's state is also the record of which events were counted: it must outlive any
         # redelivery (24 h stream retention + the mapping's maximum record age).
         self._visitor_ttl = visitor_ttl_seconds
-        self._minute_ttl = minute_ttl_seconds
         # What each dimension item holds, as last read or written by this instance.
         self._known: dict[tuple[str, str], KnownValues] = {}
 
@@ -101,9 +98,7 @@ class AggregateStore:
             admission = self._admit(key, attrs) if has_values(attrs) else None
             if admission is not None:
                 admissions[key] = admission
-            action = self._counter(
-                key, cell[0], admission.attrs if admission else attrs, admission, now
-            )
+            action = self._counter(key, admission.attrs if admission else attrs, admission)
             actions.append(("counter", key, action))
         try:
             self._client.transact_write_items(TransactItems=[a[2] for a in actions])
@@ -163,10 +158,8 @@ class AggregateStore:
     def _counter(
         self,
         key: tuple[str, str],
-        gran: Granularity,
         attrs: dict[str, int],
         admission: Admission | None,
-        now: float,
     ) -> dict[str, Any]:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -189,11 +182,6 @@ class AggregateStore:
             if admission.expected_count == 0:
                 del values[":seen"]
         expression = "ADD " + ", ".join(adds)
-        if gran is Granularity.MINUTE:
-            # Minute buckets serve realtime only; they expire, hours and days stay.
-            names["#ttl"] = "ttl"
-            values[":ttl"] = {"N": str(int(now) + self._minute_ttl)}
-            expression += " SET #ttl = if_not_exists(#ttl, :ttl)"
         return {
             "Update": {
                 "TableName": self._table,

@@ -46,6 +46,7 @@ class RawEvent:
     os_version: str = ""
     device: str = ""
     interactive: bool = True
+    internal: bool = False  # referred by the site itself (not an arrival, for realtime's sources)
     props: dict[str, str] = field(default_factory=dict)
     revenue_amount: str = ""
     revenue_currency: str = ""
@@ -70,7 +71,7 @@ class RawEvent:
             "ttl": {"N": str(ttl)},
         }
         for name, value in asdict(self).items():
-            if value is None or value == "" or value == {}:
+            if value is None or value == "" or value == {} or (name == "internal" and not value):
                 continue  # DynamoDB rejects empty sets/keys; absent means default
             if isinstance(value, bool):
                 item[name] = {"BOOL": value}
@@ -93,7 +94,7 @@ class RawEvent:
                 value = image[name]
                 if name in {"ts", "scroll_depth", "engaged_ms"}:
                     value = int(value) if isinstance(value, int | Decimal | str) else _bad(name)
-                elif name == "interactive":
+                elif name in {"interactive", "internal"}:
                     value = bool(value)
                 elif name == "props":
                     value = {str(k): str(v) for k, v in dict(value).items()}

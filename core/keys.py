@@ -6,11 +6,13 @@ events table      pk  EV#<site>#<event id>                       one raw event, 
                                                                   a rebuild scans, decision 0008)
 aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, per bucket and shard:
                   sk  <bucket label>[#<shard>]                    a Query over sk reads a range;
-                                                                  minutes: one item, dimension `_`,
-                                                                  pages and sources inside (0011)
+                                                                  minutes: dimension `_`, pages,
+                                                                  visitors, sources and the ids of
+                                                                  counted events inside (0011, 0012)
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
                                                                   also record what was counted;
-                  pk  V.<tier>#<site>#<visitor id>                each aggregator tier's own (0010)
+                  pk  V.<tier>#<site>#<visitor id>                the rollup tier's own (0010; the
+                                                                  realtime tier keeps none, 0012)
 meta table        pk  SITE   sk <domain>                          sites, all in one partition
                   pk  KEY#<sha256 of key>  sk  _                  API keys, stored only as hashes
                   pk  KEYS#<site>  sk <sha256 of key>             the site's keys (list, revoke)
@@ -103,9 +105,12 @@ def visitor_pk(site: str, visitor_id: str, tier: str = "") -> str:
     return f"V.{tier}{SEP}{site}{SEP}{visitor_id}" if tier else f"V{SEP}{site}{SEP}{visitor_id}"
 
 
-# The minute item (realtime) holds pageviews by page as `pageviews|<page>` and by the visit's
-# source under this metric, beside its totals: one item per minute to write and to read.
-SOURCE_PAGEVIEWS = "source_pageviews"
+# A minute item (realtime, aggregator/minutes.py) holds, beside its counters and `pageviews|<page>`,
+# binary sets of 8-byte visitor hashes: every visitor with an event in the minute, and per source
+# (`arrivals|<source>`) those who arrived from it; and the 6-byte hashes of the events it counted.
+VISITOR_IDS = "vids"
+ARRIVALS = "arrivals"
+EVENT_IDS = "eids"
 
 
 def counter_attr(metric: str, value: str | None = None) -> str:

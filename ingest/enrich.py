@@ -109,6 +109,7 @@ class Referrer:
     source: str
     referrer: str  # full referrer URL, query string and fragment stripped; "" if none
     spam: bool = False
+    internal: bool = False  # a link from the site itself: the visitor did not arrive just now
 
 
 def classify_referrer(referrer: str | None, page_host: str, source_param: str) -> Referrer:
@@ -121,15 +122,16 @@ def classify_referrer(referrer: str | None, page_host: str, source_param: str) -
                 cleaned = f"{parts.scheme}://{parts.netloc}{parts.path}"[:MAX_DIMENSION_LENGTH]
         except ValueError:
             pass
-    if host and host == page_host:
+    internal = bool(host) and host == page_host
+    if internal:
         cleaned, host = "", ""  # a self-referral is not a source
     spam = bool(host) and any(host == s or host.endswith("." + s) for s in SPAM_REFERRERS)
     if source_param:
         # A tagged link does not launder a spam referrer: it is still dropped.
         source = _known_name(source_param.lower()) or source_param
-        return Referrer(source=source, referrer=cleaned, spam=spam)
+        return Referrer(source=source, referrer=cleaned, spam=spam)  # a tagged link: an arrival
     if not host:
-        return Referrer(source=DIRECT, referrer="")
+        return Referrer(source=DIRECT, referrer="", internal=internal)
     return Referrer(source=_known_name(host) or host, referrer=cleaned, spam=spam)
 
 

@@ -98,6 +98,7 @@ def accept(
             page=page.path,
             referrer=ref.referrer,
             source=ref.source,
+            internal=ref.internal,
             country=client.country,
             browser=ua.browser,
             browser_version=ua.browser_version,

@@ -90,7 +90,7 @@ def realtime(site: Site, d: Deps, now: Now) -> dict[str, Any]:
             for p in rt.per_minute
         ],
         "top_pages": [{"page": page, "pageviews": n} for page, n in rt.top_pages],
-        "top_sources": [{"source": source, "pageviews": n} for source, n in rt.top_sources],
+        "top_sources": [{"source": source, "visitors": n} for source, n in rt.top_sources],
     }
 
 

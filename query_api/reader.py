@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core import keys
-from core.keys import Granularity
+from core.keys import ARRIVALS, VISITOR_IDS, Granularity
 
 REALTIME_MINUTES = 30
 CURRENT_MINUTES = 5
@@ -67,38 +67,65 @@ class CounterReader:
         return summed(self._range(keys.counter_pk(site, granularity, dimension), first, last))
 
     def current_visitors(self, site: str, now: datetime) -> int:
-        """Visitors whose latest event falls in the last 5 minutes: one small Query."""
+        """Visitors with an event in the last 5 minutes: one small Query."""
         labels = keys.minute_labels_between(now - timedelta(minutes=CURRENT_MINUTES - 1), now)
-        totals = self.buckets(site, Granularity.MINUTE, keys.TOTALS, labels[0], labels[-1])
-        return max(sum(_number(totals.get(label), "current") for label in labels), 0)
+        items = self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
+        return len(_members(items, VISITOR_IDS))
 
     def realtime(self, site: str, now: datetime) -> Realtime:
         labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
         items = self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
-        totals = summed(items)
+        by_minute: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            by_minute.setdefault(keys.parse_counter_sk(item["sk"]["S"]), []).append(item)
         per_minute = [
             MinutePoint(
                 minute=label,
-                pageviews=_number(totals.get(label), "pageviews"),
-                visitors=_number(totals.get(label), "visitors"),
+                pageviews=sum(_count(item, "pageviews") for item in by_minute.get(label, [])),
+                visitors=len(_members(by_minute.get(label, []), VISITOR_IDS)),
             )
             for label in labels
         ]
-        current = sum(_number(totals.get(label), "current") for label in labels[-CURRENT_MINUTES:])
-        top_pages = _top(items, "pageviews")
-        top_sources = _top(items, keys.SOURCE_PAGEVIEWS)
-        return Realtime(site, now, max(current, 0), per_minute, top_pages, top_sources)
+        recent = [item for label in labels[-CURRENT_MINUTES:] for item in by_minute.get(label, [])]
+        current = len(_members(recent, VISITOR_IDS))
+        return Realtime(site, now, current, per_minute, _top_pages(items), _top_sources(items))
 
 
-def _top(items: list[dict[str, Any]], metric: str) -> list[tuple[str, int]]:
-    """The values with most pageviews in these minute items (a minute item holds pageviews by
-    page as `pageviews|<page>` and by the visit's source as `source_pageviews|<source>`)."""
+def _count(item: dict[str, Any], name: str) -> int:
+    return int(item[name]["N"]) if name in item else 0
+
+
+def _members(items: list[dict[str, Any]], name: str) -> set[bytes]:
+    """The union of a set attribute (visitor hashes) over items."""
+    out: set[bytes] = set()
+    for item in items:
+        out.update(bytes(member) for member in item.get(name, {}).get("BS", []))
+    return out
+
+
+def _top_pages(items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """Pageviews by page (`pageviews|<page>` counters) in these minute items."""
     counts: Counter[str] = Counter()
     for item in items:
         for name, value in item.items():
-            found_metric, found = keys.parse_counter_attr(name)
-            if found_metric == metric and found is not None:
-                counts[found] += int(value["N"])
+            metric, page = keys.parse_counter_attr(name)
+            if metric == "pageviews" and page is not None:
+                counts[page] += int(value["N"])
+    return _ranked(counts)
+
+
+def _top_sources(items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """Unique visitors by the source they arrived from (`arrivals|<source>` sets)."""
+    visitors: dict[str, set[bytes]] = {}
+    for item in items:
+        for name, value in item.items():
+            metric, source = keys.parse_counter_attr(name)
+            if metric == ARRIVALS and source is not None:
+                visitors.setdefault(source, set()).update(bytes(m) for m in value.get("BS", []))
+    return _ranked(Counter({source: len(members) for source, members in visitors.items()}))
+
+
+def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
     ranked = sorted(((v, n) for v, n in counts.items() if n > 0), key=lambda vn: (-vn[1], vn[0]))
     return ranked[:TOP_PAGES]
 
@@ -112,7 +139,3 @@ def summed(items: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
             if "N" in value and name != "ttl":
                 cell[name] = cell.get(name, 0) + int(value["N"])
     return out
-
-
-def _number(cell: dict[str, int] | None, attr: str) -> int:
-    return (cell or {}).get(attr, 0)

@@ -18,9 +18,17 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
+from aggregator.minutes import MinuteStore, WriteOutcome
 from aggregator.store import AggregateStore, CommitOutcome
 from core.events import RawEvent
-from core.keys import parse_counter_pk, parse_counter_sk
+from core.keys import (
+    EVENT_IDS,
+    TOTALS,
+    VISITOR_IDS,
+    Granularity,
+    parse_counter_pk,
+    parse_counter_sk,
+)
 from local import tables
 from tests import oracle
 
@@ -90,6 +98,7 @@ class Traffic:
         now = self.start
         for step in self.steps:
             # Each visitor has its own timeline; the global clock only moves forward.
+            seen = step.visitor in clocks
             visitor_time = clocks.get(step.visitor, self.start) + timedelta(seconds=step.gap_s)
             now = max(now + timedelta(milliseconds=1), visitor_time)
             clocks[step.visitor] = now
@@ -97,7 +106,8 @@ class Traffic:
             body: dict[str, Any] = {
                 "u": f"https://{self.site}{step.page}{query}",
                 "d": self.site,
-                "r": step.referrer,
+                # no referrer on a later step: a link within the site (no arrival, no source)
+                "r": step.referrer or (f"https://{self.site}/" if seen else None),
             }
             if step.kind in ("pageview", "bot"):
                 body["n"] = "pageview"
@@ -133,7 +143,7 @@ class Schedule:
 
 @dataclass
 class FaultyStore:
-    """Wraps AggregateStore.commit to crash or throttle on demand."""
+    """Wraps AggregateStore.commit and MinuteStore.write to crash or throttle on demand."""
 
     crash_after: int = 0
     crash_before: int = 0
@@ -158,11 +168,28 @@ class FaultyStore:
                 raise Crash("crashed after commit")
             return outcome
 
+        original_write = MinuteStore.write
+
+        def write(store: MinuteStore, key: Any, part: Any, update: Any) -> WriteOutcome:
+            if faults.crash_before:
+                faults.crash_before -= 1
+                raise Crash("crashed before a minute write")
+            if faults.throttle:
+                faults.throttle -= 1
+                return WriteOutcome(False, retryable=True, reason="ThrottlingError")
+            outcome = original_write(store, key, part, update)
+            if faults.crash_after and outcome.written:
+                faults.crash_after -= 1
+                raise Crash("crashed after a minute write")
+            return outcome
+
         AggregateStore.commit = commit  # type: ignore[method-assign]
+        MinuteStore.write = write  # type: ignore[method-assign]
         try:
             yield
         finally:
             AggregateStore.commit = original  # type: ignore[method-assign]
+            MinuteStore.write = original_write  # type: ignore[method-assign]
 
 
 class Crash(RuntimeError):
@@ -247,20 +274,38 @@ def stored_events(client: Any, names: dict[str, str]) -> list[RawEvent]:
 
 
 def stored_counters(client: Any, names: dict[str, str]) -> oracle.Counters:
+    """The aggregates table as oracle cells: shards summed, as readers do; a minute's visitor
+    sets as counts (`visitors`, `arrivals|<source>`), and `current` in the minute where each
+    visitor was seen last."""
     counters: oracle.Counters = {}
+    sets: dict[tuple[oracle.Cell, str], set[bytes]] = {}
     for item in tables.scan_all(client, names["aggregates"]):
         if not item["pk"]["S"].startswith("C#"):
             continue
         site, gran, dim = parse_counter_pk(item["pk"]["S"])
+        cell = (site, gran, dim, parse_counter_sk(item["sk"]["S"]))
         attrs = {
             k: int(v["N"])
             for k, v in item.items()
-            if k not in ("pk", "sk", "ttl", "n", "b") and int(v["N"])
+            if "N" in v and k not in ("ttl", "n", "b", "ver") and int(v["N"])
         }
-        if attrs:  # shards of one bucket are summed, as readers do
-            cell = counters.setdefault((site, gran, dim, parse_counter_sk(item["sk"]["S"])), {})
+        for name, value in item.items():
+            if "BS" in value and name != EVENT_IDS:
+                sets.setdefault((cell, name), set()).update(bytes(m) for m in value["BS"])
+        if attrs:
+            summed = counters.setdefault(cell, {})
             for name, value in attrs.items():
-                cell[name] = cell.get(name, 0) + value
+                summed[name] = summed.get(name, 0) + value
+    last_seen: dict[tuple[str, bytes], str] = {}
+    for (cell, name), members in sets.items():
+        counters.setdefault(cell, {})["visitors" if name == VISITOR_IDS else name] = len(members)
+        if name == VISITOR_IDS:
+            for member in members:
+                key = (cell[0], member)
+                last_seen[key] = max(last_seen.get(key, cell[3]), cell[3])
+    for (site, _), minute in last_seen.items():
+        cell = (site, Granularity.MINUTE, TOTALS, minute)
+        counters[cell]["current"] = counters[cell].get("current", 0) + 1
     return counters
 
 

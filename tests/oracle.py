@@ -9,11 +9,13 @@ bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 
 - a session contributes visits, bounces and duration to the hour, day and month where it starts,
   for the totals and for its session dimensions (first event's source, UTM, device, …, entry and
   exit page); minutes carry no visits;
-- pageviews count in the bucket they happen in, by page and by the session's dimensions; the
-  minute (realtime) has one cell: totals, pageviews by page and by the session's source;
+- pageviews count in the bucket they happen in, by page and by the session's dimensions;
 - a visitor is unique per bucket and per (bucket, dimension value): event dimensions (page,
   hostname, event name, prop values) in the event's bucket, session dimensions in the session's start bucket;
-- current visitors: one per visitor, in the minute of its latest non-engagement event;
+- the minute (realtime) has one cell and knows no sessions: events, pageviews, pageviews by page,
+  unique visitor ids (each event's own id, today's salt), and per source the unique visitor ids
+  that arrived from it (`arrivals|<source>`: a pageview that is not a self-referral);
+- current visitors: one per visitor id, in the minute of its latest non-engagement event;
 - scroll depth: per page and bucket, each visitor's deepest scroll among the engagement events of
   its visits, summed with a count of (visitor, page) pairs;
 - an event after midnight whose previous-day visitor id has a session open continues it.
@@ -25,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from core.events import RawEvent
-from core.keys import TOTALS, Granularity, bucket_label
+from core.keys import TOTALS, Granularity, bucket_label, minute_label
 
 GAP_MS = 30 * 60 * 1000
 ALL = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
@@ -97,6 +99,7 @@ def compute(events: Iterable[RawEvent]) -> Counters:
 
     for event in events:
         _event_counts(event, counters)
+    _minute_counts(events, counters)
     for (site, visitor), visitor_events in by_visitor.items():
         _visitor_counts(site, visitor, visitor_events, counters, uniques)
     for cell, by_value in uniques.items():
@@ -143,14 +146,32 @@ def _event_counts(event: RawEvent, counters: Counters) -> None:
 Uniques = dict[Cell, dict[str, set[str]]]
 
 
+def _minute_counts(events: list[RawEvent], counters: Counters) -> None:
+    """Realtime's minutes: unique visitor ids, arrivals by source, current visitors."""
+    seen: dict[Cell, set[str]] = defaultdict(set)
+    arrived: dict[tuple[Cell, str], set[str]] = defaultdict(set)
+    latest: dict[tuple[str, str], int] = {}
+    for event in events:
+        if event.is_engagement:
+            continue
+        cell = (event.site, Granularity.MINUTE, TOTALS, minute_label(event.ts))
+        seen[cell].add(event.visitor_id)
+        if event.is_pageview and not event.internal:
+            arrived[(cell, event.source)].add(event.visitor_id)
+        key = (event.site, event.visitor_id)
+        latest[key] = max(latest.get(key, event.ts), event.ts)
+    for cell, visitors in seen.items():
+        counters[cell]["visitors"] += len(visitors)
+    for (cell, source), visitors in arrived.items():
+        counters[cell][f"arrivals|{source}"] += len(visitors)
+    for (site, _), ts in latest.items():
+        counters[(site, Granularity.MINUTE, TOTALS, minute_label(ts))]["current"] += 1
+
+
 def _visitor_counts(
     site: str, visitor: str, events: list[RawEvent], counters: Counters, uniques: Uniques
 ) -> None:
     tz = min(events, key=lambda e: (e.ts, e.event_id)).tz
-    counted = [e for e in events if not e.is_engagement]
-    if counted:
-        latest = bucket_label(Granularity.MINUTE, max(e.ts for e in counted), tz)
-        counters[(site, Granularity.MINUTE, TOTALS, latest)]["current"] += 1
     for session, engagement in sessions_of(events):
         _session_counts(site, visitor, tz, session, engagement, counters, uniques)
     _scroll_depth(site, tz, events, counters)
@@ -217,7 +238,7 @@ def _session_event_counts(
     uniques: Uniques,
 ) -> None:
     """One counted event of a session: uniques where it happens, pageviews by session values."""
-    for gran in ALL:
+    for gran in SESSIONS:
         uniques[(site, gran, TOTALS, bucket_label(gran, event.ts, tz))][""].add(visitor)
     for gran in DIMENSIONAL:
         bucket = bucket_label(gran, event.ts, tz)
@@ -231,10 +252,6 @@ def _session_event_counts(
         uniques[(site, gran, "page", bucket)][event.page].add(visitor)
         for dim, value in values:
             counters[(site, gran, dim, bucket)][f"pageviews|{value}"] += 1
-    if event.is_pageview and first.source:
-        minute = bucket_label(Granularity.MINUTE, event.ts, tz)
-        cell = counters[(site, Granularity.MINUTE, TOTALS, minute)]
-        cell[f"source_pageviews|{first.source}"] += 1
 
 
 def _time_on_page(site: str, tz: str, events: list[RawEvent], counters: Counters) -> None:

@@ -41,8 +41,14 @@ def traffic(pipeline: Pipeline) -> tuple[str, list[dict[str, Any]]]:
 
 
 def snapshot(pipeline: Pipeline, key: str) -> dict[str, Any]:
+    """Realtime (the minutes, decision 0012) and today's totals (the fold's hours and days)."""
     realtime = pipeline.realtime(SITE, key)
     realtime.pop("as_of")
+    today = pipeline.get(
+        f"/api/v1/stats/aggregate?site_id={SITE}&period=day&metrics=pageviews,visitors,visits",
+        key,
+    ).json()["results"]
+    realtime["today"] = {metric: value["value"] for metric, value in today.items()}
     return realtime
 
 
@@ -148,7 +154,7 @@ def test_partial_batch_failure_reports_the_chunk_and_redelivery_completes(
     failed_at = sequence_numbers.index(failure["itemIdentifier"])
     assert 0 < failed_at < len(records)
     partial = snapshot(pipeline, key)
-    assert 0 < partial["pageviews"] < 7
+    assert 0 < partial["today"]["pageviews"] < 7
     # Chunks follow visitors, not the stream, yet everything before the checkpoint was counted:
     # delivering it again changes nothing.
     monkeypatch.setattr(AggregateStore, "commit", original)
@@ -157,7 +163,8 @@ def test_partial_batch_failure_reports_the_chunk_and_redelivery_completes(
     # Lambda redelivers from the reported checkpoint on.
     monkeypatch.setattr(AggregateStore, "commit", original)
     assert pipeline.aggregate(records[failed_at:]) == {"batchItemFailures": []}
-    assert snapshot(pipeline, key)["pageviews"] == 7
+    final = snapshot(pipeline, key)
+    assert final["pageviews"] == final["today"]["pageviews"] == 7
 
 
 def test_poison_record_is_reported_and_the_rest_of_its_batch_still_counts(
@@ -179,17 +186,19 @@ def test_poison_record_is_reported_and_the_rest_of_its_batch_still_counts(
     monkeypatch.setattr(aggregator.processor, "apply_event", apply_event)
     # When the batch is delivered
     response = pipeline.aggregate(records)
-    # Then the poison is the record reported, and the seven others are counted already
+    # Then the poison is the record reported, and the seven others are counted already (realtime's
+    # minutes fold nothing: they count it at once)
     assert response == {
         "batchItemFailures": [{"itemIdentifier": records[3]["dynamodb"]["SequenceNumber"]}]
     }
-    assert snapshot(pipeline, key)["pageviews"] == 6
+    partial = snapshot(pipeline, key)
+    assert partial["today"]["pageviews"] == 6 and partial["pageviews"] == 7
     # And Lambda's redelivery from it counts it once it folds, and nothing twice
     monkeypatch.setattr(aggregator.processor, "apply_event", fold)
     assert pipeline.aggregate(records[3:]) == {"batchItemFailures": []}
     result = snapshot(pipeline, key)
-    assert result["pageviews"] == 7 and result["current_visitors"] == 3
-    assert sum(p["visitors"] for p in result["per_minute"]) == 3
+    assert result["pageviews"] == result["today"]["pageviews"] == 7
+    assert result["current_visitors"] == result["today"]["visitors"] == 3
 
 
 def test_duplicate_client_send_is_stored_once(pipeline: Pipeline) -> None:

@@ -25,24 +25,25 @@ def test_pageviews_reach_the_realtime_api(pipeline: Pipeline) -> None:
     # Given a site and two visitors, one of whom views two pages
     key = pipeline.add_site(SITE)
     assert pipeline.send(pageview("/"), ip="198.51.100.1").status == 202
-    assert pipeline.send(pageview("/pricing"), ip="198.51.100.1").status == 202
-    assert (
-        pipeline.send(pageview("/", r="https://www.google.com/"), ip="198.51.100.2").status == 202
-    )
+    inside = pageview("/pricing", r=f"https://{SITE}/")  # a link within the site
+    assert pipeline.send(inside, ip="198.51.100.1").status == 202
+    google = pageview("/", r="https://www.google.com/")
+    assert pipeline.send(google, ip="198.51.100.2").status == 202
+    assert pipeline.send(google, ip="198.51.100.2").status == 202  # an SPA keeps its referrer
     # When the stream is aggregated
-    assert len(pipeline.pump()) == 3
-    # Then realtime shows both visitors, three pageviews and the top pages
+    assert len(pipeline.pump()) == 4
+    # Then realtime shows both visitors, four pageviews and the top pages
     realtime = pipeline.realtime(SITE, key)
     assert realtime["current_visitors"] == 2
-    assert realtime["pageviews"] == 3
+    assert realtime["pageviews"] == 4
     assert realtime["top_pages"] == [
-        {"page": "/", "pageviews": 2},
+        {"page": "/", "pageviews": 3},
         {"page": "/pricing", "pageviews": 1},
     ]
-    # and the sources of those pageviews' visits
+    # and where each visitor arrived from (the link within the site is no arrival)
     assert realtime["top_sources"] == [
-        {"source": "Direct / None", "pageviews": 2},
-        {"source": "Google", "pageviews": 1},
+        {"source": "Direct / None", "visitors": 1},
+        {"source": "Google", "visitors": 1},
     ]
     assert sum(p["visitors"] for p in realtime["per_minute"]) == 2
     assert pipeline.get(f"/api/v1/stats/realtime/visitors?site_id={SITE}", key).json() == 2

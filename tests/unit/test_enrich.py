@@ -194,6 +194,17 @@ def test_self_referral_is_not_a_source(referrer: str) -> None:
     result = enrich.classify_referrer(referrer, "example.com", "")
 
     assert (result.source, result.referrer) == (DIRECT, "")
+    assert result.internal  # a link within the site: realtime counts no arrival
+
+
+@pytest.mark.parametrize(
+    ("referrer", "source_param"),
+    [(None, ""), ("https://www.google.com/", ""), ("https://example.com/x", "newsletter")],
+)
+def test_no_referrer_an_outside_one_or_a_tagged_link_is_an_arrival(
+    referrer: str | None, source_param: str
+) -> None:
+    assert not enrich.classify_referrer(referrer, "example.com", source_param).internal
 
 
 def test_subdomain_of_the_site_is_a_referrer_not_a_self_referral() -> None:

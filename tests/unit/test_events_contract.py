@@ -44,6 +44,7 @@ FULL = RawEvent(
     os_version="10.15",
     device="Laptop",
     interactive=False,
+    internal=True,
     props={"plan": "pro", "seats": "5", "emoji": "🎉"},
     revenue_amount="12.50",
     revenue_currency="EUR",
@@ -95,6 +96,7 @@ def test_item_uses_native_dynamodb_types() -> None:
 
     assert item["ts"] == {"N": str(TS)}
     assert item["interactive"] == {"BOOL": False}
+    assert item["internal"] == {"BOOL": True}  # stored only when true (see the minimal item)
     assert item["scroll_depth"] == {"N": "0"}
     assert item["props"] == {"M": {"plan": {"S": "pro"}, "seats": {"S": "5"}, "emoji": {"S": "🎉"}}}
 
@@ -146,6 +148,7 @@ EVENTS = st.builds(
     os_version=TEXT,
     device=st.sampled_from(["", "Mobile", "Tablet", "Laptop", "Desktop"]),
     interactive=st.booleans(),
+    internal=st.booleans(),
     props=st.dictionaries(NON_EMPTY, NON_EMPTY, max_size=5),
     revenue_amount=TEXT,
     revenue_currency=TEXT,

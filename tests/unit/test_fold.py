@@ -1,5 +1,5 @@
 """The fold of one visitor's events into counter deltas: sessionization, bounces, duration,
-uniques, current visitors, time on page and the dimensions, as METRICS.md defines them.
+uniques, time on page and the dimensions, as METRICS.md defines them.
 Cases are tables; times are pinned."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import pytest
 
 from aggregator.fold import (
     BOUNCES,
-    CURRENT,
     DURATION_MS,
     ENTRY_PAGE,
     EVENTS,
@@ -23,6 +22,7 @@ from aggregator.fold import (
     SESSION_DIMENSIONS,
     TIME_ON_PAGE_MS,
     TIME_ON_PAGE_N,
+    TOTAL_GRANULARITIES,
     VISITORS,
     VISITS,
     VisitorState,
@@ -34,7 +34,7 @@ from aggregator.fold import (
     session_open_at,
 )
 from core.events import ENGAGEMENT, PAGEVIEW, RawEvent
-from core.keys import SOURCE_PAGEVIEWS, TOTALS, Granularity
+from core.keys import TOTALS, Granularity
 from tests.unit.fold_helpers import GAP_MS, MINUTE_MS, by_value, event, folded, ms, totals
 
 MINUTE, HOUR, DAY, MONTH = Granularity.MINUTE, Granularity.HOUR, Granularity.DAY, Granularity.MONTH
@@ -294,7 +294,7 @@ def test_engagement_alone_counts_nothing_but_is_kept() -> None:
     assert state.sessions() == []
 
 
-def test_engagement_in_a_later_bucket_adds_no_event_visitor_or_current_there() -> None:
+def test_engagement_in_a_later_bucket_adds_no_event_or_visitor_there() -> None:
     # A pageview at 23:50 and its engagement event at 00:10 the next day (UTC)
     deltas = folded(
         [
@@ -303,11 +303,10 @@ def test_engagement_in_a_later_bucket_adds_no_event_visitor_or_current_there() -
         ]
     )
 
-    for gran in Granularity:
+    for gran in TOTAL_GRANULARITIES:
         for metric in (EVENTS, PAGEVIEWS, VISITORS, VISITS):
-            assert len(totals(deltas, gran, metric)) == int(gran is not MINUTE or metric != VISITS)
+            assert len(totals(deltas, gran, metric)) == 1
     assert totals(deltas, DAY, VISITORS) == {"2026-03-28": 1}
-    assert totals(deltas, MINUTE, CURRENT) == {"2026-03-28T23:50": 1}
     # ... but it ends the time on page of the pageview before it, in the pageview's day
     assert by_value(deltas, DAY, PAGE, "2026-03-28", TIME_ON_PAGE_MS) == {"/a": 20 * MINUTE_MS}
     # and its scroll depth counts in its own day, as a visitor's deepest scroll there
@@ -514,7 +513,7 @@ def test_each_granularity_carries_its_dimensions() -> None:
     deltas = folded(events)
 
     dimensions = {gran: {dim for g, dim, _ in deltas if g is gran} for gran in Granularity}
-    assert dimensions[MINUTE] == {TOTALS}  # realtime: one item, pages and sources beside totals
+    assert dimensions[MINUTE] == set()  # realtime's minutes: aggregator/minutes.py, no fold
     assert dimensions[HOUR] == {TOTALS}
     assert (
         dimensions[DAY]
@@ -532,28 +531,23 @@ def test_each_granularity_carries_its_dimensions() -> None:
             "utm_campaign",
         }
     )
-    # the minute item's pages are pageviews only, beside the minute's totals
-    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:00", PAGEVIEWS) == {"/a": 1}
-    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:02", PAGEVIEWS) == {"/b": 1}
-    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:01", PAGEVIEWS) == {}
-    assert deltas[(MINUTE, TOTALS, "2026-03-29T10:02")][PAGEVIEWS] == 1
 
 
 @pytest.mark.parametrize(
-    ("times", "minutes", "hours", "days"),
+    ("times", "hours", "days"),
     [
-        (["10:00", "10:00", "10:00"], 1, 1, 1),
-        (["10:00", "10:01", "10:59"], 3, 1, 1),
-        (["10:00", "10:01", "11:30"], 3, 2, 1),
-        (["10:00", "14:00", "10:00", "14:00"], 2, 2, 1),  # two sessions, still one visitor a day
+        (["10:00", "10:00", "10:00"], 1, 1),
+        (["10:00", "10:01", "10:59"], 1, 1),
+        (["10:00", "10:01", "11:30"], 2, 1),
+        (["10:00", "14:00", "10:00", "14:00"], 2, 1),  # two sessions, still one visitor a day
     ],
 )
-def test_visitor_is_counted_once_per_minute_hour_day_and_month_bucket(
-    times: list[str], minutes: int, hours: int, days: int
+def test_visitor_is_counted_once_per_hour_day_and_month_bucket(
+    times: list[str], hours: int, days: int
 ) -> None:
     deltas = folded([at(t, event_id=f"e{i}") for i, t in enumerate(times)])
 
-    for gran, buckets in ((MINUTE, minutes), (HOUR, hours), (DAY, days), (MONTH, 1)):
+    for gran, buckets in ((HOUR, hours), (DAY, days), (MONTH, 1)):
         counted = totals(deltas, gran, VISITORS)
         assert len(counted) == buckets
         assert set(counted.values()) == {1}
@@ -571,42 +565,6 @@ def test_visitor_is_unique_per_local_day_of_the_site() -> None:
     assert totals(deltas, DAY, VISITORS) == {"2026-03-28": 1, TODAY: 1}
     assert totals(deltas, HOUR, VISITORS) == {"2026-03-28T22": 1, "2026-03-28T23": 1}
     assert totals(deltas, MONTH, VISITORS) == {"2026-03": 1}
-
-
-def test_current_counter_moves_to_the_minute_of_the_latest_event() -> None:
-    # Given a visitor seen at 10:00
-    state, _ = fold(VisitorState(), [at("10:00")])
-
-    # When it is seen again at 10:03
-    step = empty_deltas()
-    state = apply_event(state, at("10:03", name="Signup"), step)
-
-    # Then "current" leaves 10:00 and arrives at 10:03
-    assert totals(step, MINUTE, CURRENT) == {"2026-03-29T10:00": -1, "2026-03-29T10:03": 1}
-
-    # And an older event arriving late does not move it back
-    late = empty_deltas()
-    apply_event(state, at("10:01"), late)
-    assert totals(late, MINUTE, CURRENT) == {}
-
-
-@pytest.mark.parametrize(
-    "times",
-    [["10:00"], ["10:00", "10:03", "10:01"], ["10:03", "10:00"], ["09:00", "12:00", "10:30"]],
-)
-def test_current_counter_nets_to_one_per_visitor_at_its_latest_minute(times: list[str]) -> None:
-    deltas = folded([at(t) for t in times])
-
-    latest = max(times)
-    assert totals(deltas, MINUTE, CURRENT) == {f"2026-03-29T{latest}": 1}
-    assert totals(deltas, HOUR, CURRENT) == totals(deltas, DAY, CURRENT) == {}
-    assert totals(deltas, MONTH, CURRENT) == {}
-
-
-def test_engagement_does_not_make_a_visitor_current() -> None:
-    deltas = folded([at("10:00"), at("10:04", name=ENGAGEMENT)])
-
-    assert totals(deltas, MINUTE, CURRENT) == {"2026-03-29T10:00": 1}
 
 
 # ---- session dimensions --------------------------------------------------------------------------
@@ -855,25 +813,6 @@ def test_visitor_state_survives_a_json_round_trip(events: list[RawEvent]) -> Non
     more = [at("10:20", page="/z", source="Twitter"), at("11:50"), at("11:55", ENGAGEMENT)]
     assert prune(fold(restored, more)[1]) == prune(fold(state, more)[1])
     assert fold(restored, more)[0] == replace(fold(state, more)[0], version=7)
-
-
-def test_minute_sources_count_pageviews_by_their_visits_source() -> None:
-    events = [
-        at("10:00", page="/a", source="Google"),
-        at("10:00", page="/b", source="Direct / None"),  # inside the visit: still Google's
-        at("10:01", name="Signup"),
-        at("10:02", page="/c"),
-    ]
-
-    deltas = folded(events)
-
-    def sources(minute: str) -> dict[str, int]:
-        return by_value(deltas, MINUTE, TOTALS, f"2026-03-29T{minute}", SOURCE_PAGEVIEWS)
-
-    assert sources("10:00") == {"Google": 2}
-    assert sources("10:02") == {"Google": 1}
-    assert sources("10:01") == {}
-    assert by_value(deltas, MINUTE, TOTALS, "2026-03-29T10:00", PAGEVIEWS) == {"/a": 1, "/b": 1}
 
 
 def test_scroll_depth_is_each_visitors_deepest_scroll_per_page() -> None:

@@ -1,0 +1,376 @@
+"""Realtime's minute counters, counted exactly once without visitor state (decision 0012).
+
+A minute item is its own record of what it counted: beside its counters it holds 6-byte hashes
+of the ids of the events folded into it. A batch reads the items its events go to, skips the
+events found there, and writes each item once with a plain conditional update (one write unit
+per KB, not a transaction's two per item), conditioned on the version it read. A redelivered
+event is found in its item; a racing writer or a stale read fails the condition, and the item is
+read again. Nothing here depends on a visitor's history, so no visitor state is kept.
+
+What a minute item (pk `C#<site>#m#_`, sk `<minute>[#<part>]`) holds:
+    pageviews, events          counts
+    pageviews|<page>           pageviews by page
+    vids                       8-byte hashes of the visitors with an event in the minute:
+                               visitors per minute, and current visitors as a union of five
+    arrivals|<source>          the visitors who arrived from the source in the minute (a pageview
+                               that is not a self-referral)
+    eids                       6-byte hashes of the events counted here
+    ver, n, b, ttl             version, bounded values (aggregator/bounded.py), expiry
+
+Parts: an event's first part is a hash of its id modulo 4 (concurrent writers spread over four
+items). A part takes at most MAX_EVENTS_PER_PART events; an event that finds its part full and
+without it goes on to part + 4, + 8, … and takes the first part with room. Parts only fill, so a
+redelivered event walks the same way and meets its hash before it meets room. Pages and sources
+share a part's 300 places; the rest count under "(other)", totals exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, KnownValues, admit
+from aggregator.processor import MAX_ATTRIBUTES_PER_UPDATE, BatchResult, StreamItem
+from core import keys
+from core.events import RawEvent
+from core.keys import OTHER, Granularity
+
+PARTS = keys.COUNTER_SHARDS
+# 2,000 events: 12 KB of event hashes, at most 16 KB of visitor hashes and as much of arrivals,
+# 16 KB of page and source names: a part stays far below 100 KB whatever a minute brings.
+MAX_EVENTS_PER_PART = 2000
+
+PAGEVIEWS = "pageviews"
+EVENTS = "events"
+VISITOR_IDS, ARRIVALS, EVENT_IDS = keys.VISITOR_IDS, keys.ARRIVALS, keys.EVENT_IDS
+VERSION = "ver"
+
+PartKey = tuple[str, str]  # (pk, sk)
+
+
+def event_hash(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=6).digest()
+
+
+def visitor_hash(visitor_id: str) -> bytes:
+    return hashlib.blake2b(visitor_id.encode(), digest_size=8).digest()
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one event adds to its minute."""
+
+    item: StreamItem
+    site: str
+    minute: str
+    first_part: int
+    event: bytes
+    visitor: bytes
+    page: str | None  # pageviews only
+    arrival: str | None  # the source of a pageview that is not a self-referral
+
+    def key(self, level: int) -> PartKey:
+        part = self.first_part + PARTS * level
+        return keys.counter_pk(self.site, Granularity.MINUTE), keys.counter_sk(self.minute, part)
+
+    @property
+    def value_names(self) -> list[str]:
+        names = [keys.counter_attr(PAGEVIEWS, self.page)] if self.page is not None else []
+        if self.arrival is not None:
+            names.append(keys.counter_attr(ARRIVALS, self.arrival))
+        return names
+
+
+def contribution(item: StreamItem) -> Contribution:
+    """Raises for a record no tier can count (the rollup tier could not place it in its site's
+    day either): it goes to the dead-letter queue in both."""
+    event: RawEvent = item.event
+    ZoneInfo(event.tz)
+    pageview = event.is_pageview
+    return Contribution(
+        item=item,
+        site=event.site,
+        minute=keys.minute_label(event.ts),
+        first_part=zlib.crc32(event.event_id.encode()) % PARTS,
+        event=event_hash(event.event_id),
+        visitor=visitor_hash(event.visitor_id),
+        page=event.page if pageview else None,
+        arrival=event.source if pageview and not event.internal else None,
+    )
+
+
+@dataclass
+class Part:
+    """A part item as last read or written."""
+
+    version: int = 0
+    events: set[bytes] = field(default_factory=set)
+    known: KnownValues = field(default_factory=KnownValues)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Part:
+        return cls(
+            version=int(item.get(VERSION, {}).get("N", 0)),
+            events=set(item.get(EVENT_IDS, {}).get("BS", [])),
+            known=KnownValues.from_item(item),
+        )
+
+    def room(self) -> int:
+        return MAX_EVENTS_PER_PART - len(self.events)
+
+
+@dataclass(frozen=True)
+class PartUpdate:
+    counts: dict[str, int]
+    sets: dict[str, frozenset[bytes]]
+    admitted: tuple[str, ...]
+
+    @property
+    def added_bytes(self) -> int:
+        return sum(len(v.encode()) for v in self.admitted)
+
+    def applied_to(self, part: Part) -> Part:
+        known = KnownValues(
+            part.known.values | set(self.admitted),
+            part.known.count + len(self.admitted),
+            part.known.size + self.added_bytes,
+        )
+        return Part(part.version + 1, part.events | self.sets[EVENT_IDS], known)
+
+
+def plan_update(part: Part, contributions: Iterable[Contribution]) -> PartUpdate:
+    """The counters and sets that these events add to a part, values routed by the part's room."""
+    contributions = list(contributions)
+    names = sorted({name for c in contributions for name in c.value_names})
+    admission = admit(part.known, dict.fromkeys(names, 1))
+    fits = part.known.values | set(admission.admitted)
+
+    def routed(name: str) -> str:
+        metric, value = keys.parse_counter_attr(name)
+        return name if value in fits else keys.counter_attr(metric, OTHER)
+
+    counts: dict[str, int] = defaultdict(int)
+    sets: dict[str, set[bytes]] = defaultdict(set)
+    for c in contributions:
+        counts[EVENTS] += 1
+        sets[EVENT_IDS].add(c.event)
+        sets[VISITOR_IDS].add(c.visitor)
+        if c.page is not None:
+            counts[PAGEVIEWS] += 1
+            counts[routed(keys.counter_attr(PAGEVIEWS, c.page))] += 1
+        if c.arrival is not None:
+            sets[routed(keys.counter_attr(ARRIVALS, c.arrival))].add(c.visitor)
+    return PartUpdate(
+        dict(counts), {k: frozenset(v) for k, v in sets.items()}, tuple(admission.admitted)
+    )
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    written: bool
+    retryable: bool = False  # throttled: back off; otherwise the item moved: read it again
+    reason: str = ""
+
+
+class MinuteStore:
+    def __init__(self, client: Any, table: str, ttl_seconds: int) -> None:
+        self._client = client
+        self._table = table
+        self._ttl = ttl_seconds
+
+    def read(self, wanted: Iterable[PartKey], consistent: bool) -> dict[PartKey, Part]:
+        """The parts as stored (absent ones empty). Eventually consistent reads are enough at
+        first: a stale read only fails the conditional write, and the retry reads consistently."""
+        found = {key: Part() for key in wanted}
+        pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in sorted(found)]
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {self._table: {"Keys": batch, "ConsistentRead": consistent}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    found[(item["pk"]["S"], item["sk"]["S"])] = Part.from_item(item)
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def write(
+        self, key: PartKey, part: Part, update: PartUpdate, now: float | None = None
+    ) -> WriteOutcome:
+        now = time.time() if now is None else now
+        names: dict[str, str] = {"#ver": VERSION, "#ttl": "ttl"}
+        values: dict[str, Any] = {
+            ":one": {"N": "1"},
+            ":ttl": {"N": str(int(now) + self._ttl)},
+        }
+        adds = ["#ver :one"]
+        for i, (name, delta) in enumerate(sorted(update.counts.items())):
+            names[f"#c{i}"], values[f":c{i}"] = name, {"N": str(delta)}
+            adds.append(f"#c{i} :c{i}")
+        for i, (name, members) in enumerate(sorted(update.sets.items())):
+            names[f"#s{i}"], values[f":s{i}"] = name, {"BS": sorted(members)}
+            adds.append(f"#s{i} :s{i}")
+        if update.admitted:
+            names["#n"], names["#b"] = COUNT_ATTR, BYTES_ATTR
+            values[":n"] = {"N": str(len(update.admitted))}
+            values[":b"] = {"N": str(update.added_bytes)}
+            adds += ["#n :n", "#b :b"]
+        if part.version:
+            condition = "#ver = :ver"
+            values[":ver"] = {"N": str(part.version)}
+        else:
+            condition = "attribute_not_exists(#ver)"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+                UpdateExpression="ADD " + ", ".join(adds) + " SET #ttl = if_not_exists(#ttl, :ttl)",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return WriteOutcome(False, reason="ConditionalCheckFailed")
+        except (
+            self._client.exceptions.ProvisionedThroughputExceededException,
+            self._client.exceptions.RequestLimitExceeded,
+            self._client.exceptions.InternalServerError,
+        ) as exc:
+            return WriteOutcome(False, retryable=True, reason=type(exc).__name__)
+        return WriteOutcome(True)
+
+
+def route(
+    pending: list[Contribution], parts: dict[PartKey, Part], read: Callable[[set[PartKey]], None]
+) -> tuple[dict[PartKey, list[Contribution]], list[Contribution]]:
+    """Each event's part: the first on its walk that holds it (a duplicate) or has room.
+    `read` loads parts not in `parts` yet. Returns (events by part, duplicates)."""
+    routes: dict[PartKey, list[Contribution]] = defaultdict(list)
+    duplicates: list[Contribution] = []
+    seen: set[bytes] = set()
+    walk = [(c, 0) for c in pending]
+    while walk:
+        missing = {c.key(level) for c, level in walk} - parts.keys()
+        if missing:
+            read(missing)
+        further = []
+        for c, level in walk:
+            key = c.key(level)
+            part = parts[key]
+            if c.event in part.events or c.event in seen:
+                duplicates.append(c)
+            elif part.room() > len(routes.get(key, ())):
+                routes[key].append(c)
+                seen.add(c.event)
+            else:
+                further.append((c, level + 1))
+        walk = further
+    return dict(routes), duplicates
+
+
+def _fits_one_update(
+    contributions: list[Contribution],
+) -> tuple[list[Contribution], list[Contribution]]:
+    """As many events as one update expression can carry (DynamoDB's 4 KB limit); the rest wait."""
+    names: set[str] = set()
+    for index, c in enumerate(contributions):
+        grown = names | set(c.value_names)
+        if index and len(grown) > MAX_ATTRIBUTES_PER_UPDATE - 8:
+            return contributions[:index], contributions[index:]
+        names = grown
+    return contributions, []
+
+
+def count_minutes(
+    items: list[StreamItem],
+    store: MinuteStore,
+    max_attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchResult:
+    """Count the batch into its minutes; on failure report the earliest record not counted."""
+    result = BatchResult()
+    kept = [item for item in items if not item.event.is_engagement]
+    result.ignored = len(items) - len(kept)
+    left_over: list[StreamItem] = []
+    pending: list[Contribution] = []
+    for item in sorted(kept, key=lambda i: (i.event.ts, i.event.event_id)):
+        try:
+            pending.append(contribution(item))
+        except Exception as exc:  # a poison record: the rest still counts, it is reported
+            result.errors.append(f"poison record {item.sequence_number}: {exc!r}")
+            left_over.append(item)
+    parts: dict[PartKey, Part] = {}
+    consistent = False
+    failures = 0
+
+    def read(wanted: set[PartKey]) -> None:
+        parts.update(store.read(wanted, consistent))
+
+    while pending:
+        if failures > max_attempts:
+            result.errors.append(f"{len(pending)} events did not commit")
+            left_over.extend(c.item for c in pending)
+            break
+        routes, duplicates = route(pending, parts, read)
+        result.duplicates += len(duplicates)
+        pending, progress, throttled = [], False, False
+        for key, contributions in routes.items():
+            now, later = _fits_one_update(contributions)
+            pending.extend(later)
+            update = plan_update(parts[key], now)
+            outcome = store.write(key, parts[key], update)
+            result.transactions += 1
+            if outcome.written:
+                parts[key] = update.applied_to(parts[key])
+                result.counted += len(now)
+                progress = True
+                continue
+            result.retries += 1
+            pending.extend(now)
+            parts.pop(key, None)  # read it again, consistently
+            throttled |= outcome.retryable
+        pending.sort(key=lambda c: (c.item.event.ts, c.item.event.event_id))
+        if not progress and pending:
+            failures += 1
+            consistent = True
+            if throttled:
+                sleep(min(0.05 * 2**failures, 1.0))
+        elif pending:
+            consistent = True
+    if left_over:
+        earliest = min(left_over, key=lambda item: int(item.sequence_number))
+        result.failed_sequence_number = earliest.sequence_number
+    return result
+
+
+def recounted_parts(events: Iterable[RawEvent]) -> dict[PartKey, dict[str, Any]]:
+    """Minute part items recounted from raw events, filled in time order by the same walk (for
+    `liveinsight rebuild`): whole items in DynamoDB's format, without key and expiry. Poison events
+    are left out, as the aggregator leaves them."""
+    contributions = []
+    for event in sorted(events, key=lambda e: (e.ts, e.event_id)):
+        if event.is_engagement:
+            continue
+        try:
+            contributions.append(contribution(StreamItem("0", event)))
+        except Exception:  # never counted by the aggregator either
+            continue
+    parts: dict[PartKey, Part] = {}
+    routes, _ = route(
+        contributions, parts, lambda wanted: parts.update({k: Part() for k in wanted})
+    )
+    items: dict[PartKey, dict[str, Any]] = {}
+    for key, routed in routes.items():
+        update = plan_update(Part(), routed)
+        item: dict[str, Any] = {VERSION: {"N": "1"}}
+        item.update({name: {"N": str(n)} for name, n in update.counts.items()})
+        item.update({name: {"BS": sorted(m)} for name, m in update.sets.items()})
+        item[COUNT_ATTR] = {"N": str(len(update.admitted))}
+        item[BYTES_ATTR] = {"N": str(update.added_bytes)}
+        items[key] = item
+    return items
