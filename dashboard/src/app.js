@@ -224,6 +224,8 @@
   }
 
   /** The admin JSON API: the session cookie, the CSRF token on changes, never a Bearer key. */
+  let adminEdits = 0; // changes sent so far (see loadSiteSettings)
+
   async function admin(method, path, body) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -234,6 +236,7 @@
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
     });
+    if (method !== "GET") adminEdits++; // a load that was reading meanwhile may be older
     if (!response.ok) {
       if (response.status === 401) setSession(null);
       throw new ApiError(response.status, await errorText(response));
@@ -1122,6 +1125,7 @@
   }
 
   async function loadSiteSettings(domain) {
+    const edits = adminEdits;
     const base = `/api/admin/sites/${encodeURIComponent(domain)}`;
     const [site, goals, keyList, shares] = await Promise.all([
       admin("GET", base),
@@ -1130,6 +1134,9 @@
       admin("GET", `${base}/shares`),
     ]);
     if (domain !== settingsSite) return;
+    // A change made while these were read (a goal added) may be missing from them: read again,
+    // rather than draw an older list over the one the change drew.
+    if (edits !== adminEdits) return loadSiteSettings(domain);
     $("hostnames").value = site.hostnames.join(", ");
     renderGoals(domain, goals.goals);
     renderKeys(domain, keyList.keys);
