@@ -68,7 +68,6 @@ SESSION_DIMENSIONS = (
     "os_version",
     "device",
 )
-SOURCE = "source"
 ENTRY_PAGE = "entry_page"
 EXIT_PAGE = "exit_page"
 PAGE = "page"

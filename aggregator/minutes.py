@@ -36,7 +36,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, KnownValues, admit
+from aggregator.fold import EVENTS, PAGEVIEWS
 from aggregator.processor import MAX_ATTRIBUTES_PER_UPDATE, BatchResult, StreamItem
+from aggregator.store import batch_get
 from core import keys
 from core.events import RawEvent
 from core.keys import OTHER, Granularity
@@ -46,8 +48,6 @@ PARTS = keys.COUNTER_SHARDS
 # 16 KB of page and source names: a part stays far below 100 KB whatever a minute brings.
 MAX_EVENTS_PER_PART = 2000
 
-PAGEVIEWS = "pageviews"
-EVENTS = "events"
 VISITOR_IDS, ARRIVALS, EVENT_IDS = keys.VISITOR_IDS, keys.ARRIVALS, keys.EVENT_IDS
 VERSION = "ver"
 
@@ -188,15 +188,8 @@ class MinuteStore:
         """The parts as stored (absent ones empty). Eventually consistent reads are enough at
         first: a stale read only fails the conditional write, and the retry reads consistently."""
         found = {key: Part() for key in wanted}
-        pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in sorted(found)]
-        while pending:
-            batch, pending = pending[:100], pending[100:]
-            request: dict[str, Any] = {self._table: {"Keys": batch, "ConsistentRead": consistent}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    found[(item["pk"]["S"], item["sk"]["S"])] = Part.from_item(item)
-                request = response.get("UnprocessedKeys") or {}
+        for item in batch_get(self._client, self._table, found, consistent):
+            found[(item["pk"]["S"], item["sk"]["S"])] = Part.from_item(item)
         return found
 
     def write(

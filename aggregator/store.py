@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,21 @@ class CommitOutcome:
     reason: str = ""
 
 
+def batch_get(
+    client: Any, table: str, wanted: Iterable[tuple[str, str]], consistent: bool
+) -> Iterator[dict[str, Any]]:
+    """The items of these (pk, sk) keys that exist: BatchGetItem, 100 keys a call, unprocessed
+    keys asked again."""
+    pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in sorted(wanted)]
+    while pending:
+        batch, pending = pending[:100], pending[100:]
+        request: dict[str, Any] = {table: {"Keys": batch, "ConsistentRead": consistent}}
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            yield from response["Responses"].get(table, [])
+            request = response.get("UnprocessedKeys") or {}
+
+
 class AggregateStore:
     def __init__(
         self,
@@ -70,21 +86,12 @@ class AggregateStore:
 
     def load_visitors(self, wanted: set[VisitorKey]) -> dict[VisitorKey, VisitorState]:
         found: dict[VisitorKey, VisitorState] = {}
-        pending = [
-            {"pk": {"S": keys.visitor_pk(site, vid, self.tier)}, "sk": {"S": keys.NO_SORT}}
-            for site, vid in sorted(wanted)
+        wanted_keys = [
+            (keys.visitor_pk(site, vid, self.tier), keys.NO_SORT) for site, vid in wanted
         ]
-        while pending:
-            batch, pending = pending[:100], pending[100:]
-            request: dict[str, Any] = {self._table: {"Keys": batch, "ConsistentRead": True}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    _, site, vid = item["pk"]["S"].split(keys.SEP, 2)
-                    found[(site, vid)] = VisitorState.from_json(
-                        item["state"]["S"], int(item["v"]["N"])
-                    )
-                request = response.get("UnprocessedKeys") or {}
+        for item in batch_get(self._client, self._table, wanted_keys, consistent=True):
+            _, site, vid = item["pk"]["S"].split(keys.SEP, 2)
+            found[(site, vid)] = VisitorState.from_json(item["state"]["S"], int(item["v"]["N"]))
         return found
 
     def commit(self, plan: ChunkPlan, now: float | None = None) -> CommitOutcome:
