@@ -152,44 +152,40 @@ class FaultyStore:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        original = AggregateStore.commit
-        faults = self
-
-        def commit(store: AggregateStore, plan: Any, now: float | None = None) -> CommitOutcome:
-            if faults.crash_before:
-                faults.crash_before -= 1
-                raise Crash("crashed before commit")
-            if faults.throttle:
-                faults.throttle -= 1
-                return CommitOutcome(False, retryable=True, reason="ThrottlingError")
-            outcome = original(store, plan, now)
-            if faults.crash_after and outcome.committed:
-                faults.crash_after -= 1
-                raise Crash("crashed after commit")
-            return outcome
-
-        original_write = MinuteStore.write
-
-        def write(store: MinuteStore, key: Any, part: Any, update: Any) -> WriteOutcome:
-            if faults.crash_before:
-                faults.crash_before -= 1
-                raise Crash("crashed before a minute write")
-            if faults.throttle:
-                faults.throttle -= 1
-                return WriteOutcome(False, retryable=True, reason="ThrottlingError")
-            outcome = original_write(store, key, part, update)
-            if faults.crash_after and outcome.written:
-                faults.crash_after -= 1
-                raise Crash("crashed after a minute write")
-            return outcome
-
-        AggregateStore.commit = commit  # type: ignore[method-assign]
-        MinuteStore.write = write  # type: ignore[method-assign]
+        """The fold's transactions and the minutes' writes fail alike: the next write crashes
+        before it, is throttled, or crashes after it succeeded."""
+        commit, write = AggregateStore.commit, MinuteStore.write
+        AggregateStore.commit = self._faulty(  # type: ignore[method-assign]
+            commit,
+            CommitOutcome(False, retryable=True, reason="ThrottlingError"),
+            lambda outcome: outcome.committed,
+        )
+        MinuteStore.write = self._faulty(  # type: ignore[method-assign]
+            write,
+            WriteOutcome(False, retryable=True, reason="ThrottlingError"),
+            lambda outcome: outcome.written,
+        )
         try:
             yield
         finally:
-            AggregateStore.commit = original  # type: ignore[method-assign]
-            MinuteStore.write = original_write  # type: ignore[method-assign]
+            AggregateStore.commit = commit  # type: ignore[method-assign]
+            MinuteStore.write = write  # type: ignore[method-assign]
+
+    def _faulty(self, original: Any, throttled: Any, succeeded: Any) -> Any:
+        def write(store: Any, *args: Any) -> Any:
+            if self.crash_before:
+                self.crash_before -= 1
+                raise Crash("crashed before a write")
+            if self.throttle:
+                self.throttle -= 1
+                return throttled
+            outcome = original(store, *args)
+            if self.crash_after and succeeded(outcome):
+                self.crash_after -= 1
+                raise Crash("crashed after a write")
+            return outcome
+
+        return write
 
 
 class Crash(RuntimeError):
