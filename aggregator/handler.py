@@ -38,8 +38,9 @@ def get_client() -> Any:
     return make_client("dynamodb")
 
 
+@lru_cache(maxsize=1)
 def get_minute_store() -> MinuteStore:
-    """Holds nothing between invocations: built from the cached client and settings."""
+    """Cached: a warm instance keeps the full parts it has read."""
     retention = load_schema().retention
     return MinuteStore(
         get_client(), get_config().aggregates_table, retention.minute_bucket_ttl_seconds

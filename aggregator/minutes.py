@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import time
 import zlib
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,7 @@ PARTS = keys.COUNTER_SHARDS
 # 2,000 events: 12 KB of event hashes, at most 16 KB of visitor hashes and as much of arrivals,
 # 16 KB of page and source names: a part stays far below 100 KB whatever a minute brings.
 MAX_EVENTS_PER_PART = 2000
+FULL_PARTS_KEPT = 64  # ~10 MB of a warm instance's memory; a 100,000-event minute fills 50 parts
 
 VISITOR_IDS, ARRIVALS, EVENT_IDS = keys.VISITOR_IDS, keys.ARRIVALS, keys.EVENT_IDS
 VERSION = "ver"
@@ -183,13 +184,29 @@ class MinuteStore:
         self._client = client
         self._table = table
         self._ttl = ttl_seconds
+        # Parts only fill, so a full part never changes: a warm instance keeps the last ones it
+        # read, and a flood's later batches walk past them without reading them again.
+        self._full: OrderedDict[PartKey, Part] = OrderedDict()
 
     def read(self, wanted: Iterable[PartKey], consistent: bool) -> dict[PartKey, Part]:
         """The parts as stored (absent ones empty). Eventually consistent reads are enough at
         first: a stale read only fails the conditional write, and the retry reads consistently."""
-        found = {key: Part() for key in wanted}
-        for item in batch_get(self._client, self._table, found, consistent):
-            found[(item["pk"]["S"], item["sk"]["S"])] = Part.from_item(item)
+        found: dict[PartKey, Part] = {}
+        unread: list[PartKey] = []
+        for key in wanted:
+            if key in self._full:
+                self._full.move_to_end(key)
+                found[key] = self._full[key]
+            else:
+                found[key] = Part()
+                unread.append(key)
+        for item in batch_get(self._client, self._table, unread, consistent):
+            key = (item["pk"]["S"], item["sk"]["S"])
+            found[key] = Part.from_item(item)
+            if found[key].room() <= 0:
+                self._full[key] = found[key]
+                if len(self._full) > FULL_PARTS_KEPT:
+                    self._full.popitem(last=False)
         return found
 
     def write(

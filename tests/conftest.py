@@ -53,6 +53,7 @@ def _clear_composition_roots() -> None:
     ingest.handler.get_deps.cache_clear()
     aggregator.handler.get_client.cache_clear()
     aggregator.handler.get_store.cache_clear()
+    aggregator.handler.get_minute_store.cache_clear()
     aggregator.handler.get_config.cache_clear()
     query_api.deps.get_deps.cache_clear()
 

@@ -126,3 +126,32 @@ def test_full_parts_overflow_and_every_event_still_counts_once(
     assert max(len(i["eids"]["BS"]) for i in minute_items(aws_env)) == 3
     rt = read_realtime(aws_env)
     assert rt.pageviews == 10 and rt.current_visitors == 4
+
+
+def test_a_warm_instance_reads_a_full_part_once(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(minutes, "MAX_EVENTS_PER_PART", 3)
+    ids = [f"f{n}" for n in range(400) if zlib.crc32(f"f{n}".encode()) % 4 == 0][:7]
+    events = [at(2, event_id, "v1", page=f"/p{n}") for n, event_id in enumerate(ids)]
+    assert realtime_tier(events[:3], 1) == {"batchItemFailures": []}  # fills part 0
+    read: list[str] = []
+    original = minutes.batch_get
+
+    def recording(client: Any, table: str, wanted: Any, consistent: bool) -> Any:
+        read.extend(sk for _, sk in wanted)
+        return original(client, table, wanted, consistent)
+
+    monkeypatch.setattr(minutes, "batch_get", recording)
+    for n in range(3, 7):  # each event walks past the full part 0 to part 4
+        assert realtime_tier([events[n]], 10 + n) == {"batchItemFailures": []}
+
+    minute = (NOW - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")
+    assert read.count(minute) == 1  # read once, then known full
+    assert realtime_tier(events, 100) == {"batchItemFailures": []}  # a redelivery still dedups
+    assert read_realtime(aws_env).pageviews == 7
+    assert {i["sk"]["S"]: len(i["eids"]["BS"]) for i in minute_items(aws_env)} == {
+        minute: 3,
+        f"{minute}#4": 3,
+        f"{minute}#8": 1,
+    }
