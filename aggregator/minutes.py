@@ -220,10 +220,10 @@ class MinuteStore:
         }
         adds = ["#ver :one"]
         for i, (name, delta) in enumerate(sorted(update.counts.items())):
-            names[f"#c{i}"], values[f":c{i}"] = name, {"N": str(delta)}
+            names[f"#c{i}"], values[f":c{i}"] = keys.stored_attr(name), {"N": str(delta)}
             adds.append(f"#c{i} :c{i}")
         for i, (name, members) in enumerate(sorted(update.sets.items())):
-            names[f"#s{i}"], values[f":s{i}"] = name, {"BS": sorted(members)}
+            names[f"#s{i}"], values[f":s{i}"] = keys.stored_attr(name), {"BS": sorted(members)}
             adds.append(f"#s{i} :s{i}")
         if update.admitted:
             names["#n"], names["#b"] = COUNT_ATTR, BYTES_ATTR
@@ -378,8 +378,8 @@ def recounted_parts(events: Iterable[RawEvent]) -> dict[PartKey, dict[str, Any]]
     for key, routed in routes.items():
         update = plan_update(Part(), routed)
         item: dict[str, Any] = {VERSION: {"N": "1"}}
-        item.update({name: {"N": str(n)} for name, n in update.counts.items()})
-        item.update({name: {"BS": sorted(m)} for name, m in update.sets.items()})
+        item.update({keys.stored_attr(name): {"N": str(n)} for name, n in update.counts.items()})
+        item.update({keys.stored_attr(name): {"BS": sorted(m)} for name, m in update.sets.items()})
         item[COUNT_ATTR] = {"N": str(len(update.admitted))}
         item[BYTES_ATTR] = {"N": str(update.added_bytes)}
         items[key] = item

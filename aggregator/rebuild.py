@@ -176,7 +176,7 @@ def rebuild(
         if inside(gran, label):
             bounded = bounded_item(attrs) if has_values(attrs) else attrs
             wanted[(keys.counter_pk(site, gran, dimension), label)] = {
-                name: {"N": str(value)} for name, value in bounded.items()
+                keys.stored_attr(name): {"N": str(value)} for name, value in bounded.items()
             }
     expires = {"N": str(int(now.timestamp()) + minute_ttl_seconds)}
     for (pk, sk), attrs in recounted_parts(events).items():  # minutes: items of their own kind

@@ -4,6 +4,11 @@ A chunk's transaction holds, atomically:
   - each touched visitor state (Put, conditioned on the version we read). The state lists the
     events folded into it, so it is also the record that an event was counted (decision 0005);
   - the chunk's counter deltas (Update ADD on top-level attributes of each counter item).
+
+A write is billed by the size of the whole item, so chunks add to small items: shards 1-4 of a
+bucket. A dimension shard that has taken FLUSH_AT_VALUES values is moved into the bucket's base
+item (shard 0) in a transaction of its own: the base, which can hold a month's 300 values, is
+rewritten once per that many new values instead of by every chunk (decision 0013).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from core import keys
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
 KNOWN_ITEMS_CACHED = 20_000
+FLUSH_AT_VALUES = 16  # a shard with this many values is moved into its base (measured: 0013)
+FLUSH_MAX_ATTRIBUTES = 100  # counters one move carries (an update expression is at most 4 KB)
+VERSION = "ver"  # a dimension shard's version: every write adds one, a move is conditioned on it
 
 
 @dataclass
@@ -38,9 +46,9 @@ class ChunkPlan:
 
     @property
     def shard(self) -> int:
-        """The counter shard this chunk writes to: any will do, readers sum them all."""
+        """The counter shard this chunk writes to: any but the base will do, readers sum them all."""
         first = self.event_ids[0][1] if self.event_ids else ""
-        return zlib.crc32(first.encode()) % keys.COUNTER_SHARDS
+        return 1 + zlib.crc32(first.encode()) % keys.COUNTER_SHARDS
 
 
 @dataclass
@@ -122,11 +130,78 @@ class AggregateStore:
         ) as exc:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
         for key, admission in admissions.items():
-            known = self._known[key]
-            known.values.update(admission.admitted)
-            known.count += len(admission.admitted)
-            known.size += admission.added_bytes
+            self._learn(key, admission)
+        for key in admissions:
+            if key in self._known and self._known[key].count >= FLUSH_AT_VALUES:
+                self.flush(key)
         return CommitOutcome(True)
+
+    def flush(self, shard: tuple[str, str]) -> bool:
+        """Move a dimension shard's counters into the bucket's base item, in one transaction
+        conditioned on the shard's version: exact, or not at all (a racing writer: next time)."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": shard[0]}, "sk": {"S": shard[1]}},
+            ConsistentRead=True,
+        ).get("Item", {})
+        move = _move_of(item)
+        if not move.names:
+            return False
+        base = (shard[0], keys.counter_sk(keys.parse_counter_sk(shard[1]), keys.BASE_SHARD))
+        to_base = {name: count for name, count in move.counters.items() if count}
+        admission = self._admit(base, to_base) if to_base else None
+        names = {"#ver": VERSION, "#n": COUNT_ATTR, "#b": BYTES_ATTR}
+        values: dict[str, Any] = {
+            ":next": {"N": str(_version(item) + 1)},
+            ":n": {"N": str(move.kept.count)},
+            ":b": {"N": str(move.kept.size)},
+        }
+        removed = []
+        for i, name in enumerate(sorted(move.names)):
+            names[f"#r{i}"] = name
+            removed.append(f"#r{i}")
+        if _version(item):
+            condition = "#ver = :ver"
+            values[":ver"] = {"N": str(_version(item))}
+        else:
+            condition = "attribute_not_exists(#ver)"
+        emptied = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": shard[0]}, "sk": {"S": shard[1]}},
+                "UpdateExpression": f"REMOVE {', '.join(removed)} SET #ver = :next, #n = :n, #b = :b",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        actions = [emptied]
+        if admission is not None:
+            actions.insert(0, self._counter(base, admission.attrs, admission))
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except (
+            self._client.exceptions.TransactionCanceledException,
+            self._client.exceptions.TransactionConflictException,
+            self._client.exceptions.ProvisionedThroughputExceededException,
+            self._client.exceptions.RequestLimitExceeded,
+            self._client.exceptions.InternalServerError,
+        ):
+            self._known.pop(base, None)  # someone moved first: read both again when needed
+            self._known.pop(shard, None)
+            return False
+        if admission is not None:
+            self._learn(base, admission)
+        self._known[shard] = move.kept
+        return True
+
+    def _learn(self, key: tuple[str, str], admission: Admission) -> None:
+        known = self._known.get(key)
+        if known is None:  # dropped with the whole cache meanwhile: read again when needed
+            return
+        known.values.update(admission.admitted)
+        known.count += len(admission.admitted)
+        known.size += admission.added_bytes
 
     def _admit(self, key: tuple[str, str], attrs: dict[str, int]) -> Admission:
         if len(self._known) > KNOWN_ITEMS_CACHED:
@@ -172,7 +247,7 @@ class AggregateStore:
         values: dict[str, Any] = {}
         adds = []
         for i, (attr, delta) in enumerate(sorted(attrs.items())):
-            names[f"#a{i}"] = attr
+            names[f"#a{i}"] = keys.stored_attr(attr)
             values[f":a{i}"] = {"N": str(delta)}
             adds.append(f"#a{i} :a{i}")
         update: dict[str, Any] = {}
@@ -184,10 +259,13 @@ class AggregateStore:
             values[":seen"] = {"N": str(admission.expected_count)}
             adds += ["#n :n", "#b :b"]
             update["ConditionExpression"] = (
-                "attribute_not_exists(#n)" if admission.expected_count == 0 else "#n = :seen"
+                "attribute_not_exists(#n) OR #n = :seen"  # (a shard emptied by a move holds 0)
+                if admission.expected_count == 0
+                else "#n = :seen"
             )
-            if admission.expected_count == 0:
-                del values[":seen"]
+        if admission is not None:  # a dimension item: its version moves with every write
+            names["#ver"], values[":one"] = VERSION, {"N": "1"}
+            adds.append("#ver :one")
         expression = "ADD " + ", ".join(adds)
         return {
             "Update": {
@@ -199,6 +277,38 @@ class AggregateStore:
                 **update,
             }
         }
+
+
+def _version(item: dict[str, Any]) -> int:
+    return int(item.get(VERSION, {}).get("N", 0))
+
+
+@dataclass
+class _Move:
+    counters: dict[str, int] = field(default_factory=dict)  # full name → count, to the base
+    names: set[str] = field(default_factory=set)  # the shard's attributes that held them
+    kept: KnownValues = field(default_factory=KnownValues)  # values left for a later move
+
+
+def _move_of(item: dict[str, Any]) -> _Move:
+    """A shard's counters to move, whole values in order, as many as one update carries."""
+    by_value: dict[str, list[tuple[str, str, int]]] = {}
+    for name, raw in item.items():
+        metric, value = keys.parse_counter_attr(name)
+        if value is not None and "N" in raw:
+            full = keys.counter_attr(metric, value)
+            by_value.setdefault(value, []).append((name, full, int(raw["N"])))
+    move = _Move()
+    for value, counters in sorted(by_value.items()):
+        if len(move.names) + len(counters) <= FLUSH_MAX_ATTRIBUTES:
+            for name, full, count in counters:
+                move.names.add(name)
+                move.counters[full] = move.counters.get(full, 0) + count
+        elif value != keys.OTHER:
+            move.kept.values.add(value)
+            move.kept.count += 1
+            move.kept.size += len(value.encode())
+    return move
 
 
 def _cancelled(

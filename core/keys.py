@@ -25,8 +25,10 @@ meta table        pk  SITE   sk <domain>                          sites, all in 
                   pk  SALT   sk <UTC date>                        daily visitor-hash salts
 
 Counter attributes are top-level with encoded names (`<metric>|<dimension value>`), because ADD on
-a nested map path fails when the parent map is missing. Granularities: m (UTC minute), h (UTC
-hour), d (site-local day), M (site-local month).
+a nested map path fails when the parent map is missing. An item is stored with a short code for
+the metric (`p|/blog`: STORED_METRICS, decision 0013) and read back under the full name; items
+written before 0013 hold full names, and reading accepts both. Granularities: m (UTC minute), h
+(UTC hour), d (site-local day), M (site-local month).
 """
 
 from __future__ import annotations
@@ -83,7 +85,10 @@ def parse_counter_pk(pk: str) -> tuple[str, Granularity, str]:
 
 # Hot counters are spread over this many items per bucket: each transaction adds its deltas to one
 # shard (its choice), and readers sum the shards. A partition takes 1,000 write units a second.
+# The aggregator's chunks write shards 1..COUNTER_SHARDS and move a shard that has grown into
+# shard 0, the bucket's base (aggregator/store.py, decision 0013); minutes use 0..3 as parts.
 COUNTER_SHARDS = 4
+BASE_SHARD = 0
 
 
 def counter_sk(bucket: str, shard: int = 0) -> str:
@@ -118,9 +123,42 @@ def counter_attr(metric: str, value: str | None = None) -> str:
     return metric if value is None else f"{metric}|{value}"
 
 
-def parse_counter_attr(name: str) -> tuple[str, str | None]:
+# A write is billed by the size of the whole item, and a dimension item holds each metric's name
+# once per value: stored, a dimension's counter is `<code>|<value>` (decision 0013). Totals keep
+# their names (no `|`: never confused with a code, `b` and `n` included).
+STORED_METRICS = {
+    "pageviews": "p",
+    "visitors": "v",
+    "visits": "s",
+    "bounces": "b",
+    "duration_ms": "d",
+    "top_ms": "t",
+    "top_n": "tn",
+    "sd_sum": "ss",
+    "sd_n": "sn",
+    "events": "e",
+    ARRIVALS: "a",
+}
+_METRIC_OF_CODE = {code: metric for metric, code in STORED_METRICS.items()}
+
+
+def stored_attr(name: str) -> str:
+    """The name a counter is written under: `pageviews|/blog` → `p|/blog`, totals as they are."""
     metric, sep, value = name.partition("|")
-    return metric, (value if sep else None)
+    return f"{STORED_METRICS[metric]}|{value}" if sep else name
+
+
+def parse_counter_attr(name: str) -> tuple[str, str | None]:
+    """(metric, dimension value) of a counter as named in code or as stored, before 0013 or after."""
+    metric, sep, value = name.partition("|")
+    if not sep:
+        return metric, None
+    return _METRIC_OF_CODE.get(metric, metric), value
+
+
+def full_attr(name: str) -> str:
+    """A counter's name as the code speaks it, whichever way it was stored."""
+    return counter_attr(*parse_counter_attr(name))
 
 
 # ---- time buckets -----------------------------------------------------------------------------

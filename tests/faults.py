@@ -26,6 +26,7 @@ from core.keys import (
     TOTALS,
     VISITOR_IDS,
     Granularity,
+    full_attr,
     parse_counter_pk,
     parse_counter_sk,
 )
@@ -269,6 +270,16 @@ def stored_events(client: Any, names: dict[str, str]) -> list[RawEvent]:
     return events
 
 
+def _counts(item: dict[str, Any]) -> dict[str, int]:
+    """An item's non-zero counters under their full names (stored with a code, or before 0013
+    in full)."""
+    counts: dict[str, int] = {}
+    for name, value in item.items():
+        if "N" in value and name not in ("ttl", "n", "b", "ver") and int(value["N"]):
+            counts[full_attr(name)] = counts.get(full_attr(name), 0) + int(value["N"])
+    return counts
+
+
 def stored_counters(client: Any, names: dict[str, str]) -> oracle.Counters:
     """The aggregates table as oracle cells: shards summed, as readers do; a minute's visitor
     sets as counts (`visitors`, `arrivals|<source>`), and `current` in the minute where each
@@ -280,14 +291,12 @@ def stored_counters(client: Any, names: dict[str, str]) -> oracle.Counters:
             continue
         site, gran, dim = parse_counter_pk(item["pk"]["S"])
         cell = (site, gran, dim, parse_counter_sk(item["sk"]["S"]))
-        attrs = {
-            k: int(v["N"])
-            for k, v in item.items()
-            if "N" in v and k not in ("ttl", "n", "b", "ver") and int(v["N"])
-        }
+        attrs = _counts(item)
         for name, value in item.items():
             if "BS" in value and name != EVENT_IDS:
-                sets.setdefault((cell, name), set()).update(bytes(m) for m in value["BS"])
+                sets.setdefault((cell, full_attr(name)), set()).update(
+                    bytes(m) for m in value["BS"]
+                )
         if attrs:
             summed = counters.setdefault(cell, {})
             for name, value in attrs.items():

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aggregator.store import FLUSH_AT_VALUES
 from tests import oracle
 from tests.faults import (
     FaultyStore,
@@ -74,6 +75,7 @@ def run_campaign(
     visitors=st.integers(1, 4),
     tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
     tiers=st.booleans(),
+    move_at=st.sampled_from([1, 2, FLUSH_AT_VALUES]),
 )
 def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     moto_endpoint: str,
@@ -83,7 +85,10 @@ def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     visitors: int,
     tz: str,
     tiers: bool,
+    move_at: int,
 ) -> None:
+    # (shards moved into their base after every few values: moves happen under the faults too)
+    monkeypatch.setattr("aggregator.store.FLUSH_AT_VALUES", move_at)
     assert run_campaign(moto_endpoint, seed, events, visitors, tz, monkeypatch, tiers) == []
 
 

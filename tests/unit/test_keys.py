@@ -100,9 +100,55 @@ def test_counter_attribute_is_built_and_parsed_back(
     assert keys.parse_counter_attr(attr) == (metric, value)
 
 
-@given(metric=st.from_regex(r"[a-z_]{1,20}", fullmatch=True), value=st.none() | st.text())
-def test_any_counter_attribute_round_trips(metric: str, value: str | None) -> None:
-    assert keys.parse_counter_attr(keys.counter_attr(metric, value)) == (metric, value)
+@given(metric=st.sampled_from(sorted(keys.STORED_METRICS)), value=st.none() | st.text())
+def test_any_counter_attribute_round_trips_as_named_and_as_stored(
+    metric: str, value: str | None
+) -> None:
+    name = keys.counter_attr(metric, value)
+    assert keys.parse_counter_attr(name) == (metric, value)
+    assert keys.parse_counter_attr(keys.stored_attr(name)) == (metric, value)
+    assert keys.full_attr(keys.stored_attr(name)) == keys.full_attr(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("pageviews|/blog", "p|/blog"),
+        ("visitors|/a|b", "v|/a|b"),
+        ("duration_ms|Chrome", "d|Chrome"),
+        ("arrivals|Google", "a|Google"),
+        ("pageviews", "pageviews"),  # totals keep their names
+        ("n", "n"),
+    ],
+)
+def test_a_dimension_counter_is_stored_under_a_short_code(name: str, stored: str) -> None:
+    assert keys.stored_attr(name) == stored
+    assert keys.full_attr(stored) == name
+
+
+def test_codes_are_unique_and_never_a_metric_name() -> None:
+    codes = list(keys.STORED_METRICS.values())
+    assert len(set(codes)) == len(codes)
+    assert not set(codes) & set(keys.STORED_METRICS)
+
+
+def test_every_dimension_counter_the_fold_writes_has_a_code() -> None:
+    from tests.unit.fold_helpers import event, folded, ms
+
+    start = ms("2026-03-28T10:00:00+00:00")
+    cells = folded(
+        [
+            event(start, page="/a", source="Google", browser="Firefox", hostname="example.com"),
+            event(start + 5_000, name="engagement", page="/a", scroll_depth=60, engaged_ms=5_000),
+            event(start + 60_000, name="Signup", props={"plan": "pro"}, hostname="example.com"),
+            event(start + 90_000, page="/b"),
+        ]
+    )
+    names = {name for attrs in cells.values() for name in attrs if "|" in name}
+    metrics = {keys.parse_counter_attr(name)[0] for name in names}
+    assert {"top_ms", "sd_sum", "events", "visits"} <= metrics  # a rich visitor indeed
+    for name in names:
+        assert keys.full_attr(keys.stored_attr(name)) == name  # stored_attr raises on no code
 
 
 def test_meta_keys() -> None:

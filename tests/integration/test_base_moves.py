@@ -1,0 +1,110 @@
+"""A dimension shard that has grown is moved into its bucket's base item (decision 0013): chunks
+then write small items, and what readers sum stays the same, to the count."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from aggregator import store as store_module
+from core.events import RawEvent
+from core.keys import Granularity
+from local.runtime import LambdaContext
+from tests.integration.test_flood import stream_record
+
+SITE = "moves.example"
+DAY = "2026-11-20"
+TS = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
+PK = f"C#{SITE}#d#page"
+
+
+def pageviews(first: int, count: int) -> list[dict[str, Any]]:
+    """Pageviews of new pages, each by a visitor of its own, in chunks that write shard 1."""
+    ids = [f"e{n}" for n in range(first, first + 400) if zlib.crc32(f"e{n}".encode()) % 4 == 0]
+    events = [
+        RawEvent(event_id=i, site=SITE, ts=TS + n, name="pageview", visitor_id=i, page=f"/{i}")
+        for n, i in enumerate(ids[:count])
+    ]
+    return [stream_record(e, first + n) for n, e in enumerate(events)]
+
+
+def count(records: list[dict[str, Any]]) -> None:
+    from aggregator.handler import handler
+
+    for record in records:  # one chunk each: the first event id picks the shard
+        assert handler({"Records": [record]}, LambdaContext("aggregator")) == {
+            "batchItemFailures": []
+        }
+
+
+def page_items(aws_env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    from core.aws import make_client
+    from local import tables
+
+    items = tables.scan_all(make_client("dynamodb"), aws_env["aggregates"])
+    return {i["sk"]["S"]: i for i in items if i["pk"]["S"] == PK}
+
+
+def read_pages(aws_env: dict[str, str]) -> dict[str, int]:
+    from core.aws import make_client
+    from query_api.reader import CounterReader
+
+    cells = CounterReader(make_client("dynamodb"), aws_env["aggregates"]).buckets(
+        SITE, Granularity.DAY, "page", DAY, DAY
+    )
+    return {name: n for name, n in cells[DAY].items() if name.startswith("pageviews|")}
+
+
+def test_a_grown_shard_moves_into_the_base_and_reads_the_same(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "FLUSH_AT_VALUES", 3)
+    records = pageviews(1000, 5)
+    count(records[:2])
+    assert set(page_items(aws_env)) == {f"{DAY}#1"}  # two values: no move yet
+    before = read_pages(aws_env)
+
+    count(records[2:])  # the third value fills the shard: moved; two more after it
+
+    items = page_items(aws_env)
+    shard, base = items[f"{DAY}#1"], items[DAY]
+    assert sorted(n for n in base if n.startswith("p|")) == sorted(
+        f"p|/{r['dynamodb']['NewImage']['event_id']['S']}" for r in records[:3]
+    )
+    assert len([n for n in shard if n.startswith("p|")]) == 2  # the fourth and fifth pages
+    assert shard["n"] == {"N": "2"} and base["n"] == {"N": "3"}
+    pages = read_pages(aws_env)
+    assert before.items() <= pages.items() and len(pages) == 5
+    assert set(pages.values()) == {1}
+
+
+def test_a_move_that_races_a_writer_moves_nothing(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.handler import get_store
+
+    records = pageviews(2000, 3)
+    count(records)
+    store = get_store()
+    shard = (PK, f"{DAY}#1")
+    original = store._client.get_item
+    # another visitor's view of the first page, in a chunk that writes the same shard
+    again = pageviews(5000, 1)[0]
+    again["dynamodb"]["NewImage"]["page"] = records[0]["dynamodb"]["NewImage"]["page"]
+
+    def read_then_a_writer_lands(**kwargs: Any) -> Any:
+        response = original(**kwargs)
+        count([again])  # lands after the move read the shard: a +1 the move did not see
+        return response
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store._client, "get_item", read_then_a_writer_lands)
+        assert store.flush(shard) is False
+
+    assert DAY not in page_items(aws_env)  # nothing reached the base
+    assert sorted(read_pages(aws_env).values()) == [1, 1, 2]  # and nothing was lost
+    assert store.flush(shard) is True  # the next move, on a fresh read, goes through
+    assert DAY in page_items(aws_env) and sorted(read_pages(aws_env).values()) == [1, 1, 2]
