@@ -1,4 +1,4 @@
-"""One emulator fix for moto's DynamoDB, applied by the local stack and the tests.
+"""Two emulator fixes for moto's DynamoDB, applied by the local stack and the tests.
 
 moto 5.2 backs up a transaction by deep-copying the *whole table once per action* before it runs
 (measured: a 50-action transaction on a 10,000-item table takes ~10 s). Our aggregator commits one
@@ -7,6 +7,11 @@ transaction per chunk, so the local stack would slow to a crawl as dedup markers
 The fix keeps moto's semantics (all actions apply, or none) but backs up only the items the
 transaction touches, and restores exactly those on cancellation. It changes how moto rolls back,
 not what DynamoDB answers: conditions, cancellation reasons and item values are moto's own.
+
+moto also keeps every model instance it ever created (`instances_tracked`, for its own data
+browser), DynamoDB items included: each update's copy of the old item and each transaction's
+backup live as long as the server. A 100,000-event flood grew the emulator past 6 GB and its
+garbage collection stalled requests past the client's timeout. Items are no longer tracked.
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from typing import Any
 
 import moto.dynamodb.models as moto_models
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 _applied = False
 _lock = threading.Lock()
+
+
+class _Untracked(list[Any]):
+    """An instance register that registers nothing."""
+
+    def append(self, _instance: Any) -> None:
+        return None
 
 
 class _ShallowTables:
@@ -90,4 +102,5 @@ def apply() -> None:
         # wrapped the method first).
         setattr(moto_models, "copy", _ShallowTables)  # noqa: B010 - moto has no typed hook for this
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+        Item.instances_tracked = _Untracked()  # type: ignore[attr-defined]
         _applied = True

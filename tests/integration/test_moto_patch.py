@@ -39,3 +39,39 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws_env: dict[str, 
     )
     item = client.get_item(TableName=table, Key={"pk": {"S": "C#x"}, "sk": {"S": "1"}})["Item"]
     assert item["n"] == {"N": "5"}
+
+
+def test_the_emulator_does_not_keep_every_copy_of_an_item(aws_env: dict[str, str]) -> None:
+    import gc
+
+    from moto.dynamodb.models.dynamo_type import Item
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, Item))
+
+    client = make_client("dynamodb")
+    table = aws_env["aggregates"]
+    key = {"pk": {"S": "C#x"}, "sk": {"S": "1"}}
+    before = alive()
+    for _ in range(100):  # each update copies the old item; each transaction backs it up
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": key,
+                        "UpdateExpression": "ADD m :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                }
+            ]
+        )
+    assert client.get_item(TableName=table, Key=key)["Item"]["n"] == {"N": "100"}
+    assert alive() - before < 10  # the item itself, not 300 copies of it
