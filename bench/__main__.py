@@ -335,6 +335,8 @@ def main() -> int:
             rows.extend(low_rate_cost(url, key, meter, stack))
             progress("steady traffic in batching windows")
             rows.extend(aggregation.steady_window_cost(stack.moto.endpoint, meter))
+            progress("mid-month traffic")
+            rows.extend(aggregation.mid_month_cost(stack.moto.endpoint, meter))
             progress("aggregator CPU")
             rows.extend(aggregation.cpu_per_batch())
             progress("oracle campaign")

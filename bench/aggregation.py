@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -334,6 +335,125 @@ def steady_window_cost(
                 "≤ 4",
             )
     return rows
+
+
+def blog_events(
+    rnd: random.Random, start: datetime, seconds: float, rate: float, prefix: str
+) -> list[Any]:
+    """Raw events of a small blog's traffic at `rate` pageviews/s: 400 pages by popularity (long
+    paths), 40 referrers, a dozen browsers and versions, 60 countries, a campaign now and then."""
+    from core.events import RawEvent
+
+    pages = ["/"] + [f"/blog/{2020 + k % 6}/notes-on-serverless-analytics-part-{k}" for k in range(399)]  # fmt: skip
+    page_weights = [1 / (k + 1) ** 1.1 for k in range(len(pages))]
+    referrers = [("", "Direct / None")] + [(f"https://{s.lower()}.example/", s) for s in ("Google", "Bing", "DuckDuckGo", "Twitter", "Hacker News", "Reddit")] + [(f"https://blog{k}.example.net/post/{k}", f"blog{k}.example.net") for k in range(34)]  # fmt: skip
+    referrer_weights = [40, 20, 4, 3, 3, 2, 2] + [0.5] * 34
+    browsers = [("Chrome", 12, 60), ("Safari", 4, 20), ("Firefox", 8, 10), ("Edge", 2, 6), ("Opera", 1, 4)]  # fmt: skip
+    systems = [("Windows", 2, 40), ("Mac", 3, 20), ("iOS", 3, 20), ("Android", 3, 15), ("GNU/Linux", 1, 5)]  # fmt: skip
+    countries = [f"C{k:02d}" for k in range(60)]
+    country_weights = [1 / (k + 1) ** 1.3 for k in range(60)]
+    end = start + timedelta(seconds=seconds)
+    events = []
+    at, visit = 0.0, 0
+    while at < seconds:
+        at += rnd.expovariate(rate / 3.3)
+        visit += 1
+        visitor = f"{prefix}{visit:08x}"
+        referrer, source = rnd.choices(referrers, referrer_weights)[0]
+        browser, versions, _ = rnd.choices(browsers, [b[2] for b in browsers])[0]
+        system, system_versions, _ = rnd.choices(systems, [s[2] for s in systems])[0]
+        campaign = f"newsletter-{rnd.randrange(15)}" if rnd.random() < 0.1 else ""
+        visitor_event = RawEvent(
+            event_id="",
+            site="blog.example",
+            ts=0,
+            name="pageview",
+            visitor_id=visitor,
+            hostname="blog.example",
+            browser=browser,
+            browser_version=str(100 + rnd.randrange(versions)),
+            os=system,
+            os_version=str(10 + rnd.randrange(system_versions)),
+            device=rnd.choice(("Desktop", "Desktop", "Mobile", "Tablet")),
+            country=rnd.choices(countries, country_weights)[0],
+        )
+        moment = start + timedelta(seconds=at)
+        for n in range(rnd.randint(1, 7)):
+            first = n == 0
+            events.append(
+                replace(
+                    visitor_event,
+                    event_id=f"{visitor}-{n}",
+                    ts=int(moment.timestamp() * 1000),
+                    page=rnd.choices(pages, page_weights)[0],
+                    referrer=referrer if first else "",
+                    source=source if first else "Direct / None",
+                    internal=not first,
+                    utm_source="newsletter" if campaign and first else "",
+                    utm_medium="email" if campaign and first else "",
+                    utm_campaign=campaign if first else "",
+                )
+            )
+            moment += timedelta(seconds=rnd.uniform(20, 120))
+    return sorted((e for e in events if e.ts < end.timestamp() * 1000), key=lambda e: e.ts)
+
+
+def mid_month_cost(
+    endpoint: str, meter: Any, seeded_days: int = 3, per_day: int = 1500
+) -> list[Row]:
+    """What 15 minutes at 0.4 pageviews/s cost once the month's items are full: a blog's month
+    so far (`seeded_days` of diverse traffic, then an hour) counted first, then metered, both
+    tiers at their default windows (the steady rows start from empty items)."""
+    from core.schema import load_schema
+    from tests.integration.test_flood import stream_record
+
+    tiers = load_schema().tiers
+    rnd = random.Random(11)
+    today = datetime(2026, 11, 15, tzinfo=UTC)
+    morning = today + timedelta(hours=1)
+    seed: list[Any] = []
+    for day in range(seeded_days, 0, -1):
+        seed += blog_events(rnd, today - timedelta(days=day), 86400, per_day / 86400, f"d{day}x")
+    seed += blog_events(rnd, today, 3600, 0.4, "t0x")
+    measured = blog_events(rnd, morning, 900, 0.4, "t1x")
+    records = [stream_record(e, n + 1) for n, e in enumerate(seed + measured)]
+    seeded, metered = records[: len(seed)], records[len(seed) :]
+    with fresh_pipeline(endpoint, f"bench-mid-{os.getpid()}") as pipeline:
+        pipeline.add_site("blog.example")
+        rollup, realtime = tiers["rollup"].esm, tiers["realtime"].esm
+        for start in range(0, len(seeded), rollup.batch_size):
+            result = pipeline.tier_fns["rollup"].invoke(
+                {"Records": seeded[start : start + rollup.batch_size]}
+            )
+            assert result == {"batchItemFailures": []}, result
+        arrivals = [
+            ((e.ts - morning.timestamp() * 1000) / 1000, [r])
+            for e, r in zip(measured, metered, strict=True)
+        ]
+        meter.reset()
+        _deliver_in_windows(
+            pipeline.tier_fns["realtime"],
+            arrivals,
+            realtime.maximum_batching_window_in_seconds,
+            realtime.batch_size,
+        )
+        realtime_units = meter.reset().write_units.get(pipeline.names["aggregates"], 0.0)
+        _deliver_in_windows(
+            pipeline.tier_fns["rollup"],
+            arrivals,
+            rollup.maximum_batching_window_in_seconds,
+            rollup.batch_size,
+        )
+        rollup_units = meter.reset().write_units.get(pipeline.names["aggregates"], 0.0)
+    label = f"0.4 pageviews/s mid-month on a 400-page blog ({len(seed):,} events counted before)"
+    return [
+        row(
+            f"aggregates write units per pageview, {label}, two tiers (default)",
+            (realtime_units + rollup_units) / len(measured),
+            "WCU",
+        ),
+        row(f"… of which the rollup tier, {label}", rollup_units / len(measured), "WCU"),
+    ]
 
 
 def cpu_per_batch(batches: int = 30) -> list[Row]:
