@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, KnownValues, admit
 from aggregator.fold import EVENTS, PAGEVIEWS
 from aggregator.processor import MAX_ATTRIBUTES_PER_UPDATE, BatchResult, StreamItem
-from aggregator.store import batch_get
+from aggregator.store import VERSION, batch_get, item_version, version_condition
 from core import keys
 from core.events import RawEvent
 from core.keys import OTHER, Granularity
@@ -50,7 +50,6 @@ MAX_EVENTS_PER_PART = 2000
 FULL_PARTS_KEPT = 64  # ~10 MB of a warm instance's memory; a 100,000-event minute fills 50 parts
 
 VISITOR_IDS, ARRIVALS, EVENT_IDS = keys.VISITOR_IDS, keys.ARRIVALS, keys.EVENT_IDS
-VERSION = "ver"
 
 PartKey = tuple[str, str]  # (pk, sk)
 
@@ -117,7 +116,7 @@ class Part:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Part:
         return cls(
-            version=int(item.get(VERSION, {}).get("N", 0)),
+            version=item_version(item),
             events=set(item.get(EVENT_IDS, {}).get("BS", [])),
             known=KnownValues.from_item(item),
         )
@@ -230,11 +229,7 @@ class MinuteStore:
             values[":n"] = {"N": str(len(update.admitted))}
             values[":b"] = {"N": str(update.added_bytes)}
             adds += ["#n :n", "#b :b"]
-        if part.version:
-            condition = "#ver = :ver"
-            values[":ver"] = {"N": str(part.version)}
-        else:
-            condition = "attribute_not_exists(#ver)"
+        condition = version_condition(part.version, values)
         try:
             self._client.update_item(
                 TableName=self._table,

@@ -34,7 +34,9 @@ VisitorKey = tuple[str, str]  # (site, visitor id)
 KNOWN_ITEMS_CACHED = 20_000
 FLUSH_AT_VALUES = 16  # a shard with this many values is moved into its base (measured: 0013)
 FLUSH_MAX_ATTRIBUTES = 100  # counters one move carries (an update expression is at most 4 KB)
-VERSION = "ver"  # a dimension shard's version: every write adds one, a move is conditioned on it
+VERSION = (
+    "ver"  # every write adds one: a minute part's update and a shard's move are conditioned on it
+)
 
 
 @dataclass
@@ -46,7 +48,7 @@ class ChunkPlan:
 
     @property
     def shard(self) -> int:
-        """The counter shard this chunk writes to: any but the base will do, readers sum them all."""
+        """The counter shard this chunk writes to: any but the base, readers sum them all."""
         first = self.event_ids[0][1] if self.event_ids else ""
         return 1 + zlib.crc32(first.encode()) % keys.COUNTER_SHARDS
 
@@ -58,6 +60,19 @@ class CommitOutcome:
     stale_visitors: set[VisitorKey] = field(default_factory=set)
     retryable: bool = False
     reason: str = ""
+
+
+def item_version(item: dict[str, Any]) -> int:
+    """An item's `ver` as read (0: never written, or written before it had one)."""
+    return int(item.get(VERSION, {}).get("N", 0))
+
+
+def version_condition(version: int, values: dict[str, Any]) -> str:
+    """A write's condition that the item's `ver` (`#ver`) is still `version`; adds `:ver`."""
+    if not version:
+        return "attribute_not_exists(#ver)"
+    values[":ver"] = {"N": str(version)}
+    return "#ver = :ver"
 
 
 def batch_get(
@@ -131,7 +146,6 @@ class AggregateStore:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
         for key, admission in admissions.items():
             self._learn(key, admission)
-        for key in admissions:
             if key in self._known and self._known[key].count >= FLUSH_AT_VALUES:
                 self.flush(key)
         return CommitOutcome(True)
@@ -150,9 +164,10 @@ class AggregateStore:
         base = (shard[0], keys.counter_sk(keys.parse_counter_sk(shard[1]), keys.BASE_SHARD))
         to_base = {name: count for name, count in move.counters.items() if count}
         admission = self._admit(base, to_base) if to_base else None
+        version = item_version(item)
         names = {"#ver": VERSION, "#n": COUNT_ATTR, "#b": BYTES_ATTR}
         values: dict[str, Any] = {
-            ":next": {"N": str(_version(item) + 1)},
+            ":next": {"N": str(version + 1)},
             ":n": {"N": str(move.kept.count)},
             ":b": {"N": str(move.kept.size)},
         }
@@ -160,16 +175,13 @@ class AggregateStore:
         for i, name in enumerate(sorted(move.names)):
             names[f"#r{i}"] = name
             removed.append(f"#r{i}")
-        if _version(item):
-            condition = "#ver = :ver"
-            values[":ver"] = {"N": str(_version(item))}
-        else:
-            condition = "attribute_not_exists(#ver)"
+        condition = version_condition(version, values)
         emptied = {
             "Update": {
                 "TableName": self._table,
                 "Key": {"pk": {"S": shard[0]}, "sk": {"S": shard[1]}},
-                "UpdateExpression": f"REMOVE {', '.join(removed)} SET #ver = :next, #n = :n, #b = :b",
+                "UpdateExpression": f"REMOVE {', '.join(removed)} "
+                "SET #ver = :next, #n = :n, #b = :b",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
@@ -277,10 +289,6 @@ class AggregateStore:
                 **update,
             }
         }
-
-
-def _version(item: dict[str, Any]) -> int:
-    return int(item.get(VERSION, {}).get("N", 0))
 
 
 @dataclass

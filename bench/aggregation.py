@@ -421,11 +421,7 @@ def mid_month_cost(
     with fresh_pipeline(endpoint, f"bench-mid-{os.getpid()}") as pipeline:
         pipeline.add_site("blog.example")
         rollup, realtime = tiers["rollup"].esm, tiers["realtime"].esm
-        for start in range(0, len(seeded), rollup.batch_size):
-            result = pipeline.tier_fns["rollup"].invoke(
-                {"Records": seeded[start : start + rollup.batch_size]}
-            )
-            assert result == {"batchItemFailures": []}, result
+        _deliver_in_windows(pipeline.tier_fns["rollup"], [(0.0, seeded)], 1, rollup.batch_size)
         arrivals = [
             ((e.ts - morning.timestamp() * 1000) / 1000, [r])
             for e, r in zip(measured, metered, strict=True)

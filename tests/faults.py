@@ -276,7 +276,8 @@ def _counts(item: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for name, value in item.items():
         if "N" in value and name not in ("ttl", "n", "b", "ver") and int(value["N"]):
-            counts[full_attr(name)] = counts.get(full_attr(name), 0) + int(value["N"])
+            full = full_attr(name)
+            counts[full] = counts.get(full, 0) + int(value["N"])
     return counts
 
 
