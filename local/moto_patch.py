@@ -29,11 +29,10 @@ _applied = False
 _lock = threading.Lock()
 
 
-class _Untracked(list[Any]):
-    """An instance register that registers nothing."""
-
-    def append(self, _instance: Any) -> None:
-        return None
+def _untracked_item(cls: type[Any], *_args: Any, **_kwargs: Any) -> Any:
+    """Item.__new__ without moto's register (`BaseModel.__new__` appends every instance to a
+    list that `mock_aws` resets to a new one, so replacing the list would not last)."""
+    return object.__new__(cls)
 
 
 class _ShallowTables:
@@ -102,5 +101,5 @@ def apply() -> None:
         # wrapped the method first).
         setattr(moto_models, "copy", _ShallowTables)  # noqa: B010 - moto has no typed hook for this
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-        Item.instances_tracked = _Untracked()  # type: ignore[attr-defined]
+        Item.__new__ = _untracked_item  # type: ignore[method-assign]
         _applied = True

@@ -44,7 +44,10 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws_env: dict[str, 
 def test_the_emulator_does_not_keep_every_copy_of_an_item(aws_env: dict[str, str]) -> None:
     import gc
 
+    from moto.core.model_instances import reset_model_data
     from moto.dynamodb.models.dynamo_type import Item
+
+    reset_model_data()  # as every in-process mock_aws does (the unit tests run in this process)
 
     def alive() -> int:
         gc.collect()
