@@ -18,6 +18,7 @@ MAX_VALUES = 300
 MAX_VALUE_BYTES = 16 * 1024
 COUNT_ATTR = "n"
 BYTES_ATTR = "b"
+SPENT_ATTR = "w"  # a shard's write units beyond the first per write since its last move (0014)
 
 
 @dataclass
@@ -26,7 +27,9 @@ class KnownValues:
 
     values: set[str] = field(default_factory=set)
     count: int = 0
-    size: int = 0
+    size: int = 0  # bytes of the values' text, as the item's `b` says
+    item_bytes: int = 0  # the whole item's size, as DynamoDB bills it (estimated after writes)
+    spent: int = 0  # the item's `w`
 
     @classmethod
     def from_item(cls, item: dict[str, object]) -> KnownValues:
@@ -37,7 +40,25 @@ class KnownValues:
                 values.add(value)
         count = int(_number(item.get(COUNT_ATTR)))
         size = int(_number(item.get(BYTES_ATTR)))
-        return cls(values, count, size)
+        spent = int(_number(item.get(SPENT_ATTR)))
+        return cls(values, count, size, item_size(item), spent)
+
+
+def item_size(item: dict[str, object]) -> int:
+    """An item's size as DynamoDB bills it: names plus values (a number counted as its digits
+    and one byte more, which is at least what it takes)."""
+    total = 0
+    for name, raw in item.items():
+        total += len(name.encode())
+        for value in raw.values() if isinstance(raw, dict) else ():
+            members = value if isinstance(value, list) else [value]
+            total += sum(len(m if isinstance(m, bytes) else str(m).encode()) + 1 for m in members)
+    return total
+
+
+def write_units(size: int) -> int:
+    """Units a (non-transactional) write of an item this size costs: one per started KB."""
+    return max(1, -(-size // 1024))
 
 
 def has_values(attrs: dict[str, int]) -> bool:

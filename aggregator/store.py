@@ -6,9 +6,10 @@ A chunk's transaction holds, atomically:
   - the chunk's counter deltas (Update ADD on top-level attributes of each counter item).
 
 A write is billed by the size of the whole item, so chunks add to small items: shards 1-4 of a
-bucket. A dimension shard that has taken FLUSH_AT_VALUES values is moved into the bucket's base
-item (shard 0) in a transaction of its own: the base, which can hold a month's 300 values, is
-rewritten once per that many new values instead of by every chunk (decision 0013).
+bucket. A dimension shard is moved into the bucket's base item (shard 0) in a transaction of its
+own (decision 0013) once what its writes cost beyond the 1 KB minimum since the last move has
+reached what the move costs (decision 0014): a base that holds a month's 300 values is rewritten
+rarely, a small one often, and a shard never grows past FLUSH_AT_VALUES values.
 """
 
 from __future__ import annotations
@@ -22,18 +23,23 @@ from typing import Any
 from aggregator.bounded import (
     BYTES_ATTR,
     COUNT_ATTR,
+    SPENT_ATTR,
     Admission,
     KnownValues,
     admit,
     has_values,
+    write_units,
 )
 from aggregator.fold import CellKey, VisitorState
 from core import keys
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
 KNOWN_ITEMS_CACHED = 20_000
-FLUSH_AT_VALUES = 16  # a shard with this many values is moved into its base (measured: 0013)
-FLUSH_MAX_ATTRIBUTES = 100  # counters one move carries (an update expression is at most 4 KB)
+FLUSH_AT_VALUES = 64  # a shard with this many values is moved whatever the costs say
+# Counters one move carries: an update expression is at most 4 KB, and the base's names one
+# `#a249 :a249, ` (13 characters) each.
+FLUSH_MAX_ATTRIBUTES = 250
+COUNTER_OVERHEAD = 4  # bytes a counter takes beside its name: a number's digits and type
 VERSION = (
     "ver"  # every write adds one: a minute part's update and a shard's move are conditioned on it
 )
@@ -122,13 +128,16 @@ class AggregateStore:
         actions: list[tuple[str, Any, dict[str, Any]]] = []
         for vkey, (state, version) in plan.visitors.items():
             actions.append(("visitor", vkey, self._visitor(vkey, state, version, now)))
-        admissions: dict[tuple[str, str], Admission] = {}
+        admissions: dict[tuple[str, str], tuple[Admission, int]] = {}
         for (site, cell), attrs in plan.deltas.items():
             key = (keys.counter_pk(site, cell[0], cell[1]), keys.counter_sk(cell[2], plan.shard))
             admission = self._admit(key, attrs) if has_values(attrs) else None
+            spent = 0
             if admission is not None:
-                admissions[key] = admission
-            action = self._counter(key, admission.attrs if admission else attrs, admission)
+                # what this write costs beyond the minimum, counted towards the shard's move
+                spent = write_units(self._known[key].item_bytes + _growth(admission)) - 1
+                admissions[key] = (admission, spent)
+            action = self._counter(key, admission.attrs if admission else attrs, admission, spent)
             actions.append(("counter", key, action))
         try:
             self._client.transact_write_items(TransactItems=[a[2] for a in actions])
@@ -144,11 +153,25 @@ class AggregateStore:
             self._client.exceptions.InternalServerError,
         ) as exc:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
-        for key, admission in admissions.items():
-            self._learn(key, admission)
-            if key in self._known and self._known[key].count >= FLUSH_AT_VALUES:
+        for key, (admission, spent) in admissions.items():
+            self._learn(key, admission, spent)
+            if self._move_due(key):
                 self.flush(key)
         return CommitOutcome(True)
+
+    def _move_due(self, shard: tuple[str, str]) -> bool:
+        """Whether a shard should be moved into its base now: once the units its writes spent
+        beyond the minimum since the last move reach what the move would cost (rent until the
+        rent paid equals the price), or once it holds FLUSH_AT_VALUES values."""
+        known = self._known.get(shard)
+        if known is None:
+            return False
+        if known.count >= FLUSH_AT_VALUES:
+            return True
+        if not known.spent:
+            return False
+        base = self._known_item(_base_of(shard))
+        return known.spent >= write_units(base.item_bytes + known.item_bytes)
 
     def flush(self, shard: tuple[str, str]) -> bool:
         """Move a dimension shard's counters into the bucket's base item, in one transaction
@@ -161,15 +184,16 @@ class AggregateStore:
         move = _move_of(item)
         if not move.names:
             return False
-        base = (shard[0], keys.counter_sk(keys.parse_counter_sk(shard[1]), keys.BASE_SHARD))
+        base = _base_of(shard)
         to_base = {name: count for name, count in move.counters.items() if count}
         admission = self._admit(base, to_base) if to_base else None
         version = item_version(item)
-        names = {"#ver": VERSION, "#n": COUNT_ATTR, "#b": BYTES_ATTR}
+        names = {"#ver": VERSION, "#n": COUNT_ATTR, "#b": BYTES_ATTR, "#w": SPENT_ATTR}
         values: dict[str, Any] = {
             ":next": {"N": str(version + 1)},
             ":n": {"N": str(move.kept.count)},
             ":b": {"N": str(move.kept.size)},
+            ":w": {"N": "0"},
         }
         removed = []
         for i, name in enumerate(sorted(move.names)):
@@ -181,7 +205,7 @@ class AggregateStore:
                 "TableName": self._table,
                 "Key": {"pk": {"S": shard[0]}, "sk": {"S": shard[1]}},
                 "UpdateExpression": f"REMOVE {', '.join(removed)} "
-                "SET #ver = :next, #n = :n, #b = :b",
+                "SET #ver = :next, #n = :n, #b = :b, #w = :w",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
@@ -207,15 +231,17 @@ class AggregateStore:
         self._known[shard] = move.kept
         return True
 
-    def _learn(self, key: tuple[str, str], admission: Admission) -> None:
+    def _learn(self, key: tuple[str, str], admission: Admission, spent: int = 0) -> None:
         known = self._known.get(key)
         if known is None:  # dropped with the whole cache meanwhile: read again when needed
             return
         known.values.update(admission.admitted)
         known.count += len(admission.admitted)
         known.size += admission.added_bytes
+        known.item_bytes += _growth(admission)
+        known.spent += spent
 
-    def _admit(self, key: tuple[str, str], attrs: dict[str, int]) -> Admission:
+    def _known_item(self, key: tuple[str, str]) -> KnownValues:
         if len(self._known) > KNOWN_ITEMS_CACHED:
             self._known.clear()  # a warm instance must not grow without bound; re-read on demand
         if key not in self._known:
@@ -225,7 +251,10 @@ class AggregateStore:
                 ConsistentRead=True,
             )
             self._known[key] = KnownValues.from_item(response.get("Item", {}))
-        return admit(self._known[key], attrs)
+        return self._known[key]
+
+    def _admit(self, key: tuple[str, str], attrs: dict[str, int]) -> Admission:
+        return admit(self._known_item(key), attrs)
 
     # ---- transaction items --------------------------------------------------------------------
 
@@ -254,6 +283,7 @@ class AggregateStore:
         key: tuple[str, str],
         attrs: dict[str, int],
         admission: Admission | None,
+        spent: int = 0,
     ) -> dict[str, Any]:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -278,6 +308,9 @@ class AggregateStore:
         if admission is not None:  # a dimension item: its version moves with every write
             names["#ver"], values[":one"] = VERSION, {"N": "1"}
             adds.append("#ver :one")
+        if spent:
+            names["#w"], values[":w"] = SPENT_ATTR, {"N": str(spent)}
+            adds.append("#w :w")
         expression = "ADD " + ", ".join(adds)
         return {
             "Update": {
@@ -298,6 +331,21 @@ class _Move:
     kept: KnownValues = field(default_factory=KnownValues)  # values left for a later move
 
 
+def _base_of(shard: tuple[str, str]) -> tuple[str, str]:
+    return shard[0], keys.counter_sk(keys.parse_counter_sk(shard[1]), keys.BASE_SHARD)
+
+
+def _growth(admission: Admission) -> int:
+    """Bytes an item grows by when these values are admitted: their counters' names and numbers
+    (a known value's new metric is not counted; the estimate is renewed whenever it is read)."""
+    new = set(admission.admitted)
+    return sum(
+        len(keys.stored_attr(name).encode()) + COUNTER_OVERHEAD
+        for name in admission.attrs
+        if keys.parse_counter_attr(name)[1] in new
+    )
+
+
 def _move_of(item: dict[str, Any]) -> _Move:
     """A shard's counters to move, whole values in order, as many as one update carries."""
     by_value: dict[str, list[tuple[str, str, int]]] = {}
@@ -316,6 +364,7 @@ def _move_of(item: dict[str, Any]) -> _Move:
             move.kept.values.add(value)
             move.kept.count += 1
             move.kept.size += len(value.encode())
+            move.kept.item_bytes += sum(len(n.encode()) + COUNTER_OVERHEAD for n, _, _ in counters)
     return move
 
 

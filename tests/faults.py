@@ -275,7 +275,7 @@ def _counts(item: dict[str, Any]) -> dict[str, int]:
     in full)."""
     counts: dict[str, int] = {}
     for name, value in item.items():
-        if "N" in value and name not in ("ttl", "n", "b", "ver") and int(value["N"]):
+        if "N" in value and name not in ("ttl", "n", "b", "ver", "w") and int(value["N"]):
             full = full_attr(name)
             counts[full] = counts.get(full, 0) + int(value["N"])
     return counts

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from aggregator import store as store_module
+from aggregator.bounded import item_size, write_units
 from core.events import RawEvent
 from core.keys import Granularity
 from local.runtime import LambdaContext
@@ -21,11 +22,19 @@ TS = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
 PK = f"C#{SITE}#d#page"
 
 
-def pageviews(first: int, count: int) -> list[dict[str, Any]]:
+def pageviews(first: int, count: int, path: str = "/") -> list[dict[str, Any]]:
     """Pageviews of new pages, each by a visitor of its own, in chunks that write shard 1."""
     ids = [f"e{n}" for n in range(first, first + 400) if zlib.crc32(f"e{n}".encode()) % 4 == 0]
     events = [
-        RawEvent(event_id=i, site=SITE, ts=TS + n, name="pageview", visitor_id=i, page=f"/{i}")
+        RawEvent(
+            event_id=i,
+            site=SITE,
+            ts=TS + n,
+            name="pageview",
+            visitor_id=i,
+            page=f"{path}{i}",
+            hostname=SITE,
+        )
         for n, i in enumerate(ids[:count])
     ]
     return [stream_record(e, first + n) for n, e in enumerate(events)]
@@ -40,12 +49,12 @@ def count(records: list[dict[str, Any]]) -> None:
         }
 
 
-def page_items(aws_env: dict[str, str]) -> dict[str, dict[str, Any]]:
+def page_items(aws_env: dict[str, str], pk: str = PK) -> dict[str, dict[str, Any]]:
     from core.aws import make_client
     from local import tables
 
     items = tables.scan_all(make_client("dynamodb"), aws_env["aggregates"])
-    return {i["sk"]["S"]: i for i in items if i["pk"]["S"] == PK}
+    return {i["sk"]["S"]: i for i in items if i["pk"]["S"] == pk}
 
 
 def read_pages(aws_env: dict[str, str]) -> dict[str, int]:
@@ -108,3 +117,49 @@ def test_a_move_that_races_a_writer_moves_nothing(
     assert sorted(read_pages(aws_env).values()) == [1, 1, 2]  # and nothing was lost
     assert store.flush(shard) is True  # the next move, on a fresh read, goes through
     assert DAY in page_items(aws_env) and sorted(read_pages(aws_env).values()) == [1, 1, 2]
+
+
+def test_a_shard_is_moved_once_its_writes_have_cost_what_rewriting_the_base_costs(
+    aws_env: dict[str, str],
+) -> None:
+    from core.aws import make_client
+
+    # A base that already holds 60 long paths (~15 KB): moving into it costs ~15 units.
+    held = [f"/{'old-' * 40}{n}" for n in range(60)]
+    base_item = {"pk": {"S": PK}, "sk": {"S": DAY}, "n": {"N": "60"}}
+    base_item["b"] = {"N": str(sum(len(p) for p in held))}
+    for page in held:
+        base_item[f"p|{page}"] = base_item[f"v|{page}"] = {"N": "1"}
+    make_client("dynamodb").put_item(TableName=aws_env["aggregates"], Item=base_item)
+    base_units = write_units(item_size(base_item))
+    assert base_units >= 15
+
+    records = pageviews(3000, 40, path=f"/{'new-' * 40}")  # ~200-byte paths, shard 1 each time
+    spent: list[int] = []
+    before: dict[str, Any] = {}  # the shard as the last chunk before the move left it
+    for record in records:
+        count([record])
+        items = page_items(aws_env)
+        if items[DAY]["n"] != {"N": "60"}:  # values reached the base: the shard was moved
+            break
+        before = items[f"{DAY}#1"]
+        spent.append(int(before.get("w", {"N": "0"})["N"]))
+        # not due yet, or it would have moved: the move costs at least the base and the shard
+        assert spent[-1] < base_units + write_units(item_size(before))
+    else:
+        pytest.fail("the shard was never moved")
+
+    assert spent[0] == 0  # a first write under 1 KB costs the minimum: nothing counted
+    assert len([w for w in spent if w]) >= 3 and spent == sorted(spent)
+    # Not moved early: the moving chunk's write (one ~400-byte value more than the shard held)
+    # brought what was spent up to at least the base's units.
+    assert spent[-1] + write_units(item_size(before) + 1024) - 1 >= base_units
+    shard = items[f"{DAY}#1"]
+    assert shard["w"] == {"N": "0"} and not [a for a in shard if a.startswith("p|")]
+    pages = read_pages(aws_env)
+    moved = len(spent) + 1  # the new pages, every one of them in the base now
+    assert len(pages) == len(held) + moved and set(pages.values()) == {1}
+
+    # The hostname's shard took every one of these writes and stayed under 1 KB: never moved.
+    hostname = page_items(aws_env, f"C#{SITE}#d#hostname")
+    assert set(hostname) == {f"{DAY}#1"} and "w" not in hostname[f"{DAY}#1"]

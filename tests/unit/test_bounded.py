@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from aggregator.bounded import MAX_VALUE_BYTES, MAX_VALUES, KnownValues, admit
+from aggregator.bounded import (
+    MAX_VALUE_BYTES,
+    MAX_VALUES,
+    KnownValues,
+    admit,
+    item_size,
+    write_units,
+)
 from core.keys import OTHER
 
 
@@ -46,3 +53,15 @@ def test_known_values_are_read_back_from_a_stored_item() -> None:
     }
     known = KnownValues.from_item(item)
     assert known.values == {"/a"} and known.count == 1 and known.size == 2
+
+
+def test_an_items_size_counts_names_and_values_and_a_write_each_started_kb() -> None:
+    item = {"pk": {"S": "ab"}, "p|/a": {"N": "12"}, "ids": {"BS": [b"xyz", b"q"]}}
+    assert item_size(item) == (2 + 3) + (4 + 3) + (3 + 4 + 2)
+    assert KnownValues.from_item(item).item_bytes == item_size(item)
+    assert [write_units(n) for n in (0, 1, 1024, 1025, 4096, 4097)] == [1, 1, 1, 2, 4, 5]
+
+
+def test_a_shards_spent_units_are_read_back_from_the_item() -> None:
+    assert KnownValues.from_item({"w": {"N": "7"}, "n": {"N": "0"}}).spent == 7
+    assert KnownValues.from_item({}).spent == 0
