@@ -32,13 +32,15 @@ from aggregator.bounded import (
 )
 from aggregator.fold import CellKey, VisitorState
 from core import keys
+from core.observability import logger
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
 KNOWN_ITEMS_CACHED = 20_000
 FLUSH_AT_VALUES = 64  # a shard with this many values is moved whatever the costs say
-# Counters one move carries: an update expression is at most 4 KB, and the base's names one
-# `#a249 :a249, ` (13 characters) each.
-FLUSH_MAX_ATTRIBUTES = 250
+# Counters one move carries. DynamoDB allows ~300 (an update expression is at most 4 KB, and the
+# base's ADD takes `#a249 :a249, `, 13 characters, a counter); moto's expression parser recurses
+# once per term and fails a transaction of 200 (RecursionError), so the local stack sets the bound.
+FLUSH_MAX_ATTRIBUTES = 120
 COUNTER_OVERHEAD = 4  # bytes a counter takes beside its name: a number's digits and type
 VERSION = (
     "ver"  # every write adds one: a minute part's update and a shard's move are conditioned on it
@@ -222,7 +224,14 @@ class AggregateStore:
             self._client.exceptions.ProvisionedThroughputExceededException,
             self._client.exceptions.RequestLimitExceeded,
             self._client.exceptions.InternalServerError,
-        ):
+        ) as exc:
+            # Nothing moved and nothing is lost; a racing writer is routine, anything else
+            # (a cancellation for another reason) would leave the shard growing: say so.
+            reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
+            logger("aggregator").warning(
+                "shard move failed",
+                extra={"pk": shard[0], "sk": shard[1], "reasons": reasons or [type(exc).__name__]},
+            )
             self._known.pop(base, None)  # someone moved first: read both again when needed
             self._known.pop(shard, None)
             return False

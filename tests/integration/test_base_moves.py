@@ -91,7 +91,7 @@ def test_a_grown_shard_moves_into_the_base_and_reads_the_same(
 
 
 def test_a_move_that_races_a_writer_moves_nothing(
-    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from aggregator.handler import get_store
 
@@ -112,6 +112,8 @@ def test_a_move_that_races_a_writer_moves_nothing(
     with monkeypatch.context() as patched:
         patched.setattr(store._client, "get_item", read_then_a_writer_lands)
         assert store.flush(shard) is False
+    failed = [r for r in caplog.records if r.getMessage() == "shard move failed"]
+    assert [r.__dict__["reasons"] for r in failed] == [["None", "ConditionalCheckFailed"]]
 
     assert DAY not in page_items(aws_env)  # nothing reached the base
     assert sorted(read_pages(aws_env).values()) == [1, 1, 2]  # and nothing was lost
@@ -163,3 +165,26 @@ def test_a_shard_is_moved_once_its_writes_have_cost_what_rewriting_the_base_cost
     # The hostname's shard took every one of these writes and stayed under 1 KB: never moved.
     hostname = page_items(aws_env, f"C#{SITE}#d#hostname")
     assert set(hostname) == {f"{DAY}#1"} and "w" not in hostname[f"{DAY}#1"]
+
+
+def test_a_move_of_as_many_counters_as_it_may_carry_goes_through(aws_env: dict[str, str]) -> None:
+    from aggregator.handler import get_store
+    from core.aws import make_client
+
+    # a shard of values with 5 counters each: more than one move carries
+    values = store_module.FLUSH_MAX_ATTRIBUTES // 5 + 6
+    shard: dict[str, Any] = {"pk": {"S": PK}, "sk": {"S": f"{DAY}#2"}, "n": {"N": str(values)}}
+    shard["b"], shard["ver"] = {"N": str(values * 22)}, {"N": "4"}
+    for n in range(values):
+        for code in ("p", "v", "s", "b", "d"):
+            shard[f"{code}|/blog/some-long-path-{n}"] = {"N": str(n + 1)}
+    make_client("dynamodb").put_item(TableName=aws_env["aggregates"], Item=shard)
+    before = read_pages(aws_env)
+
+    store = get_store()
+    assert store.flush((PK, f"{DAY}#2")) is True
+    moved = [a for a in page_items(aws_env)[DAY] if a.startswith("p|")]
+    assert len(moved) * 5 > store_module.FLUSH_MAX_ATTRIBUTES - 5  # as many as one move carries
+    assert store.flush((PK, f"{DAY}#2")) is True  # and the rest with the next
+    assert f"{DAY}#2" in page_items(aws_env) and read_pages(aws_env) == before
+    assert not [a for a in page_items(aws_env)[f"{DAY}#2"] if "|" in a]
