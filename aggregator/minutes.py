@@ -38,7 +38,13 @@ from zoneinfo import ZoneInfo
 from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, KnownValues, admit
 from aggregator.fold import EVENTS, PAGEVIEWS
 from aggregator.processor import MAX_ATTRIBUTES_PER_UPDATE, BatchResult, StreamItem
-from aggregator.store import VERSION, batch_get, item_version, version_condition
+from aggregator.store import (
+    VERSION,
+    batch_get,
+    item_version,
+    transient_errors,
+    version_condition,
+)
 from core import keys
 from core.events import RawEvent
 from core.keys import OTHER, Granularity
@@ -241,11 +247,7 @@ class MinuteStore:
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return WriteOutcome(False, reason="ConditionalCheckFailed")
-        except (
-            self._client.exceptions.ProvisionedThroughputExceededException,
-            self._client.exceptions.RequestLimitExceeded,
-            self._client.exceptions.InternalServerError,
-        ) as exc:
+        except transient_errors(self._client) as exc:
             return WriteOutcome(False, retryable=True, reason=type(exc).__name__)
         return WriteOutcome(True)
 

@@ -83,6 +83,18 @@ def version_condition(version: int, values: dict[str, Any]) -> str:
     return "#ver = :ver"
 
 
+def transient_errors(client: Any) -> tuple[type[Exception], ...]:
+    """What DynamoDB raises for a write worth trying again as it was: throttling, a conflicting
+    transaction, a server error."""
+    errors = client.exceptions
+    return (
+        errors.TransactionConflictException,
+        errors.ProvisionedThroughputExceededException,
+        errors.RequestLimitExceeded,
+        errors.InternalServerError,
+    )
+
+
 def batch_get(
     client: Any, table: str, wanted: Iterable[tuple[str, str]], consistent: bool
 ) -> Iterator[dict[str, Any]]:
@@ -148,12 +160,7 @@ class AggregateStore:
             for key in outcome.stale_counters:
                 self._known.pop(key, None)  # someone else admitted values: read it again
             return outcome
-        except (
-            self._client.exceptions.TransactionConflictException,
-            self._client.exceptions.ProvisionedThroughputExceededException,
-            self._client.exceptions.RequestLimitExceeded,
-            self._client.exceptions.InternalServerError,
-        ) as exc:
+        except transient_errors(self._client) as exc:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
         for key, (admission, spent) in admissions.items():
             self._learn(key, admission, spent)
@@ -220,10 +227,7 @@ class AggregateStore:
             self._client.transact_write_items(TransactItems=actions)
         except (
             self._client.exceptions.TransactionCanceledException,
-            self._client.exceptions.TransactionConflictException,
-            self._client.exceptions.ProvisionedThroughputExceededException,
-            self._client.exceptions.RequestLimitExceeded,
-            self._client.exceptions.InternalServerError,
+            *transient_errors(self._client),
         ) as exc:
             # Nothing moved and nothing is lost; a racing writer is routine, anything else
             # (a cancellation for another reason) would leave the shard growing: say so.

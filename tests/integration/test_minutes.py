@@ -155,3 +155,30 @@ def test_a_warm_instance_reads_a_full_part_once(
         f"{minute}#4": 3,
         f"{minute}#8": 1,
     }
+
+
+def test_a_write_that_meets_a_conflicting_transaction_is_tried_again(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.handler import get_minute_store
+
+    client = get_minute_store()._client
+    original = client.update_item
+    conflicts: list[str] = []
+
+    def conflict_once(**kwargs: Any) -> Any:
+        if not conflicts:  # the part is in another writer's transaction for a moment
+            conflicts.append(kwargs["Key"]["sk"]["S"])
+            raise client.exceptions.TransactionConflictException(
+                {"Error": {"Code": "TransactionConflictException", "Message": "busy"}},
+                "UpdateItem",
+            )
+        return original(**kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(client, "update_item", conflict_once)
+        assert realtime_tier(traffic()) == {"batchItemFailures": []}
+
+    rt = read_realtime(aws_env)
+    assert conflicts and rt.current_visitors == 2
+    assert rt.top_pages == [("/", 2), ("/a", 2), ("/b", 1)]  # every event, once
