@@ -42,9 +42,9 @@ FLUSH_AT_VALUES = 64  # a shard with this many values is moved whatever the cost
 # once per term and fails a transaction of 200 (RecursionError), so the local stack sets the bound.
 FLUSH_MAX_ATTRIBUTES = 120
 COUNTER_OVERHEAD = 4  # bytes a counter takes beside its name: a number's digits and type
-VERSION = (
-    "ver"  # every write adds one: a minute part's update and a shard's move are conditioned on it
-)
+# Every write adds one to an item's `ver`: a minute part's update and a shard's move are
+# conditioned on it.
+VERSION = "ver"
 
 
 @dataclass
@@ -142,15 +142,16 @@ class AggregateStore:
         actions: list[tuple[str, Any, dict[str, Any]]] = []
         for vkey, (state, version) in plan.visitors.items():
             actions.append(("visitor", vkey, self._visitor(vkey, state, version, now)))
-        admissions: dict[tuple[str, str], tuple[Admission, int]] = {}
+        admissions: dict[tuple[str, str], tuple[Admission, int, int]] = {}
         for (site, cell), attrs in plan.deltas.items():
             key = (keys.counter_pk(site, cell[0], cell[1]), keys.counter_sk(cell[2], plan.shard))
             admission = self._admit(key, attrs) if has_values(attrs) else None
             spent = 0
             if admission is not None:
+                growth = _growth(admission)
                 # what this write costs beyond the minimum, counted towards the shard's move
-                spent = write_units(self._known[key].item_bytes + _growth(admission)) - 1
-                admissions[key] = (admission, spent)
+                spent = write_units(self._known_item(key).item_bytes + growth) - 1
+                admissions[key] = (admission, growth, spent)
             action = self._counter(key, admission.attrs if admission else attrs, admission, spent)
             actions.append(("counter", key, action))
         try:
@@ -162,8 +163,8 @@ class AggregateStore:
             return outcome
         except transient_errors(self._client) as exc:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
-        for key, (admission, spent) in admissions.items():
-            self._learn(key, admission, spent)
+        for key, (admission, growth, spent) in admissions.items():
+            self._learn(key, admission, growth, spent)
             if self._move_due(key):
                 self.flush(key)
         return CommitOutcome(True)
@@ -240,18 +241,20 @@ class AggregateStore:
             self._known.pop(shard, None)
             return False
         if admission is not None:
-            self._learn(base, admission)
+            self._learn(base, admission, _growth(admission))
         self._known[shard] = move.kept
         return True
 
-    def _learn(self, key: tuple[str, str], admission: Admission, spent: int = 0) -> None:
+    def _learn(
+        self, key: tuple[str, str], admission: Admission, growth: int, spent: int = 0
+    ) -> None:
         known = self._known.get(key)
         if known is None:  # dropped with the whole cache meanwhile: read again when needed
             return
         known.values.update(admission.admitted)
         known.count += len(admission.admitted)
         known.size += admission.added_bytes
-        known.item_bytes += _growth(admission)
+        known.item_bytes += growth
         known.spent += spent
 
     def _known_item(self, key: tuple[str, str]) -> KnownValues:
