@@ -1,4 +1,4 @@
-"""Two emulator fixes for moto's DynamoDB, applied by the local stack and the tests.
+"""Emulator fixes for moto's DynamoDB, applied by the local stack and the tests.
 
 moto 5.2 backs up a transaction by deep-copying the *whole table once per action* before it runs
 (measured: a 50-action transaction on a 10,000-item table takes ~10 s). Our aggregator commits one
@@ -12,18 +12,28 @@ moto also keeps every model instance it ever created (`instances_tracked`, for i
 browser), DynamoDB items included: each update's copy of the old item and each transaction's
 backup live as long as the server. A 100,000-event flood grew the emulator past 6 GB and its
 garbage collection stalled requests past the client's timeout. Items are no longer tracked.
+
+Three checks of an UpdateItem were quadratic: "one SET/ADD/REMOVE clause" and "no overlapping
+paths" ran at every nested node of the expression, and the 400 KB limit summed the whole item at
+every SET. A chunk's 300-counter update on a 50 KB base spent seconds in them, so the bench's
+100,000-path flood ran for hours (measured: 5,000 paths took 207 s, now 99 s). They
+now run once per expression and keep a running size; what they accept and refuse is moto's.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import moto.dynamodb.models as moto_models
+from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.ast_nodes import UpdateExpression  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 
 _applied = False
 _lock = threading.Lock()
@@ -43,6 +53,55 @@ class _ShallowTables:
         if isinstance(value, Table):
             return value
         return copy.deepcopy(value, memo)
+
+
+def _at_root_only(check: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A validator's `traverse` that runs its check on the whole expression once.
+
+    moto runs the action-count and overlapping-path checks at every nested UpdateExpression
+    node, each walking the subtree below it: quadratic in the number of actions. The root's walk
+    finds every clause and path a nested node's would, so checking the root alone raises
+    whenever moto would (with several duplicates, it may name another one first).
+    """
+
+    def traverse(self: Any, node: Any) -> Any:
+        if isinstance(node, UpdateExpression):
+            check(self, node)
+        return node
+
+    return traverse
+
+
+_ITEM_LIMIT = 405_000  # moto's: DynamoDB's measured limit is between 409 and 410 KB
+
+
+class _SizedAttributes(dict[str, Any]):
+    """moto's LimitedSizeDict.__setitem__, which sums the whole item's size on every SET.
+
+    The sum is taken once per UpdateItem (at its first SET, so in-place set additions before it
+    count) and kept up to date by each further SET of that update: the 400 KB check is moto's,
+    without a full pass per counter. Any other change (REMOVE, a new update) starts a new sum.
+    """
+
+    generation = 0
+
+    def __setitem__(self: Any, key: str, value: Any) -> None:
+        cached = getattr(self, "_li_size", None)
+        if cached is None or cached[0] != _SizedAttributes.generation:
+            total = sum(_size(part) for part in (*self.keys(), *self.values()))
+        else:
+            total = cached[1]
+        added = _size(key) + _size(value)
+        if total + added > _ITEM_LIMIT:  # moto's check: the item as it is, plus the new pair
+            raise ItemSizeTooLarge
+        if key in self:
+            total -= _size(key) + _size(self[key])
+        dict.__setitem__(self, key, value)
+        self._li_size = (_SizedAttributes.generation, total + added)
+
+
+def _size(part: Any) -> int:
+    return int(part.size()) if type(part) is DynamoType else len(str(part).encode())
 
 
 def _key_values(table: Any, op_type: str, op: dict[str, Any]) -> tuple[Any, Any]:
@@ -102,4 +161,16 @@ def apply() -> None:
         setattr(moto_models, "copy", _ShallowTables)  # noqa: B010 - moto has no typed hook for this
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
         Item.__new__ = _untracked_item  # type: ignore[method-assign]
+        ActionCountValidator.traverse = _at_root_only(ActionCountValidator.verify_action_counts)
+        OverlappingPathsValidator.traverse = _at_root_only(
+            OverlappingPathsValidator.check_for_overlapping_paths
+        )
+        update_item = DynamoDBBackend.update_item
+
+        def sized_update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+            _SizedAttributes.generation += 1
+            return update_item(self, *args, **kwargs)
+
+        DynamoDBBackend.update_item = sized_update_item  # type: ignore[method-assign]
+        LimitedSizeDict.__setitem__ = _SizedAttributes.__setitem__  # type: ignore[method-assign]
         _applied = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.aws import make_client
@@ -78,3 +80,56 @@ def test_the_emulator_does_not_keep_every_copy_of_an_item(aws_env: dict[str, str
         )
     assert client.get_item(TableName=table, Key=key)["Item"]["n"] == {"N": "100"}
     assert alive() - before < 10  # the item itself, not 300 copies of it
+
+
+def _update(client: Any, table: str, expression: str, values: dict[str, Any] | None = None) -> None:
+    client.update_item(
+        TableName=table,
+        Key={"pk": {"S": "C#big"}, "sk": {"S": "1"}},
+        UpdateExpression=expression,
+        **({"ExpressionAttributeValues": values} if values else {}),
+    )
+
+
+def _item(client: Any, table: str) -> dict[str, Any]:
+    return client.get_item(TableName=table, Key={"pk": {"S": "C#big"}, "sk": {"S": "1"}})["Item"]
+
+
+def test_update_expressions_are_still_checked_as_moto_checks_them(aws_env: dict[str, str]) -> None:
+    # (the checks now run once per expression, not once per nested node)
+    client = make_client("dynamodb")
+    table = aws_env["aggregates"]
+    one = {":one": {"N": "1"}}
+    many = ", ".join(f"c{i} :one" for i in range(150))
+    _update(client, table, f"ADD {many}", one)  # a long expression is fine
+    for expression, complaint in (
+        (f"ADD {many}, c7 :one", "Two document paths"),  # the 151st action names c7 again
+        (f"ADD {many} SET x = :one SET y = :one", 'The "SET" section can only be used once'),
+        (f"ADD {many} REMOVE c1 REMOVE c2", 'The "REMOVE" section can only be used once'),
+    ):
+        with pytest.raises(client.exceptions.ClientError, match=complaint):
+            _update(client, table, expression, one)
+    item = _item(client, table)
+    assert item["c7"] == {"N": "1"} and "x" not in item  # the refused updates changed nothing
+
+
+def test_an_update_past_400_kb_is_still_refused(aws_env: dict[str, str]) -> None:
+    # (the item's size is now summed once per update and kept as its SETs go)
+    client = make_client("dynamodb")
+    table = aws_env["aggregates"]
+    values = {f":v{i}": {"S": "x" * 1100} for i in range(100)}
+
+    def set_part(part: int) -> None:  # ~110 KB: 100 attributes of 1,100 bytes
+        _update(
+            client, table, "SET " + ", ".join(f"a{part}_{i} = :v{i}" for i in range(100)), values
+        )
+
+    for part in range(3):
+        set_part(part)
+    set_part(0)  # replaced attributes are not counted twice (~331 KB, not ~442)
+    with pytest.raises(client.exceptions.ClientError, match="maximum allowed size"):
+        set_part(3)
+    # once an update has freed space, the item may grow again
+    _update(client, table, "REMOVE " + ", ".join(f"a2_{i}" for i in range(100)))
+    set_part(3)
+    assert sum(1 for name in _item(client, table) if name.startswith("a3_")) == 100
