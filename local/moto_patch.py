@@ -23,6 +23,7 @@ now run once per expression and keep a running size; what they accept and refuse
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,8 @@ def _at_root_only(check: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]
     return traverse
 
 
+_updates = itertools.count(1)
+_current = threading.local()  # the UpdateItem this thread is running
 _ITEM_LIMIT = 405_000  # moto's: DynamoDB's measured limit is between 409 and 410 KB
 
 
@@ -83,11 +86,10 @@ class _SizedAttributes(dict[str, Any]):
     without a full pass per counter. Any other change (REMOVE, a new update) starts a new sum.
     """
 
-    generation = 0
-
     def __setitem__(self: Any, key: str, value: Any) -> None:
         cached = getattr(self, "_li_size", None)
-        if cached is None or cached[0] != _SizedAttributes.generation:
+        update = getattr(_current, "update", None)
+        if cached is None or update is None or cached[0] != update:
             total = sum(_size(part) for part in (*self.keys(), *self.values()))
         else:
             total = cached[1]
@@ -97,7 +99,7 @@ class _SizedAttributes(dict[str, Any]):
         if key in self:
             total -= _size(key) + _size(self[key])
         dict.__setitem__(self, key, value)
-        self._li_size = (_SizedAttributes.generation, total + added)
+        self._li_size = (update, total + added)
 
 
 def _size(part: Any) -> int:
@@ -168,8 +170,11 @@ def apply() -> None:
         update_item = DynamoDBBackend.update_item
 
         def sized_update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
-            _SizedAttributes.generation += 1
-            return update_item(self, *args, **kwargs)
+            _current.update = next(_updates)  # a new sum for each update, in its own thread
+            try:
+                return update_item(self, *args, **kwargs)
+            finally:
+                _current.update = None
 
         DynamoDBBackend.update_item = sized_update_item  # type: ignore[method-assign]
         LimitedSizeDict.__setitem__ = _SizedAttributes.__setitem__  # type: ignore[method-assign]
