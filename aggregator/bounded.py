@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.keys import BYTES_ATTR as BYTES_ATTR
+from core.keys import COUNT_ATTR as COUNT_ATTR
 from core.keys import OTHER, parse_counter_attr
+from core.keys import SPENT_ATTR as SPENT_ATTR
 
 MAX_VALUES = 300
 MAX_VALUE_BYTES = 16 * 1024
-COUNT_ATTR = "n"
-BYTES_ATTR = "b"
-SPENT_ATTR = "w"  # a shard's write units beyond the first per write since its last move (0014)
 
 
 @dataclass
@@ -34,7 +34,7 @@ class KnownValues:
     @classmethod
     def from_item(cls, item: dict[str, object]) -> KnownValues:
         values = set()
-        for name in item:
+        for name in item:  # counters and a minute's sets of visitors by source (`a|<source>`)
             _, value = parse_counter_attr(name)
             if value is not None and value != OTHER:
                 values.add(value)

@@ -32,6 +32,7 @@ from aggregator.bounded import (
 )
 from aggregator.fold import CellKey, VisitorState
 from core import keys
+from core.keys import VERSION as VERSION
 from core.observability import logger
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
@@ -42,9 +43,6 @@ FLUSH_AT_VALUES = 64  # a shard with this many values is moved whatever the cost
 # once per term and fails a transaction of 200 (RecursionError), so the local stack sets the bound.
 FLUSH_MAX_ATTRIBUTES = 120
 COUNTER_OVERHEAD = 4  # bytes a counter takes beside its name: a number's digits and type
-# Every write adds one to an item's `ver`: a minute part's update and a shard's move are
-# conditioned on it.
-VERSION = "ver"
 
 
 @dataclass

@@ -514,7 +514,7 @@ def flood(endpoint: str, paths: int = 100_000) -> list[Row]:
     """The 100,000-distinct-path flood of one minute: largest item and the page breakdown's total."""
     from aggregator.handler import handler
     from core.events import RawEvent
-    from core.keys import parse_counter_attr
+    from core.keys import item_counters, parse_counter_attr
     from local import tables
     from local.runtime import LambdaContext
     from tests.integration.test_flood import item_bytes, stream_record
@@ -548,11 +548,11 @@ def flood(endpoint: str, paths: int = 100_000) -> list[Row]:
         items = tables.scan_all(pipeline.ddb, pipeline.names["aggregates"])
         largest = max(item_bytes(i) for i in items)
         total = sum(
-            int(v["N"])
+            count
             for item in items
             if item["pk"]["S"].endswith("#d#page")
-            for k, v in item.items()
-            if parse_counter_attr(k)[0] == "pageviews" and parse_counter_attr(k)[1]
+            for name, count in item_counters(item).items()
+            if parse_counter_attr(name)[0] == "pageviews" and parse_counter_attr(name)[1]
         )
     return [
         row(

@@ -33,8 +33,10 @@ written before 0013 hold full names, and reading accepts both. Granularities: m 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 SEP = "#"
@@ -159,6 +161,27 @@ def parse_counter_attr(name: str) -> tuple[str, str | None]:
 def full_attr(name: str) -> str:
     """A counter's name as the code speaks it, whichever way it was stored."""
     return counter_attr(*parse_counter_attr(name))
+
+
+# A counter item's bookkeeping, beside its counters: how many values it admitted (`n`) and their
+# bytes (`b`), a shard's write units beyond the first since its last move (`w`, decision 0014),
+# and the version every write adds one to (`ver`: minute parts and moves are conditioned on it).
+COUNT_ATTR = "n"
+BYTES_ATTR = "b"
+SPENT_ATTR = "w"
+VERSION = "ver"
+NOT_COUNTERS = frozenset({"pk", "sk", "ttl", COUNT_ATTR, BYTES_ATTR, SPENT_ATTR, VERSION})
+
+
+def item_counters(item: Mapping[str, Any]) -> dict[str, int]:
+    """One stored counter item's counters under their full names (`pageviews|/blog`, `visits`),
+    however each was stored; its key, expiry, bookkeeping and id sets aside."""
+    counters: dict[str, int] = {}
+    for name, value in item.items():
+        if "N" in value and name not in NOT_COUNTERS:
+            full = full_attr(name)
+            counters[full] = counters.get(full, 0) + int(value["N"])
+    return counters
 
 
 # ---- time buckets -----------------------------------------------------------------------------

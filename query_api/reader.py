@@ -135,8 +135,6 @@ def summed(items: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for item in items:
         cell = out.setdefault(keys.parse_counter_sk(item["sk"]["S"]), {})
-        for name, value in item.items():
-            if "N" in value and name != "ttl":
-                name = keys.full_attr(name)  # stored with a short code, or before 0013 without
-                cell[name] = cell.get(name, 0) + int(value["N"])
+        for name, count in keys.item_counters(item).items():
+            cell[name] = cell.get(name, 0) + count
     return out

@@ -18,9 +18,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, SPENT_ATTR
 from aggregator.minutes import MinuteStore, WriteOutcome
-from aggregator.store import VERSION, AggregateStore, CommitOutcome
+from aggregator.store import AggregateStore, CommitOutcome
 from core.events import RawEvent
 from core.keys import (
     EVENT_IDS,
@@ -28,6 +27,7 @@ from core.keys import (
     VISITOR_IDS,
     Granularity,
     full_attr,
+    item_counters,
     parse_counter_pk,
     parse_counter_sk,
 )
@@ -274,13 +274,7 @@ def stored_events(client: Any, names: dict[str, str]) -> list[RawEvent]:
 def _counts(item: dict[str, Any]) -> dict[str, int]:
     """An item's non-zero counters under their full names (stored with a code, or before 0013
     in full)."""
-    counts: dict[str, int] = {}
-    bookkeeping = ("ttl", COUNT_ATTR, BYTES_ATTR, SPENT_ATTR, VERSION)
-    for name, value in item.items():
-        if "N" in value and name not in bookkeeping and int(value["N"]):
-            full = full_attr(name)
-            counts[full] = counts.get(full, 0) + int(value["N"])
-    return counts
+    return {name: count for name, count in item_counters(item).items() if count}
 
 
 def stored_counters(client: Any, names: dict[str, str]) -> oracle.Counters:

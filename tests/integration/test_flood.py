@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.events import RawEvent
-from core.keys import parse_counter_attr, parse_counter_pk, parse_counter_sk
+from core.keys import item_counters, parse_counter_attr, parse_counter_pk, parse_counter_sk
 from local import tables
 from local.runtime import LambdaContext
 
@@ -76,9 +76,8 @@ def test_distinct_path_flood_keeps_items_small_and_totals_exact(aws_env: dict[st
             cell = by_cell.setdefault(
                 (f"{gran.value}#{dim}", parse_counter_sk(item["sk"]["S"])), {}
             )
-            for k, v in item.items():
-                if k not in ("pk", "sk", "ttl") and "N" in v:
-                    cell[k] = cell.get(k, 0) + int(v["N"])  # shards summed, as readers do
+            for name, count in item_counters(item).items():
+                cell[name] = cell.get(name, 0) + count  # shards summed, as readers do
     parts = sum(1 for item in items if item["pk"]["S"] == f"C#{SITE}#m#_")
     # (a minute's pages are in its realtime items, beside its totals and visitor sets)
     for gran, dimension in (("m", "_"), ("d", "page"), ("M", "page")):

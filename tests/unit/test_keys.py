@@ -295,3 +295,27 @@ def test_sharded_counter_keys_parse_back_to_their_bucket_and_sort_inside_its_ran
     assert low <= sk <= high
     assert not low <= keys.counter_sk("2026-11-26T10:06", shard) <= high
     assert not low <= keys.counter_sk("2026-11-26T09:59", shard) <= high
+
+
+def test_an_items_counters_are_read_under_their_full_names_bookkeeping_aside() -> None:
+    item = {
+        "pk": {"S": "C#s#d#page"},
+        "sk": {"S": "2026-11-27#1"},
+        "ttl": {"N": "1800000000"},
+        "pageviews": {"N": "7"},  # a total
+        "p|/a": {"N": "3"},  # stored with its code (0013)
+        "pageviews|/a": {"N": "2"},  # the same counter as written before 0013
+        "v|/a": {"N": "1"},
+        "p|(other)": {"N": "0"},
+        "a|Google": {"BS": [b"\x01"]},  # a minute's visitors by source: a set, not a counter
+        keys.COUNT_ATTR: {"N": "1"},
+        keys.BYTES_ATTR: {"N": "2"},
+        keys.SPENT_ATTR: {"N": "3"},
+        keys.VERSION: {"N": "9"},
+    }
+    assert keys.item_counters(item) == {
+        "pageviews": 7,
+        "pageviews|/a": 5,
+        "visitors|/a": 1,
+        "pageviews|(other)": 0,
+    }
