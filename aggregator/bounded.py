@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.keys import BYTES_ATTR as BYTES_ATTR
-from core.keys import COUNT_ATTR as COUNT_ATTR
-from core.keys import OTHER, parse_counter_attr
-from core.keys import SPENT_ATTR as SPENT_ATTR
+from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, SPENT_ATTR, parse_counter_attr
 
 MAX_VALUES = 300
 MAX_VALUE_BYTES = 16 * 1024

@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, KnownValues, admit
+from aggregator.bounded import KnownValues, admit
 from aggregator.fold import EVENTS, PAGEVIEWS
 from aggregator.processor import MAX_ATTRIBUTES_PER_UPDATE, BatchResult, StreamItem
 from aggregator.store import (
-    VERSION,
     batch_get,
     item_version,
     transient_errors,
@@ -47,7 +46,7 @@ from aggregator.store import (
 )
 from core import keys
 from core.events import RawEvent
-from core.keys import OTHER, Granularity
+from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, VERSION, Granularity
 
 PARTS = keys.COUNTER_SHARDS
 # 2,000 events: 12 KB of event hashes, at most 16 KB of visitor hashes and as much of arrivals,

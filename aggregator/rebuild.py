@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 
-from aggregator.bounded import BYTES_ATTR, COUNT_ATTR, MAX_VALUE_BYTES, MAX_VALUES, has_values
+from aggregator.bounded import MAX_VALUE_BYTES, MAX_VALUES, has_values
 from aggregator.fold import (
     SESSION_DIMENSIONS,
     TOTAL_GRANULARITIES,
@@ -34,7 +34,7 @@ from aggregator.processor import next_segment, visitor_key_for
 from aggregator.store import VisitorKey
 from core import keys
 from core.events import RawEvent
-from core.keys import OTHER, Granularity
+from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, Granularity
 
 FIXED_DIMENSIONS = (
     keys.TOTALS,

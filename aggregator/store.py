@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.bounded import (
-    BYTES_ATTR,
-    COUNT_ATTR,
-    SPENT_ATTR,
     Admission,
     KnownValues,
     admit,
@@ -32,7 +29,7 @@ from aggregator.bounded import (
 )
 from aggregator.fold import CellKey, VisitorState
 from core import keys
-from core.keys import VERSION as VERSION
+from core.keys import BYTES_ATTR, COUNT_ATTR, SPENT_ATTR, VERSION
 from core.observability import logger
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
