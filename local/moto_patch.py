@@ -78,28 +78,26 @@ _current = threading.local()  # the UpdateItem this thread is running
 _ITEM_LIMIT = 405_000  # moto's: DynamoDB's measured limit is between 409 and 410 KB
 
 
-class _SizedAttributes(dict[str, Any]):
-    """moto's LimitedSizeDict.__setitem__, which sums the whole item's size on every SET.
+def _sized_setitem(attrs: Any, key: str, value: Any) -> None:
+    """moto's LimitedSizeDict.__setitem__, which summed the whole item's size on every SET.
 
     The sum is taken once per UpdateItem (at its first SET, so in-place set additions before it
     count) and kept up to date by each further SET of that update: the 400 KB check is moto's,
     without a full pass per counter. Any other change (REMOVE, a new update) starts a new sum.
     """
-
-    def __setitem__(self: Any, key: str, value: Any) -> None:
-        cached = getattr(self, "_li_size", None)
-        update = getattr(_current, "update", None)
-        if cached is None or update is None or cached[0] != update:
-            total = sum(_size(part) for part in (*self.keys(), *self.values()))
-        else:
-            total = cached[1]
-        added = _size(key) + _size(value)
-        if total + added > _ITEM_LIMIT:  # moto's check: the item as it is, plus the new pair
-            raise ItemSizeTooLarge
-        if key in self:
-            total -= _size(key) + _size(self[key])
-        dict.__setitem__(self, key, value)
-        self._li_size = (update, total + added)
+    cached = getattr(attrs, "_li_size", None)
+    update = getattr(_current, "update", None)
+    if cached is None or update is None or cached[0] != update:
+        total = sum(_size(part) for part in (*attrs.keys(), *attrs.values()))
+    else:
+        total = cached[1]
+    added = _size(key) + _size(value)
+    if total + added > _ITEM_LIMIT:  # moto's check: the item as it is, plus the new pair
+        raise ItemSizeTooLarge
+    if key in attrs:
+        total -= _size(key) + _size(attrs[key])
+    dict.__setitem__(attrs, key, value)
+    attrs._li_size = (update, total + added)
 
 
 def _size(part: Any) -> int:
@@ -177,5 +175,5 @@ def apply() -> None:
                 _current.update = None
 
         DynamoDBBackend.update_item = sized_update_item  # type: ignore[method-assign]
-        LimitedSizeDict.__setitem__ = _SizedAttributes.__setitem__  # type: ignore[method-assign]
+        LimitedSizeDict.__setitem__ = _sized_setitem  # type: ignore[method-assign]
         _applied = True
