@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, SPENT_ATTR, parse_counter_attr
+from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, parse_counter_attr
 
 MAX_VALUES = 300
 MAX_VALUE_BYTES = 16 * 1024
@@ -25,8 +25,6 @@ class KnownValues:
     values: set[str] = field(default_factory=set)
     count: int = 0
     size: int = 0  # bytes of the values' text, as the item's `b` says
-    item_bytes: int = 0  # the whole item's size, as DynamoDB bills it (estimated after writes)
-    spent: int = 0  # the item's `w`
 
     @classmethod
     def from_item(cls, item: dict[str, object]) -> KnownValues:
@@ -37,25 +35,7 @@ class KnownValues:
                 values.add(value)
         count = int(_number(item.get(COUNT_ATTR)))
         size = int(_number(item.get(BYTES_ATTR)))
-        spent = int(_number(item.get(SPENT_ATTR)))
-        return cls(values, count, size, item_size(item), spent)
-
-
-def item_size(item: dict[str, object]) -> int:
-    """An item's size as DynamoDB bills it: names plus values (a number counted as its digits
-    and one byte more, which is at least what it takes)."""
-    total = 0
-    for name, raw in item.items():
-        total += len(name.encode())
-        for value in raw.values() if isinstance(raw, dict) else ():
-            members = value if isinstance(value, list) else [value]
-            total += sum(len(m if isinstance(m, bytes) else str(m).encode()) + 1 for m in members)
-    return total
-
-
-def write_units(size: int) -> int:
-    """Units a (non-transactional) write of an item this size costs: one per started KB."""
-    return max(1, -(-size // 1024))
+        return cls(values, count, size)
 
 
 def has_values(attrs: dict[str, int]) -> bool:
@@ -103,3 +83,39 @@ def admit(known: KnownValues, attrs: dict[str, int]) -> Admission:
                 name = f"{metric}|{OTHER}"
         out[name] = out.get(name, 0) + delta
     return Admission(out, tuple(admitted), known.count)
+
+
+# Counters that say how much a value matters, to rank values new to a base (fold_into).
+WEIGHTS = ("pageviews", "visits", "events", "visitors")
+
+
+def fold_into(base: dict[str, int], deltas: dict[str, int]) -> dict[str, int]:
+    """A base's counters with a fold's deltas added (decision 0015). Values the base holds keep
+    their counters; new values are admitted, the ones with most weight first, while the base
+    stays within MAX_VALUES values and MAX_VALUE_BYTES bytes of their text; the rest count
+    under OTHER. Admission is final, as in `admit`: a value once admitted or refused stays so,
+    so a later correction lands where the count it corrects did."""
+    held: set[str] = set()
+    for name in base:
+        _, value = parse_counter_attr(name)
+        if value is not None and value != OTHER:
+            held.add(value)
+    weight: dict[str, int] = {}
+    for name, delta in deltas.items():
+        metric, value = parse_counter_attr(name)
+        if value is not None and value != OTHER and value not in held:
+            weight[value] = weight.get(value, 0) + (abs(delta) if metric in WEIGHTS else 0)
+    count, size = len(held), sum(len(v.encode()) for v in held)
+    admitted = set()
+    for value in sorted(weight, key=lambda v: (-weight[v], v)):
+        if count + 1 <= MAX_VALUES and size + len(value.encode()) <= MAX_VALUE_BYTES:
+            admitted.add(value)
+            count += 1
+            size += len(value.encode())
+    out = dict(base)
+    for name, delta in deltas.items():
+        metric, value = parse_counter_attr(name)
+        if value is not None and value not in held and value not in admitted:
+            name = f"{metric}|{OTHER}"
+        out[name] = out.get(name, 0) + delta
+    return out

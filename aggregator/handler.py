@@ -55,6 +55,7 @@ def get_store(tier: str = "") -> AggregateStore:
         get_config().aggregates_table,
         visitor_ttl_seconds=retention.visitor_state_ttl_seconds,
         tier=tier,
+        fold_at_slots=get_config().fold_at_slots,
     )
 
 

@@ -28,7 +28,7 @@ from aggregator.fold import (
     prune,
     session_open_at,
 )
-from aggregator.store import AggregateStore, ChunkPlan, VisitorKey
+from aggregator.store import SLOT_GRANULARITIES, AggregateStore, ChunkPlan, VisitorKey
 from core.events import RawEvent
 from core.keys import Granularity
 
@@ -37,6 +37,10 @@ ALL_GRANULARITIES = frozenset(Granularity)
 
 # DynamoDB caps an update expression at 4 KB; "#a123 :a123, " is ~13 bytes, plus #n/#b and TTL.
 MAX_ATTRIBUTES_PER_UPDATE = 120
+# A chunk's slots (aggregator/store.py) hold at most this many bytes of counter names and
+# numbers before packing, so no slot nears 100 KB however long its values are.
+MAX_SLOT_BYTES = 64 * 1024
+SLOT_BYTES_PER_COUNTER = 8
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ def plan_chunk(
     widths: dict[tuple[str, CellKey], set[str]] = {}  # attributes each counter update carries
     event_ids: list[tuple[str, str]] = []
     duplicates = 0
+    slot_bytes = 0  # the chunk's slots, packed or not: within any item's bounds (decision 0015)
     index = start
     while index < len(items):
         event = items[index].event
@@ -154,11 +159,20 @@ def plan_chunk(
         widest = max(
             (len(widths.get(key, set()) | attrs) for key, attrs in touched.items()), default=0
         )
+        grows = sum(
+            len(name) + SLOT_BYTES_PER_COUNTER
+            for key, attrs in touched.items()
+            if key[1][0] in SLOT_GRANULARITIES
+            for name in attrs - widths.get(key, set())
+        )
         visitors = len(working) + (0 if vkey in working else 1)
         if event_ids and (
-            visitors + len(widths) + new_cells > max_items or widest > MAX_ATTRIBUTES_PER_UPDATE
+            visitors + len(widths) + new_cells > max_items
+            or widest > MAX_ATTRIBUTES_PER_UPDATE
+            or slot_bytes + grows > MAX_SLOT_BYTES
         ):
             break
+        slot_bytes += grows
         working[vkey] = new_state
         add_into(deltas.setdefault(event.site, empty_deltas()), event_deltas)
         for key, attrs in touched.items():

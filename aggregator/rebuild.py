@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 
-from aggregator.bounded import MAX_VALUE_BYTES, MAX_VALUES, has_values
+from aggregator.bounded import fold_into
 from aggregator.fold import (
     SESSION_DIMENSIONS,
     TOTAL_GRANULARITIES,
@@ -31,10 +31,10 @@ from aggregator.fold import (
 )
 from aggregator.minutes import recounted_parts
 from aggregator.processor import next_segment, visitor_key_for
-from aggregator.store import VisitorKey
+from aggregator.store import SLOT_GRANULARITIES, VisitorKey
 from core import keys
 from core.events import RawEvent
-from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, Granularity
+from core.keys import Granularity
 
 FIXED_DIMENSIONS = (
     keys.TOTALS,
@@ -120,34 +120,6 @@ def recount(events: list[RawEvent]) -> tuple[Deltas, list[str]]:
     return deltas, poison
 
 
-def bounded_item(attrs: dict[str, int]) -> dict[str, int]:
-    """Keep the values that matter most, fold the rest into "(other)", and record n and b."""
-    weight: dict[str, int] = {}
-    for name, value in attrs.items():
-        metric, dim_value = keys.parse_counter_attr(name)
-        if (
-            dim_value is not None
-            and dim_value != OTHER
-            and metric in ("pageviews", "visits", "events", "visitors")
-        ):
-            weight[dim_value] = weight.get(dim_value, 0) + value
-    kept: set[str] = set()
-    size = 0
-    for dim_value in sorted(weight, key=lambda v: (-weight[v], v)):
-        if len(kept) < MAX_VALUES and size + len(dim_value.encode()) <= MAX_VALUE_BYTES:
-            kept.add(dim_value)
-            size += len(dim_value.encode())
-    out: dict[str, int] = {}
-    for name, value in attrs.items():
-        metric, dim_value = keys.parse_counter_attr(name)
-        if dim_value is not None and dim_value not in kept:
-            name = f"{metric}|{OTHER}"
-        out[name] = out.get(name, 0) + value
-    out[COUNT_ATTR] = len(kept)
-    out[BYTES_ATTR] = size
-    return out
-
-
 def rebuild(
     client: Any,
     events_table: str,
@@ -173,10 +145,15 @@ def rebuild(
 
     wanted: dict[tuple[str, str], dict[str, Any]] = {}
     for (gran, dimension, label), attrs in cells.items():
-        if inside(gran, label):
-            bounded = bounded_item(attrs) if has_values(attrs) else attrs
-            wanted[(keys.counter_pk(site, gran, dimension), label)] = {
-                keys.stored_attr(name): {"N": str(value)} for name, value in bounded.items()
+        if not inside(gran, label):
+            continue
+        pk = keys.counter_pk(site, gran, dimension)
+        if gran in SLOT_GRANULARITIES:  # a base as a fold writes it: bounded, packed (0015)
+            counters = {name: n for name, n in fold_into({}, attrs).items() if n}
+            wanted[(pk, label)] = {keys.PACKED: {"B": keys.pack({dimension: counters})}}
+        else:
+            wanted[(pk, label)] = {
+                keys.stored_attr(name): {"N": str(value)} for name, value in attrs.items()
             }
     expires = {"N": str(int(now.timestamp()) + minute_ttl_seconds)}
     for (pk, sk), attrs in recounted_parts(events).items():  # minutes: items of their own kind
@@ -189,7 +166,8 @@ def rebuild(
         report.items_written += 1
     # Items in the range that the raw events do not justify any more (a bug's leftovers, and the
     # other shards of a rebuilt bucket) go. Prop dimensions are known only from the raw events.
-    dimensions = set(FIXED_DIMENSIONS) | {dimension for _, dimension, _ in cells}
+    # So do the slots no fold took yet (decision 0015): the rebuilt bases hold their counts.
+    dimensions = set(FIXED_DIMENSIONS) | {keys.PENDING} | {dimension for _, dimension, _ in cells}
     for gran in (Granularity.MINUTE, *TOTAL_GRANULARITIES):  # minutes: the old layouts' items too
         for dimension in sorted(dimensions):
             pk = keys.counter_pk(site, gran, dimension)

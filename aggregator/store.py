@@ -3,43 +3,38 @@
 A chunk's transaction holds, atomically:
   - each touched visitor state (Put, conditioned on the version we read). The state lists the
     events folded into it, so it is also the record that an event was counted (decision 0005);
-  - the chunk's counter deltas (Update ADD on top-level attributes of each counter item).
+  - the chunk's deltas of each day and month it touches, every dimension at once, in one new
+    packed item (a *slot*, decision 0015);
+  - its hour totals (Update ADD on one of the hour's shards).
 
-A write is billed by the size of the whole item, so chunks add to small items: shards 1-4 of a
-bucket. A dimension shard is moved into the bucket's base item (shard 0) in a transaction of its
-own (decision 0013) once what its writes cost beyond the 1 KB minimum since the last move has
-reached what the move costs (decision 0014): a base that holds a month's 300 values is rewritten
-rarely, a small one often, and a shard never grows past FLUSH_AT_VALUES values.
+A write is billed by the size of the whole item, so a chunk writes only small, new items. Once an
+instance has left `fold_at_slots` slots in a bucket, it folds the bucket's slots (everyone's) into each dimension's base (shard 0, packed too) in a transaction of their own that
+also deletes them: a base that holds a month's 300 pages is rewritten once per fold, not once per
+chunk. Readers sum a bucket's bases, slots and shards, so a fold changes no number.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator.bounded import (
-    Admission,
-    KnownValues,
-    admit,
-    has_values,
-    write_units,
-)
+from aggregator.bounded import fold_into
 from aggregator.fold import CellKey, VisitorState
 from core import keys
-from core.keys import BYTES_ATTR, COUNT_ATTR, SPENT_ATTR, VERSION
+from core.keys import VERSION, Granularity
 from core.observability import logger
 
 VisitorKey = tuple[str, str]  # (site, visitor id)
-KNOWN_ITEMS_CACHED = 20_000
-FLUSH_AT_VALUES = 64  # a shard with this many values is moved whatever the costs say
-# Counters one move carries. DynamoDB allows ~300 (an update expression is at most 4 KB, and the
-# base's ADD takes `#a249 :a249, `, 13 characters, a counter); moto's expression parser recurses
-# once per term and fails a transaction of 200 (RecursionError), so the local stack sets the bound.
-FLUSH_MAX_ATTRIBUTES = 120
-COUNTER_OVERHEAD = 4  # bytes a counter takes beside its name: a number's digits and type
+Bucket = tuple[str, Granularity, str]  # (site, granularity, bucket label)
+# Days and months are written as slots and folded (decision 0015); hours as ADDs to shards.
+SLOT_GRANULARITIES = frozenset({Granularity.DAY, Granularity.MONTH})
+FOLD_AT_SLOTS = 16  # an instance folds a bucket once it left this many slots there
+# A fold is one transaction: a base Put per dimension and a Delete per slot, 100 actions at most.
+FOLD_MAX_ACTIONS = 100
 
 
 @dataclass
@@ -59,7 +54,6 @@ class ChunkPlan:
 @dataclass
 class CommitOutcome:
     committed: bool
-    stale_counters: set[tuple[str, str]] = field(default_factory=set)
     stale_visitors: set[VisitorKey] = field(default_factory=set)
     retryable: bool = False
     reason: str = ""
@@ -112,6 +106,7 @@ class AggregateStore:
         table: str,
         visitor_ttl_seconds: int,
         tier: str = "",
+        fold_at_slots: int = FOLD_AT_SLOTS,
     ):
         self._client = client
         self._table = table
@@ -119,8 +114,9 @@ class AggregateStore:
         # A visitor's state is also the record of which events were counted: it must outlive any
         # redelivery (24 h stream retention + the mapping's maximum record age).
         self._visitor_ttl = visitor_ttl_seconds
-        # What each dimension item holds, as last read or written by this instance.
-        self._known: dict[tuple[str, str], KnownValues] = {}
+        self.fold_at_slots = fold_at_slots
+        # The buckets this instance left slots in since it last folded them, and how many.
+        self._pending: dict[Bucket, int] = {}
 
     def load_visitors(self, wanted: set[VisitorKey]) -> dict[VisitorKey, VisitorState]:
         found: dict[VisitorKey, VisitorState] = {}
@@ -137,135 +133,104 @@ class AggregateStore:
         actions: list[tuple[str, Any, dict[str, Any]]] = []
         for vkey, (state, version) in plan.visitors.items():
             actions.append(("visitor", vkey, self._visitor(vkey, state, version, now)))
-        admissions: dict[tuple[str, str], tuple[Admission, int, int]] = {}
-        for (site, cell), attrs in plan.deltas.items():
-            key = (keys.counter_pk(site, cell[0], cell[1]), keys.counter_sk(cell[2], plan.shard))
-            admission = self._admit(key, attrs) if has_values(attrs) else None
-            spent = 0
-            if admission is not None:
-                growth = _growth(admission)
-                # what this write costs beyond the minimum, counted towards the shard's move
-                spent = write_units(self._known_item(key).item_bytes + growth) - 1
-                admissions[key] = (admission, growth, spent)
-            action = self._counter(key, admission.attrs if admission else attrs, admission, spent)
-            actions.append(("counter", key, action))
+        slots: dict[Bucket, dict[str, dict[str, int]]] = {}
+        for (site, (gran, dimension, label)), attrs in plan.deltas.items():
+            if gran in SLOT_GRANULARITIES:
+                slots.setdefault((site, gran, label), {})[dimension] = attrs
+                continue
+            key = (keys.counter_pk(site, gran, dimension), keys.counter_sk(label, plan.shard))
+            actions.append(("counter", key, self._counter(key, attrs)))
+        # Time first, so a bucket's slots list oldest first; random after, so no two collide.
+        slot_id = f"{int(now * 1000):013d}{secrets.token_hex(4)}"
+        for (site, gran, label), cells in sorted(slots.items()):
+            key = (keys.counter_pk(site, gran, keys.PENDING), keys.slot_sk(label, slot_id))
+            actions.append(("slot", key, self._slot(key, cells)))
         try:
             self._client.transact_write_items(TransactItems=[a[2] for a in actions])
         except self._client.exceptions.TransactionCanceledException as exc:
-            outcome = _cancelled(actions, exc.response.get("CancellationReasons", []))
-            for key in outcome.stale_counters:
-                self._known.pop(key, None)  # someone else admitted values: read it again
-            return outcome
+            return _cancelled(actions, exc.response.get("CancellationReasons", []))
         except transient_errors(self._client) as exc:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
-        for key, (admission, growth, spent) in admissions.items():
-            self._learn(key, admission, growth, spent)
-            if self._move_due(key):
-                self.flush(key)
+        for bucket in slots:
+            self._pending[bucket] = self._pending.get(bucket, 0) + 1
+        for bucket in self.due():
+            self.fold(*bucket)
         return CommitOutcome(True)
 
-    def _move_due(self, shard: tuple[str, str]) -> bool:
-        """Whether a shard should be moved into its base now: once the units its writes spent
-        beyond the minimum since the last move reach what the move would cost (rent until the
-        rent paid equals the price), or once it holds FLUSH_AT_VALUES values."""
-        known = self._known.get(shard)
-        if known is None:
-            return False
-        if known.count >= FLUSH_AT_VALUES:
-            return True
-        if not known.spent:
-            return False
-        base = self._known_item(_base_of(shard))
-        return known.spent >= write_units(base.item_bytes + known.item_bytes)
+    def due(self) -> list[Bucket]:
+        """The buckets this instance should fold now: it left `fold_at_slots` slots there. A
+        count, not an age, so a quiet site's slots wait (readers sum them) and a busy site's
+        folds come often but each carries many chunks."""
+        return sorted(b for b, count in self._pending.items() if count >= self.fold_at_slots)
 
-    def flush(self, shard: tuple[str, str]) -> bool:
-        """Move a dimension shard's counters into the bucket's base item, in one transaction
-        conditioned on the shard's version: exact, or not at all (a racing writer: next time)."""
-        item = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": shard[0]}, "sk": {"S": shard[1]}},
-            ConsistentRead=True,
-        ).get("Item", {})
-        move = _move_of(item)
-        if not move.names:
-            return False
-        base = _base_of(shard)
-        to_base = {name: count for name, count in move.counters.items() if count}
-        admission = self._admit(base, to_base) if to_base else None
-        version = item_version(item)
-        names = {"#ver": VERSION, "#n": COUNT_ATTR, "#b": BYTES_ATTR, "#w": SPENT_ATTR}
-        values: dict[str, Any] = {
-            ":next": {"N": str(version + 1)},
-            ":n": {"N": str(move.kept.count)},
-            ":b": {"N": str(move.kept.size)},
-            ":w": {"N": "0"},
+    def fold(self, site: str, gran: Granularity, bucket: str) -> bool:
+        """Add the bucket's slots (every writer's, oldest first) into its dimensions' bases and
+        delete them, in one transaction: each base Put on the condition that its version is the
+        one read, each slot Delete on the condition that it is still there. Two folds racing, or
+        a rebuild, cancel one of them; nothing is counted twice or lost. Slots of older buckets
+        of the same granularity that nobody folded (their writer went cold) are folded too."""
+        self._pending.pop((site, gran, bucket), None)
+        pk = keys.counter_pk(site, gran, keys.PENDING)
+        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        for item in _query(self._client, self._table, pk, *keys.slot_range("", bucket)):
+            by_bucket.setdefault(keys.parse_counter_sk(item["sk"]["S"]), []).append(item)
+        folded = True
+        for label, slots in sorted(by_bucket.items()):
+            folded = self._fold_slots(site, gran, label, slots) and folded
+        return folded
+
+    def _fold_slots(
+        self, site: str, gran: Granularity, bucket: str, slots: list[dict[str, Any]]
+    ) -> bool:
+        taken: list[dict[str, Any]] = []
+        cells: dict[str, dict[str, int]] = {}
+        for slot in slots:
+            more = keys.packed_cells(slot)
+            if taken and len(set(cells) | set(more)) + len(taken) + 1 > FOLD_MAX_ACTIONS:
+                self._pending[(site, gran, bucket)] = self.fold_at_slots  # the rest: next commit
+                break
+            taken.append(slot)
+            for dimension, counters in more.items():
+                into = cells.setdefault(dimension, {})
+                for name, count in counters.items():
+                    into[name] = into.get(name, 0) + count
+        base_sk = keys.counter_sk(bucket, keys.BASE_SHARD)
+        wanted = [(keys.counter_pk(site, gran, dimension), base_sk) for dimension in cells]
+        bases = {
+            item["pk"]["S"]: item
+            for item in batch_get(self._client, self._table, wanted, consistent=True)
         }
-        removed = []
-        for i, name in enumerate(sorted(move.names)):
-            names[f"#r{i}"] = name
-            removed.append(f"#r{i}")
-        condition = version_condition(version, values)
-        emptied = {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"pk": {"S": shard[0]}, "sk": {"S": shard[1]}},
-                "UpdateExpression": f"REMOVE {', '.join(removed)} "
-                "SET #ver = :next, #n = :n, #b = :b, #w = :w",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
-        actions = [emptied]
-        if admission is not None:
-            actions.insert(0, self._counter(base, admission.attrs, admission))
+        actions = []
+        for dimension, deltas in sorted(cells.items()):
+            pk = keys.counter_pk(site, gran, dimension)
+            base = bases.get(pk, {})
+            counters = {n: c for n, c in fold_into(keys.item_counters(base), deltas).items() if c}
+            actions.append(self._base((pk, base_sk), dimension, counters, item_version(base)))
+        for slot in taken:
+            actions.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {"pk": slot["pk"], "sk": slot["sk"]},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                }
+            )
         try:
             self._client.transact_write_items(TransactItems=actions)
         except (
             self._client.exceptions.TransactionCanceledException,
             *transient_errors(self._client),
         ) as exc:
-            # Nothing moved and nothing is lost; a racing writer is routine, anything else
-            # (a cancellation for another reason) would leave the shard growing: say so.
+            # Nothing folded and nothing lost: the slots still count where they are. A racing
+            # fold is routine; anything else would leave slots piling up, so say why.
             reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
             logger("aggregator").warning(
-                "shard move failed",
-                extra={"pk": shard[0], "sk": shard[1], "reasons": reasons or [type(exc).__name__]},
+                "fold failed",
+                extra={"site": site, "bucket": bucket, "reasons": reasons or [type(exc).__name__]},
             )
-            self._known.pop(base, None)  # someone moved first: read both again when needed
-            self._known.pop(shard, None)
             return False
-        if admission is not None:
-            self._learn(base, admission, _growth(admission))
-        self._known[shard] = move.kept
         return True
-
-    def _learn(
-        self, key: tuple[str, str], admission: Admission, growth: int, spent: int = 0
-    ) -> None:
-        known = self._known.get(key)
-        if known is None:  # dropped with the whole cache meanwhile: read again when needed
-            return
-        known.values.update(admission.admitted)
-        known.count += len(admission.admitted)
-        known.size += admission.added_bytes
-        known.item_bytes += growth
-        known.spent += spent
-
-    def _known_item(self, key: tuple[str, str]) -> KnownValues:
-        if len(self._known) > KNOWN_ITEMS_CACHED:
-            self._known.clear()  # a warm instance must not grow without bound; re-read on demand
-        if key not in self._known:
-            response = self._client.get_item(
-                TableName=self._table,
-                Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
-                ConsistentRead=True,
-            )
-            self._known[key] = KnownValues.from_item(response.get("Item", {}))
-        return self._known[key]
-
-    def _admit(self, key: tuple[str, str], attrs: dict[str, int]) -> Admission:
-        return admit(self._known_item(key), attrs)
 
     # ---- transaction items --------------------------------------------------------------------
 
@@ -289,13 +254,40 @@ class AggregateStore:
             put["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
         return {"Put": put}
 
-    def _counter(
-        self,
-        key: tuple[str, str],
-        attrs: dict[str, int],
-        admission: Admission | None,
-        spent: int = 0,
+    def _slot(self, key: tuple[str, str], cells: dict[str, dict[str, int]]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "pk": {"S": key[0]},
+                    "sk": {"S": key[1]},
+                    keys.PACKED: {"B": keys.pack(cells)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _base(
+        self, key: tuple[str, str], dimension: str, counters: dict[str, int], version: int
     ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        condition = version_condition(version, values)
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {
+                "pk": {"S": key[0]},
+                "sk": {"S": key[1]},
+                keys.PACKED: {"B": keys.pack({dimension: counters})},
+                VERSION: {"N": str(version + 1)},
+            },
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#ver": VERSION},
+        }
+        if values:
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
+
+    def _counter(self, key: tuple[str, str], attrs: dict[str, int]) -> dict[str, Any]:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         adds = []
@@ -303,80 +295,31 @@ class AggregateStore:
             names[f"#a{i}"] = keys.stored_attr(attr)
             values[f":a{i}"] = {"N": str(delta)}
             adds.append(f"#a{i} :a{i}")
-        update: dict[str, Any] = {}
-        if admission is not None and admission.admitted:
-            # New values take places in the item: only if nobody took some since we looked.
-            names["#n"], names["#b"] = COUNT_ATTR, BYTES_ATTR
-            values[":n"] = {"N": str(len(admission.admitted))}
-            values[":b"] = {"N": str(admission.added_bytes)}
-            values[":seen"] = {"N": str(admission.expected_count)}
-            adds += ["#n :n", "#b :b"]
-            update["ConditionExpression"] = (
-                "attribute_not_exists(#n) OR #n = :seen"  # (a shard emptied by a move holds 0)
-                if admission.expected_count == 0
-                else "#n = :seen"
-            )
-        if admission is not None:  # a dimension item: its version moves with every write
-            names["#ver"], values[":one"] = VERSION, {"N": "1"}
-            adds.append("#ver :one")
-        if spent:
-            names["#w"], values[":w"] = SPENT_ATTR, {"N": str(spent)}
-            adds.append("#w :w")
-        expression = "ADD " + ", ".join(adds)
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": {"pk": {"S": key[0]}, "sk": {"S": key[1]}},
-                "UpdateExpression": expression,
+                "UpdateExpression": "ADD " + ", ".join(adds),
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
-                **update,
             }
         }
 
 
-@dataclass
-class _Move:
-    counters: dict[str, int] = field(default_factory=dict)  # full name → count, to the base
-    names: set[str] = field(default_factory=set)  # the shard's attributes that held them
-    kept: KnownValues = field(default_factory=KnownValues)  # values left for a later move
-
-
-def _base_of(shard: tuple[str, str]) -> tuple[str, str]:
-    return shard[0], keys.counter_sk(keys.parse_counter_sk(shard[1]), keys.BASE_SHARD)
-
-
-def _growth(admission: Admission) -> int:
-    """Bytes an item grows by when these values are admitted: their counters' names and numbers
-    (a known value's new metric is not counted; the estimate is renewed whenever it is read)."""
-    new = set(admission.admitted)
-    return sum(
-        len(keys.stored_attr(name).encode()) + COUNTER_OVERHEAD
-        for name in admission.attrs
-        if keys.parse_counter_attr(name)[1] in new
-    )
-
-
-def _move_of(item: dict[str, Any]) -> _Move:
-    """A shard's counters to move, whole values in order, as many as one update carries."""
-    by_value: dict[str, list[tuple[str, str, int]]] = {}
-    for name, raw in item.items():
-        metric, value = keys.parse_counter_attr(name)
-        if value is not None and "N" in raw:
-            full = keys.counter_attr(metric, value)
-            by_value.setdefault(value, []).append((name, full, int(raw["N"])))
-    move = _Move()
-    for value, counters in sorted(by_value.items()):
-        if len(move.names) + len(counters) <= FLUSH_MAX_ATTRIBUTES:
-            for name, full, count in counters:
-                move.names.add(name)
-                move.counters[full] = move.counters.get(full, 0) + count
-        elif value != keys.OTHER:
-            move.kept.values.add(value)
-            move.kept.count += 1
-            move.kept.size += len(value.encode())
-            move.kept.item_bytes += sum(len(n.encode()) + COUNTER_OVERHEAD for n, _, _ in counters)
-    return move
+def _query(client: Any, table: str, pk: str, low: str, high: str) -> Iterator[dict[str, Any]]:
+    """Every item of the partition with low <= sk <= high, consistently read."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {":pk": {"S": pk}, ":a": {"S": low}, ":b": {"S": high}},
+        "ConsistentRead": True,
+    }
+    while True:
+        page = client.query(**kwargs)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _cancelled(
@@ -387,11 +330,9 @@ def _cancelled(
         code = reason.get("Code", "None")
         if code == "ConditionalCheckFailed" and kind == "visitor":
             outcome.stale_visitors.add(ref)
-        elif code == "ConditionalCheckFailed" and kind == "counter":
-            outcome.stale_counters.add(ref)
         elif code not in ("None", ""):
             outcome.retryable = True  # TransactionConflict, throttling: back off and retry
             outcome.reason = code
-    if not outcome.stale_visitors and not outcome.stale_counters:
+    if not outcome.stale_visitors:
         outcome.retryable = True
     return outcome

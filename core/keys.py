@@ -8,7 +8,11 @@ aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, 
                   sk  <bucket label>[#<shard>]                    a Query over sk reads a range;
                                                                   minutes: dimension `_`, pages,
                                                                   visitors, sources and the ids of
-                                                                  counted events inside (0011, 0012)
+                                                                  counted events inside (0011, 0012);
+                                                                  days and months: bases (shard 0),
+                                                                  packed by folds (0015)
+                  pk  C#<site>#<d|M>#+                            slots: a chunk's deltas of a day or
+                  sk  <bucket label>#s<time><random>              month, every dimension, packed (0015)
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
                                                                   also record what was counted;
                   pk  V.<tier>#<site>#<visitor id>                the rollup tier's own (0010; the
@@ -33,6 +37,8 @@ written before 0013 hold full names, and reading accepts both. Granularities: m 
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -107,6 +113,46 @@ def counter_range(first: str, last: str) -> tuple[str, str]:
     return first, f"{last}{SEP}~"
 
 
+# A chunk leaves its deltas of a day or a month, every dimension at once, in one packed item of
+# its own (a *slot*, decision 0015) in the dimension PENDING's partition; a fold later adds the
+# slots into each dimension's base (shard 0) and deletes them. Readers sum bases and slots.
+PENDING = "+"
+PACKED = "z"  # a packed item's counters: zlib of JSON {dimension: {stored name: count}}
+
+
+def slot_sk(bucket: str, slot_id: str) -> str:
+    return f"{bucket}{SEP}s{slot_id}"
+
+
+def slot_range(first: str, last: str) -> tuple[str, str]:
+    """sk bounds of a Query that returns the slots of the buckets first..last."""
+    return f"{first}{SEP}s", f"{last}{SEP}s~"
+
+
+def pack(cells: Mapping[str, Mapping[str, int]]) -> bytes:
+    """{dimension: {counter name: count}} as a packed item holds it, under stored names."""
+    stored = {
+        dimension: {stored_attr(name): count for name, count in sorted(counters.items())}
+        for dimension, counters in sorted(cells.items())
+    }
+    return zlib.compress(json.dumps(stored, separators=(",", ":")).encode(), 6)
+
+
+def unpack(blob: bytes) -> dict[str, dict[str, int]]:
+    """A packed item's {dimension: {counter: count}}, under full names."""
+    stored = json.loads(zlib.decompress(blob))
+    return {
+        dimension: {full_attr(name): int(count) for name, count in counters.items()}
+        for dimension, counters in stored.items()
+    }
+
+
+def packed_cells(item: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """{dimension: counters} of a packed item (a slot, or a base written by a fold), else {}."""
+    raw = item.get(PACKED, {}).get("B")
+    return unpack(bytes(raw)) if raw is not None else {}
+
+
 def visitor_pk(site: str, visitor_id: str, tier: str = "") -> str:
     """A tier's own visitor state (decision 0010); "" is the single-tier aggregator's."""
     return f"V.{tier}{SEP}{site}{SEP}{visitor_id}" if tier else f"V{SEP}{site}{SEP}{visitor_id}"
@@ -164,8 +210,9 @@ def full_attr(name: str) -> str:
 
 
 # A counter item's bookkeeping, beside its counters: how many values it admitted (`n`) and their
-# bytes (`b`), a shard's write units beyond the first since its last move (`w`, decision 0014),
-# and the version every write adds one to (`ver`: minute parts and moves are conditioned on it).
+# bytes (`b`), a shard's write units since its last move (`w`: written before decision 0015, still
+# skipped when read), and the version every write adds one to (`ver`: minute parts and folds are
+# conditioned on it).
 COUNT_ATTR = "n"
 BYTES_ATTR = "b"
 SPENT_ATTR = "w"
@@ -181,6 +228,9 @@ def item_counters(item: Mapping[str, Any]) -> dict[str, int]:
         if "N" in value and name not in NOT_COUNTERS:
             full = full_attr(name)
             counters[full] = counters.get(full, 0) + int(value["N"])
+    for packed in packed_cells(item).values():
+        for full, count in packed.items():
+            counters[full] = counters.get(full, 0) + count
     return counters
 
 

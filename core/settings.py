@@ -67,6 +67,9 @@ class AggregatorSettings:
     # DynamoDB allows 100 actions per transaction; leave head-room for counter items.
     max_transaction_items: int = 100
     max_transaction_attempts: int = 4
+    # An instance folds a day's or a month's slots into its bases once it left this many there
+    # (decision 0015).
+    fold_at_slots: int = 16
 
 
 @dataclasses.dataclass(frozen=True)

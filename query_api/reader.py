@@ -11,6 +11,7 @@ from core import keys
 from core.keys import ARRIVALS, VISITOR_IDS, Granularity
 
 REALTIME_MINUTES = 30
+Pending = dict[str, dict[str, dict[str, int]]]  # bucket label → dimension → counters
 CURRENT_MINUTES = 5
 TOP_PAGES = 10
 
@@ -42,9 +43,8 @@ class CounterReader:
         self._table = table
         self.items_read = 0  # for `make bench`: items per refresh, whatever the traffic
 
-    def _range(self, pk: str, first: str, last: str) -> list[dict[str, Any]]:
-        """Every shard of every bucket from first to last (labels), in one Query."""
-        low, high = keys.counter_range(first, last)
+    def _range(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
+        """Every item of the partition with low <= sk <= high, in one Query (paged)."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -61,20 +61,55 @@ class CounterReader:
         return items
 
     def buckets(
-        self, site: str, granularity: Granularity, dimension: str, first: str, last: str
+        self,
+        site: str,
+        granularity: Granularity,
+        dimension: str,
+        first: str,
+        last: str,
+        pending: Pending | None = None,
     ) -> dict[str, dict[str, int]]:
-        """{bucket label: {attribute: total over shards}} for the buckets first..last."""
-        return summed(self._range(keys.counter_pk(site, granularity, dimension), first, last))
+        """{bucket label: {attribute: total over shards and slots}} for the buckets first..last.
+        `pending`: the same buckets' slots, if already read (`pending`) for another dimension."""
+        pk = keys.counter_pk(site, granularity, dimension)
+        out = summed(self._range(pk, *keys.counter_range(first, last)))
+        if pending is None:
+            pending = self.pending(site, granularity, first, last)
+        for label, cells in pending.items():
+            if dimension in cells:
+                cell = out.setdefault(label, {})
+                for name, count in cells[dimension].items():
+                    cell[name] = cell.get(name, 0) + count
+        return out
+
+    def pending(self, site: str, granularity: Granularity, first: str, last: str) -> Pending:
+        """{bucket label: {dimension: counters}} of the slots that no fold has taken yet: the
+        latest minutes of days and months, every dimension in one Query (decision 0015)."""
+        if granularity not in (Granularity.DAY, Granularity.MONTH):
+            return {}
+        pk = keys.counter_pk(site, granularity, keys.PENDING)
+        out: Pending = {}
+        for item in self._range(pk, *keys.slot_range(first, last)):
+            by_dimension = out.setdefault(keys.parse_counter_sk(item["sk"]["S"]), {})
+            for dimension, counters in keys.packed_cells(item).items():
+                cell = by_dimension.setdefault(dimension, {})
+                for name, count in counters.items():
+                    cell[name] = cell.get(name, 0) + count
+        return out
 
     def current_visitors(self, site: str, now: datetime) -> int:
         """Visitors with an event in the last 5 minutes: one small Query."""
         labels = keys.minute_labels_between(now - timedelta(minutes=CURRENT_MINUTES - 1), now)
-        items = self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
+        items = self._range(
+            keys.counter_pk(site, Granularity.MINUTE), *keys.counter_range(labels[0], labels[-1])
+        )
         return len(_members(items, VISITOR_IDS))
 
     def realtime(self, site: str, now: datetime) -> Realtime:
         labels = keys.minute_labels_between(now - timedelta(minutes=REALTIME_MINUTES - 1), now)
-        items = self._range(keys.counter_pk(site, Granularity.MINUTE), labels[0], labels[-1])
+        items = self._range(
+            keys.counter_pk(site, Granularity.MINUTE), *keys.counter_range(labels[0], labels[-1])
+        )
         by_minute: dict[str, list[dict[str, Any]]] = {}
         for item in items:
             by_minute.setdefault(keys.parse_counter_sk(item["sk"]["S"]), []).append(item)

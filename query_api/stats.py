@@ -29,7 +29,7 @@ from core import keys
 from core.keys import OTHER, TOTALS, Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from query_api.errors import BadRequest
-from query_api.reader import CounterReader
+from query_api.reader import CounterReader, Pending
 
 DOCS = "https://plausible.io/docs/stats-api"
 PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
@@ -370,12 +370,22 @@ class Source:
         self._reader = reader
         self._site = site
         self._cache: dict[tuple[str, Segment], dict[str, Cell]] = {}
+        self._pending: dict[Segment, Pending] = {}
 
     def buckets(self, dimension: str, segment: Segment) -> dict[str, Cell]:
         key = (dimension, segment)
+        if segment not in self._pending:  # every dimension's slots: one Query per segment
+            self._pending[segment] = self._reader.pending(
+                self._site, segment.granularity, segment.first, segment.last
+            )
         if key not in self._cache:
             self._cache[key] = self._reader.buckets(
-                self._site, segment.granularity, dimension, segment.first, segment.last
+                self._site,
+                segment.granularity,
+                dimension,
+                segment.first,
+                segment.last,
+                self._pending[segment],
             )
         return self._cache[key]
 

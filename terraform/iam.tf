@@ -60,18 +60,20 @@ data "aws_iam_policy_document" "ingest" {
   }
 }
 
-# aggregator: visitor states read with BatchGetItem, each bounded dimension item read once with
-# GetItem (what it holds, for the top-N + "(other)" fold), then one TransactWriteItems per chunk
-# of Put (visitor states) and Update (counters) (aggregator/store.py). The event source mapping
+# aggregator: visitor states read with BatchGetItem, then one TransactWriteItems per chunk of Put
+# (visitor states, a day's and a month's slot) and Update (hour and minute counters); a fold reads
+# a bucket's slots with Query and its bases with BatchGetItem, then Puts the bases and Deletes the
+# slots in one TransactWriteItems (aggregator/store.py, decision 0015). The event source mapping
 # reads the stream and sends on-failure records to the DLQ with this role.
 data "aws_iam_policy_document" "aggregator" {
   statement {
     sid = "Aggregates"
     actions = [
       "dynamodb:BatchGetItem",
-      "dynamodb:GetItem",
+      "dynamodb:Query",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
     ]
     resources = [aws_dynamodb_table.this["aggregates"].arn]
   }

@@ -23,11 +23,13 @@ from aggregator.store import AggregateStore, CommitOutcome
 from core.events import RawEvent
 from core.keys import (
     EVENT_IDS,
+    PENDING,
     TOTALS,
     VISITOR_IDS,
     Granularity,
     full_attr,
     item_counters,
+    packed_cells,
     parse_counter_pk,
     parse_counter_sk,
 )
@@ -277,6 +279,13 @@ def _counts(item: dict[str, Any]) -> dict[str, int]:
     return {name: count for name, count in item_counters(item).items() if count}
 
 
+def _add(counters: oracle.Counters, cell: oracle.Cell, attrs: dict[str, int]) -> None:
+    if attrs:
+        summed = counters.setdefault(cell, {})
+        for name, value in attrs.items():
+            summed[name] = summed.get(name, 0) + value
+
+
 def stored_counters(client: Any, names: dict[str, str]) -> oracle.Counters:
     """The aggregates table as oracle cells: shards summed, as readers do; a minute's visitor
     sets as counts (`visitors`, `arrivals|<source>`), and `current` in the minute where each
@@ -287,17 +296,18 @@ def stored_counters(client: Any, names: dict[str, str]) -> oracle.Counters:
         if not item["pk"]["S"].startswith("C#"):
             continue
         site, gran, dim = parse_counter_pk(item["pk"]["S"])
-        cell = (site, gran, dim, parse_counter_sk(item["sk"]["S"]))
-        attrs = _counts(item)
+        bucket = parse_counter_sk(item["sk"]["S"])
+        if dim == PENDING:  # a slot no fold took yet: every dimension's counts at once
+            for dimension, packed in packed_cells(item).items():
+                _add(counters, (site, gran, dimension, bucket), packed)
+            continue
+        cell = (site, gran, dim, bucket)
         for name, value in item.items():
             if "BS" in value and name != EVENT_IDS:
                 sets.setdefault((cell, full_attr(name)), set()).update(
                     bytes(m) for m in value["BS"]
                 )
-        if attrs:
-            summed = counters.setdefault(cell, {})
-            for name, value in attrs.items():
-                summed[name] = summed.get(name, 0) + value
+        _add(counters, cell, _counts(item))
     last_seen: dict[tuple[str, bytes], str] = {}
     for (cell, name), members in sets.items():
         counters.setdefault(cell, {})["visitors" if name == VISITOR_IDS else name] = len(members)

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import botocore.session
 import pytest
 
 from core import keys
 from local.runtime import LocalFunction
+from tests.conftest import _clear_composition_roots
 from tests.infra import terraform as tf
 from tests.integration.pipeline import DESKTOP_UA, Pipeline
 
@@ -147,11 +150,15 @@ def run_scenario(pipeline: Pipeline) -> None:
     assert pipeline.send({**page, "id": None}, user_agent=BOT_UA).status == 202
     unknown = {"n": "pageview", "u": "https://nobody.example/", "d": "nobody.example"}
     assert pipeline.send(unknown, user_agent=DESKTOP_UA).status == 202
-    # And the aggregator counts them, then gets the same batch again (duplicate markers)
+    # And the aggregator counts them, folding every slot at once (decision 0015), then gets the
+    # same batch again (duplicate markers)
     records = pipeline.read_stream()
     assert records
-    assert pipeline.aggregate(records) == {"batchItemFailures": []}
-    assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    with mock.patch.dict(os.environ, {"LIVEINSIGHT_FOLD_AT_SLOTS": "1"}):
+        _clear_composition_roots()
+        assert pipeline.aggregate(records) == {"batchItemFailures": []}
+        assert pipeline.aggregate(records) == {"batchItemFailures": []}
+    _clear_composition_roots()
     # And the query API is read with a key, without one, with a wrong one, and listed
     assert pipeline.realtime(SITE, key)["pageviews"] == 2
     assert pipeline.get(f"/api/realtime/card?site_id={SITE}", key).status == 200

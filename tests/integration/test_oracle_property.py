@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.store import FLUSH_AT_VALUES
+from aggregator.store import FOLD_AT_SLOTS
 from tests import oracle
 from tests.faults import (
     FaultyStore,
@@ -75,7 +75,7 @@ def run_campaign(
     visitors=st.integers(1, 4),
     tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
     tiers=st.booleans(),
-    move_at=st.sampled_from([1, 2, FLUSH_AT_VALUES]),
+    fold_at=st.sampled_from([1, 2, FOLD_AT_SLOTS]),
 )
 def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     moto_endpoint: str,
@@ -85,10 +85,11 @@ def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     visitors: int,
     tz: str,
     tiers: bool,
-    move_at: int,
+    fold_at: int,
 ) -> None:
-    # (shards moved into their base after every few values: moves happen under the faults too)
-    monkeypatch.setattr("aggregator.store.FLUSH_AT_VALUES", move_at)
+    # (slots folded into their bases after every chunk or two: folds happen under the faults too,
+    # or never, and the readers sum the slots)
+    monkeypatch.setenv("LIVEINSIGHT_FOLD_AT_SLOTS", str(fold_at))
     assert run_campaign(moto_endpoint, seed, events, visitors, tz, monkeypatch, tiers) == []
 
 

@@ -7,8 +7,7 @@ from aggregator.bounded import (
     MAX_VALUES,
     KnownValues,
     admit,
-    item_size,
-    write_units,
+    fold_into,
 )
 from core.keys import OTHER
 
@@ -55,13 +54,35 @@ def test_known_values_are_read_back_from_a_stored_item() -> None:
     assert known.values == {"/a"} and known.count == 1 and known.size == 2
 
 
-def test_an_items_size_counts_names_and_values_and_a_write_each_started_kb() -> None:
-    item = {"pk": {"S": "ab"}, "p|/a": {"N": "12"}, "ids": {"BS": [b"xyz", b"q"]}}
-    assert item_size(item) == (2 + 3) + (4 + 3) + (3 + 4 + 2)
-    assert KnownValues.from_item(item).item_bytes == item_size(item)
-    assert [write_units(n) for n in (0, 1, 1024, 1025, 4096, 4097)] == [1, 1, 1, 2, 4, 5]
+def test_a_fold_admits_new_values_heaviest_first_and_keeps_the_totals() -> None:
+    base = {f"pageviews|/p{i}": 1 for i in range(MAX_VALUES - 2)}
+    deltas = {
+        "pageviews|/p0": 4,  # held: adds where it is
+        "pageviews|/light": 1,
+        "pageviews|/heavy": 9,
+        "visitors|/heavy": 2,
+        "pageviews|/middle": 5,
+        "visits|/light": 1,
+    }
+    out = fold_into(base, deltas)
+    assert out["pageviews|/p0"] == 5
+    assert out["pageviews|/heavy"] == 9 and out["visitors|/heavy"] == 2
+    assert out["pageviews|/middle"] == 5  # the last place went by weight, not by name
+    assert "pageviews|/light" not in out
+    assert out[f"pageviews|{OTHER}"] == 1 and out[f"visits|{OTHER}"] == 1
+    pageviews = sum(v for k, v in out.items() if k.startswith("pageviews|"))
+    assert pageviews == sum(base.values()) + 4 + 1 + 9 + 5
 
 
-def test_a_shards_spent_units_are_read_back_from_the_item() -> None:
-    assert KnownValues.from_item({"w": {"N": "7"}, "n": {"N": "0"}}).spent == 7
-    assert KnownValues.from_item({}).spent == 0
+def test_a_folds_admission_is_final_so_corrections_land_where_their_counts_did() -> None:
+    full = fold_into({}, {f"pageviews|/p{i}": 1 for i in range(MAX_VALUES)})
+    refused = fold_into(full, {"visits|/late": 1})
+    assert refused[f"visits|{OTHER}"] == 1
+    corrected = fold_into(refused, {"visits|/late": -1, "visits|/p3": -1})
+    assert corrected[f"visits|{OTHER}"] == 0 and corrected["visits|/p3"] == -1
+    long_value = "/" + "x" * 300
+    by_bytes = fold_into({"pageviews|/" + "y" * (MAX_VALUE_BYTES - 100): 1}, {})
+    assert fold_into(by_bytes, {f"pageviews|{long_value}": 1}) == {
+        **by_bytes,
+        f"pageviews|{OTHER}": 1,
+    }
