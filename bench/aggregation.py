@@ -16,7 +16,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aggregator.store import FOLD_AT_SLOTS
 from tests.integration.pipeline import fresh_pipeline
+
+# Cost rows run for whole cycles of folds (decision 0015): an instance folds a bucket once it left
+# FOLD_AT_SLOTS slots there, so a shorter run would leave the folds out of the bill.
+FOLD_CYCLES = 4
 
 Row = dict[str, Any]
 
@@ -247,7 +252,7 @@ def steady_window_cost(
     endpoint: str,
     meter: Any,
     rate: float = 0.4,
-    seconds: float = 900,
+    seconds: float = FOLD_AT_SLOTS * 300,  # a fold cycle at the longest window, 80 minutes
     windows: tuple[int, ...] = (1, 60, 300),
     rollup_windows: tuple[int, ...] = (60, 300),
 ) -> list[Row]:
@@ -255,7 +260,7 @@ def steady_window_cost(
     million a month): the single-tier aggregator in batches of `window` seconds, then the two
     tiers of decision 0010 (realtime at 1 s, rollup at each of `rollup_windows`).
 
-    The real ingest and aggregator handlers on a simulated clock, so 15 minutes take seconds: at a
+    The real ingest and aggregator handlers on a simulated clock, so an hour takes seconds: at a
     1 s window a batch holds one event and every counter it touches is rewritten for it."""
     from bench.prices import per_million
     from core.schema import load_schema
@@ -405,14 +410,16 @@ def mid_month_cost(
     per_day: int = 1500,
     rollup_window: float | None = None,
 ) -> list[Row]:
-    """What 15 minutes at 0.4 pageviews/s cost once the month's items are full: a blog's month
-    so far (`seeded_days` of diverse traffic, then an hour) counted first, then metered, the
-    realtime tier at its window and the rollup tier at `rollup_window` (default: its own; the
-    steady rows start from empty items)."""
+    """What 0.4 pageviews/s cost once the month's items are full: a blog's month so far
+    (`seeded_days` of diverse traffic, then an hour) counted first, then metered, the realtime
+    tier at its window and the rollup tier at `rollup_window` (default: its own; the steady rows
+    start from empty items). Metered for FOLD_CYCLES times the batches after which an instance
+    folds a bucket (decision 0015), so the folds are paid in proportion."""
     from core.schema import load_schema
     from tests.integration.test_flood import stream_record
 
     tiers = load_schema().tiers
+    window = rollup_window or tiers["rollup"].esm.maximum_batching_window_in_seconds
     rnd = random.Random(11)
     today = datetime(2026, 11, 15, tzinfo=UTC)
     morning = today + timedelta(hours=1)
@@ -420,10 +427,12 @@ def mid_month_cost(
     for day in range(seeded_days, 0, -1):
         seed += blog_events(rnd, today - timedelta(days=day), 86400, per_day / 86400, f"d{day}x")
     seed += blog_events(rnd, today, 3600, 0.4, "t0x")
-    measured = blog_events(rnd, morning, 900, 0.4, "t1x")
+    metered_seconds = FOLD_CYCLES * FOLD_AT_SLOTS * window
+    measured = blog_events(rnd, morning, metered_seconds, 0.4, "t1x")
     records = [stream_record(e, n + 1) for n, e in enumerate(seed + measured)]
     seeded, metered = records[: len(seed)], records[len(seed) :]
-    with fresh_pipeline(endpoint, f"bench-mid-{os.getpid()}") as pipeline:
+    # (tables of their own for each window: a second run into the first's finds its site there)
+    with fresh_pipeline(endpoint, f"bench-mid-{rollup_window or 0:g}-{os.getpid()}") as pipeline:
         pipeline.add_site("blog.example")
         rollup, realtime = tiers["rollup"].esm, tiers["realtime"].esm
         _deliver_in_windows(pipeline.tier_fns["rollup"], [(0.0, seeded)], 1, rollup.batch_size)
@@ -439,7 +448,6 @@ def mid_month_cost(
             realtime.batch_size,
         )
         realtime_units = meter.reset().write_units.get(pipeline.names["aggregates"], 0.0)
-        window = rollup_window or rollup.maximum_batching_window_in_seconds
         _deliver_in_windows(pipeline.tier_fns["rollup"], arrivals, window, rollup.batch_size)
         rollup_units = meter.reset().write_units.get(pipeline.names["aggregates"], 0.0)
     label = f"0.4 pageviews/s mid-month on a 400-page blog ({len(seed):,} events counted before)"

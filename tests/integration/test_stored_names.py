@@ -4,6 +4,7 @@ reads as their sum."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,3 +62,32 @@ def test_day_items_from_before_slots_keep_counting_and_a_fold_carries_them(
     assert cells[DAY]["pageviews|/a"] == 8 and cells[DAY]["visitors|/a"] == 3
     assert cells[DAY]["pageviews|/b"] == 1 and cells[DAY]["pageviews|/c"] == 4
     assert not any(name.startswith(("p|", "v|")) for name in cells[DAY])
+
+
+def test_a_visitor_state_written_before_packing_is_read_and_continued(
+    aws_env: dict[str, str],
+) -> None:
+    from aggregator.handler import handler
+    from aggregator.store import PACKED_STATE, state_text
+    from core.aws import make_client
+    from query_api.reader import CounterReader
+
+    client = make_client("dynamodb")
+    table = aws_env["aggregates"]
+    first = stream_record(pageview("s1", "v9", "/a"), 1)
+    assert handler({"Records": [first]}, LambdaContext("aggregator")) == {"batchItemFailures": []}
+    # Given the visitor's state as an older release stored it: its JSON as a string
+    key = {"pk": {"S": f"V#{SITE}#v9"}, "sk": {"S": "_"}}
+    item = client.get_item(TableName=table, Key=key)["Item"]
+    assert set(json.loads(state_text(item))) >= {"h"}
+    old = {k: v for k, v in item.items() if k != PACKED_STATE}
+    client.put_item(TableName=table, Item={**old, "state": {"S": state_text(item)}})
+    # When the first event is delivered again, with a second one
+    second = stream_record(pageview("s2", "v9", "/b"), 2)
+    records = [first, second]
+    assert handler({"Records": records}, LambdaContext("aggregator")) == {"batchItemFailures": []}
+    # Then the old state told the first one was counted, and the state is stored packed again
+    cells = CounterReader(client, table).buckets(SITE, Granularity.DAY, "_", DAY, DAY)
+    assert cells[DAY]["pageviews"] == 2
+    item = client.get_item(TableName=table, Key=key)["Item"]
+    assert "state" not in item and len(json.loads(state_text(item))["h"]) == 2
