@@ -28,9 +28,15 @@ from aggregator.fold import (
     prune,
     session_open_at,
 )
-from aggregator.store import SLOT_GRANULARITIES, AggregateStore, ChunkPlan, VisitorKey
+from aggregator.store import (
+    FOLD_MAX_ACTIONS,
+    SLOT_GRANULARITIES,
+    AggregateStore,
+    ChunkPlan,
+    VisitorKey,
+)
 from core.events import RawEvent
-from core.keys import Granularity
+from core.keys import SEP, Granularity
 
 # Every granularity: the single-tier aggregator (an unqualified invocation) writes them all.
 ALL_GRANULARITIES = frozenset(Granularity)
@@ -41,6 +47,9 @@ MAX_ATTRIBUTES_PER_UPDATE = 120
 # numbers before packing, so no slot nears 100 KB however long its values are.
 MAX_SLOT_BYTES = 64 * 1024
 SLOT_BYTES_PER_COUNTER = 8
+# ... and at most this many dimensions: its fold Puts a base for each and Deletes it, in one
+# transaction of 100 actions at most.
+MAX_SLOT_DIMENSIONS = FOLD_MAX_ACTIONS - 1
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,8 @@ def plan_chunk(
     working: dict[VisitorKey, VisitorState] = {}
     view = ChainMap(working, states)  # the states as this chunk has changed them so far
     deltas: dict[str, Deltas] = {}
-    widths: dict[tuple[str, CellKey], set[str]] = {}  # attributes each counter update carries
+    widths: dict[tuple[str, CellKey], set[str]] = {}  # attributes each counter cell carries
+    cells_of: dict[tuple[str, str, str], set[tuple[str, CellKey]]] = {}  # items written → cells
     event_ids: list[tuple[str, str]] = []
     duplicates = 0
     slot_bytes = 0  # the chunk's slots, packed or not: within any item's bounds (decision 0015)
@@ -155,10 +165,22 @@ def plan_chunk(
             return _plan(event_ids, working, states, deltas, duplicates), index, exc
         event_deltas = _only(event_deltas, granularities)
         touched = {(event.site, cell): set(attrs) for cell, attrs in prune(event_deltas).items()}
-        new_cells = sum(1 for key in touched if key not in widths)
+        # What the transaction writes: an item per visitor, per hour cell, and per slot (a day's
+        # or a month's every dimension); an update's expression, and a slot's size, are bounded.
+        new_items = {_item_of(key) for key in touched} - set(cells_of)
         widest = max(
-            (len(widths.get(key, set()) | attrs) for key, attrs in touched.items()), default=0
+            (
+                len(widths.get(key, set()) | attrs)
+                for key, attrs in touched.items()
+                if key[1][0] not in SLOT_GRANULARITIES
+            ),
+            default=0,
         )
+        after: dict[tuple[str, str, str], set[tuple[str, CellKey]]] = {}
+        for key in touched:
+            item = _item_of(key)
+            after.setdefault(item, set(cells_of.get(item, set()))).add(key)
+        most_dimensions = max(map(len, after.values()), default=0)
         grows = sum(
             len(name) + SLOT_BYTES_PER_COUNTER
             for key, attrs in touched.items()
@@ -167,8 +189,9 @@ def plan_chunk(
         )
         visitors = len(working) + (0 if vkey in working else 1)
         if event_ids and (
-            visitors + len(widths) + new_cells > max_items
+            visitors + len(cells_of) + len(new_items) > max_items
             or widest > MAX_ATTRIBUTES_PER_UPDATE
+            or most_dimensions > MAX_SLOT_DIMENSIONS
             or slot_bytes + grows > MAX_SLOT_BYTES
         ):
             break
@@ -177,9 +200,19 @@ def plan_chunk(
         add_into(deltas.setdefault(event.site, empty_deltas()), event_deltas)
         for key, attrs in touched.items():
             widths.setdefault(key, set()).update(attrs)
+            cells_of.setdefault(_item_of(key), set()).add(key)
         event_ids.append((event.site, event.event_id))
         index += 1
     return _plan(event_ids, working, states, deltas, duplicates), index, None
+
+
+def _item_of(key: tuple[str, CellKey]) -> tuple[str, str, str]:
+    """The item a cell's deltas are written to: its day's or month's slot, which holds every
+    dimension (aggregator/store.py), or an item of its own (an hour's totals)."""
+    site, (gran, dimension, bucket) = key
+    if gran in SLOT_GRANULARITIES:
+        return site, gran.value, bucket
+    return site, f"{gran.value}{SEP}{dimension}", bucket
 
 
 def _only(deltas: Deltas, granularities: frozenset[Granularity]) -> Deltas:

@@ -131,7 +131,7 @@ def test_partial_batch_failure_reports_the_chunk_and_redelivery_completes(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key, records = traffic(pipeline)
-    monkeypatch.setenv("LIVEINSIGHT_MAX_TRANSACTION_ITEMS", "12")  # forces several chunks
+    monkeypatch.setenv("LIVEINSIGHT_MAX_TRANSACTION_ITEMS", "5")  # forces several chunks
     import aggregator.handler
 
     aggregator.handler.get_config.cache_clear()

@@ -76,6 +76,7 @@ def run_campaign(
     tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
     tiers=st.booleans(),
     fold_at=st.sampled_from([1, 2, FOLD_AT_SLOTS]),
+    chunk_items=st.sampled_from([4, 100]),
 )
 def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     moto_endpoint: str,
@@ -86,10 +87,13 @@ def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     tz: str,
     tiers: bool,
     fold_at: int,
+    chunk_items: int,
 ) -> None:
     # (slots folded into their bases after every chunk or two: folds happen under the faults too,
     # or never, and the readers sum the slots)
     monkeypatch.setenv("LIVEINSIGHT_FOLD_AT_SLOTS", str(fold_at))
+    # (4 items: a visitor, its hour and its day's and month's slots, so a chunk a visitor)
+    monkeypatch.setenv("LIVEINSIGHT_MAX_TRANSACTION_ITEMS", str(chunk_items))
     assert run_campaign(moto_endpoint, seed, events, visitors, tz, monkeypatch, tiers) == []
 
 
