@@ -337,7 +337,7 @@ def main() -> int:
             rows.extend(aggregation.steady_window_cost(stack.moto.endpoint, meter))
             progress("mid-month traffic")
             rows.extend(aggregation.mid_month_cost(stack.moto.endpoint, meter))
-            rows.extend(aggregation.mid_month_cost(stack.moto.endpoint, meter, rollup_window=300))
+            rows.extend(aggregation.mid_month_cost(stack.moto.endpoint, meter, rollup_window=60))
             progress("aggregator CPU")
             rows.extend(aggregation.cpu_per_batch())
             progress("oracle campaign")

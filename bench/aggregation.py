@@ -452,7 +452,7 @@ def mid_month_cost(
         rollup_units = meter.reset().write_units.get(pipeline.names["aggregates"], 0.0)
     label = f"0.4 pageviews/s mid-month on a 400-page blog ({len(seed):,} events counted before)"
     if rollup_window is not None:
-        return [  # the trade-off: ranges up to `window` behind (decision 0014)
+        return [  # the trade-off: ranges up to `window` behind (decisions 0014, 0015)
             row(
                 f"… the rollup tier at a {window:g} s window, {label}",
                 rollup_units / len(measured),

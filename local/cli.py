@@ -225,6 +225,11 @@ def run_dev(args: argparse.Namespace) -> int:
         sys.stdout = console
         stack.moto.stop()
         return 1
+    from core.schema import load_schema
+
+    rollup_window = args.rollup_window
+    if rollup_window is None:
+        rollup_window = load_schema().tiers["rollup"].esm.maximum_batching_window_in_seconds
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -236,6 +241,8 @@ def run_dev(args: argparse.Namespace) -> int:
         f"  admin         password {admin_password}  (sign in: POST /api/auth/login)\n"
         f'  tracker       <script defer data-domain="{DEMO_DOMAIN}" src="{stack.url}/js/script.js"></script>\n'
         f"  realtime API  curl -H 'Authorization: Bearer {stack.demo_key}' '{stack.url}/api/v1/stats/realtime/visitors?site_id={DEMO_DOMAIN}'\n"
+        f"Realtime is seconds fresh; ranges (today, 7 days…) follow the rollup tier's "
+        f"{rollup_window:g} s batches, as in AWS (--rollup-window to shorten).\n"
         f"Data is kept in {config.data_dir}/; the functions' logs in "
         f"{'this console' if args.verbose else config.data_dir / 'lambda.log'}. Press Ctrl-C to stop.\n",
         file=console,

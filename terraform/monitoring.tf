@@ -35,18 +35,23 @@ resource "aws_cloudwatch_metric_alarm" "aggregator_errors" {
   ok_actions          = local.alarm_actions
 }
 
-# Over both tiers' aliases: the rollup tier's batching window is well under the threshold (tests/infra).
+# One per tier (alias): a tier's records wait up to its batching window by design, so each alarms
+# at that window plus iterator_age_alarm_seconds (tests/infra) and realtime stays watched closely.
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
-  alarm_name          = "${local.name}-stream-iterator-age"
-  alarm_description   = "The aggregator is more than ${var.iterator_age_alarm_seconds} s behind the events stream: realtime numbers are stale. See ${local.runbook}, section stream-iterator-age."
-  namespace           = "AWS/Lambda"
-  metric_name         = "IteratorAge"
-  dimensions          = { FunctionName = aws_lambda_function.this["aggregator"].function_name }
+  for_each          = local.aggregator_tiers
+  alarm_name        = "${local.name}-stream-iterator-age-${each.key}"
+  alarm_description = "The aggregator's ${each.key} tier is more than ${var.iterator_age_alarm_seconds} s behind the events stream beyond its ${each.value.maximum_batching_window_in_seconds} s window: ${each.key == "realtime" ? "realtime numbers" : "the dashboard's ranges"} are stale. See ${local.runbook}, section stream-iterator-age."
+  namespace         = "AWS/Lambda"
+  metric_name       = "IteratorAge"
+  dimensions = {
+    FunctionName = aws_lambda_function.this["aggregator"].function_name
+    Resource     = "${aws_lambda_function.this["aggregator"].function_name}:${each.key}"
+  }
   statistic           = "Maximum"
   period              = 60
   evaluation_periods  = 5
   datapoints_to_alarm = 3
-  threshold           = var.iterator_age_alarm_seconds * 1000
+  threshold           = (var.iterator_age_alarm_seconds + each.value.maximum_batching_window_in_seconds) * 1000
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
