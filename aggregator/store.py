@@ -166,7 +166,14 @@ class AggregateStore:
         for bucket in slots:
             self._pending[bucket] = self._pending.get(bucket, 0) + 1
         for bucket in self.due():
-            self.fold(*bucket)
+            try:
+                self.fold(*bucket)
+            except transient_errors(self._client) as exc:  # counted all the same; folded later
+                logger("aggregator").warning(
+                    "fold failed",
+                    extra={"site": bucket[0], "bucket": bucket[2], "reasons": [type(exc).__name__]},
+                )
+                self._pending[bucket] = self.fold_at_slots
         return CommitOutcome(True)
 
     def due(self) -> list[Bucket]:

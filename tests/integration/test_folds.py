@@ -169,3 +169,25 @@ def test_an_instance_folds_a_bucket_once_it_left_enough_slots_there(
     assert store.due() == [] and len(slots(aws_env)) == 2
     count(pageviews(2, 1))
     assert store.due() == [] and slots(aws_env) == []  # the third slot: folded, none pending
+
+
+def test_a_fold_that_cannot_read_leaves_the_chunk_counted_and_tries_again_next_time(
+    aws_env: dict[str, str], fold_at: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator import store as store_module
+
+    fold_at(slots=2)
+    count(pageviews(0, 1))
+    real_query = store_module._query
+
+    def throttled(client: Any, *args: Any) -> Any:
+        raise client.exceptions.ProvisionedThroughputExceededException(
+            {"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Query"
+        )
+
+    monkeypatch.setattr(store_module, "_query", throttled)
+    count(pageviews(1, 1))  # its slots commit; the fold they make due cannot read
+    assert len(slots(aws_env)) == 2 and read(aws_env, "_")["pageviews"] == 2
+    monkeypatch.setattr(store_module, "_query", real_query)
+    count(pageviews(2, 1))  # the next commit folds, the bucket still due
+    assert slots(aws_env) == [] and read(aws_env, "_")["pageviews"] == 3
