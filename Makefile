@@ -10,9 +10,10 @@ CHECKOV_VERSION := 3.3.30
 
 .PHONY: dev test test-unit test-integration test-e2e test-infra infra-tools lint bench build trackers package install lock clean
 
-## dev: the whole stack on http://127.0.0.1:$(PORT) with a demo site and demo traffic
+## dev: the whole stack on http://127.0.0.1:$(PORT) with a demo site and demo traffic; the rollup
+## tier batches every 10 s (AWS: 300 s, decision 0015) so the demo's ranges fill in as you watch
 dev: install build
-	$(VENV)/bin/liveinsight dev --port $(PORT) --demo-traffic
+	$(VENV)/bin/liveinsight dev --port $(PORT) --demo-traffic --rollup-window 10
 
 ## test: every tier (unit, integration under moto, infra, end-to-end in Chromium), one worker per
 ## core (a test file stays on one worker, so its fixtures are built once); the slowest are listed
