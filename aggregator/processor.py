@@ -43,8 +43,9 @@ ALL_GRANULARITIES = frozenset(Granularity)
 
 # DynamoDB caps an update expression at 4 KB; "#a123 :a123, " is ~13 bytes, plus #n/#b and TTL.
 MAX_ATTRIBUTES_PER_UPDATE = 120
-# A chunk's slots (aggregator/store.py) hold at most this many bytes of counter names and
-# numbers before packing, so no slot nears 100 KB however long its values are.
+# A chunk takes no further event once its slots (aggregator/store.py) would hold more than this
+# many bytes of counter names and numbers before packing: however long the values, a slot stays
+# far from DynamoDB's 400 KB (one event alone, 30 props of 2,000 bytes, is ~250 KB unpacked).
 MAX_SLOT_BYTES = 64 * 1024
 SLOT_BYTES_PER_COUNTER = 8
 # ... and at most this many dimensions: its fold Puts a base for each and Deletes it, in one
