@@ -127,8 +127,10 @@ def test_a_fold_that_loses_a_race_changes_nothing(aws_env: dict[str, str], fold_
     before = read(aws_env, "page")
     # Another instance folds the same slots between our read of them and our transaction
     real_batch_get = store_module.batch_get
+    from core.aws import make_client
+
     other = store_module.AggregateStore(
-        store._client, aws_env["aggregates"], visitor_ttl_seconds=3600
+        make_client("dynamodb"), aws_env["aggregates"], visitor_ttl_seconds=3600
     )
 
     def racing_batch_get(*args: Any, **kwargs: Any) -> Any:
