@@ -248,6 +248,8 @@ class AggregateStore:
                 "fold failed",
                 extra={"site": site, "bucket": bucket, "reasons": reasons or [type(exc).__name__]},
             )
+            if "ConditionalCheckFailed" not in reasons:  # not a racing fold: ours, next commit
+                self._pending[(site, gran, bucket)] = self.fold_at_slots
             return False
         return True
 

@@ -193,3 +193,31 @@ def test_a_fold_that_cannot_read_leaves_the_chunk_counted_and_tries_again_next_t
     monkeypatch.setattr(store_module, "_query", real_query)
     count(pageviews(2, 1))  # the next commit folds, the bucket still due
     assert slots(aws_env) == [] and read(aws_env, "_")["pageviews"] == 3
+
+
+def test_a_fold_throttled_or_in_conflict_is_tried_again_by_the_next_commit(
+    aws_env: dict[str, str], fold_at: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator import handler as aggregator_handler
+
+    fold_at(slots=2)
+    count(pageviews(0, 1))
+    client = aggregator_handler.get_store()._client
+    real = client.transact_write_items
+    calls = {"n": 0}
+
+    def conflict_on_the_fold(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the commit goes through, the first of its two folds (month) not
+            raise client.exceptions.TransactionConflictException(
+                {"Error": {"Code": "TransactionConflictException"}}, "TransactWriteItems"
+            )
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "transact_write_items", conflict_on_the_fold)
+    count(pageviews(1, 1))
+    assert calls["n"] == 3 and len(slots(aws_env, "M")) == 2  # the month: nothing folded
+    assert slots(aws_env, "d") == []  # the day's fold went through
+    assert read(aws_env, "_", Granularity.MONTH)["pageviews"] == 2
+    count(pageviews(2, 1))  # one slot more, not two: the month was still due
+    assert slots(aws_env, "M") == [] and read(aws_env, "_", Granularity.MONTH)["pageviews"] == 3
