@@ -33,6 +33,7 @@ from aggregator.minutes import recounted_parts
 from aggregator.processor import next_segment, visitor_key_for
 from aggregator.store import SLOT_GRANULARITIES, VisitorKey
 from core import keys
+from core.aws import paged
 from core.events import RawEvent
 from core.keys import Granularity
 
@@ -80,23 +81,19 @@ def read_events(
     """The site's raw events received in [start, end): a Scan of the events table (decision 0008:
     an index for this rare operation would cost a write unit on every event)."""
     deserializer = TypeDeserializer()
-    kwargs: dict[str, Any] = {
-        "TableName": events_table,
-        "FilterExpression": "begins_with(pk, :site) AND #ts >= :start AND #ts < :end",
-        "ExpressionAttributeNames": {"#ts": "ts"},
-        "ExpressionAttributeValues": {
+    items = paged(
+        client.scan,
+        TableName=events_table,
+        FilterExpression="begins_with(pk, :site) AND #ts >= :start AND #ts < :end",
+        ExpressionAttributeNames={"#ts": "ts"},
+        ExpressionAttributeValues={
             ":site": {"S": keys.event_pk(site, "")},
             ":start": {"N": str(int(start.timestamp() * 1000))},
             ":end": {"N": str(int(end.timestamp() * 1000))},
         },
-    }
-    while True:
-        page = client.scan(**kwargs)
-        for item in page["Items"]:
-            yield RawEvent.from_image({k: deserializer.deserialize(v) for k, v in item.items()})
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    )
+    for item in items:
+        yield RawEvent.from_image({k: deserializer.deserialize(v) for k, v in item.items()})
 
 
 def recount(events: list[RawEvent]) -> tuple[Deltas, list[str]]:
@@ -183,15 +180,10 @@ def rebuild(
 
 
 def _existing(client: Any, table: str, pk: str) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": pk}},
-        "ProjectionExpression": "pk, sk",
-    }
-    while True:
-        page = client.query(**kwargs)
-        yield from page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return paged(
+        client.query,
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}},
+        ProjectionExpression="pk, sk",
+    )

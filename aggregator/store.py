@@ -25,6 +25,7 @@ from typing import Any
 from aggregator.bounded import fold_into
 from aggregator.fold import CellKey, VisitorState
 from core import keys
+from core.aws import query_between
 from core.keys import VERSION, Granularity
 from core.observability import logger
 
@@ -191,7 +192,8 @@ class AggregateStore:
         self._pending.pop((site, gran, bucket), None)
         pk = keys.counter_pk(site, gran, keys.PENDING)
         by_bucket: dict[str, list[dict[str, Any]]] = {}
-        for item in _query(self._client, self._table, pk, *keys.slot_range("", bucket)):
+        low, high = keys.slot_range("", bucket)
+        for item in query_between(self._client, self._table, pk, low, high, consistent=True):
             by_bucket.setdefault(keys.parse_counter_sk(item["sk"]["S"]), []).append(item)
         folded = True
         for label, slots in sorted(by_bucket.items()):
@@ -325,22 +327,6 @@ class AggregateStore:
                 "ExpressionAttributeValues": values,
             }
         }
-
-
-def _query(client: Any, table: str, pk: str, low: str, high: str) -> Iterator[dict[str, Any]]:
-    """Every item of the partition with low <= sk <= high, consistently read."""
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
-        "ExpressionAttributeValues": {":pk": {"S": pk}, ":a": {"S": low}, ":b": {"S": high}},
-        "ConsistentRead": True,
-    }
-    while True:
-        page = client.query(**kwargs)
-        yield from page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _cancelled(

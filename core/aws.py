@@ -9,6 +9,7 @@ so the local stack points the same code at moto without a setting of our own.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.config
@@ -32,3 +33,27 @@ def make_client(service: str) -> Any:
         max_pool_connections=20,
     )
     return session.create_client(service, region_name=region, config=config)
+
+
+def paged(call: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a paged Query or Scan: `call(**request)`, then again from each page's
+    LastEvaluatedKey until a page has none."""
+    while True:
+        page = call(**request)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def query_between(
+    client: Any, table: str, pk: str, low: str, high: str, consistent: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every item of the partition `pk` with low <= sk <= high."""
+    return paged(
+        client.query,
+        TableName=table,
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+        ExpressionAttributeValues={":pk": {"S": pk}, ":a": {"S": low}, ":b": {"S": high}},
+        ConsistentRead=consistent,
+    )

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.aws import paged
 from core.schema import create_table_request, load_schema
 
 
@@ -58,14 +59,7 @@ def stream_arn(client: Any, physical: str) -> str:
 
 
 def scan_all(client: Any, physical: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": physical}
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return list(paged(client.scan, TableName=physical))
 
 
 def _encode(value: Any) -> Any:
@@ -126,18 +120,14 @@ def sweep_expired(client: Any, names: dict[str, str], now: float | None = None) 
         if not table.ttl_attribute:
             continue
         key_names = [table.hash_key] + ([table.range_key] if table.range_key else [])
-        kwargs: dict[str, Any] = {
-            "TableName": physical,
-            "FilterExpression": "#ttl < :now",
-            "ExpressionAttributeNames": {"#ttl": table.ttl_attribute},
-            "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
-        }
-        while True:
-            page = client.scan(**kwargs)
-            for item in page["Items"]:
-                client.delete_item(TableName=physical, Key={k: item[k] for k in key_names})
-                removed += 1
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        expired = paged(
+            client.scan,
+            TableName=physical,
+            FilterExpression="#ttl < :now",
+            ExpressionAttributeNames={"#ttl": table.ttl_attribute},
+            ExpressionAttributeValues={":now": {"N": str(int(now))}},
+        )
+        for item in expired:
+            client.delete_item(TableName=physical, Key={k: item[k] for k in key_names})
+            removed += 1
     return removed

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core import keys
+from core.aws import query_between
 from core.keys import ARRIVALS, VISITOR_IDS, Granularity
 
 REALTIME_MINUTES = 30
@@ -45,18 +46,7 @@ class CounterReader:
 
     def _range(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
         """Every item of the partition with low <= sk <= high, in one Query (paged)."""
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":a": {"S": low}, ":b": {"S": high}},
-        }
-        while True:
-            page = self._client.query(**kwargs)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = list(query_between(self._client, self._table, pk, low, high))
         self.items_read += len(items)
         return items
 

@@ -180,17 +180,17 @@ def test_a_fold_that_cannot_read_leaves_the_chunk_counted_and_tries_again_next_t
 
     fold_at(slots=2)
     count(pageviews(0, 1))
-    real_query = store_module._query
+    real_query = store_module.query_between
 
-    def throttled(client: Any, *args: Any) -> Any:
+    def throttled(client: Any, *args: Any, **kwargs: Any) -> Any:
         raise client.exceptions.ProvisionedThroughputExceededException(
             {"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Query"
         )
 
-    monkeypatch.setattr(store_module, "_query", throttled)
+    monkeypatch.setattr(store_module, "query_between", throttled)
     count(pageviews(1, 1))  # its slots commit; the fold they make due cannot read
     assert len(slots(aws_env)) == 2 and read(aws_env, "_")["pageviews"] == 2
-    monkeypatch.setattr(store_module, "_query", real_query)
+    monkeypatch.setattr(store_module, "query_between", real_query)
     count(pageviews(2, 1))  # the next commit folds, the bucket still due
     assert slots(aws_env) == [] and read(aws_env, "_")["pageviews"] == 3
 
