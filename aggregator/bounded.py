@@ -38,12 +38,6 @@ class KnownValues:
         return cls(values, count, size)
 
 
-def has_values(attrs: dict[str, int]) -> bool:
-    """Whether counters carry dimension values (`metric|value`), which take places in a bounded
-    item; totals alone (hours, days, months) need no admission."""
-    return any(parse_counter_attr(name)[1] is not None for name in attrs)
-
-
 def _number(raw: object) -> float:
     if isinstance(raw, dict) and "N" in raw:
         return float(raw["N"])
