@@ -72,9 +72,9 @@ def world(moto_endpoint: str) -> Iterator[World]:
             monkeypatch.setattr(ingest.handler, "now", lambda now=now: now)
             assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
         pipeline.pump()
-        monkeypatch.setattr(query_api.deps, "clock", lambda: NOW)
         from query_api.app import app
 
+        # The routes hold the original function through Depends(clock): override that key.
         app.dependency_overrides[query_api.deps.clock] = lambda: NOW
         events = stored_events(pipeline.ddb, pipeline.names)
         assert max(e.ts for e in events) < NOW.timestamp() * 1000
