@@ -184,8 +184,11 @@ class WriteOutcome:
 
 
 class MinuteStore:
-    def __init__(self, client: Any, table: str, ttl_seconds: int) -> None:
+    def __init__(
+        self, client: Any, table: str, ttl_seconds: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self._client = client
+        self._clock = clock  # epoch seconds: the parts' TTL
         self._table = table
         self._ttl = ttl_seconds
         # Parts only fill, so a full part never changes: a warm instance keeps the last ones it
@@ -216,7 +219,7 @@ class MinuteStore:
     def write(
         self, key: PartKey, part: Part, update: PartUpdate, now: float | None = None
     ) -> WriteOutcome:
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         names: dict[str, str] = {"#ver": VERSION, "#ttl": "ttl"}
         values: dict[str, Any] = {
             ":one": {"N": "1"},

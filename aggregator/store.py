@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +120,10 @@ class AggregateStore:
         visitor_ttl_seconds: int,
         tier: str = "",
         fold_at_slots: int = FOLD_AT_SLOTS,
+        clock: Callable[[], float] = time.time,
     ):
         self._client = client
+        self._clock = clock  # epoch seconds: the visitor states' TTL and the slots' ids
         self._table = table
         self.tier = tier  # whose visitor states these are ("": the single-tier aggregator's)
         # A visitor's state is also the record of which events were counted: it must outlive any
@@ -142,7 +144,7 @@ class AggregateStore:
         return found
 
     def commit(self, plan: ChunkPlan, now: float | None = None) -> CommitOutcome:
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         actions: list[tuple[str, Any, dict[str, Any]]] = []
         for vkey, (state, version) in plan.visitors.items():
             actions.append(("visitor", vkey, self._visitor(vkey, state, version, now)))

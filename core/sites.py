@@ -15,6 +15,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -176,13 +177,24 @@ class SiteStore:
     event. Writes through this store drop its own cache entry; other instances see a change to
     a site's settings within `cache_seconds`."""
 
-    def __init__(self, client: Any, table: str, cache_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        cache_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
+        self._clock = clock  # epoch seconds: when a site, key or link was created
         self._table = table
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Site | None]] = {}
-        self._keys = _Credentials(client, table, KEY_PREFIX, keys.api_key_pk, keys.site_keys_pk)
-        self._shares = _Credentials(client, table, SHARE_PREFIX, keys.share_pk, keys.site_shares_pk)
+        self._keys = _Credentials(
+            client, table, KEY_PREFIX, keys.api_key_pk, keys.site_keys_pk, clock
+        )
+        self._shares = _Credentials(
+            client, table, SHARE_PREFIX, keys.share_pk, keys.site_shares_pk, clock
+        )
 
     # ---- sites ------------------------------------------------------------------------------
 
@@ -220,7 +232,7 @@ class SiteStore:
             normalize_domain(domain),
             validate_tz(tz),
             public,
-            int(time.time()),
+            int(self._clock()),
             validate_goals(goals),
             validate_hostnames(hostnames),
         )
@@ -380,8 +392,10 @@ class _Credentials:
         prefix: str,
         item_pk: Any,
         listing_pk: Any,
+        clock: Callable[[], float],
     ) -> None:
         self._client = client
+        self._clock = clock
         self._table = table
         self._prefix = prefix
         self._item_pk = item_pk
@@ -391,7 +405,7 @@ class _Credentials:
         """A new secret and its creation time."""
         secret = self._prefix + secrets.token_urlsafe(24)
         digest = hash_key(secret)
-        now = int(time.time())
+        now = int(self._clock())
         created = {"N": str(now)}
         self._client.transact_write_items(
             TransactItems=[
