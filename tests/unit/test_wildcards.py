@@ -1,0 +1,105 @@
+"""Filter wildcards: Plausible's `*` (any run of characters, `**` the same), matched in linear time
+whatever the pattern, so no filter can hold a query Lambda."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from query_api import stats
+
+
+@contextmanager
+def within_seconds(seconds: float) -> Iterator[None]:
+    """Fail (instead of hanging) if the block runs longer: a correctness bound, not a benchmark.
+    Regex matching checks for signals, so the alarm interrupts a backtracking match too."""
+
+    def expire(_signum: int, _frame: FrameType | None) -> None:
+        raise TimeoutError(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def matches(pattern: str, value: str) -> bool:
+    (only,) = stats.parse_filters(f"event:page=={pattern}")
+    return only.matches(value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("/blog", "/blog", True),
+        ("/blog", "/blog/", False),
+        ("/blog*", "/blog", True),
+        ("/blog*", "/blog/post/comments", True),
+        ("/blog*", "/about", False),
+        ("/blog/*", "/blog", False),
+        ("*/post", "/blog/post", True),
+        ("*/post", "/blog/post/2", False),
+        ("/a*b*c", "/abc", True),
+        ("/a*b*c", "/a-x-b-y-c", True),
+        ("/a*b*c", "/a-x-c-y-b", False),
+        ("/a*b*c", "/a-b-c-b", False),  # the last part is a suffix
+        ("/a*b*c", "/a-c-b-c", True),  # a later `b` is found when the first is too early
+        ("*", "", True),
+        ("*", "/anything\nat all", True),  # any character, a newline too
+        ("**", "/x/y", True),  # `**` is `*` twice: any run of characters
+        ("/blog/**", "/blog/a/b", True),
+        ("/blog/**", "/blo", False),
+        ("/ab*ba", "/aba", False),  # prefix and suffix may not overlap
+        ("/ab*ba", "/abba", True),
+        ("*.example.com", "www.example.com", True),
+        ("*.example.com", "example.com", False),
+        ("a.c*", "abc", False),  # `.` is literal
+        ("/[x]*", "/[x]y", True),  # so are regex metacharacters
+        ("/(a+)+*", "/(a+)+b", True),
+    ],
+)
+def test_wildcard_matches_like_plausible(pattern: str, value: str, expected: bool) -> None:
+    assert matches(pattern, value) is expected
+
+
+def regex_match(pattern: str, value: str) -> bool:
+    """The former definition (each `*` a `.*`): right, but backtracking on many stars."""
+    return bool(re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), value, re.S))
+
+
+@settings(max_examples=500)
+@given(pattern=st.text("ab*/", max_size=8), value=st.text("ab/", max_size=10))
+def test_wildcard_agrees_with_the_regex_it_replaces(pattern: str, value: str) -> None:
+    assert stats.wildcard_match(pattern, value) == regex_match(pattern, value)
+
+
+def test_a_negated_wildcard_filter_inverts_the_match() -> None:
+    (negated,) = stats.parse_filters("event:page!=/blog*|/about")
+    assert not negated.matches("/blog/x") and not negated.matches("/about")
+    assert negated.matches("/pricing")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value"),
+    [
+        ("Visit /**********X", "Visit /" + "a" * 40),  # the demo site's hanging goal filter
+        ("/" + "*a" * 200 + "X", "/" + "a" * 5000),
+        ("/" + "*" * 1000 + "X", "/" + "a" * 5000),
+        ("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", "a" * 20_000),
+    ],
+)
+def test_hostile_wildcards_answer_at_once(pattern: str, value: str) -> None:
+    (hostile,) = stats.parse_filters(f"event:page=={pattern}")
+    with within_seconds(2):
+        for _ in range(100):
+            assert not hostile.matches(value)
