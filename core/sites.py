@@ -15,6 +15,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,13 @@ from core.aws import paged
 DOMAIN_RE = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 )
+# A domain is a key (the meta table's sort key, part of every events and aggregates key): checked
+# in its stored form, after lowercasing, which can grow a string ("İ" is 2 bytes, "i̇" 3). DOMAIN_RE
+# admits ASCII only, so a valid domain is at most 253 bytes, far below DynamoDB's 1,024.
+MAX_DOMAIN_BYTES = 253
+# Each Lambda instance caches the sites it looked up, unknown ones too (a flood of unknown domains
+# must not cost a read each): bounded, so that no sender can grow an instance's memory.
+MAX_CACHED_SITES = 1000
 KEY_PREFIX = "li_"
 SHARE_PREFIX = "lis_"
 PAGEVIEW_GOAL_PREFIX = "Visit "
@@ -110,10 +118,25 @@ def key_id(digest: str) -> str:
 
 
 def normalize_domain(domain: str) -> str:
-    domain = domain.strip().lower().removeprefix("www.")
-    if not DOMAIN_RE.fullmatch(domain):
-        raise SiteError(f"{domain!r} is not a valid domain")
-    return domain
+    """A site's domain as stored: lowercase, no `www.`, no final dot; SiteError if invalid."""
+    if len(domain) <= 4 * MAX_DOMAIN_BYTES:  # longer cannot be valid: spare lower() the work
+        domain = domain.strip().lower().removeprefix("www.").rstrip(".")
+        if len(domain.encode(errors="replace")) <= MAX_DOMAIN_BYTES and DOMAIN_RE.fullmatch(domain):
+            return domain
+    raise SiteError(f"{_shown(domain)} is not a valid domain")
+
+
+def site_domain(text: str) -> str | None:
+    """The domain `text` names, normalised as a site's is, or None if it names no valid domain."""
+    try:
+        return normalize_domain(text)
+    except SiteError:
+        return None
+
+
+def _shown(text: str) -> str:
+    """User input quoted in an error message, cut short: an error must not echo a megabyte."""
+    return repr(text[:64] + "…" if len(text) > 64 else text)
 
 
 def validate_tz(tz: str) -> str:
@@ -126,8 +149,10 @@ def validate_tz(tz: str) -> str:
 
 def validate_hostname(hostname: str) -> str:
     host = hostname.strip().lower().rstrip(".")
-    if not DOMAIN_RE.fullmatch(host):
-        raise SiteError(f"{hostname!r} is not a valid hostname (no scheme, port, path or '*')")
+    if len(host.encode(errors="replace")) > MAX_DOMAIN_BYTES or not DOMAIN_RE.fullmatch(host):
+        raise SiteError(
+            f"{_shown(hostname)} is not a valid hostname (no scheme, port, path or '*')"
+        )
     return host
 
 
@@ -175,7 +200,7 @@ def hash_key(key: str) -> str:
 class SiteStore:
     """Sites and their credentials. Reads of a site are cached briefly: ingest asks for every
     event. Writes through this store drop its own cache entry; other instances see a change to
-    a site's settings within `cache_seconds`."""
+    a site's settings within `cache_seconds`. The cache keeps the `max_cached` sites used last."""
 
     def __init__(
         self,
@@ -183,12 +208,17 @@ class SiteStore:
         table: str,
         cache_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
+        *,
+        cache_clock: Callable[[], float] = time.monotonic,
+        max_cached: int = MAX_CACHED_SITES,
     ) -> None:
         self._client = client
         self._clock = clock  # epoch seconds: when a site, key or link was created
+        self._cache_clock = cache_clock  # seconds, for the cache's ages: steps of the wall clock
         self._table = table
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Site | None]] = {}
+        self._max_cached = max_cached
+        self._cache: OrderedDict[str, tuple[float, Site | None]] = OrderedDict()
         self._keys = _Credentials(
             client, table, KEY_PREFIX, keys.api_key_pk, keys.site_keys_pk, clock
         )
@@ -199,16 +229,26 @@ class SiteStore:
     # ---- sites ------------------------------------------------------------------------------
 
     def get(self, domain: str) -> Site | None:
-        cached = self._cache.get(domain)
-        now = time.monotonic()
+        """The site `domain` names (any spelling), or None: unknown, or not a valid domain. An
+        invalid one costs no read and no cache entry (callers that must say why check first)."""
+        normalized = site_domain(domain)
+        if normalized is None:
+            return None
+        now = self._cache_clock()
+        cached = self._cache.get(normalized)
         if cached and now - cached[0] < self._cache_seconds:
+            self._cache.move_to_end(normalized)
             return cached[1]
         response = self._client.get_item(
             TableName=self._table,
-            Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": domain}},
+            Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": normalized}},
         )
         site = _site_from_item(response["Item"]) if "Item" in response else None
-        self._cache[domain] = (now, site)
+        if self._cache_seconds > 0:
+            self._cache[normalized] = (now, site)
+            self._cache.move_to_end(normalized)
+            while len(self._cache) > self._max_cached:
+                self._cache.popitem(last=False)  # the least recently used
         return site
 
     def require(self, domain: str) -> Site:

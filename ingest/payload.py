@@ -55,14 +55,43 @@ class EventPayload:
     client_id: str | None = None
 
 
-def parse_body(body: bytes, max_events: int) -> list[EventPayload]:
-    """Parse a request body: one event object, or (our extension) an array of them."""
+def loads(body: bytes | str, **options: Any) -> Any:
+    """JSON text, or InvalidPayload({"request": ...}) for anything that is not quite JSON."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_float=Decimal)
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        data = json.loads(text, **options)
     except (ValueError, RecursionError):
         # ValueError covers bad UTF-8, bad JSON and integers over Python's 4,300-digit limit;
         # RecursionError a deeply nested array (64 KB of "[" is enough). Both are bad input.
         raise InvalidPayload({"request": ["body must be valid JSON"]}) from None
+    if not _encodable(data):
+        raise InvalidPayload({"request": ["body must be valid JSON"]})
+    return data
+
+
+def _encodable(data: Any) -> bool:
+    """False if a string holds a lone surrogate: JSON may escape half a UTF-16 pair ("\\ud800"),
+    and Python keeps it as a str no UTF-8 encoder takes, so every byte-length check, DynamoDB and
+    the log would fail on it later. Iterative: the data may nest as deep as json allowed."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def parse_body(body: bytes, max_events: int) -> list[EventPayload]:
+    """Parse a request body: one event object, or (our extension) an array of them."""
+    data = loads(body, parse_float=Decimal)
     if isinstance(data, list):
         if not data:
             raise InvalidPayload({"request": ["batch must hold at least one event"]})
@@ -169,8 +198,8 @@ def _props(value: Any, fail: Any) -> dict[str, str]:
         return {}
     if isinstance(value, str):  # the older tracker sends props as a JSON string
         try:
-            value = json.loads(value, parse_float=Decimal)
-        except (ValueError, RecursionError):  # as in parse_body: bad input, not a crash
+            value = loads(value, parse_float=Decimal)
+        except InvalidPayload:  # as in parse_body: bad input, not a crash
             fail("props", "must be an object or a JSON string of one")
             return {}
     if not isinstance(value, dict):

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.events import RawEvent
-from core.sites import Site
+from core.sites import Site, site_domain
 from ingest import enrich
 from ingest.payload import EventPayload
 from ingest.visitor import Salts, visitor_id
@@ -22,6 +22,8 @@ from ingest.visitor import Salts, visitor_id
 class DropReason(StrEnum):
     BOT = "bot"
     UNKNOWN_SITE = "unknown_site"
+    # Not a domain a site can have (a typo, or a hostile `d`): never looked up, never cached.
+    INVALID_DOMAIN = "invalid_domain"
     INVALID_URL = "invalid_url"
     SPAM_REFERRER = "spam_referrer"
     # The page's hostname is not among the site's allowed hostnames (or their subdomains).
@@ -51,6 +53,8 @@ class Dropped:
 
 Outcome = Accepted | Dropped
 
+MAX_SITES_PER_EVENT = 10  # `d` may name several sites; the rest of a longer list is ignored
+
 
 def accept(
     payload: EventPayload,
@@ -72,6 +76,9 @@ def accept(
     ts = int(now.timestamp() * 1000)
     outcomes: list[Outcome] = []
     for domain in domains:
+        if domain is None:
+            outcomes.append(Dropped(DropReason.INVALID_DOMAIN))
+            continue
         site = find_site(domain)
         if site is None:
             outcomes.append(Dropped(DropReason.UNKNOWN_SITE, domain))
@@ -118,13 +125,16 @@ def accept(
     return outcomes
 
 
-def _domains(declared: str | None, page_host: str) -> list[str]:
-    """`d` may list several sites ("a.com,b.com"); without it, the page's own host."""
-    if not declared:
-        return [page_host]
-    seen: list[str] = []
-    for part in declared.split(","):
-        domain = enrich.strip_www(part.strip())
-        if domain and domain not in seen:
+def _domains(declared: str | None, page_host: str) -> list[str | None]:
+    """`d` may list several sites ("a.com,b.com"); without it, the page's own host. Each is
+    normalised as a site's domain is (lowercase, no `www.`) and checked then, as normalising can
+    grow a string past the key limit; None stands for one that is not a valid domain."""
+    parts = [part for part in declared.split(",") if part.strip()] if declared else []
+    seen: list[str | None] = []
+    for part in parts or [page_host]:
+        domain = site_domain(part)
+        if domain is None or domain not in seen:
             seen.append(domain)
-    return seen[:10] or [page_host]
+        if len(seen) == MAX_SITES_PER_EVENT:
+            break
+    return seen

@@ -100,25 +100,21 @@ def _plausible(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpRes
         return _error(400, {"url": [f"must be an http(s) URL ({exc})"]})
     drop_reasons = _record(outcomes, deps)
     headers = {**CORS_HEADERS, "content-type": "text/plain"}
-    if drop_reasons:
-        headers["x-liveinsight-dropped"] = ",".join(sorted(set(drop_reasons)))
-        if len(drop_reasons) == len(outcomes):
-            headers["x-plausible-dropped"] = "1"
+    if len(drop_reasons) == len(outcomes):
+        # Plausible's header, and nothing more: why an event was dropped goes to the metrics and
+        # the log only, since a reason such as unknown_site would tell anyone which domains are
+        # registered (COMPAT.md §1).
+        headers["x-plausible-dropped"] = "1"
     return HttpResponse(202, "ok", headers)
 
 
 def _umami_send(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpResponse:
     try:
         call = umami.parse_send(request.body)
-        status, body, drop_reasons = _umami_call(
-            call, _client(request, deps), deps, deps.salts.salts(now), now
-        )
+        status, body = _umami_call(call, _client(request, deps), deps, deps.salts.salts(now), now)
     except InvalidPayload as exc:
         return _invalid(exc, _umami_error(umami.error_message(exc)))
-    headers = {**CORS_HEADERS, "content-type": "application/json"}
-    if drop_reasons:
-        headers["x-liveinsight-dropped"] = ",".join(sorted(set(drop_reasons)))
-    return HttpResponse(status, body, headers)
+    return HttpResponse(status, body, {**CORS_HEADERS, "content-type": "application/json"})
 
 
 def _umami_batch(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpResponse:
@@ -132,7 +128,7 @@ def _umami_batch(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpR
     errors: list[dict[str, Any]] = []
     for index, data in enumerate(calls):
         try:
-            status, body, _ = _umami_call(umami.parse_call(data), client, deps, salts, now)
+            status, body = _umami_call(umami.parse_call(data), client, deps, salts, now)
         except InvalidPayload as exc:
             status, body = 400, umami.error_body(umami.error_message(exc))
         if status != 200:
@@ -146,14 +142,15 @@ def _umami_batch(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpR
 
 def _umami_call(
     call: umami.UmamiCall, client: Client, deps: IngestDeps, salts: Salts, now: datetime
-) -> tuple[int, str, list[str]]:
-    """(status, body, drop reasons) of one Umami call. Raises InvalidPayload for a bad event."""
+) -> tuple[int, str]:
+    """(status, body) of one Umami call. Raises InvalidPayload for a bad event."""
     site = next((s for d in umami.candidate_domains(call) if (s := deps.sites.get(d))), None)
     if site is None:  # Umami looks the website up before anything else, bots included
-        return 400, umami.error_body(umami.WEBSITE_NOT_FOUND), []
+        _record([Dropped(DropReason.UNKNOWN_SITE)], deps)
+        return 400, umami.error_body(umami.WEBSITE_NOT_FOUND)
     session = visitor_id(salts.current, site.domain, client.ip, client.user_agent)
     if call.kind == umami.IDENTIFY:
-        return 200, umami.ok_body(session, now), []  # a person's id and data: never stored
+        return 200, umami.ok_body(session, now)  # a person's id and data: never stored
     payload = umami.to_event(call, site.domain)
     try:
         outcomes = accept(payload, client, now, salts, deps.sites.get)
@@ -161,10 +158,10 @@ def _umami_call(
         raise InvalidPayload({"url": [f"must be an http(s) URL ({exc})"]}) from exc
     drop_reasons = _record(outcomes, deps)
     if DropReason.BOT in drop_reasons:
-        return 200, umami.BOT_BODY, drop_reasons
+        return 200, umami.BOT_BODY
     if DropReason.UNKNOWN_SITE in drop_reasons:
-        return 400, umami.error_body(umami.WEBSITE_NOT_FOUND), drop_reasons
-    return 200, umami.ok_body(session, now), drop_reasons
+        return 400, umami.error_body(umami.WEBSITE_NOT_FOUND)
+    return 200, umami.ok_body(session, now)
 
 
 def _client(request: HttpRequest, deps: IngestDeps) -> Client:

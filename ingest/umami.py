@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urljoin
 
+from core.sites import site_domain
 from ingest.enrich import strip_www
-from ingest.payload import MAX_URL_BYTES, EventPayload, InvalidPayload, parse_event
+from ingest.payload import MAX_URL_BYTES, EventPayload, InvalidPayload, loads, parse_event
 
 EVENT = "event"
 IDENTIFY = "identify"
@@ -77,6 +78,9 @@ def parse_call(data: Any) -> UmamiCall:
     website = payload.get("website")
     if not isinstance(website, str) or not website.strip() or len(website) > 253:
         raise InvalidPayload({"website": ["is required"]})
+    if not (_is_uuid(website) or site_domain(website)):
+        # Checked as normalised: lowercasing may grow it ("İ" is 2 bytes, "i̇" 3).
+        raise InvalidPayload({"website": ["must be the site's domain or its website UUID"]})
     hostname = payload.get("hostname")
     hostname = strip_www(hostname.strip()) if isinstance(hostname, str) else ""
     if hostname and not _HOST_RE.fullmatch(hostname):
@@ -90,13 +94,23 @@ def candidate_domains(call: UmamiCall) -> list[str]:
     A domain names itself. A UUID names the domain whose `website_id` it is: the hostname the
     call was sent from or one of its parents (a site may count its subdomains).
     """
-    try:
-        wanted = uuid.UUID(call.website)
-    except ValueError:
-        return [strip_www(call.website.lower())]
+    if not _is_uuid(call.website):
+        domain = site_domain(call.website)
+        return [domain] if domain else []
+    wanted = uuid.UUID(call.website)
     labels = call.hostname.split(".")
     parents = [".".join(labels[i:]) for i in range(len(labels) - 1)] if call.hostname else []
-    return [d for d in parents if uuid.uuid5(WEBSITE_NAMESPACE, d) == wanted]
+    return [
+        d for d in parents if uuid.uuid5(WEBSITE_NAMESPACE, d) == wanted and site_domain(d) == d
+    ]
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def to_event(call: UmamiCall, domain: str) -> EventPayload:
@@ -157,10 +171,7 @@ def batch_body(size: int, errors: list[dict[str, Any]]) -> str:
 
 
 def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise InvalidPayload({"request": ["body must be valid JSON"]}) from None
+    return loads(body)
 
 
 def _absolute(url: str, base: str) -> str:

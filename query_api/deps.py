@@ -18,9 +18,9 @@ from fastapi import Depends, Header, Query, Request
 from core import settings
 from core.aws import make_client
 from core.sites import Site as SiteRecord
-from core.sites import SiteStore
+from core.sites import SiteStore, site_domain
 from query_api.auth import SESSION_COOKIE, Auth, LoginLimits, SecretSource, Session
-from query_api.errors import INVALID_KEY, Unauthorized
+from query_api.errors import INVALID_KEY, BadRequest, Unauthorized
 from query_api.reader import CounterReader
 
 
@@ -77,7 +77,11 @@ def authorized_site_record(
     now: datetime = Depends(clock),  # noqa: B008
 ) -> SiteRecord:
     """The site the caller may read (see the module docstring)."""
-    site = d.sites.get(site_id)
+    domain = site_domain(site_id)  # as stored: checked after lowercasing, which can grow it
+    if domain is None:
+        # Says nothing about which sites exist: the syntax of a domain is no secret.
+        raise BadRequest("site_id: must be a site's domain")
+    site = d.sites.get(domain)
     if site is None:
         raise Unauthorized(INVALID_KEY)
     if authorization:

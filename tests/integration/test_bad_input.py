@@ -94,7 +94,6 @@ def test_bot_user_agent_gets_202_with_dropped_headers_and_stores_nothing(
     response = pipeline.send(GOOD, user_agent=user_agent)
     assert response.status == 202 and response.body == "ok"
     assert response.headers["x-plausible-dropped"] == "1"
-    assert response.headers["x-liveinsight-dropped"] == "bot"
     assert_nothing_changed(pipeline, key, before)
 
 
@@ -107,16 +106,36 @@ def test_bot_user_agent_gets_202_with_dropped_headers_and_stores_nothing(
         ),
         ({**GOOD, "u": "file:///home/me/index.html"}, "invalid_url"),
         ({**GOOD, "r": "https://semalt.com/crawler"}, "spam_referrer"),
+        ({**GOOD, "d": "İ" * 500}, "invalid_domain"),  # 1,000 bytes, 1,500 once lowercased
+        ({**GOOD, "d": "exa mple.com"}, "invalid_domain"),
     ],
 )
-def test_dropped_event_says_why_and_stores_nothing(
-    seeded: tuple[Pipeline, str, list[dict[str, Any]]], event: dict[str, Any], reason: str
+def test_dropped_event_logs_why_but_tells_the_sender_only_that_it_was_dropped(
+    seeded: tuple[Pipeline, str, list[dict[str, Any]]],
+    json_logs: Any,
+    event: dict[str, Any],
+    reason: str,
 ) -> None:
     pipeline, key, before = seeded
     response = pipeline.send(event)
-    assert response.status == 202
-    assert response.headers["x-liveinsight-dropped"] == reason
+    # The sender learns that the event was dropped (Plausible's header), never why: a reason
+    # such as unknown_site would tell anyone which domains are registered.
+    assert (response.status, response.body) == (202, "ok")
+    assert response.headers["x-plausible-dropped"] == "1"
+    assert not [h for h in response.headers if h.startswith("x-") and h != "x-plausible-dropped"]
+    assert reason not in json.dumps(response.headers)
+    (line,) = [line for line in json_logs() if line["message"] == "events ingested"]
+    assert line["dropped"] == [reason]
     assert_nothing_changed(pipeline, key, before)
+
+
+def test_unknown_and_known_sites_get_the_same_answer_but_for_plausibles_header(
+    seeded: tuple[Pipeline, str, list[dict[str, Any]]],
+) -> None:
+    pipeline, _, _ = seeded
+    known = pipeline.send({**GOOD, "d": f"{SITE},unknown.example"})
+    alone = pipeline.send(GOOD)
+    assert (known.status, known.body, known.headers) == (alone.status, alone.body, alone.headers)
 
 
 def test_preflight_allows_any_origin_and_reflects_headers(

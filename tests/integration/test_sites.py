@@ -175,7 +175,7 @@ def test_a_share_token_is_not_a_key_and_a_key_is_not_a_share_token(store: SiteSt
     assert store.site_for_share(key) is None
 
 
-def test_hostname_not_allowed_gets_202_with_the_drop_header(aws_env: dict[str, str]) -> None:
+def test_hostname_not_allowed_gets_202_with_plausibles_drop_header(aws_env: dict[str, str]) -> None:
     # Given a site that accepts events from its own hostnames only
     pipeline = Pipeline(aws_env)
     pipeline.add_site("example.com")
@@ -185,8 +185,8 @@ def test_hostname_not_allowed_gets_202_with_the_drop_header(aws_env: dict[str, s
     # When a page elsewhere sends an event for it, and a subdomain page sends one
     foreign = pipeline.send({"n": "pageview", "u": "https://copy.example/", "d": "example.com"})
     own = pipeline.send({"n": "pageview", "u": "https://blog.example.com/", "d": "example.com"})
-    # Then the foreign one is dropped with its reason, the other accepted
+    # Then the foreign one is dropped (its reason goes to the metrics), the other accepted
     assert foreign.status == 202
-    assert foreign.headers["x-liveinsight-dropped"] == "hostname_not_allowed"
-    assert "x-liveinsight-dropped" not in own.headers
+    assert foreign.headers["x-plausible-dropped"] == "1"
+    assert "x-plausible-dropped" not in own.headers
     assert len(pipeline.read_stream()) == 1

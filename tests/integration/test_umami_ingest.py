@@ -134,11 +134,29 @@ def test_unknown_website_gets_400_with_umamis_body(
     assert events(pipeline) == []
 
 
+def test_unknown_website_is_logged_with_its_drop_reason(pipeline: Pipeline, json_logs: Any) -> None:
+    pipeline.add_site(SITE)
+    assert post(pipeline, "/api/send", send(website="nowhere.example")).status == 400
+    (line,) = [line for line in json_logs() if line["message"] == "events ingested"]
+    assert line["dropped"] == ["unknown_site"]
+
+
+@pytest.mark.parametrize("website", ["İ" * 253, "umami example", "bücher.de", "*"])
+def test_website_that_is_no_domain_gets_400_naming_the_field(
+    pipeline: Pipeline, website: str
+) -> None:
+    pipeline.add_site(SITE)
+    response = post(pipeline, "/api/send", send(website=website))
+    assert response.status == 400
+    assert response.json()["error"]["message"].startswith("website: ")
+    assert events(pipeline) == []
+
+
 def test_bot_gets_beep_boop_and_nothing_is_stored(pipeline: Pipeline) -> None:
     pipeline.add_site(SITE)
     response = post(pipeline, "/api/send", send(), user_agent=HEADLESS_UA)
     assert (response.status, response.json()) == (200, {"beep": "boop"})
-    assert response.headers["x-liveinsight-dropped"] == "bot"
+    assert "x-liveinsight-dropped" not in response.headers  # the reason: metrics and logs only
     assert events(pipeline) == []
 
 

@@ -332,3 +332,31 @@ def test_malformed_json_is_rejected_as_a_request_error(raw: bytes) -> None:
 def test_invalid_payload_message_names_every_field() -> None:
     with pytest.raises(InvalidPayload, match="name: is required; url: is required"):
         parse_event({})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        rb'{"n":"pageview","u":"https://example.com/\ud800"}',
+        rb'{"n":"page\udfffview","u":"https://example.com/"}',
+        rb'{"n":"pageview","u":"https://example.com/","d":"example.com\ud800"}',
+        rb'{"n":"x","u":"https://example.com/","p":{"\udc00":"v"}}',
+        rb'{"n":"x","u":"https://example.com/","p":{"k":"\ud83d"}}',
+        rb'[{"n":"pageview","u":"https://example.com/"},{"n":"\ud800","u":"https://e.com/"}]',
+    ],
+    ids=["url", "name", "domain", "prop-key", "prop-value", "in-a-batch"],
+)
+def test_lone_surrogate_escapes_are_rejected_as_a_request_error(raw: bytes) -> None:
+    # JSON may escape half of a UTF-16 pair ("\ud800"): Python keeps it as a str that no UTF-8
+    # encoder takes, so a length check, DynamoDB or a log line would fail on it later.
+    assert body_errors_of(raw) == {"request": ["body must be valid JSON"]}
+
+
+def test_lone_surrogate_in_props_sent_as_a_json_string_is_rejected() -> None:
+    props = json.dumps({"k": "x"}).replace("x", "\\ud800")  # the escape inside the inner text
+    assert "props" in errors_of({**VALID, "props": props})
+
+
+def test_escaped_surrogate_pair_is_one_character_and_accepted() -> None:
+    (event,) = parse_body(rb'{"n":"pageview","u":"https://example.com/\ud83d\ude00"}', 50)
+    assert event.url == "https://example.com/\U0001f600"

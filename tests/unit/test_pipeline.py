@@ -213,10 +213,44 @@ def test_site_without_allowed_hostnames_accepts_any_hostname() -> None:
     assert event.hostname == "anything.example.net"
 
 
+@pytest.mark.parametrize(
+    ("declared", "url"),
+    [
+        ("İ" * 500, "https://example.com/"),  # 1,000 bytes, 1,500 once lowercased
+        ("bücher.de", "https://example.com/"),
+        ("example.com\x00", "https://example.com/"),
+        ("exa mple.com", "https://example.com/"),
+        ("a" * 254, "https://example.com/"),
+        (None, "https://" + "İ" * 600 + "/"),  # the page's own host, as the URL gives it
+        (None, "https://[::1]/"),
+    ],
+)
+def test_drops_event_when_domain_is_not_valid_without_looking_it_up(
+    declared: str | None, url: str
+) -> None:
+    def no_lookup(domain: str) -> Site | None:
+        raise AssertionError(f"an invalid domain must not cost a site lookup: {domain!r}")
+
+    outcomes = accept(pageview(url, domain=declared), HUMAN, NOW, SALTS, no_lookup)
+
+    assert outcomes == [Dropped(DropReason.INVALID_DOMAIN)]
+
+
+def test_invalid_domain_among_several_drops_only_that_one() -> None:
+    outcomes = run(pageview(domain="example.com,exa mple.com,other.org"))
+
+    assert [o.event.site if isinstance(o, Accepted) else o for o in outcomes] == [
+        "example.com",
+        Dropped(DropReason.INVALID_DOMAIN),
+        "other.org",
+    ]
+
+
 def test_drop_reasons_are_a_closed_set() -> None:
     assert {r.value for r in DropReason} == {
         "bot",
         "unknown_site",
+        "invalid_domain",
         "invalid_url",
         "spam_referrer",
         "hostname_not_allowed",

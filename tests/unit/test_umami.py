@@ -110,6 +110,30 @@ def test_malformed_call_is_rejected_against_its_field(body: bytes, field: str) -
     assert field in raised.value.errors
 
 
+@pytest.mark.parametrize(
+    "website",
+    [
+        "İ" * 253,  # 253 characters, 759 bytes once lowercased
+        "bücher.de",
+        "shop.example\x00",
+        "shop example",
+        "*.shop.example",
+        "../../etc/passwd",
+        "a" * 64 + ".example",
+    ],
+)
+def test_website_that_is_neither_a_domain_nor_a_uuid_is_rejected(website: str) -> None:
+    with pytest.raises(InvalidPayload) as raised:
+        call(website=website)
+    assert list(raised.value.errors) == ["website"]
+
+
+def test_uuid_names_only_valid_parent_domains_of_the_hostname() -> None:
+    parent = "-bad.example"  # a parent label _HOST_RE lets through but no domain has
+    uuid = umami.website_id(parent)
+    assert umami.candidate_domains(call(website=uuid, hostname=f"a.{parent}")) == []
+
+
 def test_event_errors_name_umami_fields() -> None:
     with pytest.raises(InvalidPayload) as raised:
         umami.to_event(call(url="/", name="x", data={f"k{i}": i for i in range(31)}), SITE)
