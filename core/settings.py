@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar, get_type_hints
 
@@ -50,15 +51,38 @@ def load(cls: type[T], env: Mapping[str, str] | None = None) -> T:
     return cls(**values)
 
 
+def parse_origin_digests(setting: str) -> tuple[bytes, ...]:
+    """The origin secret digests a function accepts: comma-separated hex SHA-256 (decision 0016).
+    Raises SettingsError for anything else, so a typo fails at cold start, not on every request."""
+    digests = []
+    for part in setting.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        if not re.fullmatch(r"[0-9a-f]{64}", part):
+            raise SettingsError(f"{PREFIX}ORIGIN_SECRET_SHA256: not a hex SHA-256 digest: {part!r}")
+        digests.append(bytes.fromhex(part))
+    return tuple(digests)
+
+
 @dataclasses.dataclass(frozen=True)
 class IngestSettings:
     events_table: str
     meta_table: str
     max_body_bytes: int = 64 * 1024
     max_batch_events: int = 50
-    # The viewer's address comes from CloudFront-Viewer-Address, which CloudFront sets and a client
-    # cannot forge. X-Forwarded-For is client-controlled: trust it only behind a proxy you run.
+    # CloudFront-* headers (the viewer's address and country) are believed only with an origin
+    # secret whose SHA-256 is listed here (core/edge.py, decision 0016); none listed: never.
+    # X-Forwarded-For is client-controlled: trust it only behind a proxy you run.
+    origin_secret_sha256: str = ""
     trust_forwarded_for: bool = False
+
+    def __post_init__(self) -> None:
+        parse_origin_digests(self.origin_secret_sha256)
+
+    @property
+    def origin_digests(self) -> tuple[bytes, ...]:
+        return parse_origin_digests(self.origin_secret_sha256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,3 +116,13 @@ class QuerySettings:
     login_failures_global: int = 100
     login_window_seconds: int = 900
     secrets_cache_seconds: int = 300
+    # As IngestSettings': the origin secrets whose CloudFront-Viewer-Address the login limit
+    # believes.
+    origin_secret_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        parse_origin_digests(self.origin_secret_sha256)
+
+    @property
+    def origin_digests(self) -> tuple[bytes, ...]:
+        return parse_origin_digests(self.origin_secret_sha256)

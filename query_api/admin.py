@@ -43,7 +43,6 @@ from query_api.auth import (
     Session,
     TooManyAttempts,
     WrongPassword,
-    client_address,
 )
 from query_api.deps import Deps, Now, QueryDeps, signed_in
 from query_api.errors import (
@@ -276,7 +275,9 @@ def login(
     peer = request.client.host if request.client else ""
     try:
         signed = d.auth.login(
-            credentials.password, client_address(request.headers, peer), int(now.timestamp())
+            credentials.password,
+            d.auth.client_address(request.headers, peer),
+            int(now.timestamp()),
         )
     except NotConfigured:
         log.warning("sign-in refused", extra={"outcome": "not_configured"})

@@ -9,7 +9,9 @@ Invariants:
   expiry.
 - A CSRF token is an HMAC of the session id: bound to the session, never stored.
 - Failed sign-ins are counted per fixed window, per client and over all clients, in the meta
-  table with a TTL. The client is a keyed hash of its address: no address is stored or logged.
+  table with a TTL. The client is a keyed hash of its address (an IPv6 address's /64): no
+  address is stored or logged. The address is CloudFront's CloudFront-Viewer-Address only on a
+  request that carries the origin secret (core/edge.py), else the connection's own.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import hmac
 import ipaddress
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from core import keys
+from core import edge, keys
 from core.observability import logger
 from core.settings import QuerySettings
 
@@ -210,7 +212,8 @@ class LoginLimiter:
         self._key = key
 
     def client_scope(self, address: str) -> str:
-        return hmac.new(self._key, address.encode(), hashlib.sha256).hexdigest()[:32]
+        prefix = limited_prefix(address)
+        return hmac.new(self._key, prefix.encode(), hashlib.sha256).hexdigest()[:32]
 
     def wait_seconds(self, address: str, now: int) -> int:
         """0 if a sign-in may be tried now, else the seconds until the window ends."""
@@ -260,16 +263,26 @@ class LoginLimiter:
         return int(item["failures"]["N"]) if item else 0
 
 
-def client_address(headers: Mapping[str, str], peer: str) -> str:
-    """The viewer's address: CloudFront-Viewer-Address (CloudFront sets it), else the peer."""
-    viewer = headers.get("cloudfront-viewer-address", "").strip()
-    if viewer:
-        host = viewer.rsplit(":", 1)[0].strip("[]")  # the header always ends with the port
-        try:
-            return str(ipaddress.ip_address(host))
-        except ValueError:
-            pass
-    return peer
+def limited_prefix(address: str) -> str:
+    """What one client's failures are counted under: an IPv4 address (also written IPv4-mapped
+    as ::ffff:a.b.c.d), or an IPv6 address's /64. A subscriber gets at least a /64 (RFC 6177),
+    so counting per IPv6 address would give one attacker 2^64 fresh clients."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # no address at all (a test client): counted as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        # int(): a scope id (fe80::1%eth0) names the same prefix
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+def client_address(headers: Mapping[str, str], peer: str, accepted: Sequence[bytes]) -> str:
+    """The viewer's address: CloudFront-Viewer-Address on a request with an origin secret whose
+    digest is `accepted`, else the peer (API Gateway's sourceIp)."""
+    return edge.viewer(headers, peer, accepted).ip
 
 
 # ---- secrets and the whole ---------------------------------------------------------------------
@@ -311,6 +324,11 @@ class SecretSource:
         self._config = config
         self._ssm = ssm
         self._cached: tuple[float, Secrets | None] | None = None
+
+    @property
+    def origin_digests(self) -> tuple[bytes, ...]:
+        """Digests of the origin secrets CloudFront adds (decision 0016): not secret themselves."""
+        return self._config.origin_digests
 
     def get(self) -> Secrets | None:
         now = time.monotonic()
@@ -385,6 +403,9 @@ class Auth:
         cookie, session = codec.issue(now)
         self.sessions.create(session)
         return SignedIn(cookie, session, codec.csrf_token(session))
+
+    def client_address(self, headers: Mapping[str, str], peer: str) -> str:
+        return client_address(headers, peer, self._secrets.origin_digests)
 
     def session(self, cookie: str, now: int) -> Session | None:
         """The live session a cookie names, or None (forged, altered, expired, signed out)."""

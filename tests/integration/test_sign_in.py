@@ -4,16 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from core.aws import make_client
+from core.edge import ORIGIN_HEADER, origin_digest
 from local import tables
-from tests.integration.admin_client import ORIGIN, Browser
+from tests.integration.admin_client import ORIGIN, Browser, Reply
 from tests.integration.pipeline import Pipeline
 
 NOW = datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC)
 SITE_BODY = {"domain": "new.example"}
+ORIGIN_SECRET = "sign-in-test-origin-secret-" + "o" * 24
+
+
+@pytest.fixture(autouse=True)
+def origin_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The query API knows the origin secret CloudFront adds, as in AWS (decision 0016)."""
+    monkeypatch.setenv("LIVEINSIGHT_ORIGIN_SECRET_SHA256", origin_digest(ORIGIN_SECRET))
+
+
+class EdgeBrowser(Browser):
+    """A browser reaching the API through CloudFront, which adds the origin secret."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Reply:
+        kwargs["headers"] = {ORIGIN_HEADER: ORIGIN_SECRET, **(kwargs.get("headers") or {})}
+        return super().request(method, path, **kwargs)
+
+
+@pytest.fixture()
+def browser(pipeline: Pipeline) -> Browser:
+    return EdgeBrowser(pipeline)
+
 
 # ---- signing in and out --------------------------------------------------------------------------
 
@@ -278,7 +301,7 @@ def test_sixth_attempt_within_the_window_is_429_then_the_window_resets(
     retry_after = int(limited.headers["retry-after"])
     assert 0 < retry_after <= 900
     # Another client is not held back by this one
-    assert Browser(browser.pipeline, ip="203.0.113.50").login().status == 200
+    assert EdgeBrowser(browser.pipeline, ip="203.0.113.50").login().status == 200
     # And once the window has passed, the client may sign in again
     set_clock(NOW + timedelta(seconds=retry_after))
     assert browser.login().status == 200
@@ -302,8 +325,56 @@ def test_overall_cap_holds_for_clients_from_many_addresses(
     monkeypatch.setenv("LIVEINSIGHT_LOGIN_FAILURES_GLOBAL", "8")
     set_clock(NOW)
     for i in range(8):
-        assert Browser(browser.pipeline, ip=f"203.0.113.{i}").login("nope nope!").status == 401
-    assert Browser(browser.pipeline, ip="198.51.100.99").login().status == 429
+        assert EdgeBrowser(browser.pipeline, ip=f"203.0.113.{i}").login("nope nope!").status == 401
+    assert EdgeBrowser(browser.pipeline, ip="198.51.100.99").login().status == 429
+
+
+def test_addresses_of_one_ipv6_64_share_one_clients_limit(
+    browser: Browser, set_clock: Callable[[datetime], None]
+) -> None:
+    # Given five failures, each from a new address of one IPv6 /64 (one subscriber's prefix)
+    set_clock(NOW)
+    for i in range(5):
+        ip = f"2001:db8:7:1:{i:x}::{i + 1:x}"
+        assert EdgeBrowser(browser.pipeline, ip=ip).login("wrong password!").status == 401
+    # When yet another address of that /64 tries, it waits
+    assert EdgeBrowser(browser.pipeline, ip="2001:db8:7:1:ffff::9").login().status == 429
+    # And the neighbouring /64, and IPv4, are other clients
+    assert EdgeBrowser(browser.pipeline, ip="2001:db8:7:2::1").login().status == 200
+    assert EdgeBrowser(browser.pipeline, ip="198.51.100.99").login().status == 200
+
+
+def test_an_ipv4_mapped_address_is_the_same_client_as_its_ipv4(
+    browser: Browser, set_clock: Callable[[datetime], None]
+) -> None:
+    set_clock(NOW)
+    for i in range(5):
+        written = "198.51.100.44" if i % 2 else "::ffff:198.51.100.44"
+        assert EdgeBrowser(browser.pipeline, ip=written).login("wrong password!").status == 401
+    assert EdgeBrowser(browser.pipeline, ip="198.51.100.44").login().status == 429
+
+
+def test_a_forged_viewer_address_without_the_origin_secret_does_not_escape_the_limit(
+    pipeline: Pipeline, set_clock: Callable[[datetime], None]
+) -> None:
+    # Given someone calling the API directly (not through CloudFront), naming a new viewer each time
+    set_clock(NOW)
+    for i in range(5):
+        forger = Browser(pipeline, ip=f"203.0.113.{i}")  # CloudFront-Viewer-Address, no secret
+        assert forger.login("wrong password!").status == 401
+    # Then every try was counted against the connection's own address: the sixth waits
+    assert Browser(pipeline, ip="203.0.113.99").login().status == 429
+    # Even with a guessed secret
+    guessed = Browser(pipeline, ip="203.0.113.100")
+    reply = guessed.request(
+        "POST",
+        "/api/auth/login",
+        json_body={"password": "wrong password!"},
+        headers={ORIGIN_HEADER: "guess"},
+    )
+    assert reply.status == 429
+    # While a viewer CloudFront names is a client of its own
+    assert EdgeBrowser(pipeline, ip="203.0.113.101").login().status == 200
 
 
 def test_no_client_address_is_stored(

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
 
+from core.edge import ORIGIN_HEADER
 from query_api.admin import _is_loopback, _secure_cookie, share_url
 from query_api.auth import (
+    LoginLimiter,
+    LoginLimits,
     PasswordHashError,
     Session,
     SessionCodec,
     client_address,
     hash_password,
+    limited_prefix,
     parse_password_hash,
     verify_password,
 )
@@ -156,20 +161,75 @@ def test_csrf_token_is_bound_to_its_session_and_secret() -> None:
 # ---- addresses and origins -----------------------------------------------------------------------
 
 
+ORIGIN_SECRET = "o" * 48
+VIA_CLOUDFRONT = {ORIGIN_HEADER: ORIGIN_SECRET}
+ACCEPTED = (hashlib.sha256(ORIGIN_SECRET.encode()).digest(),)
+
+
 @pytest.mark.parametrize(
     ("headers", "address"),
     [
-        ({"cloudfront-viewer-address": "203.0.113.9:443"}, "203.0.113.9"),
-        ({"cloudfront-viewer-address": "[2001:db8::1]:443"}, "2001:db8::1"),
-        ({"cloudfront-viewer-address": "2001:db8::1:443"}, "2001:db8::1"),
-        ({"cloudfront-viewer-address": "nonsense"}, "10.0.0.1"),
+        ({**VIA_CLOUDFRONT, "cloudfront-viewer-address": "203.0.113.9:443"}, "203.0.113.9"),
+        ({**VIA_CLOUDFRONT, "cloudfront-viewer-address": "[2001:db8::1]:443"}, "2001:db8::1"),
+        ({**VIA_CLOUDFRONT, "cloudfront-viewer-address": "2001:db8::1:443"}, "2001:db8::1"),
+        ({**VIA_CLOUDFRONT, "cloudfront-viewer-address": "nonsense"}, "10.0.0.1"),
+        (VIA_CLOUDFRONT, "10.0.0.1"),
         ({}, "10.0.0.1"),
     ],
 )
 def test_client_address_prefers_cloudfronts_viewer_address(
     headers: dict[str, str], address: str
 ) -> None:
-    assert client_address(headers, "10.0.0.1") == address
+    assert client_address(headers, "10.0.0.1", ACCEPTED) == address
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"cloudfront-viewer-address": "203.0.113.9:443"},  # straight to execute-api
+        {ORIGIN_HEADER: "guessed", "cloudfront-viewer-address": "203.0.113.9:443"},
+        {ORIGIN_HEADER: "", "cloudfront-viewer-address": "203.0.113.9:443"},
+        {ORIGIN_HEADER: ORIGIN_SECRET[:-1], "cloudfront-viewer-address": "203.0.113.9:443"},
+    ],
+)
+def test_client_address_ignores_a_viewer_address_without_the_origin_secret(
+    headers: dict[str, str],
+) -> None:
+    assert client_address(headers, "10.0.0.1", ACCEPTED) == "10.0.0.1"
+
+
+def test_client_address_believes_no_header_when_no_origin_secret_is_configured() -> None:
+    headers = {**VIA_CLOUDFRONT, "cloudfront-viewer-address": "203.0.113.9:443"}
+    assert client_address(headers, "10.0.0.1", ()) == "10.0.0.1"
+
+
+# ---- the login limit's clients ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # IPv4-mapped: the IPv4 address
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("testclient", "testclient"),  # no address: counted as given
+    ],
+)
+def test_the_limit_counts_ipv4_per_address_and_ipv6_per_64(address: str, prefix: str) -> None:
+    assert limited_prefix(address) == prefix
+
+
+def test_addresses_of_one_ipv6_64_are_one_client_of_the_login_limit() -> None:
+    limiter = LoginLimiter(None, "meta", LoginLimits(), b"k" * 32)
+    one = limiter.client_scope("2001:db8:1:2::1")
+    assert limiter.client_scope("2001:db8:1:2:dead:beef:0:7") == one
+    assert limiter.client_scope("2001:db8:1:3::1") != one  # the next /64 is someone else
+    assert limiter.client_scope("::ffff:198.51.100.7") == limiter.client_scope("198.51.100.7")
+    assert limiter.client_scope("198.51.100.8") != limiter.client_scope("198.51.100.7")
+    # Still only a keyed hash: neither the address nor its prefix is in the scope
+    assert "2001" not in one and "db8" not in one
 
 
 @pytest.mark.parametrize(
