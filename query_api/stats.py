@@ -566,15 +566,15 @@ class Stats:
 
     # -- one dimension's rows -----------------------------------------------------------------
 
-    def _goal_rows(self, segments: list[Segment], wanted: Iterable[str] = ()) -> dict[str, Cell]:
-        """Configured goals (every event name when none are): visitors and events (conversions)."""
+    def _goal_rows(self, segments: list[Segment]) -> dict[str, Cell]:
+        """Configured goals (every event name when none are): visitors and events (conversions).
+        Only these: a filter's values select among them and never add one."""
         names, _ = self.source.over("name", segments)
         name_rows = names.rows()
         if self.site.goals:
             goals = list(self.site.goals)
         else:
             goals = sorted(v for v, row in name_rows.items() if v != OTHER and any(row.values()))
-            goals += [g for g in wanted if g.startswith(PAGEVIEW_GOAL_PREFIX)]
         rows: dict[str, Cell] = {}
         pages: Totals | None = None
         for goal in goals:
@@ -589,10 +589,10 @@ class Stats:
         return rows
 
     def _rows(
-        self, prop: Property, segments: list[Segment], wanted: Iterable[str] = ()
+        self, prop: Property, segments: list[Segment]
     ) -> tuple[dict[str, Cell], Totals, dict[str, Cell]]:
         if prop.kind == GOAL:
-            rows = self._goal_rows(segments, wanted)
+            rows = self._goal_rows(segments)
             return rows, Totals(), {}
         totals, per_bucket = self.source.over(prop.dimension, segments)
         return totals.rows(), totals, per_bucket
@@ -619,9 +619,7 @@ class Stats:
         prop = filters[0].prop
         what = prop.name
         _check_kept(metrics, prop.kind, what)
-        rows, totals, per_bucket = self._rows(
-            prop, segments, [v for f in filters for v in f.values]
-        )
+        rows, totals, per_bucket = self._rows(prop, segments)
         matched = [v for v in rows if all(f.matches(v) for f in filters)]
         exact_single = all(f.single for f in filters)
         counts_visitors = VISITORS in metrics or CONVERSION_RATE in metrics

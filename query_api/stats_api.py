@@ -61,15 +61,16 @@ def build_query(
 
 
 def _check_goals(site: SiteRecord, filters: tuple[stats.Filter, ...]) -> None:
-    """A goal filter names a configured goal (any event name while none are configured)."""
-    if not site.goals:
-        return
+    """A goal filter names a configured goal (any event name while none are configured, so
+    then a pageview goal is never one)."""
     for f in filters:
         if f.prop.kind != stats.GOAL:
             continue
         for goal in f.values:
-            if goal in site.goals or "*" in goal:
+            if "*" in goal or goal in site.goals:
                 continue
+            if not site.goals and not goal.startswith(PAGEVIEW_GOAL_PREFIX):
+                continue  # an event name, configured by being sent
             if goal.startswith(PAGEVIEW_GOAL_PREFIX):
                 path = goal.removeprefix(PAGEVIEW_GOAL_PREFIX)
                 first = (

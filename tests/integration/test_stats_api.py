@@ -117,7 +117,7 @@ def test_compare_previous_period(world: World) -> None:
         ),
         ("event:page!=/blog", "event:page", ["/blog"], True, "pageviews"),
         ("event:goal==Signup", "event:goal", ["Signup"], False, "visitors,events,conversion_rate"),
-        ("event:goal==Visit /pricing", "event:goal", ["Visit /pricing"], False, "visitors,events"),
+        # (a pageview goal counts once configured: test_query_hardening.py)
         ("event:name==Signup", "event:name", ["Signup"], False, "visitors,events"),
         ("event:props:plan==pro", "event:props:plan", ["pro"], False, "visitors,events"),
         (
