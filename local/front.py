@@ -4,7 +4,9 @@
   real ingest handler; every other `/api/*` → the real query handler (FastAPI behind Mangum).
 - `/js/script.js` → the built tracker; anything else → the built dashboard, as S3 would serve it,
   with the security headers CloudFront's response-headers policy adds.
-The handlers never know they are not in AWS.
+The handlers never know they are not in AWS. As CloudFront does, the front names the viewer in
+CloudFront-Viewer-Address and adds the origin secret the handlers check before they believe it
+(decision 0016); locally the secret is a fixed, public one, ORIGIN_ENVIRONMENT its digest.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from core import edge
 from core.observability import logger
 from local.runtime import LocalFunction
 
@@ -37,6 +40,47 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml")
+# Only ever local: AWS's comes from terraform/cdn.tf (random_password, decision 0016).
+LOCAL_ORIGIN_SECRET = "liveinsight-local-front-origin-secret"
+# What the handlers behind this front need in their environment to believe it.
+ORIGIN_ENVIRONMENT = {"LIVEINSIGHT_ORIGIN_SECRET_SHA256": edge.origin_digest(LOCAL_ORIGIN_SECRET)}
+
+
+def edge_headers(headers: dict[str, str], client_ip: str, origin_secret: str) -> dict[str, str]:
+    """A request's headers as CloudFront hands them to API Gateway: the viewer named in
+    CloudFront-Viewer-Address, the peer appended to X-Forwarded-For, the origin secret added, and
+    whatever a client sent under those names (or any CloudFront-* name) replaced.
+
+    Locally, a loopback client that sends X-Forwarded-For is a load generator speaking for
+    simulated viewers (demo traffic, tests): it is believed, and so is its CloudFront-Viewer-Country
+    (there is no geolocation here)."""
+    loopback = _is_loopback(client_ip)
+    out: dict[str, str] = {}
+    forwarded = country = ""
+    for name, value in headers.items():
+        key = name.lower()
+        if key == "x-forwarded-for":
+            forwarded = value
+        elif key == edge.VIEWER_COUNTRY:
+            country = value
+        elif key != edge.ORIGIN_HEADER and not key.startswith("cloudfront-"):
+            out[name] = value
+    viewer = client_ip
+    if forwarded and loopback:
+        viewer = forwarded.split(",")[0].strip() or client_ip
+    out["x-forwarded-for"] = f"{forwarded}, {client_ip}" if forwarded else client_ip
+    out[edge.VIEWER_ADDRESS] = f"[{viewer}]:443" if ":" in viewer else f"{viewer}:443"
+    if country and loopback:
+        out[edge.VIEWER_COUNTRY] = country
+    out[edge.ORIGIN_HEADER] = origin_secret
+    return out
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def api_gateway_event(
@@ -106,7 +150,9 @@ class Front:
         query: LocalFunction,
         dashboard_dir: Path,
         tracker_file: Path,
+        origin_secret: str = LOCAL_ORIGIN_SECRET,
     ) -> None:
+        self.origin_secret = origin_secret
         self.ingest = ingest
         self.query = query
         self.dashboard_dir = dashboard_dir
@@ -168,19 +214,8 @@ class Front:
             )
             return
         body = request.rfile.read(length) if length else b""
-        headers = {k: v for k, v in request.headers.items()}
         client_ip = request.client_address[0]
-        forwarded = headers.pop("X-Forwarded-For", None) or headers.pop("x-forwarded-for", None)
-        # CloudFront appends the peer to X-Forwarded-For and names the viewer in
-        # CloudFront-Viewer-Address. Locally, a loopback client that sends X-Forwarded-For is a
-        # load generator speaking for simulated viewers (demo traffic, tests): it is believed.
-        viewer = client_ip
-        if forwarded and ipaddress.ip_address(client_ip).is_loopback:
-            viewer = forwarded.split(",")[0].strip() or client_ip
-        headers["x-forwarded-for"] = f"{forwarded}, {client_ip}" if forwarded else client_ip
-        headers["cloudfront-viewer-address"] = (
-            f"[{viewer}]:443" if ":" in viewer else f"{viewer}:443"
-        )
+        headers = edge_headers(dict(request.headers.items()), client_ip, self.origin_secret)
         event = api_gateway_event(request.command, request.path, headers, body, client_ip)
         try:
             result = function.invoke(event)

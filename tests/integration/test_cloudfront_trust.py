@@ -1,0 +1,64 @@
+"""Ingest believes CloudFront's viewer headers only from CloudFront (decision 0016).
+
+Someone posting to the execute-api endpoint directly could otherwise name any viewer address
+(a fresh visitor hash per event) and any country. With the origin secret CloudFront adds, the
+headers count; without it the viewer is API Gateway's sourceIp and the country unknown.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from core.edge import ORIGIN_HEADER, origin_digest
+from tests.integration.pipeline import Pipeline
+
+SITE = "trust.example"
+ORIGIN_SECRET = "ingest-test-origin-secret-" + "i" * 24
+PAGE = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE}
+
+
+@pytest.fixture()
+def pipeline(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    monkeypatch.setenv("LIVEINSIGHT_ORIGIN_SECRET_SHA256", origin_digest(ORIGIN_SECRET))
+    pipeline = Pipeline(aws_env)
+    pipeline.add_site(SITE)
+    return pipeline
+
+
+def stored(pipeline: Pipeline) -> list[tuple[str, str]]:
+    """(visitor id, country) of every stored event."""
+    return [
+        (item["visitor_id"]["S"], item.get("country", {}).get("S", ""))
+        for item in pipeline.scan("events")
+    ]
+
+
+def test_viewer_and_country_from_cloudfront_are_believed(pipeline: Pipeline) -> None:
+    # Given two viewers CloudFront names, in Germany
+    edge = {ORIGIN_HEADER: ORIGIN_SECRET, "cloudfront-viewer-country": "DE"}
+    for ip in ("198.51.100.1", "198.51.100.2"):
+        assert pipeline.send(PAGE, ip=ip, extra_headers=edge).status == 202
+    # Then they are two visitors, both counted in Germany
+    visitors = stored(pipeline)
+    assert len({v for v, _ in visitors}) == 2
+    assert {c for _, c in visitors} == {"DE"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ingest/service.py still reads CloudFront-* headers unchecked: it must take the viewer "
+    "from core.edge.viewer with the settings' origin digests (issue 22; patch in the report)",
+)
+@pytest.mark.parametrize("origin", [{}, {ORIGIN_HEADER: "guess"}])
+def test_forged_viewer_headers_without_the_origin_secret_are_ignored(
+    pipeline: Pipeline, origin: dict[str, str]
+) -> None:
+    # Given events posted straight to API Gateway, each naming another viewer and a country
+    forged = {**origin, "cloudfront-viewer-country": "KP"}
+    for ip in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+        assert pipeline.send(PAGE, ip=ip, extra_headers=forged).status == 202
+    # Then they are one visitor (the connection's own address), with no country
+    visitors = stored(pipeline)
+    assert len(visitors) == 3
+    assert len({v for v, _ in visitors}) == 1
+    assert {c for _, c in visitors} == {""}
