@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from aggregator.fold import (
+    DIMENSION_GRANULARITIES,
     CellKey,
     Deltas,
     VisitorState,
@@ -28,15 +29,17 @@ from aggregator.fold import (
     prune,
     session_open_at,
 )
+from aggregator.prop_keys import KeyList, route
 from aggregator.store import (
     FOLD_MAX_ACTIONS,
     SLOT_GRANULARITIES,
     AggregateStore,
+    Bucket,
     ChunkPlan,
     VisitorKey,
 )
 from core.events import RawEvent
-from core.keys import SEP, Granularity
+from core.keys import SEP, Granularity, bucket_label
 
 # Every granularity: the single-tier aggregator (an unqualified invocation) writes them all.
 ALL_GRANULARITIES = frozenset(Granularity)
@@ -127,14 +130,22 @@ def next_segment(
     return segment_key(key[0], visitor_id, grown.segments), base_key, grown
 
 
+def no_key_lists(bucket: Bucket) -> KeyList:
+    return KeyList()
+
+
 def plan_chunk(
     items: list[StreamItem],
     start: int,
     states: dict[VisitorKey, VisitorState],
     max_items: int,
     granularities: frozenset[Granularity] = ALL_GRANULARITIES,
+    key_list: Callable[[Bucket], KeyList] = no_key_lists,
 ) -> tuple[ChunkPlan, int, Exception | None]:
     """Greedily fold items[start:] into a plan that fits one transaction.
+
+    `key_list` gives a day's or a month's admitted prop keys as known: the chunk counts a key
+    that list refuses under `prop:(other)`, and admits new keys while it has room (decision 0017).
 
     Returns the plan, the index of the first item not in it, and the error of a poison item that
     stopped the chunk (the caller reports that item as failed).
@@ -145,6 +156,14 @@ def plan_chunk(
     widths: dict[tuple[str, CellKey], set[str]] = {}  # attributes each counter cell carries
     cells_of: dict[tuple[str, str, str], set[tuple[str, CellKey]]] = {}  # items written → cells
     event_ids: list[tuple[str, str]] = []
+    chosen: dict[Bucket, set[str]] = {}  # prop keys the chunk admits, by day and month
+    lists: dict[Bucket, KeyList] = {}  # each key list as the chunk first saw it, for all its keys
+
+    def known(bucket: Bucket) -> KeyList:
+        if bucket not in lists:
+            lists[bucket] = key_list(bucket)
+        return lists[bucket]
+
     duplicates = 0
     slot_bytes = 0  # the chunk's slots, packed or not: within any item's bounds (decision 0015)
     index = start
@@ -163,8 +182,15 @@ def plan_chunk(
         try:
             new_state = apply_event(view.get(vkey, VisitorState()), event, event_deltas)
         except Exception as exc:  # a poison record: stop here, let Lambda retry / dead-letter it
-            return _plan(event_ids, working, states, deltas, duplicates), index, exc
-        event_deltas = _only(event_deltas, granularities)
+            return (
+                _plan(event_ids, working, states, deltas, duplicates, chosen, known),
+                index,
+                exc,
+            )
+        # (pruned first: a key is decided by what the event counts, not by a cell it leaves as is)
+        event_deltas, admitted = route(
+            event.site, prune(_only(event_deltas, granularities)), known, chosen
+        )
         touched = {(event.site, cell): set(attrs) for cell, attrs in prune(event_deltas).items()}
         # What the transaction writes: an item per visitor, per hour cell, and per slot (a day's
         # or a month's every dimension); an update's expression, and a slot's size, are bounded.
@@ -189,8 +215,9 @@ def plan_chunk(
             for name in attrs - widths.get(key, set())
         )
         visitors = len(working) + (0 if vkey in working else 1)
+        updated = len(set(chosen) | set(admitted))  # a key list per bucket admitting keys
         if event_ids and (
-            visitors + len(cells_of) + len(new_items) > max_items
+            visitors + len(cells_of) + len(new_items) + updated > max_items
             or widest > MAX_ATTRIBUTES_PER_UPDATE
             or most_dimensions > MAX_SLOT_DIMENSIONS
             or slot_bytes + grows > MAX_SLOT_BYTES
@@ -202,9 +229,11 @@ def plan_chunk(
         for key, attrs in touched.items():
             widths.setdefault(key, set()).update(attrs)
             cells_of.setdefault(_item_of(key), set()).add(key)
+        for bucket, keys in admitted.items():
+            chosen.setdefault(bucket, set()).update(keys)
         event_ids.append((event.site, event.event_id))
         index += 1
-    return _plan(event_ids, working, states, deltas, duplicates), index, None
+    return _plan(event_ids, working, states, deltas, duplicates, chosen, known), index, None
 
 
 def _item_of(key: tuple[str, CellKey]) -> tuple[str, str, str]:
@@ -235,10 +264,13 @@ def _plan(
     states: dict[VisitorKey, VisitorState],
     deltas: dict[str, Deltas],
     duplicates: int,
+    chosen: dict[Bucket, set[str]],
+    key_list: Callable[[Bucket], KeyList],
 ) -> ChunkPlan:
     return ChunkPlan(
         event_ids=event_ids,
         duplicates=duplicates,
+        admitted={bucket: (key_list(bucket), frozenset(new)) for bucket, new in chosen.items()},
         visitors={k: (s, states[k].version if k in states else 0) for k, s in working.items()},
         deltas={
             (site, cell): attrs for site, d in deltas.items() for cell, attrs in prune(d).items()
@@ -339,12 +371,30 @@ class _Batch:
         }
         if more:
             self.states.update(store.load_visitors(more))
+        # The key lists of the days and months the batch's props are counted in (decision 0017)
+        lists = {
+            (item.event.site, gran, bucket_label(gran, item.event.ts, item.event.tz))
+            for item in items
+            if item.event.props and not item.event.is_engagement
+            for gran in DIMENSION_GRANULARITIES
+            if gran in granularities
+        }
+        if lists:
+            store.know_key_lists(lists)
+
+    def _key_list(self, bucket: Bucket) -> KeyList:
+        return self.store.key_list(bucket)
 
     def commit_chunk(self, index: int) -> tuple[int, Exception | None] | None:
         """Commit the chunk starting at `index`: (next index, poison error), or None on failure."""
         for attempt in range(self.max_attempts + 1):
             plan, next_index, poison = plan_chunk(
-                self.items, index, self.states, self.max_items, self.granularities
+                self.items,
+                index,
+                self.states,
+                self.max_items,
+                self.granularities,
+                self._key_list,
             )
             if not plan.event_ids:
                 self.result.duplicates += plan.duplicates
@@ -362,6 +412,8 @@ class _Batch:
             self.result.retries += 1
             if outcome.stale_visitors:
                 self._reload(outcome.stale_visitors)
+            if outcome.stale_key_lists:  # another chunk admitted keys there: read them again
+                self.store.load_key_lists(outcome.stale_key_lists)
             if outcome.retryable:
                 self.sleep(min(0.05 * 2**attempt, 1.0))
         return None

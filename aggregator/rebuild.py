@@ -6,11 +6,15 @@ started earlier) up to now (so session ends are right), folds them with the same
 aggregator (minutes: the same walk over parts, aggregator/minutes.py), and *overwrites* every
 counter item whose bucket lies wholly inside the range. Running it twice writes the same items: it is idempotent. Raw events expire after 7 days,
 so ranges older than that cannot be rebuilt. Visitor states are left as they are.
+
+Prop keys follow the days' and months' key lists (decision 0017): a key a list holds counts under
+its own name, a new one is admitted in time order while the list has room, and the lists of the
+rebuilt buckets gain the keys admitted (never lose one, so instances that read them stay right).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +24,7 @@ from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 
 from aggregator.bounded import fold_into
 from aggregator.fold import (
+    PROP_PREFIX,
     SESSION_DIMENSIONS,
     TOTAL_GRANULARITIES,
     Deltas,
@@ -31,7 +36,14 @@ from aggregator.fold import (
 )
 from aggregator.minutes import recounted_parts
 from aggregator.processor import next_segment, visitor_key_for
-from aggregator.store import SLOT_GRANULARITIES, VisitorKey
+from aggregator.prop_keys import MAX_PROP_KEYS, OTHER_DIMENSION, KeyList, route
+from aggregator.store import (
+    SLOT_GRANULARITIES,
+    Bucket,
+    VisitorKey,
+    key_list_update,
+    read_key_lists,
+)
 from core import keys
 from core.aws import paged
 from core.events import RawEvent
@@ -96,12 +108,16 @@ def read_events(
         yield RawEvent.from_image({k: deserializer.deserialize(v) for k, v in item.items()})
 
 
-def recount(events: list[RawEvent]) -> tuple[Deltas, list[str]]:
-    """Fold events in time order, as the aggregator would have: absolute counters, and the ids
-    of poison events that cannot be folded (the aggregator never counted them either)."""
+def recount(
+    events: list[RawEvent], key_list: Callable[[Bucket], KeyList] = lambda _: KeyList()
+) -> tuple[Deltas, list[str], dict[Bucket, set[str]]]:
+    """Fold events in time order, as the aggregator would have: absolute counters, the ids of
+    poison events that cannot be folded (the aggregator never counted them either), and the prop
+    keys admitted beyond `key_list`'s lists."""
     states: dict[VisitorKey, VisitorState] = {}
     deltas = empty_deltas()
     poison: list[str] = []
+    chosen: dict[Bucket, set[str]] = {}
     for event in sorted(events, key=lambda e: (e.ts, e.event_id)):
         key = visitor_key_for(event, states)
         grown = next_segment(event, key, states)
@@ -113,8 +129,32 @@ def recount(events: list[RawEvent]) -> tuple[Deltas, list[str]]:
         except Exception:  # same rule as the aggregator: a poison record is never counted
             poison.append(event.event_id)
             continue
+        event_deltas, admitted = route(event.site, prune(event_deltas), key_list, chosen)
+        for bucket, new in admitted.items():
+            chosen.setdefault(bucket, set()).update(new)
         add_into(deltas, event_deltas)
-    return deltas, poison
+    return deltas, poison, chosen
+
+
+class _StoredKeyLists:
+    """The key lists a rebuild reads, each once, and the keys it adds to them."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client, self._table = client, table
+        self._read: dict[Bucket, KeyList] = {}
+
+    def get(self, bucket: Bucket) -> KeyList:
+        if bucket not in self._read:
+            self._read.update(read_key_lists(self._client, self._table, {bucket}, MAX_PROP_KEYS))
+        return self._read[bucket]
+
+    def add(self, admitted: dict[Bucket, set[str]]) -> int:
+        """Write the admitted keys, each list conditioned on the version read (a racing chunk
+        fails the rebuild, to be run again); returns the items written."""
+        for bucket, new in sorted(admitted.items()):
+            update = key_list_update(self._table, bucket, self.get(bucket), frozenset(new))
+            self._client.update_item(**update)
+        return len(admitted)
 
 
 def rebuild(
@@ -133,13 +173,17 @@ def rebuild(
         read_events(client, events_table, site, start - LOOKBACK, now + timedelta(hours=1))
     )
     report.events_read = len(events)
-    deltas, report.poison = recount(events)
+    lists = _StoredKeyLists(client, aggregates_table)
+    deltas, report.poison, admitted = recount(events, lists.get)
     cells = prune(deltas)
 
     def inside(gran: Granularity, label: str) -> bool:
         first, last = bucket_span(gran, label, tz)
         return start <= first and last <= end
 
+    report.items_written += lists.add(
+        {bucket: new for bucket, new in admitted.items() if inside(bucket[1], bucket[2])}
+    )
     wanted: dict[tuple[str, str], dict[str, Any]] = {}
     for (gran, dimension, label), attrs in cells.items():
         if not inside(gran, label):
@@ -163,8 +207,12 @@ def rebuild(
         report.items_written += 1
     # Items in the range that the raw events do not justify any more (a bug's leftovers, and the
     # other shards of a rebuilt bucket) go. Prop dimensions are known only from the raw events.
-    # So do the slots no fold took yet (decision 0015): the rebuilt bases hold their counts.
-    dimensions = set(FIXED_DIMENSIONS) | {keys.PENDING} | {dimension for _, dimension, _ in cells}
+    # So do the slots no fold took yet (decision 0015): the rebuilt bases hold their counts, and
+    # the items of keys the bound now refuses (written before it, decision 0017).
+    sent = {PROP_PREFIX + key for event in events for key in event.props} | {OTHER_DIMENSION}
+    dimensions = (
+        set(FIXED_DIMENSIONS) | {keys.PENDING} | {dimension for _, dimension, _ in cells} | sent
+    )
     for gran in (Granularity.MINUTE, *TOTAL_GRANULARITIES):  # minutes: the old layouts' items too
         for dimension in sorted(dimensions):
             pk = keys.counter_pk(site, gran, dimension)

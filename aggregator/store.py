@@ -5,7 +5,8 @@ A chunk's transaction holds, atomically:
     events folded into it, so it is also the record that an event was counted (decision 0005);
   - the chunk's deltas of each day and month it touches, every dimension at once, in one new
     packed item (a *slot*, decision 0015);
-  - its hour totals (Update ADD on one of the hour's shards).
+  - its hour totals (Update ADD on one of the hour's shards);
+  - the prop keys it admits into a day's or a month's key list, if any (decision 0017).
 
 A write is billed by the size of the whole item, so a chunk writes only small, new items. Once an
 instance has left `fold_at_slots` slots in a bucket, it folds the bucket's slots (everyone's) into each dimension's base (shard 0, packed too) in a transaction of their own that
@@ -19,11 +20,13 @@ import secrets
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aggregator import prop_keys
 from aggregator.bounded import fold_into
 from aggregator.fold import CellKey, VisitorState
+from aggregator.prop_keys import KeyList
 from core import keys
 from core.aws import query_between
 from core.keys import VERSION, Granularity
@@ -36,6 +39,8 @@ SLOT_GRANULARITIES = frozenset({Granularity.DAY, Granularity.MONTH})
 FOLD_AT_SLOTS = 16  # an instance folds a bucket once it left this many slots there
 # A fold is one transaction: a base Put per dimension and a Delete per slot, 100 actions at most.
 FOLD_MAX_ACTIONS = 100
+# Key lists a warm instance keeps (a site's day and month each): enough for every site it counts.
+KEY_LISTS_KEPT = 1024
 
 
 @dataclass
@@ -44,6 +49,8 @@ class ChunkPlan:
     visitors: dict[VisitorKey, tuple[VisitorState, int]]  # new state, version read
     deltas: dict[tuple[str, CellKey], dict[str, int]]  # (site, cell) → attribute deltas
     duplicates: int = 0  # events skipped because their visitor state already held them
+    # The prop keys the chunk admits (decision 0017): bucket → (its key list as read, new keys)
+    admitted: dict[Bucket, tuple[KeyList, frozenset[str]]] = field(default_factory=dict)
 
     @property
     def shard(self) -> int:
@@ -56,6 +63,7 @@ class ChunkPlan:
 class CommitOutcome:
     committed: bool
     stale_visitors: set[VisitorKey] = field(default_factory=set)
+    stale_key_lists: set[Bucket] = field(default_factory=set)  # another chunk admitted keys there
     retryable: bool = False
     reason: str = ""
 
@@ -121,6 +129,7 @@ class AggregateStore:
         tier: str = "",
         fold_at_slots: int = FOLD_AT_SLOTS,
         clock: Callable[[], float] = time.time,
+        max_prop_keys: int | None = None,
     ):
         self._client = client
         self._clock = clock  # epoch seconds: the visitor states' TTL and the slots' ids
@@ -132,6 +141,11 @@ class AggregateStore:
         self.fold_at_slots = fold_at_slots
         # The buckets this instance left slots in since it last folded them, and how many.
         self._pending: dict[Bucket, int] = {}
+        self.max_prop_keys = prop_keys.MAX_PROP_KEYS if max_prop_keys is None else max_prop_keys
+        # Key lists as last read or written. Admission is final, so a list read earlier still
+        # decides every key it holds or refuses; a key it would admit is written conditioned on
+        # its version, and a stale list is read again (decision 0017).
+        self._key_lists: dict[Bucket, KeyList] = {}
 
     def load_visitors(self, wanted: set[VisitorKey]) -> dict[VisitorKey, VisitorState]:
         found: dict[VisitorKey, VisitorState] = {}
@@ -143,11 +157,39 @@ class AggregateStore:
             found[(site, vid)] = VisitorState.from_json(state_text(item), int(item["v"]["N"]))
         return found
 
+    def key_list(self, bucket: Bucket) -> KeyList:
+        """A day's or a month's admitted prop keys, as this instance last saw them."""
+        if bucket not in self._key_lists:
+            self.load_key_lists({bucket})
+        return self._key_lists[bucket]
+
+    def know_key_lists(self, buckets: set[Bucket]) -> None:
+        """Read, in one go, the key lists of these buckets that this instance does not know."""
+        unknown = buckets - set(self._key_lists)
+        if unknown:
+            self.load_key_lists(unknown)
+
+    def load_key_lists(self, buckets: set[Bucket]) -> None:
+        """Read these buckets' key lists (consistently), replacing what this instance knew."""
+        found = read_key_lists(self._client, self._table, buckets, self.max_prop_keys)
+        for bucket, known in found.items():
+            self._keep_key_list(bucket, known)
+
+    def _keep_key_list(self, bucket: Bucket, known: KeyList) -> None:
+        self._key_lists.pop(bucket, None)
+        self._key_lists[bucket] = known
+        while len(self._key_lists) > KEY_LISTS_KEPT:  # the least recently read or written
+            del self._key_lists[next(iter(self._key_lists))]
+
     def commit(self, plan: ChunkPlan, now: float | None = None) -> CommitOutcome:
         now = self._clock() if now is None else now
         actions: list[tuple[str, Any, dict[str, Any]]] = []
         for vkey, (state, version) in plan.visitors.items():
             actions.append(("visitor", vkey, self._visitor(vkey, state, version, now)))
+        for bucket, (known, new) in sorted(plan.admitted.items()):
+            actions.append(
+                ("keys", bucket, {"Update": key_list_update(self._table, bucket, known, new)})
+            )
         slots: dict[Bucket, dict[str, dict[str, int]]] = {}
         for (site, (gran, dimension, label)), attrs in plan.deltas.items():
             if gran in SLOT_GRANULARITIES:
@@ -166,6 +208,10 @@ class AggregateStore:
             return _cancelled(actions, exc.response.get("CancellationReasons", []))
         except transient_errors(self._client) as exc:
             return CommitOutcome(False, retryable=True, reason=type(exc).__name__)
+        for bucket, (known, new) in plan.admitted.items():
+            self._keep_key_list(
+                bucket, replace(known, keys=known.keys | new, version=known.version + 1)
+            )
         for bucket in slots:
             self._pending[bucket] = self._pending.get(bucket, 0) + 1
         for bucket in self.due():
@@ -331,6 +377,36 @@ class AggregateStore:
         }
 
 
+def read_key_lists(
+    client: Any, table: str, buckets: set[Bucket], limit: int
+) -> dict[Bucket, KeyList]:
+    """These buckets' prop key lists, read consistently (an empty list where none is stored)."""
+    wanted = {(keys.prop_key_list_pk(s, g), label): (s, g, label) for s, g, label in buckets}
+    found = dict.fromkeys(buckets, KeyList(limit=limit))
+    for item in batch_get(client, table, wanted, consistent=True):
+        found[wanted[(item["pk"]["S"], item["sk"]["S"])]] = KeyList(
+            frozenset(item.get(keys.KEY_SET, {}).get("SS", [])), item_version(item), limit
+        )
+    return found
+
+
+def key_list_update(
+    table: str, bucket: Bucket, known: KeyList, new: frozenset[str]
+) -> dict[str, Any]:
+    """An UpdateItem that adds keys to a bucket's list if nobody changed it since it was read:
+    the list then holds exactly the keys counted under their own names (decision 0017)."""
+    site, gran, label = bucket
+    values: dict[str, Any] = {":new": {"SS": sorted(new)}, ":one": {"N": "1"}}
+    return {
+        "TableName": table,
+        "Key": {"pk": {"S": keys.prop_key_list_pk(site, gran)}, "sk": {"S": label}},
+        "UpdateExpression": "ADD #ks :new, #ver :one",
+        "ConditionExpression": version_condition(known.version, values),
+        "ExpressionAttributeNames": {"#ks": keys.KEY_SET, "#ver": VERSION},
+        "ExpressionAttributeValues": values,
+    }
+
+
 def _cancelled(
     actions: list[tuple[str, Any, dict[str, Any]]], reasons: list[dict[str, Any]]
 ) -> CommitOutcome:
@@ -339,9 +415,11 @@ def _cancelled(
         code = reason.get("Code", "None")
         if code == "ConditionalCheckFailed" and kind == "visitor":
             outcome.stale_visitors.add(ref)
+        elif code == "ConditionalCheckFailed" and kind == "keys":
+            outcome.stale_key_lists.add(ref)
         elif code not in ("None", ""):
             outcome.retryable = True  # TransactionConflict, throttling: back off and retry
             outcome.reason = code
-    if not outcome.stale_visitors:
+    if not outcome.stale_visitors and not outcome.stale_key_lists:
         outcome.retryable = True
     return outcome

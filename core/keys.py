@@ -13,6 +13,8 @@ aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, 
                                                                   packed by folds (0015)
                   pk  C#<site>#<d|M>#+                            slots: a chunk's deltas of a day or
                   sk  <bucket label>#s<time><random>              month, every dimension, packed (0015)
+                  pk  C#<site>#<d|M>#!prop_keys                   the prop keys a day or month admitted
+                  sk  <bucket label>                              (string set `ks`, 0017)
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
                                                                   also record what was counted;
                   pk  V.<tier>#<site>#<visitor id>                the rollup tier's own (0010; the
@@ -118,6 +120,17 @@ def counter_range(first: str, last: str) -> tuple[str, str]:
 # slots into each dimension's base (shard 0) and deletes them. Readers sum bases and slots.
 PENDING = "+"
 PACKED = "z"  # a packed item's counters: zlib of JSON {dimension: {stored name: count}}
+
+
+# The prop keys a site's day or month admitted (aggregator/prop_keys.py, decision 0017): one item
+# per bucket (sk = bucket label), all of a site's days (or months) in one partition, holding the
+# keys as a string set. A key beyond the bound gets no dimension, and so no partition, of its own.
+PROP_KEY_LIST = "!prop_keys"
+KEY_SET = "ks"
+
+
+def prop_key_list_pk(site: str, granularity: Granularity) -> str:
+    return counter_pk(site, granularity, PROP_KEY_LIST)
 
 
 def slot_sk(bucket: str, slot_id: str) -> str:

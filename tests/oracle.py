@@ -18,13 +18,18 @@ bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 
 - current visitors: one per visitor id, in the minute of its latest non-engagement event;
 - scroll depth: per page and bucket, each visitor's deepest scroll among the engagement events of
   its visits, summed with a count of (visitor, page) pairs;
-- an event after midnight whose previous-day visitor id has a session open continues it.
+- an event after midnight whose previous-day visitor id has a session open continues it;
+- prop keys (decision 0017): a day or month counts the keys its key list admitted under their own
+  names; every other key's counts are added up under `prop:(other)` (by value) and its events
+  under `prop_keys|(other)`. Which keys a list admits depends on arrival order, so the lists are
+  read from the store (`compute(events, admitted)`), and `admission_problems` checks that each is
+  what first come allows: keys sent there, as many as the bound and the byte budget let in.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from core.events import RawEvent
 from core.keys import TOTALS, Granularity, bucket_label, minute_label
@@ -51,6 +56,9 @@ SESSION_DIMS = (
 
 Cell = tuple[str, Granularity, str, str]  # (site, granularity, dimension, bucket)
 Counters = dict[Cell, dict[str, int]]
+KeyLists = Mapping[tuple[str, Granularity, str], Collection[str]]  # (site, gran, bucket) → keys
+OTHER = "(other)"
+KEY_BYTES = 16 * 1024  # a key list's budget of key text, besides its count
 
 
 def attribute_visitors(events: list[RawEvent]) -> dict[str, str]:
@@ -88,7 +96,9 @@ def sessions_of(events: list[RawEvent]) -> list[tuple[list[RawEvent], list[RawEv
     ]
 
 
-def compute(events: Iterable[RawEvent]) -> Counters:
+def compute(events: Iterable[RawEvent], admitted: KeyLists | None = None) -> Counters:
+    """Every counter; with `admitted`, prop keys outside a day's or month's list (none, for a
+    bucket without one) count under "(other)"."""
     events = list({e.event_id: e for e in events}.values())  # each accepted event once
     counters: Counters = defaultdict(lambda: defaultdict(int))
     uniques: dict[Cell, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -107,11 +117,55 @@ def compute(events: Iterable[RawEvent]) -> Counters:
             counters[cell]["visitors" if cell[2] == TOTALS else f"visitors|{value}"] += len(
                 visitors
             )
+    if admitted is not None:
+        counters = _bounded_keys(counters, admitted)
     return {
         cell: {a: v for a, v in attrs.items() if v}
         for cell, attrs in counters.items()
         if any(attrs.values())
     }
+
+
+def _bounded_keys(counters: Counters, admitted: KeyLists) -> Counters:
+    """Refused keys' cells added into `prop:(other)`, their events into `prop_keys|(other)`."""
+
+    def refused(site: str, gran: Granularity, bucket: str, key: str) -> bool:
+        return key != OTHER and key not in admitted.get((site, gran, bucket), ())
+
+    out: Counters = defaultdict(lambda: defaultdict(int))
+    for (site, gran, dim, bucket), attrs in counters.items():
+        if dim.startswith("prop:") and refused(site, gran, bucket, dim.removeprefix("prop:")):
+            dim = "prop:" + OTHER
+        for name, count in attrs.items():
+            if dim == "prop_keys" and refused(site, gran, bucket, name.partition("|")[2]):
+                name = "events|" + OTHER
+            out[(site, gran, dim, bucket)][name] += count
+    return out
+
+
+def admission_problems(events: Iterable[RawEvent], admitted: KeyLists, limit: int) -> list[str]:
+    """What is wrong with the key lists, first come being any order: a list must hold only keys
+    sent in its day or month, and refuse one only when full (`limit` keys) or when that key's
+    text would pass the budget."""
+    sent: dict[tuple[str, Granularity, str], set[str]] = defaultdict(set)
+    for event in events:
+        if not event.is_engagement:
+            for gran in DIMENSIONAL:
+                sent[(event.site, gran, bucket_label(gran, event.ts, event.tz))].update(
+                    key for key in event.props if key != OTHER
+                )
+    problems = []
+    for bucket in sorted(set(sent) | set(admitted), key=str):
+        keys, kept = sent.get(bucket, set()), set(admitted.get(bucket, ()))
+        size = sum(len(k.encode()) for k in kept)
+        if kept - keys:
+            problems.append(f"{bucket}: admitted keys never sent there: {sorted(kept - keys)}")
+        if len(kept) > limit or size > KEY_BYTES:
+            problems.append(f"{bucket}: {len(kept)} keys, {size} bytes admitted")
+        for key in sorted(keys - kept):
+            if len(kept) < limit and size + len(key.encode()) <= KEY_BYTES:
+                problems.append(f"{bucket}: {key!r} refused while the list had room")
+    return problems
 
 
 def _event_counts(event: RawEvent, counters: Counters) -> None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aggregator.prop_keys import MAX_PROP_KEYS
 from aggregator.store import FOLD_AT_SLOTS
 from tests import oracle
 from tests.faults import (
@@ -23,6 +24,7 @@ from tests.faults import (
     stored_events,
 )
 from tests.integration.pipeline import fresh_pipeline
+from tests.prop_key_lists import stored_key_lists
 
 STARTS = (
     datetime(2026, 11, 25, 23, 20, tzinfo=UTC),  # sessions cross UTC midnight
@@ -30,6 +32,9 @@ STARTS = (
     datetime(2026, 11, 30, 23, 30, tzinfo=UTC),  # and a month end
 )
 _examples = iter(range(1_000_000))
+# Prop keys an event sends (the generator's "plan", or others, or two): with a small bound on a
+# day's keys, which ones a list admits depends on delivery, and the oracle checks it (0017).
+KEY_SETS = (("plan",), ("tier",), ("seat",), ("plan", "tier"))
 
 
 def run_campaign(
@@ -40,6 +45,7 @@ def run_campaign(
     tz: str,
     monkeypatch: Any,
     tiers: bool = False,
+    max_prop_keys: int = MAX_PROP_KEYS,
 ) -> list[str]:
     """Mismatches after delivering the traffic under a random fault schedule: to the single-tier
     aggregator, or (`tiers`) to each tier's alias under a schedule of its own."""
@@ -51,17 +57,24 @@ def run_campaign(
 
         for now, body, ip, ua in traffic.payloads():
             monkeypatch.setattr(ingest.handler, "now", lambda now=now: now)
+            if "p" in body:
+                body["p"] = dict.fromkeys(rnd.choice(KEY_SETS), body["p"]["plan"])
             assert pipeline.send(body, ip=ip, user_agent=ua).status == 202
         records = pipeline.read_stream()
         functions = list(pipeline.tier_fns.values()) if tiers else [pipeline.aggregator_fn]
+        monkeypatch.setattr("aggregator.prop_keys.MAX_PROP_KEYS", max_prop_keys)
         monkeypatch.setattr("aggregator.processor.time.sleep", lambda _s: None)
         for function in functions:
             schedule = Schedule.random(rnd, len(records))
             faults = FaultyStore()
             with faults.installed():
                 deliver(function.invoke, records, schedule, faults)
-        expected = oracle.compute(stored_events(pipeline.ddb, pipeline.names))
-        return mismatches(expected, stored_counters(pipeline.ddb, pipeline.names))
+        events = stored_events(pipeline.ddb, pipeline.names)
+        admitted = stored_key_lists(pipeline.ddb, pipeline.names)
+        expected = oracle.compute(events, admitted)
+        return oracle.admission_problems(events, admitted, max_prop_keys) + mismatches(
+            expected, stored_counters(pipeline.ddb, pipeline.names)
+        )
 
 
 @settings(
@@ -77,6 +90,7 @@ def run_campaign(
     tiers=st.booleans(),
     fold_at=st.sampled_from([1, 2, FOLD_AT_SLOTS]),
     chunk_items=st.sampled_from([4, 100]),
+    max_prop_keys=st.sampled_from([1, 2, MAX_PROP_KEYS]),
 )
 def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     moto_endpoint: str,
@@ -88,13 +102,18 @@ def test_every_counter_equals_the_oracle_under_any_fault_schedule(
     tiers: bool,
     fold_at: int,
     chunk_items: int,
+    max_prop_keys: int,
 ) -> None:
     # (slots folded into their bases after every chunk or two: folds happen under the faults too,
     # or never, and the readers sum the slots)
     monkeypatch.setenv("LIVEINSIGHT_FOLD_AT_SLOTS", str(fold_at))
     # (4 items: a visitor, its hour and its day's and month's slots, so a chunk a visitor)
     monkeypatch.setenv("LIVEINSIGHT_MAX_TRANSACTION_ITEMS", str(chunk_items))
-    assert run_campaign(moto_endpoint, seed, events, visitors, tz, monkeypatch, tiers) == []
+    # (a day's and a month's prop keys bounded at one, two or the default: 0017)
+    problems = run_campaign(
+        moto_endpoint, seed, events, visitors, tz, monkeypatch, tiers, max_prop_keys
+    )
+    assert problems == []
 
 
 def test_each_tier_writes_its_own_granularities_and_together_they_equal_the_oracle(
