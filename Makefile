@@ -8,7 +8,7 @@ PORT ?= 8000
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: dev test test-unit test-integration test-e2e test-infra infra-tools lint bench build trackers package install lock clean
+.PHONY: dev test test-dates test-unit test-integration test-e2e test-infra infra-tools lint bench build trackers package install lock clean
 
 ## dev: the whole stack on http://127.0.0.1:$(PORT) with a demo site and demo traffic; the rollup
 ## tier batches every 10 s (AWS: 300 s, decision 0015) so the demo's ranges fill in as you watch
@@ -19,6 +19,22 @@ dev: install build
 ## core (a test file stays on one worker, so its fixtures are built once); the slowest are listed
 test: install build infra-tools trackers
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=20
+
+## test-dates: the unit and integration tiers again with the wall clock moved to a European DST
+## change, a year's end and 29 February, each crossed while the tests run: nothing may depend on
+## today's date (e2e runs at today's date in `make test`). libfaketime from PyPI's `libfaketime`
+## (its own build): Debian's 0.9.10 either hangs timed waits (monotonic faked) or fails every
+## time.sleep with EINVAL (monotonic left alone) on Python 3.11. Monotonic time is left alone.
+DATES ?= 2027-03-28 00:58:00|2026-12-31 23:57:00|2028-02-29 23:57:00
+FAKETIME_LIB = $(shell $(PY) -c 'import libfaketime, os; print(os.path.join(os.path.dirname(libfaketime.__file__), "vendor/libfaketime/src/libfaketime.so.1"))' 2>/dev/null)
+test-dates: install
+	@test -f "$(FAKETIME_LIB)" || { echo "libfaketime's library not found: make install"; exit 1; }
+	@dates='$(DATES)'; IFS='|'; for at in $$dates; do \
+	  echo "== unit and integration tiers at $$at UTC"; \
+	  export LD_PRELOAD="$(FAKETIME_LIB)" FAKETIME="@$$at" FAKETIME_DONT_FAKE_MONOTONIC=1 TZ=UTC; \
+	  $(PY) -c 'import datetime; print("the tests see", datetime.datetime.now(datetime.UTC))' || exit 1; \
+	  $(PY) -m pytest -q -n auto --dist loadfile -p no:cacheprovider tests/unit tests/integration || exit 1; \
+	done
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit
