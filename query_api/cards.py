@@ -16,6 +16,7 @@ import io
 import zipfile
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -296,13 +297,21 @@ EXPORTS = (
 )
 
 
+# A cell starting with one of these is run as a formula by spreadsheets (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """The value as a spreadsheet shows it: a would-be formula is written as text."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([_cell(c) for c in header])  # a prop key is event text too
     for row in rows:
-        # a cell a spreadsheet would run as a formula is written as text
-        writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in "=+-@\t\r" else c for c in row])
+        writer.writerow([_cell(c) for c in row])
     return out.getvalue()
 
 
@@ -319,11 +328,19 @@ def breakdown_csv_text(
     return _csv([prop.key, *columns], [[r[prop.key], *(r[c] for c in columns)] for r in rows])
 
 
+def attachment(name: str) -> str:
+    """A Content-Disposition for any file name (a prop key is event text): an ASCII fallback
+    without quotes, backslashes, slashes or control characters, and the exact name as RFC 5987's
+    percent-encoded UTF-8 (RFC 6266). A raw name could end the header, or not be Latin-1."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\/' else "_" for c in name
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def _download(body: bytes, media: str, name: str) -> Response:
     return Response(
-        body,
-        media_type=media,
-        headers={**NO_STORE, "content-disposition": f'attachment; filename="{name}"'},
+        body, media_type=media, headers={**NO_STORE, "content-disposition": attachment(name)}
     )
 
 

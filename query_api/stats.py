@@ -115,7 +115,10 @@ class Property:
 
     @property
     def key(self) -> str:
-        """The result key of a breakdown row: the name without `event:`/`visit:`/`props:`."""
+        """The result key of a breakdown row: the name without `event:`/`visit:`/`props:`
+        (a prop's whole key, which may hold a `:` of its own)."""
+        if self.kind == PROP:
+            return self.name.removeprefix("event:props:")
         return self.name.split(":")[-1]
 
     @property
