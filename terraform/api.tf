@@ -5,6 +5,64 @@ resource "aws_apigatewayv2_api" "http" {
   name          = local.name
   protocol_type = "HTTP"
   description   = "LiveInsight ingest and query API"
+  # With a custom domain for the origin, CloudFront is the only way in: the execute-api endpoint
+  # answers 403. Without one it must stay on, as CloudFront's origin (a disabled default
+  # endpoint refuses CloudFront too); the origin secret then guards the CloudFront-* headers.
+  disable_execute_api_endpoint = local.api_origin_custom_domain
+}
+
+# API Gateway's own custom domain, CloudFront's origin for /api/* when var.api_origin_domain is
+# set (e.g. api-origin.stats.example.com, a name only CloudFront uses).
+resource "aws_apigatewayv2_domain_name" "origin" {
+  count = local.api_origin_custom_domain ? 1 : 0
+
+  domain_name = var.api_origin_domain
+  domain_name_configuration {
+    certificate_arn = var.api_origin_certificate_arn
+    endpoint_type   = "REGIONAL"
+    security_policy = "TLS_1_2"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.api_origin_certificate_arn != ""
+      error_message = "Set api_origin_certificate_arn (an ACM certificate in var.region for api_origin_domain) when api_origin_domain is set."
+    }
+  }
+}
+
+resource "aws_apigatewayv2_api_mapping" "origin" {
+  count = local.api_origin_custom_domain ? 1 : 0
+
+  api_id      = aws_apigatewayv2_api.http.id
+  domain_name = aws_apigatewayv2_domain_name.origin[0].id
+  stage       = aws_apigatewayv2_stage.default.id
+}
+
+# The origin name's DNS record, when its Route 53 zone is given; else create a CNAME to the
+# api_origin_target output yourself (RUNBOOK.md) before CloudFront needs it.
+resource "aws_route53_record" "api_origin" {
+  count = local.api_origin_custom_domain && var.api_origin_zone_id != "" ? 1 : 0
+
+  zone_id = var.api_origin_zone_id
+  name    = var.api_origin_domain
+  type    = "A"
+  alias {
+    name                   = aws_apigatewayv2_domain_name.origin[0].domain_name_configuration[0].target_domain_name
+    zone_id                = aws_apigatewayv2_domain_name.origin[0].domain_name_configuration[0].hosted_zone_id
+    evaluate_target_health = false
+  }
+}
+
+locals {
+  api_origin_custom_domain = var.api_origin_domain != ""
+  # Not the mapping's name: the mapping follows the stage, the stage the routes and functions,
+  # and the functions the distribution (lambda.tf), so that would be a cycle.
+  api_origin_host = (
+    local.api_origin_custom_domain
+    ? aws_apigatewayv2_domain_name.origin[0].domain_name
+    : replace(aws_apigatewayv2_api.http.api_endpoint, "https://", "")
+  )
 }
 
 resource "aws_apigatewayv2_integration" "function" {

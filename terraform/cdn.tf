@@ -127,7 +127,8 @@ resource "aws_cloudfront_cache_policy" "static" {
 }
 
 # /api/*: never cached; every viewer header but Host goes to API Gateway (it rejects a foreign
-# Host). The managed policy also forwards CloudFront-Viewer-Country, which ingest records.
+# Host). The managed policy also forwards CloudFront-Viewer-Address and -Country, which the
+# functions believe only with the origin secret (the origin's custom_header below).
 data "aws_cloudfront_cache_policy" "disabled" {
   name = "Managed-CachingDisabled"
 }
@@ -225,12 +226,19 @@ resource "aws_cloudfront_distribution" "this" {
 
   origin {
     origin_id   = "api"
-    domain_name = replace(aws_apigatewayv2_api.http.api_endpoint, "https://", "")
+    domain_name = local.api_origin_host
     custom_origin_config {
       http_port              = 80
       https_port             = 443
       origin_protocol_policy = "https-only"
       origin_ssl_protocols   = ["TLSv1.2"]
+    }
+    # The proof that a request came through CloudFront, checked before the functions believe its
+    # CloudFront-Viewer-Address and -Country (core/edge.py ORIGIN_HEADER, decision 0016).
+    # CloudFront replaces a viewer's header of the same name.
+    custom_header {
+      name  = "X-LiveInsight-Origin"
+      value = local.origin_secret
     }
   }
 
@@ -280,6 +288,9 @@ resource "aws_cloudfront_distribution" "this" {
     ssl_support_method             = var.domain == "" ? null : "sni-only"
     minimum_protocol_version       = var.domain == "" ? "TLSv1" : "TLSv1.2_2021"
   }
+
+  # CloudFront resolves the API origin's name as soon as it deploys.
+  depends_on = [aws_route53_record.api_origin]
 
   lifecycle {
     precondition {

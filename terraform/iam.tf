@@ -37,6 +37,9 @@ locals {
 
 # ingest: one conditional PutItem per event (ingest/store.py); sites are read (core/sites.py
 # SiteStore.get), the daily salts read, created and the expired ones deleted (ingest/visitor.py).
+# In meta it reaches only those two partitions (core/keys.py SITE_PK, SALT_PK) and writes only
+# the salts': ingest is the public endpoint, and keys, sessions and sites are not its to touch.
+# ForAllValues: every partition key the request names must be the listed one.
 data "aws_iam_policy_document" "ingest" {
   statement {
     sid       = "StoreEvents"
@@ -44,14 +47,24 @@ data "aws_iam_policy_document" "ingest" {
     resources = [aws_dynamodb_table.this["events"].arn]
   }
   statement {
-    sid = "SitesAndSalts"
-    actions = [
-      "dynamodb:GetItem",
-      "dynamodb:Query",
-      "dynamodb:PutItem",
-      "dynamodb:DeleteItem",
-    ]
+    sid       = "ReadSites"
+    actions   = ["dynamodb:GetItem"]
     resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["SITE"]
+    }
+  }
+  statement {
+    sid       = "Salts"
+    actions   = ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["SALT"]
+    }
   }
   statement {
     sid       = "Logs"
@@ -121,8 +134,8 @@ data "aws_iam_policy_document" "query" {
     sid     = "SignInSecrets"
     actions = ["ssm:GetParameter"]
     resources = [
-      aws_ssm_parameter.admin_password_hash.arn,
-      aws_ssm_parameter.session_signing_key.arn,
+      local.secret_parameter_arns.admin_password_hash,
+      local.secret_parameter_arns.session_signing_key,
     ]
   }
   statement {

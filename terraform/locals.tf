@@ -28,8 +28,10 @@ locals {
       environment = {
         LIVEINSIGHT_EVENTS_TABLE = local.tables["events"]
         LIVEINSIGHT_META_TABLE   = local.tables["meta"]
-        # The viewer address comes from CloudFront-Viewer-Address; X-Forwarded-For is forgeable.
-        LIVEINSIGHT_TRUST_FORWARDED_FOR = "false"
+        # The viewer address comes from CloudFront-Viewer-Address, believed with the origin
+        # secret (its digests: secrets.tf); X-Forwarded-For is forgeable.
+        LIVEINSIGHT_ORIGIN_SECRET_SHA256 = local.origin_secret_digests
+        LIVEINSIGHT_TRUST_FORWARDED_FOR  = "false"
       }
     }
     aggregator = {
@@ -48,8 +50,10 @@ locals {
         LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
         LIVEINSIGHT_META_TABLE       = local.tables["meta"]
         # The sign-in secrets stay in SSM: the function gets their names and reads them itself.
-        LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER = aws_ssm_parameter.admin_password_hash.name
-        LIVEINSIGHT_SESSION_SECRET_PARAMETER      = aws_ssm_parameter.session_signing_key.name
+        LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER = local.secret_parameters.admin_password_hash
+        LIVEINSIGHT_SESSION_SECRET_PARAMETER      = local.secret_parameters.session_signing_key
+        # The login limit's client is CloudFront-Viewer-Address only with the origin secret.
+        LIVEINSIGHT_ORIGIN_SECRET_SHA256 = local.origin_secret_digests
         # The one origin a signed-in browser may change things from (CSRF), and the base of
         # shared links. CloudFront does not forward Host, so the function cannot infer it.
         LIVEINSIGHT_PUBLIC_URL = "https://${local.public_host}"

@@ -4,8 +4,13 @@ output "dashboard_url" {
 }
 
 output "api_url" {
-  description = "The HTTP API's own endpoint. Browsers and trackers use the dashboard URL's /api/* instead."
-  value       = aws_apigatewayv2_api.http.api_endpoint
+  description = "The HTTP API's origin as CloudFront reaches it (with the origin secret only). Browsers and trackers use the dashboard URL's /api/*."
+  value       = "https://${local.api_origin_host}"
+}
+
+output "api_origin_target" {
+  description = "Where a CNAME for var.api_origin_domain must point, if Terraform does not make the record (var.api_origin_zone_id empty); null without an origin domain."
+  value       = local.api_origin_custom_domain ? aws_apigatewayv2_domain_name.origin[0].domain_name_configuration[0].target_domain_name : null
 }
 
 output "tracker_snippet" {
@@ -49,11 +54,8 @@ output "alarm_topic_arn" {
 }
 
 output "secret_parameters" {
-  description = "SSM SecureString parameters of the dashboard login."
-  value = {
-    session_signing_key = aws_ssm_parameter.session_signing_key.name
-    admin_password_hash = aws_ssm_parameter.admin_password_hash.name
-  }
+  description = "SSM SecureString parameters of the dashboard login: scripts/deploy.sh creates them, Terraform only names them."
+  value       = local.secret_parameters
 }
 
 output "region" {

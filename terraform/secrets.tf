@@ -1,29 +1,65 @@
-# Secrets for the dashboard login: SSM SecureString parameters (free for standard parameters,
-# where Secrets Manager costs $0.40 per secret and month). The query function reads both with
-# ssm:GetParameter (its role allows exactly these two) and caches them for a few minutes
-# (query_api/auth.py), so a new password hash takes effect without a deployment.
+# Secrets, and what Terraform may know of them (decision 0016).
+#
+# The sign-in secrets (the session-signing key and the admin password hash) are SSM SecureString
+# parameters that scripts/deploy.sh creates with `aws ssm put-parameter` and the RUNBOOK's steps
+# change; Terraform only names them. A parameter resource would keep its value in the state, and
+# one with ignore_changes still reads it back into the state on every refresh. The query function
+# reads both with ssm:GetParameter (its role allows exactly these two) and caches them for a few
+# minutes (query_api/auth.py), so a new password hash takes effect without a deployment.
+# Standard parameters are free, where Secrets Manager costs $0.40 per secret and month.
 
-resource "random_password" "session_signing_key" {
-  length  = 64
+locals {
+  secret_parameters = {
+    session_signing_key = "/${var.project_name}/${var.environment}/session-signing-key"
+    admin_password_hash = "/${var.project_name}/${var.environment}/admin-password-hash"
+  }
+  secret_parameter_arns = {
+    for key, name in local.secret_parameters :
+    key => "arn:${data.aws_partition.current.partition}:ssm:${var.region}:${data.aws_caller_identity.current.account_id}:parameter${name}"
+  }
+}
+
+data "aws_partition" "current" {}
+
+# Deployments made before the parameters moved out of Terraform: forget them, do not delete them.
+removed {
+  from = aws_ssm_parameter.session_signing_key
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = aws_ssm_parameter.admin_password_hash
+  lifecycle {
+    destroy = false
+  }
+}
+
+# The origin secret CloudFront adds to every request it sends API Gateway (cdn.tf), the one
+# proof that a request's CloudFront-Viewer-Address and -Country are CloudFront's (core/edge.py).
+# It is the one secret in the state, by necessity: CloudFront's origin configuration, custom
+# headers included, is part of the distribution's state whoever generates the value. So it is
+# generated here, where rotating it is one apply, and it guards nothing but those headers.
+#
+# Two generations exist at a time: CloudFront sends generation N, the functions accept N and
+# N + 1 (by SHA-256 digest: their environment holds no secret). Raising origin_secret_generation
+# to N + 1 makes CloudFront send the secret the functions already accept; the functions, updated
+# after the distribution has deployed (they depend on it), then drop N and accept a new N + 2.
+resource "random_password" "origin_secret" {
+  for_each = toset([
+    tostring(var.origin_secret_generation),
+    tostring(var.origin_secret_generation + 1),
+  ])
+
+  length  = 48
   special = false
 }
 
-resource "aws_ssm_parameter" "session_signing_key" {
-  #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key; a customer-managed key ($1/month) would protect nothing more for a single-tenant deployment.
-  name        = "/${var.project_name}/${var.environment}/session-signing-key"
-  description = "HMAC key that signs dashboard session cookies. Rotating it logs everyone out."
-  type        = "SecureString"
-  value       = random_password.session_signing_key.result
-}
-
-resource "aws_ssm_parameter" "admin_password_hash" {
-  #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key; a customer-managed key ($1/month) would protect nothing more for a single-tenant deployment.
-  name        = "/${var.project_name}/${var.environment}/admin-password-hash"
-  description = "scrypt hash of the dashboard admin password (liveinsight admin hash-password). Set out of band (RUNBOOK.md), never in Terraform state."
-  type        = "SecureString"
-  value       = "unset"
-
-  lifecycle {
-    ignore_changes = [value]
-  }
+locals {
+  origin_secret = random_password.origin_secret[tostring(var.origin_secret_generation)].result
+  origin_secret_digests = join(",", [
+    for generation in sort(keys(random_password.origin_secret)) :
+    sha256(random_password.origin_secret[generation].result)
+  ])
 }

@@ -97,3 +97,32 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "api_origin_domain" {
+  description = "A name for API Gateway's own custom domain (e.g. api-origin.stats.example.com), CloudFront's origin for /api/*. Set it to turn the execute-api endpoint off; empty keeps that endpoint as the origin."
+  type        = string
+  default     = ""
+}
+
+variable "api_origin_certificate_arn" {
+  description = "ACM certificate in var.region covering api_origin_domain; required when it is set."
+  type        = string
+  default     = ""
+}
+
+variable "api_origin_zone_id" {
+  description = "Route 53 hosted zone in which to create api_origin_domain's record; empty: create the CNAME yourself (output api_origin_target)."
+  type        = string
+  default     = ""
+}
+
+variable "origin_secret_generation" {
+  description = "Generation of the origin secret CloudFront sends to API Gateway (secrets.tf). Raise it by one to rotate the secret, and keep the new value (RUNBOOK.md)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.origin_secret_generation >= 1 && floor(var.origin_secret_generation) == var.origin_secret_generation
+    error_message = "origin_secret_generation: a whole number, at least 1."
+  }
+}

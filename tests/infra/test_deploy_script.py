@@ -34,3 +34,21 @@ def test_deploy_script_packages_before_terraform_reads_the_zips() -> None:
     text = SCRIPT.read_text()
     assert text.index("make package") < text.index("tf apply")
     assert "set -euo pipefail" in text
+
+
+def test_deploy_script_creates_the_sign_in_secrets_in_ssm_not_in_terraform() -> None:
+    text = SCRIPT.read_text()
+    # The names come from Terraform, after the apply that defines them
+    entries = re.findall(r"output_entry secret_parameters (\w+)", text)
+    assert sorted(entries) == sorted(tf.locals_()["secret_parameters"])
+    assert "secret_parameters" in tf.outputs()
+    assert text.index("tf apply") < text.index("output_entry secret_parameters")
+    # Created once as SecureStrings (an existing one is left alone: no --overwrite), the value
+    # from a private file, never on a command line
+    (put,) = re.findall(r"aws ssm put-parameter[^\n]*\n[^\n]*", text)
+    assert "--type SecureString" in put and '--value "file://$secret_file"' in put
+    assert "--overwrite" not in put
+    assert "chmod 600" in text and "trap 'rm -f \"$secret_file\"' EXIT" in text
+    # And Terraform gets no secret
+    assert "TF_VAR_" not in text
+    assert not re.search(r"-var[ =][^\n]*(secret|password|key)", text)

@@ -10,6 +10,11 @@ only happen sometimes: a new day's salt replacing an expired one, a resend, a re
 admin's side: secrets read from SSM, a failed and a good sign-in, every kind of site change, a
 shared link, sign-out.
 
+A grant names the partition too where a statement has a `dynamodb:LeadingKeys` condition: the
+calls record the partition key each one names (Key, Item or the Query's `pk = :pk`), so the
+ingest role's meta access is checked down to the partitions it reads (sites, salts) and the one
+it writes (salts).
+
 Operations map to IAM actions as AWS authorizes them: TransactWriteItems has no action of its
 own, each Put/Update/Delete/ConditionCheck inside it needs PutItem/UpdateItem/DeleteItem/
 ConditionCheckItem on its table. The stream read actions and sqs:SendMessage are the event source
@@ -57,7 +62,9 @@ CURRENT_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_function", default=None
 )
 
-Grant = tuple[str, str]  # (IAM action, resource: "table:<logical>" | "stream:<logical>" | ...)
+# (IAM action, resource: "table:<logical>" | "stream:<logical>" | ..., partition key or ANY_KEY)
+Grant = tuple[str, str, str]
+ANY_KEY = "*"  # a statement without a LeadingKeys condition; a call whose key is not recorded
 
 
 class Recorder:
@@ -111,23 +118,44 @@ def grants_from_call(
     service: str, operation: str, body: dict[str, Any], logical: dict[str, str]
 ) -> set[Grant]:
     if service == "ssm" and "Name" in body:
-        return {(f"ssm:{operation}", "param:" + PARAMETERS.get(body["Name"], "unknown"))}
+        return {(f"ssm:{operation}", "param:" + PARAMETERS.get(body["Name"], "unknown"), ANY_KEY)}
     if service != "dynamodb":
-        return {(f"{service}:{operation}", "unknown")}
+        return {(f"{service}:{operation}", "unknown", ANY_KEY)}
     if operation == "TransactWriteItems":
         return {
-            (f"dynamodb:{TRANSACT_ACTIONS[kind]}", "table:" + logical[spec["TableName"]])
+            (f"dynamodb:{TRANSACT_ACTIONS[kind]}", "table:" + logical[spec["TableName"]], pk(spec))
             for item in body["TransactItems"]
             for kind, spec in item.items()
         }
     if operation == "TransactGetItems":
         return {
-            ("dynamodb:GetItem", "table:" + logical[item["Get"]["TableName"]])
+            ("dynamodb:GetItem", "table:" + logical[item["Get"]["TableName"]], pk(item["Get"]))
             for item in body["TransactItems"]
         }
-    if operation in ("BatchGetItem", "BatchWriteItem"):
-        return {(f"dynamodb:{operation}", "table:" + logical[t]) for t in body["RequestItems"]}
-    return {(f"dynamodb:{operation}", "table:" + logical[body["TableName"]])}
+    if operation == "BatchGetItem":
+        return {
+            (f"dynamodb:{operation}", "table:" + logical[table], key["pk"]["S"])
+            for table, spec in body["RequestItems"].items()
+            for key in spec["Keys"]
+        }
+    if operation == "BatchWriteItem":
+        return {
+            (f"dynamodb:{operation}", "table:" + logical[table], pk(next(iter(request.values()))))
+            for table, requests in body["RequestItems"].items()
+            for request in requests
+        }
+    return {(f"dynamodb:{operation}", "table:" + logical[body["TableName"]], pk(body))}
+
+
+def pk(request: dict[str, Any]) -> str:
+    """The partition key a DynamoDB request names: IAM's dynamodb:LeadingKeys."""
+    for field in ("Key", "Item"):
+        if field in request:
+            return str(request[field]["pk"]["S"])
+    condition = request.get("KeyConditionExpression", "")
+    if m := re.match(r"\s*pk\s*=\s*(:\w+)", condition):
+        return str(request["ExpressionAttributeValues"][m.group(1)]["S"])
+    return ANY_KEY  # a Scan: no partition named, which ForAllValues would let through
 
 
 def run_scenario(pipeline: Pipeline) -> None:
@@ -229,7 +257,7 @@ def classify(resource: str) -> str:
         (r"\$\{aws_dynamodb_table\.this\[local\.esm\.source_table\]\.stream_arn\}()", "stream:"),
         (r"\$\{aws_sqs_queue\.(\w+)\.arn\}", "queue:{}"),
         (r'\$\{aws_cloudwatch_log_group\.lambda\["(\w+)"\]\.arn\}:\*', "logs:{}"),
-        (r"\$\{aws_ssm_parameter\.(\w+)\.arn\}", "param:{}"),
+        (r"\$\{local\.secret_parameter_arns\.(\w+)\}", "param:{}"),
     ]
     for pattern, shape in patterns:
         if m := re.fullmatch(pattern, resource):
@@ -242,11 +270,38 @@ def policy_grants(function: str) -> set[Grant]:
     grants: set[Grant] = set()
     for statement in statements:
         assert statement.get("effect", "Allow") == "Allow"
+        partitions = leading_keys(statement)
         for action in statement["actions"]:
             assert "*" not in action, action
             for resource in statement["resources"]:
-                grants.add((action, classify(resource)))
+                grants.update((action, classify(resource), key) for key in partitions)
     return grants
+
+
+def leading_keys(statement: dict[str, Any]) -> list[str]:
+    """The partitions a statement is limited to, or [ANY_KEY] for a statement without a limit."""
+    conditions = statement.get("condition", [])
+    if not conditions:
+        return [ANY_KEY]
+    (condition,) = conditions
+    # ForAllValues: every key the request names must be listed. ForAnyValue would let a request
+    # through that names one listed key, and a bare StringEquals is not meant for a multivalued key.
+    assert condition["test"] == "ForAllValues:StringEquals", condition
+    assert condition["variable"] == "dynamodb:LeadingKeys", condition
+    values: list[str] = condition["values"]
+    assert values and all(ANY_KEY not in v for v in values), values
+    return values
+
+
+def normalised(needed: set[Grant], allowed: set[Grant]) -> set[Grant]:
+    """Calls as the policy sees them: on a resource the policy grants without a partition limit,
+    the call's partition does not matter."""
+    return {
+        (action, resource, ANY_KEY)
+        if (action, resource, ANY_KEY) in allowed
+        else (action, resource, key)
+        for action, resource, key in needed
+    }
 
 
 def mapping_grants(function: str) -> set[Grant]:
@@ -259,7 +314,9 @@ def mapping_grants(function: str) -> set[Grant]:
         return set()
     stream = classify(esm["event_source_arn"])
     queue = classify(esm["destination_config"][0]["on_failure"][0]["destination_arn"])
-    return {(action, stream) for action in STREAM_READ} | {("sqs:SendMessage", queue)}
+    return {(action, stream, ANY_KEY) for action in STREAM_READ} | {
+        ("sqs:SendMessage", queue, ANY_KEY)
+    }
 
 
 def test_roles_and_policies_are_wired_one_per_function() -> None:
@@ -276,11 +333,12 @@ def test_role_allows_exactly_the_calls_the_code_makes(
     function: str, recorded: dict[str, set[Grant]]
 ) -> None:
     # Given the calls the function made in the scenario, plus what its event source mapping needs
-    needed = recorded.get(function, set()) | mapping_grants(function)
-    assert needed, f"{function} made no call: the scenario did not drive it"
+    calls = recorded.get(function, set()) | mapping_grants(function)
+    assert calls, f"{function} made no call: the scenario did not drive it"
     # When its policy document is read
     allowed = {g for g in policy_grants(function) if not g[0].startswith("logs:")}
-    # Then it allows exactly those actions on exactly those resources
+    needed = normalised(calls, allowed)
+    # Then it allows exactly those actions on exactly those resources (and partitions)
     assert allowed - needed == set(), "allowed but never called"
     assert needed - allowed == set(), "called but not allowed"
 
@@ -289,6 +347,18 @@ def test_role_allows_exactly_the_calls_the_code_makes(
 def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
     logs = {g for g in policy_grants(function) if g[0].startswith("logs:")}
     assert logs == {
-        ("logs:CreateLogStream", f"logs:{function}"),
-        ("logs:PutLogEvents", f"logs:{function}"),
+        ("logs:CreateLogStream", f"logs:{function}", ANY_KEY),
+        ("logs:PutLogEvents", f"logs:{function}", ANY_KEY),
     }
+
+
+def test_ingest_writes_only_the_salts_in_meta(recorded: dict[str, set[Grant]]) -> None:
+    # Given what ingest's policy allows on the meta table
+    meta = {(a, k) for a, r, k in policy_grants("ingest") if r == "table:meta"}
+    # Then it writes the salts' partition and nothing else there, and reads sites and salts only
+    writes = {(a, k) for a, k in meta if a not in ("dynamodb:GetItem", "dynamodb:Query")}
+    assert writes == {("dynamodb:PutItem", keys.SALT_PK), ("dynamodb:DeleteItem", keys.SALT_PK)}
+    assert meta - writes == {("dynamodb:GetItem", keys.SITE_PK), ("dynamodb:Query", keys.SALT_PK)}
+    # And those are the salt writes it really makes: a new day's salt, an expired one deleted
+    made = {(a, k) for a, r, k in recorded["ingest"] if r == "table:meta"}
+    assert {("dynamodb:PutItem", keys.SALT_PK), ("dynamodb:DeleteItem", keys.SALT_PK)} <= made
