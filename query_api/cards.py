@@ -108,6 +108,12 @@ def filter_value(value: str) -> str:
     return value.replace("|", "\\|").replace(";", "\\;")
 
 
+def view_span(site: Any, now: datetime, v: View) -> stats.DateRange:
+    """The view's period: read first where a card turns its own errors into a message, since a
+    bad period or date is the request's error (a 400), not something a card cannot show."""
+    return stats.parse_period(v.period, v.date, stats.today_in(site.tz, now))
+
+
 # ---- cards -------------------------------------------------------------------------------------
 
 
@@ -201,6 +207,7 @@ def breakdown_card(
     """Top values of one property, each a button that filters the dashboard by it."""
     prop = stats.parse_property(long_property(property))
     columns = (stats.VISITORS, *COLUMNS[prop.kind])
+    view_span(site, now, v)
     try:
         rows, folded = _breakdown(site, d, now, v, prop, columns, limit)
     except BadRequest as exc:
@@ -251,8 +258,7 @@ def _breakdown(
 @router.get("/props", responses=HTML)
 def props_card(site: ReadableSite, d: Deps, now: Now, v: ViewParams) -> HTMLResponse:
     """The custom prop keys sent in the period, most used first: the dashboard's props tabs."""
-    span = stats.parse_period(v.period, v.date, stats.today_in(site.tz, now))
-    keys = stats.Stats(d.counters, site).prop_keys(span)
+    keys = stats.Stats(d.counters, site).prop_keys(view_span(site, now, v))
     return fragment("props.html", keys=keys)
 
 
@@ -364,6 +370,7 @@ def breakdown_csv(
 @router.get("/export.zip", responses=ZIP)
 def export_zip(site: ReadableSite, d: Deps, now: Now, v: ViewParams) -> Response:
     """Every card for the period and filters; a card the filters rule out is left out."""
+    view_span(site, now, v)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         engine = stats.Stats(d.counters, site)

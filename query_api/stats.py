@@ -253,6 +253,12 @@ def parse_date(raw: str) -> date:
         ) from None
 
 
+# The days a period, and the one before it that a comparison reads, may cover: Python's calendar
+# (years 1 to 9999) less a day at each end, so that stepping to the next day, or to the UTC
+# hours of a local day, never leaves it.
+FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
+
+
 def parse_period(period: str | None, date_param: str | None, today: date) -> DateRange:
     """Plausible's periods, in the site's local days; `date` is the day the period ends on."""
     period = period or "30d"
@@ -262,25 +268,50 @@ def parse_period(period: str | None, date_param: str | None, today: date) -> Dat
             f"values in our docs: {DOCS}#time-periods"
         )
     if period == "custom":
-        if not date_param:
-            raise BadRequest(
-                "The `date` parameter is required when using a custom period. See "
-                f"{DOCS}#time-periods"
-            )
-        parts = date_param.split(",")
+        span = _custom_period(date_param)
+    else:
+        end = today if not date_param or date_param == "today" else parse_date(date_param)
         try:
-            first, last = (date.fromisoformat(p.strip()) for p in parts)
-        except ValueError:
-            raise BadRequest(
-                "Invalid format for `date` parameter. When using a custom period, please include "
-                f"two ISO-8601 formatted dates joined by a comma. See {DOCS}#time-periods"
-            ) from None
-        if last < first:
-            raise BadRequest("The custom period ends before it starts.")
-        if (last - first).days > 3 * 366:
-            raise BadRequest("A custom period can span at most three years.")
-        return DateRange(first, last)
-    end = today if not date_param or date_param == "today" else parse_date(date_param)
+            span = _period_ending(period, end)
+        except (OverflowError, ValueError):  # a date before year 1 or after 9999
+            raise _beyond_the_calendar() from None
+    try:
+        before = previous_period(span)
+    except (OverflowError, ValueError):
+        raise _beyond_the_calendar() from None
+    if before.first < FIRST_DAY or span.last > LAST_DAY:
+        raise _beyond_the_calendar()
+    return span
+
+
+def _beyond_the_calendar() -> BadRequest:
+    return BadRequest(
+        "Error parsing `date` parameter: the period, and the one before it that a comparison "
+        f"reads, must lie between {FIRST_DAY} and {LAST_DAY}. See {DOCS}#time-periods"
+    )
+
+
+def _custom_period(date_param: str | None) -> DateRange:
+    if not date_param:
+        raise BadRequest(
+            f"The `date` parameter is required when using a custom period. See {DOCS}#time-periods"
+        )
+    parts = date_param.split(",")
+    try:
+        first, last = (date.fromisoformat(p.strip()) for p in parts)
+    except ValueError:
+        raise BadRequest(
+            "Invalid format for `date` parameter. When using a custom period, please include "
+            f"two ISO-8601 formatted dates joined by a comma. See {DOCS}#time-periods"
+        ) from None
+    if last < first:
+        raise BadRequest("The custom period ends before it starts.")
+    if (last - first).days > 3 * 366:
+        raise BadRequest("A custom period can span at most three years.")
+    return DateRange(first, last)
+
+
+def _period_ending(period: str, end: date) -> DateRange:
     if period == "day":
         return DateRange(end, end)
     if period == "7d":
