@@ -107,8 +107,11 @@ def run(aws_env: dict[str, str], captured: Captured, monkeypatch: pytest.MonkeyP
     assert pipeline.get("/api/nowhere").status == 404
     # query: sign-in refused (wrong password, then rate-limited) and accepted, from known addresses
     from query_api.auth import hash_password
-    from tests.integration.admin_client import Browser
+    from tests.integration.edge_client import ORIGIN_ENVIRONMENT
+    from tests.integration.edge_client import EdgeBrowser as Browser
 
+    for name, value in ORIGIN_ENVIRONMENT.items():  # addresses as CloudFront names them
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH", hash_password("log test password"))
     monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET", "l" * 48)
     monkeypatch.setenv("LIVEINSIGHT_LOGIN_FAILURES_PER_CLIENT", "1")

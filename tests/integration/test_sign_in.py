@@ -4,38 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from core.aws import make_client
-from core.edge import ORIGIN_HEADER, origin_digest
+from core.edge import ORIGIN_HEADER
 from local import tables
-from tests.integration.admin_client import ORIGIN, Browser, Reply
+from tests.integration.admin_client import ORIGIN, Browser
+from tests.integration.edge_client import ORIGIN_ENVIRONMENT, EdgeBrowser
 from tests.integration.pipeline import Pipeline
 
 NOW = datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC)
 SITE_BODY = {"domain": "new.example"}
-ORIGIN_SECRET = "sign-in-test-origin-secret-" + "o" * 24
 
 
 @pytest.fixture(autouse=True)
 def origin_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """The query API knows the origin secret CloudFront adds, as in AWS (decision 0016)."""
-    monkeypatch.setenv("LIVEINSIGHT_ORIGIN_SECRET_SHA256", origin_digest(ORIGIN_SECRET))
-
-
-class EdgeBrowser(Browser):
-    """A browser reaching the API through CloudFront, which adds the origin secret."""
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Reply:
-        kwargs["headers"] = {ORIGIN_HEADER: ORIGIN_SECRET, **(kwargs.get("headers") or {})}
-        return super().request(method, path, **kwargs)
+    for name, value in ORIGIN_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture()
 def browser(pipeline: Pipeline) -> Browser:
-    return EdgeBrowser(pipeline)
+    return EdgeBrowser(pipeline)  # through CloudFront
 
 
 # ---- signing in and out --------------------------------------------------------------------------
