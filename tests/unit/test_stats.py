@@ -39,6 +39,29 @@ def test_a_custom_period_must_not_end_before_it_starts() -> None:
         stats.parse_period("custom", "2026-02-01,2026-01-01", TODAY)
 
 
+@pytest.mark.parametrize(
+    ("period", "date_param"),
+    [
+        ("7d", "0001-01-03"),
+        ("day", "9999-12-31"),
+        ("day", "0001-01-02"),  # the day before, a comparison's period, is the calendar's first
+        ("12mo", "0001-03-01"),
+        ("month", "9999-12-01"),
+        ("custom", "0001-01-01,0001-01-05"),
+    ],
+)
+def test_a_period_past_the_calendars_ends_is_a_bad_request(period: str, date_param: str) -> None:
+    with pytest.raises(BadRequest, match="must lie between 0001-01-02 and 9999-12-30"):
+        stats.parse_period(period, date_param, TODAY)
+
+
+def test_the_calendars_last_answerable_days_are_periods() -> None:
+    assert stats.parse_period("day", "0001-01-03", TODAY) == DateRange(date(1, 1, 3), date(1, 1, 3))
+    last = stats.parse_period("custom", "9999-12-01,9999-12-30", TODAY)
+    assert stats.segments_of(last) == [Segment(Granularity.DAY, "9999-12-01", "9999-12-30")]
+    assert list(last.each_day())[-1] == date(9999, 12, 30)
+
+
 def test_whole_months_are_read_from_month_items_and_the_rest_from_day_items() -> None:
     span = DateRange(date(2026, 1, 20), date(2026, 5, 3))
     assert stats.segments_of(span) == [
