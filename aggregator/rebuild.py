@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 
+from aggregator import prop_keys
 from aggregator.bounded import fold_into
 from aggregator.fold import (
     PROP_PREFIX,
@@ -36,7 +37,7 @@ from aggregator.fold import (
 )
 from aggregator.minutes import recounted_parts
 from aggregator.processor import next_segment, visitor_key_for
-from aggregator.prop_keys import MAX_PROP_KEYS, OTHER_DIMENSION, KeyList, route
+from aggregator.prop_keys import OTHER_DIMENSION, KeyList, route
 from aggregator.store import (
     SLOT_GRANULARITIES,
     Bucket,
@@ -145,7 +146,8 @@ class _StoredKeyLists:
 
     def get(self, bucket: Bucket) -> KeyList:
         if bucket not in self._read:
-            self._read.update(read_key_lists(self._client, self._table, {bucket}, MAX_PROP_KEYS))
+            limit = prop_keys.MAX_PROP_KEYS
+            self._read.update(read_key_lists(self._client, self._table, {bucket}, limit))
         return self._read[bucket]
 
     def add(self, admitted: dict[Bucket, set[str]]) -> int:

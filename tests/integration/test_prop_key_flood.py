@@ -234,3 +234,49 @@ def test_an_instance_with_a_stale_list_reads_it_again_and_never_admits_past_the_
     }
     assert_equals_the_oracle(aws_env, first + second + third, 2, days_only=True)
     assert PROP_KEY_LIST not in prop_dimensions(aws_env, "d")
+
+
+def test_a_rebuild_keeps_the_lists_and_removes_the_items_of_refused_keys(
+    aws_env: dict[str, str], limit: Any
+) -> None:
+    limit(keys=3)
+    client, names = store(aws_env)
+    events = custom_events(["a", "b", "c", "d", "e"], DAY_TS)
+    for event in events:  # a rebuild reads the raw events
+        client.put_item(TableName=names["events"], Item=event.to_item(ttl=2_000_000_000))
+    count(records_of(events))
+    lists = stored_key_lists(client, names)
+    # Given an item a refused key left before the bound (an aggregator of an earlier version)
+    (refused, *_) = sorted({"a", "b", "c", "d", "e"} - set(next(iter(lists.values()))))
+    stray = {"pk": {"S": f"C#{SITE}#d#prop:{refused}"}, "sk": {"S": "2026-11-20"}}
+    client.put_item(TableName=names["aggregates"], Item={**stray, "e|v0": {"N": "1"}})
+    # When November is rebuilt
+    rebuild_november(client, names)
+    # Then the lists are as they were, the stray item is gone, and every count is the oracle's
+    assert stored_key_lists(client, names) == lists
+    assert "Item" not in client.get_item(TableName=names["aggregates"], Key=stray)
+    assert len(prop_dimensions(aws_env, "d")) == 4
+    assert_equals_the_oracle(aws_env, events, 3, days_only=True)
+    # And with the lists lost, a rebuild admits keys anew, in the order they were sent
+    for (_, gran, bucket), _keys in lists.items():
+        key = {"pk": {"S": f"C#{SITE}#{gran.value}#{PROP_KEY_LIST}"}, "sk": {"S": bucket}}
+        client.delete_item(TableName=names["aggregates"], Key=key)
+    rebuild_november(client, names)
+    assert set(stored_key_lists(client, names).values()) == {frozenset({"a", "b", "c"})}
+    assert_equals_the_oracle(aws_env, events, 3, days_only=True)
+
+
+def rebuild_november(client: Any, names: dict[str, str]) -> None:
+    from aggregator.rebuild import rebuild
+
+    rebuild(
+        client,
+        names["events"],
+        names["aggregates"],
+        SITE,
+        "UTC",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),  # "now": after all the traffic
+        172800,
+    )
