@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from query_api import stats
+from query_api.errors import BadRequest
 
 
 @contextmanager
@@ -103,3 +104,26 @@ def test_hostile_wildcards_answer_at_once(pattern: str, value: str) -> None:
     with within_seconds(2):
         for _ in range(100):
             assert not hostile.matches(value)
+
+
+def test_a_value_given_twice_is_one_value() -> None:
+    (twice,) = stats.parse_filters("event:page==/a|/a")
+    assert twice.values == ("/a",) and twice.single
+
+
+def test_a_filter_holds_at_most_ten_wildcard_values() -> None:
+    ten = "|".join(f"/p{i}*" for i in range(10))
+    assert len(stats.parse_filters(f"event:page=={ten}|/exact")[0].values) == 11
+    with pytest.raises(BadRequest, match="more than 10 values with a `\\*` wildcard"):
+        stats.parse_filters(f"event:page=={ten}|/p10*")
+
+
+def test_many_values_against_many_rows_answer_at_once() -> None:
+    # as many values as the 2,000-character parameter holds, against a period's rows (at most
+    # 300 values per dimension and day, a year of them)
+    (many,) = stats.parse_filters("event:page==" + "|".join(f"/{i}" for i in range(400)))
+    (wild,) = stats.parse_filters("event:page==" + "|".join(f"*/{i}*x*" for i in range(10)))
+    rows = [f"/{i}/{'y' * 50}" for i in range(300 * 365)]
+    with within_seconds(10):
+        assert sum(map(many.matches, rows)) == 0
+        assert sum(map(wild.matches, rows)) == 0
