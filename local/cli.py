@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,9 +213,10 @@ def run_dev(args: argparse.Namespace) -> int:
         # As in AWS, the functions' JSON logs and EMF metrics go to their own log, not the console.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = config.data_dir / "lambda.log"
-        if log_path.exists() and log_path.stat().st_size > 50 * 1024 * 1024:
+        if log_path.exists() and log_path.stat().st_size > LOG_LIMIT:
             log_path.replace(log_path.with_suffix(".log.1"))
         sys.stdout = log_path.open("a", buffering=1)
+        config.on_tick = log_rotation(sys.stdout, log_path)
     admin_password = local_sign_in(config.data_dir)
     stack = LocalStack(config)
     try:
@@ -250,8 +251,37 @@ def run_dev(args: argparse.Namespace) -> int:
     )
     done.wait()
     print("Stopping: draining the stream and saving data…", file=console, flush=True)
-    stack.stop()
-    return 0
+    saved = stack.stop()
+    steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stack.stop_seconds.items())
+    saying = f"Saved {saved} items to {stack.snapshot_path}" if config.persist else "Stopped"
+    print(f"{saying} ({steps}).", file=console, flush=True)
+    # Everything is saved and every thread is done: skip the interpreter's teardown, which frees
+    # moto's objects one by one (seconds after a long run) and adds nothing.
+    for stream in (sys.stdout, sys.stderr, console):
+        stream.flush()
+    os._exit(0)
+
+
+LOG_LIMIT = 50 * 1024 * 1024  # lambda.log is rotated past this: one previous log is kept
+
+
+def log_rotation(stream: Any, path: Path, limit: int = LOG_LIMIT) -> Callable[[], None]:
+    """Housekeeping for a long `liveinsight dev`: past `limit`, the log the stream writes to
+    becomes `.log.1` and the stream goes on in a fresh file (its descriptor is swapped under it,
+    so every logger holding the stream follows)."""
+
+    def rotate() -> None:
+        if not path.exists() or path.stat().st_size <= limit:
+            return
+        stream.flush()
+        path.replace(path.with_suffix(".log.1"))
+        fresh = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.dup2(fresh, stream.fileno())
+        finally:
+            os.close(fresh)
+
+    return rotate
 
 
 @contextlib.contextmanager

@@ -74,6 +74,11 @@ class PollerStats:
     records_filtered: int = 0
     dead_lettered_batches: int = 0
     last_sequence_number: str = ""
+    # The last record read from the stream (delivered or not: it is held in memory from then on),
+    # and the first of any dead-lettered batch (a replay reads the stream from there): the stream
+    # may be trimmed below both (local/emulator.py).
+    last_read_sequence_number: str = ""
+    lowest_dead_lettered: str = ""
 
 
 @dataclass
@@ -162,15 +167,15 @@ class StreamPoller:
     def stop(self, drain: bool = True, timeout: float = 10.0) -> None:
         """Stop polling; with `drain`, deliver what is buffered first. A running poller drains
         from its own thread: two threads on the same shard iterators would read records twice."""
+        deadline = time.monotonic() + timeout
         if drain and self._thread is not None and self._thread.is_alive():
             self.flush(timeout)
         elif drain:
-            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.poll_once(flush=True):
                 pass
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -216,6 +221,7 @@ class StreamPoller:
                 page = self._streams.get_records(ShardIterator=shard.iterator, Limit=1000)
                 shard.iterator = page.get("NextShardIterator")
                 for record in page["Records"]:
+                    self.stats.last_read_sequence_number = record["dynamodb"]["SequenceNumber"]
                     if record["eventName"] not in self._esm.filter_event_names:
                         self.stats.records_filtered += 1
                         continue
@@ -339,6 +345,9 @@ class StreamPoller:
         }
         self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=json.dumps(message))
         self.stats.dead_lettered_batches += 1
+        lowest = self.stats.lowest_dead_lettered
+        if not lowest or int(first["SequenceNumber"]) < int(lowest):
+            self.stats.lowest_dead_lettered = first["SequenceNumber"]
         self.stats.last_sequence_number = last["SequenceNumber"]
         log.error("batch dead-lettered", extra={"batch_info": message["DDBStreamBatchInfo"]})
 

@@ -56,10 +56,29 @@ class LocalFunction:
         )
         self.invocations = 0
         self.billed_seconds = 0.0  # handler time, what Lambda bills (for `make bench`)
+        self._refusal: Any = None
+        self._closed = False
 
     def invoke(self, event: dict[str, Any]) -> Any:
+        if self._closed:
+            return self._refused()
         self.invocations += 1
-        return self._instance.submit(self._timed, event).result()
+        try:
+            future = self._instance.submit(self._timed, event)
+        except RuntimeError:  # closed between the check and the submit
+            return self._refused()
+        return future.result()
+
+    def close(self, refusal: Any = None) -> None:
+        """Take no more invocations and wait for those already taken. Later ones get `refusal`
+        (what the caller's side answers when the function cannot be reached) or raise."""
+        self._refusal, self._closed = refusal, True
+        self._instance.shutdown(wait=True)
+
+    def _refused(self) -> Any:
+        if self._refusal is None:
+            raise FunctionClosedError(f"{self.name} is shut down")
+        return self._refusal
 
     def _timed(self, event: dict[str, Any]) -> Any:
         started = time.perf_counter()
@@ -68,5 +87,6 @@ class LocalFunction:
         finally:
             self.billed_seconds += time.perf_counter() - started
 
-    def shutdown(self) -> None:
-        self._instance.shutdown(wait=True)
+
+class FunctionClosedError(RuntimeError):
+    """An invocation of a function that was shut down."""

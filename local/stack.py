@@ -3,7 +3,12 @@
 moto (DynamoDB, Streams, SQS) on a free loopback port, tables from core/schema.json, one
 stream poller per aggregator tier (an event source mapping per alias, decision 0010) calling the
 real aggregator handler, and the HTTP front calling the real ingest and query handlers. Data is
-restored from and saved to `<data dir>/snapshot.json`.
+restored from and saved to `<data dir>/snapshot.json`, every minute and on stop.
+
+Housekeeping (every minute) keeps a long run bounded: expired items are swept (moto stores TTL but
+never applies it), stream records both tiers have read and shard iterators past their 15 minutes
+are freed (moto keeps both for ever, local/emulator.py), and `on_tick` runs (the CLI rotates the
+functions' log there).
 """
 
 from __future__ import annotations
@@ -13,16 +18,21 @@ import logging
 import os
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from core.observability import logger
 from core.schema import EventSourceMapping, load_schema
-from local import moto_patch, tables
+from local import emulator, moto_patch, tables
 from local.demo import DemoTraffic
 from local.front import Front
 from local.poller import StreamPoller, tier_pollers
 from local.runtime import LocalFunction
+
+log = logger("local-stack")
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = REPO / "dashboard" / "dist"
@@ -43,6 +53,16 @@ class StackConfig:
     faults_seed: int | None = None  # inject Lambda and DynamoDB faults (local/faults.py)
     # The rollup tier's batching window; None: the schema's (what AWS gets). Tests shorten it.
     rollup_window_seconds: float | None = None
+    on_tick: Callable[[], None] | None = None  # more housekeeping, run with the snapshot's
+
+
+# What API Gateway answers when it cannot reach the function: here, while the stack stops. A
+# tracker drops the event (never a 202 for an event that is not stored).
+UNAVAILABLE = {
+    "statusCode": 503,
+    "headers": {"content-type": "application/json"},
+    "body": '{"message":"Service Unavailable"}',
+}
 
 
 def aws_environment(endpoint: str, prefix: str = TABLE_PREFIX) -> dict[str, str]:
@@ -93,6 +113,9 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._save_lock = threading.Lock()  # the last save is the stop's, never a tick's
+        self._iterators_issued: dict[str, float] = {}
+        self.stop_seconds: dict[str, float] = {}
         self._clients: dict[str, Any] = {}
 
     @property
@@ -212,26 +235,89 @@ class LocalStack:
     def _tick(self) -> None:
         while not self._ticker_stop.wait(self.config.snapshot_every):
             try:
-                tables.sweep_expired(self.client("dynamodb"), self.names)
-                if self.config.persist:
-                    tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
+                self.housekeeping()
             except Exception:  # housekeeping must never take the stack down
-                pass
+                log.exception("housekeeping failed")
+
+    def housekeeping(self) -> None:
+        tables.sweep_expired(self.client("dynamodb"), self.names, until=self._ticker_stop)
+        self.compact()
+        if self.config.persist and not self._ticker_stop.is_set():  # stopping: the stop saves
+            self.save()
+        if self.config.on_tick:
+            self.config.on_tick()
+
+    def save(self) -> int:
+        with self._save_lock:
+            return tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
+
+    def compact(self) -> None:
+        """Free the stream records every tier has read (and no dead-lettered batch needs for a
+        replay), and the shard iterators AWS would have expired."""
+        floors = []
+        for poller in self.pollers.values():
+            read, dead = poller.stats.last_read_sequence_number, poller.stats.lowest_dead_lettered
+            if not read:
+                return
+            floors.append(int(read) + 1)
+            if dead:
+                floors.append(int(dead))
+        if floors:
+            emulator.trim_stream(self.names["events"], min(floors))
+        emulator.expire_iterators(self._iterators_issued, time.monotonic())
 
     def flush(self) -> None:
         """Every tier delivers what it has buffered, batching windows or not (for `make bench`)."""
         for poller in self.pollers.values():
             poller.flush()
 
-    def stop(self) -> None:
+    def stop(self, drain_timeout: float = 10.0) -> int:
+        """Stop taking events, aggregate what was accepted, save, stop moto. Saving reads moto's
+        memory (a second or so for tens of thousands of items), so it takes seconds at any age.
+        The number of items saved; `stop_seconds` says how long each step took."""
+        clock = _StepClock()
+        self.stop_seconds = clock.steps
         self._ticker_stop.set()
+        if self._ticker:
+            self._ticker.join(drain_timeout)  # a tick's save ends first (the lock orders them)
+        clock.step("housekeeping")
         if self.demo:
             self.demo.stop()
         if self.front:
-            self.front.stop()  # no new events from here on
-        for poller in self.pollers.values():
-            poller.stop(drain=True)  # aggregate what was accepted before saving
-        if self.config.persist:
-            tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
+            self.front.stop()  # no new connections from here on
+        if "ingest" in self.functions:
+            # Connections kept alive past the front's close get a 503; events already taken are
+            # stored before the stream is drained.
+            self.functions["ingest"].close(UNAVAILABLE)
+        clock.step("front")
+        # Every tier drains at once: what was accepted is aggregated before it is saved.
+        draining = [
+            threading.Thread(target=p.stop, kwargs={"drain": True, "timeout": drain_timeout})
+            for p in self.pollers.values()
+        ]
+        for thread in draining:
+            thread.start()
+        for thread in draining:
+            thread.join()
+        for function in self.functions.values():
+            function.close(UNAVAILABLE)
+        clock.step("drain")
+        saved = self.save() if self.config.persist else 0
+        clock.step("save")
         (self.config.data_dir / "stack.json").unlink(missing_ok=True)
         self.moto.stop()
+        clock.step("moto")
+        return saved
+
+
+class _StepClock:
+    """Seconds each step of a sequence took (the stack's stop reports its own)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def step(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps[name] = round(now - self._last, 3)
+        self._last = now

@@ -1,8 +1,11 @@
 """Tables of the local stack: created from core/schema.json, saved to and restored from disk.
 
 moto keeps everything in memory, so `make dev` snapshots the tables on shutdown (and every
-minute) and restores them on start. The events table is restored *before* its stream is enabled,
-so restored events are not re-aggregated: their counts are already in the restored aggregates.
+minute) and restores them on start. A snapshot reads moto's memory (local/emulator.py), not a
+Scan: a Scan over HTTP took seconds a page, so the shutdown save grew with the data until it
+outlasted the read timeout and was lost. The events table is restored *before* its stream is
+enabled, so restored events are not re-aggregated: their counts are already in the restored
+aggregates.
 moto stores TTL but never enforces it; `sweep_expired` does what DynamoDB's TTL would.
 """
 
@@ -12,12 +15,14 @@ import base64
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from core.aws import paged
 from core.schema import create_table_request, load_schema
+from local import emulator
 
 
 def table_names(prefix: str) -> dict[str, str]:
@@ -62,14 +67,19 @@ def scan_all(client: Any, physical: str) -> list[dict[str, Any]]:
     return list(paged(client.scan, TableName=physical))
 
 
+def read_all(client: Any, physical: str) -> list[dict[str, Any]]:
+    """Every item of a table: from moto's memory when it runs in this process, else a Scan."""
+    items = emulator.table_items(physical)
+    return scan_all(client, physical) if items is None else items
+
+
 def _encode(value: Any) -> Any:
+    """What JSON cannot hold, for json.dumps(default=...): binary values and sets."""
     if isinstance(value, bytes):
         return {"__b64__": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_encode(v) for v in value]
-    return value
+    if isinstance(value, set):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not a DynamoDB value")
 
 
 def _decode(value: Any) -> Any:
@@ -83,11 +93,13 @@ def _decode(value: Any) -> Any:
 
 
 def save_snapshot(client: Any, names: dict[str, str], path: Path) -> int:
-    data = {logical: _encode(scan_all(client, physical)) for logical, physical in names.items()}
+    data = {logical: read_all(client, physical) for logical, physical in names.items()}
+    # dumps, not dump: json.dump runs the pure-Python encoder, 5x slower on a few MB of events
+    text = json.dumps({"version": 1, "saved_at": time.time(), "tables": data}, default=_encode)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
     with os.fdopen(fd, "w") as out:
-        json.dump({"version": 1, "saved_at": time.time(), "tables": data}, out)
+        out.write(text)
     os.replace(tmp, path)  # atomic: a crash mid-write never leaves a torn snapshot
     return sum(len(items) for items in data.values())
 
@@ -110,8 +122,14 @@ def load_snapshot(client: Any, names: dict[str, str], path: Path) -> int:
     return restored
 
 
-def sweep_expired(client: Any, names: dict[str, str], now: float | None = None) -> int:
-    """Delete items whose TTL has passed, as DynamoDB's TTL process would."""
+def sweep_expired(
+    client: Any,
+    names: dict[str, str],
+    now: float | None = None,
+    until: threading.Event | None = None,
+) -> int:
+    """Delete items whose TTL has passed, as DynamoDB's TTL process would (it too takes its
+    time: a sweep stopped by `until` leaves the rest to the next)."""
     now = time.time() if now is None else now
     schema = load_schema()
     removed = 0
@@ -120,14 +138,15 @@ def sweep_expired(client: Any, names: dict[str, str], now: float | None = None) 
         if not table.ttl_attribute:
             continue
         key_names = [table.hash_key] + ([table.range_key] if table.range_key else [])
-        expired = paged(
-            client.scan,
-            TableName=physical,
-            FilterExpression="#ttl < :now",
-            ExpressionAttributeNames={"#ttl": table.ttl_attribute},
-            ExpressionAttributeValues={":now": {"N": str(int(now))}},
-        )
+        ttl = table.ttl_attribute
+        expired = [
+            item
+            for item in read_all(client, physical)
+            if "N" in item.get(ttl, {}) and float(item[ttl]["N"]) < int(now)
+        ]
         for item in expired:
+            if until is not None and until.is_set():
+                return removed
             client.delete_item(TableName=physical, Key={k: item[k] for k in key_names})
             removed += 1
     return removed
