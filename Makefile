@@ -8,7 +8,7 @@ PORT ?= 8000
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: dev test test-dates test-unit test-integration test-e2e test-infra infra-tools lint bench build trackers package install lock clean
+.PHONY: dev test test-dates test-unit test-integration test-e2e test-infra infra-tools lint bench soak build trackers package install lock clean
 
 ## dev: the whole stack on http://127.0.0.1:$(PORT) with a demo site and demo traffic; the rollup
 ## tier batches every 10 s (AWS: 300 s, decision 0015) so the demo's ranges fill in as you watch
@@ -68,8 +68,15 @@ lint: install
 	$(VENV)/bin/mypy
 
 ## bench: every benchmark, one Markdown table, rows also in bench/results.json
+## (`$(PY) -m bench --only load,hotkeys` runs some groups alone; see bench/__main__.py)
 bench: install build trackers
 	$(PY) -m bench
+
+## soak: `liveinsight dev` with demo traffic for SOAK_MINUTES (memory, log and data growth,
+## errors, shutdown); opt-in, in neither `make test` nor `make bench`
+SOAK_MINUTES ?= 60
+soak: install build
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 ## package: one zip per Lambda in build/lambda/ (manylinux aarch64 wheels), within size budgets
 package: install

@@ -2,6 +2,9 @@
 
 Figures are medians or percentiles of repeated measurements on the local stack; machines here are
 shared and noisy, so nothing here is a pass/fail test.
+
+`python -m bench --only load,hotkeys` runs only the named groups (GROUPS), prints their rows, and
+puts them into bench/results.json in place of the same figures (the other rows stay).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import aggregation, dashboard, lambdas, queries, tracker
+from bench import aggregation, dashboard, hotkeys, ingest_cpu, lambdas, load, queries, tracker
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
@@ -201,7 +204,52 @@ def low_rate_cost(
     ]
 
 
-def main() -> int:
+# Groups that run on their own (each starts what it needs), in `make bench` after the rest.
+GROUPS: dict[str, Any] = {
+    "handler": ingest_cpu.rows,
+    "hotkeys": hotkeys.rows,
+    "load": lambda: load.sustained()[0],
+    "shutdown": load.shutdown,
+}
+
+
+def write_and_print(rows: list[dict[str, Any]], merge: bool = False) -> None:
+    """The rows as the table; into results.json (in place of the same figures, with `merge`)."""
+    kept = json.loads(RESULTS.read_text()) if merge and RESULTS.exists() else []
+    figures = {r["figure"] for r in rows}
+    merged = [r for r in kept if r["figure"] not in figures] + rows if merge else rows
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+    print("| figure | value | unit | goal | anchor |\n|---|---:|---|---|---|")
+    for r in rows:
+        print(f"| {r['figure']} | {r['value']:g} | {r['unit']} | {r['goal']} | {r['anchor']} |")
+    print(f"\n(rows also in {RESULTS.relative_to(REPO)})")
+
+
+def run_groups(names: list[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        progress(name)
+        rows.extend(GROUPS[name]())
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", help=f"comma-separated groups: {', '.join(GROUPS)}")
+    args = parser.parse_args(argv)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(GROUPS))
+        if unknown:
+            parser.error(f"unknown group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
+        write_and_print(run_groups(names), merge=True)
+        return 0
+    return run_all()
+
+
+def run_all() -> int:
     from core.aws import READ_TIMEOUT_VARIABLE
     from local.meter import CapacityMeter
 
@@ -347,6 +395,8 @@ def main() -> int:
                 rows.extend(queries.measure(stack.moto.endpoint, meter, scale))
             progress("flood")
             rows.extend(aggregation.flood(stack.moto.endpoint, paths=FLOOD_PATHS))
+            # Groups that start what they need (with the functions' logs still going to the file)
+            rows.extend(run_groups(list(GROUPS)))
         finally:
             stack.stop()
             meter.uninstall()
@@ -354,12 +404,7 @@ def main() -> int:
 
     rows.extend(lambdas.rows())
     rows.extend(tracker.rows())
-
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
-    print("| figure | value | unit | goal | anchor |\n|---|---:|---|---|---|")
-    for r in rows:
-        print(f"| {r['figure']} | {r['value']:g} | {r['unit']} | {r['goal']} | {r['anchor']} |")
-    print(f"\n(rows also in {RESULTS.relative_to(REPO)})")
+    write_and_print(rows)
     return 0
 
 
