@@ -1023,3 +1023,25 @@ def test_a_flood_of_domains_in_one_body_leaves_the_site_cache_bounded(
 
     # Then the instance keeps at most its bound of sites in memory
     assert 0 < len(get_deps().sites._cache) <= MAX_CACHED_SITES
+
+
+@pytest.mark.parametrize(
+    ("site_id", "status"),
+    [
+        ("İ" * 200, 400),  # 400 bytes as sent, 600 once lowercased: never looked up
+        ("bücher.de", 400),
+        ("hostile.example\x00", 400),
+        ("WWW.HOSTILE.EXAMPLE", 200),  # any spelling of the site's domain names it
+        ("unknown.example", 401),  # a valid domain of no site: the key's error, as Plausible's
+    ],
+)
+def test_site_id_is_read_as_a_domain_after_normalising(
+    hostile_world: World, site_id: str, status: int
+) -> None:
+    response = send(
+        hostile_world,
+        Case("site-id", "GET /api/realtime", f"/api/realtime?site_id={_q(site_id)}"),
+    )
+    assert response.status == status, response.body
+    if status == 400:
+        assert response.json() == {"error": "site_id: must be a site's domain"}
