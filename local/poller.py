@@ -87,6 +87,7 @@ class _Shard:
     iterator: str | None
     buffer: list[dict[str, Any]] = field(default_factory=list)
     first_buffered_at: float | None = None
+    last_read: str = ""  # the sequence number of the last record read from it
 
 
 def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -218,10 +219,11 @@ class StreamPoller:
         busy = False
         for shard in self._shards.values():
             if shard.iterator:
-                page = self._streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+                page = self._read(shard)
                 shard.iterator = page.get("NextShardIterator")
                 for record in page["Records"]:
-                    self.stats.last_read_sequence_number = record["dynamodb"]["SequenceNumber"]
+                    shard.last_read = record["dynamodb"]["SequenceNumber"]
+                    self.stats.last_read_sequence_number = shard.last_read
                     if record["eventName"] not in self._esm.filter_event_names:
                         self.stats.records_filtered += 1
                         continue
@@ -236,6 +238,28 @@ class StreamPoller:
         for shard in shards:
             busy |= self._deliver_due(shard, flush)
         return busy
+
+    def _read(self, shard: _Shard) -> dict[str, Any]:
+        """A page of the shard's records. An iterator that expired (AWS's live 15 minutes; a poll
+        stuck in retries can outlast one) is taken again after the last record read, as Lambda's
+        mapping resumes from its checkpoint."""
+        try:
+            page: dict[str, Any] = self._streams.get_records(
+                ShardIterator=shard.iterator, Limit=1000
+            )
+            return page
+        except Exception:
+            if not shard.last_read:
+                raise
+            log.warning("shard iterator taken again", extra={"after": shard.last_read})
+            shard.iterator = self._streams.get_shard_iterator(
+                StreamArn=self._arn,
+                ShardId=shard.shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=shard.last_read,
+            )["ShardIterator"]
+            page = self._streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+            return page
 
     def _simulated_shard(self, shard: _Shard, record: dict[str, Any]) -> _Shard:
         n = self._faults.shard_of(record) if self._faults else 0

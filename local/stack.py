@@ -6,7 +6,7 @@ real aggregator handler, and the HTTP front calling the real ingest and query ha
 restored from and saved to `<data dir>/snapshot.json`, every minute and on stop.
 
 Housekeeping (every minute) keeps a long run bounded: expired items are swept (moto stores TTL but
-never applies it), stream records both tiers have read and shard iterators past their 15 minutes
+never applies it), stream records both tiers have read and shard iterators past their lifetime
 are freed (moto keeps both for ever, local/emulator.py), and `on_tick` runs (the CLI rotates the
 functions' log there).
 """

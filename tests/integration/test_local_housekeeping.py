@@ -102,7 +102,7 @@ def test_a_trimmed_stream_keeps_delivering_what_comes_after(aws_env: dict[str, s
     assert function.sequence_numbers[5:] == [read + 1, read + 2, read + 3]
 
 
-def test_shard_iterators_are_forgotten_fifteen_minutes_after_issue(
+def test_shard_iterators_are_forgotten_after_their_lifetime(
     aws_env: dict[str, str],
 ) -> None:
     streams = make_client("dynamodbstreams")
@@ -119,7 +119,7 @@ def test_shard_iterators_are_forgotten_fifteen_minutes_after_issue(
     old = iterator()
     emulator.expire_iterators(issued, now=0.0)
     recent = iterator()
-    emulator.expire_iterators(issued, now=600.0)
+    emulator.expire_iterators(issued, now=emulator.ITERATOR_LIFETIME / 2)
 
     assert emulator.expire_iterators(issued, now=emulator.ITERATOR_LIFETIME + 1) >= 1
     assert old not in issued and recent in issued
@@ -130,3 +130,32 @@ def test_shard_iterators_are_forgotten_fifteen_minutes_after_issue(
         pass
     else:
         raise AssertionError("an expired iterator still reads")
+
+
+def test_a_poller_whose_iterator_expired_resumes_after_its_last_record(
+    aws_env: dict[str, str],
+) -> None:
+    # Given a poller that has read three records, and every iterator then expired
+    ddb, sqs = make_client("dynamodb"), make_client("sqs")
+    function = Recording()
+    poller = StreamPoller(
+        make_client("dynamodbstreams"),
+        sqs,
+        tables.stream_arn(ddb, aws_env["events"]),
+        function,
+        load_schema().tiers["realtime"].esm,
+        sqs.create_queue(QueueName=f"{aws_env['events']}-dlq")["QueueUrl"],
+    )
+    _put_events(ddb, aws_env["events"], 0, 3)
+    poller.poll_once(flush=True)
+    issued: dict[str, float] = {}
+    emulator.expire_iterators(issued, now=0.0)
+    emulator.expire_iterators(issued, now=emulator.ITERATOR_LIFETIME + 1)
+
+    # When more records come
+    _put_events(ddb, aws_env["events"], 3, 2)
+    poller.poll_once(flush=True)
+
+    # Then they are delivered once each, and nothing is delivered twice
+    assert len(function.sequence_numbers) == 5
+    assert len(set(function.sequence_numbers)) == 5
