@@ -19,8 +19,9 @@ SITE_BODY = {"domain": "new.example"}
 
 
 @pytest.fixture(autouse=True)
-def origin_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The query API knows the origin secret CloudFront adds, as in AWS (decision 0016)."""
+def origin_secret(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The query API knows the origin secret CloudFront adds, as in AWS (decision 0016); after
+    aws_env, whose environment it overrides."""
     for name, value in ORIGIN_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
 
