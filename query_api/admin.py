@@ -255,7 +255,8 @@ async def login_body(request: Request) -> LoginIn:
         else:
             raise BadRequest("send the password as JSON or as a form")
         return LoginIn.model_validate(data)
-    except (ValueError, ValidationError) as exc:  # json and unicode errors are ValueErrors
+    # json and unicode errors are ValueErrors; json raises RecursionError on deep nesting ([[[…)
+    except (ValueError, ValidationError, RecursionError) as exc:
         raise BadRequest('body: expected {"password": "…"}') from exc
 
 

@@ -70,7 +70,13 @@ def test_wrong_password_is_401_and_sets_no_cookie(browser: Browser, password: st
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [(b"{not json", "application/json"), (b"password=x", "text/plain"), (b"[]", "")],
+    [
+        (b"{not json", "application/json"),
+        (b"password=x", "text/plain"),
+        (b"[]", ""),
+        (b"[" * 60_000, "application/json"),  # deeper than json's recursion limit
+        (b'{"password": ' * 5_000 + b"1" + b"}" * 5_000, "application/json"),
+    ],
 )
 def test_malformed_login_is_a_400_with_a_message(
     browser: Browser, body: bytes, content_type: str
