@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,28 @@ os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LiveInsight")
 
 _prefixes = itertools.count()
+
+# `make test-dates` sets this to run the suite at another date: every wall-clock read in the test
+# process (time.time, datetime.now, moto's server thread) starts there and keeps ticking, while
+# monotonic time is left alone. Unit and integration tests start no subprocess, so this covers them.
+TEST_NOW = "LIVEINSIGHT_TEST_NOW"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    moved_to = os.environ.get(TEST_NOW)
+    if moved_to:
+        import time_machine
+
+        time_machine.travel(datetime.fromisoformat(moved_to), tick=True).start()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    moved_to = os.environ.get(TEST_NOW)
+    return (
+        f"wall clock moved to {moved_to} (now {datetime.now(UTC).isoformat()})"
+        if moved_to
+        else None
+    )
 
 
 @pytest.fixture(scope="session")
