@@ -35,6 +35,7 @@ def get_deps() -> IngestDeps:
         max_body_bytes=config.max_body_bytes,
         max_batch_events=config.max_batch_events,
         trust_forwarded_for=config.trust_forwarded_for,
+        origin_digests=config.origin_digests,
     )
 
 

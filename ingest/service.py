@@ -10,13 +10,13 @@ stack (through the handler) and by API Gateway.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core import edge
 from core.observability import COUNT, logger, metrics
 from core.sites import SiteStore
 from ingest import enrich, umami
@@ -60,6 +60,8 @@ class IngestDeps:
     max_body_bytes: int
     max_batch_events: int
     trust_forwarded_for: bool
+    # Digests of the origin secrets CloudFront adds: only then are CloudFront-* headers believed.
+    origin_digests: tuple[bytes, ...] = ()
 
 
 UMAMI_SEND = "/api/send"
@@ -165,10 +167,13 @@ def _umami_call(
 
 
 def _client(request: HttpRequest, deps: IngestDeps) -> Client:
+    viewer = edge.viewer(
+        request.headers, request.source_ip, deps.origin_digests, deps.trust_forwarded_for
+    )
     return Client(
-        ip=_client_ip(request, deps.trust_forwarded_for),
+        ip=viewer.ip,
         user_agent=request.headers.get("user-agent", ""),
-        country=enrich.country_from_header(request.headers.get("cloudfront-viewer-country")),
+        country=enrich.country_from_header(viewer.country),
         correlation_id=request.request_id,
     )
 
@@ -200,29 +205,6 @@ def _invalid(exc: InvalidPayload, response: HttpResponse) -> HttpResponse:
     metric.add_metric(name="EventsInvalid", unit=COUNT, value=1)
     log.info("invalid event", extra={"errors": exc.errors})
     return response
-
-
-def _client_ip(request: HttpRequest, trust_forwarded_for: bool) -> str:
-    """The viewer's address: CloudFront's header, else (if trusted) X-Forwarded-For, else the peer."""
-    viewer = _address(request.headers.get("cloudfront-viewer-address", ""), with_port=True)
-    if viewer:
-        return viewer
-    if trust_forwarded_for:
-        for candidate in request.headers.get("x-forwarded-for", "").split(","):
-            if address := _address(candidate, with_port=False):
-                return address
-    return request.source_ip
-
-
-def _address(text: str, with_port: bool) -> str:
-    """A normalised IP address from "1.2.3.4", "1.2.3.4:443", "2001:db8::1:443" or "[::1]:443"."""
-    text = text.strip()
-    if with_port and ":" in text:
-        text = text.rsplit(":", 1)[0]  # CloudFront-Viewer-Address always ends with the port
-    try:
-        return str(ipaddress.ip_address(text.strip("[]")))
-    except ValueError:
-        return ""
 
 
 def _umami_error(message: str, status: int = 400) -> HttpResponse:

@@ -28,7 +28,7 @@ from core.observability import logger
 from core.schema import EventSourceMapping, load_schema
 from local import emulator, moto_patch, tables
 from local.demo import DemoTraffic
-from local.front import Front
+from local.front import ORIGIN_ENVIRONMENT, Front
 from local.poller import StreamPoller, tier_pollers
 from local.runtime import LocalFunction
 
@@ -78,6 +78,8 @@ def aws_environment(endpoint: str, prefix: str = TABLE_PREFIX) -> dict[str, str]
         "LIVEINSIGHT_EVENTS_TABLE": names["events"],
         "LIVEINSIGHT_AGGREGATES_TABLE": names["aggregates"],
         "LIVEINSIGHT_META_TABLE": names["meta"],
+        # The local front's origin secret (its digest): the handlers believe what it says of viewers.
+        **ORIGIN_ENVIRONMENT,
     }
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from local.front import api_gateway_event
+from core.edge import ORIGIN_HEADER
+from local.front import LOCAL_ORIGIN_SECRET, api_gateway_event
 from tests.integration.pipeline import Pipeline
 
 PASSWORD = "correct horse battery staple"
@@ -46,7 +47,11 @@ class Browser:
         headers: dict[str, str] | None = None,
         with_csrf: bool = True,
     ) -> Reply:
-        sent = {"host": self.host, "cloudfront-viewer-address": f"{self.ip}:443"}
+        sent = {
+            "host": self.host,
+            "cloudfront-viewer-address": f"{self.ip}:443",
+            ORIGIN_HEADER: LOCAL_ORIGIN_SECRET,  # CloudFront's origin secret (decision 0016)
+        }
         body = b""
         if json_body is not None:
             body = json.dumps(json_body).encode()

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.aws import make_client
+from core.edge import ORIGIN_HEADER
 from core.schema import load_schema
 from local import tables
-from local.front import api_gateway_event
+from local.front import LOCAL_ORIGIN_SECRET, api_gateway_event
 from local.poller import to_lambda_record
 from local.runtime import LocalFunction
 
@@ -86,6 +87,7 @@ class Pipeline:
             "user-agent": user_agent,
             "x-forwarded-for": ip,
             "cloudfront-viewer-address": f"{ip}:443",  # as CloudFront sets it
+            ORIGIN_HEADER: LOCAL_ORIGIN_SECRET,  # and the origin secret it adds (decision 0016)
             **(extra_headers or {}),
         }
         event = api_gateway_event(method, "/api/event", headers, payload, "127.0.0.1")

@@ -44,11 +44,6 @@ def test_viewer_and_country_from_cloudfront_are_believed(pipeline: Pipeline) -> 
     assert {c for _, c in visitors} == {"DE"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/service.py still reads CloudFront-* headers unchecked: it must take the viewer "
-    "from core.edge.viewer with the settings' origin digests (issue 22; patch in the report)",
-)
 @pytest.mark.parametrize("origin", [{}, {ORIGIN_HEADER: "guess"}])
 def test_forged_viewer_headers_without_the_origin_secret_are_ignored(
     pipeline: Pipeline, origin: dict[str, str]

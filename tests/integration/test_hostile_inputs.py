@@ -802,41 +802,15 @@ OTHER: list[Case] = [
     ),
 ]
 
-# Cases that still fail, in code other work is changing at the time of writing: strict, so that
-# each is un-marked as soon as it passes. (The query hardening's cases, dates at the calendar's
-# ends, wildcard filters and CSV cells, were marked here until it landed.)
-KNOWN_FAILURES: dict[str, str] = {
-    "login-nested": "query_api/admin.py's login_body lets json's RecursionError through (a 500)",
-}
-
-
-def _marked(case: Case) -> Any:
-    if case.id not in KNOWN_FAILURES:
-        return case
-    xfail = pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[case.id])
-    return pytest.param(case, id=case.id, marks=xfail)
-
-
-CASES: list[Any] = [
-    _marked(case)
-    for case in [
-        *PLAUSIBLE,
-        *UMAMI,
-        *_query_cases(),
-        *AUTH,
-        *_admin_cases(),
-        *SIGNED_IN,
-        *OTHER,
-    ]
+CASES: list[Case] = [
+    *PLAUSIBLE,
+    *UMAMI,
+    *_query_cases(),
+    *AUTH,
+    *_admin_cases(),
+    *SIGNED_IN,
+    *OTHER,
 ]
-
-
-def _case_of(param: Any) -> Case:
-    return param if isinstance(param, Case) else param.values[0]
-
-
-def _ids() -> list[str]:
-    return [_case_of(c).id for c in CASES]
 
 
 # ---- the world they are sent to ------------------------------------------------------------------
@@ -963,7 +937,7 @@ def refused(case: Case, response: Response) -> bool:
 # ---- the tests ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids())
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_request_gets_no_5xx_and_a_refused_one_stores_nothing(
     hostile_world: World, case: Case
 ) -> None:
@@ -1002,7 +976,7 @@ def test_every_public_route_is_attacked() -> None:
         for method in operations
     }
     routes |= {EVENT, SEND, BATCH}
-    attacked = {_case_of(c).route for c in CASES}
+    attacked = {c.route for c in CASES}
     assert routes - attacked == set()
 
 

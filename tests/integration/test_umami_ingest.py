@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from core.edge import ORIGIN_HEADER
 from ingest.umami import website_id
-from local.front import api_gateway_event
+from local.front import LOCAL_ORIGIN_SECRET, api_gateway_event
 from tests.integration.pipeline import DESKTOP_UA, Pipeline, Response
 
 SITE = "umami.example"
@@ -38,6 +39,7 @@ def post(
             "content-type": "application/json",
             "user-agent": user_agent,
             "cloudfront-viewer-address": "198.51.100.20:443",
+            ORIGIN_HEADER: LOCAL_ORIGIN_SECRET,
             **(headers or {}),
         },
         b"" if body is None else json.dumps(body).encode(),
