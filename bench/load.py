@@ -114,7 +114,7 @@ def sustained(hold: float = HOLD) -> tuple[list[dict[str, Any]], list[dict[str, 
 def _why(outcome: dict[str, Any]) -> str:
     reasons = []
     if outcome["sent_rate"] < 0.97 * outcome["rate"]:
-        reasons.append(f"sent only {outcome['sent_rate']:.0f}/s")
+        reasons.append(f"answered only {outcome['sent_rate']:.0f}/s with 64 requests in flight")
     if outcome["refused"]:
         reasons.append(f"{outcome['refused']} not answered 202")
     if outcome["counted"] != outcome["accepted"] or outcome["probe_lost"]:
