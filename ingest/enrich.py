@@ -170,8 +170,18 @@ def _parser() -> Parser:
     return Parser(BasicResolver(load_lazy_builtins()))
 
 
-@lru_cache(maxsize=4096)
+# Real user agents stay well under this; a longer header is cut before parsing, so the cache
+# below holds at most ~4 MB and no regex runs over a 10 KB header. (The visitor hash still takes
+# the whole header: it is hashed, never kept.)
+MAX_PARSED_USER_AGENT = 1024
+
+
 def parse_user_agent(user_agent: str) -> UserAgentInfo:
+    return _parse_user_agent(user_agent[:MAX_PARSED_USER_AGENT])
+
+
+@lru_cache(maxsize=4096)
+def _parse_user_agent(user_agent: str) -> UserAgentInfo:
     result = _parser().parse(user_agent).with_defaults()
     is_bot = (
         not user_agent.strip()

@@ -360,3 +360,16 @@ def test_device_falls_back_to_the_user_agent_without_a_screen_width(width: int |
 )
 def test_country_comes_from_the_viewer_country_header(header: str | None, country: str) -> None:
     assert enrich.country_from_header(header) == country
+
+
+def test_a_huge_user_agent_is_parsed_from_its_head_and_cached_once() -> None:
+    # Given two 10 KB user agents that differ only past the parsed head
+    head = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0.0.0 Safari/537.36 "
+    head += "x" * enrich.MAX_PARSED_USER_AGENT
+    first, second = head + "a" * 10_000, head + "b" * 10_000
+    enrich._parse_user_agent.cache_clear()
+    # When both are parsed
+    infos = {enrich.parse_user_agent(first), enrich.parse_user_agent(second)}
+    # Then they are one entry of the cache, keyed by a bounded string, and still a browser
+    assert enrich._parse_user_agent.cache_info().currsize == 1
+    assert len(infos) == 1 and infos.pop().browser == "Chrome"
