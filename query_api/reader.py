@@ -72,6 +72,19 @@ class CounterReader:
                     cell[name] = cell.get(name, 0) + count
         return out
 
+    def prop_key_lists(
+        self, site: str, granularity: Granularity, first: str, last: str
+    ) -> dict[str, frozenset[str]]:
+        """{bucket label: the prop keys its list admitted} for the buckets first..last that have
+        a list (decision 0017), in one Query: a site's days (or months) share one partition."""
+        pk = keys.prop_key_list_pk(site, granularity)
+        return {
+            keys.parse_counter_sk(item["sk"]["S"]): frozenset(
+                item.get(keys.KEY_SET, {}).get("SS", [])
+            )
+            for item in self._range(pk, first, last)
+        }
+
     def pending(self, site: str, granularity: Granularity, first: str, last: str) -> Pending:
         """{bucket label: {dimension: counters}} of the slots that no fold has taken yet: the
         latest minutes of days and months, every dimension in one Query (decision 0015)."""

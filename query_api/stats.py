@@ -41,6 +41,10 @@ V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
 # ---- properties --------------------------------------------------------------------------------
 
 SESSION, PAGE, HOSTNAME, NAME, GOAL, PROP = "session", "page", "hostname", "name", "goal", "prop"
+PROP_KEYS = "prop_keys"  # events per prop key (aggregator/fold.py)
+# Prop keys a day or a month counts under their own names (aggregator.prop_keys.MAX_PROP_KEYS,
+# decision 0017); only named in messages.
+MAX_PROP_KEYS = 300
 
 SESSION_PROPERTIES = {
     "visit:source": "source",
@@ -457,6 +461,7 @@ class Source:
         self._pending: dict[Segment, Pending] = {}
         self._covers: list[Segment] = []
         self._sorted: dict[tuple[str, Segment], tuple[list[str], list[Cell]]] = {}
+        self._key_lists: dict[Segment, dict[str, frozenset[str]]] = {}
 
     @contextmanager
     def covering(self, segments: list[Segment]) -> Iterator[None]:
@@ -501,6 +506,20 @@ class Source:
         labels, cells = self._sorted[dimension, wide]
         low, high = bisect_left(labels, segment.first), bisect_right(labels, segment.last)
         return dict(zip(labels[low:high], cells[low:high], strict=True))
+
+    def key_lists(self, segment: Segment) -> dict[str, frozenset[str]]:
+        """{bucket label: admitted prop keys} of the segment's buckets that have a list: one
+        Query for the segment, or for the cover it lies in."""
+        wide = next((c for c in self._covers if _inside(segment, c)), segment)
+        if wide not in self._key_lists:
+            self._key_lists[wide] = self._reader.prop_key_lists(
+                self._site, wide.granularity, wide.first, wide.last
+            )
+        return {
+            label: admitted
+            for label, admitted in self._key_lists[wide].items()
+            if segment.first <= label <= segment.last
+        }
 
     def over(self, dimension: str, segments: Iterable[Segment]) -> tuple[Totals, dict[str, Cell]]:
         totals = Totals()
@@ -694,8 +713,31 @@ class Stats:
         if prop.kind == GOAL:
             rows = self._goal_rows(segments)
             return rows, Totals(), {}
+        if prop.kind == PROP:
+            self._check_prop_key(prop.key, segments)
         totals, per_bucket = self.source.over(prop.dimension, segments)
         return totals.rows(), totals, per_bucket
+
+    def _check_prop_key(self, key: str, segments: list[Segment]) -> None:
+        """A key missing from the list of a bucket that counted events under "(other)" may have
+        been refused there (decision 0017): its counts are in `prop:(other)`, not under its own
+        name, so its rows would be short. A bucket that refused nothing has none of its events
+        elsewhere: a key absent there simply was not sent."""
+        if key == OTHER:
+            return
+        refused: list[str] = []
+        for segment in segments:
+            counted, _ = self.source.over(PROP_KEYS, [segment])
+            if not counted.overflowed:
+                continue
+            admitted = self.source.key_lists(segment)
+            refused += [b for b in counted.overflowed if key not in admitted.get(b, frozenset())]
+        if refused:
+            raise not_exact(
+                f'Prop key `{key}` was counted under "(other)" on some days of this period '
+                f"({', '.join(refused[:3])}): more than {MAX_PROP_KEYS} prop keys were sent "
+                "those days, so a breakdown or a filter on it cannot be answered exactly."
+            )
 
     def _site_totals(self, segments: list[Segment]) -> Cell:
         totals, _ = self.source.over(TOTALS, segments)
@@ -757,13 +799,15 @@ class Stats:
         return _add(rows[v] for v in matched)
 
     def prop_keys(self, span: DateRange) -> list[tuple[str, int]]:
-        """(prop key, events carrying it) in the range, most first."""
-        totals, _ = self.source.over("prop_keys", segments_of(span))
+        """(prop key, events carrying it) in the range, most first; then "(other)", the events
+        of keys past a day's or a month's bound (decision 0017), so no event goes unlisted."""
+        totals, _ = self.source.over(PROP_KEYS, segments_of(span))
         counts = {key: row.get("events", 0) for key, row in totals.rows().items()}
-        return sorted(
+        named = sorted(
             ((k, n) for k, n in counts.items() if n > 0 and k != OTHER),
             key=lambda kn: (-kn[1], kn[0]),
         )
+        return [*named, (OTHER, counts[OTHER])] if counts.get(OTHER, 0) > 0 else named
 
     # -- the three queries ----------------------------------------------------------------------
 
