@@ -65,8 +65,21 @@ def parse_origin_digests(setting: str) -> tuple[bytes, ...]:
     return tuple(digests)
 
 
+class _BehindCloudFront:
+    """Settings of a function that takes the viewer from CloudFront's headers (core/edge.py)."""
+
+    origin_secret_sha256: str
+
+    def __post_init__(self) -> None:
+        parse_origin_digests(self.origin_secret_sha256)
+
+    @property
+    def origin_digests(self) -> tuple[bytes, ...]:
+        return parse_origin_digests(self.origin_secret_sha256)
+
+
 @dataclasses.dataclass(frozen=True)
-class IngestSettings:
+class IngestSettings(_BehindCloudFront):
     events_table: str
     meta_table: str
     max_body_bytes: int = 64 * 1024
@@ -76,13 +89,6 @@ class IngestSettings:
     # X-Forwarded-For is client-controlled: trust it only behind a proxy you run.
     origin_secret_sha256: str = ""
     trust_forwarded_for: bool = False
-
-    def __post_init__(self) -> None:
-        parse_origin_digests(self.origin_secret_sha256)
-
-    @property
-    def origin_digests(self) -> tuple[bytes, ...]:
-        return parse_origin_digests(self.origin_secret_sha256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +103,7 @@ class AggregatorSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class QuerySettings:
+class QuerySettings(_BehindCloudFront):
     aggregates_table: str
     meta_table: str
     # Sign-in (query_api/auth.py). Locally and in tests the values themselves; in AWS the names
@@ -119,10 +125,3 @@ class QuerySettings:
     # As IngestSettings': the origin secrets whose CloudFront-Viewer-Address the login limit
     # believes.
     origin_secret_sha256: str = ""
-
-    def __post_init__(self) -> None:
-        parse_origin_digests(self.origin_secret_sha256)
-
-    @property
-    def origin_digests(self) -> tuple[bytes, ...]:
-        return parse_origin_digests(self.origin_secret_sha256)
