@@ -4,7 +4,7 @@ as `make dev` runs it (data kept, rollup window 10 s), watched from outside.
 Every SAMPLE seconds: the process's resident memory, the functions' log (lambda.log and the
 rotated lambda.log.1), the data dir, and the items the stack holds (from its snapshot). At the
 end: errors in the log, and SIGTERM to exit. Growth per hour is the slope of a least-squares line
-through the samples after the first tenth (start-up and first imports left out); the items are
+through the samples after WARM_UP (start-up, first imports, iterators filling); the items are
 the demo's own data (raw events live 7 days), so memory per stored item is shown beside it.
 
 Not in `make bench` or `make test`: it takes its whole duration. Bounded: it sends nothing itself
@@ -63,11 +63,17 @@ def errors(data_dir: Path) -> list[str]:
     return found
 
 
+WARM_UP = 360.0  # seconds: start-up, first imports, and shard iterators filling their 5 minutes
+
+
 def slope_per_hour(samples: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (seconds, value), per hour, after the first tenth of the run."""
+    """Least-squares slope of (seconds, value), per hour, after the warm-up (or the first tenth
+    of a run too short to leave three samples after it)."""
     if len(samples) < 3:
         return 0.0
-    kept = samples[len(samples) // 10 :]
+    kept = [(t, v) for t, v in samples if t >= WARM_UP]
+    if len(kept) < 3:
+        kept = samples[len(samples) // 10 :]
     n = len(kept)
     mean_t = sum(t for t, _ in kept) / n
     mean_v = sum(v for _, v in kept) / n
