@@ -7,7 +7,7 @@ per KB, not a transaction's two per item), conditioned on the version it read. A
 event is found in its item; a racing writer or a stale read fails the condition, and the item is
 read again. Nothing here depends on a visitor's history, so no visitor state is kept.
 
-What a minute item (pk `C#<site>#m#_`, sk `<minute>[#<part>]`) holds:
+What a minute item (pk `C#<site>#m#_#<part % 4>`, sk `<minute>[#<part>]`) holds:
     pageviews, events          counts
     pageviews|<page>           pageviews by page
     vids                       8-byte hashes of the visitors with an event in the minute:
@@ -22,6 +22,15 @@ items). A part takes at most MAX_EVENTS_PER_PART events; an event that finds its
 without it goes on to part + 4, + 8, … and takes the first part with room. Parts only fill, so a
 redelivered event walks the same way and meets its hash before it meets room. Pages and sources
 share a part's 300 places; the rest count under "(other)", totals exact.
+
+Hot partitions (decision 0018): a part's partition key is its number modulo 4, so a minute's four
+walks write four partition keys, and a part holds at most 250 events (was 2,000 in one key): each
+batch rewrites the parts it touches whole, and smaller parts are cheaper to rewrite. Parts written
+before 0018 (the legacy key `C#<site>#m#_`, 2,000 events a part) are only read: an event walks its
+legacy parts first (the same numbers) until one that is not full, so an event they counted is
+still found there when it is redelivered. They are read from DynamoDB until they expire with the
+minute TTL; a warm instance keeps what it read of them once no instance of the old code can still
+be writing them.
 """
 
 from __future__ import annotations
@@ -46,13 +55,18 @@ from aggregator.store import (
 )
 from core import keys
 from core.events import RawEvent
-from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, VERSION, Granularity
+from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, VERSION
 
 PARTS = keys.COUNTER_SHARDS
-# 2,000 events: 12 KB of event hashes, at most 16 KB of visitor hashes and as much of arrivals,
-# 16 KB of page and source names: a part stays far below 100 KB whatever a minute brings.
-MAX_EVENTS_PER_PART = 2000
-FULL_PARTS_KEPT = 64  # ~10 MB of a warm instance's memory; a 100,000-event minute fills 50 parts
+# 250 events: 1.5 KB of event hashes, at most 2 KB of visitor hashes and as much of arrivals, and
+# up to 16 KB of page and source names (a flood of paths): a part stays far below 100 KB. Each batch
+# rewrites the parts it touches whole, so a part's size is what an event's write costs (0018).
+MAX_EVENTS_PER_PART = 250
+LEGACY_MAX_EVENTS_PER_PART = 2000  # parts in the legacy key, written before decision 0018
+FULL_PARTS_KEPT = 512  # ~10 MB of a warm instance's memory; a 100,000-event minute fills 400 parts
+# Lambda's longest timeout: an instance this much younger than now runs the new code only, so the
+# legacy parts it reads can no longer change (until then they are read again each time).
+LEGACY_SETTLED_SECONDS = 900
 
 VISITOR_IDS, ARRIVALS, EVENT_IDS = keys.VISITOR_IDS, keys.ARRIVALS, keys.EVENT_IDS
 
@@ -82,7 +96,12 @@ class Contribution:
 
     def key(self, level: int) -> PartKey:
         part = self.first_part + PARTS * level
-        return keys.counter_pk(self.site, Granularity.MINUTE), keys.counter_sk(self.minute, part)
+        return keys.minute_pk(self.site, part), keys.counter_sk(self.minute, part)
+
+    def legacy_key(self, level: int) -> PartKey:
+        """The part of this walk's level in the layout before decision 0018 (read only)."""
+        part = self.first_part + PARTS * level
+        return keys.legacy_minute_pk(self.site), keys.counter_sk(self.minute, part)
 
     @property
     def value_names(self) -> list[str]:
@@ -194,6 +213,7 @@ class MinuteStore:
         # Parts only fill, so a full part never changes: a warm instance keeps the last ones it
         # read, and a flood's later batches walk past them without reading them again.
         self._full: OrderedDict[PartKey, Part] = OrderedDict()
+        self._settled_at = self._clock() + LEGACY_SETTLED_SECONDS
 
     def read(self, wanted: Iterable[PartKey], consistent: bool) -> dict[PartKey, Part]:
         """The parts as stored (absent ones empty). Eventually consistent reads are enough at
@@ -210,11 +230,18 @@ class MinuteStore:
         for item in batch_get(self._client, self._table, unread, consistent):
             key = (item["pk"]["S"], item["sk"]["S"])
             found[key] = Part.from_item(item)
-            if found[key].room() <= 0:
-                self._full[key] = found[key]
-                if len(self._full) > FULL_PARTS_KEPT:
-                    self._full.popitem(last=False)
+            if found[key].room() <= 0 and not _legacy(key):
+                self._keep(key, found[key])
+        if self._clock() >= self._settled_at:  # legacy parts, absent ones too, are final now
+            for key in unread:
+                if _legacy(key):
+                    self._keep(key, found[key])
         return found
+
+    def _keep(self, key: PartKey, part: Part) -> None:
+        self._full[key] = part
+        if len(self._full) > FULL_PARTS_KEPT:
+            self._full.popitem(last=False)
 
     def write(
         self, key: PartKey, part: Part, update: PartUpdate, now: float | None = None
@@ -254,30 +281,43 @@ class MinuteStore:
         return WriteOutcome(True)
 
 
+def _legacy(key: PartKey) -> bool:
+    return keys.minute_partition(key[0]) is None
+
+
 def route(
     pending: list[Contribution], parts: dict[PartKey, Part], read: Callable[[set[PartKey]], None]
 ) -> tuple[dict[PartKey, list[Contribution]], list[Contribution]]:
     """Each event's part: the first on its walk that holds it (a duplicate) or has room.
-    `read` loads parts not in `parts` yet. Returns (events by part, duplicates)."""
+    The walk begins with the legacy parts (before decision 0018), which it only looks in: they
+    end at the first that is not full, as the old walk stopped there. `read` loads parts not in
+    `parts` yet. Returns (events by part, duplicates)."""
     routes: dict[PartKey, list[Contribution]] = defaultdict(list)
     duplicates: list[Contribution] = []
     seen: set[bytes] = set()
-    walk = [(c, 0) for c in pending]
+
+    def at(c: Contribution, legacy: bool, level: int) -> PartKey:
+        return c.legacy_key(level) if legacy else c.key(level)
+
+    walk = [(c, True, 0) for c in pending]
     while walk:
-        missing = {c.key(level) for c, level in walk} - parts.keys()
+        missing = {at(c, legacy, level) for c, legacy, level in walk} - parts.keys()
         if missing:
             read(missing)
         further = []
-        for c, level in walk:
-            key = c.key(level)
+        for c, legacy, level in walk:
+            key = at(c, legacy, level)
             part = parts[key]
             if c.event in part.events or c.event in seen:
                 duplicates.append(c)
+            elif legacy:
+                full = len(part.events) >= LEGACY_MAX_EVENTS_PER_PART
+                further.append((c, True, level + 1) if full else (c, False, 0))
             elif part.room() > len(routes.get(key, ())):
                 routes[key].append(c)
                 seen.add(c.event)
             else:
-                further.append((c, level + 1))
+                further.append((c, False, level + 1))
         walk = further
     return dict(routes), duplicates
 

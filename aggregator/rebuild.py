@@ -216,8 +216,7 @@ def rebuild(
         set(FIXED_DIMENSIONS) | {keys.PENDING} | {dimension for _, dimension, _ in cells} | sent
     )
     for gran in (Granularity.MINUTE, *TOTAL_GRANULARITIES):  # minutes: the old layouts' items too
-        for dimension in sorted(dimensions):
-            pk = keys.counter_pk(site, gran, dimension)
+        for pk in _counter_pks(site, gran, dimensions):
             for existing in _existing(client, aggregates_table, pk):
                 sk = existing["sk"]["S"]
                 # Other shards of a rebuilt bucket go too: shard 0 now holds the whole count.
@@ -227,6 +226,13 @@ def rebuild(
                     )
                     report.items_deleted += 1
     return report
+
+
+def _counter_pks(site: str, gran: Granularity, dimensions: set[str]) -> list[str]:
+    pks = [keys.counter_pk(site, gran, dimension) for dimension in sorted(dimensions)]
+    if gran is Granularity.MINUTE:  # the parts' spread keys (0018; the legacy key is above)
+        pks += [keys.minute_pk(site, k) for k in range(keys.MINUTE_PARTITIONS)]
+    return pks
 
 
 def _existing(client: Any, table: str, pk: str) -> Iterator[dict[str, Any]]:

@@ -6,9 +6,10 @@ events table      pk  EV#<site>#<event id>                       one raw event, 
                                                                   a rebuild scans, decision 0008)
 aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, per bucket and shard:
                   sk  <bucket label>[#<shard>]                    a Query over sk reads a range;
-                                                                  minutes: dimension `_`, pages,
+                                                                  minutes: dimension `_#<k>`, pages,
                                                                   visitors, sources and the ids of
-                                                                  counted events inside (0011, 0012);
+                                                                  counted events inside (0011, 0012),
+                                                                  parts over 4 keys (0018);
                                                                   days and months: bases (shard 0),
                                                                   packed by folds (0015)
                   pk  C#<site>#<d|M>#+                            slots: a chunk's deltas of a day or
@@ -87,10 +88,49 @@ def counter_pk(site: str, granularity: Granularity, dimension: str = TOTALS) -> 
 
 
 def parse_counter_pk(pk: str) -> tuple[str, Granularity, str]:
+    """(site, granularity, dimension); a minute partition (`C#<site>#m#_#<k>`) is the minute's
+    totals dimension like the legacy key it splits."""
     parts = pk.split(SEP)
+    if len(parts) == 5 and minute_partition(pk) is not None:
+        return parts[1], Granularity.MINUTE, TOTALS
     if len(parts) != 4 or parts[0] != "C":
         raise KeyError_(f"not a counter key: {pk!r}")
     return parts[1], Granularity(parts[2]), parts[3]
+
+
+# Realtime's minute parts (aggregator/minutes.py) are spread over MINUTE_PARTITIONS partition keys,
+# `C#<site>#m#_#<k>` with k = part % MINUTE_PARTITIONS (decision 0018): a partition takes 1,000
+# write units a second, and a busy site's minute writes divide over the keys. Before 0018 every part
+# was in `C#<site>#m#_` (the legacy key), which is only read now, while its items can matter.
+MINUTE_PARTITIONS = 4
+
+
+def minute_pk(site: str, part: int) -> str:
+    return f"{counter_pk(site, Granularity.MINUTE)}{SEP}{part % MINUTE_PARTITIONS}"
+
+
+def legacy_minute_pk(site: str) -> str:
+    return counter_pk(site, Granularity.MINUTE)
+
+
+def minute_pks(site: str) -> list[str]:
+    """Every partition key a minute's parts can be under: the legacy key, then the spread ones."""
+    return [legacy_minute_pk(site), *(minute_pk(site, k) for k in range(MINUTE_PARTITIONS))]
+
+
+def minute_partition(pk: str) -> int | None:
+    """k of a spread minute key `C#<site>#m#_#<k>`; None for any other key (the legacy one too)."""
+    parts = pk.split(SEP)
+    if (
+        len(parts) == 5
+        and parts[0] == "C"
+        and parts[2] == Granularity.MINUTE.value
+        and parts[3] == TOTALS
+        and parts[4].isdigit()
+        and int(parts[4]) < MINUTE_PARTITIONS
+    ):
+        return int(parts[4])
+    return None
 
 
 # Hot counters are spread over this many items per bucket: each transaction adds its deltas to one

@@ -11,6 +11,7 @@ import pytest
 
 from aggregator import minutes
 from aggregator.minutes import MinuteStore
+from core import keys
 from core.events import RawEvent
 from local import tables
 from local.runtime import LambdaContext
@@ -37,7 +38,7 @@ def minute_items(aws_env: dict[str, str]) -> list[dict[str, Any]]:
     from core.aws import make_client
 
     items = tables.scan_all(make_client("dynamodb"), aws_env["aggregates"])
-    return [i for i in items if i["pk"]["S"] == f"C#{SITE}#m#_"]
+    return [i for i in items if i["pk"]["S"] in keys.minute_pks(SITE)]
 
 
 def read_realtime(aws_env: dict[str, str]) -> Any:
@@ -135,11 +136,11 @@ def test_a_warm_instance_reads_a_full_part_once(
     ids = [f"f{n}" for n in range(400) if zlib.crc32(f"f{n}".encode()) % 4 == 0][:7]
     events = [at(2, event_id, "v1", page=f"/p{n}") for n, event_id in enumerate(ids)]
     assert realtime_tier(events[:3], 1) == {"batchItemFailures": []}  # fills part 0
-    read: list[str] = []
+    read: list[tuple[str, str]] = []
     original = minutes.batch_get
 
     def recording(client: Any, table: str, wanted: Any, consistent: bool) -> Any:
-        read.extend(sk for _, sk in wanted)
+        read.extend(wanted)
         return original(client, table, wanted, consistent)
 
     monkeypatch.setattr(minutes, "batch_get", recording)
@@ -147,7 +148,7 @@ def test_a_warm_instance_reads_a_full_part_once(
         assert realtime_tier([events[n]], 10 + n) == {"batchItemFailures": []}
 
     minute = (NOW - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")
-    assert read.count(minute) == 1  # read once, then known full
+    assert read.count((keys.minute_pk(SITE, 0), minute)) == 1  # read once, then known full
     assert realtime_tier(events, 100) == {"batchItemFailures": []}  # a redelivery still dedups
     assert read_realtime(aws_env).pageviews == 7
     assert {i["sk"]["S"]: len(i["eids"]["BS"]) for i in minute_items(aws_env)} == {

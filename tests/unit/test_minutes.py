@@ -20,7 +20,9 @@ from aggregator.minutes import (
     route,
 )
 from aggregator.processor import StreamItem
+from core import keys
 from core.events import RawEvent
+from core.keys import Granularity
 
 T0 = 1_774_778_400_000  # 2026-03-29T10:00:00Z
 
@@ -52,12 +54,16 @@ def reader(
 
 def test_an_event_goes_to_the_part_its_id_names_and_is_skipped_where_it_was_counted() -> None:
     a, b = (pageview(event_id) for event_id in ids_in_part(2, 2))
-    parts: dict[PartKey, Part] = {a.key(0): Part(version=1, events={a.event})}
+    # (the legacy layout's part of that walk known absent: 0018)
+    parts: dict[PartKey, Part] = {
+        a.key(0): Part(version=1, events={a.event}),
+        a.legacy_key(0): Part(),
+    }
     reads, read = reader(parts)
 
     routes, duplicates = route([a, b, b], parts, read)
 
-    assert a.key(0)[1] == "2026-03-29T10:00#2"
+    assert a.key(0) == ("C#a.example#m#_#2", "2026-03-29T10:00#2")
     assert duplicates == [a, b]  # a: in its part already; b: twice in the batch
     assert routes == {a.key(0): [b]}
     assert reads == []  # the part was known: nothing read
@@ -138,3 +144,35 @@ def test_pages_and_sources_beyond_a_full_parts_places_count_under_other() -> Non
 def test_an_unknown_time_zone_is_a_poison_for_the_minutes_too() -> None:
     with pytest.raises(KeyError):
         pageview("e1", tz="Mars/Olympus")
+
+
+def test_a_minutes_walks_write_four_partition_keys_and_a_walk_keeps_to_its_own() -> None:
+    events = [pageview(event_id) for lane in range(4) for event_id in ids_in_part(lane, 3)]
+
+    pks = {event.key(level)[0] for event in events for level in range(5)}
+
+    assert pks == {f"C#a.example#m#_#{k}" for k in range(4)}  # decision 0018
+    for event in events:  # part n's key is n % 4: a walk's parts share its first part's key
+        assert {event.key(level)[0] for level in range(5)} == {event.key(0)[0]}
+        assert keys.parse_counter_pk(event.key(0)[0]) == ("a.example", Granularity.MINUTE, "_")
+    assert keys.minute_partition("C#a.example#m#_") is None  # the legacy key
+
+
+def test_an_event_counted_in_a_legacy_part_is_a_duplicate_and_nothing_is_written_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(minutes, "LEGACY_MAX_EVENTS_PER_PART", 2)
+    a, b, c, d = (pageview(event_id) for event_id in ids_in_part(3, 4))
+    # Given the legacy layout counted a and b (its part full) and c on the next level of the walk
+    parts: dict[PartKey, Part] = {
+        a.legacy_key(0): Part(version=2, events={a.event, b.event}),
+        a.legacy_key(1): Part(version=1, events={c.event}),
+    }
+    reads, read = reader(parts)
+
+    routes, duplicates = route([a, b, c, d], parts, read)
+
+    # Then a, b and c are found where the old walk put them; d, new, goes to the new layout only
+    assert sorted(x.event for x in duplicates) == sorted(x.event for x in (a, b, c))
+    assert routes == {d.key(0): [d]}
+    assert reads == [{d.key(0)}]  # the legacy walk ended at the part with room: nothing beyond
