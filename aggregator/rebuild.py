@@ -232,6 +232,8 @@ def _counter_pks(site: str, gran: Granularity, dimensions: set[str]) -> list[str
     pks = [keys.counter_pk(site, gran, dimension) for dimension in sorted(dimensions)]
     if gran is Granularity.MINUTE:  # the parts' spread keys (0018; the legacy key is above)
         pks += [keys.minute_pk(site, k) for k in range(keys.MINUTE_PARTITIONS)]
+    if gran in SLOT_GRANULARITIES:  # slots under every slot key (0018; key 0 is PENDING's)
+        pks += [pk for pk in keys.slot_pks(site, gran) if pk not in pks]
     return pks
 
 

@@ -11,7 +11,9 @@ A chunk's transaction holds, atomically:
 A write is billed by the size of the whole item, so a chunk writes only small, new items. Once an
 instance has left `fold_at_slots` slots in a bucket, it folds the bucket's slots (everyone's) into each dimension's base (shard 0, packed too) in a transaction of their own that
 also deletes them: a base that holds a month's 300 pages is rewritten once per fold, not once per
-chunk. Readers sum a bucket's bases, slots and shards, so a fold changes no number.
+chunk. Readers sum a bucket's bases, slots and shards, so a fold changes no number. A bucket's
+slots are spread over a few partition keys (`keys.slot_pks`, decision 0018), which a fold reads
+each of.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class AggregateStore:
         self.fold_at_slots = fold_at_slots
         # The buckets this instance left slots in since it last folded them, and how many.
         self._pending: dict[Bucket, int] = {}
+        self._slot_turn = 0  # the slot key (keys.slot_pk) this instance's next commit writes
         self.max_prop_keys = prop_keys.MAX_PROP_KEYS if max_prop_keys is None else max_prop_keys
         # Key lists as last read or written. Admission is final, so a list read earlier still
         # decides every key it holds or refuses; a key it would admit is written conditioned on
@@ -199,8 +202,11 @@ class AggregateStore:
             actions.append(("counter", key, self._counter(key, attrs)))
         # Time first, so a bucket's slots list oldest first; random after, so no two collide.
         slot_id = f"{int(now * 1000):013d}{secrets.token_hex(4)}"
+        # Each commit's slots go to the next of the slot keys in turn (decision 0018): a busy
+        # site's instances are warm for thousands of chunks, so each key takes its share.
+        partition, self._slot_turn = self._slot_turn, self._slot_turn + 1
         for (site, gran, label), cells in sorted(slots.items()):
-            key = (keys.counter_pk(site, gran, keys.PENDING), keys.slot_sk(label, slot_id))
+            key = (keys.slot_pk(site, gran, partition), keys.slot_sk(label, slot_id))
             actions.append(("slot", key, self._slot(key, cells)))
         try:
             self._client.transact_write_items(TransactItems=[a[2] for a in actions])
@@ -238,10 +244,17 @@ class AggregateStore:
         a rebuild, cancel one of them; nothing is counted twice or lost. Slots of older buckets
         of the same granularity that nobody folded (their writer went cold) are folded too."""
         self._pending.pop((site, gran, bucket), None)
-        pk = keys.counter_pk(site, gran, keys.PENDING)
-        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        # One Query per slot key (decision 0018). Key 0 is the one every slot had before, so the
+        # slots written before the upgrade are folded like the rest. Merged in sk order (time
+        # first), so a fold that cannot take them all takes the oldest, whatever their key.
         low, high = keys.slot_range("", bucket)
-        for item in query_between(self._client, self._table, pk, low, high, consistent=True):
+        found = [
+            item
+            for pk in keys.slot_pks(site, gran)
+            for item in query_between(self._client, self._table, pk, low, high, consistent=True)
+        ]
+        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        for item in sorted(found, key=lambda item: str(item["sk"]["S"])):
             by_bucket.setdefault(keys.parse_counter_sk(item["sk"]["S"]), []).append(item)
         folded = True
         for label, slots in sorted(by_bucket.items()):

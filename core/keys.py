@@ -12,8 +12,9 @@ aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, 
                                                                   parts over 4 keys (0018);
                                                                   days and months: bases (shard 0),
                                                                   packed by folds (0015)
-                  pk  C#<site>#<d|M>#+                            slots: a chunk's deltas of a day or
-                  sk  <bucket label>#s<time><random>              month, every dimension, packed (0015)
+                  pk  C#<site>#<d|M>#+[<k>]                       slots: a chunk's deltas of a day or
+                  sk  <bucket label>#s<time><random>              month, every dimension, packed (0015),
+                                                                  over 4 keys `+`, `+1`…`+3` (0018)
                   pk  C#<site>#<d|M>#!prop_keys                   the prop keys a day or month admitted
                   sk  <bucket label>                              (string set `ks`, 0017)
                   pk  V#<site>#<visitor id>  sk  _                visitor state: the day's hits, which
@@ -95,6 +96,8 @@ def parse_counter_pk(pk: str) -> tuple[str, Granularity, str]:
         return parts[1], Granularity.MINUTE, TOTALS
     if len(parts) != 4 or parts[0] != "C":
         raise KeyError_(f"not a counter key: {pk!r}")
+    if slot_partition(pk) is not None:  # any of a bucket's slot keys (`+`, `+1`…): PENDING
+        return parts[1], Granularity(parts[2]), PENDING
     return parts[1], Granularity(parts[2]), parts[3]
 
 
@@ -156,8 +159,8 @@ def counter_range(first: str, last: str) -> tuple[str, str]:
 
 
 # A chunk leaves its deltas of a day or a month, every dimension at once, in one packed item of
-# its own (a *slot*, decision 0015) in the dimension PENDING's partition; a fold later adds the
-# slots into each dimension's base (shard 0) and deletes them. Readers sum bases and slots.
+# its own (a *slot*, decision 0015) under one of the PENDING keys (`slot_pk`, below); a fold later
+# adds the slots into each dimension's base (shard 0) and deletes them. Readers sum both.
 PENDING = "+"
 PACKED = "z"  # a packed item's counters: zlib of JSON {dimension: {stored name: count}}
 
@@ -171,6 +174,39 @@ KEY_SET = "ks"
 
 def prop_key_list_pk(site: str, granularity: Granularity) -> str:
     return counter_pk(site, granularity, PROP_KEY_LIST)
+
+
+# A site's slots of a day (or a month) are spread over SLOT_PARTITIONS partition keys (decision
+# 0018 step 2): a partition takes 1,000 write units a second, and every slot is written and later
+# deleted in a transaction. Partition 0 is `C#<site>#<d|M>#+`, the one key every slot had before
+# 0018, and the others `#+1` … `#+3`. So slots written before the change are read and folded
+# with the rest, as any writer's are, and no count changes across the upgrade.
+SLOT_PARTITIONS = 4
+
+
+def slot_pk(site: str, granularity: Granularity, partition: int) -> str:
+    k = partition % SLOT_PARTITIONS
+    return counter_pk(site, granularity, PENDING if k == 0 else f"{PENDING}{k}")
+
+
+def slot_pks(site: str, granularity: Granularity) -> list[str]:
+    """Every partition key a day's (or a month's) slots can be under: Query each to read them."""
+    return [slot_pk(site, granularity, k) for k in range(SLOT_PARTITIONS)]
+
+
+def slot_partition(pk: str) -> int | None:
+    """k of a slot key `C#<site>#<d|M>#+[k]` (0 for the key without a number), else None."""
+    parts = pk.split(SEP)
+    if len(parts) != 4 or parts[0] != "C" or not parts[3].startswith(PENDING):
+        return None
+    if parts[2] not in (Granularity.DAY.value, Granularity.MONTH.value):
+        return None
+    k = parts[3][len(PENDING) :]
+    if k == "":
+        return 0
+    if k.isdigit() and k[0] != "0" and int(k) < SLOT_PARTITIONS:
+        return int(k)
+    return None
 
 
 def slot_sk(bucket: str, slot_id: str) -> str:

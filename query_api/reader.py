@@ -87,12 +87,15 @@ class CounterReader:
 
     def pending(self, site: str, granularity: Granularity, first: str, last: str) -> Pending:
         """{bucket label: {dimension: counters}} of the slots that no fold has taken yet: the
-        latest minutes of days and months, every dimension in one Query (decision 0015)."""
+        latest minutes of days and months, every dimension at once (decision 0015), with one
+        Query per key the slots are spread over (0018). Key 0 is the one every slot had before
+        0018, so slots written before the upgrade are read too."""
         if granularity not in (Granularity.DAY, Granularity.MONTH):
             return {}
-        pk = keys.counter_pk(site, granularity, keys.PENDING)
+        low, high = keys.slot_range(first, last)
         out: Pending = {}
-        for item in self._range(pk, *keys.slot_range(first, last)):
+        slots = [i for pk in keys.slot_pks(site, granularity) for i in self._range(pk, low, high)]
+        for item in slots:
             by_dimension = out.setdefault(keys.parse_counter_sk(item["sk"]["S"]), {})
             for dimension, counters in keys.packed_cells(item).items():
                 cell = by_dimension.setdefault(dimension, {})

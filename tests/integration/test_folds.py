@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.events import RawEvent
-from core.keys import PENDING, Granularity, packed_cells
+from core.keys import Granularity, packed_cells, slot_pks
 from local.runtime import LambdaContext
 from tests.conftest import _clear_composition_roots
 from tests.integration.test_flood import stream_record
@@ -57,8 +57,9 @@ def items(aws_env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def slots(aws_env: dict[str, str], gran: str = "d") -> list[dict[str, Any]]:
-    pk = f"C#{SITE}#{gran}#{PENDING}"
-    return [item for item in items(aws_env) if item["pk"]["S"] == pk]
+    """A day's (or a month's) slots under every key they are spread over (decision 0018)."""
+    pks = set(slot_pks(SITE, Granularity(gran)))
+    return [item for item in items(aws_env) if item["pk"]["S"] in pks]
 
 
 def read(aws_env: dict[str, str], dimension: str, gran: Granularity = Granularity.DAY) -> Any:

@@ -343,3 +343,19 @@ def test_a_days_slots_sort_inside_its_range_and_parse_back_to_its_bucket() -> No
     assert not low <= keys.slot_sk("2026-11-28", "0") <= high
     everything_before = keys.slot_range("", "2026-11-27")
     assert everything_before[0] <= keys.slot_sk("2026-10-01", "0") <= everything_before[1]
+
+
+def test_a_buckets_slots_spread_over_four_keys_the_first_being_the_key_before_0018() -> None:
+    pks = keys.slot_pks("s.example", Granularity.DAY)
+    # the single key every slot had before decision 0018 step 2 is partition 0
+    assert pks == ["C#s.example#d#+", "C#s.example#d#+1", "C#s.example#d#+2", "C#s.example#d#+3"]
+    assert keys.slot_pk("s.example", Granularity.MONTH, 5) == "C#s.example#M#+1"
+    assert [keys.slot_partition(pk) for pk in pks] == [0, 1, 2, 3]
+
+
+def test_every_slot_key_parses_as_the_pending_dimension_and_nothing_else_does() -> None:
+    for pk in keys.slot_pks("s.example", Granularity.MONTH):
+        assert keys.parse_counter_pk(pk) == ("s.example", Granularity.MONTH, keys.PENDING)
+    for other in ("C#s#d#+4", "C#s#d#+01", "C#s#d#+x", "C#s#h#+1", "C#s#d#page", "C#s#m#_#1"):
+        assert keys.slot_partition(other) is None
+    assert keys.parse_counter_pk("C#s#d#page") == ("s", Granularity.DAY, "page")
