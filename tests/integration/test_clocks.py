@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from core.keys import PENDING
+from core.keys import slot_partition
 from tests.conftest import _clear_composition_roots
 from tests.integration.test_folds import SITE, count, items, pageviews
 
@@ -41,7 +41,7 @@ def test_aggregator_stores_stamp_ttls_and_slots_from_their_clock(
     visitor_ttls = {int(i["ttl"]["N"]) for i in stored if i["pk"]["S"].startswith("V")}
     minute_ttls = {int(i["ttl"]["N"]) for i in stored if i["pk"]["S"].startswith(f"C#{SITE}#m#")}
     slot_ids = [
-        i["sk"]["S"].rsplit("#", 1)[-1] for i in stored if i["pk"]["S"].endswith(f"#{PENDING}")
+        i["sk"]["S"].rsplit("#", 1)[-1] for i in stored if slot_partition(i["pk"]["S"]) is not None
     ]
     assert visitor_ttls == {int(FIXED) + retention.visitor_state_ttl_seconds}
     assert minute_ttls == {int(FIXED) + retention.minute_bucket_ttl_seconds}
