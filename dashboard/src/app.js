@@ -720,6 +720,9 @@
   }
 
   function loadCard(card) {
+    // The period cards are hidden in the realtime view, and their routes take no realtime period:
+    // an answer still in flight when the view changes must not make them ask with it.
+    if (state.period === "realtime") return;
     const property = cardProperty(card);
     for (const tab of card.querySelectorAll("[role=tab]")) {
       const selected = tab.dataset.property === property;
@@ -747,7 +750,7 @@
     }
     csv.disabled = !chosenPropKey;
     values.hidden = !chosenPropKey;
-    if (!chosenPropKey) return;
+    if (!chosenPropKey || state.period === "realtime") return;
     const property = encodeURIComponent(`prop:${chosenPropKey}`);
     load(values, `/api/cards/breakdown?${statsParams()}&property=${property}&limit=10`);
   }
