@@ -7,6 +7,7 @@ end-to-end test drives the trackers themselves in Chromium).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,11 +66,12 @@ def test_new_tracker_revenue_and_non_interactive_flag_are_stored(pipeline: Pipel
 
 
 def test_engagement_keeps_scroll_depth_and_engaged_time_and_feeds_time_on_page(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, set_clock: Callable[[datetime], None]
 ) -> None:
     # Given a pageview, and the tracker's engagement event for it 12 s later
     key = pipeline.add_site(SITE)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    set_clock(start + timedelta(seconds=13))  # "today" is their day, even a minute after midnight
     monkeypatch.setattr(ingest.handler, "now", lambda: start)
     assert pipeline.send({"n": "pageview", "v": 36, "u": PAGE, "d": SITE, "r": None}).status == 202
     monkeypatch.setattr(ingest.handler, "now", lambda: start + timedelta(seconds=12))
