@@ -133,3 +133,34 @@ def test_an_update_past_400_kb_is_still_refused(aws_env: dict[str, str]) -> None
     _update(client, table, "REMOVE " + ", ".join(f"a2_{i}" for i in range(100)))
     set_part(3)
     assert sum(1 for name in _item(client, table) if name.startswith("a3_")) == 100
+
+
+def test_the_server_finds_a_backend_without_listing_its_package_on_each_request(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import moto
+    import moto.backends
+
+    from local import moto_patch
+
+    # Given the patched emulator, and a count of listings of moto's package from here on
+    moto_patch.apply()
+    client = make_client("dynamodb")
+    package = os.path.dirname(moto.__file__)
+    listings: list[str] = []
+    listdir = os.listdir
+
+    def counted(path: Any = ".") -> list[str]:
+        if str(path) == package:
+            listings.append(str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", counted)
+    # When requests name their backend by host
+    for _ in range(3):
+        client.describe_table(TableName=aws_env["meta"])
+    # Then the backends were listed once, at apply, and still include DynamoDB
+    assert listings == []
+    assert "dynamodb" in moto.backends.list_of_moto_modules()
