@@ -8,6 +8,7 @@ from functools import cache
 
 import pytest
 
+from tests.conftest import _clear_composition_roots
 from tests.integration.admin_client import PASSWORD, SECRET, Browser
 from tests.integration.pipeline import Pipeline
 
@@ -47,6 +48,17 @@ def set_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[datetime], 
         monkeypatch.setitem(app.dependency_overrides, clock, lambda: moment)
 
     yield set_to
+
+
+@pytest.fixture()
+def fold_at(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Set how many slots an instance leaves in a bucket before it folds them (decision 0015)."""
+
+    def configure(slots: int) -> None:
+        monkeypatch.setenv("LIVEINSIGHT_FOLD_AT_SLOTS", str(slots))
+        _clear_composition_roots()
+
+    return configure
 
 
 from tests.integration.stats_world import world  # noqa: E402, F401 - a shared module fixture

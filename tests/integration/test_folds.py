@@ -73,15 +73,6 @@ def read(aws_env: dict[str, str], dimension: str, gran: Granularity = Granularit
     return cells.get(label, {})
 
 
-@pytest.fixture()
-def fold_at(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    def configure(slots: int) -> None:
-        monkeypatch.setenv("LIVEINSIGHT_FOLD_AT_SLOTS", str(slots))
-        _clear_composition_roots()
-
-    return configure
-
-
 def test_a_chunk_writes_one_slot_per_day_and_month_and_readers_count_it(
     aws_env: dict[str, str], fold_at: Any
 ) -> None:

@@ -94,15 +94,6 @@ def assert_readers_equal_the_oracle(aws_env: dict[str, str], events: list[RawEve
     assert mismatches(expected, read_by_readers(aws_env, expected)) == []
 
 
-@pytest.fixture()
-def fold_at(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    def configure(slots: int) -> None:
-        monkeypatch.setenv("LIVEINSIGHT_FOLD_AT_SLOTS", str(slots))
-        _clear_composition_roots()
-
-    return configure
-
-
 def test_a_busy_buckets_slots_land_on_every_key_and_readers_sum_them_to_the_oracle(
     aws_env: dict[str, str], fold_at: Any
 ) -> None:
