@@ -74,19 +74,24 @@ def _put_events(ddb: Any, table: str, first: int, count: int) -> None:
         ddb.put_item(TableName=table, Item={"pk": {"S": f"EV#trim.example#{i}"}})
 
 
-def test_a_trimmed_stream_keeps_delivering_what_comes_after(aws_env: dict[str, str]) -> None:
-    # Given a poller that has read five records
-    ddb, sqs = make_client("dynamodb"), make_client("sqs")
-    queue = sqs.create_queue(QueueName=f"{aws_env['events']}-dlq")["QueueUrl"]
-    function = Recording()
-    poller = StreamPoller(
+def _realtime_poller(aws_env: dict[str, str], function: Recording) -> StreamPoller:
+    """The realtime tier's event source mapping on the events table, with a dead-letter queue."""
+    sqs = make_client("sqs")
+    return StreamPoller(
         make_client("dynamodbstreams"),
         sqs,
-        tables.stream_arn(ddb, aws_env["events"]),
+        tables.stream_arn(make_client("dynamodb"), aws_env["events"]),
         function,
         load_schema().tiers["realtime"].esm,
-        queue,
+        sqs.create_queue(QueueName=f"{aws_env['events']}-dlq")["QueueUrl"],
     )
+
+
+def test_a_trimmed_stream_keeps_delivering_what_comes_after(aws_env: dict[str, str]) -> None:
+    # Given a poller that has read five records
+    ddb = make_client("dynamodb")
+    function = Recording()
+    poller = _realtime_poller(aws_env, function)
     _put_events(ddb, aws_env["events"], 0, 5)
     poller.poll_once(flush=True)
     assert len(function.sequence_numbers) == 5
@@ -136,16 +141,9 @@ def test_a_poller_whose_iterator_expired_resumes_after_its_last_record(
     aws_env: dict[str, str],
 ) -> None:
     # Given a poller that has read three records, and every iterator then expired
-    ddb, sqs = make_client("dynamodb"), make_client("sqs")
+    ddb = make_client("dynamodb")
     function = Recording()
-    poller = StreamPoller(
-        make_client("dynamodbstreams"),
-        sqs,
-        tables.stream_arn(ddb, aws_env["events"]),
-        function,
-        load_schema().tiers["realtime"].esm,
-        sqs.create_queue(QueueName=f"{aws_env['events']}-dlq")["QueueUrl"],
-    )
+    poller = _realtime_poller(aws_env, function)
     _put_events(ddb, aws_env["events"], 0, 3)
     poller.poll_once(flush=True)
     issued: dict[str, float] = {}
