@@ -1,0 +1,260 @@
+"""CloudWatch Logs bytes per pageview, by kind of line (issue 20, decision 0021).
+
+Pageviews, each followed by its engagement event (the tracker sends one when the page is left),
+go through the real ingest handler one request per invocation, and their stream records through
+both aggregator tiers batched as their event source mappings batch them at a small site's steady
+rate: realtime 1-2 records a batch (a 1 s window at ~0.8 events/s), rollup `rollup_batch` records.
+What the handlers print is captured as CloudWatch receives it (Powertools' JSON lines and EMF
+blobs, all on stdout). Lambda's own platform lines and the API's access log lines are not printed
+by our code: they are modelled, per invocation and per request, from what terraform/ configures
+(whether Lambda writes platform lines at all, the access log's format, if there is an access log).
+
+CloudWatch also counts 26 bytes of overhead per log event against PutLogEvents' batch limit; the
+figures here are the lines' own bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
+SERVICES = ("ingest", "aggregator", "query")
+SITE = "logvolume.example"
+PAGE = f"https://{SITE}/pricing"
+# Lambda's Text-format platform lines of one invocation (a warm one: no Init Duration).
+_REQUEST_ID = "8e2f6a1c-0c1b-4a8e-9d4f-3b2a1c0d9e8f"
+TEXT_PLATFORM_LINES = (
+    f"START RequestId: {_REQUEST_ID} Version: $LATEST",
+    f"END RequestId: {_REQUEST_ID}",
+    f"REPORT RequestId: {_REQUEST_ID}\tDuration: 23.45 ms\tBilled Duration: 24 ms\t"
+    "Memory Size: 256 MB\tMax Memory Used: 92 MB\t",
+)
+JSON_PLATFORM_LINES = (
+    '{"time":"2026-12-06T07:43:49.664Z","type":"platform.start","record":'
+    f'{{"requestId":"{_REQUEST_ID}","version":"$LATEST"}}}}',
+    '{"time":"2026-12-06T07:43:49.688Z","type":"platform.report","record":'
+    f'{{"requestId":"{_REQUEST_ID}","metrics":{{"durationMs":23.45,"billedDurationMs":24,'
+    '"memorySizeMB":256,"maxMemoryUsedMB":92},"status":"success"}}',
+)
+# Typical values of the access log's $context variables for one ingest request.
+ACCESS_LOG_VALUES = {
+    "$context.requestId": "W1a2b3C4d5e6f7g=",
+    "$context.routeKey": "POST /api/event",
+    "$context.status": "202",
+    "$context.responseLatency": "14",
+    "$context.integrationStatus": "202",
+    "$context.integrationErrorMessage": "-",
+    "$context.responseLength": "2",
+}
+
+
+@dataclass
+class LogVolume:
+    pageviews: int
+    invocations: Counter[str] = field(default_factory=Counter)  # ingest, realtime, rollup
+    bytes: Counter[str] = field(default_factory=Counter)  # by kind of line
+    lines: Counter[str] = field(default_factory=Counter)
+    levels: Counter[str] = field(default_factory=Counter)  # function lines' bytes by level
+
+    def add(self, kind: str, line: str, level: str = "") -> None:
+        self.bytes[kind] += len(line.encode())
+        self.lines[kind] += 1
+        if level:
+            self.levels[level] += len(line.encode())
+
+    def per_pageview(self) -> dict[str, float]:
+        return {kind: size / self.pageviews for kind, size in self.bytes.most_common()}
+
+    def total_per_pageview(self) -> float:
+        return sum(self.bytes.values()) / self.pageviews
+
+    def table(self) -> str:
+        rows = [
+            f"{size / self.pageviews:8.1f} B/pv {self.lines[kind] / self.pageviews:6.3f} lines/pv  {kind}"
+            for kind, size in self.bytes.most_common()
+        ]
+        rows.append(f"{self.total_per_pageview():8.1f} B/pv  total")
+        return "\n".join(rows)
+
+
+# ---- what terraform/ configures ---------------------------------------------------------------
+
+
+def default_log_level(terraform: Path = TERRAFORM) -> str:
+    """The default of Terraform's `log_level` variable (POWERTOOLS_LOG_LEVEL of every function)."""
+    text = (terraform / "variables.tf").read_text()
+    found = re.search(r'variable\s+"log_level"\s*\{[^}]*?default\s*=\s*"(\w+)"', text, re.S)
+    return found.group(1).upper() if found else "INFO"
+
+
+def platform_lines(terraform: Path = TERRAFORM) -> tuple[str, ...]:
+    """Lambda's START/END/REPORT lines of a successful invocation, as lambda.tf configures them:
+    none when its logging_config sends system logs at WARN only (JSON format)."""
+    text = (terraform / "lambda.tf").read_text()
+    config = re.search(r"logging_config\s*\{(.*?)\}", text, re.S)
+    body = config.group(1) if config else ""
+    system_level = re.search(r'system_log_level\s*=\s*"(\w+)"', body)
+    log_format = re.search(r'log_format\s*=\s*"(\w+)"', body)
+    if log_format and log_format.group(1).upper() == "JSON":
+        if system_level and system_level.group(1).upper() == "WARN":
+            return ()
+        return JSON_PLATFORM_LINES
+    return TEXT_PLATFORM_LINES
+
+
+def access_log_line(terraform: Path = TERRAFORM) -> str:
+    """One ingest request's line in the HTTP API's access log ("" without an access log)."""
+    api = terraform / "api.tf"
+    text = api.read_text() if api.exists() else ""
+    settings = re.search(r"access_log_settings\s*\{.*?jsonencode\(\{(.*?)\}\)", text, re.S)
+    if settings is None:
+        return ""
+    fields = re.findall(r'(\w+)\s*=\s*"(\$context\.\w+)"', settings.group(1))
+    return json.dumps(
+        {name: ACCESS_LOG_VALUES.get(variable, "-") for name, variable in fields},
+        separators=(",", ":"),
+    )
+
+
+def modelled_access_log_line() -> str:
+    """The access log line of api.tf's format at the time of decision 0021 (for the figure with
+    an HTTP API in front, once api.tf has none)."""
+    names = ("requestId", "routeKey", "status", "responseLatencyMs", "integrationStatus")
+    names += ("integrationError", "responseLength")
+    return json.dumps(
+        dict(zip(names, ACCESS_LOG_VALUES.values(), strict=True)), separators=(",", ":")
+    )
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def captured(level: str) -> Iterator[io.StringIO]:
+    """Everything the functions print, in order: their loggers' lines and the EMF blobs."""
+    from core.observability import logger
+
+    stream = io.StringIO()
+    saved: list[tuple[Any, logging.StreamHandler[Any], Any, int]] = []
+    for service in SERVICES:
+        powertools = logger(service)
+        for handler in powertools._logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                saved.append(
+                    (powertools, handler, handler.setStream(stream), powertools._logger.level)
+                )
+        powertools._logger.setLevel(level)
+    try:
+        with redirect_stdout(stream):
+            yield stream
+    finally:
+        for powertools, handler, previous, previous_level in saved:
+            handler.setStream(previous)
+            powertools._logger.setLevel(previous_level)
+
+
+def measure(
+    pipeline: Any,
+    pageviews: int = 200,
+    *,
+    rollup_batch: int = 100,
+    level: str | None = None,
+    seed: int = 20,
+    terraform: Path = TERRAFORM,
+) -> LogVolume:
+    """Bytes per pageview by kind of line, at `level` (default: Terraform's default log level)."""
+    rnd = random.Random(seed)
+    pipeline.add_site(SITE)
+    volume = LogVolume(pageviews)
+    realtime, rollup = pipeline.tier_fns["realtime"], pipeline.tier_fns["rollup"]
+    counts = {fn: fn.invocations for fn in (pipeline.ingest_fn, realtime, rollup)}
+    pending: list[dict[str, Any]] = []
+    with captured(level or default_log_level(terraform)) as stream:
+        for i in range(pageviews):
+            ip = f"10.{i // 250 % 250}.{i % 250}.{rnd.randrange(1, 250)}"
+            for body in (
+                {"n": "pageview", "u": PAGE, "d": SITE},
+                {"n": "engagement", "u": PAGE, "d": SITE, "sd": 64, "e": 11800},
+            ):
+                assert pipeline.send(body, ip=ip).status == 202
+            records = pipeline.read_stream()
+            while records:  # the realtime tier's 1 s window holds one or two records
+                size = rnd.choice((1, 2))
+                assert realtime.invoke({"Records": records[:size]}) == {"batchItemFailures": []}
+                pending += records[:size]
+                records = records[size:]
+            while len(pending) >= rollup_batch or (pending and i == pageviews - 1):
+                batch, pending = pending[:rollup_batch], pending[rollup_batch:]
+                assert rollup.invoke({"Records": batch}) == {"batchItemFailures": []}
+    for fn, name in ((pipeline.ingest_fn, "ingest"), (realtime, "realtime"), (rollup, "rollup")):
+        volume.invocations[name] = fn.invocations - counts[fn]
+    _classify(volume, stream.getvalue())
+    for name, calls in volume.invocations.items():
+        for _ in range(calls):
+            for line in platform_lines(terraform):
+                volume.add(f"platform {name}", line)
+    access = access_log_line(terraform)
+    for _ in range(volume.invocations["ingest"] if access else 0):
+        volume.add("API access log", access)
+    return volume
+
+
+def _classify(volume: LogVolume, text: str) -> None:
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            volume.add("plain text", line, "TEXT")
+            continue
+        if "_aws" in record:
+            names = [m["Name"] for d in record["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+            volume.add(f"EMF {record.get('service', '?')} ({len(names)} metrics)", line)
+            continue
+        tier = f"/{record['tier']}" if record.get("tier") else ""
+        level = record.get("level", "?")
+        volume.add(f"{record.get('service')}{tier} {level} {record.get('message')!r}", line, level)
+
+
+def metric_names(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """The distinct custom metrics (name and dimension values) in captured EMF blobs."""
+    found = set()
+    for line in text.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        record = json.loads(line)
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for dimensions in directive["Dimensions"]:
+                values = tuple((d, str(record[d])) for d in dimensions)
+                for metric in directive["Metrics"]:
+                    found.add((metric["Name"], values))
+    return found
+
+
+def main() -> None:  # pragma: no cover - `python -m bench.logvolume`
+    from local.stack import MotoServer
+    from tests.integration.pipeline import fresh_pipeline
+
+    server = MotoServer()
+    endpoint = server.start()
+    try:
+        with fresh_pipeline(endpoint, "logvolume") as pipeline:
+            volume = measure(pipeline)
+        print(volume.table())
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
