@@ -7,6 +7,9 @@
 The handlers never know they are not in AWS. As CloudFront does, the front names the viewer in
 CloudFront-Viewer-Address and adds the origin secret the handlers check before they believe it
 (decision 0016); locally the secret is a fixed, public one, ORIGIN_ENVIRONMENT its digest.
+The front emulates the deployed front door, the HTTP API; `function_url_event` builds what Lambda
+function URLs send instead, for the switch decision 0023 prepares (tests send it to both
+handlers).
 """
 
 from __future__ import annotations
@@ -87,6 +90,37 @@ def api_gateway_event(
     method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
 ) -> dict[str, Any]:
     """An HTTP API (payload format 2.0) event, as API Gateway builds it."""
+    event = _payload_v2(method, raw_path, headers, body, source_ip)
+    event["requestContext"].update(apiId="local", domainPrefix="local")
+    return event
+
+
+def function_url_event(
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+    url_id: str = "local",
+) -> dict[str, Any]:
+    """A Lambda function URL's event (decision 0023): payload format 2.0 as the HTTP API's, but
+    named after the URL (`<url-id>.lambda-url.<region>.on.aws`), with `pathParameters`,
+    `stageVariables` and `requestContext.authentication` present as null, as Lambda sends
+    them for auth type NONE. The Host a function URL sees is its own: CloudFront must not
+    forward the viewer's."""
+    domain = f"{url_id}.lambda-url.us-east-1.on.aws"
+    event = _payload_v2(method, raw_path, {**headers, "host": domain}, body, source_ip)
+    event["requestContext"].update(
+        apiId=url_id, domainName=domain, domainPrefix=url_id, authentication=None
+    )
+    event.update(pathParameters=None, stageVariables=None)
+    return event
+
+
+def _payload_v2(
+    method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+) -> dict[str, Any]:
+    """What the HTTP API and function URLs share: payload format 2.0."""
     parts = urlsplit(raw_path)
     lowered: dict[str, str] = {}
     cookies: list[str] = []
@@ -114,9 +148,7 @@ def api_gateway_event(
         "headers": lowered,
         "requestContext": {
             "accountId": "000000000000",
-            "apiId": "local",
             "domainName": lowered.get("host", "127.0.0.1"),
-            "domainPrefix": "local",
             "http": {
                 "method": method,
                 "path": unquote(parts.path),
