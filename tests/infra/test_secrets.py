@@ -286,3 +286,17 @@ def test_terraform_state_plans_and_variables_are_never_committed(path: str) -> N
 def test_the_provider_lock_file_and_the_configuration_are_committed(path: str) -> None:
     # The lock file pins the providers' checksums: every apply must use the same ones.
     assert not ignored(path)
+
+
+def test_function_url_origins_would_close_a_cycle_while_the_functions_depend_on_the_distribution() -> (
+    None
+):
+    # Decision 0023, prerequisite 2: CloudFront's origins would name the function URLs, which
+    # name the functions. Today the functions depend on the distribution (the rotation's
+    # depends_on, and the query's public URL when there is no custom domain), so that would be a
+    # cycle. When this test fails, both edges are gone and the switch can be built.
+    graph = dependency_graph()
+    graph["aws_lambda_function_url.this"] = {"aws_lambda_function.this"}
+    graph["aws_cloudfront_distribution.this"] |= {"aws_lambda_function_url.this"}
+    cycle = find_cycle(graph)
+    assert {"aws_cloudfront_distribution.this", "aws_lambda_function.this"} <= set(cycle)
