@@ -24,17 +24,22 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import aggregation, dashboard, hotkeys, ingest_cpu, lambdas, load, queries, tracker
+from bench import (
+    aggregation,
+    bill_run,
+    dashboard,
+    hotkeys,
+    ingest_cpu,
+    lambdas,
+    load,
+    queries,
+    tracker,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 SITE = "bench.example"
-
-from bench.prices import (  # noqa: E402 - prices: us-east-1 list prices (DESIGN.md)
-    PEER_COST_PER_MILLION,
-    per_million,
-)
 
 
 def free_port() -> int:
@@ -153,17 +158,23 @@ SCHEDULES = int(os.environ.get("BENCH_CAMPAIGN_SCHEDULES", "20"))
 FLOOD_PATHS = int(os.environ.get("BENCH_FLOOD_PATHS", "100000"))
 
 
+LOW_RATE = float(os.environ.get("BENCH_LOW_RATE", "2"))
+LOW_RATE_SECONDS = float(os.environ.get("BENCH_LOW_RATE_SECONDS", "60"))
+
+
 def low_rate_cost(
-    url: str, key: str, meter: Any, stack: Any, seconds: float = 60, rate: float = 2.0
+    url: str,
+    key: str,
+    meter: Any,
+    stack: Any,
+    seconds: float = LOW_RATE_SECONDS,
+    rate: float = LOW_RATE,
 ) -> list[dict[str, Any]]:
-    """Units per pageview at a realistic, low rate: most batches then hold one or two events."""
+    """Units per pageview at a realistic, low rate: most batches then hold one or two events.
+    (What they cost, with every other line item, is the `bill` group's.)"""
     rnd = random.Random(11)
     counted = get_json(f"{url}/api/realtime?site_id={SITE}", key)["pageviews"]
     meter.reset()
-    # what the pageviews cost: ingest and both tiers (the query function serves the dashboard)
-    counted_functions = [f for name, f in stack.functions.items() if name != "query"]
-    seconds_before = sum(f.billed_seconds for f in counted_functions)
-    calls_before = sum(f.invocations for f in counted_functions)
     sent = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -178,14 +189,6 @@ def low_rate_cost(
     stack.flush()  # the rollup tier's batch too, before its window ends
     time.sleep(1.5)
     usage = meter.reset()
-    cost = per_million(
-        sent,
-        write_units=usage.total_write_units,
-        read_units=usage.total_read_units,
-        lambda_seconds=sum(f.billed_seconds for f in counted_functions) - seconds_before,
-        invocations=sum(f.invocations for f in counted_functions) - calls_before,
-        api_requests=sent,
-    )
     return [
         {
             "figure": f"write units per pageview at {rate:g} pageviews/s (all tables)",
@@ -194,18 +197,12 @@ def low_rate_cost(
             "goal": "",
             "anchor": "",
         },
-        {
-            "figure": f"cost per million pageviews at {rate:g}/s: DynamoDB + Lambda + HTTP API",
-            "value": round(sum(cost), 3),
-            "unit": "USD",
-            "goal": "≤ 4",
-            "anchor": f"AWS peer: ${PEER_COST_PER_MILLION}",
-        },
     ]
 
 
 # Groups that run on their own (each starts what it needs), in `make bench` after the rest.
 GROUPS: dict[str, Any] = {
+    "bill": lambda: bill_run.rows(progress),
     "handler": ingest_cpu.rows,
     "hotkeys": hotkeys.rows,
     "load": lambda: load.sustained()[0],
@@ -257,6 +254,8 @@ def run_all() -> int:
     os.environ.setdefault(READ_TIMEOUT_VARIABLE, "300")
     from local.stack import LocalStack, StackConfig, aws_environment
 
+    # The functions log at DEBUG here: the bill (bench/bill.py) applies Terraform's level itself.
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "DEBUG"
     meter = CapacityMeter()
     meter.install()
     rows: list[dict[str, Any]] = []
@@ -302,7 +301,6 @@ def run_all() -> int:
 
             counted = get_json(f"{url}/api/realtime?site_id={SITE}", key)["pageviews"]
             meter.reset()
-            billed_before = {name: f.billed_seconds for name, f in stack.functions.items()}
             invocations_before = {name: f.invocations for name, f in stack.functions.items()}
             pageviews = 1000
             progress("burst traffic")
@@ -322,11 +320,6 @@ def run_all() -> int:
                 "RCU",
                 "",
             )
-            seconds = {
-                n: stack.functions[n].billed_seconds - billed_before[n]
-                for n in stack.functions
-                if n != "query"
-            }
             calls = {
                 n: stack.functions[n].invocations - invocations_before[n]
                 for n in stack.functions
@@ -339,28 +332,7 @@ def run_all() -> int:
                     "",
                     "",
                 )
-            dynamo_cost, lambda_cost, api_cost = per_million(
-                pageviews,
-                write_units=usage.total_write_units,
-                read_units=usage.total_read_units,
-                lambda_seconds=sum(seconds.values()),
-                invocations=sum(calls.values()),
-                api_requests=calls["ingest"],
-            )
-            total = dynamo_cost + lambda_cost + api_cost
-            row("cost per million pageviews: DynamoDB", dynamo_cost, "USD", "")
-            row(
-                "cost per million pageviews: Lambda (measured time, 256 MB)", lambda_cost, "USD", ""
-            )
-            row("cost per million pageviews: HTTP API", api_cost, "USD", "")
-            row(
-                "cost per million pageviews: total",
-                total,
-                "USD",
-                "≤ 4",
-                f"AWS peer: ${PEER_COST_PER_MILLION}",
-            )
-            row("cost ratio to the AWS peer", total / PEER_COST_PER_MILLION, "ratio", "< 1")
+            # What a pageview costs, every line item: the `bill` group (bench/bill_run.py).
 
             meter.reset()
             get_json(f"{url}/api/realtime?site_id={SITE}", key)

@@ -1,0 +1,597 @@
+"""The full monthly bill: every AWS line item, from what a run measured and what Terraform says.
+
+Pure: the functions here take a measured run (bench/bill_run.py measures one on the local stack),
+the Terraform facts (bench/terraform_facts.py) and the traffic's shape, and return line items; no
+file, clock or network. `monthly()` scales a run to any volume, so the curve (bench/curve.py)
+and the bench rows come from the same model.
+
+What a run measures, per unit of work (a pageview with its share of the event mix, or one
+refresh of the realtime view): requests through the front by path and their bytes, each
+function's invocations and handler time (CPU on a full core, and time waiting for DynamoDB),
+DynamoDB units per table (failed conditional writes included), bytes stored per table, and the
+functions' log lines by level (EMF blobs apart). Lambda's CPU share: below 1,769 MB a function gets
+memory/1,769 of a core, so CPU time measured on a full core is billed that much longer; waiting
+is billed as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+from bench import prices
+from bench.terraform_facts import LEVELS, TerraformFacts
+
+REQUEST_ID = "8f507cfc-6c2f-4c07-b8b1-5a2b0f2d1e3a"
+# Lambda's platform lines, at their real sizes (a Text-format function; JSON-format records are
+# longer). Billed like any other log event.
+PLATFORM_TEXT = (
+    f"START RequestId: {REQUEST_ID} Version: $LATEST",
+    f"END RequestId: {REQUEST_ID}",
+    f"REPORT RequestId: {REQUEST_ID}\tDuration: 12.34 ms\tBilled Duration: 13 ms\t"
+    "Memory Size: 256 MB\tMax Memory Used: 89 MB\t",
+)
+PLATFORM_JSON = (
+    '{"time":"2026-12-06T10:00:00.000Z","type":"platform.start","record":{"requestId":"'
+    + REQUEST_ID
+    + '","version":"$LATEST"}}',
+    '{"time":"2026-12-06T10:00:00.013Z","type":"platform.runtimeDone","record":{"requestId":"'
+    + REQUEST_ID
+    + '","status":"success","spans":[{"name":"responseLatency","start":"2026-12-06T10:00:00.001Z",'
+    '"durationMs":11.9},{"name":"responseDuration","start":"2026-12-06T10:00:00.013Z",'
+    '"durationMs":0.1}],"metrics":{"durationMs":12.3,"producedBytes":120}}}',
+    '{"time":"2026-12-06T10:00:00.014Z","type":"platform.report","record":{"requestId":"'
+    + REQUEST_ID
+    + '","metrics":{"durationMs":12.34,"billedDurationMs":13,"memorySizeMB":256,'
+    '"maxMemoryUsedMB":89},"status":"success"}}',
+)
+# Lambda rounds each invocation's duration up to the next millisecond: half of one on average.
+ROUNDING_SECONDS = 0.0005
+
+
+# ---- what a run measured --------------------------------------------------------------------
+
+
+@dataclass
+class FunctionLogs:
+    """One function's log lines: (lines, bytes) by level, EMF blobs apart, and EMF metrics
+    (namespace, name, dimensions) with how many times each was published."""
+
+    by_level: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    emf: list[int] = field(default_factory=lambda: [0, 0])
+    metrics: dict[tuple[str, str, tuple[tuple[str, str], ...]], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+
+    def lines_at_or_above(self, level: str) -> tuple[int, int]:
+        floor = LEVELS[level]
+        kept = [v for lvl, v in self.by_level.items() if LEVELS.get(lvl, 50) >= floor]
+        return sum(v[0] for v in kept), sum(v[1] for v in kept)
+
+
+def parse_log(text: str, functions: set[str], name_prefix: str = "") -> dict[str, FunctionLogs]:
+    """The functions' JSON log lines, by the `service` each names (other lines are not theirs).
+
+    `name_prefix` is what a deployment puts before a function's name (Terraform's
+    `<project>-<environment>-`): the local stack's lines name the bare function, so each
+    function_name and function_arn gets the prefix's bytes added."""
+    found: dict[str, FunctionLogs] = {name: FunctionLogs() for name in functions}
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        service = record.get("service") if isinstance(record, dict) else None
+        if service not in found:
+            continue
+        size = len(line.encode())
+        size += len(name_prefix.encode()) * (
+            ("function_name" in record) + ("function_arn" in record)
+        )
+        logs = found[service]
+        if "_aws" in record:
+            logs.emf[0] += 1
+            logs.emf[1] += size
+            for directive in record["_aws"].get("CloudWatchMetrics", []):
+                for dimension_set in directive.get("Dimensions", []):
+                    dims = tuple(sorted((d, str(record.get(d, ""))) for d in dimension_set))
+                    for metric in directive.get("Metrics", []):
+                        logs.metrics[(directive["Namespace"], metric["Name"], dims)] += 1
+            continue
+        level = str(record.get("level", "INFO")).upper()
+        logs.by_level[level][0] += 1
+        logs.by_level[level][1] += size
+    return found
+
+
+@dataclass(frozen=True)
+class FunctionUse:
+    invocations: float
+    cpu_seconds: float  # handler CPU time on a full core
+    wait_seconds: float  # handler time not on the CPU (DynamoDB round trips)
+
+
+@dataclass
+class Usage:
+    """What `units` of work used (units: pageviews, or realtime refreshes)."""
+
+    units: float
+    requests: dict[str, float] = field(default_factory=dict)  # through the front, by path
+    bytes_out: dict[str, float] = field(default_factory=dict)  # to viewers, headers included
+    bytes_to_origin: dict[str, float] = field(default_factory=dict)  # request bodies + headers
+    functions: dict[str, FunctionUse] = field(default_factory=dict)
+    write_units: dict[str, float] = field(default_factory=dict)  # by table, failed ones included
+    failed_write_units: dict[str, float] = field(default_factory=dict)  # of which failed
+    read_units: dict[str, float] = field(default_factory=dict)
+    stored_bytes: dict[str, float] = field(default_factory=dict)  # added, by table
+    logs: dict[str, FunctionLogs] = field(default_factory=dict)
+    log_compression: float = 0.15  # stored (compressed) / ingested bytes
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The traffic around the measured run: what a run does not do itself."""
+
+    engagement_per_pageview: float = 1.0
+    outbound_per_pageview: float = 0.05
+    download_per_pageview: float = 0.02
+    custom_per_pageview: float = 0.05
+    # The tracker script is cached 300 s (cdn.tf's default_ttl, the local front's max-age): one
+    # fetch per visit of a couple of pages within five minutes.
+    script_fetches_per_pageview: float = 0.5
+    script_bytes: float = 1400.0  # gzip body + response headers
+    tabs: int = 1  # dashboard tabs open on the realtime view
+    tab_hours_per_day: float = 8.0
+    refresh_seconds: float = 5.0  # the realtime view's poll interval
+    # Days data stays in each table (the schema's TTLs); None: kept (counted for one month).
+    table_retention_days: dict[str, float | None] = field(
+        default_factory=lambda: {"events": 7.0, "aggregates": None, "meta": None}
+    )
+    static_bytes: float = 0.0  # the dashboard and tracker in S3 (with one noncurrent copy)
+
+    def refreshes_per_month(self) -> float:
+        if not self.tabs:
+            return 0.0
+        per_day = self.tabs * self.tab_hours_per_day * 3600 / self.refresh_seconds
+        return per_day * prices.DAYS_PER_MONTH
+
+    def describe(self) -> str:
+        return (
+            f"per pageview: {self.engagement_per_pageview:g} engagement, "
+            f"{self.outbound_per_pageview:g} outbound, {self.download_per_pageview:g} download, "
+            f"{self.custom_per_pageview:g} custom events, "
+            f"{self.script_fetches_per_pageview:g} tracker script fetches; "
+            f"{self.tabs} dashboard tab(s) on the realtime view {self.tab_hours_per_day:g} h a day "
+            f"(a refresh every {self.refresh_seconds:g} s)"
+        )
+
+
+# ---- the bill -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineItem:
+    name: str
+    usd: float  # a month, without any free tier
+    usd_free_tier: float  # a month, after the always-free offers
+    fixed: bool
+    covers: str
+
+
+@dataclass(frozen=True)
+class Bill:
+    pageviews: float
+    items: tuple[LineItem, ...]
+    scope: str
+
+    @property
+    def total(self) -> float:
+        return sum(i.usd for i in self.items)
+
+    @property
+    def total_free_tier(self) -> float:
+        return sum(i.usd_free_tier for i in self.items)
+
+    @property
+    def fixed(self) -> float:
+        return sum(i.usd for i in self.items if i.fixed)
+
+    def item(self, prefix: str) -> float:
+        return sum(i.usd for i in self.items if i.name.startswith(prefix))
+
+
+def billed_seconds(use: FunctionUse, memory_mb: int) -> float:
+    """Lambda's billed duration for measured CPU and waiting time at a memory size."""
+    share = min(1.0, memory_mb / prices.LAMBDA_FULL_CORE_MB)
+    return use.cpu_seconds / share + use.wait_seconds + use.invocations * ROUNDING_SECONDS
+
+
+def log_bytes(
+    logs: FunctionLogs, level: str, invocations: float, platform: tuple[str, ...]
+) -> tuple[float, float]:
+    """(log events, billed bytes) a function writes at `level`: its lines at or above it, its
+    EMF blobs, and Lambda's platform lines per invocation, each event 26 bytes more."""
+    kept_lines, kept_bytes = logs.lines_at_or_above(level)
+    lines = kept_lines + logs.emf[0] + invocations * len(platform)
+    size = kept_bytes + logs.emf[1] + invocations * sum(len(p.encode()) for p in platform)
+    return lines, size + lines * prices.LOG_EVENT_OVERHEAD_BYTES
+
+
+def _platform(facts: TerraformFacts, name: str) -> tuple[str, ...]:
+    function = facts.functions[name]
+    if not function.platform_lines:
+        return ()
+    return PLATFORM_JSON if function.log_format == "JSON" else PLATFORM_TEXT
+
+
+def function_log_bytes(usage: Usage, name: str, facts: TerraformFacts) -> float:
+    """Billed log bytes one function wrote for `usage`, at its Terraform level."""
+    if name not in usage.logs and name not in usage.functions:
+        return 0.0
+    logs = usage.logs.get(name, FunctionLogs())
+    use = usage.functions.get(name, FunctionUse(0, 0, 0))
+    level = facts.functions[name].log_level
+    return log_bytes(logs, level, use.invocations, _platform(facts, name))[1]
+
+
+def log_bytes_per_unit(usage: Usage, facts: TerraformFacts) -> float:
+    """Billed CloudWatch Logs bytes per unit of work: every function at its Terraform level and
+    the API access log."""
+    size = sum(function_log_bytes(usage, name, facts) for name in facts.functions)
+    for path, n in usage.requests.items():
+        route = facts.routes.get(path)
+        if route and route.access_log_bytes:
+            size += n * (route.access_log_bytes + prices.LOG_EVENT_OVERHEAD_BYTES)
+    return size / usage.units if usage.units else 0.0
+
+
+def _scaled(usage: Usage, factor: float) -> dict[str, float]:
+    """Flat sums of a usage times `factor`, keyed for the line items below."""
+    out: dict[str, float] = defaultdict(float)
+    for path, n in usage.requests.items():
+        out[f"requests {path}"] += n * factor
+    for path, n in usage.bytes_out.items():
+        out[f"bytes_out {path}"] += n * factor
+    for path, n in usage.bytes_to_origin.items():
+        out[f"bytes_to_origin {path}"] += n * factor
+    for name, use in usage.functions.items():
+        out[f"invocations {name}"] += use.invocations * factor
+        out[f"cpu {name}"] += use.cpu_seconds * factor
+        out[f"wait {name}"] += use.wait_seconds * factor
+    for table, units in usage.write_units.items():
+        out[f"wru {table}"] += units * factor
+    for table, units in usage.failed_write_units.items():
+        out[f"failed_wru {table}"] += units * factor
+    for table, units in usage.read_units.items():
+        out[f"rru {table}"] += units * factor
+    for table, size in usage.stored_bytes.items():
+        out[f"stored {table}"] += size * factor
+    return out
+
+
+def monthly(
+    pageviews: float,
+    per_pageview: Usage,
+    per_refresh: Usage,
+    facts: TerraformFacts,
+    shape: Shape,
+) -> Bill:
+    """The bill of a month with `pageviews` (the run's mix of events) and `shape.tabs` tabs."""
+    refreshes = shape.refreshes_per_month() if pageviews > 0 or shape.tabs else 0.0
+    pv_factor = pageviews / per_pageview.units if per_pageview.units else 0.0
+    q_factor = refreshes / per_refresh.units if per_refresh.units else 0.0
+    flat: dict[str, float] = defaultdict(float)
+    for usage, factor in ((per_pageview, pv_factor), (per_refresh, q_factor)):
+        for key, value in _scaled(usage, factor).items():
+            flat[key] += value
+    add = _Ledger()
+
+    paths = sorted({k.split(" ", 1)[1] for k in flat if k.startswith("requests ")})
+    script = "/js/script.js"
+    flat[f"requests {script}"] += pageviews * shape.script_fetches_per_pageview
+    flat[f"bytes_out {script}"] += (
+        pageviews * shape.script_fetches_per_pageview * shape.script_bytes
+    )
+    if script not in paths:
+        paths.append(script)
+
+    _front(add, flat, facts, paths)
+    _lambda(add, flat, facts)
+    _dynamodb(add, flat, pageviews, shape, facts)
+    _logs(add, per_pageview, per_refresh, pv_factor, q_factor, flat, facts)
+    _metrics(add, per_pageview, per_refresh, pv_factor, q_factor, facts)
+    _fixed(add, facts, shape)
+    scope = (
+        f"{pageviews:,.0f} pageviews a month; {shape.describe()}; prices: us-east-1 list "
+        f"prices as of {prices.AS_OF}; totals without and with the always-free tier; archive: "
+        "none yet; alerts: none sent (alarms only); not counted: S3 GETs on CloudFront cache "
+        "misses, dashboard page loads, SNS e-mails, data transfer of anything but CloudFront"
+    )
+    return Bill(pageviews, tuple(add.items), scope)
+
+
+def idle(per_pageview: Usage, per_refresh: Usage, facts: TerraformFacts, shape: Shape) -> Bill:
+    """No visitor and no open dashboard: what the month costs before anything happens."""
+    return monthly(0, per_pageview, per_refresh, facts, replace(shape, tabs=0))
+
+
+class _Ledger:
+    """The line items as they are added: `add(name, usd, usd_free_tier, fixed, covers)`."""
+
+    def __init__(self) -> None:
+        self.items: list[LineItem] = []
+
+    def __call__(self, name: str, usd: float, free: float, fixed: bool, covers: str) -> None:
+        self.items.append(LineItem(name, usd, max(0.0, free), fixed, covers))
+
+
+def _front(add: _Ledger, flat: dict[str, float], facts: TerraformFacts, paths: list[str]) -> None:
+    cf_requests = cf_bytes = origin_bytes = cf_function_runs = 0.0
+    by_origin: dict[str, float] = defaultdict(float)
+    for path in paths:
+        route = facts.route(path)
+        n = flat.get(f"requests {path}", 0.0)
+        if route.cloudfront:
+            cf_requests += n
+            cf_bytes += flat.get(f"bytes_out {path}", 0.0)
+            origin_bytes += flat.get(f"bytes_to_origin {path}", 0.0)
+            cf_function_runs += n * route.cloudfront_functions
+        by_origin[route.origin] += n
+    gb = 1024**3
+    if facts.cloudfront:
+        p = prices.CLOUDFRONT_REQUEST
+        add(
+            "CloudFront requests",
+            cf_requests * p.usd,
+            (cf_requests - prices.CLOUDFRONT_FREE_REQUESTS) * p.usd,
+            False,
+            f"{cf_requests:,.0f} requests (events, realtime refreshes, tracker script); {p.cite()}",
+        )
+        p = prices.CLOUDFRONT_DATA_OUT
+        add(
+            "CloudFront data out",
+            cf_bytes / gb * p.usd,
+            (cf_bytes / gb - prices.CLOUDFRONT_FREE_GB) * p.usd,
+            False,
+            f"{cf_bytes / gb:,.3f} GB to viewers, headers included; {p.cite()}",
+        )
+        p = prices.CLOUDFRONT_DATA_TO_ORIGIN
+        add(
+            "CloudFront data to origin",
+            origin_bytes / gb * p.usd,
+            origin_bytes / gb * p.usd,
+            False,
+            f"{origin_bytes / gb:,.3f} GB of requests sent on to the API; {p.cite()}",
+        )
+        if cf_function_runs:
+            p = prices.CLOUDFRONT_FUNCTION
+            add(
+                "CloudFront Functions",
+                cf_function_runs * p.usd,
+                (cf_function_runs - 2_000_000) * p.usd,
+                False,
+                f"{cf_function_runs:,.0f} invocations; {p.cite()}",
+            )
+    fronts = {
+        "http_api": ("HTTP API requests", prices.HTTP_API_REQUEST),
+        "rest_api": ("REST API requests", prices.REST_API_REQUEST),
+        "function_url": ("Lambda function URL requests", prices.FUNCTION_URL_REQUEST),
+    }
+    for origin, (name, p) in fronts.items():
+        if origin in by_origin:
+            n = by_origin[origin]
+            add(name, n * p.usd, n * p.usd, False, f"{n:,.0f} requests; {p.cite()}")
+
+
+def _lambda(add: _Ledger, flat: dict[str, float], facts: TerraformFacts) -> None:
+    invocations = sum(v for k, v in flat.items() if k.startswith("invocations "))
+    p = prices.LAMBDA_REQUEST
+    add(
+        "Lambda requests",
+        invocations * p.usd,
+        (invocations - prices.LAMBDA_FREE_REQUESTS) * p.usd,
+        False,
+        f"{invocations:,.0f} invocations, every function; {p.cite()}",
+    )
+    free_left = prices.LAMBDA_FREE_GB_SECONDS
+    for name in sorted(facts.functions):
+        function = facts.functions[name]
+        use = FunctionUse(
+            flat.get(f"invocations {name}", 0.0),
+            flat.get(f"cpu {name}", 0.0),
+            flat.get(f"wait {name}", 0.0),
+        )
+        seconds = billed_seconds(use, function.memory_mb) if use.invocations else 0.0
+        gb_seconds = seconds * function.memory_mb / 1024
+        p = (
+            prices.LAMBDA_GB_SECOND_ARM
+            if function.architecture == "arm64"
+            else prices.LAMBDA_GB_SECOND_X86
+        )
+        free = min(free_left, gb_seconds)
+        free_left -= free
+        add(
+            f"Lambda duration: {name}",
+            gb_seconds * p.usd,
+            (gb_seconds - free) * p.usd,
+            False,
+            f"{gb_seconds:,.0f} GB-s at {function.memory_mb} MB {function.architecture}: CPU "
+            f"{use.cpu_seconds:,.0f} s on a full core x {prices.LAMBDA_FULL_CORE_MB}/"
+            f"{min(function.memory_mb, prices.LAMBDA_FULL_CORE_MB)} + {use.wait_seconds:,.0f} s "
+            f"waiting; {p.cite()}",
+        )
+
+
+def _dynamodb(
+    add: _Ledger, flat: dict[str, float], pageviews: float, shape: Shape, facts: TerraformFacts
+) -> None:
+    del pageviews
+    tables = sorted({k.split(" ", 1)[1] for k in flat if k.split(" ", 1)[0] in ("wru", "rru")})
+    for table in tables:
+        wru, rru = flat.get(f"wru {table}", 0.0), flat.get(f"rru {table}", 0.0)
+        failed = flat.get(f"failed_wru {table}", 0.0)
+        w, r = prices.WRITE_REQUEST_UNIT, prices.READ_REQUEST_UNIT
+        usd = wru * w.usd + rru * r.usd
+        add(
+            f"DynamoDB requests: {table}",
+            usd,
+            usd,
+            False,
+            f"{wru:,.0f} write units ({failed:,.0f} of them failed conditional writes), "
+            f"{rru:,.0f} read units; {w.cite()}",
+        )
+    stored_gb = 0.0
+    pitr_gb = 0.0
+    for key in sorted(k for k in flat if k.startswith("stored ")):
+        table = key.split(" ", 1)[1]
+        days = shape.table_retention_days.get(table)
+        months = min(1.0, days / prices.DAYS_PER_MONTH) if days is not None else 1.0
+        gb = flat[key] * months / 1024**3
+        stored_gb += gb
+        if table in facts.pitr_tables:
+            pitr_gb += gb
+    p = prices.DYNAMODB_STORAGE
+    add(
+        "DynamoDB storage",
+        stored_gb * p.usd,
+        (stored_gb - prices.DYNAMODB_FREE_STORAGE_GB) * p.usd,
+        False,
+        f"{stored_gb:,.3f} GB: raw events for their TTL, a month's aggregates (they grow "
+        f"month on month); {p.cite()}",
+    )
+    if pitr_gb:
+        p = prices.DYNAMODB_PITR
+        add(
+            "DynamoDB point-in-time recovery",
+            pitr_gb * p.usd,
+            pitr_gb * p.usd,
+            False,
+            f"{pitr_gb:,.3f} GB in {', '.join(facts.pitr_tables)}; {p.cite()}",
+        )
+
+
+def _logs(
+    add: _Ledger,
+    per_pageview: Usage,
+    per_refresh: Usage,
+    pv_factor: float,
+    q_factor: float,
+    flat: dict[str, float],
+    facts: TerraformFacts,
+) -> None:
+    gb = 1024**3
+    ingested = 0.0
+    compression = per_pageview.log_compression
+    for name in sorted(facts.functions):
+        function = facts.functions[name]
+        size = sum(
+            function_log_bytes(usage, name, facts) * factor
+            for usage, factor in ((per_pageview, pv_factor), (per_refresh, q_factor))
+        )
+        platform = _platform(facts, name)
+        ingested += size
+        add(
+            f"CloudWatch Logs ingestion: {name}",
+            size / gb * facts.log_ingestion_usd_per_gb,
+            size / gb * facts.log_ingestion_usd_per_gb,
+            False,
+            f"{size / gb:,.3f} GB at {function.log_level} (lines at or above it, EMF blobs, "
+            f"{len(platform)} platform lines an invocation, 26 bytes an event); "
+            f"${facts.log_ingestion_usd_per_gb}/GB, {prices.LOGS_INGESTION.cite()}",
+        )
+    access = 0.0
+    for path, route in facts.routes.items():
+        if route.access_log_bytes:
+            n = flat.get(f"requests {path}", 0.0)
+            access += n * (route.access_log_bytes + prices.LOG_EVENT_OVERHEAD_BYTES)
+    if access:
+        ingested += access
+        add(
+            "CloudWatch Logs ingestion: API access log",
+            access / gb * prices.LOGS_INGESTION.usd,
+            access / gb * prices.LOGS_INGESTION.usd,
+            False,
+            f"{access / gb:,.3f} GB, one line a request in the stage's format; "
+            f"{prices.LOGS_INGESTION.cite()}",
+        )
+    months_kept = facts.log_retention_days / prices.DAYS_PER_MONTH
+    stored = ingested * compression * months_kept
+    p = prices.LOGS_STORAGE
+    add(
+        "CloudWatch Logs storage",
+        stored / gb * p.usd,
+        stored / gb * p.usd,
+        False,
+        f"{stored / gb:,.3f} GB: a month's logs compressed to {compression:.0%} (measured), kept "
+        f"{facts.log_retention_days} days; {p.cite()}",
+    )
+    # The free 5 GB covers ingestion, storage and scans together: taken off the largest item.
+    free = prices.LOGS_FREE_GB * prices.LOGS_INGESTION.usd
+    ingestion = [i for i, item in enumerate(add.items) if "Logs ingestion" in item.name]
+    for i in sorted(ingestion, key=lambda i: -add.items[i].usd):
+        item = add.items[i]
+        taken = min(free, item.usd_free_tier)
+        add.items[i] = replace(item, usd_free_tier=item.usd_free_tier - taken)
+        free -= taken
+
+
+def _metrics(
+    add: _Ledger,
+    per_pageview: Usage,
+    per_refresh: Usage,
+    pv_factor: float,
+    q_factor: float,
+    facts: TerraformFacts,
+) -> None:
+    publications: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+    for usage, factor in ((per_pageview, pv_factor), (per_refresh, q_factor)):
+        for logs in usage.logs.values():
+            for metric, n in logs.metrics.items():
+                publications[metric] += n * factor
+    # A custom metric is billed for the hours it is published in: with n publications a month
+    # spread at random, the share of hours that see one is 1 - e^(-n/730).
+    months = sum(1 - math.exp(-n / prices.HOURS_PER_MONTH) for n in publications.values())
+    months += facts.log_metric_filters
+    p = prices.CUSTOM_METRIC
+    add(
+        "CloudWatch custom metrics",
+        months * p.usd,
+        (months - prices.FREE_CUSTOM_METRICS) * p.usd,
+        False,
+        f"{len(publications)} EMF metrics seen in the run (name x dimensions), "
+        f"{months:,.1f} metric-months after prorating by hours published, "
+        f"+ {facts.log_metric_filters} log metric filters; {p.cite()}",
+    )
+
+
+def _fixed(add: _Ledger, facts: TerraformFacts, shape: Shape) -> None:
+    p = prices.ALARM_METRIC
+    add(
+        "CloudWatch alarms",
+        facts.alarm_metrics * p.usd,
+        (facts.alarm_metrics - prices.FREE_ALARM_METRICS) * p.usd,
+        True,
+        f"{facts.alarms} alarms evaluating {facts.alarm_metrics} metrics (an anomaly band "
+        f"counts 3); {p.cite()}",
+    )
+    if facts.composite_alarms:
+        p = prices.COMPOSITE_ALARM
+        usd = facts.composite_alarms * p.usd
+        add("CloudWatch composite alarms", usd, usd, True, p.cite())
+    p = prices.DASHBOARD
+    add(
+        "CloudWatch dashboards",
+        facts.dashboards * p.usd,
+        (facts.dashboards - prices.FREE_DASHBOARDS) * p.usd,
+        True,
+        f"{facts.dashboards} dashboard(s); {p.cite()}",
+    )
+    for item in facts.fixed:
+        add(item.name, item.usd_per_month, item.usd_per_month, True, item.covers)
+    p = prices.S3_STORAGE
+    usd = shape.static_bytes / 1024**3 * p.usd
+    add("S3 storage (dashboard, tracker)", usd, usd, True, f"{p.cite()}")
