@@ -1,0 +1,256 @@
+"""The full-bill model (bench/bill.py) follows Terraform: a change that adds a line item or makes
+one dearer shows in the bill, and a form it cannot read fails loudly."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import bill, curve, prices, terraform_facts
+from bench.bill import FunctionUse, Shape, Usage
+from bench.terraform_facts import Unsupported
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _line(service: str, level: str, message: str, **extra: object) -> str:
+    record = {"level": level, "message": message, "service": service, "function_name": service}
+    return json.dumps({**record, **extra}, separators=(",", ":"))
+
+
+# What a pageview's functions write: per-event DEBUG lines, per-invocation INFO lines, EMF.
+LOG = "\n".join(
+    [
+        _line("ingest", "DEBUG", "event accepted", event_id="e" * 32, site="a.example"),
+        _line("ingest", "INFO", "events ingested", accepted=1),
+        '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"LiveInsight","Dimensions":'
+        '[["service"]],"Metrics":[{"Name":"EventsAccepted","Unit":"Count"}]}]},'
+        '"service":"ingest","EventsAccepted":[1.0]}',
+        _line("aggregator", "DEBUG", "event aggregated", event_id="e" * 32, tier="realtime"),
+        _line("aggregator", "INFO", "batch processed", records=1),
+        _line("aggregator", "WARNING", "transaction retried", attempt=1),
+        "not a JSON line from the local stack",
+        _line("local-stack", "INFO", "not a function's"),
+    ]
+)
+
+
+def pageview_usage(log: str = LOG) -> Usage:
+    return Usage(
+        units=10,
+        requests={"/api/event": 21},
+        bytes_out={"/api/event": 21 * 600},
+        bytes_to_origin={"/api/event": 21 * 900},
+        functions={
+            "ingest": FunctionUse(21, cpu_seconds=0.05, wait_seconds=0.1),
+            "aggregator": FunctionUse(8, cpu_seconds=0.04, wait_seconds=0.2),
+        },
+        write_units={"events": 21, "aggregates": 60},
+        failed_write_units={"events": 1},
+        read_units={"meta": 2, "aggregates": 10},
+        stored_bytes={"events": 21 * 450, "aggregates": 4000},
+        logs=bill.parse_log(log, {"ingest", "aggregator", "query"}),
+        log_compression=0.2,
+    )
+
+
+def refresh_usage() -> Usage:
+    return Usage(
+        units=5,
+        requests={"/api/realtime/card": 5},
+        bytes_out={"/api/realtime/card": 5 * 2000},
+        bytes_to_origin={"/api/realtime/card": 5 * 700},
+        functions={"query": FunctionUse(5, cpu_seconds=0.02, wait_seconds=0.1)},
+        read_units={"aggregates": 20},
+        logs=bill.parse_log(
+            _line("query", "INFO", "request served"), {"ingest", "aggregator", "query"}
+        ),
+    )
+
+
+SHAPE = Shape(static_bytes=2e6)
+
+
+@pytest.fixture
+def tf(tmp_path: Path) -> Path:
+    """A copy of terraform/ (and the schema it reads) to change."""
+    shutil.copytree(REPO / "terraform", tmp_path / "terraform")
+    (tmp_path / "core").mkdir()
+    shutil.copy(REPO / "core" / "schema.json", tmp_path / "core" / "schema.json")
+    return tmp_path / "terraform"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert re.search(old, text), f"{old!r} not in {path.name}"
+    path.write_text(re.sub(old, new, text, count=1))
+
+
+def month(directory: Path, pageviews: float = 1e6) -> bill.Bill:
+    facts = terraform_facts.read(directory)
+    return bill.monthly(pageviews, pageview_usage(), refresh_usage(), facts, SHAPE)
+
+
+ALARM = """
+resource "aws_cloudwatch_metric_alarm" "one_more" {
+  alarm_name          = "one-more"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+}
+"""
+
+
+def test_one_more_alarm_raises_the_fixed_cost_by_one_alarm_price(tf: Path) -> None:
+    before = month(tf)
+    assert terraform_facts.read(tf).alarm_metrics >= prices.FREE_ALARM_METRICS
+    (tf / "extra.tf").write_text(ALARM)
+    after = month(tf)
+    assert after.fixed - before.fixed == pytest.approx(prices.ALARM_METRIC.usd)
+    assert after.total_free_tier - before.total_free_tier == pytest.approx(0.10)
+    assert after.total - after.fixed == pytest.approx(before.total - before.fixed)
+
+
+def test_an_alarm_per_for_each_key_counts_each(tf: Path) -> None:
+    before = terraform_facts.read(tf).alarm_metrics
+    (tf / "extra.tf").write_text(
+        ALARM.replace('"one_more" {', '"per_function" {\n  for_each = local.functions')
+    )
+    functions = len(terraform_facts.read(tf).functions)
+    assert terraform_facts.read(tf).alarm_metrics == before + functions
+
+
+def test_debug_as_the_default_log_level_raises_the_variable_cost(tf: Path) -> None:
+    before = month(tf)
+    edit(
+        tf / "variables.tf",
+        r'(variable "log_level" \{[^}]*default\s*=\s*)"INFO"',
+        r'\1"DEBUG"',
+    )
+    facts = terraform_facts.read(tf)
+    assert {f.log_level for f in facts.functions.values()} == {"DEBUG"}
+    after = month(tf)
+    assert after.item("CloudWatch Logs ingestion") > before.item("CloudWatch Logs ingestion")
+    assert after.fixed == pytest.approx(before.fixed)
+
+
+def test_log_bytes_keep_lines_at_or_above_the_level_plus_emf_and_platform_lines() -> None:
+    logs = bill.parse_log(LOG, {"ingest", "aggregator"})["ingest"]
+    debug_line, info_line, emf_line = LOG.splitlines()[:3]
+    platform = sum(len(p) for p in bill.PLATFORM_TEXT)
+    lines, size = bill.log_bytes(logs, "INFO", 1, bill.PLATFORM_TEXT)
+    assert lines == 1 + 1 + 3
+    assert size == len(info_line) + len(emf_line) + platform + 5 * 26
+    _, debug = bill.log_bytes(logs, "DEBUG", 1, bill.PLATFORM_TEXT)
+    assert debug - size == len(debug_line) + 26
+    _, error = bill.log_bytes(logs, "ERROR", 1, ())
+    assert error == len(emf_line) + 26  # EMF blobs are written whatever the level
+
+
+def test_the_deployment_name_prefix_is_added_to_each_function_name_and_arn() -> None:
+    bare = bill.parse_log(LOG, {"ingest"})["ingest"].lines_at_or_above("DEBUG")[1]
+    named = bill.parse_log(LOG, {"ingest"}, "liveinsight-prod-")["ingest"]
+    assert named.lines_at_or_above("DEBUG")[1] == bare + 2 * len("liveinsight-prod-")
+
+
+def test_more_memory_raises_the_lambda_cost(tf: Path) -> None:
+    before = month(tf)
+    edit(
+        tf / "variables.tf",
+        r'(variable "lambda_memory_mb" \{[^}]*default\s*=\s*)256',
+        r"\g<1>1024",
+    )
+    assert {f.memory_mb for f in terraform_facts.read(tf).functions.values()} == {1024}
+    after = month(tf)
+    assert after.item("Lambda duration") > before.item("Lambda duration")
+
+
+def test_cpu_measured_on_a_full_core_is_billed_longer_below_1769_mb() -> None:
+    use = FunctionUse(invocations=0, cpu_seconds=1.0, wait_seconds=0.5)
+    assert bill.billed_seconds(use, 256) == pytest.approx(1769 / 256 + 0.5)
+    assert bill.billed_seconds(use, 3008) == pytest.approx(1.5)
+
+
+FUNCTION_URLS = """
+resource "aws_lambda_function_url" "this" {
+  for_each           = toset(["ingest", "query"])
+  function_name      = aws_lambda_function.this[each.key].function_name
+  authorization_type = "NONE"
+}
+
+locals {
+  api_origin_host = replace(replace(aws_lambda_function_url.this["ingest"].function_url, "https://", ""), "/", "")
+}
+"""
+
+
+def test_without_the_http_api_its_line_item_is_gone(tf: Path) -> None:
+    before = month(tf)
+    assert before.item("HTTP API requests") > 0
+    (tf / "api.tf").write_text(FUNCTION_URLS)
+    facts = terraform_facts.read(tf)
+    assert not facts.http_api
+    assert facts.route("/api/event").origin == "function_url"
+    after = month(tf)
+    names = [i.name for i in after.items]
+    assert "HTTP API requests" not in names
+    assert after.item("Lambda function URL requests") == 0
+    assert "CloudWatch Logs ingestion: API access log" not in names
+    assert after.total < before.total
+
+
+def test_the_curve_rises_with_traffic_and_idle_is_the_fixed_items() -> None:
+    facts = terraform_facts.read()
+    points = curve.points(
+        {0.4: pageview_usage(), 4.0: pageview_usage()}, refresh_usage(), facts, SHAPE
+    )
+    totals = [p.bill.total for p in points]
+    assert totals == sorted(totals) and len(set(totals)) == len(totals)
+    assert points[0].bill.total == pytest.approx(points[0].bill.fixed)
+    assert [p.pageviews for p in points] == [0, *curve.VOLUMES]
+    assert "archive" in points[-1].bill.scope and "free tier" in points[-1].bill.scope
+
+
+def test_curve_table_has_the_peers_published_figures() -> None:
+    facts = terraform_facts.read()
+    table = curve.markdown(curve.points({0.4: pageview_usage()}, refresh_usage(), facts, SHAPE))
+    assert "$14.64" in table and "$1,288.39" in table
+    assert "$69" in table and "custom (enterprise) price" in table
+
+
+def test_an_unreadable_expression_fails_loudly(tf: Path) -> None:
+    edit(
+        tf / "lambda.tf",
+        r"memory_size\s*=\s*var\.lambda_memory_mb",
+        "memory_size = max(var.lambda_memory_mb, 128)",
+    )
+    with pytest.raises(Unsupported, match="max"):
+        terraform_facts.read(tf)
+
+
+def test_a_resource_type_without_a_price_rule_fails_loudly(tf: Path) -> None:
+    (tf / "extra.tf").write_text('resource "aws_nat_gateway" "x" {\n  subnet_id = "s"\n}\n')
+    with pytest.raises(Unsupported, match="aws_nat_gateway"):
+        terraform_facts.read(tf)
+
+
+def test_provisioned_concurrency_is_a_fixed_cost(tf: Path) -> None:
+    before = month(tf)
+    (tf / "extra.tf").write_text(
+        'resource "aws_lambda_provisioned_concurrency_config" "ingest" {\n'
+        '  function_name                     = aws_lambda_function.this["ingest"].function_name\n'
+        "  provisioned_concurrent_executions = 1\n"
+        '  qualifier                         = "live"\n}\n'
+    )
+    after = month(tf)
+    gb = terraform_facts.read(tf).functions["ingest"].memory_mb / 1024
+    expected = gb * prices.SECONDS_PER_MONTH * prices.LAMBDA_PROVISIONED_GB_SECOND_ARM.usd
+    assert after.fixed - before.fixed == pytest.approx(expected)
