@@ -8,6 +8,7 @@ is the single-tier aggregator, which writes everything.
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import lru_cache
 from typing import Any
@@ -21,11 +22,14 @@ from core import settings
 from core.aws import make_client
 from core.events import MalformedEvent, RawEvent
 from core.keys import Granularity
-from core.observability import COUNT, SECONDS, logger, metrics
+from core.observability import COUNT, logger, metrics, trace, traced
 from core.schema import load_schema
 
 log = logger("aggregator")
 metric = metrics("aggregator")
+# A realtime batch this old is worth its summary line at INFO: the tier is behind (RUNBOOK.md,
+# stream-iterator-age). Its usual batch is a second old.
+LATE_SECONDS = 60.0
 
 
 @lru_cache(maxsize=1)
@@ -103,16 +107,26 @@ def parse_records(event: dict[str, Any]) -> tuple[list[StreamItem], int, float |
     return items, malformed, oldest
 
 
+# No log_metrics decorator: report() flushes the metrics it has, and an invocation with none to
+# say writes no EMF blob (and no "no metrics" warning).
 @log.inject_lambda_context
-@metric.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    started = time.monotonic()
     # A batch carries many requests' ids: batch lines use the invocation's, event lines their own.
     log.set_correlation_id(getattr(context, "aws_request_id", None))
     tier, granularities = tier_of(context)
     log.append_keys(tier=tier or "single")
     items, malformed, oldest = parse_records(event)
     result = count(items, tier, granularities)
-    report(items, malformed, oldest, result, batch_id=getattr(context, "aws_request_id", ""))
+    report(
+        items,
+        malformed,
+        oldest,
+        result,
+        batch_id=getattr(context, "aws_request_id", ""),
+        rolls_up=bool(granularities - {Granularity.MINUTE}),
+        seconds=time.monotonic() - started,
+    )
     if result.failed_sequence_number is None:
         return {"batchItemFailures": []}
     return {"batchItemFailures": [{"itemIdentifier": result.failed_sequence_number}]}
@@ -163,33 +177,57 @@ def report(
     oldest: float | None,
     result: BatchResult,
     batch_id: str,
+    rolls_up: bool = True,
+    seconds: float = 0.0,
 ) -> None:
-    """Metrics and log lines of one invocation; each counted event's line carries its request id."""
-    if oldest is not None:
-        metric.add_metric(
-            name="BatchAgeSeconds", unit=SECONDS, value=max(0.0, time.time() - oldest)
-        )
-    metric.add_metric(name="EventsCounted", unit=COUNT, value=result.counted)
-    metric.add_metric(name="DuplicatesSkipped", unit=COUNT, value=result.duplicates)
-    metric.add_metric(name="MalformedRecords", unit=COUNT, value=malformed)
-    metric.add_metric(name="TransactionRetries", unit=COUNT, value=result.retries)
+    """Metrics and log lines of one invocation (decision 0021).
+
+    The tier that writes hours, days and months (rollup, or the single tier) counts each event
+    once: it publishes EventsCounted and logs every batch's summary, one line per up to 300 s.
+    The realtime tier, a batch a second, speaks only when it has something to say: a duplicate, a
+    malformed record, a retry, a stop, a batch LATE_SECONDS old. The other metrics are published
+    only when not zero; freshness is Lambda's free IteratorAge. Each counted event's own line
+    carries its request's correlation id, at INFO for traced ids, DEBUG for the rest.
+    """
+    age = round(max(0.0, time.time() - oldest), 1) if oldest is not None else None
+    if rolls_up:
+        metric.add_metric(name="EventsCounted", unit=COUNT, value=result.counted)
+    if result.duplicates:
+        metric.add_metric(name="DuplicatesSkipped", unit=COUNT, value=result.duplicates)
+    if malformed:
+        metric.add_metric(name="MalformedRecords", unit=COUNT, value=malformed)
+    if result.retries:
+        metric.add_metric(name="TransactionRetries", unit=COUNT, value=result.retries)
+    if metric.metric_set:
+        metric.flush_metrics()
     failed = (
         [it.sequence_number for it in items].index(result.failed_sequence_number)
         if result.failed_sequence_number
         else len(items)
     )
+    every_event = log.log_level <= logging.DEBUG
     for item in items[:failed]:
-        log.set_correlation_id(item.event.correlation_id)
-        log.info(
-            "event aggregated",
-            extra={
-                "event_id": item.event.event_id,
-                "site": item.event.site,
-                "sequence_number": item.sequence_number,
-            },
-        )
+        correlation_id = item.event.correlation_id
+        if every_event or traced(correlation_id):
+            log.set_correlation_id(correlation_id)
+            trace(log, correlation_id)(
+                "event aggregated",
+                extra={
+                    "event_id": item.event.event_id,
+                    "site": item.event.site,
+                    "sequence_number": item.sequence_number,
+                },
+            )
     log.set_correlation_id(batch_id)
-    log.info(
+    notable = (
+        rolls_up
+        or malformed
+        or result.duplicates
+        or result.retries
+        or result.failed_sequence_number is not None
+        or (age is not None and age >= LATE_SECONDS)
+    )
+    (log.info if notable else log.debug)(
         "batch processed",
         extra={
             "records": len(items) + malformed,
@@ -200,6 +238,8 @@ def report(
             "transactions": result.transactions,
             "retries": result.retries,
             "failed_sequence_number": result.failed_sequence_number,
+            "oldest_record_age_s": age,
+            "duration_ms": round(seconds * 1000),
         },
     )
     if result.failed_sequence_number is not None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from core import edge
-from core.observability import COUNT, logger, metrics
+from core.observability import logger, metric_buffer, trace
 from core.sites import SiteStore
 from ingest import enrich, umami
 from ingest.payload import InvalidPayload, parse_body
@@ -26,7 +26,7 @@ from ingest.store import EventStore
 from ingest.visitor import Salts, SaltStore, visitor_id
 
 log = logger("ingest")
-metric = metrics("ingest")
+metric = metric_buffer("ingest")  # flushed by the handler, at most once a minute
 
 CORS_HEADERS = {
     "access-control-allow-origin": "*",
@@ -185,16 +185,19 @@ def _record(outcomes: list[Outcome], deps: IngestDeps) -> list[str]:
     for outcome in outcomes:
         if isinstance(outcome, Dropped):
             drop_reasons.append(outcome.reason.value)
-            metric.add_metric(name=f"EventsDropped_{outcome.reason.value}", unit=COUNT, value=1)
             continue
         if deps.events.put(outcome.event):
             accepted += 1
         else:
             duplicates += 1
-    metric.add_metric(name="EventsAccepted", unit=COUNT, value=accepted)
+    metric.add_metric(name="EventsAccepted", value=accepted)
     if duplicates:
-        metric.add_metric(name="EventsDuplicate", unit=COUNT, value=duplicates)
-    log.info(
+        metric.add_metric(name="EventsDuplicate", value=duplicates)
+    if drop_reasons:  # one metric, not one per reason: the reasons are in the line below
+        metric.add_metric(name="EventsDropped", value=len(drop_reasons))
+    # A drop or a resend is always worth its line; a plain accept only for a traced request.
+    say = log.info if drop_reasons or duplicates else trace(log, log.get_correlation_id())
+    say(
         "events ingested",
         extra={"accepted": accepted, "duplicates": duplicates, "dropped": drop_reasons},
     )
@@ -202,7 +205,7 @@ def _record(outcomes: list[Outcome], deps: IngestDeps) -> list[str]:
 
 
 def _invalid(exc: InvalidPayload, response: HttpResponse) -> HttpResponse:
-    metric.add_metric(name="EventsInvalid", unit=COUNT, value=1)
+    metric.add_metric(name="EventsInvalid", value=1)
     log.info("invalid event", extra={"errors": exc.errors})
     return response
 

@@ -1,5 +1,7 @@
 # Alarms (each one has a section in RUNBOOK.md with the same name) and the CloudWatch dashboard.
-# Custom metrics are Powertools EMF lines: namespace LiveInsight, dimension service=<function>.
+# Custom metrics are Powertools EMF lines: namespace LiveInsight, dimension service=<function>;
+# few names, each published only when it has a value to say (decision 0021): ingest flushes its
+# counts once a minute per warm instance, the rollup tier once a batch.
 
 resource "aws_sns_topic" "alarms" {
   #checkov:skip=CKV_AWS_26:CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed aws/sns key, and a CMK ($1/month) for alarm names and states protects nothing secret.

@@ -1,6 +1,8 @@
 """Every log line the functions write is JSON with level, service and correlation id, and none holds
 an IP address or a user agent (DESIGN.md invariant 5). One correlation id follows an event from
-ingest's "events ingested" line to the aggregator's "event aggregated" line (RUNBOOK.md).
+ingest's "events ingested" line to the aggregator's "event aggregated" line (RUNBOOK.md) when
+the id is traced (every id here: TRACE_ONE_IN is 1, so every line the functions can write is
+checked; tests/infra/test_log_volume.py checks what is written at the default level).
 
 The lines are captured exactly as Powertools formats them for CloudWatch (its registered
 formatter), while ingest, the aggregator and the query API run through their real handlers on
@@ -27,6 +29,7 @@ from aws_lambda_powertools.logging.filters import SuppressFilter
 
 import query_api.deps
 from aggregator.store import AggregateStore, CommitOutcome
+from core import observability
 from core.observability import logger
 from tests.integration.pipeline import DESKTOP_UA, Pipeline
 
@@ -71,6 +74,7 @@ def captured() -> Iterator[Captured]:
 
 @pytest.fixture()
 def run(aws_env: dict[str, str], captured: Captured, monkeypatch: pytest.MonkeyPatch) -> Captured:
+    monkeypatch.setattr(observability, "TRACE_ONE_IN", 1)
     pipeline = Pipeline(aws_env)
     key = pipeline.add_site(SITE)
     page = {"n": "pageview", "u": f"https://{SITE}/pricing?utm_source=x", "d": SITE}

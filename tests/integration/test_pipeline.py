@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from core import observability
 from tests.integration.pipeline import DESKTOP_UA, Pipeline
 
 SITE = "shop.example"
@@ -106,8 +107,12 @@ def test_realtime_card_renders_escaped_html(pipeline: Pipeline) -> None:
     assert 'data-testid="current-visitors">1<' in response.body
 
 
-def test_aggregator_logs_carry_the_ingest_request_id(pipeline: Pipeline, json_logs: Any) -> None:
-    # Given an event accepted by ingest, whose log line carries the API request id
+def test_aggregator_logs_carry_the_ingest_request_id(
+    pipeline: Pipeline, json_logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an event accepted by ingest, whose log line carries the API request id (a traced
+    # one: at INFO an accepted request has its own line only if its id is traced, decision 0021)
+    monkeypatch.setattr(observability, "TRACE_ONE_IN", 1)
     pipeline.add_site(SITE)
     pipeline.send(pageview("/"))
     (ingested,) = [line for line in json_logs() if line["message"] == "events ingested"]
