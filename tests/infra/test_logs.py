@@ -208,3 +208,61 @@ def test_one_correlation_id_follows_an_event_from_ingest_to_the_aggregator(run: 
     assert len(ingested - set(aggregated)) == 1
     for line in aggregated.values():
         assert line["event_id"] and line["sequence_number"] and line["site"] == SITE
+
+
+# ---- RUNBOOK.md's Logs Insights queries ---------------------------------------------------------
+
+INSIGHTS_WORDS = {"fields", "filter", "stats", "sort", "limit", "by", "as", "and", "or", "not"}
+INSIGHTS_WORDS |= {"in", "like", "asc", "desc", "display", "parse", "dedup"}
+ACCESS_LOG_FIELDS = {"requestId", "routeKey", "integrationStatus", "integrationError"}
+
+
+def runbook_queries() -> list[str]:
+    """The Logs Insights queries in RUNBOOK.md: its code blocks that start with a command."""
+    from tests.infra.terraform import REPO
+
+    blocks: list[str] = []
+    block: list[str] | None = None
+    for line in (REPO / "RUNBOOK.md").read_text().splitlines():
+        if line.strip().startswith("```"):
+            if block is None:
+                block = [] if line.strip() == "```" else ["<other language>"]
+            else:
+                blocks.append("\n".join(block))
+                block = None
+        elif block is not None:
+            block.append(line)
+    return [b.strip() for b in blocks if re.match(r"(fields|filter|stats)\b", b.strip())]
+
+
+def query_fields(query: str) -> set[str]:
+    """The log fields a query reads (not @-fields, functions, aliases, strings or regexes)."""
+    text = re.sub(r'"[^"]*"|\'[^\']*\'|/[^/\n]*/', " ", query)
+    text = re.sub(r"\bas\s+\w+", " ", text)
+    names = re.findall(r"(?<![@\w.])([A-Za-z_]\w*(?:\.\w+)*)\b(?!\s*\()", text)
+    return {name for name in names if name.lower() not in INSIGHTS_WORDS}
+
+
+def test_runbook_has_queries_to_check() -> None:
+    queries = runbook_queries()
+    assert len(queries) >= 10
+    assert any({"records", "counted", "retries"} <= query_fields(q) for q in queries)
+
+
+def test_every_runbook_query_finds_its_fields_in_the_lines_it_filters(run: Captured) -> None:
+    from bench.logvolume import access_log_line
+
+    records = run.parsed()
+    access_log = set(json.loads(access_log_line()) if access_log_line() else ())
+    for query in runbook_queries():
+        fields = query_fields(query)
+        if not fields:  # only Lambda's own fields (@type = "REPORT")
+            continue
+        if fields & ACCESS_LOG_FIELDS:  # the API's access log, if there still is one
+            assert not access_log or fields <= access_log, query
+            continue
+        message = re.search(r'message = "([^"]+)"', query)
+        lines = [r for r in records if not message or r["message"] == message.group(1)]
+        assert lines, f"no line matches: {query}"
+        missing = {f for f in fields if not any(f.split(".")[0] in line for line in lines)}
+        assert not missing, f"{sorted(missing)} in no line that {query!r} reads"
