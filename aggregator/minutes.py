@@ -36,6 +36,7 @@ be writing them.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import zlib
 from collections import OrderedDict, defaultdict
@@ -213,6 +214,8 @@ class MinuteStore:
         # Parts only fill, so a full part never changes: a warm instance keeps the last ones it
         # read, and a flood's later batches walk past them without reading them again.
         self._full: OrderedDict[PartKey, Part] = OrderedDict()
+        # The local stack's instances of a tier are threads sharing this store (one per shard).
+        self._lock = threading.Lock()
         self._settled_at = self._clock() + LEGACY_SETTLED_SECONDS
 
     def read(self, wanted: Iterable[PartKey], consistent: bool) -> dict[PartKey, Part]:
@@ -220,13 +223,14 @@ class MinuteStore:
         first: a stale read only fails the conditional write, and the retry reads consistently."""
         found: dict[PartKey, Part] = {}
         unread: list[PartKey] = []
-        for key in wanted:
-            if key in self._full:
-                self._full.move_to_end(key)
-                found[key] = self._full[key]
-            else:
-                found[key] = Part()
-                unread.append(key)
+        with self._lock:
+            for key in wanted:
+                if key in self._full:
+                    self._full.move_to_end(key)
+                    found[key] = self._full[key]
+                else:
+                    found[key] = Part()
+                    unread.append(key)
         for item in batch_get(self._client, self._table, unread, consistent):
             key = (item["pk"]["S"], item["sk"]["S"])
             found[key] = Part.from_item(item)
@@ -239,9 +243,10 @@ class MinuteStore:
         return found
 
     def _keep(self, key: PartKey, part: Part) -> None:
-        self._full[key] = part
-        if len(self._full) > FULL_PARTS_KEPT:
-            self._full.popitem(last=False)
+        with self._lock:
+            self._full[key] = part
+            if len(self._full) > FULL_PARTS_KEPT:
+                self._full.popitem(last=False)
 
     def write(
         self, key: PartKey, part: Part, update: PartUpdate, now: float | None = None

@@ -19,6 +19,7 @@ each of.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -149,6 +150,10 @@ class AggregateStore:
         # decides every key it holds or refuses; a key it would admit is written conditioned on
         # its version, and a stale list is read again (decision 0017).
         self._key_lists: dict[Bucket, KeyList] = {}
+        # In AWS an instance is a process with one thread; the local stack runs a tier's
+        # instances (one per stream shard) as threads that share this store, so what it keeps
+        # across calls changes under a lock.
+        self._lock = threading.Lock()
 
     def load_visitors(self, wanted: set[VisitorKey]) -> dict[VisitorKey, VisitorState]:
         found: dict[VisitorKey, VisitorState] = {}
@@ -179,10 +184,11 @@ class AggregateStore:
             self._keep_key_list(bucket, known)
 
     def _keep_key_list(self, bucket: Bucket, known: KeyList) -> None:
-        self._key_lists.pop(bucket, None)
-        self._key_lists[bucket] = known
-        while len(self._key_lists) > KEY_LISTS_KEPT:  # the least recently read or written
-            del self._key_lists[next(iter(self._key_lists))]
+        with self._lock:
+            self._key_lists.pop(bucket, None)
+            self._key_lists[bucket] = known
+            while len(self._key_lists) > KEY_LISTS_KEPT:  # the least recently read or written
+                del self._key_lists[next(iter(self._key_lists))]
 
     def commit(self, plan: ChunkPlan, now: float | None = None) -> CommitOutcome:
         now = self._clock() if now is None else now
@@ -204,7 +210,8 @@ class AggregateStore:
         slot_id = f"{int(now * 1000):013d}{secrets.token_hex(4)}"
         # Each commit's slots go to the next of the slot keys in turn (decision 0018): a busy
         # site's instances are warm for thousands of chunks, so each key takes its share.
-        partition, self._slot_turn = self._slot_turn, self._slot_turn + 1
+        with self._lock:
+            partition, self._slot_turn = self._slot_turn, self._slot_turn + 1
         for (site, gran, label), cells in sorted(slots.items()):
             key = (keys.slot_pk(site, gran, partition), keys.slot_sk(label, slot_id))
             actions.append(("slot", key, self._slot(key, cells)))
@@ -218,8 +225,9 @@ class AggregateStore:
             self._keep_key_list(
                 bucket, replace(known, keys=known.keys | new, version=known.version + 1)
             )
-        for bucket in slots:
-            self._pending[bucket] = self._pending.get(bucket, 0) + 1
+        with self._lock:
+            for bucket in slots:
+                self._pending[bucket] = self._pending.get(bucket, 0) + 1
         for bucket in self.due():
             try:
                 self.fold(*bucket)
@@ -228,14 +236,20 @@ class AggregateStore:
                     "fold failed",
                     extra={"site": bucket[0], "bucket": bucket[2], "reasons": [type(exc).__name__]},
                 )
-                self._pending[bucket] = self.fold_at_slots
+                self._postpone(bucket)
         return CommitOutcome(True)
 
     def due(self) -> list[Bucket]:
         """The buckets this instance should fold now: it left `fold_at_slots` slots there. A
         count, not an age, so a quiet site's slots wait (readers sum them) and a busy site's
         folds come often but each carries many chunks."""
-        return sorted(b for b, count in self._pending.items() if count >= self.fold_at_slots)
+        with self._lock:
+            return sorted(b for b, n in self._pending.items() if n >= self.fold_at_slots)
+
+    def _postpone(self, bucket: Bucket) -> None:
+        """Fold the bucket at this instance's next commit."""
+        with self._lock:
+            self._pending[bucket] = self.fold_at_slots
 
     def fold(self, site: str, gran: Granularity, bucket: str) -> bool:
         """Add the bucket's slots (every writer's, oldest first) into its dimensions' bases and
@@ -243,7 +257,8 @@ class AggregateStore:
         one read, each slot Delete on the condition that it is still there. Two folds racing, or
         a rebuild, cancel one of them; nothing is counted twice or lost. Slots of older buckets
         of the same granularity that nobody folded (their writer went cold) are folded too."""
-        self._pending.pop((site, gran, bucket), None)
+        with self._lock:
+            self._pending.pop((site, gran, bucket), None)
         # One Query per slot key (decision 0018). Key 0 is the one every slot had before, so the
         # slots written before the upgrade are folded like the rest. Merged in sk order (time
         # first), so a fold that cannot take them all takes the oldest, whatever their key.
@@ -269,7 +284,7 @@ class AggregateStore:
         for slot in slots:
             more = keys.packed_cells(slot)
             if taken and len(set(cells) | set(more)) + len(taken) + 1 > FOLD_MAX_ACTIONS:
-                self._pending[(site, gran, bucket)] = self.fold_at_slots  # the rest: next commit
+                self._postpone((site, gran, bucket))  # the rest: next commit
                 break
             taken.append(slot)
             for dimension, counters in more.items():
@@ -312,7 +327,7 @@ class AggregateStore:
                 extra={"site": site, "bucket": bucket, "reasons": reasons or [type(exc).__name__]},
             )
             if "ConditionalCheckFailed" not in reasons:  # not a racing fold: ours, next commit
-                self._pending[(site, gran, bucket)] = self.fold_at_slots
+                self._postpone((site, gran, bucket))
             return False
         return True
 

@@ -68,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the rollup tier's batching window (default: core/schema.json's, as in AWS)",
     )
     dev.add_argument(
+        "--stream-shards",
+        type=int,
+        default=StackConfig.stream_shards,
+        choices=range(1, 17),
+        metavar="N",
+        help="stream shards to emulate, each tier with an instance per shard (default: %(default)s)",
+    )
+    dev.add_argument(
         "--faults",
         type=int,
         metavar="SEED",
@@ -207,6 +215,7 @@ def run_dev(args: argparse.Namespace) -> int:
         persist=not args.no_persist,
         faults_seed=args.faults,
         rollup_window_seconds=args.rollup_window,
+        stream_shards=args.stream_shards,
     )
     console = sys.stdout
     if not args.verbose:

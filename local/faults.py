@@ -7,13 +7,14 @@ Off by default; `liveinsight dev --faults SEED` and the tests turn it on. Two se
   records arrive out of order across partition keys;
 - the aggregator's DynamoDB client: TransactWriteItems answered with throttling or a transaction
   conflict, as botocore would raise them after its own retries.
-Every choice comes from one seeded random generator, so a failing schedule can be replayed.
+Every choice comes from one seeded random generator, so a failing schedule can be replayed (with
+the poller's own `shards`, delivered side by side, which invocation draws which choice depends on
+thread timing).
 """
 
 from __future__ import annotations
 
 import random
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from botocore.exceptions import ClientError
 @dataclass
 class Faults:
     seed: int = 0
-    shards: int = 1  # simulated shards: records hash to one by partition key
+    shards: int = 1  # simulated shards, taking turns on one thread (the poller's `shards` wins)
     duplicate: float = 0.0  # a successful invocation is delivered again
     lost_response: float = 0.0  # the function ran (and committed) but Lambda saw a timeout
     crash_before: float = 0.0  # the instance died before the handler ran
@@ -51,11 +52,6 @@ class Faults:
             self.counts[name] = self.counts.get(name, 0) + 1
             return True
         return False
-
-    def shard_of(self, record: dict[str, Any]) -> int:
-        if self.shards <= 1:
-            return 0
-        return zlib.crc32(str(record["dynamodb"].get("Keys")).encode()) % self.shards
 
     def pick(self, choices: list[Any]) -> Any:
         return self._random.choice(choices)

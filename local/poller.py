@@ -13,6 +13,13 @@ Settings come from core/schema.json (the same ones Terraform gives AWS):
   shaped like Lambda's (DDBStreamBatchInfo) goes to the dead-letter queue and the shard moves on.
 Records are turned into a Lambda-shaped event: eventSourceARN, ApproximateCreationDateTime as
 epoch seconds, binary attributes base64-encoded.
+
+Shards: moto gives a table one stream shard; a new on-demand table in AWS has several, and a
+record goes to the shard of its item's partition. The mapping emulates `shards` of them: each
+record goes to the shard its partition key hashes to, each shard batches on its own, and the
+shards' batches are delivered at once, each to its own instance of the function (give the
+function as many instances), one batch per shard at a time, as Lambda does. A visitor's events
+have keys of their own, so they arrive on several shards, out of order and side by side.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,9 +54,11 @@ def tier_pollers(
     dlq_url: str,
     faults: Faults | None = None,
     esm_for: Callable[[str, EventSourceMapping], EventSourceMapping] = lambda _, esm: esm,
+    shards: int | None = None,
 ) -> dict[str, StreamPoller]:
     """One mapping per aggregator tier on the same stream (decision 0010), each invoking its
-    alias with the tier's settings (`esm_for` may change them: a shorter window, fewer retries)."""
+    alias with the tier's settings (`esm_for` may change them: a shorter window, fewer retries),
+    over `shards` emulated stream shards (default: the faults', or one)."""
     from core.schema import load_schema
 
     return {
@@ -60,6 +71,7 @@ def tier_pollers(
             dlq_url,
             faults=faults,
             function_arn=f"{AGGREGATOR_ARN}:{name}",
+            shards=shards,
         )
         for name, tier in load_schema().tiers.items()
     }
@@ -133,6 +145,7 @@ class StreamPoller:
         clock: Callable[[], float] = time.time,
         faults: Faults | None = None,
         function_arn: str = AGGREGATOR_ARN,
+        shards: int | None = None,
     ) -> None:
         self._function_arn = function_arn  # named in dead-letter messages (replay invokes it)
         self._flush_waiters: list[threading.Event] = []
@@ -147,6 +160,16 @@ class StreamPoller:
         self._clock = clock
         self._faults = faults
         self._shards: dict[str, _Shard] = {}
+        self.shard_count = max(1, shards if shards is not None else faults.shards if faults else 1)
+        # One thread a shard delivers its batches on (Lambda: one batch per shard at a time).
+        # Without `shards`, the faults' shards take turns on this thread in a seeded order, so a
+        # failing schedule replays.
+        self._deliveries = (
+            ThreadPoolExecutor(self.shard_count, thread_name_prefix="esm-shard")
+            if shards is not None and shards > 1
+            else None
+        )
+        self._stats_lock = threading.Lock()  # the shards' deliveries count at once
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats = PollerStats()
@@ -177,6 +200,8 @@ class StreamPoller:
         self._stop.set()
         if self._thread:
             self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._deliveries:
+            self._deliveries.shutdown(wait=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -208,8 +233,8 @@ class StreamPoller:
                 ShardIteratorType=self._esm.starting_position,
             )["ShardIterator"]
             self._shards[shard_id] = _Shard(shard_id, iterator)
-            for n in range(1, self._faults.shards if self._faults else 1):
-                # A simulated sibling shard: records hashed to it are delivered on their own.
+            for n in range(1, self.shard_count):
+                # An emulated sibling shard: records hashed to it are delivered on their own.
                 self._shards[f"{shard_id}#sim{n}"] = _Shard(f"{shard_id}#sim{n}", None)
 
     def poll_once(self, flush: bool = False) -> bool:
@@ -225,18 +250,25 @@ class StreamPoller:
                     shard.last_read = record["dynamodb"]["SequenceNumber"]
                     self.stats.last_read_sequence_number = shard.last_read
                     if record["eventName"] not in self._esm.filter_event_names:
-                        self.stats.records_filtered += 1
+                        self._count(records_filtered=1)
                         continue
                     target = self._simulated_shard(shard, record)
                     if not target.buffer:
                         target.first_buffered_at = self._clock()
                     target.buffer.append(record)
                     busy = True
-        shards = list(self._shards.values())
-        if self._faults and len(shards) > 1:
-            shards = [self._faults.pick(shards) for _ in shards] + shards  # interleave shards
-        for shard in shards:
-            busy |= self._deliver_due(shard, flush)
+        due = [shard for shard in self._shards.values() if shard.buffer]
+        if self._deliveries is None:
+            if self._faults and len(due) > 1:
+                due = [self._faults.pick(due) for _ in due] + due  # interleave the shards
+            for shard in due:
+                busy |= self._deliver_due(shard, flush)
+            return busy
+        # The shards deliver side by side; the next read waits for this round (a shard whose
+        # batch is being retried holds the others' next batches back a little: Lambda's do not).
+        rounds = [self._deliveries.submit(self._deliver_due, shard, flush) for shard in due]
+        for delivered in rounds:
+            busy |= delivered.result()
         return busy
 
     def _read(self, shard: _Shard) -> dict[str, Any]:
@@ -262,7 +294,10 @@ class StreamPoller:
             return page
 
     def _simulated_shard(self, shard: _Shard, record: dict[str, Any]) -> _Shard:
-        n = self._faults.shard_of(record) if self._faults else 0
+        """The shard a record's item lives on: its partition key's hash picks it."""
+        if self.shard_count == 1:
+            return shard
+        n = zlib.crc32(str(record["dynamodb"].get("Keys")).encode()) % self.shard_count
         return shard if n == 0 else self._shards[f"{shard.shard_id}#sim{n}"]
 
     def _deliver_due(self, shard: _Shard, flush: bool) -> bool:
@@ -307,8 +342,7 @@ class StreamPoller:
     def _invoke_once(self, records: list[dict[str, Any]]) -> str | None:
         """None on success, "error" on a function error, or the index to retry from."""
         event = {"Records": [to_lambda_record(r, self._arn) for r in records]}
-        self.stats.invocations += 1
-        self.stats.records_delivered += len(records)
+        self._count(invocations=1, records_delivered=len(records))
         try:
             if self._faults and self._faults.happens("crash_before"):
                 raise InjectedCrash("instance died before the handler ran")
@@ -318,7 +352,7 @@ class StreamPoller:
             if self._faults and self._faults.happens("lost_response"):
                 raise InjectedCrash("the handler finished but Lambda saw a timeout")
         except Exception:
-            self.stats.function_errors += 1
+            self._count(function_errors=1)
             log.exception("aggregator invocation failed")
             return "error"
         failures = (
@@ -328,12 +362,17 @@ class StreamPoller:
         )
         if not failures:
             return None
-        self.stats.partial_failures += 1
+        self._count(partial_failures=1)
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
         reported = [f.get("itemIdentifier") for f in failures]
         if any(identifier not in sequence_numbers for identifier in reported):
             return "error"  # Lambda treats an unknown identifier as a failure of the whole batch
         return str(min(sequence_numbers.index(identifier) for identifier in reported))
+
+    def _count(self, **increments: int) -> None:
+        with self._stats_lock:
+            for name, n in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
 
     def _too_old(self, records: list[dict[str, Any]]) -> bool:
         created = records[0]["dynamodb"].get("ApproximateCreationDateTime")
@@ -368,11 +407,12 @@ class StreamPoller:
             },
         }
         self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=json.dumps(message))
-        self.stats.dead_lettered_batches += 1
-        lowest = self.stats.lowest_dead_lettered
-        if not lowest or int(first["SequenceNumber"]) < int(lowest):
-            self.stats.lowest_dead_lettered = first["SequenceNumber"]
-        self.stats.last_sequence_number = last["SequenceNumber"]
+        with self._stats_lock:
+            self.stats.dead_lettered_batches += 1
+            lowest = self.stats.lowest_dead_lettered
+            if not lowest or int(first["SequenceNumber"]) < int(lowest):
+                self.stats.lowest_dead_lettered = first["SequenceNumber"]
+            self.stats.last_sequence_number = last["SequenceNumber"]
         log.error("batch dead-lettered", extra={"batch_info": message["DDBStreamBatchInfo"]})
 
 

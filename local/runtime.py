@@ -1,12 +1,16 @@
-"""What Lambda gives a handler: a context object, and one invocation at a time per function.
+"""What Lambda gives a handler: a context object, and one invocation at a time per instance.
 
-Powertools keeps per-invocation state (metrics, appended log keys) at module level, exactly as a
-real Lambda instance does, so the local stack serialises invocations of each function.
+A function has one warm instance by default: its invocations run one at a time, as on one Lambda
+instance. The aggregator's tiers have one instance per stream shard (Lambda runs one batch per
+shard at a time, and the shards' batches at once), so those run side by side in one process.
+What the handlers keep at module level is built for that: clients and stores are thread-safe, and
+metrics are EphemeralMetrics per function (core/observability.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -43,17 +47,21 @@ def _instance_main_thread() -> None:
 
 
 class LocalFunction:
-    """A deployed function with one warm instance: invocations run one at a time on its thread."""
+    """A deployed function with `instances` warm instances (each a thread): an invocation runs on
+    a free one, or waits for one."""
 
-    def __init__(self, name: str, handler: Handler, qualifier: str = "") -> None:
+    def __init__(
+        self, name: str, handler: Handler, qualifier: str = "", instances: int = 1
+    ) -> None:
         self.name = name
-        self.qualifier = qualifier  # an alias: its own warm instance, as Lambda gives it
+        self.qualifier = qualifier  # an alias: its own warm instances, as Lambda gives it
         self._handler = handler
         self._instance = ThreadPoolExecutor(
-            max_workers=1,
+            max_workers=instances,
             thread_name_prefix=f"lambda-{name}{'-' + qualifier if qualifier else ''}",
             initializer=_instance_main_thread,
         )
+        self._counting = threading.Lock()
         self.invocations = 0
         self.billed_seconds = 0.0  # handler time, what Lambda bills (for `make bench`)
         self._refusal: Any = None
@@ -62,7 +70,8 @@ class LocalFunction:
     def invoke(self, event: dict[str, Any]) -> Any:
         if self._closed:
             return self._refused()
-        self.invocations += 1
+        with self._counting:
+            self.invocations += 1
         try:
             future = self._instance.submit(self._timed, event)
         except RuntimeError:  # closed between the check and the submit
@@ -85,7 +94,9 @@ class LocalFunction:
         try:
             return self._handler(event, LambdaContext(self.name, qualifier=self.qualifier))
         finally:
-            self.billed_seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            with self._counting:
+                self.billed_seconds += elapsed
 
 
 class FunctionClosedError(RuntimeError):

@@ -2,7 +2,7 @@
 
 moto (DynamoDB, Streams, SQS) on a free loopback port, tables from core/schema.json, one
 stream poller per aggregator tier (an event source mapping per alias, decision 0010) calling the
-real aggregator handler, and the HTTP front calling the real ingest and query handlers. Data is
+real aggregator handler on each of `stream_shards` emulated shards at once, and the HTTP front calling the real ingest and query handlers. Data is
 restored from and saved to `<data dir>/snapshot.json`, every minute and on stop.
 
 Housekeeping (every minute) keeps a long run bounded: expired items are swept (moto stores TTL but
@@ -53,6 +53,9 @@ class StackConfig:
     faults_seed: int | None = None  # inject Lambda and DynamoDB faults (local/faults.py)
     # The rollup tier's batching window; None: the schema's (what AWS gets). Tests shorten it.
     rollup_window_seconds: float | None = None
+    # Stream shards the event source mapping emulates, each tier with an instance per shard
+    # (a new on-demand table in AWS has several; moto has one).
+    stream_shards: int = 4
     on_tick: Callable[[], None] | None = None  # more housekeeping, run with the snapshot's
 
 
@@ -158,7 +161,9 @@ class LocalStack:
         self.functions = {
             "ingest": LocalFunction("ingest", ingest_handler),
             **{
-                f"aggregator:{tier}": LocalFunction("aggregator", aggregator_handler, tier)
+                f"aggregator:{tier}": LocalFunction(
+                    "aggregator", aggregator_handler, tier, instances=self.config.stream_shards
+                )
                 for tier in tiers
             },
             "query": LocalFunction("query", query_handler),
@@ -185,6 +190,7 @@ class LocalStack:
             dlq_url,
             faults=faults,
             esm_for=esm_for,
+            shards=self.config.stream_shards,
         )
         for poller in self.pollers.values():
             poller.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import pytest
 
@@ -62,3 +63,21 @@ def fold_at(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callabl
 
 
 from tests.integration.stats_world import world  # noqa: E402, F401 - a shared module fixture
+
+
+@pytest.fixture()
+def stream(aws_env: dict[str, str]) -> dict[str, Any]:
+    """The events table's stream, with a dead-letter queue: for event source mapping tests."""
+    from core.aws import make_client
+    from local import tables
+
+    ddb = make_client("dynamodb")
+    sqs = make_client("sqs")
+    queue = sqs.create_queue(QueueName=f"{aws_env['events']}-dlq")["QueueUrl"]
+    return {
+        "ddb": ddb,
+        "sqs": sqs,
+        "queue": queue,
+        "table": aws_env["events"],
+        "arn": tables.stream_arn(ddb, aws_env["events"]),
+    }

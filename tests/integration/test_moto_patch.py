@@ -164,3 +164,50 @@ def test_the_server_finds_a_backend_without_listing_its_package_on_each_request(
     # Then the backends were listed once, at apply, and still include DynamoDB
     assert listings == []
     assert "dynamodb" in moto.backends.list_of_moto_modules()
+
+
+def test_concurrent_writers_on_one_item_lose_no_update(aws_env: dict[str, str]) -> None:
+    """DynamoDB applies each write to an item atomically; moto's Python does not, so concurrent
+    tier instances (one per stream shard) could lose ADDs or both pass a condition. The local
+    stack serialises moto's DynamoDB operations."""
+    import sys
+    import threading
+
+    table = aws_env["aggregates"]
+    key = {"pk": {"S": "C#race"}, "sk": {"S": "1"}}
+    writers, adds = 8, 60
+    winners: list[int] = []
+
+    def write(n: int) -> None:
+        client = make_client("dynamodb")
+        for i in range(adds):
+            client.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="ADD n :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+            try:  # each marker may be written once, by exactly one writer
+                client.put_item(
+                    TableName=table,
+                    Item={"pk": {"S": "M#race"}, "sk": {"S": str(i)}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+                winners.append(i)
+            except client.exceptions.ConditionalCheckFailedException:
+                pass
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often (moto's server runs in this process)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    client = make_client("dynamodb")
+    item = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert item["n"] == {"N": str(writers * adds)}
+    assert sorted(winners) == list(range(adds))

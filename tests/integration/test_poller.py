@@ -8,11 +8,8 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 from core.aws import make_client
 from core.schema import load_schema
-from local import tables
 from local.poller import StreamPoller
 
 
@@ -43,20 +40,6 @@ class RecordingFunction:
             }
         self.completed.extend(pks)
         return {"batchItemFailures": []}
-
-
-@pytest.fixture()
-def stream(aws_env: dict[str, str]) -> dict[str, Any]:
-    ddb = make_client("dynamodb")
-    sqs = make_client("sqs")
-    queue = sqs.create_queue(QueueName=f"{aws_env['events']}-dlq")["QueueUrl"]
-    return {
-        "ddb": ddb,
-        "sqs": sqs,
-        "queue": queue,
-        "table": aws_env["events"],
-        "arn": tables.stream_arn(ddb, aws_env["events"]),
-    }
 
 
 def put_events(stream: dict[str, Any], count: int) -> list[str]:
