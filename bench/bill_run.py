@@ -26,6 +26,7 @@ import contextlib
 import gzip
 import heapq
 import json
+import logging
 import math
 import os
 import random
@@ -173,7 +174,8 @@ def captured_logs(path: Path) -> Iterator[Path]:
         saved: list[tuple[Any, Any, Any]] = []
         for service in FUNCTIONS:
             log = logger(service)
-            saved.append((log, log.log_level, [h.setStream(sink) for h in log._logger.handlers]))
+            handlers = [h for h in log._logger.handlers if isinstance(h, logging.StreamHandler)]
+            saved.append((log, log.log_level, [h.setStream(sink) for h in handlers]))
             log.setLevel("DEBUG")
         console, sys.stdout = sys.stdout, sink  # EMF blobs are print()ed
         try:
@@ -182,7 +184,8 @@ def captured_logs(path: Path) -> Iterator[Path]:
             sys.stdout = console
             for log, level, streams in saved:
                 log.setLevel(level)
-                for handler, stream in zip(log._logger.handlers, streams, strict=True):
+                handlers = [h for h in log._logger.handlers if isinstance(h, logging.StreamHandler)]
+                for handler, stream in zip(handlers, streams, strict=True):
                     if stream is not None:
                         handler.setStream(stream)
 
@@ -308,7 +311,7 @@ def _usage(
         if calls:
             functions[name] = FunctionUse(calls, cpu, max(0.0, wall - cpu))
     logical = {physical: logical for logical, physical in names.items()}
-    writes = defaultdict(float)
+    writes: dict[str, float] = defaultdict(float)
     for table, units_ in capacity.write_units.items():
         writes[logical.get(table, table)] += units_
     failed_by = {logical.get(t, t): u for t, u in failed.items()}
