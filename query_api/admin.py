@@ -44,7 +44,7 @@ from query_api.auth import (
     TooManyAttempts,
     WrongPassword,
 )
-from query_api.deps import Deps, Now, QueryDeps, signed_in
+from query_api.deps import OVERRIDES, Deps, Now, QueryDeps, signed_in
 from query_api.errors import (
     BadRequest,
     Conflict,
@@ -260,7 +260,9 @@ async def login_body(request: Request) -> LoginIn:
         raise BadRequest('body: expected {"password": "…"}') from exc
 
 
-auth_routes = APIRouter(prefix="/api/auth", tags=["sign-in"])
+auth_routes = APIRouter(
+    prefix="/api/auth", tags=["sign-in"], dependency_overrides_provider=OVERRIDES
+)
 
 
 @auth_routes.post(
@@ -338,6 +340,7 @@ def logout(request: Request, d: Deps, now: Now) -> JSONResponse:
 
 admin_routes = APIRouter(
     prefix="/api/admin",
+    dependency_overrides_provider=OVERRIDES,
     tags=["admin"],
     dependencies=[Depends(admin_session)],
     responses=ERRORS,
@@ -520,6 +523,5 @@ def share_url(origin: str, domain: str, token: str) -> str:
     return f"{origin}/?{urlencode({'site': domain, 'auth': token})}"
 
 
-router = APIRouter()
-router.include_router(auth_routes)
-router.include_router(admin_routes)
+# Built routes, not a router to include: query_api/app.py hands them to the app (cold start).
+routes = [*auth_routes.routes, *admin_routes.routes]

@@ -22,12 +22,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from query_api import stats
-from query_api.deps import Deps, Now, ReadableSite, signed_in
+from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
 from query_api.rendering import TEMPLATES
 from query_api.stats_api import View, ViewParams, build_query, long_property, parse_interval
 
-router = APIRouter(prefix="/api/cards")
+router = APIRouter(prefix="/api/cards", dependency_overrides_provider=OVERRIDES)
 
 HTML: dict[int | str, dict[str, Any]] = {
     200: {"description": "An HTML fragment for htmx", "content": {"text/html": {}}},

@@ -8,10 +8,10 @@ public site. A key or share token is looked up on every request, so revoking it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
@@ -56,6 +56,18 @@ def get_deps() -> QueryDeps:
 
 def deps() -> QueryDeps:
     return get_deps()
+
+
+@dataclass
+class Overrides:
+    """The dependency overrides of the app and of every router's routes (tests pin the clock with
+    them). A route reads the table of the provider it was built with; the routers' routes are built
+    before the app (query_api/app.py), so they and the app share this one."""
+
+    dependency_overrides: dict[Any, Any] = field(default_factory=dict)
+
+
+OVERRIDES = Overrides()
 
 
 def clock() -> datetime:

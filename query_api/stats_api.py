@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from core.sites import PAGEVIEW_GOAL_PREFIX
 from core.sites import Site as SiteRecord
 from query_api import stats
-from query_api.deps import Deps, Now, ReadableSite
+from query_api.deps import OVERRIDES, Deps, Now, ReadableSite
 from query_api.errors import READ_ERRORS, BadRequest
 
-router = APIRouter()
+router = APIRouter(dependency_overrides_provider=OVERRIDES)
 
 Number = int | float
 
