@@ -56,6 +56,13 @@ with open(out_file, "w") as f:
 """
 
 
+IMPORTER = """
+import importlib, sys
+sys.path.insert(0, sys.argv[1])
+importlib.import_module(sys.argv[2])
+"""
+
+
 @pytest.fixture(scope="module")
 def zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Artifact]:
     out = tmp_path_factory.mktemp("lambda-x86_64")
@@ -116,10 +123,38 @@ def test_zip_holds_only_what_its_function_needs(name: str, zips: dict[str, Artif
         n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 2
     }
     assert services == set(FUNCTIONS[name].botocore_services)
+    # endpoints.json lists those services only: every client creation parses it (decision 0022)
+    with zipfile.ZipFile(zips[name].path) as archive:
+        endpoints = json.loads(archive.read("botocore/data/endpoints.json"))
+    listed = {s for p in endpoints["partitions"] for s in p["services"]}
+    assert listed == set(FUNCTIONS[name].botocore_services)
+    assert {p["partition"] for p in endpoints["partitions"]} >= {"aws", "aws-cn", "aws-us-gov"}
     module = FUNCTIONS[name].handler.rpartition(".")[0].replace(".", "/")
     assert any(n.startswith(f"{module.rpartition('/')[0]}/__pycache__/") for n in names)
     if name == "ingest":
         assert not top & {"fastapi", "starlette", "jinja2", "pydantic", "mangum"}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_zip_imports_its_handler_from_bytecode_without_reading_a_source(
+    name: str, zips: dict[str, Artifact], tmp_path: Path
+) -> None:
+    # Given the unpacked zip with every source replaced by one that fails: a module whose .pyc
+    # Python cannot use is compiled from source, on every cold start (Lambda's disk is read-only)
+    root = unpack(zips[name], tmp_path)
+    for source in root.rglob("*.py"):
+        source.write_text("raise ImportError('compiled from source: no usable .pyc')\n")
+    module = FUNCTIONS[name].handler.rpartition(".")[0]
+    # When Lambda's kind of interpreter imports the handler module
+    done = subprocess.run(
+        [base_python(), "-I", "-S", "-B", "-c", IMPORTER, str(root), module],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    # Then every module it imported came from its .pyc
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_ingest_zip_stores_an_event(
