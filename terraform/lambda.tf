@@ -41,9 +41,15 @@ resource "aws_lambda_function" "this" {
   }
 
   logging_config {
-    # Powertools writes one JSON object per line already; "Text" passes it through unchanged.
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.lambda[each.key].name
+    # Powertools writes one JSON object per line already, and Lambda does not encode it again.
+    # System logs at WARN: no START/END/REPORT lines (~920 bytes a pageview, decision 0021).
+    # For an investigation, turn them on without a deploy: RUNBOOK.md, "Timeouts and memory".
+    # Lambda also filters application lines (a line without a level, like an EMF blob, is INFO):
+    # at INFO, or DEBUG when Powertools logs DEBUG; Powertools applies stricter levels itself.
+    log_format            = "JSON"
+    system_log_level      = "WARN"
+    application_log_level = var.log_level == "DEBUG" ? "DEBUG" : "INFO"
+    log_group             = aws_cloudwatch_log_group.lambda[each.key].name
   }
 
   # After the distribution: a new origin secret generation reaches every edge location before

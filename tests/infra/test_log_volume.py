@@ -151,13 +151,6 @@ def test_what_the_functions_print_per_pageview_at_the_default_level_is_within_th
     assert "DEBUG" not in volume.levels
 
 
-@pytest.mark.xfail(
-    bool(logvolume.platform_lines()) or bool(logvolume.access_log_line()),
-    reason="terraform/ still writes Lambda's START/END/REPORT lines (lambda.tf: logging_config "
-    'log_format = "JSON", system_log_level = "WARN") or API access log lines per request '
-    "(api.tf): together ~1,260 bytes a pageview (decision 0021)",
-    strict=True,
-)
 def test_every_line_a_deployment_pays_for_is_at_most_300_bytes_a_pageview(
     pipeline: Pipeline,
 ) -> None:
