@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
+from core.coldstart import imports_without_gc
 
-from aws_lambda_powertools.logging import correlation_paths
+with imports_without_gc():  # cold start: see core/coldstart.py
+    import base64
+    from datetime import UTC, datetime
+    from functools import lru_cache
+    from typing import Any
 
-from core import settings
-from core.aws import make_client
-from core.observability import logger, metric_buffer
-from core.schema import load_schema
-from core.sites import SiteStore
-from ingest.service import HttpRequest, IngestDeps, handle
-from ingest.store import EventStore
-from ingest.visitor import SaltStore
+    from aws_lambda_powertools.logging import correlation_paths
+
+    from core import settings
+    from core.aws import make_client
+    from core.observability import logger, metric_buffer
+    from core.schema import load_schema
+    from core.sites import SiteStore
+    from ingest.service import HttpRequest, IngestDeps, handle
+    from ingest.store import EventStore
+    from ingest.visitor import SaltStore
 
 log = logger("ingest")
 metric = metric_buffer("ingest")

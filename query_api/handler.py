@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from core.coldstart import imports_without_gc
 
-from aws_lambda_powertools.logging import correlation_paths
-from mangum import Mangum
+with imports_without_gc():  # cold start: see core/coldstart.py
+    from typing import Any
 
-from core.observability import logger
-from query_api.app import app
+    from aws_lambda_powertools.logging import correlation_paths
+    from mangum import Mangum
+
+    from core.observability import logger
+    from query_api.app import app
 
 log = logger("query")
 _asgi = Mangum(app, lifespan="off", api_gateway_base_path="/")

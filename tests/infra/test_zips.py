@@ -57,9 +57,12 @@ with open(out_file, "w") as f:
 
 
 IMPORTER = """
-import importlib, sys
+import gc, importlib, sys
 sys.path.insert(0, sys.argv[1])
+gc.collect()  # counts from 0: the few allocations before the handler's first line trigger none
+before = gc.get_stats()[0]["collections"]
 importlib.import_module(sys.argv[2])
+print(gc.get_stats()[0]["collections"] - before, int(gc.isenabled()), gc.get_freeze_count())
 """
 
 
@@ -155,6 +158,27 @@ def test_zip_imports_its_handler_from_bytecode_without_reading_a_source(
     )
     # Then every module it imported came from its .pyc
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["ingest", "query"])
+def test_handler_module_imports_without_collecting_garbage_and_leaves_the_collector_on(
+    name: str, zips: dict[str, Artifact], tmp_path: Path
+) -> None:
+    # Given the unpacked zip (core/coldstart.py, decision 0022)
+    root = unpack(zips[name], tmp_path)
+    module = FUNCTIONS[name].handler.rpartition(".")[0]
+    # When the handler module is imported
+    done = subprocess.run(
+        [base_python(), "-I", "-S", "-B", "-c", IMPORTER, str(root), module],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    collections, enabled, frozen = map(int, done.stdout.split())
+    # Then no collection ran, the collector is on again, and what the import made is frozen
+    assert (collections, enabled) == (0, 1)
+    assert frozen > 10_000
 
 
 def test_ingest_zip_stores_an_event(
