@@ -14,7 +14,7 @@ from query_api.admin import routes as admin_routes
 from query_api.deps import OVERRIDES, Deps, Now, Site
 from query_api.errors import READ_ERRORS, QueryError
 from query_api.reader import Realtime
-from query_api.rendering import TEMPLATES
+from query_api.rendering import templates
 
 # The routers' routes are handed over as built: `include_router` would build each route a second
 # time for its include context (FastAPI 0.165), ~60 ms of a cold start (decision 0022). The
@@ -106,7 +106,7 @@ HTML_FRAGMENT: dict[int | str, dict[str, Any]] = {
 @app.get("/api/realtime/card", responses=HTML_FRAGMENT)
 def realtime_card(site: Site, d: Deps, now: Now) -> HTMLResponse:
     rt = d.counters.realtime(site, now)
-    html = TEMPLATES.get_template("realtime_card.html").render(rt=rt, chart=bar_chart(rt))
+    html = templates().get_template("realtime_card.html").render(rt=rt, chart=bar_chart(rt))
     return HTMLResponse(html, headers={"cache-control": "no-store"})
 
 

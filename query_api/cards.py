@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from query_api import stats
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
-from query_api.rendering import TEMPLATES
+from query_api.rendering import templates
 from query_api.stats_api import View, ViewParams, build_query, long_property, parse_interval
 
 router = APIRouter(prefix="/api/cards", dependency_overrides_provider=OVERRIDES)
@@ -99,7 +99,7 @@ def kind_of(metric: str) -> str:
 
 
 def fragment(template: str, **context: Any) -> HTMLResponse:
-    html = TEMPLATES.get_template(f"cards/{template}").render(fmt=fmt, kind_of=kind_of, **context)
+    html = templates().get_template(f"cards/{template}").render(fmt=fmt, kind_of=kind_of, **context)
     return HTMLResponse(html, headers=NO_STORE)
 
 
