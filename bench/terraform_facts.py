@@ -6,7 +6,7 @@ expanded, what serves each path (CloudFront, then an HTTP API, a REST API or a f
 API access log's bytes per request, and every resource with a monthly price of its own.
 
 A tiny evaluator understands literals, `var.x` (its default), `local.x...`, `each.key`,
-`each.value.x`, `toset([...])`, `length(x)`, `a == b ? x : y` and the schema's
+`each.value.x`, `toset([...])`, `length(x)`, `a == b ? x : y`, `flag ? x : y` and the schema's
 `jsondecode(file(...))`. Anything else it is asked to evaluate raises Unsupported, and so does a
 resource type it has no price rule for: a change that could cost money fails the bill loudly
 rather than being left out of it.
@@ -221,6 +221,11 @@ class _Config:
             left, op, right, yes, no = m.groups()
             equal = self._inner(left, scope) == self._inner(right, scope)
             return self._inner(yes if equal == (op == "==") else no, scope)
+        if m := re.fullmatch(r"([\w.]+) \? (.+) : (.+)", inner):
+            condition = self._inner(m.group(1), scope)
+            if not isinstance(condition, bool):
+                raise Unsupported(f"condition {m.group(1)} is {condition!r}, not a bool")
+            return self._inner(m.group(2) if condition else m.group(3), scope)
         if m := re.fullmatch(r'"([^"$]*)"', inner):
             return m.group(1)
         if re.fullmatch(r"-?\d+(\.\d+)?", inner):

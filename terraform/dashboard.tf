@@ -131,7 +131,12 @@ locals {
   ]
 }
 
+# Optional (decision 0026): $3 a month beyond the account's three always-free dashboards, three
+# times the rest of an idle month. Alarms page without it, and each widget's metric or query is
+# in RUNBOOK.md.
 resource "aws_cloudwatch_dashboard" "this" {
+  count = var.cloudwatch_dashboard ? 1 : 0
+
   dashboard_name = local.name
   dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
 }

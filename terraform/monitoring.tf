@@ -76,14 +76,18 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   ok_actions          = local.alarm_actions
 }
 
+# One account-level metric (Throttles with no dimension: every function in the account and
+# region) instead of one alarm per function and one per DynamoDB table (decision 0026: 9 alarm
+# metrics to 1, $0.90 a month). Lambda throttles when the account's concurrency is used up,
+# which is what this alarm is for, whichever function hit it first. DynamoDB throttles page
+# through the alarms of what they break: ingest and query requests fail (api-5xx-rate), the
+# aggregator's batches stop and its tier falls behind (stream-iterator-age); a burst that heals
+# itself before then needs nobody.
 resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  for_each = local.functions
-
-  alarm_name          = "${local.name}-${each.key}-throttles"
-  alarm_description   = "Lambda throttled ${each.key} (account or function concurrency exhausted). See ${local.runbook}, section throttles."
+  alarm_name          = "${local.name}-lambda-throttles"
+  alarm_description   = "Lambda throttled invocations in this account and region (concurrency exhausted): ingest, aggregator or query may be refused. See ${local.runbook}, section throttles."
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
-  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -92,46 +96,6 @@ resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
-  for_each = local.schema.tables
-
-  alarm_name          = "${local.name}-${each.key}-table-throttles"
-  alarm_description   = "DynamoDB throttled reads or writes on the ${each.key} table (a hot partition). See ${local.runbook}, section throttles."
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  metric_query {
-    id          = "throttled"
-    expression  = "FILL(reads, 0) + FILL(writes, 0)"
-    label       = "Throttle events"
-    return_data = true
-  }
-  metric_query {
-    id = "reads"
-    metric {
-      namespace   = "AWS/DynamoDB"
-      metric_name = "ReadThrottleEvents"
-      dimensions  = { TableName = aws_dynamodb_table.this[each.key].name }
-      stat        = "Sum"
-      period      = 300
-    }
-  }
-  metric_query {
-    id = "writes"
-    metric {
-      namespace   = "AWS/DynamoDB"
-      metric_name = "WriteThrottleEvents"
-      dimensions  = { TableName = aws_dynamodb_table.this[each.key].name }
-      stat        = "Sum"
-      period      = 300
-    }
-  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {

@@ -126,3 +126,9 @@ variable "origin_secret_generation" {
     error_message = "origin_secret_generation: a whole number, at least 1."
   }
 }
+
+variable "cloudwatch_dashboard" {
+  description = "Create the CloudWatch dashboard (terraform/dashboard.tf): free within the account's three always-free dashboards, else $3 a month (decision 0026)."
+  type        = bool
+  default     = false
+}

@@ -398,7 +398,6 @@ ALARMS = {
     "aws_cloudwatch_metric_alarm.iterator_age": "stream-iterator-age",
     "aws_cloudwatch_metric_alarm.dlq_depth": "dlq-depth",
     "aws_cloudwatch_metric_alarm.lambda_throttles": "throttles",
-    "aws_cloudwatch_metric_alarm.dynamodb_throttles": "throttles",
     "aws_cloudwatch_metric_alarm.api_5xx_rate": "api-5xx-rate",
     "aws_cloudwatch_metric_alarm.accepted_events_drop": "accepted-events-drop",
 }

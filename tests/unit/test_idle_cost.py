@@ -1,0 +1,88 @@
+"""An idle deployment (no visitor, no open tab) costs at most $1 a month, by the bill model read
+from terraform/ (decision 0026): alarms within the always-free ten alarm metrics, and the
+CloudWatch dashboard only when asked for."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from bench import bill, prices, terraform_facts
+from bench.bill import Shape, Usage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def idle(directory: Path = terraform_facts.TERRAFORM) -> bill.Bill:
+    """Fixed items only: no run needed, an idle month multiplies every measured usage by 0."""
+    facts = terraform_facts.read(directory)
+    return bill.idle(Usage(units=0), Usage(units=0), facts, Shape())
+
+
+@pytest.fixture
+def tf(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "terraform", tmp_path / "terraform")
+    (tmp_path / "core").mkdir()
+    shutil.copy(REPO / "core" / "schema.json", tmp_path / "core" / "schema.json")
+    return tmp_path / "terraform"
+
+
+def test_an_idle_month_costs_at_most_a_dollar_without_the_free_tier() -> None:
+    month = idle()
+    assert month.total <= 1.00, [(i.name, i.usd) for i in month.items if i.usd]
+    assert month.total == pytest.approx(month.fixed)
+
+
+def test_alarms_stay_within_the_always_free_alarm_metrics() -> None:
+    facts = terraform_facts.read()
+    assert facts.alarm_metrics <= prices.FREE_ALARM_METRICS
+    assert idle().total_free_tier == 0
+
+
+def test_the_dashboard_is_off_by_default_and_costs_its_price_when_on(tf: Path) -> None:
+    before = idle(tf)
+    assert terraform_facts.read(tf).dashboards == 0
+    variables = tf / "variables.tf"
+    text = variables.read_text()
+    block = re.search(r'variable "cloudwatch_dashboard" \{.*?\n\}', text, re.S)
+    assert block is not None
+    variables.write_text(text.replace(block.group(0), block.group(0).replace("false", "true")))
+    assert terraform_facts.read(tf).dashboards == 1
+    after = idle(tf)
+    assert after.total - before.total == pytest.approx(prices.DASHBOARD.usd)
+    # Within the account's three always-free dashboards.
+    assert after.total_free_tier == pytest.approx(before.total_free_tier)
+
+
+def test_a_non_boolean_condition_fails_loudly(tf: Path) -> None:
+    dashboard = tf / "dashboard.tf"
+    dashboard.write_text(
+        dashboard.read_text().replace("var.cloudwatch_dashboard ?", "var.log_level ?")
+    )
+    with pytest.raises(terraform_facts.Unsupported, match="not a bool"):
+        terraform_facts.read(tf)
+
+
+def test_one_lambda_throttles_alarm_watches_every_function_in_the_account() -> None:
+    # Throttles without a dimension is Lambda's account-level sum: ingest, aggregator, query and
+    # any function added later, at the price of one alarm metric.
+    options = hcl2.SerializationOptions(
+        with_comments=False, explicit_blocks=False, strip_string_quotes=True
+    )
+    doc = hcl2.loads(
+        (REPO / "terraform" / "monitoring.tf").read_text(), serialization_options=options
+    )
+    (alarm,) = [
+        body
+        for entry in doc["resource"]
+        for rtype, named in entry.items()
+        if rtype == "aws_cloudwatch_metric_alarm"
+        for name, body in named.items()
+        if name == "lambda_throttles"
+    ]
+    assert alarm["namespace"] == "AWS/Lambda" and alarm["metric_name"] == "Throttles"
+    assert "dimensions" not in alarm and "for_each" not in alarm and "count" not in alarm
