@@ -95,15 +95,15 @@ locals {
     {
       type = "metric", x = 0, y = 18, width = 12, height = 6
       properties = {
-        title  = "API: requests, 4xx, 5xx"
+        title  = "API (function URLs): requests, 4xx, 5xx"
         region = var.region
         stat   = "Sum"
         period = 60
-        metrics = [
-          ["AWS/ApiGateway", "Count", "ApiId", aws_apigatewayv2_api.http.id],
-          ["AWS/ApiGateway", "4xx", "ApiId", aws_apigatewayv2_api.http.id],
-          ["AWS/ApiGateway", "5xx", "ApiId", aws_apigatewayv2_api.http.id],
-        ]
+        metrics = concat(
+          [for key in ["ingest", "query"] : ["AWS/Lambda", "UrlRequestCount", "FunctionName", aws_lambda_function.this[key].function_name, { label = "${key} requests" }]],
+          [for key in ["ingest", "query"] : ["AWS/Lambda", "Url4xxCount", "FunctionName", aws_lambda_function.this[key].function_name, { label = "${key} 4xx" }]],
+          [for key in ["ingest", "query"] : ["AWS/Lambda", "Url5xxCount", "FunctionName", aws_lambda_function.this[key].function_name, { label = "${key} 5xx" }]],
+        )
       }
     },
     {

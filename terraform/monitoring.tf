@@ -100,7 +100,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
 
 resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
   alarm_name          = "${local.name}-api-5xx-rate"
-  alarm_description   = "More than ${var.api_5xx_alarm_percent}% of API requests failed with a 5xx (at least 20 requests in 5 minutes). See ${local.runbook}, section api-5xx-rate."
+  alarm_description   = "More than ${var.api_5xx_alarm_percent}% of function URL requests (ingest and query) failed with a 5xx (at least 20 requests in 5 minutes). See ${local.runbook}, section api-5xx-rate."
   evaluation_periods  = 3
   datapoints_to_alarm = 2
   threshold           = var.api_5xx_alarm_percent
@@ -109,28 +109,53 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 
+  # Ingest's and query's function URLs together (decision 0023): one series per function.
   metric_query {
     id          = "rate"
-    expression  = "IF(FILL(requests, 0) >= 20, 100 * FILL(errors, 0) / requests, 0)"
+    expression  = "IF(requests >= 20, 100 * (FILL(errors_ingest, 0) + FILL(errors_query, 0)) / requests, 0)"
     label       = "5xx %"
     return_data = true
   }
   metric_query {
-    id = "errors"
+    id         = "requests"
+    expression = "FILL(requests_ingest, 0) + FILL(requests_query, 0)"
+  }
+  metric_query {
+    id = "errors_ingest"
     metric {
-      namespace   = "AWS/ApiGateway"
-      metric_name = "5xx"
-      dimensions  = { ApiId = aws_apigatewayv2_api.http.id }
+      namespace   = "AWS/Lambda"
+      metric_name = "Url5xxCount"
+      dimensions  = { FunctionName = aws_lambda_function.this["ingest"].function_name }
       stat        = "Sum"
       period      = 300
     }
   }
   metric_query {
-    id = "requests"
+    id = "errors_query"
     metric {
-      namespace   = "AWS/ApiGateway"
-      metric_name = "Count"
-      dimensions  = { ApiId = aws_apigatewayv2_api.http.id }
+      namespace   = "AWS/Lambda"
+      metric_name = "Url5xxCount"
+      dimensions  = { FunctionName = aws_lambda_function.this["query"].function_name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+  metric_query {
+    id = "requests_ingest"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "UrlRequestCount"
+      dimensions  = { FunctionName = aws_lambda_function.this["ingest"].function_name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+  metric_query {
+    id = "requests_query"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "UrlRequestCount"
+      dimensions  = { FunctionName = aws_lambda_function.this["query"].function_name }
       stat        = "Sum"
       period      = 300
     }
