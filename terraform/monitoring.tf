@@ -162,35 +162,23 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
   }
 }
 
-# A sudden drop of accepted events: below CloudWatch's anomaly band for 15 minutes. Silence
-# counts as a drop (missing data breaches): a tracker that stopped sending is the failure that
-# matters most, and the only one no other alarm sees.
+# Accepted events stopped: none in an hour. Silence breaches (missing data): a tracker that
+# stopped sending is the failure that matters most, and the only one no other alarm sees. One
+# alarm metric, where CloudWatch's anomaly band billed 3 (decision 0026): the band also caught
+# partial drops, but needed two weeks of history and paged small sites on every quiet quarter
+# hour; a partial drop shows in EventsDropped and the dashboard's drop reasons.
 resource "aws_cloudwatch_metric_alarm" "accepted_events_drop" {
   alarm_name          = "${local.name}-accepted-events-drop"
-  alarm_description   = "Accepted events fell below their usual band (or stopped) for 15 minutes. See ${local.runbook}, section accepted-events-drop."
-  evaluation_periods  = 3
-  datapoints_to_alarm = 3
-  comparison_operator = "LessThanLowerThreshold"
-  threshold_metric_id = "band"
+  alarm_description   = "No accepted events for an hour: trackers stopped sending, or ingest drops or refuses everything. See ${local.runbook}, section accepted-events-drop."
+  namespace           = "LiveInsight"
+  metric_name         = "EventsAccepted"
+  dimensions          = { service = "ingest" }
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
   treat_missing_data  = "breaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
-
-  metric_query {
-    id          = "band"
-    expression  = "ANOMALY_DETECTION_BAND(accepted, 3)"
-    label       = "Expected accepted events"
-    return_data = true
-  }
-  metric_query {
-    id          = "accepted"
-    return_data = true
-    metric {
-      namespace   = "LiveInsight"
-      metric_name = "EventsAccepted"
-      dimensions  = { service = "ingest" }
-      stat        = "Sum"
-      period      = 300
-    }
-  }
 }
