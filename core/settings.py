@@ -114,8 +114,12 @@ class QuerySettings(_BehindCloudFront):
     admin_password_hash_parameter: str = ""
     session_secret_parameter: str = ""
     # The dashboard's origin (https://stats.example.com): the one Origin a signed-in browser may
-    # send state-changing requests from, and the base of shared links. Empty: the request's Host.
+    # send state-changing requests from, and the base of shared links. In AWS without a custom
+    # domain, the name of an SSM String parameter holding it instead (Terraform writes the
+    # distribution's domain there: the function cannot name the distribution that names its
+    # URL, decision 0023), read on the admin paths that need it. Neither: the request's Host.
     public_url: str = ""
+    public_url_parameter: str = ""
     session_hours: int = 12
     # Failed sign-ins allowed per window, per client address (hashed) and over all clients.
     login_failures_per_client: int = 5

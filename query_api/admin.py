@@ -190,8 +190,8 @@ def _is_loopback(host: str) -> bool:
 
 def dashboard_origin(request: Request, d: QueryDeps) -> str:
     """The configured dashboard origin, else this request's (http only on a loopback host)."""
-    if d.public_url:
-        return d.public_url
+    if configured := d.public_url.get():
+        return configured
     host = request.headers.get("host", "")
     return f"{'http' if _is_loopback(host) else 'https'}://{host}"
 

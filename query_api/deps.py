@@ -8,20 +8,66 @@ public site. A key or share token is looked up on every request, so revoking it 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import Depends, Header, Query, Request
 
 from core import settings
 from core.aws import make_client
+from core.observability import logger
 from core.sites import Site as SiteRecord
 from core.sites import SiteStore, site_domain
 from query_api.auth import SESSION_COOKIE, Auth, LoginLimits, SecretSource, Session
-from query_api.errors import INVALID_KEY, BadRequest, Unauthorized
+from query_api.errors import INVALID_KEY, BadRequest, Unauthorized, Unavailable
 from query_api.reader import CounterReader
+
+log = logger("query")
+
+
+class PublicUrl:
+    """The dashboard's origin (no trailing slash): from the settings, else from the SSM String
+    parameter named there, read when an admin path first needs it and cached per instance for
+    `cache_seconds` (decision 0023: without a custom domain, Terraform writes the distribution's
+    domain there, since the function cannot name the distribution in front of its own URL).
+    "" when neither is set: the request's own origin (local use)."""
+
+    def __init__(
+        self,
+        direct: str = "",
+        parameter: str = "",
+        ssm: Callable[[], Any] | None = None,
+        cache_seconds: float = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._direct = direct.rstrip("/")
+        self._parameter = parameter
+        self._ssm = ssm
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cached: tuple[float, str] | None = None
+
+    def get(self) -> str:
+        if self._direct or not self._parameter or self._ssm is None:
+            return self._direct
+        now = self._clock()
+        if self._cached and now - self._cached[0] < self._cache_seconds:
+            return self._cached[1]
+        try:
+            response = self._ssm().get_parameter(Name=self._parameter)
+        except (BotoCoreError, ClientError) as exc:
+            # Not the request's Host instead: behind a function URL that is the URL's own name,
+            # which would refuse the dashboard and mint shared links nobody can open.
+            log.warning("public URL unreadable", extra={"error": type(exc).__name__})
+            raise Unavailable("the dashboard's address is unavailable; try again") from exc
+        value = str(response["Parameter"]["Value"]).rstrip("/")
+        self._cached = (now, value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -29,7 +75,7 @@ class QueryDeps:
     sites: SiteStore
     counters: CounterReader
     auth: Auth
-    public_url: str = ""  # the dashboard's origin; empty: the request's own
+    public_url: PublicUrl = field(default_factory=PublicUrl)  # the dashboard's origin
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +96,12 @@ def get_deps() -> QueryDeps:
             ),
             config.session_hours * 3600,
         ),
-        public_url=config.public_url.rstrip("/"),
+        public_url=PublicUrl(
+            config.public_url,
+            config.public_url_parameter,
+            lambda: make_client("ssm"),
+            config.secrets_cache_seconds,
+        ),
     )
 
 

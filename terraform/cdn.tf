@@ -1,5 +1,6 @@
 # The dashboard and tracker on a private S3 bucket behind CloudFront (origin access control);
-# /api/* goes to the HTTP API uncached, so the dashboard and the API share one origin.
+# /api/* goes uncached to the functions' URLs (api.tf), so the dashboard and the API share one
+# origin.
 
 data "aws_caller_identity" "current" {}
 
@@ -126,9 +127,10 @@ resource "aws_cloudfront_cache_policy" "static" {
   }
 }
 
-# /api/*: never cached; every viewer header but Host goes to API Gateway (it rejects a foreign
-# Host). The managed policy also forwards CloudFront-Viewer-Address and -Country, which the
-# functions believe only with the origin secret (the origin's custom_header below).
+# /api/*: never cached; every viewer header but Host goes to the function URLs (a function URL
+# answers 403 to a foreign Host). The managed policy also forwards CloudFront-Viewer-Address and
+# -Country, which the functions believe only with the origin secret (the origins' custom_header
+# below); query strings and cookies go too (shared-link tokens, the admin's session).
 data "aws_cloudfront_cache_policy" "disabled" {
   name = "Managed-CachingDisabled"
 }
@@ -204,9 +206,9 @@ resource "aws_cloudfront_response_headers_policy" "tracker" {
 
 resource "aws_cloudfront_distribution" "this" {
   #checkov:skip=CKV_AWS_86:No CloudFront access logs: they record every viewer's IP address and user agent, which LiveInsight promises never to store (DESIGN.md invariant 5).
-  #checkov:skip=CKV_AWS_68:No WAF: a web ACL costs $5/month plus rules, against a product that scales to zero; API Gateway throttles ingest and query, and ingest drops bots itself.
+  #checkov:skip=CKV_AWS_68:No WAF: a web ACL costs $5/month plus rules, against a product that scales to zero (decision 0023); reserved concurrency can bound ingest and query, and ingest drops bots itself.
   #checkov:skip=CKV2_AWS_47:No WAF (see CKV_AWS_68); the functions are Python, not Java, so Log4j rules protect nothing here.
-  #checkov:skip=CKV_AWS_310:No origin failover: each path has one origin (S3 for assets, API Gateway for /api/*), both regional managed services.
+  #checkov:skip=CKV_AWS_310:No origin failover: each path has one origin (S3 for assets, a function URL for each /api/* path), all regional managed services.
   #checkov:skip=CKV_AWS_374:No geo restriction: websites anywhere send analytics events.
   #checkov:skip=CKV2_AWS_42:A custom certificate is used when var.domain is set (var.acm_certificate_arn); without a domain CloudFront's default certificate is the only one possible.
   #checkov:skip=CKV_AWS_174:TLSv1.2_2021 is set whenever a custom certificate is used; with CloudFront's default certificate AWS fixes the minimum at TLSv1.
@@ -224,18 +226,34 @@ resource "aws_cloudfront_distribution" "this" {
     origin_access_control_id = aws_cloudfront_origin_access_control.static.id
   }
 
+  # Each function's URL (api.tf). The origin secret is the proof that a request came through
+  # CloudFront, checked before the functions believe its CloudFront-Viewer-Address and -Country
+  # (core/edge.py ORIGIN_HEADER, decision 0016). CloudFront replaces a viewer's header of the
+  # same name.
   origin {
-    origin_id   = "api"
-    domain_name = local.api_origin_host
+    origin_id   = "ingest"
+    domain_name = local.function_url_hosts["ingest"]
     custom_origin_config {
       http_port              = 80
       https_port             = 443
       origin_protocol_policy = "https-only"
       origin_ssl_protocols   = ["TLSv1.2"]
     }
-    # The proof that a request came through CloudFront, checked before the functions believe its
-    # CloudFront-Viewer-Address and -Country (core/edge.py ORIGIN_HEADER, decision 0016).
-    # CloudFront replaces a viewer's header of the same name.
+    custom_header {
+      name  = "X-LiveInsight-Origin"
+      value = local.origin_secret
+    }
+  }
+
+  origin {
+    origin_id   = "query"
+    domain_name = local.function_url_hosts["query"]
+    custom_origin_config {
+      http_port              = 80
+      https_port             = 443
+      origin_protocol_policy = "https-only"
+      origin_ssl_protocols   = ["TLSv1.2"]
+    }
     custom_header {
       name  = "X-LiveInsight-Origin"
       value = local.origin_secret
@@ -252,10 +270,29 @@ resource "aws_cloudfront_distribution" "this" {
     compress                   = true
   }
 
+  # The ingest paths to ingest's URL. CloudFront takes the first behavior that matches, and a
+  # dynamic block's blocks stand where it is written: before /api/*.
+  dynamic "ordered_cache_behavior" {
+    for_each = local.ingest_paths
+    content {
+      path_pattern = ordered_cache_behavior.value
+      # https-only, not redirect: a redirected POST would lose its body.
+      target_origin_id           = "ingest"
+      viewer_protocol_policy     = "https-only"
+      allowed_methods            = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+      cached_methods             = ["GET", "HEAD"]
+      cache_policy_id            = data.aws_cloudfront_cache_policy.disabled.id
+      origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host.id
+      response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
+      compress                   = true
+    }
+  }
+
+  # Every other /api/* path to query's URL.
   ordered_cache_behavior {
     path_pattern = "/api/*"
     # https-only, not redirect: a redirected POST would lose its body.
-    target_origin_id           = "api"
+    target_origin_id           = "query"
     viewer_protocol_policy     = "https-only"
     allowed_methods            = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
     cached_methods             = ["GET", "HEAD"]
@@ -288,9 +325,6 @@ resource "aws_cloudfront_distribution" "this" {
     ssl_support_method             = var.domain == "" ? null : "sni-only"
     minimum_protocol_version       = var.domain == "" ? "TLSv1" : "TLSv1.2_2021"
   }
-
-  # CloudFront resolves the API origin's name as soon as it deploys.
-  depends_on = [aws_route53_record.api_origin]
 
   lifecycle {
     precondition {

@@ -127,7 +127,8 @@ data "aws_iam_policy_document" "aggregator" {
 # query: sites, key and share-token hashes from meta (core/sites.py), read and, for the admin,
 # written (sites, keys, goals, shared links: PutItem, UpdateItem, DeleteItem; TransactWriteItems
 # of two Puts); sessions and failed sign-ins (query_api/auth.py); counters from aggregates
-# (query_api/reader.py); the two sign-in secrets from SSM. They are SecureStrings under the
+# (query_api/reader.py); the two sign-in secrets and the dashboard's public URL (a String, without
+# a custom domain: query_api/deps.py PublicUrl) from SSM. The secrets are SecureStrings under the
 # AWS-managed aws/ssm key, whose key policy lets SSM decrypt for any principal of the account that
 # may read the parameter, so no kms:Decrypt grant is needed.
 data "aws_iam_policy_document" "query" {
@@ -149,6 +150,11 @@ data "aws_iam_policy_document" "query" {
       local.secret_parameter_arns.admin_password_hash,
       local.secret_parameter_arns.session_signing_key,
     ]
+  }
+  statement {
+    sid       = "PublicUrl"
+    actions   = ["ssm:GetParameter"]
+    resources = [local.public_url_parameter_arn]
   }
   statement {
     sid       = "Counters"

@@ -9,8 +9,8 @@ resource "aws_cloudwatch_log_group" "lambda" {
 
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:No VPC: the functions only call DynamoDB's public, IAM-authenticated endpoint, and a VPC would need NAT or endpoints (a fixed monthly cost) for nothing.
-  #checkov:skip=CKV_AWS_116:No async invocations: ingest and query are invoked synchronously by API Gateway, the aggregator by the event source mapping, whose on-failure destination is the SQS dead-letter queue.
-  #checkov:skip=CKV_AWS_115:No reserved concurrency: new accounts have a concurrency quota of 10 and AWS refuses a reservation that leaves fewer than 10 unreserved. API Gateway throttling bounds ingest and query; the aggregator's concurrency is one per shard (parallelization_factor).
+  #checkov:skip=CKV_AWS_116:No async invocations: ingest and query are invoked synchronously through their function URLs, the aggregator by the event source mapping, whose on-failure destination is the SQS dead-letter queue.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (ingest_reserved_concurrency, query_reserved_concurrency, none by default): new accounts have a concurrency quota of 10 and AWS refuses a reservation that leaves fewer than 10 unreserved; the aggregator's concurrency is one per shard (parallelization_factor).
   #checkov:skip=CKV_AWS_173:The environment holds only table names, the public URL, SSM parameter names, SHA-256 digests of the origin secret and Powertools settings, no secrets; the sign-in secrets live in SSM SecureString parameters, read by the function.
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and a signed S3 upload; the zips are reproducible from the locked requirements and built by `make package` in the deploying account's pipeline.
   #checkov:skip=CKV_AWS_50:X-Ray is off: the code has no tracer, and one trace per ingest call would cost about half of our per-pageview budget. Correlation ids in the JSON logs follow an event end to end (RUNBOOK.md).
@@ -28,6 +28,9 @@ resource "aws_lambda_function" "this" {
   timeout          = each.value.timeout
   # The aggregator's tiers are aliases of a published version (decision 0010).
   publish = each.key == "aggregator"
+  # Behind function URLs nothing sheds a flood before Lambda: a reservation caps ingest and query
+  # (and guarantees them that much), so a flood on one cannot starve the others. -1: unreserved.
+  reserved_concurrent_executions = lookup(local.reserved_concurrency, each.key, -1)
 
   environment {
     variables = merge(
@@ -52,9 +55,9 @@ resource "aws_lambda_function" "this" {
     log_group             = aws_cloudwatch_log_group.lambda[each.key].name
   }
 
-  # After the distribution: a new origin secret generation reaches every edge location before
-  # the functions stop accepting the one it replaces (secrets.tf).
-  depends_on = [aws_iam_role_policy.lambda, aws_cloudfront_distribution.this]
+  # Not after the distribution, which names the functions' URLs: the functions accept the origin
+  # secret generations on both sides of a rotation instead (secrets.tf).
+  depends_on = [aws_iam_role_policy.lambda]
 }
 
 # One alias per aggregator tier: the handler reads its tier from the alias it was invoked through.

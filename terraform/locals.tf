@@ -55,10 +55,19 @@ locals {
         # The login limit's client is CloudFront-Viewer-Address only with the origin secret.
         LIVEINSIGHT_ORIGIN_SECRET_SHA256 = local.origin_secret_digests
         # The one origin a signed-in browser may change things from (CSRF), and the base of
-        # shared links. CloudFront does not forward Host, so the function cannot infer it.
-        LIVEINSIGHT_PUBLIC_URL = "https://${local.public_host}"
+        # shared links. CloudFront does not forward Host, so the function cannot infer it. With
+        # a custom domain, here; without one, the distribution's domain, which the function
+        # cannot name (the distribution names its URL), from the SSM parameter (api.tf).
+        LIVEINSIGHT_PUBLIC_URL           = var.domain != "" ? "https://${var.domain}" : ""
+        LIVEINSIGHT_PUBLIC_URL_PARAMETER = local.public_url_parameter
       }
     }
+  }
+
+  # Reserved concurrency of the functions behind the function URLs (variables.tf).
+  reserved_concurrency = {
+    ingest = var.ingest_reserved_concurrency
+    query  = var.query_reserved_concurrency
   }
 
   # Paths served by ingest; every other /api/* path goes to query (local/front.py INGEST_PATHS).
@@ -67,5 +76,11 @@ locals {
   # The dashboard's security headers, the same as the local front's (local/front.py).
   content_security_policy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 
-  public_host = var.domain != "" ? var.domain : aws_cloudfront_distribution.this.domain_name
+  # The dashboard's host. Only outputs and the public URL parameter may read it: the functions
+  # cannot depend on the distribution (decision 0023).
+  public_host          = var.domain != "" ? var.domain : aws_cloudfront_distribution.this.domain_name
+  public_url_parameter = "/${var.project_name}/${var.environment}/public-url"
+  public_url_parameter_arn = (
+    "arn:${data.aws_partition.current.partition}:ssm:${var.region}:${data.aws_caller_identity.current.account_id}:parameter${local.public_url_parameter}"
+  )
 }

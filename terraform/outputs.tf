@@ -4,13 +4,13 @@ output "dashboard_url" {
 }
 
 output "api_url" {
-  description = "The HTTP API's origin as CloudFront reaches it (with the origin secret only). Browsers and trackers use the dashboard URL's /api/*."
-  value       = "https://${local.api_origin_host}"
+  description = "The API as browsers, trackers and Stats API clients call it: CloudFront's /api."
+  value       = "https://${local.public_host}/api"
 }
 
-output "api_origin_target" {
-  description = "Where a CNAME for var.api_origin_domain must point, if Terraform does not make the record (var.api_origin_zone_id empty); null without an origin domain."
-  value       = local.api_origin_custom_domain ? aws_apigatewayv2_domain_name.origin[0].domain_name_configuration[0].target_domain_name : null
+output "function_urls" {
+  description = "The functions' own URLs, CloudFront's origins. Reachable directly (auth type NONE), but a direct caller's CloudFront-* headers are ignored (decision 0023): for checks with curl only."
+  value       = { for key, url in aws_lambda_function_url.this : key => url.function_url }
 }
 
 output "tracker_snippet" {

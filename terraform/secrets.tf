@@ -36,18 +36,24 @@ removed {
   }
 }
 
-# The origin secret CloudFront adds to every request it sends API Gateway (cdn.tf), the one
+# The origin secret CloudFront adds to every request it sends the function URLs (cdn.tf), the one
 # proof that a request's CloudFront-Viewer-Address and -Country are CloudFront's (core/edge.py).
 # It is the one secret in the state, by necessity: CloudFront's origin configuration, custom
 # headers included, is part of the distribution's state whoever generates the value. So it is
 # generated here, where rotating it is one apply, and it guards nothing but those headers.
 #
-# Two generations exist at a time: CloudFront sends generation N, the functions accept N and
-# N + 1 (by SHA-256 digest: their environment holds no secret). Raising origin_secret_generation
-# to N + 1 makes CloudFront send the secret the functions already accept; the functions, updated
-# after the distribution has deployed (they depend on it), then drop N and accept a new N + 2.
+# Three generations exist at a time: CloudFront sends generation N, the functions accept N - 1,
+# N and N + 1 (by SHA-256 digest: their environment holds no secret). Raising
+# origin_secret_generation to N + 1 makes CloudFront send a secret the functions already accept,
+# and the functions then accept N, N + 1 and N + 2: the generation any edge location sends,
+# the old or the new, is accepted before, during and after the apply, whichever of the
+# distribution and the functions it updates first. The functions cannot wait for the
+# distribution (decision 0023: it names their URLs, so that would be a cycle). The price: after
+# a suspected leak of generation N, raise the generation twice (two applies) before N stops
+# counting.
 resource "random_password" "origin_secret" {
   for_each = toset([
+    tostring(var.origin_secret_generation - 1),
     tostring(var.origin_secret_generation),
     tostring(var.origin_secret_generation + 1),
   ])

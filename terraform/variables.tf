@@ -45,7 +45,7 @@ variable "alarm_email" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the Lambda and API access logs. Logs hold no IP address or user agent."
+  description = "Retention of the Lambda logs. Logs hold no IP address or user agent."
   type        = number
   default     = 30
 }
@@ -62,16 +62,26 @@ variable "lambda_memory_mb" {
   default     = 256
 }
 
-variable "ingest_throttle" {
-  description = "API Gateway throttling of the ingest routes (requests per second, burst)."
-  type        = object({ rate = number, burst = number })
-  default     = { rate = 500, burst = 1000 }
+variable "ingest_reserved_concurrency" {
+  description = "Reserved concurrency of the ingest function: its cap and its guarantee (about 20 serves 500 events/s). -1: none, the default, as new accounts (a quota of 10) cannot reserve any; see RUNBOOK.md, Throttles."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.ingest_reserved_concurrency == -1 || (var.ingest_reserved_concurrency >= 1 && floor(var.ingest_reserved_concurrency) == var.ingest_reserved_concurrency)
+    error_message = "ingest_reserved_concurrency: -1 (none) or a whole number, at least 1 (0 would turn ingest off)."
+  }
 }
 
-variable "query_throttle" {
-  description = "API Gateway throttling of the query routes (requests per second, burst)."
-  type        = object({ rate = number, burst = number })
-  default     = { rate = 50, burst = 100 }
+variable "query_reserved_concurrency" {
+  description = "Reserved concurrency of the query function (the dashboard and the Stats API). -1: none, the default; see RUNBOOK.md, Throttles."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.query_reserved_concurrency == -1 || (var.query_reserved_concurrency >= 1 && floor(var.query_reserved_concurrency) == var.query_reserved_concurrency)
+    error_message = "query_reserved_concurrency: -1 (none) or a whole number, at least 1 (0 would turn the query API off)."
+  }
 }
 
 variable "iterator_age_alarm_seconds" {
@@ -81,7 +91,7 @@ variable "iterator_age_alarm_seconds" {
 }
 
 variable "api_5xx_alarm_percent" {
-  description = "Alarm when this share of API requests ends in a 5xx over 5 minutes."
+  description = "Alarm when this share of function URL requests (ingest and query) ends in a 5xx over 5 minutes."
   type        = number
   default     = 1
 }
@@ -98,26 +108,8 @@ variable "deletion_protection" {
   default     = true
 }
 
-variable "api_origin_domain" {
-  description = "A name for API Gateway's own custom domain (e.g. api-origin.stats.example.com), CloudFront's origin for /api/*. Set it to turn the execute-api endpoint off; empty keeps that endpoint as the origin."
-  type        = string
-  default     = ""
-}
-
-variable "api_origin_certificate_arn" {
-  description = "ACM certificate in var.region covering api_origin_domain; required when it is set."
-  type        = string
-  default     = ""
-}
-
-variable "api_origin_zone_id" {
-  description = "Route 53 hosted zone in which to create api_origin_domain's record; empty: create the CNAME yourself (output api_origin_target)."
-  type        = string
-  default     = ""
-}
-
 variable "origin_secret_generation" {
-  description = "Generation of the origin secret CloudFront sends to API Gateway (secrets.tf). Raise it by one to rotate the secret, and keep the new value (RUNBOOK.md)."
+  description = "Generation of the origin secret CloudFront sends to the function URLs (secrets.tf). Raise it by one to rotate the secret, and keep the new value (RUNBOOK.md)."
   type        = number
   default     = 1
 

@@ -7,8 +7,8 @@ their worker threads). The real handlers run
 against the moto server, through ingest → stream → aggregator → query, including the paths that
 only happen sometimes: a new day's salt replacing an expired one, a resend, a redelivered batch
 (cancelled transaction), a bot, an unknown site, a bad key, a public site listing, and the
-admin's side: secrets read from SSM, a failed and a good sign-in, every kind of site change, a
-shared link, sign-out.
+admin's side: secrets and the dashboard's public URL read from SSM (decision 0023), a failed
+and a good sign-in, every kind of site change, a shared link, sign-out.
 
 A grant names the partition too where a statement has a `dynamodb:LeadingKeys` condition: the
 calls record the partition key each one names (Key, Item or the Query's `pk = :pk`), so the
@@ -25,11 +25,13 @@ the aggregator they are derived from the mapping's resource, not from the code.
 from __future__ import annotations
 
 import contextvars
+import fnmatch
 import json
 import os
 import re
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -111,6 +113,8 @@ PARAMETERS = {
     "/liveinsight/iam-test/admin-password-hash": "admin_password_hash",
     "/liveinsight/iam-test/session-signing-key": "session_signing_key",
 }
+# The dashboard's origin, as Terraform writes it when there is no custom domain (decision 0023).
+PUBLIC_URL_PARAMETER = "/liveinsight/iam-test/public-url"
 ADMIN_PASSWORD = "iam scenario password"
 
 
@@ -118,7 +122,8 @@ def grants_from_call(
     service: str, operation: str, body: dict[str, Any], logical: dict[str, str]
 ) -> set[Grant]:
     if service == "ssm" and "Name" in body:
-        return {(f"ssm:{operation}", "param:" + PARAMETERS.get(body["Name"], "unknown"), ANY_KEY)}
+        named = {**PARAMETERS, PUBLIC_URL_PARAMETER: "public_url"}
+        return {(f"ssm:{operation}", "param:" + named.get(body["Name"], "unknown"), ANY_KEY)}
     if service != "dynamodb":
         return {(f"{service}:{operation}", "unknown", ANY_KEY)}
     if operation == "TransactWriteItems":
@@ -178,6 +183,13 @@ def run_scenario(pipeline: Pipeline) -> None:
     assert pipeline.send({**page, "id": None}, user_agent=BOT_UA).status == 202
     unknown = {"n": "pageview", "u": "https://nobody.example/", "d": "nobody.example"}
     assert pipeline.send(unknown, user_agent=DESKTOP_UA).status == 202
+    # And a visitor's session goes on over UTC midnight (last-seen items, ingest/sessions.py)
+    for at in (
+        datetime(2026, 11, 25, 23, 50, tzinfo=UTC),
+        datetime(2026, 11, 26, 0, 5, tzinfo=UTC),
+    ):
+        with mock.patch("ingest.handler.now", return_value=at):
+            assert pipeline.send({**page, "id": None}, ip="198.51.100.9").status == 202
     # And the aggregator counts them, folding every slot at once (decision 0015), then gets the
     # same batch again (duplicate markers)
     records = pipeline.read_stream()
@@ -237,6 +249,12 @@ def recorded(
     names = list(PARAMETERS)
     monkeypatch.setenv("LIVEINSIGHT_ADMIN_PASSWORD_HASH_PARAMETER", names[0])
     monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET_PARAMETER", names[1])
+    # And, as without a custom domain, the name of the parameter holding the dashboard's origin
+    from tests.integration.admin_client import ORIGIN
+
+    ssm.put_parameter(Name=PUBLIC_URL_PARAMETER, Value=ORIGIN, Type="String", Overwrite=True)
+    monkeypatch.setenv("LIVEINSIGHT_PUBLIC_URL", "")
+    monkeypatch.setenv("LIVEINSIGHT_PUBLIC_URL_PARAMETER", PUBLIC_URL_PARAMETER)
     pipeline = Pipeline(aws_env)
     run_scenario(pipeline)
     logical = {physical: name for name, physical in aws_env.items()}
@@ -258,6 +276,7 @@ def classify(resource: str) -> str:
         (r"\$\{aws_sqs_queue\.(\w+)\.arn\}", "queue:{}"),
         (r'\$\{aws_cloudwatch_log_group\.lambda\["(\w+)"\]\.arn\}:\*', "logs:{}"),
         (r"\$\{local\.secret_parameter_arns\.(\w+)\}", "param:{}"),
+        (r"\$\{local\.(public_url)_parameter_arn\}", "param:{}"),
     ]
     for pattern, shape in patterns:
         if m := re.fullmatch(pattern, resource):
@@ -286,20 +305,31 @@ def leading_keys(statement: dict[str, Any]) -> list[str]:
     (condition,) = conditions
     # ForAllValues: every key the request names must be listed. ForAnyValue would let a request
     # through that names one listed key, and a bare StringEquals is not meant for a multivalued key.
-    assert condition["test"] == "ForAllValues:StringEquals", condition
+    # StringLike: keys by prefix (`SEEN#*`), matched as fnmatch patterns below.
+    assert condition["test"] in ("ForAllValues:StringEquals", "ForAllValues:StringLike"), condition
     assert condition["variable"] == "dynamodb:LeadingKeys", condition
     values: list[str] = condition["values"]
-    assert values and all(ANY_KEY not in v for v in values), values
+    like = condition["test"].endswith("StringLike")
+    assert values and all(v != ANY_KEY and (like or "*" not in v) for v in values), values
+    assert not like or all(v.endswith("#*") and "*" not in v[:-1] for v in values), values
     return values
 
 
 def normalised(needed: set[Grant], allowed: set[Grant]) -> set[Grant]:
     """Calls as the policy sees them: on a resource the policy grants without a partition limit,
     the call's partition does not matter."""
+    patterns = {(a, r, k) for a, r, k in allowed if k.endswith("#*")}
     return {
         (action, resource, ANY_KEY)
         if (action, resource, ANY_KEY) in allowed
-        else (action, resource, key)
+        else next(
+            (
+                (a, r, k)
+                for a, r, k in patterns
+                if (a, r) == (action, resource) and fnmatch.fnmatchcase(key, k)
+            ),
+            (action, resource, key),
+        )
         for action, resource, key in needed
     }
 
@@ -352,13 +382,32 @@ def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
     }
 
 
-def test_ingest_writes_only_the_salts_in_meta(recorded: dict[str, set[Grant]]) -> None:
+def test_ingest_writes_only_the_salts_and_last_seen_times_in_meta(
+    recorded: dict[str, set[Grant]],
+) -> None:
+    from ingest.sessions import SEEN_PREFIX
+
+    seen = f"{SEEN_PREFIX}#*"
     # Given what ingest's policy allows on the meta table
     meta = {(a, k) for a, r, k in policy_grants("ingest") if r == "table:meta"}
-    # Then it writes the salts' partition and nothing else there, and reads sites and salts only
+    # Then it writes the salts' and the last-seen partitions and nothing else there, and reads
+    # sites, salts and last-seen times only
     writes = {(a, k) for a, k in meta if a not in ("dynamodb:GetItem", "dynamodb:Query")}
-    assert writes == {("dynamodb:PutItem", keys.SALT_PK), ("dynamodb:DeleteItem", keys.SALT_PK)}
-    assert meta - writes == {("dynamodb:GetItem", keys.SITE_PK), ("dynamodb:Query", keys.SALT_PK)}
-    # And those are the salt writes it really makes: a new day's salt, an expired one deleted
+    assert writes == {
+        ("dynamodb:PutItem", keys.SALT_PK),
+        ("dynamodb:DeleteItem", keys.SALT_PK),
+        ("dynamodb:UpdateItem", seen),
+    }
+    assert meta - writes == {
+        ("dynamodb:GetItem", keys.SITE_PK),
+        ("dynamodb:Query", keys.SALT_PK),
+        ("dynamodb:GetItem", seen),
+    }
+    # And those are the writes it really makes: a new day's salt, an expired one deleted, a
+    # visitor's last-seen time before midnight and after it
     made = {(a, k) for a, r, k in recorded["ingest"] if r == "table:meta"}
     assert {("dynamodb:PutItem", keys.SALT_PK), ("dynamodb:DeleteItem", keys.SALT_PK)} <= made
+    assert {a for a, k in made if k.startswith(SEEN_PREFIX + "#")} == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }

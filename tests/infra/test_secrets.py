@@ -4,10 +4,12 @@
   secret read back by a data source, no generated password but the origin secret, no variable
   holding a secret written into a resource; the functions get parameter names, never values.
 - The origin secret is the one secret in the state (CloudFront's configuration holds it whoever
-  makes it): CloudFront sends it under the header the code checks, the functions hold only its
-  digests, and they are updated after the distribution, so a rotation never refuses an edge.
-- With a custom domain for the API origin, the execute-api endpoint is off.
-- The dependency graph has no cycle (terraform cannot run here to say so).
+  makes it): CloudFront sends it under the header the code checks to both function URLs, the
+  functions hold only its digests, and they accept the generations on both sides of a rotation,
+  so a rotation never refuses an edge whatever order the apply takes.
+- The one parameter Terraform writes is the dashboard's public URL: a String, no secret.
+- The dependency graph has no cycle (terraform cannot run here to say so), and the functions do
+  not depend on the distribution in front of their URLs.
 - Terraform's state, plans and variable files stay out of git; its lock file does not.
 """
 
@@ -43,8 +45,21 @@ def test_no_ssm_parameter_or_secret_version_is_written_by_terraform() -> None:
     for address, body in resources.items():
         kind = address.split(".")[0]
         assert kind != "aws_secretsmanager_secret_version", address
-        if kind == "aws_ssm_parameter":
+        if kind == "aws_ssm_parameter" and address != "aws_ssm_parameter.public_url":
             assert not {"value", "insecure_value"} & set(body), f"{address} puts a value in state"
+
+
+def test_the_one_parameter_terraform_writes_is_the_public_url_not_a_secret() -> None:
+    # Decision 0023: the distribution's domain, which the query function cannot be given in its
+    # environment (the distribution names its URL), in a String parameter
+    parameter = tf.resource("aws_ssm_parameter.public_url")
+    assert parameter["type"] == "String"
+    assert parameter["value"] == "https://${local.public_host}"
+    assert parameter["name"] == "${local.public_url_parameter}"
+    assert tf.locals_()["public_url_parameter"].startswith(
+        "/${var.project_name}/${var.environment}/"
+    )
+    assert "secret" not in text(parameter) and "random_password" not in text(parameter)
 
 
 def test_no_secret_is_read_back_into_the_state() -> None:
@@ -135,16 +150,19 @@ def test_no_secret_literal_is_in_the_hcl() -> None:
 # ---- the origin secret ---------------------------------------------------------------------------
 
 
-def api_origin() -> dict[str, Any]:
+def function_origins() -> dict[str, dict[str, Any]]:
     distribution = tf.resource("aws_cloudfront_distribution.this")
-    (origin,) = [o for o in distribution["origin"] if o["origin_id"] == "api"]
-    return origin
+    return {o["origin_id"]: o for o in distribution["origin"] if "custom_origin_config" in o}
 
 
 def test_cloudfront_sends_the_origin_secret_under_the_header_the_code_checks() -> None:
-    (header,) = api_origin()["custom_header"]
-    assert header["name"].lower() == edge.ORIGIN_HEADER
-    assert header["value"] == "${local.origin_secret}"
+    # Given both function URLs, CloudFront's origins for /api/* (decision 0023)
+    origins = function_origins()
+    assert set(origins) == {"ingest", "query"}
+    for origin in origins.values():
+        (header,) = origin["custom_header"]
+        assert header["name"].lower() == edge.ORIGIN_HEADER
+        assert header["value"] == "${local.origin_secret}"
     assert tf.locals_()["origin_secret"] == (
         "${random_password.origin_secret[tostring(var.origin_secret_generation)].result}"
     )
@@ -163,33 +181,56 @@ def test_the_functions_that_read_cloudfront_headers_accept_its_digests() -> None
         assert "origin_secret_sha256" in {f.name for f in cls.__dataclass_fields__.values()}
 
 
-def test_a_rotation_keeps_the_next_generation_accepted_before_cloudfront_sends_it() -> None:
-    # Two generations exist: the one CloudFront sends, and the next, both accepted
-    assert tf.resource("random_password.origin_secret")["for_each"] == (
-        "${toset([tostring(var.origin_secret_generation), "
-        "tostring(var.origin_secret_generation + 1)])}"
-    )
-    # And the functions change after the distribution: they drop a generation only once every
-    # edge location sends the next
-    depends = tf.resource("aws_lambda_function.this")["depends_on"]
-    assert "${aws_cloudfront_distribution.this}" in depends
-    assert tf.resource("aws_cloudfront_distribution.this").get("wait_for_deployment", True)
+def generations_accepted(sent: int) -> set[int]:
+    """The generations the functions accept while CloudFront is configured to send `sent`, as
+    random_password.origin_secret's for_each lists them."""
+    expression = tf.resource("random_password.origin_secret")["for_each"]
+    offsets = re.findall(r"tostring\(var\.origin_secret_generation(?: ([+-]) (\d+))?\)", expression)
+    assert offsets, expression
+    return {sent + (int(n) if sign == "+" else -int(n) if sign else 0) for sign, n in offsets}
 
 
-def test_the_execute_api_endpoint_is_off_whenever_cloudfront_reaches_the_api_by_its_own_domain() -> (
-    None
-):
-    api = tf.resource("aws_apigatewayv2_api.http")
-    assert api["disable_execute_api_endpoint"] == "${local.api_origin_custom_domain}"
-    assert tf.locals_()["api_origin_custom_domain"] == '${var.api_origin_domain != ""}'
-    # And CloudFront's origin is that domain then (the default endpoint would answer it 403)
-    assert api_origin()["domain_name"] == "${local.api_origin_host}"
-    host = tf.locals_()["api_origin_host"]
-    assert host.startswith(
-        "${(local.api_origin_custom_domain ? aws_apigatewayv2_domain_name.origin[0].domain_name :"
+@pytest.mark.parametrize("generation", [1, 2, 7])
+def test_a_rotation_is_accepted_whichever_of_cloudfront_and_the_functions_changes_first(
+    generation: int,
+) -> None:
+    # Given CloudFront sending `generation` and the functions accepting its neighbours
+    before = generations_accepted(generation)
+    # When origin_secret_generation is raised by one, and the apply updates the distribution and
+    # the functions in either order (neither waits for the other: decision 0023)
+    after = generations_accepted(generation + 1)
+    # Then what any edge sends, the old generation or the new, is accepted before and after
+    for sent in (generation, generation + 1):
+        assert sent in before and sent in after, (sent, before, after)
+    # And CloudFront sends the configured generation
+    assert tf.locals_()["origin_secret"] == (
+        "${random_password.origin_secret[tostring(var.origin_secret_generation)].result}"
     )
-    domain = tf.resource("aws_apigatewayv2_domain_name.origin")
-    assert domain["domain_name_configuration"][0]["security_policy"] == "TLS_1_2"
+
+
+def test_the_function_urls_are_public_and_invocable_only_through_a_function_url() -> None:
+    # Auth type NONE (origin access control would need viewers to sign POST bodies), with the two
+    # statements a public URL needs since October 2025; the InvokeFunction grant to anyone holds
+    # only through a function URL, or anyone could invoke the functions with made-up events
+    url = tf.resource("aws_lambda_function_url.this")
+    assert url["authorization_type"] == "NONE"
+    assert url["for_each"] == '${toset(["ingest", "query"])}'
+    assert "cors" not in url  # a preflight reaches ingest, which answers it
+    invoke_url = tf.resource("aws_lambda_permission.function_url")
+    assert invoke_url["action"] == "lambda:InvokeFunctionUrl"
+    assert invoke_url["function_url_auth_type"] == "NONE"
+    invoke = tf.resource("aws_lambda_permission.invoked_via_function_url")
+    assert invoke["action"] == "lambda:InvokeFunction"
+    assert invoke["invoked_via_function_url"] is True
+    for permission in (invoke_url, invoke):
+        assert permission["principal"] == "*"
+        assert permission["for_each"] == "${aws_lambda_function_url.this}"
+        assert permission["function_name"] == "${each.value.function_name}"
+    permissions = [a for a in tf.blocks("resource") if a.startswith("aws_lambda_permission.")]
+    assert sorted(permissions) == [
+        "aws_lambda_permission.function_url",
+        "aws_lambda_permission.invoked_via_function_url",
+    ]
 
 
 # ---- the dependency graph ------------------------------------------------------------------------
@@ -237,9 +278,21 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
     return []
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for target in graph[stack.pop()] - seen:
+            seen.add(target)
+            stack.append(target)
+    return seen
+
+
 def test_the_terraform_has_no_dependency_cycle() -> None:
     graph = dependency_graph()
-    assert "aws_cloudfront_distribution.this" in graph["aws_lambda_function.this"]
+    # CloudFront's origins name the function URLs, which name the functions
+    assert "local.function_url_hosts" in graph["aws_cloudfront_distribution.this"]
+    assert "aws_lambda_function.this" in reachable(graph, "aws_cloudfront_distribution.this")
     assert find_cycle(graph) == []
 
 
@@ -288,15 +341,11 @@ def test_the_provider_lock_file_and_the_configuration_are_committed(path: str) -
     assert not ignored(path)
 
 
-def test_function_url_origins_would_close_a_cycle_while_the_functions_depend_on_the_distribution() -> (
-    None
-):
-    # Decision 0023, prerequisite 2: CloudFront's origins would name the function URLs, which
-    # name the functions. Today the functions depend on the distribution (the rotation's
-    # depends_on, and the query's public URL when there is no custom domain), so that would be a
-    # cycle. When this test fails, both edges are gone and the switch can be built.
+def test_the_functions_do_not_depend_on_the_distribution_in_front_of_them() -> None:
+    # Decision 0023, prerequisite 2: the rotation's depends_on and the query function's public
+    # URL were the two edges from the functions to the distribution; with the function URLs as
+    # its origins either would be a cycle. The public URL reaches the function through SSM.
     graph = dependency_graph()
-    graph["aws_lambda_function_url.this"] = {"aws_lambda_function.this"}
-    graph["aws_cloudfront_distribution.this"] |= {"aws_lambda_function_url.this"}
-    cycle = find_cycle(graph)
-    assert {"aws_cloudfront_distribution.this", "aws_lambda_function.this"} <= set(cycle)
+    for node in ("aws_lambda_function.this", "aws_iam_role_policy.lambda"):
+        assert "aws_cloudfront_distribution.this" not in reachable(graph, node), node
+    assert "local.public_host" in graph["aws_ssm_parameter.public_url"]

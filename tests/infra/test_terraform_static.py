@@ -8,6 +8,7 @@ security headers are the same on both sides.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import importlib
 import json
 import re
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from core import settings
+from core import edge, settings
 from core.schema import create_table_request, load_schema
 from local.front import INGEST_PATHS, SECURITY_HEADERS
 from scripts.package import FUNCTIONS
@@ -70,10 +71,13 @@ def test_terraform_files_are_formatted() -> None:
     assert done.returncode == 0, f"not formatted: {done.stdout}"
 
 
-def test_aws_provider_is_pinned_to_major_version_5() -> None:
+def test_aws_provider_is_pinned_to_major_version_6_from_6_29() -> None:
+    # 6.29 added aws_lambda_permission's invoked_via_function_url (decision 0023)
     (block,) = [b for doc in tf.parsed_files().values() for b in doc.get("terraform", [])]
     providers = block["required_providers"][0]
-    assert providers["aws"]["version"].startswith("~> 5.")
+    version = providers["aws"]["version"]
+    m = re.fullmatch(r"~> 6\.(\d+)", version)
+    assert m and int(m.group(1)) >= 29, version
     assert providers["aws"]["source"] == "hashicorp/aws"
 
 
@@ -333,7 +337,9 @@ def test_powertools_service_name_is_the_one_the_code_logs_with(name: str) -> Non
 
 
 def test_log_groups_have_retention() -> None:
-    for address in ("aws_cloudwatch_log_group.lambda", "aws_cloudwatch_log_group.api_access"):
+    groups = [a for a in tf.blocks("resource") if a.startswith("aws_cloudwatch_log_group.")]
+    assert groups == ["aws_cloudwatch_log_group.lambda"]  # no API access log (decision 0023)
+    for address in groups:
         assert tf.resource(address)["retention_in_days"] == "${var.log_retention_days}"
     assert (
         tf.resource("aws_cloudwatch_log_group.lambda")["name"]
@@ -341,22 +347,124 @@ def test_log_groups_have_retention() -> None:
     )
 
 
-# ---- HTTP API and CloudFront ----------------------------------------------------------------
+# ---- the front door: CloudFront and the function URLs ---------------------------------------
 
 
 def test_ingest_paths_are_the_ones_the_local_front_routes_to_ingest() -> None:
     assert tuple(tf.locals_()["ingest_paths"]) == INGEST_PATHS
 
 
-def test_api_uses_payload_v2_and_throttles_every_route() -> None:
-    integration = tf.resource("aws_apigatewayv2_integration.function")
-    assert integration["payload_format_version"] == "2.0"
-    assert integration["integration_type"] == "AWS_PROXY"
-    stage = tf.resource("aws_apigatewayv2_stage.default")
-    assert stage["default_route_settings"][0]["throttling_rate_limit"]
-    assert "route_settings" in tf.dynamic_blocks(stage)
-    access_format = stage["access_log_settings"][0]["format"]
-    assert "sourceIp" not in access_format and "userAgent" not in access_format
+def test_no_api_gateway_remains() -> None:
+    # Decision 0023: function URLs behind CloudFront; the HTTP API, its access log and the
+    # execute-api endpoint's custom domain are gone, and so are the variables that set them
+    api_gateway = [
+        a for kind in ("resource", "data") for a in tf.blocks(kind) if "aws_apigateway" in a
+    ]
+    assert api_gateway == []
+    assert "aws_apigateway" not in tf.all_text() and "AWS/ApiGateway" not in tf.all_text()
+    gone = {"ingest_throttle", "query_throttle", "api_origin_domain", "api_origin_zone_id"}
+    assert not gone & set(tf.variables())
+    assert "api_origin_target" not in tf.outputs()
+
+
+def test_reserved_concurrency_is_optional_for_ingest_and_query() -> None:
+    # New accounts have a concurrency quota of 10 and no reservation is possible: none by default
+    variables = tf.variables()
+    for name in ("ingest_reserved_concurrency", "query_reserved_concurrency"):
+        assert variables[name]["default"] == -1, name
+        (validation,) = variables[name]["validation"]
+        assert f"var.{name} == -1" in validation["condition"], name
+    function = tf.resource("aws_lambda_function.this")
+    assert function["reserved_concurrent_executions"] == (
+        "${lookup(local.reserved_concurrency, each.key, -1)}"
+    )
+    assert tf.locals_()["reserved_concurrency"] == {
+        "ingest": "${var.ingest_reserved_concurrency}",
+        "query": "${var.query_reserved_concurrency}",
+    }
+
+
+def api_behaviors() -> list[dict[str, Any]]:
+    """The distribution's /api behaviors in CloudFront's order, the dynamic one rendered."""
+    distribution = tf.resource("aws_cloudfront_distribution.this")
+    spec = tf.dynamic_blocks(distribution)["ordered_cache_behavior"]
+    assert spec["for_each"] == "${local.ingest_paths}"
+    (content,) = spec["content"]
+    assert content["path_pattern"] == "${ordered_cache_behavior.value}"
+    ingest = [
+        {**content, "path_pattern": path, "dynamic": True} for path in tf.locals_()["ingest_paths"]
+    ]
+    # A dynamic block's blocks stand where it is written among the static ones
+    source = (tf.TERRAFORM / "cdn.tf").read_text()
+    assert source.index('dynamic "ordered_cache_behavior"') < source.index('"/api/*"')
+    static = [b for b in distribution["ordered_cache_behavior"] if b["path_pattern"] == "/api/*"]
+    return [*ingest, *static]
+
+
+def first_match(behaviors: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    return next(b for b in behaviors if fnmatch.fnmatchcase(path, b["path_pattern"]))
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_every_ingest_path_goes_to_the_ingest_url_with_the_origin_secret(path: str) -> None:
+    # Given CloudFront's behaviors, first match wins
+    behavior = first_match(api_behaviors(), path)
+    # Then an ingest path reaches the ingest function's URL, which carries the origin secret
+    assert behavior["path_pattern"] == path
+    assert behavior["target_origin_id"] == "ingest"
+    distribution = tf.resource("aws_cloudfront_distribution.this")
+    (origin,) = [o for o in distribution["origin"] if o["origin_id"] == "ingest"]
+    assert origin["domain_name"] == '${local.function_url_hosts["ingest"]}'
+    assert origin["custom_origin_config"][0]["origin_protocol_policy"] == "https-only"
+    ((header,),) = [origin["custom_header"]]
+    assert header == {"name": "X-LiveInsight-Origin", "value": "${local.origin_secret}"}
+    assert "POST" in behavior["allowed_methods"] and "OPTIONS" in behavior["allowed_methods"]
+
+
+def test_other_api_paths_go_to_the_query_url() -> None:
+    behaviors = api_behaviors()
+    for path in ("/api/realtime", "/api/v1/stats/aggregate", "/api/auth/login"):
+        assert first_match(behaviors, path)["target_origin_id"] == "query", path
+    distribution = tf.resource("aws_cloudfront_distribution.this")
+    (origin,) = [o for o in distribution["origin"] if o["origin_id"] == "query"]
+    assert origin["domain_name"] == '${local.function_url_hosts["query"]}'
+    assert tf.locals_()["function_url_hosts"] == (
+        "${{for key, url in aws_lambda_function_url.this : key => "
+        'replace(replace(url.function_url, "https://", ""), "/", "")}}'
+    )
+
+
+# What CloudFront's managed origin request policies forward (CloudFront Developer Guide, "Use
+# managed origin request policies", 2026-12): a function URL answers 403 to a foreign Host, and
+# the functions need the viewer's address and country headers.
+MANAGED_ORIGIN_REQUEST_POLICIES = {
+    "Managed-AllViewer": {"host"},
+    "Managed-AllViewerAndCloudFrontHeaders-2022-06": {
+        "host",
+        edge.VIEWER_ADDRESS,
+        edge.VIEWER_COUNTRY,
+    },
+    "Managed-AllViewerExceptHostHeader": {edge.VIEWER_ADDRESS, edge.VIEWER_COUNTRY},
+    "Managed-UserAgentRefererHeaders": set(),
+}
+
+
+def test_api_requests_are_never_cached_and_forward_the_country_but_not_host() -> None:
+    policies = {
+        f"${{data.aws_cloudfront_origin_request_policy.{name}.id}}": body["name"]
+        for name, body in (
+            (a.split(".", 1)[1], b)
+            for a, b in tf.blocks("data").items()
+            if a.startswith("aws_cloudfront_origin_request_policy.")
+        )
+    }
+    for behavior in api_behaviors():
+        assert behavior["cache_policy_id"] == "${data.aws_cloudfront_cache_policy.disabled.id}"
+        forwarded = MANAGED_ORIGIN_REQUEST_POLICIES[policies[behavior["origin_request_policy_id"]]]
+        assert edge.VIEWER_COUNTRY in forwarded and edge.VIEWER_ADDRESS in forwarded
+        assert "host" not in forwarded
+        assert behavior["viewer_protocol_policy"] == "https-only"  # a redirect loses a POST body
+    assert tf.data("aws_cloudfront_cache_policy.disabled")["name"] == "Managed-CachingDisabled"
 
 
 def test_security_headers_are_the_local_fronts() -> None:
@@ -377,7 +485,7 @@ def test_api_is_routed_uncached_and_static_assets_cached() -> None:
     distribution = tf.resource("aws_cloudfront_distribution.this")
     behaviors = {b["path_pattern"]: b for b in distribution["ordered_cache_behavior"]}
     api = behaviors["/api/*"]
-    assert api["target_origin_id"] == "api"
+    assert api["target_origin_id"] == "query"
     assert api["cache_policy_id"] == "${data.aws_cloudfront_cache_policy.disabled.id}"
     assert tf.data("aws_cloudfront_cache_policy.disabled")["name"] == "Managed-CachingDisabled"
     assert "POST" in api["allowed_methods"]

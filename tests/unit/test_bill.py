@@ -179,32 +179,62 @@ def test_cpu_measured_on_a_full_core_is_billed_longer_below_1769_mb() -> None:
     assert bill.billed_seconds(use, 3008) == pytest.approx(1.5)
 
 
-FUNCTION_URLS = """
-resource "aws_lambda_function_url" "this" {
-  for_each           = toset(["ingest", "query"])
-  function_name      = aws_lambda_function.this[each.key].function_name
-  authorization_type = "NONE"
+HTTP_API = """
+resource "aws_apigatewayv2_api" "http" {
+  name          = "api"
+  protocol_type = "HTTP"
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  name              = "/aws/apigateway/api"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  api_id = aws_apigatewayv2_api.http.id
+  name   = "$default"
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId = "$context.requestId"
+      routeKey  = "$context.routeKey"
+      status    = "$context.status"
+    })
+  }
 }
 
 locals {
-  api_origin_host = replace(replace(aws_lambda_function_url.this["ingest"].function_url, "https://", ""), "/", "")
+  api_origin_host = replace(aws_apigatewayv2_api.http.api_endpoint, "https://", "")
 }
 """
 
 
-def test_without_the_http_api_its_line_item_is_gone(tf: Path) -> None:
-    before = month(tf)
-    assert before.item("HTTP API requests") > 0
-    (tf / "api.tf").write_text(FUNCTION_URLS)
+def test_the_deployed_front_door_bills_no_http_api(tf: Path) -> None:
+    # Given the deployment as it is: CloudFront in front of the functions' URLs (decision 0023)
     facts = terraform_facts.read(tf)
-    assert not facts.http_api
-    assert facts.route("/api/event").origin == "function_url"
-    after = month(tf)
-    names = [i.name for i in after.items]
+    assert not facts.http_api and facts.function_urls == 2
+    for path in ("/api/event", "/api/realtime/card"):
+        assert facts.route(path).cloudfront and facts.route(path).origin == "function_url"
+    # Then the bill has a function URL line at $0 and neither the HTTP API nor its access log
+    names = [i.name for i in month(tf).items]
     assert "HTTP API requests" not in names
-    assert after.item("Lambda function URL requests") == 0
     assert "CloudWatch Logs ingestion: API access log" not in names
-    assert after.total < before.total
+    assert month(tf).item("Lambda function URL requests") == 0
+
+
+def test_an_http_api_in_front_again_brings_its_line_items_back(tf: Path) -> None:
+    before = month(tf)
+    # When CloudFront's /api origins are an HTTP API with an access log instead
+    (tf / "http_api.tf").write_text(HTTP_API)
+    for function in ("ingest", "query"):
+        edit(tf / "cdn.tf", rf'local\.function_url_hosts\["{function}"\]', "local.api_origin_host")
+    facts = terraform_facts.read(tf)
+    assert facts.http_api
+    assert facts.route("/api/event").origin == "http_api"
+    # Then the model counts its requests and access log lines
+    after = month(tf)
+    assert after.item("HTTP API requests") > 0
+    assert after.total > before.total
 
 
 def test_the_curve_rises_with_traffic_and_idle_is_the_fixed_items() -> None:
