@@ -323,6 +323,30 @@ def item_counters(item: Mapping[str, Any]) -> dict[str, int]:
     return counters
 
 
+def item_kind(pk: str, sk: str = "") -> str:
+    """What kind of item a key names, for measuring what each kind costs (bench/writes.py):
+    `raw event`, `visitor state`, `minute part`, `hour shard`, `day slot`, `month base`,
+    `day key list`, … (`other` for anything else)."""
+    if pk.startswith(f"EV{SEP}"):
+        return "raw event"
+    if pk.startswith(f"V{SEP}") or pk.startswith("V."):
+        return "visitor state"
+    try:
+        _, gran, dimension = parse_counter_pk(pk)
+    except (KeyError_, ValueError):
+        return "other"
+    if gran is Granularity.MINUTE:
+        return "minute part"
+    level = {Granularity.HOUR: "hour", Granularity.DAY: "day", Granularity.MONTH: "month"}[gran]
+    if dimension == PENDING:
+        return f"{level} slot"
+    if dimension == PROP_KEY_LIST:
+        return f"{level} key list"
+    if gran is Granularity.HOUR:
+        return "hour shard"
+    return f"{level} base" if SEP not in sk else f"{level} shard"
+
+
 # ---- time buckets -----------------------------------------------------------------------------
 # Minute and hour buckets are UTC; day and month buckets are the site's local date, so "today" in
 # the site's time zone is one item, a 30-day range 30 items and a year 12.

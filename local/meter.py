@@ -4,7 +4,9 @@ moto's own ConsumedCapacity is a constant, so the meter wraps moto's backend and
 items: a write costs ceil(max(old, new) size / 1 KB) units, doubled inside a transaction, plus one
 write per global secondary index the item appears in; a read costs ceil(size / 4 KB) units, half
 that when eventually consistent (a Query rounds the sum of the items it returns). It is used by
-`make bench` to price a million pageviews from what the local stack actually did.
+`make bench` to price a million pageviews from what the local stack actually did. Given `kind_of`
+(a function of an item's partition and sort key, e.g. `core.keys.item_kind`), it also breaks
+write units down by kind of item, with each write's billed item size (bench/writes.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Usage:
     read_units: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     items_read: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # With a `kind_of`: (table, kind of item) → write units, and the billed size of each write
+    kind_units: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    kind_sizes: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
 
     @property
     def total_write_units(self) -> float:
@@ -40,8 +45,9 @@ class Usage:
 
 
 class CapacityMeter:
-    def __init__(self) -> None:
+    def __init__(self, kind_of: Callable[[str, str], str] | None = None) -> None:
         self.usage = Usage()
+        self._kind_of = kind_of
         self._lock = threading.Lock()
         self._installed: list[tuple[Any, str, Any]] = []
 
@@ -53,6 +59,16 @@ class CapacityMeter:
     def _write(self, table: str, units: float) -> None:
         with self._lock:
             self.usage.write_units[table] += units
+
+    def _write_kind(
+        self, table: str, key: tuple[str, str], units: float, size: int, deleted: bool
+    ) -> None:
+        if self._kind_of is None:
+            return
+        kind = (table, self._kind_of(*key) + (" (deleted)" if deleted else ""))
+        with self._lock:
+            self.usage.kind_units[kind] += units
+            self.usage.kind_sizes[kind].append(size)
 
     def _read(self, table: str, units: float, items: int) -> None:
         with self._lock:
@@ -99,6 +115,10 @@ class CapacityMeter:
             indexed = sum(1 for index in table.global_indexes if _in_index(result, index))
             factor = 2 if getattr(_local, "in_transaction", False) else 1
             meter._write(table_name, factor * units + units * indexed)
+            if meter._kind_of is not None:
+                deleted = original.__name__ == "delete_item"
+                key = _key_text(table, key_attrs)
+                meter._write_kind(table_name, key, factor * units, max(before, after), deleted)
             return result
 
         return write
@@ -174,6 +194,16 @@ def _existing_size(backend: Any, table: Any, attrs: dict[str, Any] | None) -> in
     with _flag("internal"):
         item = backend.get_item(table.name, key)
     return int(item.size()) if item is not None else 0
+
+
+def _key_text(table: Any, attrs: dict[str, Any] | None) -> tuple[str, str]:
+    """(pk, sk) of a written item as text ("" when absent)."""
+
+    def text(name: str | None) -> str:
+        value = (attrs or {}).get(name or "", "")
+        return str(value.get("S", "")) if isinstance(value, dict) else str(value)
+
+    return text(table.hash_key_attr), text(table.range_key_attr)
 
 
 def _in_index(item: Any, index: Any) -> bool:
