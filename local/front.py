@@ -1,15 +1,17 @@
-"""The local CloudFront + API Gateway: one HTTP server on 127.0.0.1.
+"""The local CloudFront + Lambda function URLs: one HTTP server on 127.0.0.1.
 
-- `/api/event` (and Umami's `/api/send`, `/api/batch`) → an API Gateway HTTP API v2 event for the
-  real ingest handler; every other `/api/*` → the real query handler (FastAPI behind Mangum).
+- `/api/event` (and Umami's `/api/send`, `/api/batch`) → a function URL event for the real ingest
+  handler; every other `/api/*` → the real query handler (FastAPI behind Mangum), as CloudFront's
+  cache behaviors route them to each function's URL (decision 0023).
 - `/js/script.js` → the built tracker; anything else → the built dashboard, as S3 would serve it,
   with the security headers CloudFront's response-headers policy adds.
 The handlers never know they are not in AWS. As CloudFront does, the front names the viewer in
 CloudFront-Viewer-Address and adds the origin secret the handlers check before they believe it
-(decision 0016); locally the secret is a fixed, public one, ORIGIN_ENVIRONMENT its digest.
-The front emulates the deployed front door, the HTTP API; `function_url_event` builds what Lambda
-function URLs send instead, for the switch decision 0023 prepares (tests send it to both
-handlers).
+(decision 0016); locally the secret is a fixed, public one, ORIGIN_ENVIRONMENT its digest. As a
+function URL does, it gives the handlers the URL's own Host, never the viewer's: the query
+function knows the dashboard's origin from its settings (PUBLIC_URL_VARIABLE, set by the stack).
+`api_gateway_event` builds what the former front door, the HTTP API, sent (the same payload
+format 2.0; many tests still send it).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from local.runtime import LocalFunction
 log = logger("local-front")
 
 INGEST_PATHS = ("/api/event", "/api/send", "/api/batch")
-MAX_BODY = 1024 * 1024  # API Gateway's payload limit is larger; our ingest enforces its own
+MAX_BODY = 1024 * 1024  # a function URL's payload limit is larger; our ingest enforces its own
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -47,10 +49,12 @@ TEXT_TYPES = ("text/", "application/json", "application/javascript", "applicatio
 LOCAL_ORIGIN_SECRET = "liveinsight-local-front-origin-secret"
 # What the handlers behind this front need in their environment to believe it.
 ORIGIN_ENVIRONMENT = {"LIVEINSIGHT_ORIGIN_SECRET_SHA256": edge.origin_digest(LOCAL_ORIGIN_SECRET)}
+# The query function's setting that names the dashboard's origin: the Host it sees is the URL's.
+PUBLIC_URL_VARIABLE = "LIVEINSIGHT_PUBLIC_URL"
 
 
 def edge_headers(headers: dict[str, str], client_ip: str, origin_secret: str) -> dict[str, str]:
-    """A request's headers as CloudFront hands them to API Gateway: the viewer named in
+    """A request's headers as CloudFront hands them to a function URL: the viewer named in
     CloudFront-Viewer-Address, the peer appended to X-Forwarded-For, the origin secret added, and
     whatever a client sent under those names (or any CloudFront-* name) replaced.
 
@@ -109,7 +113,8 @@ def function_url_event(
     them for auth type NONE. The Host a function URL sees is its own: CloudFront must not
     forward the viewer's."""
     domain = f"{url_id}.lambda-url.us-east-1.on.aws"
-    event = _payload_v2(method, raw_path, {**headers, "host": domain}, body, source_ip)
+    without_host = {k: v for k, v in headers.items() if k.lower() != "host"}
+    event = _payload_v2(method, raw_path, {**without_host, "host": domain}, body, source_ip)
     event["requestContext"].update(
         apiId=url_id, domainName=domain, domainPrefix=url_id, authentication=None
     )
@@ -248,7 +253,8 @@ class Front:
         body = request.rfile.read(length) if length else b""
         client_ip = request.client_address[0]
         headers = edge_headers(dict(request.headers.items()), client_ip, self.origin_secret)
-        event = api_gateway_event(request.command, request.path, headers, body, client_ip)
+        # The function URL's caller is CloudFront; locally the connection's own address.
+        event = function_url_event(request.command, request.path, headers, body, client_ip)
         try:
             result = function.invoke(event)
         except Exception:

@@ -28,7 +28,7 @@ from core.observability import logger
 from core.schema import EventSourceMapping, load_schema
 from local import emulator, moto_patch, tables
 from local.demo import DemoTraffic
-from local.front import ORIGIN_ENVIRONMENT, Front
+from local.front import ORIGIN_ENVIRONMENT, PUBLIC_URL_VARIABLE, Front
 from local.poller import StreamPoller, tier_pollers
 from local.runtime import LocalFunction
 
@@ -59,7 +59,7 @@ class StackConfig:
     on_tick: Callable[[], None] | None = None  # more housekeeping, run with the snapshot's
 
 
-# What API Gateway answers when it cannot reach the function: here, while the stack stops. A
+# What the front door answers when it cannot reach the function: here, while the stack stops. A
 # tracker drops the event (never a 202 for an event that is not stored).
 UNAVAILABLE = {
     "statusCode": 503,
@@ -202,6 +202,9 @@ class LocalStack:
             DASHBOARD_DIR,
             TRACKER_FILE,
         )
+        # As Terraform tells the deployed query function (decision 0023): behind a function URL
+        # the request's Host is the URL's, so the dashboard's origin comes from the settings.
+        os.environ[PUBLIC_URL_VARIABLE] = self.url
         self.front.start()
         self.demo_key = self._ensure_demo_site()
         if self.config.demo_traffic:
