@@ -18,6 +18,7 @@ with imports_without_gc():  # cold start: see core/coldstart.py
     from core.schema import load_schema
     from core.sites import SiteStore
     from ingest.service import HttpRequest, IngestDeps, handle
+    from ingest.sessions import SessionLinks
     from ingest.store import EventStore
     from ingest.visitor import SaltStore
 
@@ -39,6 +40,7 @@ def get_deps() -> IngestDeps:
         max_batch_events=config.max_batch_events,
         trust_forwarded_for=config.trust_forwarded_for,
         origin_digests=config.origin_digests,
+        sessions=SessionLinks(client, config.meta_table),
     )
 
 

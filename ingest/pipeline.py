@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from core.events import RawEvent
+from core.events import ENGAGEMENT, RawEvent
 from core.sites import Site, site_domain
 from ingest import enrich
 from ingest.payload import EventPayload
@@ -56,14 +56,23 @@ Outcome = Accepted | Dropped
 MAX_SITES_PER_EVENT = 10  # `d` may name several sites; the rest of a longer list is ignored
 
 
+# (site, today's visitor id, yesterday's or None, time in ms, keeps a session open) → the id the
+# event counts under (ingest/sessions.py).
+ContinueSession = Callable[[str, str, str | None, int, bool], str]
+
+
 def accept(
     payload: EventPayload,
     client: Client,
     now: datetime,
     salts: Salts,
     find_site: Callable[[str], Site | None],
+    continue_session: ContinueSession | None = None,
 ) -> list[Outcome]:
-    """Validate-and-enrich one event; one outcome per site it is addressed to."""
+    """Validate-and-enrich one event; one outcome per site it is addressed to. With
+    `continue_session`, ingest decides which visitor id the event counts under and the event
+    carries no previous id; without, the aggregator decides from the previous id (events stored
+    before decision 0024's fix carry one)."""
     ua = enrich.parse_user_agent(client.user_agent)
     if ua.is_bot:
         return [Dropped(DropReason.BOT)]
@@ -89,18 +98,24 @@ def accept(
         if ref.spam:
             outcomes.append(Dropped(DropReason.SPAM_REFERRER, domain))
             continue
+        current = visitor_id(salts.current, site.domain, client.ip, client.user_agent)
+        previous = (
+            visitor_id(salts.previous, site.domain, client.ip, client.user_agent)
+            if salts.previous
+            else None
+        )
+        if continue_session is not None:
+            counts = payload.name != ENGAGEMENT
+            current = continue_session(site.domain, current, previous, ts, counts)
+            previous = None
         event = RawEvent(
             event_id=payload.client_id or uuid.uuid4().hex,
             site=site.domain,
             ts=ts,
             name=payload.name,
             tz=site.tz,
-            visitor_id=visitor_id(salts.current, site.domain, client.ip, client.user_agent),
-            previous_visitor_id=(
-                visitor_id(salts.previous, site.domain, client.ip, client.user_agent)
-                if salts.previous
-                else None
-            ),
+            visitor_id=current,
+            previous_visitor_id=previous,
             hostname=page.hostname,
             page=page.path,
             referrer=ref.referrer,

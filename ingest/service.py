@@ -21,7 +21,8 @@ from core.observability import logger, metric_buffer, trace
 from core.sites import SiteStore
 from ingest import enrich, umami
 from ingest.payload import InvalidPayload, parse_body
-from ingest.pipeline import Client, Dropped, DropReason, Outcome, accept
+from ingest.pipeline import Client, ContinueSession, Dropped, DropReason, Outcome, accept
+from ingest.sessions import SessionLinks
 from ingest.store import EventStore
 from ingest.visitor import Salts, SaltStore, visitor_id
 
@@ -62,6 +63,9 @@ class IngestDeps:
     trust_forwarded_for: bool
     # Digests of the origin secrets CloudFront adds: only then are CloudFront-* headers believed.
     origin_digests: tuple[bytes, ...] = ()
+    # Sessions over midnight decided here, in arrival order (ingest/sessions.py); None: by the
+    # aggregator from the previous id, which depends on the order records reach it.
+    sessions: SessionLinks | None = None
 
 
 UMAMI_SEND = "/api/send"
@@ -97,7 +101,11 @@ def _plausible(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpRes
     client = _client(request, deps)
     salts = deps.salts.salts(now)
     try:
-        outcomes = [o for p in payloads for o in accept(p, client, now, salts, deps.sites.get)]
+        outcomes = [
+            o
+            for p in payloads
+            for o in accept(p, client, now, salts, deps.sites.get, _continuing(deps))
+        ]
     except enrich.MalformedUrl as exc:
         return _error(400, {"url": [f"must be an http(s) URL ({exc})"]})
     drop_reasons = _record(outcomes, deps)
@@ -155,7 +163,7 @@ def _umami_call(
         return 200, umami.ok_body(session, now)  # a person's id and data: never stored
     payload = umami.to_event(call, site.domain)
     try:
-        outcomes = accept(payload, client, now, salts, deps.sites.get)
+        outcomes = accept(payload, client, now, salts, deps.sites.get, _continuing(deps))
     except enrich.MalformedUrl as exc:
         raise InvalidPayload({"url": [f"must be an http(s) URL ({exc})"]}) from exc
     drop_reasons = _record(outcomes, deps)
@@ -164,6 +172,10 @@ def _umami_call(
     if DropReason.UNKNOWN_SITE in drop_reasons:
         return 400, umami.error_body(umami.WEBSITE_NOT_FOUND)
     return 200, umami.ok_body(session, now)
+
+
+def _continuing(deps: IngestDeps) -> ContinueSession | None:
+    return deps.sessions.visitor_for if deps.sessions else None
 
 
 def _client(request: HttpRequest, deps: IngestDeps) -> Client:
