@@ -7,15 +7,15 @@
 #      (RUNBOOK.md sets the hash). Terraform only names them, so no sign-in secret is ever in
 #      its state (decision 0016);
 #   4. upload the dashboard and the tracker to the private bucket, invalidate CloudFront;
-#   5. print the dashboard URL, the API URL and the tracker snippet.
+#   5. print the dashboard URL, the API URL (CloudFront's /api) and the tracker snippet.
 #
 #   scripts/deploy.sh -var alarm_email=oncall@example.com
 #   scripts/deploy.sh -var-file=prod.tfvars -auto-approve
 #
 # Needs: python3.11, node + npm, terraform >= 1.7, the AWS CLI, credentials (AWS_PROFILE, ...).
 # State stays local (terraform/terraform.tfstate, git-ignored) unless you add a backend. It holds
-# the origin secret CloudFront sends the API (CloudFront's configuration is in the state whoever
-# makes the value), so keep it private: an encrypted backend with restricted access.
+# the origin secret CloudFront sends the functions' URLs (CloudFront's configuration is in the
+# state whoever makes the value), so keep it private: an encrypted backend with restricted access.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
