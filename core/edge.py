@@ -3,11 +3,12 @@
 Invariants (decision 0016):
 - CloudFront-* headers are believed only on a request that carries the origin secret, which
   CloudFront adds as an origin custom header (terraform/cdn.tf) and the local front adds locally.
-  Anyone else who reaches API Gateway can send CloudFront-Viewer-Address too; without the secret
-  those headers are ignored and the viewer is the connection's own address (API Gateway's
-  sourceIp), with no country.
-- The functions hold only SHA-256 digests of the secrets they accept (current and, while a
-  rotation spreads to every edge location, previous), compared in constant time.
+  Anyone else who reaches a function URL (they are public, decision 0023) can send
+  CloudFront-Viewer-Address too; without the secret those headers are ignored and the viewer is
+  the connection's own address (the event's sourceIp, set by Lambda), with no country.
+- The functions hold only SHA-256 digests of the secrets they accept (the generation CloudFront
+  sends and both of its neighbours, so a rotation is accepted whichever of CloudFront and the
+  functions changes first: terraform/secrets.tf), compared in constant time.
 - X-Forwarded-For is client-controlled: believed only when a setting says a proxy we run sets it.
 """
 
