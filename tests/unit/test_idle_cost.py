@@ -86,3 +86,28 @@ def test_one_lambda_throttles_alarm_watches_every_function_in_the_account() -> N
     ]
     assert alarm["namespace"] == "AWS/Lambda" and alarm["metric_name"] == "Throttles"
     assert "dimensions" not in alarm and "for_each" not in alarm and "count" not in alarm
+
+
+def test_browsers_keep_the_tracker_a_day_so_a_returning_visitor_costs_no_fetch() -> None:
+    # A tracker fetch is a CloudFront request: S3's 5 minutes made every visit gap one more.
+    options = hcl2.SerializationOptions(
+        with_comments=False, explicit_blocks=False, strip_string_quotes=True
+    )
+    doc = hcl2.loads((REPO / "terraform" / "cdn.tf").read_text(), serialization_options=options)
+    (policy,) = [
+        body
+        for entry in doc["resource"]
+        for rtype, named in entry.items()
+        if rtype == "aws_cloudfront_response_headers_policy"
+        for name, body in named.items()
+        if name == "tracker"
+    ]
+    headers = {
+        item["header"].lower(): item
+        for config in policy.get("custom_headers_config", [])
+        for item in config["items"]
+    }
+    cache = headers["cache-control"]
+    assert cache["override"] is True
+    match = re.search(r"\bmax-age=(\d+)", cache["value"])
+    assert match and int(match.group(1)) >= 86400
