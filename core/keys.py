@@ -162,7 +162,7 @@ def counter_range(first: str, last: str) -> tuple[str, str]:
 # its own (a *slot*, decision 0015) under one of the PENDING keys (`slot_pk`, below); a fold later
 # adds the slots into each dimension's base (shard 0) and deletes them. Readers sum both.
 PENDING = "+"
-PACKED = "z"  # a packed item's counters: zlib of JSON {dimension: {stored name: count}}
+PACKED = "z"  # a packed item's counters: zlib of JSON, every dimension's (`pack`, below)
 
 
 # The prop keys a site's day or month admitted (aggregator/prop_keys.py, decision 0017): one item
@@ -218,22 +218,51 @@ def slot_range(first: str, last: str) -> tuple[str, str]:
     return f"{first}{SEP}s", f"{last}{SEP}s~"
 
 
+# How a packed item holds its counters (decision 0025): zlib of the JSON
+#     [2, {dimension: [[code, ...], {value: [count or null, ...]}, {total: count}]}]
+# A dimension value's text is there once, with a count per short code (null: no such counter),
+# where the first layout (a JSON object, decision 0015) repeated it in each `<code>|<value>` name:
+# a slot of a quiet 300 s batch packs to ~35% fewer bytes, and a write is billed per started KB.
+# Items in the first layout are read as they are (slots until folded, bases until refolded).
+PACK_LAYOUT = 2
+
+
 def pack(cells: Mapping[str, Mapping[str, int]]) -> bytes:
-    """{dimension: {counter name: count}} as a packed item holds it, under stored names."""
-    stored = {
-        dimension: {stored_attr(name): count for name, count in sorted(counters.items())}
-        for dimension, counters in sorted(cells.items())
-    }
-    return zlib.compress(json.dumps(stored, separators=(",", ":")).encode(), 6)
+    """{dimension: {counter name: count}} as a packed item holds it, under short codes."""
+    stored: dict[str, list[Any]] = {}
+    for dimension, counters in sorted(cells.items()):
+        rows: dict[str, dict[str, int]] = {}
+        totals: dict[str, int] = {}
+        for name, count in sorted(counters.items()):
+            metric, value = parse_counter_attr(name)
+            if value is None:
+                totals[name] = count
+            else:
+                rows.setdefault(value, {})[STORED_METRICS[metric]] = count
+        codes = sorted({code for row in rows.values() for code in row})
+        table = {value: [row.get(code) for code in codes] for value, row in rows.items()}
+        stored[dimension] = [codes, table, totals]
+    return zlib.compress(json.dumps([PACK_LAYOUT, stored], separators=(",", ":")).encode(), 9)
 
 
 def unpack(blob: bytes) -> dict[str, dict[str, int]]:
-    """A packed item's {dimension: {counter: count}}, under full names."""
+    """A packed item's {dimension: {counter: count}}, under full names, in either layout."""
     stored = json.loads(zlib.decompress(blob))
-    return {
-        dimension: {full_attr(name): int(count) for name, count in counters.items()}
-        for dimension, counters in stored.items()
-    }
+    if isinstance(stored, dict):  # the first layout: {dimension: {stored name: count}}
+        return {
+            dimension: {full_attr(name): int(count) for name, count in counters.items()}
+            for dimension, counters in stored.items()
+        }
+    cells: dict[str, dict[str, int]] = {}
+    for dimension, (codes, table, totals) in stored[1].items():
+        metrics = [_METRIC_OF_CODE.get(code, code) for code in codes]
+        counters = {full_attr(name): int(count) for name, count in totals.items()}
+        for value, counts in table.items():
+            for metric, count in zip(metrics, counts, strict=True):
+                if count is not None:
+                    counters[counter_attr(metric, value)] = int(count)
+        cells[dimension] = counters
+    return cells
 
 
 def packed_cells(item: Mapping[str, Any]) -> dict[str, dict[str, int]]:
