@@ -203,6 +203,7 @@ def low_rate_cost(
 # Groups that run on their own (each starts what it needs), in `make bench` after the rest.
 GROUPS: dict[str, Any] = {
     "bill": lambda: bill_run.rows(progress),
+    "freshness": dashboard.freshness_rows,
     "handler": ingest_cpu.rows,
     "hotkeys": hotkeys.rows,
     "load": lambda: load.sustained()[0],

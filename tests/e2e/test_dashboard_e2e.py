@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -530,6 +531,43 @@ def test_realtime_badge_counts_a_new_visitor_within_seconds_without_a_reload(
         page.goto(f"{stack.url}/?site={SITE}#key={seeded.key}")
         page.locator("#realtime [data-testid=top-sources]").wait_for()
         shot(page, "realtime")
+
+
+POLLS = """
+window.__polls = [];
+document.addEventListener("refresh", (event) => {
+  if (event.target.id === "realtime") window.__polls.push(Date.now());
+}, true);
+"""
+
+
+def test_realtime_polls_every_2_s_while_someone_uses_the_page_and_every_10_s_after(
+    stack: Stack, seeded: Seeded, watched: Watched
+) -> None:
+    # A refresh costs a CloudFront request, a query Lambda call and DynamoDB reads (decision
+    # 0026): a tab left open polls at a fifth of the watched rate. Page time is Playwright's clock.
+    page = watched.page
+    page.add_init_script(POLLS)
+    page.clock.install()
+    page.goto(f"{stack.url}/?site={LIVE_SITE}#key={seeded.live_key}")
+    page.locator("#realtime [data-testid=current-visitors]").wait_for()
+
+    def gaps_over(ms: int) -> list[int]:
+        start = len(page.evaluate("window.__polls"))
+        page.clock.run_for(ms)
+        polls = page.evaluate("window.__polls")[max(0, start - 1) :]
+        # to the nearest 0.1 s: the first timer starts a few ms after the card's first load
+        return [round(b - a, -2) for a, b in itertools.pairwise(polls)]
+
+    # Given someone using the page: a refresh every 2 s
+    page.mouse.move(200, 200)
+    assert set(gaps_over(20_000)) == {2000}
+    # When nobody touches it for two minutes: every 10 s
+    page.clock.run_for(120_000)
+    assert set(gaps_over(60_000)) == {10_000}
+    # And as soon as someone moves the mouse again, every 2 s (from the next refresh on)
+    page.mouse.move(300, 300)
+    assert set(gaps_over(30_000)[1:]) == {2000}
 
 
 # ---- escaping ----------------------------------------------------------------------------------
