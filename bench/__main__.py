@@ -206,6 +206,7 @@ GROUPS: dict[str, Any] = {
     "freshness": dashboard.freshness_rows,
     "handler": ingest_cpu.rows,
     "hotkeys": hotkeys.rows,
+    "lambdas": lambdas.rows,  # zip sizes and cold starts (bench/lambdas.py)
     "load": lambda: load.sustained()[0],
     "shutdown": load.shutdown,
 }
@@ -375,7 +376,6 @@ def run_all() -> int:
             meter.uninstall()
             sys.stdout = console
 
-    rows.extend(lambdas.rows())
     rows.extend(tracker.rows())
     write_and_print(rows)
     return 0

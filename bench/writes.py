@@ -193,7 +193,12 @@ class Variant:
         )
 
 
-def measure(rate: float, endpoint: str, variant: Variant = Variant()) -> dict[str, TierWrites]:
+def measure(
+    rate: float,
+    endpoint: str,
+    variant: Variant = Variant(),
+    fold_cycles: int | None = None,
+) -> dict[str, TierWrites]:
     from core.keys import item_kind
     from core.schema import load_schema
     from tests.integration.pipeline import fresh_pipeline
@@ -201,7 +206,8 @@ def measure(rate: float, endpoint: str, variant: Variant = Variant()) -> dict[st
 
     tiers = load_schema().tiers
     rollup, realtime = tiers["rollup"].esm, tiers["realtime"].esm
-    seconds = ROLLUP_FOLD_CYCLES * FOLD_AT_SLOTS * rollup.maximum_batching_window_in_seconds
+    cycles = ROLLUP_FOLD_CYCLES if fold_cycles is None else fold_cycles
+    seconds = cycles * FOLD_AT_SLOTS * rollup.maximum_batching_window_in_seconds
     events = tracker_mix(rate, seconds, seed=int(rate * 10) + 1)
     if not variant.engagement:
         events = [e for e in events if not e.is_engagement]
