@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -73,15 +72,6 @@ def refresh_usage() -> Usage:
 
 
 SHAPE = Shape(static_bytes=2e6)
-
-
-@pytest.fixture
-def tf(tmp_path: Path) -> Path:
-    """A copy of terraform/ (and the schema it reads) to change."""
-    shutil.copytree(REPO / "terraform", tmp_path / "terraform")
-    (tmp_path / "core").mkdir()
-    shutil.copy(REPO / "core" / "schema.json", tmp_path / "core" / "schema.json")
-    return tmp_path / "terraform"
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -5,7 +5,6 @@ CloudWatch dashboard only when asked for."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import hcl2
@@ -21,14 +20,6 @@ def idle(directory: Path = terraform_facts.TERRAFORM) -> bill.Bill:
     """Fixed items only: no run needed, an idle month multiplies every measured usage by 0."""
     facts = terraform_facts.read(directory)
     return bill.idle(Usage(units=0), Usage(units=0), facts, Shape())
-
-
-@pytest.fixture
-def tf(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "terraform", tmp_path / "terraform")
-    (tmp_path / "core").mkdir()
-    shutil.copy(REPO / "core" / "schema.json", tmp_path / "core" / "schema.json")
-    return tmp_path / "terraform"
 
 
 def test_an_idle_month_costs_at_most_a_dollar_without_the_free_tier() -> None:
