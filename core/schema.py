@@ -7,7 +7,7 @@ view type, batching, retries) cannot drift between the local stack and AWS.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ class EventSourceMapping:
     batch_size: int
     maximum_batching_window_in_seconds: float
     starting_position: str
-    filter_event_names: tuple[str, ...]
+    # Lambda's filter criteria (one pattern): records that do not match never reach the function
+    filter_pattern: dict[str, Any] = field(hash=False)
     bisect_batch_on_function_error: bool
     maximum_retry_attempts: int
     maximum_record_age_in_seconds: int
@@ -103,7 +104,7 @@ def load_schema() -> Schema:
                 batch_size=int(t["batch_size"]),
                 maximum_batching_window_in_seconds=float(t["maximum_batching_window_in_seconds"]),
                 starting_position=m["starting_position"],
-                filter_event_names=tuple(m["filter_event_names"]),
+                filter_pattern=dict(t["filter_pattern"]),
                 bisect_batch_on_function_error=bool(m["bisect_batch_on_function_error"]),
                 maximum_retry_attempts=int(m["maximum_retry_attempts"]),
                 maximum_record_age_in_seconds=int(m["maximum_record_age_in_seconds"]),

@@ -3,8 +3,9 @@
 Settings come from core/schema.json (the same ones Terraform gives AWS):
 - batch size and batching window: a batch is sent when it is full or its first record has waited
   the window;
-- filter: only records whose eventName is listed (INSERT) reach the function; the rest are
-  checkpointed past, as Lambda's filter criteria do;
+- filter: only records that match the tier's filter pattern (new items; for the realtime tier,
+  not engagement events) reach the function; the rest are checkpointed past, as Lambda's filter
+  criteria do (`matches`: the parts of Lambda's filter rule syntax the schema uses);
 - function error: with bisect on, the batch is split in two and each half retried (a split does
   not use up a retry); otherwise the batch is retried whole;
 - partial batch response: the checkpoint moves to the lowest reported sequence number and only the
@@ -100,6 +101,32 @@ class _Shard:
     buffer: list[dict[str, Any]] = field(default_factory=list)
     first_buffered_at: float | None = None
     last_read: str = ""  # the sequence number of the last record read from it
+
+
+def matches(pattern: dict[str, Any], record: Any) -> bool:
+    """Whether a stream record matches a Lambda filter pattern: each key's value must be one of
+    its listed values, or any value but those of an `anything-but` list, or match its nested
+    pattern; a key the record lacks does not match. Other rules raise: they are not emulated."""
+    if not isinstance(record, dict):
+        return False
+    for key, rule in pattern.items():
+        if key not in record:
+            return False
+        value = record[key]
+        if isinstance(rule, dict):
+            if not matches(rule, value):
+                return False
+        elif not any(_allows(allowed, value) for allowed in rule):
+            return False
+    return True
+
+
+def _allows(rule: Any, value: Any) -> bool:
+    if isinstance(rule, dict):
+        if set(rule) == {"anything-but"}:
+            return value not in rule["anything-but"]
+        raise ValueError(f"filter rule not emulated by the local mapping: {rule!r}")
+    return bool(value == rule)
 
 
 def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -249,7 +276,7 @@ class StreamPoller:
                 for record in page["Records"]:
                     shard.last_read = record["dynamodb"]["SequenceNumber"]
                     self.stats.last_read_sequence_number = shard.last_read
-                    if record["eventName"] not in self._esm.filter_event_names:
+                    if not matches(self._esm.filter_pattern, record):
                         self._count(records_filtered=1)
                         continue
                     target = self._simulated_shard(shard, record)

@@ -86,9 +86,11 @@ resource "aws_lambda_event_source_mapping" "aggregator" {
   function_response_types            = local.esm.function_response_types
   parallelization_factor             = local.esm.parallelization_factor
 
+  # The tier's pattern from core/schema.json: new items only, and for the realtime tier no
+  # engagement events (it counts nothing from them; a filtered record costs no invocation).
   filter_criteria {
     filter {
-      pattern = jsonencode({ eventName = local.esm.filter_event_names })
+      pattern = jsonencode(each.value.filter_pattern)
     }
   }
 

@@ -3,7 +3,7 @@
 `terraform` and its AWS provider cannot be downloaded here, so the tests read the HCL themselves.
 The evaluator understands only the expression forms that read the schema source
 (`each.value.x`, `try(each.value.x, null)`, `x == null ? [] : [x]`, `x != null`, `local.esm.x`,
-`jsonencode({k = local.esm.x})`, and a dynamic block's `<name>.key` / `<name>.value`). Anything
+`jsonencode({k = local.esm.x})`, `jsonencode(each.value.x)`, and a dynamic block's `<name>.key` / `<name>.value`). Anything
 else raises, so a hard-coded or unexpected expression fails a test instead of passing silently.
 """
 
@@ -128,6 +128,8 @@ def evaluate(expression: Any, scope: dict[str, Any]) -> Any:
         return _lookup(scope, m.group(1)) is not None
     if m := re.fullmatch(rf"jsonencode\(\{{(\w+) = ({_PATH})\}}\)", inner):
         return json.dumps({m.group(1): _lookup(scope, m.group(2))}, separators=(",", ":"))
+    if m := re.fullmatch(rf"jsonencode\(({_PATH})\)", inner):
+        return json.dumps(_lookup(scope, m.group(1)), separators=(",", ":"))
     raise Unsupported(expression)
 
 

@@ -154,7 +154,9 @@ def test_no_table_or_mapping_setting_is_hard_coded() -> None:
         literals |= {table["stream_view_type"]} - {None}
         literals |= {i["name"] for i in table["global_secondary_indexes"]}
     esm = tf.SCHEMA["event_source_mapping"]
-    literals |= {esm["starting_position"], *esm["filter_event_names"]}
+    literals |= {esm["starting_position"]}
+    for tier in tf.SCHEMA["aggregator_tiers"].values():
+        literals |= set(tier["filter_pattern"]["eventName"])
     literals |= set(esm["function_response_types"])
     text = tf.all_text()
     # `dynamic "ttl"` names the Terraform block, not the attribute.
@@ -184,21 +186,19 @@ def test_every_event_source_mapping_setting_comes_from_the_schema() -> None:
     for attr, key in ESM_ATTRIBUTES.items():
         assert esm[attr] == f"${{local.esm.{key}}}", attr
         assert tf.evaluate(esm[attr], ESM_SCOPE) == schema[key]
-    # Batch size and window are each tier's own.
+    # Batch size, window and filter pattern are each tier's own.
+    (pattern,) = [f["pattern"] for c in esm["filter_criteria"] for f in c["filter"]]
     for tier, tier_settings in tf.SCHEMA["aggregator_tiers"].items():
         scope = {**ESM_SCOPE, "each": {"key": tier, "value": tier_settings}}
         for attr in TIER_ATTRIBUTES:
             assert esm[attr] == f"${{each.value.{attr}}}", attr
             assert tf.evaluate(esm[attr], scope) == tier_settings[attr]
-    (pattern,) = [f["pattern"] for c in esm["filter_criteria"] for f in c["filter"]]
-    assert json.loads(tf.evaluate(pattern, ESM_SCOPE)) == {
-        "eventName": schema["filter_event_names"]
-    }
+        assert json.loads(tf.evaluate(pattern, scope)) == tier_settings["filter_pattern"]
     assert esm["event_source_arn"] == (
         "${aws_dynamodb_table.this[local.esm.source_table].stream_arn}"
     )
     # Every setting in the schema block is used by the mappings.
-    used = set(ESM_ATTRIBUTES.values()) | {"filter_event_names", "source_table"}
+    used = set(ESM_ATTRIBUTES.values()) | {"source_table"}
     assert set(schema) == used
 
 
@@ -258,7 +258,7 @@ def test_the_local_poller_reads_the_same_settings_as_terraform() -> None:
         )
         assert local.maximum_retry_attempts == schema["maximum_retry_attempts"]
         assert local.maximum_record_age_in_seconds == schema["maximum_record_age_in_seconds"]
-        assert local.filter_event_names == tuple(schema["filter_event_names"])
+        assert local.filter_pattern == tf.SCHEMA["aggregator_tiers"][name]["filter_pattern"]
 
 
 # ---- functions ------------------------------------------------------------------------------

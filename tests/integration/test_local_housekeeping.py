@@ -71,7 +71,10 @@ class Recording:
 
 def _put_events(ddb: Any, table: str, first: int, count: int) -> None:
     for i in range(first, first + count):
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"EV#trim.example#{i}"}})
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": f"EV#trim.example#{i}"}, "name": {"S": "pageview"}},
+        )
 
 
 def _realtime_poller(aws_env: dict[str, str], function: Recording) -> StreamPoller:

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from core.aws import make_client
 from core.schema import load_schema
 from local.poller import StreamPoller
@@ -46,7 +48,8 @@ def put_events(stream: dict[str, Any], count: int) -> list[str]:
     pks = [f"EV#s#{i:04d}" for i in range(count)]
     for pk in pks:
         stream["ddb"].put_item(
-            TableName=stream["table"], Item={"pk": {"S": pk}, "n": {"B": b"\x00\x01"}}
+            TableName=stream["table"],
+            Item={"pk": {"S": pk}, "name": {"S": "pageview"}, "n": {"B": b"\x00\x01"}},
         )
     return pks
 
@@ -245,3 +248,64 @@ def test_dead_letters_name_the_alias_that_gave_up(stream: dict[str, Any]) -> Non
     poller.poll_once(flush=True)
     (message,) = dead_letters(stream)
     assert message["requestContext"]["functionArn"] == arn
+
+
+def test_filter_patterns_match_as_lambdas_do() -> None:
+    from local.poller import matches
+
+    record = {"eventName": "INSERT", "dynamodb": {"NewImage": {"name": {"S": "pageview"}}}}
+    skip = {
+        "eventName": ["INSERT"],
+        "dynamodb": {"NewImage": {"name": {"S": [{"anything-but": ["engagement"]}]}}},
+    }
+    assert matches(skip, record)
+    engagement = {"eventName": "INSERT", "dynamodb": {"NewImage": {"name": {"S": "engagement"}}}}
+    assert not matches(skip, engagement)
+    assert not matches(skip, {"eventName": "REMOVE", "dynamodb": record["dynamodb"]})
+    # a key the record lacks does not match, whatever the rule
+    assert not matches(skip, {"eventName": "INSERT", "dynamodb": {"NewImage": {}}})
+    assert matches({"eventName": ["INSERT", "MODIFY"]}, {"eventName": "MODIFY"})
+    with pytest.raises(ValueError, match="not emulated"):
+        matches({"eventName": [{"prefix": "IN"}]}, {"eventName": "INSERT"})
+
+
+def test_the_realtime_tier_is_not_invoked_for_engagement_events(stream: dict[str, Any]) -> None:
+    # Given a pageview and an engagement event on the stream
+    for pk, name in (("EV#s#page", "pageview"), ("EV#s#engaged", "engagement")):
+        stream["ddb"].put_item(
+            TableName=stream["table"], Item={"pk": {"S": pk}, "name": {"S": name}}
+        )
+    # When each tier's mapping reads it
+    delivered = {}
+    for tier, settings in load_schema().tiers.items():
+        function = RecordingFunction()
+        poller = StreamPoller(
+            make_client("dynamodbstreams"),
+            stream["sqs"],
+            stream["arn"],
+            function,
+            settings.esm,
+            stream["queue"],
+        )
+        poller.poll_once(flush=True)
+        delivered[tier] = [pk for batch in function.batches for pk in batch]
+    # Then the rollup tier gets both, the realtime tier the pageview only (filtered: no invocation)
+    assert delivered == {"realtime": ["EV#s#page"], "rollup": ["EV#s#page", "EV#s#engaged"]}
+
+
+def test_no_tier_filters_out_an_event_it_counts() -> None:
+    """A tier's pattern may skip engagement events only if the tier ignores them anyway
+    (aggregator/processor.py): a filtered record is never counted."""
+    from aggregator.processor import ignores_engagement
+    from core.keys import Granularity
+    from local.poller import matches
+
+    for tier in load_schema().tiers.values():
+        granularities = frozenset(Granularity(g) for g in tier.granularities)
+        for name in ("pageview", "engagement", "Signup", "Outbound Link: Click"):
+            record = {"eventName": "INSERT", "dynamodb": {"NewImage": {"name": {"S": name}}}}
+            skipped = not matches(tier.esm.filter_pattern, record)
+            assert skipped == (name == "engagement" and ignores_engagement(granularities)), (
+                tier.name,
+                name,
+            )
