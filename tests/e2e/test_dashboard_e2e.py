@@ -541,7 +541,7 @@ document.addEventListener("refresh", (event) => {
 """
 
 
-def test_realtime_polls_every_2_s_while_someone_uses_the_page_and_every_10_s_after(
+def test_realtime_polls_every_1_5_s_while_someone_uses_the_page_and_every_10_s_after(
     stack: Stack, seeded: Seeded, watched: Watched
 ) -> None:
     # A refresh costs a CloudFront request, a query Lambda call and DynamoDB reads (decision
@@ -559,15 +559,15 @@ def test_realtime_polls_every_2_s_while_someone_uses_the_page_and_every_10_s_aft
         # to the nearest 0.1 s: the first timer starts a few ms after the card's first load
         return [round(b - a, -2) for a, b in itertools.pairwise(polls)]
 
-    # Given someone using the page: a refresh every 2 s
+    # Given someone using the page: a refresh every 1.5 s
     page.mouse.move(200, 200)
-    assert set(gaps_over(20_000)) == {2000}
+    assert set(gaps_over(21_000)) == {1500}
     # When nobody touches it for two minutes: every 10 s
     page.clock.run_for(120_000)
     assert set(gaps_over(60_000)) == {10_000}
-    # And as soon as someone moves the mouse again, every 2 s (from the next refresh on)
+    # And as soon as someone moves the mouse again, every 1.5 s (from the next refresh on)
     page.mouse.move(300, 300)
-    assert set(gaps_over(30_000)[1:]) == {2000}
+    assert set(gaps_over(30_000)[1:]) == {1500}
 
 
 # ---- escaping ----------------------------------------------------------------------------------
