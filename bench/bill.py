@@ -223,7 +223,9 @@ def log_bytes(
     return lines, size + lines * prices.LOG_EVENT_OVERHEAD_BYTES
 
 
-def _platform(facts: TerraformFacts, name: str) -> tuple[str, ...]:
+def platform_lines(facts: TerraformFacts, name: str) -> tuple[str, ...]:
+    """Lambda's START/END/REPORT lines of one invocation of a function, as Terraform configures
+    them (none when its system logs are at WARN)."""
     function = facts.functions[name]
     if not function.platform_lines:
         return ()
@@ -237,7 +239,7 @@ def function_log_bytes(usage: Usage, name: str, facts: TerraformFacts) -> float:
     logs = usage.logs.get(name, FunctionLogs())
     use = usage.functions.get(name, FunctionUse(0, 0, 0))
     level = facts.functions[name].log_level
-    return log_bytes(logs, level, use.invocations, _platform(facts, name))[1]
+    return log_bytes(logs, level, use.invocations, platform_lines(facts, name))[1]
 
 
 def log_bytes_per_unit(usage: Usage, facts: TerraformFacts) -> float:
@@ -494,7 +496,7 @@ def _logs(
             function_log_bytes(usage, name, facts) * factor
             for usage, factor in ((per_pageview, pv_factor), (per_refresh, q_factor))
         )
-        platform = _platform(facts, name)
+        platform = platform_lines(facts, name)
         ingested += size
         add(
             f"CloudWatch Logs ingestion: {name}",

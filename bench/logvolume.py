@@ -6,8 +6,9 @@ both aggregator tiers batched as their event source mappings batch them at a sma
 rate: realtime 1-2 records a batch (a 1 s window at ~0.8 events/s), rollup `rollup_batch` records.
 What the handlers print is captured as CloudWatch receives it (Powertools' JSON lines and EMF
 blobs, all on stdout). Lambda's own platform lines and the API's access log lines are not printed
-by our code: they are modelled, per invocation and per request, from what terraform/ configures
-(whether Lambda writes platform lines at all, the access log's format, if there is an access log).
+by our code: they are modelled, per invocation and per request, from what terraform/ configures,
+as the bill reads it (bench/terraform_facts.py: the functions' effective log level, whether
+Lambda writes platform lines, the access log's bytes if there is one; bench/bill.py: the lines).
 
 CloudWatch also counts 26 bytes of overhead per log event against PutLogEvents' batch limit; the
 figures here are the lines' own bytes.
@@ -19,7 +20,6 @@ import io
 import json
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -31,31 +31,6 @@ TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
 SERVICES = ("ingest", "aggregator", "query")
 SITE = "logvolume.example"
 PAGE = f"https://{SITE}/pricing"
-# Lambda's Text-format platform lines of one invocation (a warm one: no Init Duration).
-_REQUEST_ID = "8e2f6a1c-0c1b-4a8e-9d4f-3b2a1c0d9e8f"
-TEXT_PLATFORM_LINES = (
-    f"START RequestId: {_REQUEST_ID} Version: $LATEST",
-    f"END RequestId: {_REQUEST_ID}",
-    f"REPORT RequestId: {_REQUEST_ID}\tDuration: 23.45 ms\tBilled Duration: 24 ms\t"
-    "Memory Size: 256 MB\tMax Memory Used: 92 MB\t",
-)
-JSON_PLATFORM_LINES = (
-    '{"time":"2026-12-06T07:43:49.664Z","type":"platform.start","record":'
-    f'{{"requestId":"{_REQUEST_ID}","version":"$LATEST"}}}}',
-    '{"time":"2026-12-06T07:43:49.688Z","type":"platform.report","record":'
-    f'{{"requestId":"{_REQUEST_ID}","metrics":{{"durationMs":23.45,"billedDurationMs":24,'
-    '"memorySizeMB":256,"maxMemoryUsedMB":92},"status":"success"}}',
-)
-# Typical values of the access log's $context variables for one ingest request.
-ACCESS_LOG_VALUES = {
-    "$context.requestId": "W1a2b3C4d5e6f7g=",
-    "$context.routeKey": "POST /api/event",
-    "$context.status": "202",
-    "$context.responseLatency": "14",
-    "$context.integrationStatus": "202",
-    "$context.integrationErrorMessage": "-",
-    "$context.responseLength": "2",
-}
 
 
 @dataclass
@@ -67,10 +42,13 @@ class LogVolume:
     levels: Counter[str] = field(default_factory=Counter)  # function lines' bytes by level
 
     def add(self, kind: str, line: str, level: str = "") -> None:
-        self.bytes[kind] += len(line.encode())
+        self.add_sized(kind, len(line.encode()), level)
+
+    def add_sized(self, kind: str, size: int, level: str = "") -> None:
+        self.bytes[kind] += size
         self.lines[kind] += 1
         if level:
-            self.levels[level] += len(line.encode())
+            self.levels[level] += size
 
     def per_pageview(self) -> dict[str, float]:
         return {kind: size / self.pageviews for kind, size in self.bytes.most_common()}
@@ -85,55 +63,6 @@ class LogVolume:
         ]
         rows.append(f"{self.total_per_pageview():8.1f} B/pv  total")
         return "\n".join(rows)
-
-
-# ---- what terraform/ configures ---------------------------------------------------------------
-
-
-def default_log_level(terraform: Path = TERRAFORM) -> str:
-    """The default of Terraform's `log_level` variable (POWERTOOLS_LOG_LEVEL of every function)."""
-    text = (terraform / "variables.tf").read_text()
-    found = re.search(r'variable\s+"log_level"\s*\{[^}]*?default\s*=\s*"(\w+)"', text, re.S)
-    return found.group(1).upper() if found else "INFO"
-
-
-def platform_lines(terraform: Path = TERRAFORM) -> tuple[str, ...]:
-    """Lambda's START/END/REPORT lines of a successful invocation, as lambda.tf configures them:
-    none when its logging_config sends system logs at WARN only (JSON format)."""
-    text = (terraform / "lambda.tf").read_text()
-    config = re.search(r"logging_config\s*\{(.*?)\}", text, re.S)
-    body = config.group(1) if config else ""
-    system_level = re.search(r'system_log_level\s*=\s*"(\w+)"', body)
-    log_format = re.search(r'log_format\s*=\s*"(\w+)"', body)
-    if log_format and log_format.group(1).upper() == "JSON":
-        if system_level and system_level.group(1).upper() == "WARN":
-            return ()
-        return JSON_PLATFORM_LINES
-    return TEXT_PLATFORM_LINES
-
-
-def access_log_line(terraform: Path = TERRAFORM) -> str:
-    """One ingest request's line in the HTTP API's access log ("" without an access log)."""
-    api = terraform / "api.tf"
-    text = api.read_text() if api.exists() else ""
-    settings = re.search(r"access_log_settings\s*\{.*?jsonencode\(\{(.*?)\}\)", text, re.S)
-    if settings is None:
-        return ""
-    fields = re.findall(r'(\w+)\s*=\s*"(\$context\.\w+)"', settings.group(1))
-    return json.dumps(
-        {name: ACCESS_LOG_VALUES.get(variable, "-") for name, variable in fields},
-        separators=(",", ":"),
-    )
-
-
-def modelled_access_log_line() -> str:
-    """The access log line of api.tf's format at the time of decision 0021 (for the figure with
-    an HTTP API in front, once api.tf has none)."""
-    names = "requestId routeKey status responseLatencyMs integrationStatus integrationError"
-    names += " responseLength"
-    return json.dumps(
-        dict(zip(names.split(), ACCESS_LOG_VALUES.values(), strict=True)), separators=(",", ":")
-    )
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -186,13 +115,16 @@ def measure(
     seed: int = 20,
     terraform: Path = TERRAFORM,
 ) -> LogVolume:
-    """Bytes per pageview by kind of line, at `level` (default: Terraform's default log level).
+    """Bytes per pageview by kind of line, at `level` (default: the level Terraform gives ingest).
 
     Requests arrive at `pageviews_per_second` (two a pageview) on a simulated clock: ingest's
     metric buffer flushes by it (what it holds at the end is flushed too, as the next minute
     would)."""
+    from bench import bill, terraform_facts
     from core import observability
     from core.schema import load_schema
+
+    facts = terraform_facts.read(terraform)
 
     if rollup_batch is None:  # what the rollup tier's window gathers at this rate
         rollup = load_schema().tiers["rollup"].esm
@@ -207,7 +139,8 @@ def measure(
     realtime, rollup = pipeline.tier_fns["realtime"], pipeline.tier_fns["rollup"]
     counts = {fn: fn.invocations for fn in (pipeline.ingest_fn, realtime, rollup)}
     pending: list[dict[str, Any]] = []
-    with captured(level or default_log_level(terraform)) as stream, _clocked(ingest_metrics, clock):
+    level = level or facts.functions["ingest"].log_level
+    with captured(level) as stream, _clocked(ingest_metrics, clock):
         for i in range(pageviews):
             ip = f"10.{i // 250 % 250}.{i % 250}.{rnd.randrange(1, 250)}"
             for body in (
@@ -231,12 +164,13 @@ def measure(
         volume.invocations[name] = fn.invocations - counts[fn]
     _classify(volume, stream.getvalue())
     for name, calls in volume.invocations.items():
+        platform = bill.platform_lines(facts, "ingest" if name == "ingest" else "aggregator")
         for _ in range(calls):
-            for line in platform_lines(terraform):
+            for line in platform:
                 volume.add(f"platform {name}", line)
-    access = access_log_line(terraform)
+    access = facts.route("/api/event").access_log_bytes
     for _ in range(volume.invocations["ingest"] if access else 0):
-        volume.add("API access log", access)
+        volume.add_sized("API access log", access)
     return volume
 
 
