@@ -44,7 +44,7 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -381,7 +381,7 @@ def measure(
     shape: Shape | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Measured:
-    """Runs the local stack (4 stream shards where the stack has them) and measures each rate."""
+    """Runs the local stack on SHARDS stream shards and measures each rate."""
     from core.aws import READ_TIMEOUT_VARIABLE
 
     os.environ.setdefault(READ_TIMEOUT_VARIABLE, "300")
@@ -402,11 +402,11 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="bench-bill-") as tmp, timed_handlers(clock):
         log_path = Path(tmp) / "functions.log"
         log_path.touch()
-        options: dict[str, Any] = {"port": free_port(), "data_dir": Path(tmp), "persist": False}
-        if "stream_shards" in {f.name for f in fields(StackConfig)}:
-            options["stream_shards"] = SHARDS
+        config = StackConfig(
+            port=free_port(), data_dir=Path(tmp), persist=False, stream_shards=SHARDS
+        )
         with captured_logs(log_path):
-            stack = LocalStack(StackConfig(**options))
+            stack = LocalStack(config)
             stack.start()
             try:
                 from core.aws import make_client

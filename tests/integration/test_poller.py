@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from core.aws import make_client
-from core.schema import load_schema
+from core.schema import EventSourceMapping, load_schema
 from local.poller import StreamPoller
 
 
@@ -55,11 +55,23 @@ def put_events(stream: dict[str, Any], count: int) -> list[str]:
 
 
 def poller_for(
-    stream: dict[str, Any], function: RecordingFunction, **settings: Any
+    stream: dict[str, Any],
+    function: Any,
+    *,
+    esm: EventSourceMapping | None = None,
+    shards: int | None = None,
+    **settings: Any,
 ) -> StreamPoller:
-    esm = dataclasses.replace(load_schema().esm, **settings)
+    """A mapping on the stream: `esm` (default: the realtime tier's) with `settings` changed."""
+    esm = dataclasses.replace(esm or load_schema().esm, **settings)
     return StreamPoller(
-        make_client("dynamodbstreams"), stream["sqs"], stream["arn"], function, esm, stream["queue"]
+        make_client("dynamodbstreams"),
+        stream["sqs"],
+        stream["arn"],
+        function,
+        esm,
+        stream["queue"],
+        shards=shards,
     )
 
 
@@ -279,15 +291,7 @@ def test_the_realtime_tier_is_not_invoked_for_engagement_events(stream: dict[str
     delivered = {}
     for tier, settings in load_schema().tiers.items():
         function = RecordingFunction()
-        poller = StreamPoller(
-            make_client("dynamodbstreams"),
-            stream["sqs"],
-            stream["arn"],
-            function,
-            settings.esm,
-            stream["queue"],
-        )
-        poller.poll_once(flush=True)
+        poller_for(stream, function, esm=settings.esm).poll_once(flush=True)
         delivered[tier] = [pk for batch in function.batches for pk in batch]
     # Then the rollup tier gets both, the realtime tier the pageview only (filtered: no invocation)
     assert delivered == {"realtime": ["EV#s#page"], "rollup": ["EV#s#page", "EV#s#engaged"]}

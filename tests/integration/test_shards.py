@@ -20,12 +20,12 @@ from core.keys import Granularity
 from core.schema import load_schema
 from local import tables
 from local.faults import Faults
-from local.poller import StreamPoller, tier_pollers
+from local.poller import tier_pollers
 from local.runtime import LocalFunction
 from tests import oracle
 from tests.faults import Traffic, mismatches, stored_counters, stored_events
 from tests.integration.pipeline import Pipeline
-from tests.integration.test_poller import RecordingFunction, put_events
+from tests.integration.test_poller import RecordingFunction, poller_for, put_events
 
 SHARDS = 4
 DAY = Granularity.DAY
@@ -62,22 +62,10 @@ def shard_of(pk: str) -> int:
     return zlib.crc32(str({"pk": {"S": pk}}).encode()) % SHARDS
 
 
-def sharded_poller(stream: dict[str, Any], function: Any, **settings: Any) -> StreamPoller:
-    return StreamPoller(
-        make_client("dynamodbstreams"),
-        stream["sqs"],
-        stream["arn"],
-        function,
-        dataclasses.replace(load_schema().esm, **settings),
-        stream["queue"],
-        shards=SHARDS,
-    )
-
-
 def test_each_shard_batches_its_own_records_in_stream_order(stream: dict[str, Any]) -> None:
     pks = put_events(stream, 40)
     function = SlowRecordingFunction()
-    poller = sharded_poller(stream, function, batch_size=3)
+    poller = poller_for(stream, function, shards=SHARDS, batch_size=3)
     poller.poll_once(flush=True)
     # Every record once; a batch holds one shard's records only, in the stream's order there
     assert sorted(pk for batch in function.batches for pk in batch) == pks
@@ -94,19 +82,11 @@ def test_each_shard_batches_its_own_records_in_stream_order(stream: dict[str, An
 def test_the_shards_deliver_side_by_side(stream: dict[str, Any]) -> None:
     put_events(stream, 40)
     function = SlowRecordingFunction()
-    sharded_poller(stream, function, batch_size=2).poll_once(flush=True)
+    poller_for(stream, function, shards=SHARDS, batch_size=2).poll_once(flush=True)
     assert function.most_at_once == SHARDS
     # and one shard never has two batches in flight
     single = SlowRecordingFunction()
-    poller = StreamPoller(
-        make_client("dynamodbstreams"),
-        stream["sqs"],
-        stream["arn"],
-        single,
-        dataclasses.replace(load_schema().esm, batch_size=2),
-        stream["queue"],
-    )
-    poller.poll_once(flush=True)
+    poller_for(stream, single, batch_size=2).poll_once(flush=True)
     assert single.most_at_once == 1
 
 
