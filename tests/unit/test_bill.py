@@ -13,8 +13,6 @@ from bench import bill, curve, prices, terraform_facts
 from bench.bill import FunctionUse, Shape, Usage
 from bench.terraform_facts import Unsupported
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _line(service: str, level: str, message: str, **extra: object) -> str:
     record = {"level": level, "message": message, "service": service, "function_name": service}

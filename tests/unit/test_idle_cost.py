@@ -7,13 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import hcl2
 import pytest
 
 from bench import bill, prices, terraform_facts
 from bench.bill import Shape, Usage
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.infra import terraform as tf
 
 
 def idle(directory: Path = terraform_facts.TERRAFORM) -> bill.Bill:
@@ -61,38 +59,14 @@ def test_a_non_boolean_condition_fails_loudly(tf: Path) -> None:
 def test_one_lambda_throttles_alarm_watches_every_function_in_the_account() -> None:
     # Throttles without a dimension is Lambda's account-level sum: ingest, aggregator, query and
     # any function added later, at the price of one alarm metric.
-    options = hcl2.SerializationOptions(
-        with_comments=False, explicit_blocks=False, strip_string_quotes=True
-    )
-    doc = hcl2.loads(
-        (REPO / "terraform" / "monitoring.tf").read_text(), serialization_options=options
-    )
-    (alarm,) = [
-        body
-        for entry in doc["resource"]
-        for rtype, named in entry.items()
-        if rtype == "aws_cloudwatch_metric_alarm"
-        for name, body in named.items()
-        if name == "lambda_throttles"
-    ]
+    alarm = tf.resource("aws_cloudwatch_metric_alarm.lambda_throttles")
     assert alarm["namespace"] == "AWS/Lambda" and alarm["metric_name"] == "Throttles"
     assert "dimensions" not in alarm and "for_each" not in alarm and "count" not in alarm
 
 
 def test_browsers_keep_the_tracker_a_day_so_a_returning_visitor_costs_no_fetch() -> None:
     # A tracker fetch is a CloudFront request: S3's 5 minutes made every visit gap one more.
-    options = hcl2.SerializationOptions(
-        with_comments=False, explicit_blocks=False, strip_string_quotes=True
-    )
-    doc = hcl2.loads((REPO / "terraform" / "cdn.tf").read_text(), serialization_options=options)
-    (policy,) = [
-        body
-        for entry in doc["resource"]
-        for rtype, named in entry.items()
-        if rtype == "aws_cloudfront_response_headers_policy"
-        for name, body in named.items()
-        if name == "tracker"
-    ]
+    policy = tf.resource("aws_cloudfront_response_headers_policy.tracker")
     headers = {
         item["header"].lower(): item
         for config in policy.get("custom_headers_config", [])
