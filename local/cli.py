@@ -258,7 +258,11 @@ def run_dev(args: argparse.Namespace) -> int:
         file=console,
         flush=True,
     )
-    done.wait()
+    # Waited in short steps: Python runs a signal's handler in the main thread, but the kernel
+    # may deliver SIGINT/SIGTERM to any of the stack's threads (dozens with a tier instance per
+    # shard), and then nothing wakes a wait without a timeout: the stop was never noticed.
+    while not done.wait(0.5):
+        pass
     print("Stopping: draining the stream and saving data…", file=console, flush=True)
     saved = stack.stop()
     steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stack.stop_seconds.items())

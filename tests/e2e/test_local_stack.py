@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -117,3 +118,33 @@ def test_demo_traffic_reaches_the_public_demo_dashboard(tmp_path: Path) -> None:
         wait_for(lambda: pageviews() > 5, timeout=30)
     finally:
         stop(process)
+
+
+# tgkill: a signal to one thread of another process (Linux). A process-directed signal goes to
+# whichever of its threads the kernel picks; this picks a worker thread on purpose.
+TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine not in TGKILL, reason="tgkill: Linux only"
+)
+def test_ctrl_c_delivered_to_a_worker_thread_still_stops_the_stack(tmp_path: Path) -> None:
+    import ctypes
+
+    # Given a running stack (dozens of threads: moto, the front, a tier instance per shard)
+    port = free_port()
+    process = start(tmp_path, port, "--no-persist")
+    workers = [int(t) for t in os.listdir(f"/proc/{process.pid}/task") if int(t) != process.pid]
+    assert workers
+    # When SIGINT reaches one of its worker threads rather than the main one
+    libc = ctypes.CDLL(None, use_errno=True)
+    syscall = TGKILL[os.uname().machine]
+    assert libc.syscall(syscall, process.pid, workers[-1], signal.SIGINT) == 0
+    # Then it stops as after any Ctrl-C (the main thread's wait used to sleep through it)
+    try:
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()  # a stack that missed the signal is not left running
+    assert process.returncode == 0
+    assert "Stopped" in out.decode()
