@@ -1,0 +1,119 @@
+"""Where archived events live and what their Parquet files hold: the one contract between the
+writer (the rollup tier), compaction, the archive engine, export and rebuild.
+
+Objects: `events/<site>/<YYYY-MM-DD>/<name>.parquet`, the day being the site-local day of the
+event's timestamp (`core.keys.bucket_label`), so a query reads the objects of its days only.
+
+- `part-<digest>.parquet`: one rollup batch's events of that site and day. The digest is of the
+  batch's sorted event ids, so a retried batch overwrites its own object; a batch cut differently
+  on redelivery writes another object with some of the same events, which is why every reader
+  de-duplicates by `event_id`.
+- `compact-<digest>.parquet`: compaction's merge of a day's objects (digest of the merged names).
+- `quarantine/<site>/<YYYY-MM-DD>/<name>`: an object that could not be read, moved aside.
+
+Columns are the raw event's fields (core/events.py) minus the correlation id (a request's, of
+use to logs only); the visitor id is the one the event counts under (ingest decides, decision
+0024); `previous_visitor_id` is kept for events stored before that, which the engine attributes
+as the counters do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+PREFIX = "events"
+QUARANTINE = "quarantine"
+PART, COMPACT = "part", "compact"
+
+# (column, DuckDB type) in file order. Strings are never NULL: absent is "" as in RawEvent.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "VARCHAR"),
+    ("site", "VARCHAR"),
+    ("ts", "BIGINT"),  # server receive time, epoch milliseconds (UTC)
+    ("name", "VARCHAR"),
+    ("visitor_id", "VARCHAR"),
+    ("tz", "VARCHAR"),
+    ("previous_visitor_id", "VARCHAR"),
+    ("hostname", "VARCHAR"),
+    ("page", "VARCHAR"),
+    ("referrer", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("utm_medium", "VARCHAR"),
+    ("utm_source", "VARCHAR"),
+    ("utm_campaign", "VARCHAR"),
+    ("utm_content", "VARCHAR"),
+    ("utm_term", "VARCHAR"),
+    ("country", "VARCHAR"),
+    ("browser", "VARCHAR"),
+    ("browser_version", "VARCHAR"),
+    ("os", "VARCHAR"),
+    ("os_version", "VARCHAR"),
+    ("device", "VARCHAR"),
+    ("interactive", "BOOLEAN"),
+    ("internal", "BOOLEAN"),
+    ("props", "MAP(VARCHAR, VARCHAR)"),
+    ("revenue_amount", "VARCHAR"),
+    ("revenue_currency", "VARCHAR"),
+    ("scroll_depth", "INTEGER"),  # NULL: not sent
+    ("engaged_ms", "BIGINT"),  # NULL: not sent
+)
+COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    site: str
+    day: str  # YYYY-MM-DD, site-local
+    name: str  # file name, with .parquet
+
+    @property
+    def key(self) -> str:
+        return f"{day_prefix(self.site, self.day)}{self.name}"
+
+    @property
+    def compacted(self) -> bool:
+        return self.name.startswith(COMPACT + "-")
+
+
+def site_prefix(site: str) -> str:
+    return f"{PREFIX}/{site}/"
+
+
+def day_prefix(site: str, day: str) -> str:
+    return f"{PREFIX}/{site}/{day}/"
+
+
+def digest(parts: Iterable[str]) -> str:
+    """A short stable digest of names or ids, order-independent."""
+    h = hashlib.sha256()
+    for part in sorted(parts):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def part_key(site: str, day: str, event_ids: Iterable[str]) -> ObjectKey:
+    return ObjectKey(site, day, f"{PART}-{digest(event_ids)}.parquet")
+
+
+def compact_key(site: str, day: str, merged_names: Iterable[str]) -> ObjectKey:
+    return ObjectKey(site, day, f"{COMPACT}-{digest(merged_names)}.parquet")
+
+
+def parse_key(key: str) -> ObjectKey | None:
+    """An archive object's key back to its parts; None for anything else under the bucket."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != PREFIX or not _DAY.fullmatch(parts[2]):
+        return None
+    if not parts[3].endswith(".parquet"):
+        return None
+    return ObjectKey(parts[1], parts[2], parts[3])
+
+
+def quarantine_key(key: str) -> str:
+    return f"{QUARANTINE}/{key.removeprefix(PREFIX + '/')}"

@@ -1,0 +1,102 @@
+"""Raw events to Parquet and back, with DuckDB (no pyarrow): the only code that writes an
+archive file's bytes.
+
+Events go to DuckDB as newline-delimited JSON read with the archive's column types
+(archive/layout.py): about 10 ms for 1,000 events, where row-by-row inserts take 0.8 s.
+Rows are written sorted by (visitor_id, ts, event_id): a visitor's events sit together, so the
+repeated visitor id and session values compress to runs, and a reader's window over them is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from archive.layout import COLUMN_NAMES, COLUMNS
+from core.events import RawEvent
+
+SORT = "visitor_id, ts, event_id"
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
+
+
+def connect() -> Any:
+    """An in-memory DuckDB that never downloads an extension (json and parquet are built in)."""
+    import duckdb  # imported on first use: only the archive's paths pay for it
+
+    return duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "threads": 1,
+        }
+    )
+
+
+def _row(event: RawEvent) -> dict[str, Any]:
+    values = asdict(event)
+    return {name: values[name] if values[name] is not None else None for name in COLUMN_NAMES}
+
+
+def _columns_sql() -> str:
+    return "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in COLUMNS) + "}"
+
+
+def _quoted(path: str | Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def write_events(events: Iterable[RawEvent], path: str | Path, con: Any | None = None) -> int:
+    """Write the events to one Parquet file at `path`; returns how many rows it holds."""
+    con = con or connect()
+    with tempfile.TemporaryDirectory(prefix="li-parquet-") as tmp:
+        source = os.path.join(tmp, "events.jsonl")
+        count = 0
+        with open(source, "w", encoding="utf-8") as out:
+            for event in events:
+                out.write(json.dumps(_row(event), ensure_ascii=False))
+                out.write("\n")
+                count += 1
+        con.execute(
+            f"COPY (SELECT {', '.join(COLUMN_NAMES)} FROM read_json({_quoted(source)}, "
+            f"format='newline_delimited', columns={_columns_sql()}) ORDER BY {SORT}) "
+            f"TO {_quoted(path)} ({PARQUET_OPTIONS})"
+        )
+    return count
+
+
+def merge_files(sources: Sequence[str | Path], path: str | Path, con: Any | None = None) -> int:
+    """One Parquet file of the sources' events, each event id once; returns its row count."""
+    con = con or connect()
+    files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
+    con.execute(
+        f"COPY (SELECT {', '.join(COLUMN_NAMES)} FROM read_parquet({files}) "
+        f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
+        f"ORDER BY {SORT}) TO {_quoted(path)} ({PARQUET_OPTIONS})"
+    )
+    row = con.execute(f"SELECT count(*) FROM read_parquet({_quoted(path)})").fetchone()
+    return int(row[0]) if row else 0
+
+
+def read_events(sources: Sequence[str | Path], con: Any | None = None) -> list[RawEvent]:
+    """The files' events as RawEvents, each event id once, sorted by (ts, event_id)."""
+    if not sources:
+        return []
+    con = con or connect()
+    files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
+    cursor = con.execute(
+        f"SELECT {', '.join(COLUMN_NAMES)} FROM read_parquet({files}) "
+        f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
+        f"ORDER BY ts, event_id"
+    )
+    out = []
+    for row in cursor.fetchall():
+        values = dict(zip(COLUMN_NAMES, row, strict=True))
+        values["props"] = dict(values["props"] or {})
+        values["previous_visitor_id"] = values["previous_visitor_id"] or None
+        out.append(RawEvent(**values))
+    return out
