@@ -1,7 +1,7 @@
 """Dashboard cards: one route per card, each an HTML fragment (Jinja2) that htmx swaps in.
 
 Every card takes the stats parameters of /api/stats (`site_id`, `period`, `date`, `from`, `to`,
-`filters`) and reads through `stats.Stats`, so a card shows exactly what the stats API returns.
+`filters`) and reads through the planner (query_api/plan.py), so a card shows exactly what the stats API returns.
 A card that cannot answer for the current filters says why inside the card instead of failing
 the page. Rows a visitor can filter by are buttons carrying `data-filter` (the shell adds the
 filter to the URL); values from events are only ever rendered through autoescaping.
@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from query_api import stats
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
+from query_api.plan import Planner
 from query_api.rendering import templates
 from query_api.stats_api import View, ViewParams, build_query, long_property, parse_interval
 
@@ -126,7 +127,7 @@ def metrics_card(
     metric: Annotated[str, Query(max_length=40)] = stats.VISITORS,
 ) -> HTMLResponse:
     """The metric row: each metric with its change against the previous period."""
-    engine = stats.Stats(d.counters, site)
+    engine = d.planner(site, now)
     tiles: list[dict[str, Any]] = []
     span = None
     for name, label, kind in TILES:
@@ -155,7 +156,7 @@ def graph_card(
     """The selected metric over the period, as a Chart.js line (and a table for screen readers)."""
     if metric not in dict((t[0], t) for t in TILES):
         raise BadRequest(f"`{metric}` cannot be graphed; choose one of the metric row's metrics.")
-    engine = stats.Stats(d.counters, site)
+    engine = d.planner(site, now)
     query = build_query(
         site, now, period=v.period, date_param=v.date, metrics=metric, filters=v.filters
     )
@@ -187,7 +188,7 @@ def graph_card(
     )
 
 
-def _reason(engine: stats.Stats, query: stats.Query, interval: str) -> str:
+def _reason(engine: Planner, query: stats.Query, interval: str) -> str:
     try:
         engine.timeseries(query, interval)
     except BadRequest as exc:
@@ -241,7 +242,7 @@ def _breakdown(
     prop: stats.Property,
     columns: tuple[str, ...],
     limit: int,
-    engine: stats.Stats | None = None,
+    engine: Planner | None = None,
 ) -> tuple[list[dict[str, stats.Number | str]], bool]:
     query = build_query(
         site,
@@ -252,13 +253,13 @@ def _breakdown(
         filters=v.filters,
         prop=prop,
     )
-    return (engine or stats.Stats(d.counters, site)).breakdown(query, prop, limit, 1)
+    return (engine or d.planner(site, now)).breakdown(query, prop, limit, 1)
 
 
 @router.get("/props", responses=HTML)
 def props_card(site: ReadableSite, d: Deps, now: Now, v: ViewParams) -> HTMLResponse:
     """The custom prop keys sent in the period, most used first: the dashboard's props tabs."""
-    keys = stats.Stats(d.counters, site).prop_keys(view_span(site, now, v))
+    keys = d.planner(site, now).prop_keys(view_span(site, now, v))
     return fragment("props.html", keys=keys)
 
 
@@ -327,7 +328,7 @@ def breakdown_csv_text(
     now: datetime,
     v: View,
     prop: stats.Property,
-    engine: stats.Stats | None = None,
+    engine: Planner | None = None,
 ) -> str:
     columns = (stats.VISITORS, *COLUMNS[prop.kind])
     rows, _ = _breakdown(site, d, now, v, prop, columns, 1000, engine)
@@ -373,7 +374,7 @@ def export_zip(site: ReadableSite, d: Deps, now: Now, v: ViewParams) -> Response
     view_span(site, now, v)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        engine = stats.Stats(d.counters, site)
+        engine = d.planner(site, now)
         metrics = ",".join(t[0] for t in TILES)
         try:
             query = build_query(

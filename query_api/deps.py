@@ -25,6 +25,7 @@ from core.sites import Site as SiteRecord
 from core.sites import SiteStore, site_domain
 from query_api.auth import SESSION_COOKIE, Auth, LoginLimits, SecretSource, Session
 from query_api.errors import INVALID_KEY, BadRequest, Unauthorized, Unavailable
+from query_api.plan import ArchiveFiles, Planner
 from query_api.reader import CounterReader
 
 log = logger("query")
@@ -76,6 +77,10 @@ class QueryDeps:
     counters: CounterReader
     auth: Auth
     public_url: PublicUrl = field(default_factory=PublicUrl)  # the dashboard's origin
+    archive: ArchiveFiles | None = None  # the event archive; None: the counters alone answer
+
+    def planner(self, site: SiteRecord, now: datetime) -> Planner:
+        return Planner(self.counters, site, self.archive, now)
 
 
 @lru_cache(maxsize=1)

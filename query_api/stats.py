@@ -660,8 +660,13 @@ def _session_metric_error(metric: str, prop: Property | None, filtered: set[str]
     return None
 
 
-def not_exact(reason: str) -> BadRequest:
-    return BadRequest(
+class NotExact(BadRequest):
+    """The counters cannot answer this exactly: the planner (query_api/plan.py) asks the
+    archive instead, and only without one is it the caller's 400."""
+
+
+def not_exact(reason: str) -> NotExact:
+    return NotExact(
         f"{reason} LiveInsight answers from pre-aggregated counters and gives no estimates."
     )
 

@@ -1,6 +1,6 @@
 """Stats routes: the Plausible Stats API v1 (COMPAT.md §3) and our own JSON stats API.
 
-Both parse the same parameters into a `stats.Query` and answer from `stats.Stats`; the v1 routes
+Both parse the same parameters into a `stats.Query` and ask the planner (query_api/plan.py); the v1 routes
 keep Plausible's response shapes and error messages, ours adds the resolved range, the time zone
 and the comparison period, and names properties without their `event:`/`visit:` prefix.
 """
@@ -8,10 +8,10 @@ and the comparison period, and names properties without their `event:`/`visit:` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from core.sites import PAGEVIEW_GOAL_PREFIX
@@ -19,6 +19,7 @@ from core.sites import Site as SiteRecord
 from query_api import stats
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite
 from query_api.errors import READ_ERRORS, BadRequest
+from query_api.plan import Planner
 
 router = APIRouter(dependency_overrides_provider=OVERRIDES)
 
@@ -26,6 +27,13 @@ Number = int | float
 
 
 ERRORS = READ_ERRORS
+ANSWERED_FROM = "x-liveinsight-answered-from"  # every stats response: counters or archive
+
+
+def answered(planner: Planner, response: Response) -> dict[str, Any]:
+    response.headers[ANSWERED_FROM] = planner.answered_from
+    return {"answered_from": planner.answered_from, "fresh_to": planner.fresh_to}
+
 
 Param = Annotated[str | None, Query(max_length=2000)]
 
@@ -146,6 +154,7 @@ FOLDED = (
 
 @router.get("/api/v1/stats/aggregate", response_model=V1Aggregate, responses=ERRORS)
 def v1_aggregate(
+    response: Response,
     site: ReadableSite,
     d: Deps,
     now: Now,
@@ -160,7 +169,9 @@ def v1_aggregate(
     )
     if compare not in (None, "previous_period"):
         raise BadRequest(f"Invalid value `{compare}` for `compare`: use `previous_period`.")
-    results = stats.Stats(d.counters, site).aggregate(query, compare=compare is not None)
+    planner = d.planner(site, now)
+    results = planner.aggregate(query, compare=compare is not None)
+    answered(planner, response)
     return V1Aggregate(results=results)
 
 
@@ -171,6 +182,7 @@ def v1_aggregate(
     response_model_exclude_none=True,
 )
 def v1_timeseries(
+    response: Response,
     site: ReadableSite,
     d: Deps,
     now: Now,
@@ -182,7 +194,10 @@ def v1_timeseries(
 ) -> V1Rows:
     chosen = parse_interval(interval, _v1_period(period))
     query = build_query(site, now, period=period, date_param=date, metrics=metrics, filters=filters)
-    return V1Rows(results=stats.Stats(d.counters, site).timeseries(query, chosen))
+    planner = d.planner(site, now)
+    rows = planner.timeseries(query, chosen)
+    answered(planner, response)
+    return V1Rows(results=rows)
 
 
 @router.get(
@@ -192,6 +207,7 @@ def v1_timeseries(
     response_model_exclude_none=True,
 )
 def v1_breakdown(
+    response: Response,
     site: ReadableSite,
     d: Deps,
     now: Now,
@@ -208,9 +224,7 @@ def v1_breakdown(
     query = build_query(
         site, now, period=period, date_param=date, metrics=metrics, filters=filters, prop=prop
     )
-    rows, folded = stats.Stats(d.counters, site).breakdown(
-        query, prop, parse_limit(limit), parse_page(page)
-    )
+    rows, folded = d.planner(site, now).breakdown(query, prop, parse_limit(limit), parse_page(page))
     return V1Rows(results=rows, warning=FOLDED if folded else None)
 
 
@@ -229,21 +243,29 @@ class MetricValue(BaseModel):
     change: Number | None = None
 
 
-class Aggregate(BaseModel):
+class Answered(BaseModel):
+    """Which path answered (query_api/plan.py) and the time its data reaches: now for the
+    counters, the newest archived batch for the archive (None: nothing archived yet)."""
+
+    answered_from: str
+    fresh_to: datetime | None
+
+
+class Aggregate(Answered):
     site_id: str
     range: Span
     previous_range: Span | None = None
     results: dict[str, MetricValue]
 
 
-class Timeseries(BaseModel):
+class Timeseries(Answered):
     site_id: str
     range: Span
     interval: str
     results: list[dict[str, Number | str]]
 
 
-class Breakdown(BaseModel):
+class Breakdown(Answered):
     site_id: str
     range: Span
     property: str
@@ -304,6 +326,7 @@ ViewParams = Annotated[View, Depends(view)]
 
 @router.get("/api/stats/aggregate", response_model=Aggregate, responses=ERRORS)
 def aggregate(
+    response: Response,
     site: ReadableSite,
     d: Deps,
     now: Now,
@@ -320,8 +343,10 @@ def aggregate(
         filters=v.filters,
         default_metrics=DASHBOARD_METRICS if not v.filters else stats.VISITORS + ",pageviews",
     )
-    results = stats.Stats(d.counters, site).aggregate(query, compare=compare)
+    planner = d.planner(site, now)
+    results = planner.aggregate(query, compare=compare)
     return Aggregate(
+        **answered(planner, response),
         site_id=site.domain,
         range=_span(site, query.span),
         previous_range=_span(site, stats.previous_period(query.span)) if compare else None,
@@ -331,6 +356,7 @@ def aggregate(
 
 @router.get("/api/stats/timeseries", response_model=Timeseries, responses=ERRORS)
 def timeseries(
+    response: Response,
     site: ReadableSite,
     d: Deps,
     now: Now,
@@ -349,14 +375,20 @@ def timeseries(
     )
     if chosen == "hour" and query.span.days > 1:
         raise BadRequest("`interval=hour` is available for one day at a time.")
-    rows = stats.Stats(d.counters, site).timeseries(query, chosen)
+    planner = d.planner(site, now)
+    rows = planner.timeseries(query, chosen)
     return Timeseries(
-        site_id=site.domain, range=_span(site, query.span), interval=chosen, results=rows
+        **answered(planner, response),
+        site_id=site.domain,
+        range=_span(site, query.span),
+        interval=chosen,
+        results=rows,
     )
 
 
 @router.get("/api/stats/breakdown", response_model=Breakdown, responses=ERRORS)
 def breakdown(
+    response: Response,
     site: ReadableSite,
     d: Deps,
     now: Now,
@@ -377,8 +409,10 @@ def breakdown(
         prop=prop,
     )
     chosen_limit, chosen_page = parse_limit(limit), parse_page(page)
-    rows, folded = stats.Stats(d.counters, site).breakdown(query, prop, chosen_limit, chosen_page)
+    planner = d.planner(site, now)
+    rows, folded = planner.breakdown(query, prop, chosen_limit, chosen_page)
     return Breakdown(
+        **answered(planner, response),
         site_id=site.domain,
         range=_span(site, query.span),
         property=prop.name,
