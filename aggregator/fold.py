@@ -29,6 +29,26 @@ from dataclasses import dataclass, replace
 
 from core.events import RawEvent
 from core.keys import TOTALS, Granularity, bucket_label, counter_attr
+from core.vocabulary import (
+    BOUNCES,
+    DURATION_MS,
+    ENTRY_PAGE,
+    EVENTS,
+    EXIT_PAGE,
+    HOSTNAME,
+    NAME,
+    PAGE,
+    PAGEVIEWS,
+    PROP_KEYS,
+    PROP_PREFIX,
+    SCROLL_N,
+    SCROLL_SUM,
+    SESSION_DIMENSIONS,
+    TIME_ON_PAGE_MS,
+    TIME_ON_PAGE_N,
+    VISITORS,
+    VISITS,
+)
 
 SESSION_GAP_MS = 30 * 60 * 1000
 
@@ -39,42 +59,6 @@ SESSION_GAP_MS = 30 * 60 * 1000
 TOTAL_GRANULARITIES = (Granularity.HOUR, Granularity.DAY, Granularity.MONTH)
 SESSION_GRANULARITIES = TOTAL_GRANULARITIES
 DIMENSION_GRANULARITIES = (Granularity.DAY, Granularity.MONTH)
-
-# metric names, stored as counter attributes
-PAGEVIEWS = "pageviews"
-EVENTS = "events"
-VISITORS = "visitors"
-VISITS = "visits"
-BOUNCES = "bounces"
-DURATION_MS = "duration_ms"
-TIME_ON_PAGE_MS = "top_ms"  # summed time on page ...
-TIME_ON_PAGE_N = "top_n"  # ... over this many pageviews followed by another event in the visit
-SCROLL_SUM = "sd_sum"  # summed deepest scroll (%) of each visitor on a page, from engagement events
-SCROLL_N = "sd_n"  # ... over this many (visitor, page) pairs
-
-# Session dimensions: taken from the first event of a session (Plausible's rule).
-SESSION_DIMENSIONS = (
-    "source",
-    "referrer",
-    "utm_medium",
-    "utm_source",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "country",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-)
-ENTRY_PAGE = "entry_page"
-EXIT_PAGE = "exit_page"
-PAGE = "page"
-HOSTNAME = "hostname"
-NAME = "name"  # custom event names (goals)
-PROP_PREFIX = "prop:"  # prop:<key> dimensions, value = prop value
-PROP_KEYS = "prop_keys"  # which prop keys were sent: events per key, so the dashboard can list them
 
 # hit kinds
 PAGEVIEW_HIT = "p"

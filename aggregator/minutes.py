@@ -46,7 +46,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aggregator.bounded import KnownValues, admit
-from aggregator.fold import EVENTS, PAGEVIEWS
 from aggregator.processor import MAX_ATTRIBUTES_PER_UPDATE, BatchResult, StreamItem
 from aggregator.store import (
     batch_get,
@@ -57,6 +56,7 @@ from aggregator.store import (
 from core import keys
 from core.events import RawEvent
 from core.keys import BYTES_ATTR, COUNT_ATTR, OTHER, VERSION
+from core.vocabulary import EVENTS, PAGEVIEWS
 
 PARTS = keys.COUNTER_SHARDS
 # 250 events: 1.5 KB of event hashes, at most 2 KB of visitor hashes and as much of arrivals, and

@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aggregator.bounded import MAX_VALUE_BYTES
-from aggregator.fold import DIMENSION_GRANULARITIES, PROP_KEYS, PROP_PREFIX, Deltas, empty_deltas
+from aggregator.fold import DIMENSION_GRANULARITIES, Deltas, empty_deltas
 from core.keys import OTHER, Granularity, counter_attr, parse_counter_attr
+from core.vocabulary import PROP_KEYS, PROP_PREFIX
 
 # A day's and a month's keys of a site. A real site sends a handful (plan, author, variant…);
 # 300 is as many as a dimension keeps values (bounded.MAX_VALUES), so the `prop_keys` item that

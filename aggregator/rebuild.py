@@ -25,8 +25,6 @@ from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 from aggregator import prop_keys
 from aggregator.bounded import fold_into
 from aggregator.fold import (
-    PROP_PREFIX,
-    SESSION_DIMENSIONS,
     TOTAL_GRANULARITIES,
     Deltas,
     VisitorState,
@@ -49,6 +47,7 @@ from core import keys
 from core.aws import paged
 from core.events import RawEvent
 from core.keys import Granularity
+from core.vocabulary import PROP_PREFIX, SESSION_DIMENSIONS
 
 FIXED_DIMENSIONS = (
     keys.TOTALS,

@@ -49,9 +49,11 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core import vocabulary
+
 SEP = "#"
 NO_SORT = "_"
-TOTALS = "_"
+TOTALS = vocabulary.TOTALS
 OTHER = "(other)"  # the value a full dimension item counts everything new under (bounded.py)
 
 
@@ -280,7 +282,7 @@ def visitor_pk(site: str, visitor_id: str, tier: str = "") -> str:
 # binary sets of 8-byte visitor hashes: every visitor with an event in the minute, and per source
 # (`arrivals|<source>`) those who arrived from it; and the 6-byte hashes of the events it counted.
 VISITOR_IDS = "vids"
-ARRIVALS = "arrivals"
+ARRIVALS = vocabulary.ARRIVALS
 EVENT_IDS = "eids"
 
 
@@ -289,22 +291,8 @@ def counter_attr(metric: str, value: str | None = None) -> str:
     return metric if value is None else f"{metric}|{value}"
 
 
-# A write is billed by the size of the whole item, and a dimension item holds each metric's name
-# once per value: stored, a dimension's counter is `<code>|<value>` (decision 0013). Totals keep
-# their names (no `|`: never confused with a code, `b` and `n` included).
-STORED_METRICS = {
-    "pageviews": "p",
-    "visitors": "v",
-    "visits": "s",
-    "bounces": "b",
-    "duration_ms": "d",
-    "top_ms": "t",
-    "top_n": "tn",
-    "sd_sum": "ss",
-    "sd_n": "sn",
-    "events": "e",
-    ARRIVALS: "a",
-}
+# Stored, a dimension's counter is `<code>|<value>` (decision 0013, core/vocabulary.py).
+STORED_METRICS = vocabulary.STORED_CODES
 _METRIC_OF_CODE = {code: metric for metric, code in STORED_METRICS.items()}
 
 

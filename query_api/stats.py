@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from core import keys
+from core import keys, vocabulary
 from core.keys import OTHER, TOTALS, Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from query_api.errors import BadRequest
@@ -40,8 +40,15 @@ V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
 
 # ---- properties --------------------------------------------------------------------------------
 
-SESSION, PAGE, HOSTNAME, NAME, GOAL, PROP = "session", "page", "hostname", "name", "goal", "prop"
-PROP_KEYS = "prop_keys"  # events per prop key (aggregator/fold.py)
+SESSION, PAGE, HOSTNAME, NAME, GOAL, PROP = (
+    vocabulary.SESSION,
+    vocabulary.PAGE,
+    vocabulary.HOSTNAME,
+    vocabulary.NAME,
+    vocabulary.GOAL,
+    vocabulary.PROP,
+)
+PROP_KEYS = vocabulary.PROP_KEYS  # events per prop key (aggregator/fold.py)
 # Prop keys a day or a month counts under their own names (aggregator.prop_keys.MAX_PROP_KEYS,
 # decision 0017); only named in messages.
 MAX_PROP_KEYS = 300
@@ -69,7 +76,12 @@ PER_VISITOR = {"country", "browser", "browser_version", "os", "os_version"}
 EVENT_ONLY = ("event:name", "event:goal", "event:props:")
 
 # metrics
-VISITORS, VISITS, PAGEVIEWS, EVENTS = "visitors", "visits", "pageviews", "events"
+VISITORS, VISITS, PAGEVIEWS, EVENTS = (
+    vocabulary.VISITORS,
+    vocabulary.VISITS,
+    vocabulary.PAGEVIEWS,
+    vocabulary.EVENTS,
+)
 VIEWS_PER_VISIT, BOUNCE_RATE, VISIT_DURATION = "views_per_visit", "bounce_rate", "visit_duration"
 CONVERSION_RATE, TIME_ON_PAGE = "conversion_rate", "time_on_page"
 SCROLL_DEPTH = "scroll_depth"  # ours: the mean of each visitor's deepest scroll on a page, %
@@ -87,29 +99,21 @@ METRICS = (
 )
 SESSION_METRICS = (VISITS, BOUNCE_RATE, VISIT_DURATION, VIEWS_PER_VISIT)
 
-# The counters (fold.py's attribute names) each metric is computed from.
+# The counters (core/vocabulary.py) each metric is computed from.
 NEEDS = {
-    VISITORS: ("visitors",),
-    VISITS: ("visits",),
-    PAGEVIEWS: ("pageviews",),
-    EVENTS: ("events",),
-    VIEWS_PER_VISIT: ("pageviews", "visits"),
-    BOUNCE_RATE: ("bounces", "visits"),
-    VISIT_DURATION: ("duration_ms", "visits"),
-    TIME_ON_PAGE: ("top_ms", "top_n"),
-    SCROLL_DEPTH: ("sd_sum", "sd_n"),
-    CONVERSION_RATE: ("visitors",),
+    VISITORS: (VISITORS,),
+    VISITS: (VISITS,),
+    PAGEVIEWS: (PAGEVIEWS,),
+    EVENTS: (EVENTS,),
+    VIEWS_PER_VISIT: (PAGEVIEWS, VISITS),
+    BOUNCE_RATE: (vocabulary.BOUNCES, VISITS),
+    VISIT_DURATION: (vocabulary.DURATION_MS, VISITS),
+    TIME_ON_PAGE: (vocabulary.TIME_ON_PAGE_MS, vocabulary.TIME_ON_PAGE_N),
+    SCROLL_DEPTH: (vocabulary.SCROLL_SUM, vocabulary.SCROLL_N),
+    CONVERSION_RATE: (VISITORS,),
 }
 # The counters each kind of dimension keeps per value.
-KEPT = {
-    TOTALS: {"visitors", "visits", "pageviews", "events", "bounces", "duration_ms"},
-    SESSION: {"visitors", "visits", "pageviews", "bounces", "duration_ms"},
-    PAGE: {"visitors", "pageviews", "top_ms", "top_n", "sd_sum", "sd_n"},
-    HOSTNAME: {"visitors", "pageviews", "events"},
-    NAME: {"visitors", "events"},
-    GOAL: {"visitors", "events"},
-    PROP: {"visitors", "events", "pageviews"},
-}
+KEPT = vocabulary.KEPT
 
 
 @dataclass(frozen=True)
