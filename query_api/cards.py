@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from query_api import stats
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
-from query_api.plan import Planner
+from query_api.plan import ARCHIVE, Planner
 from query_api.rendering import templates
 from query_api.stats_api import View, ViewParams, build_query, long_property, parse_interval
 
@@ -109,6 +109,16 @@ def filter_value(value: str) -> str:
     return value.replace("|", "\\|").replace(";", "\\;")
 
 
+def answered_note(engine: Planner) -> str:
+    """A card's footnote when the archive answered: where its numbers come from, and as of when
+    (the counters' are live, so they need none)."""
+    if engine.answered_from != ARCHIVE:
+        return ""
+    if engine.fresh_to is None:
+        return "From the event archive, which has no events for these days yet."
+    return f"From the event archive, as of {engine.fresh_to.strftime('%H:%M UTC')}."
+
+
 def view_span(site: Any, now: datetime, v: View) -> stats.DateRange:
     """The view's period: read first where a card turns its own errors into a message, since a
     bad period or date is the request's error (a 400), not something a card cannot show."""
@@ -185,6 +195,7 @@ def graph_card(
         label=LABELS[metric],
         kind=kind_of(metric),
         interval=interval,
+        answered=answered_note(engine),
     )
 
 
@@ -209,8 +220,9 @@ def breakdown_card(
     prop = stats.parse_property(long_property(property))
     columns = (stats.VISITORS, *COLUMNS[prop.kind])
     view_span(site, now, v)
+    engine = d.planner(site, now)
     try:
-        rows, folded = _breakdown(site, d, now, v, prop, columns, limit)
+        rows, folded = _breakdown(site, d, now, v, prop, columns, limit, engine)
     except BadRequest as exc:
         return fragment("unavailable.html", reason=exc.message)
     peak = max((float(r[stats.VISITORS]) for r in rows), default=0.0) or 1.0
@@ -231,6 +243,7 @@ def breakdown_card(
         headers=[LABELS[c] for c in columns],
         prop=prop,
         folded=folded,
+        answered=answered_note(engine),
     )
 
 
