@@ -4,6 +4,9 @@ One function, one alias per tier (decision 0010): the `realtime` alias's event s
 writes the minute counters every second, the `rollup` alias's writes hours, days and months in
 larger batches. The alias an invocation came through names its tier; an unqualified invocation
 is the single-tier aggregator, which writes everything.
+
+The tier that writes hours, days and months also archives the events it counted (decision 0027):
+Parquet on S3, written after counting. The realtime tier never imports the archive (nor DuckDB).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 
@@ -24,6 +27,9 @@ from core.events import MalformedEvent, RawEvent
 from core.keys import Granularity
 from core.observability import COUNT, logger, metrics, trace, traced
 from core.schema import load_schema
+
+if TYPE_CHECKING:
+    from archive.store import ArchiveStore
 
 log = logger("aggregator")
 metric = metrics("aggregator")
@@ -61,6 +67,18 @@ def get_store(tier: str = "") -> AggregateStore:
         tier=tier,
         fold_at_slots=get_config().fold_at_slots,
     )
+
+
+@lru_cache(maxsize=1)
+def get_archive() -> ArchiveStore | None:
+    """The event archive, or None where no bucket is configured. Imported here, on the first
+    rollup batch: the realtime tier never loads it."""
+    bucket = get_config().archive_bucket
+    if not bucket:
+        return None
+    from archive.store import ArchiveStore
+
+    return ArchiveStore(make_client("s3"), bucket)
 
 
 class UnknownTier(ValueError):
@@ -118,14 +136,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log.append_keys(tier=tier or "single")
     items, malformed, oldest = parse_records(event)
     result = count(items, tier, granularities)
+    rolls_up = bool(granularities - {Granularity.MINUTE})
+    archive_ms = archive(items, result) if rolls_up else None
     report(
         items,
         malformed,
         oldest,
         result,
         batch_id=getattr(context, "aws_request_id", ""),
-        rolls_up=bool(granularities - {Granularity.MINUTE}),
+        rolls_up=rolls_up,
         seconds=time.monotonic() - started,
+        archive_ms=archive_ms,
     )
     if result.failed_sequence_number is None:
         return {"batchItemFailures": []}
@@ -154,6 +175,37 @@ def count(items: list[StreamItem], tier: str, granularities: frozenset[Granulari
     return merged(results)
 
 
+def counted_through(items: list[StreamItem], result: BatchResult) -> list[StreamItem]:
+    """The items before the first failed one: those Lambda checkpoints."""
+    if result.failed_sequence_number is None:
+        return items
+    return items[: [it.sequence_number for it in items].index(result.failed_sequence_number)]
+
+
+def archive(items: list[StreamItem], result: BatchResult) -> int | None:
+    """Archive the events counted through; the milliseconds it took (None: no archive).
+
+    Every event before the failure goes, those counted before (a redelivery) too: the objects are
+    named by their events, so a whole batch again writes the same objects again. An S3 failure
+    fails the batch from its first item: Lambda retries it, the counters skip what they counted,
+    and the archive gets the events once the write succeeds.
+    """
+    store = get_archive()
+    done = counted_through(items, result)
+    if store is None or not done:
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    started = time.perf_counter()
+    try:
+        store.write_batch(item.event for item in done)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        log.error("archive write failed", extra={"error": repr(exc)[:500]})
+        result.failed_sequence_number = items[0].sequence_number
+        result.errors.append(f"archive write failed: {exc!r}"[:500])
+    return round((time.perf_counter() - started) * 1000)
+
+
 def merged(results: list[BatchResult]) -> BatchResult:
     """One invocation's result from its counting passes: the last pass's counts (the fold's, when
     it ran: it also takes engagement events), the earliest failure of any."""
@@ -179,6 +231,7 @@ def report(
     batch_id: str,
     rolls_up: bool = True,
     seconds: float = 0.0,
+    archive_ms: int | None = None,
 ) -> None:
     """Metrics and log lines of one invocation (decision 0021).
 
@@ -240,6 +293,7 @@ def report(
             "failed_sequence_number": result.failed_sequence_number,
             "oldest_record_age_s": age,
             "duration_ms": round(seconds * 1000),
+            **({"archive_ms": archive_ms} if archive_ms is not None else {}),
         },
     )
     if result.failed_sequence_number is not None:

@@ -100,3 +100,19 @@ def read_events(sources: Sequence[str | Path], con: Any | None = None) -> list[R
         values["previous_visitor_id"] = values["previous_visitor_id"] or None
         out.append(RawEvent(**values))
     return out
+
+
+def schema_problem(path: str | Path, con: Any | None = None) -> str | None:
+    """Why the file is not an archive file (unreadable, or a column missing or of another type),
+    or None. Reads the footer and the event ids, the column every reader needs."""
+    con = con or connect()
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_quoted(path)})").fetchall()
+        con.execute(f"SELECT count(event_id) FROM read_parquet({_quoted(path)})").fetchall()
+    except Exception as exc:  # any DuckDB error: the bytes are not a Parquet file we can read
+        return f"unreadable: {exc}"
+    types = {row[0]: row[1] for row in described}
+    for name, kind in COLUMNS:
+        if types.get(name) != kind:
+            return f"column {name}: {types.get(name) or 'missing'}, not {kind}"
+    return None

@@ -100,6 +100,9 @@ class AggregatorSettings:
     # An instance folds a day's or a month's slots into its bases once it left this many there
     # (decision 0015).
     fold_at_slots: int = 16
+    # The event archive's S3 bucket (decision 0027): the rollup tier (and the single tier) writes
+    # the events it counted there. Empty: no archive.
+    archive_bucket: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,3 +132,18 @@ class QuerySettings(_BehindCloudFront):
     # As IngestSettings': the origin secrets whose CloudFront-Viewer-Address the login limit
     # believes.
     origin_secret_sha256: str = ""
+    # The event archive (decision 0027) the questions counters cannot answer read; empty: none.
+    # Its objects are fetched into a cache on local disk of at most this many bytes.
+    archive_bucket: str = ""
+    archive_cache_bytes: int = 256 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveSettings:
+    """The compaction function's (archive/handler.py): the bucket, and the sites' retention."""
+
+    archive_bucket: str
+    meta_table: str
+    # Days compacted per run stop once less than this is left of the invocation's time: the rest
+    # waits for the next run.
+    reserve_seconds: int = 60

@@ -6,6 +6,7 @@ slow password hash. A lookup by token is never cached, so a revocation takes eff
 
 Removing a site deletes the site item, its keys and its shared links; its aggregates stay in the
 aggregates table (re-adding the domain shows them again) and its raw events expire with their TTL.
+A purge (`site remove --purge`) deletes those too (`purge_items`), and its event archive.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ MAX_GOALS = 100
 MAX_GOAL_LENGTH = 200
 MAX_HOSTNAMES = 50
 MAX_LABEL_LENGTH = 100
+# How long a site's archived events are kept (decision 0027): months, counted back from today.
+DEFAULT_RETENTION_MONTHS = 24
+MAX_RETENTION_MONTHS = 120
 
 
 class SiteError(ValueError):
@@ -82,6 +86,7 @@ class Site:
     # pageview goal. Empty: every custom event name counts as a goal.
     goals: tuple[str, ...] = ()
     hostnames: tuple[str, ...] = ()  # hostnames allowed to send events; empty: any
+    retention_months: int = DEFAULT_RETENTION_MONTHS  # of the event archive
 
     def allows_hostname(self, hostname: str) -> bool:
         """An allowed hostname or a subdomain of one (`blog.example.com` under `example.com`)."""
@@ -161,6 +166,14 @@ def validate_hostnames(hostnames: tuple[str, ...] | builtins.list[str]) -> tuple
     if len(cleaned) > MAX_HOSTNAMES:
         raise SiteError(f"at most {MAX_HOSTNAMES} allowed hostnames")
     return cleaned
+
+
+def validate_retention(months: int) -> int:
+    if isinstance(months, bool) or not isinstance(months, int):
+        raise SiteError("the retention is a whole number of months")
+    if not 1 <= months <= MAX_RETENTION_MONTHS:
+        raise SiteError(f"the retention is 1 to {MAX_RETENTION_MONTHS} months, not {months}")
+    return months
 
 
 def validate_goal(goal: str) -> str:
@@ -267,6 +280,7 @@ class SiteStore:
         public: bool = False,
         hostnames: tuple[str, ...] = (),
         goals: tuple[str, ...] = (),
+        retention_months: int = DEFAULT_RETENTION_MONTHS,
     ) -> Site:
         site = Site(
             normalize_domain(domain),
@@ -275,6 +289,7 @@ class SiteStore:
             int(self._clock()),
             validate_goals(goals),
             validate_hostnames(hostnames),
+            validate_retention(retention_months),
         )
         item = {
             "pk": {"S": keys.SITE_PK},
@@ -282,6 +297,7 @@ class SiteStore:
             "tz": {"S": site.tz},
             "public": {"BOOL": site.public},
             "created_at": {"N": str(site.created_at)},
+            "retention_months": {"N": str(site.retention_months)},
         }
         if site.goals:
             item["goals"] = _string_list(site.goals)
@@ -304,6 +320,7 @@ class SiteStore:
         public: bool | None = None,
         hostnames: tuple[str, ...] | builtins.list[str] | None = None,
         goals: tuple[str, ...] | builtins.list[str] | None = None,
+        retention_months: int | None = None,
     ) -> Site:
         """Change the given settings of an existing site; the others stay as they are."""
         domain = normalize_domain(domain)
@@ -316,6 +333,8 @@ class SiteStore:
             changes["hostnames"] = _string_list(validate_hostnames(hostnames))
         if goals is not None:
             changes["goals"] = _string_list(validate_goals(goals))
+        if retention_months is not None:
+            changes["retention_months"] = {"N": str(validate_retention(retention_months))}
         if not changes:
             return self.require(domain)
         try:
@@ -506,6 +525,31 @@ class _Credentials:
         return item["site"]["S"] if item else None
 
 
+def owner_of(pk: str) -> str | None:
+    """The site an events or aggregates item belongs to (raw events, counters, visitor states of
+    any tier), from its key; None for any other item."""
+    parts = pk.split(keys.SEP)
+    if len(parts) >= 3 and (parts[0] in {"EV", "C", "V"} or parts[0].startswith("V.")):
+        return parts[1]
+    return None
+
+
+def purge_items(client: Any, table: str, key_names: builtins.list[str], domain: str) -> int:
+    """Delete every item of `table` that belongs to the site; how many. A Scan of the whole table
+    (keys only): a purge is rare, and an index for it would cost every write."""
+    deleted = 0
+    for item in paged(
+        client.scan,
+        TableName=table,
+        ProjectionExpression=", ".join(f"#{k}" for k in key_names),
+        ExpressionAttributeNames={f"#{k}": k for k in key_names},
+    ):
+        if owner_of(item["pk"]["S"]) == domain:
+            client.delete_item(TableName=table, Key={k: item[k] for k in key_names})
+            deleted += 1
+    return deleted
+
+
 def _query_all(client: Any, table: str, pk: str) -> list[dict[str, Any]]:
     return list(
         paged(
@@ -529,4 +573,6 @@ def _site_from_item(item: dict[str, Any]) -> Site:
         created_at=int(item.get("created_at", {}).get("N", "0")),
         goals=tuple(v["S"] for v in item.get("goals", {}).get("L", [])),
         hostnames=tuple(v["S"] for v in item.get("hostnames", {}).get("L", [])),
+        # sites stored before decision 0027 keep the default
+        retention_months=int(item.get("retention_months", {}).get("N", DEFAULT_RETENTION_MONTHS)),
     )

@@ -30,6 +30,8 @@ class LambdaContext:
     log_group_name: str = ""
     log_stream_name: str = "local"
     qualifier: str = ""  # the alias invoked, if any
+    timeout_seconds: float = 30.0  # the function's configured timeout
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def invoked_function_arn(self) -> str:
@@ -37,7 +39,7 @@ class LambdaContext:
         return f"{arn}:{self.qualifier}" if self.qualifier else arn
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return max(0, round((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
 def _instance_main_thread() -> None:
@@ -51,9 +53,15 @@ class LocalFunction:
     a free one, or waits for one."""
 
     def __init__(
-        self, name: str, handler: Handler, qualifier: str = "", instances: int = 1
+        self,
+        name: str,
+        handler: Handler,
+        qualifier: str = "",
+        instances: int = 1,
+        timeout_seconds: float = 30.0,
     ) -> None:
         self.name = name
+        self.timeout_seconds = timeout_seconds
         self.qualifier = qualifier  # an alias: its own warm instances, as Lambda gives it
         self._handler = handler
         self._instance = ThreadPoolExecutor(
@@ -92,7 +100,10 @@ class LocalFunction:
     def _timed(self, event: dict[str, Any]) -> Any:
         started = time.perf_counter()
         try:
-            return self._handler(event, LambdaContext(self.name, qualifier=self.qualifier))
+            context = LambdaContext(
+                self.name, qualifier=self.qualifier, timeout_seconds=self.timeout_seconds
+            )
+            return self._handler(event, context)
         finally:
             elapsed = time.perf_counter() - started
             with self._counting:

@@ -1,9 +1,12 @@
 """The embedded default: the whole product on one machine, in one process tree.
 
-moto (DynamoDB, Streams, SQS) on a free loopback port, tables from core/schema.json, one
+moto (DynamoDB, Streams, SQS, S3) on a free loopback port, tables from core/schema.json and the
+event archive's bucket (decision 0027), one
 stream poller per aggregator tier (an event source mapping per alias, decision 0010) calling the
 real aggregator handler on each of `stream_shards` emulated shards at once, and the HTTP front calling the real ingest and query handlers. Data is
-restored from and saved to `<data dir>/snapshot.json`, every minute and on stop.
+restored from and saved to `<data dir>/snapshot.json` (the archive's objects to `<data dir>/archive/`),
+every minute and on stop. The archive's compaction function runs every `archive_every` seconds, as
+its EventBridge schedule runs it in AWS.
 
 Housekeeping (every minute) keeps a long run bounded: expired items are swept (moto stores TTL but
 never applies it), stream records both tiers have read and shard iterators past their lifetime
@@ -21,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,8 @@ class StackConfig:
     # (a new on-demand table in AWS has several; moto has one).
     stream_shards: int = 4
     on_tick: Callable[[], None] | None = None  # more housekeeping, run with the snapshot's
+    # The archive's compaction schedule (AWS: hourly); checked at each housekeeping tick.
+    archive_every: float = 300.0
 
 
 # What the front door answers when it cannot reach the function: here, while the stack stops. A
@@ -81,6 +87,7 @@ def aws_environment(endpoint: str, prefix: str = TABLE_PREFIX) -> dict[str, str]
         "LIVEINSIGHT_EVENTS_TABLE": names["events"],
         "LIVEINSIGHT_AGGREGATES_TABLE": names["aggregates"],
         "LIVEINSIGHT_META_TABLE": names["meta"],
+        "LIVEINSIGHT_ARCHIVE_BUCKET": tables.bucket_name(prefix),
         # The local front's origin secret (its digest): the handlers believe what it says of viewers.
         **ORIGIN_ENVIRONMENT,
     }
@@ -122,10 +129,16 @@ class LocalStack:
         self._iterators_issued: dict[str, float] = {}
         self.stop_seconds: dict[str, float] = {}
         self._clients: dict[str, Any] = {}
+        self.bucket = tables.bucket_name(TABLE_PREFIX)
+        self._archive_run = time.monotonic()
 
     @property
     def snapshot_path(self) -> Path:
         return self.config.data_dir / "snapshot.json"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.config.data_dir / "archive"
 
     @property
     def url(self) -> str:
@@ -148,12 +161,16 @@ class LocalStack:
             tables.load_snapshot(ddb, self.names, self.snapshot_path)
         tables.enable_streams(ddb, self.names)
         tables.sweep_expired(ddb, self.names)
+        tables.create_bucket(self.client("s3"), self.bucket)
+        if self.config.persist:
+            tables.load_bucket(self.client("s3"), self.bucket, self.archive_dir)
         dlq_url = self.client("sqs").create_queue(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")[
             "QueueUrl"
         ]
 
         # Imported only now: the handlers build their clients lazily from this environment.
         from aggregator.handler import handler as aggregator_handler
+        from archive.handler import handler as archive_handler
         from ingest.handler import handler as ingest_handler
         from query_api.handler import handler as query_handler
 
@@ -167,6 +184,8 @@ class LocalStack:
                 for tier in tiers
             },
             "query": LocalFunction("query", query_handler),
+            # Terraform gives it 15 minutes; a run stops between days before that.
+            "archive": LocalFunction("archive", archive_handler, timeout_seconds=900),
         }
         faults = None
         if self.config.faults_seed is not None:
@@ -253,6 +272,8 @@ class LocalStack:
     def housekeeping(self) -> None:
         tables.sweep_expired(self.client("dynamodb"), self.names, until=self._ticker_stop)
         self.compact()
+        if time.monotonic() - self._archive_run >= self.config.archive_every:
+            self.compact_archive()
         if self.config.persist and not self._ticker_stop.is_set():  # stopping: the stop saves
             self.save()
         if self.config.on_tick:
@@ -260,7 +281,25 @@ class LocalStack:
 
     def save(self) -> int:
         with self._save_lock:
-            return tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
+            saved = tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
+            return saved + tables.save_bucket(self.client("s3"), self.bucket, self.archive_dir)
+
+    def compact_archive(self, now: datetime | None = None) -> dict[str, Any]:
+        """Invoke the compaction function as its EventBridge schedule does."""
+        self._archive_run = time.monotonic()
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        result: dict[str, Any] = self.functions["archive"].invoke(
+            {
+                "version": "0",
+                "id": secrets.token_hex(8),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "resources": [],
+                "detail": {},
+            }
+        )
+        return result
 
     def compact(self) -> None:
         """Free the stream records every tier has read (and no dead-lettered batch needs for a

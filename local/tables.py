@@ -12,6 +12,7 @@ moto stores TTL but never enforces it; `sweep_expired` does what DynamoDB's TTL 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import tempfile
@@ -150,3 +151,71 @@ def sweep_expired(
             client.delete_item(TableName=physical, Key={k: item[k] for k in key_names})
             removed += 1
     return removed
+
+
+# ---- the event archive's bucket (decision 0027) ---------------------------------------------
+
+
+def bucket_name(prefix: str) -> str:
+    return f"{prefix}-archive"
+
+
+def create_bucket(s3: Any, bucket: str) -> None:
+    owned = (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists)
+    with contextlib.suppress(*owned):
+        s3.create_bucket(Bucket=bucket)
+
+
+def _objects(s3: Any, bucket: str) -> dict[str, str]:
+    """key → ETag (without quotes) of every object in the bucket."""
+    found: dict[str, str] = {}
+    request: dict[str, Any] = {"Bucket": bucket}
+    while True:
+        page = s3.list_objects_v2(**request)
+        for entry in page.get("Contents", []):
+            found[entry["Key"]] = entry["ETag"].strip('"')
+        if not page.get("IsTruncated"):
+            return found
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def save_bucket(s3: Any, bucket: str, directory: Path) -> int:
+    """Mirror the bucket into `directory` (a file per key): objects new or changed since the last
+    save are fetched, those gone (compacted, expired, purged) are removed. Archive objects are
+    written once and never changed, so a save after the first fetches only the new ones. Returns
+    the number of objects kept."""
+    import hashlib
+
+    wanted = _objects(s3, bucket)
+    directory.mkdir(parents=True, exist_ok=True)
+    for key, etag in wanted.items():
+        path = directory / key
+        # A single-part upload's ETag is its MD5 (every archive object is one PutObject)
+        if path.is_file() and hashlib.md5(path.read_bytes()).hexdigest() == etag:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".object-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        os.replace(tmp, path)
+    for path in sorted(directory.rglob("*"), reverse=True):  # files before their directories
+        key = path.relative_to(directory).as_posix()
+        if path.is_file() and key not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return len(wanted)
+
+
+def load_bucket(s3: Any, bucket: str, directory: Path) -> int:
+    """Put back the objects a save mirrored; how many."""
+    if not directory.is_dir():
+        return 0
+    restored = 0
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            s3.put_object(
+                Bucket=bucket, Key=path.relative_to(directory).as_posix(), Body=path.read_bytes()
+            )
+            restored += 1
+    return restored

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real moto server on 127.0.0.1 and tables made from core/schema.json."""
+"""Shared fixtures: a real moto server on 127.0.0.1, tables made from core/schema.json and the
+event archive's bucket."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture()
 def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """A fresh set of tables (unique prefix) and the environment the handlers read."""
+    """A fresh set of tables and an archive bucket (unique prefix) and the environment the
+    handlers read."""
     from local import tables
     from local.stack import aws_environment
 
@@ -63,6 +65,7 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
 
     names = tables.table_names(prefix)
     tables.create_tables(make_client("dynamodb"), names, with_stream=True)
+    tables.create_bucket(make_client("s3"), env["LIVEINSIGHT_ARCHIVE_BUCKET"])
     yield names
     _clear_composition_roots()
 
@@ -70,6 +73,7 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
 def _clear_composition_roots() -> None:
     """Each Lambda builds its clients once per cold start; a test is a cold start."""
     import aggregator.handler
+    import archive.handler
     import ingest.handler
     import query_api.deps
 
@@ -78,6 +82,10 @@ def _clear_composition_roots() -> None:
     aggregator.handler.get_store.cache_clear()
     aggregator.handler.get_minute_store.cache_clear()
     aggregator.handler.get_config.cache_clear()
+    aggregator.handler.get_archive.cache_clear()
+    archive.handler.get_config.cache_clear()
+    archive.handler.get_store.cache_clear()
+    archive.handler.get_sites.cache_clear()
     query_api.deps.get_deps.cache_clear()
 
 
@@ -92,7 +100,7 @@ def json_logs() -> Iterator[Any]:
 
     stream = io.StringIO()
     attached = []
-    for service in ("ingest", "aggregator", "query"):
+    for service in ("ingest", "aggregator", "query", "archive"):
         powertools = logger(service)
         handler = logging.StreamHandler(stream)
         handler.setFormatter(powertools.registered_formatter)

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from base64 import b64decode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from core import settings
 from core.aws import make_client
 from core.edge import ORIGIN_HEADER
+from core.events import RawEvent
 from core.schema import load_schema
 from local import tables
 from local.front import LOCAL_ORIGIN_SECRET, api_gateway_event
 from local.poller import to_lambda_record
 from local.runtime import LocalFunction
+
+if TYPE_CHECKING:
+    from archive.store import ArchiveStore
 
 DESKTOP_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -46,6 +53,9 @@ class Pipeline:
         from query_api.handler import handler as query_handler
 
         self.names = names
+        # The event archive's bucket (decision 0027): the environment's, as the handlers see it
+        self.bucket = settings.load(settings.AggregatorSettings).archive_bucket
+        self.s3 = make_client("s3")
         self.ddb = make_client("dynamodb")
         self.streams = make_client("dynamodbstreams")
         self.ingest_fn = LocalFunction("ingest", ingest_handler)
@@ -140,6 +150,19 @@ class Pipeline:
     def scan(self, logical: str) -> list[dict[str, Any]]:
         return tables.scan_all(self.ddb, self.names[logical])
 
+    def archive(self, cache_dir: str | Path | None = None) -> ArchiveStore:
+        """The event archive the rollup tier writes, read through its own local cache."""
+        from archive.store import ArchiveStore
+
+        return ArchiveStore(self.s3, self.bucket, cache_dir or tempfile.mkdtemp(prefix="li-t-"))
+
+    def archived_events(self, site: str) -> list[RawEvent]:
+        """Every archived event of the site, each id once (as readers see them)."""
+        from archive.parquet import read_events
+
+        store = self.archive()
+        return read_events(store.local_files(site, "0000-01-01", "9999-12-31"))
+
 
 @contextmanager
 def fresh_pipeline(endpoint: str, prefix: str) -> Iterator[Pipeline]:
@@ -158,6 +181,7 @@ def fresh_pipeline(endpoint: str, prefix: str) -> Iterator[Pipeline]:
     try:
         names = tables.table_names(prefix)
         tables.create_tables(make_client("dynamodb"), names, with_stream=True)
+        tables.create_bucket(make_client("s3"), env["LIVEINSIGHT_ARCHIVE_BUCKET"])
         yield Pipeline(names)
     finally:
         for key, value in saved.items():
