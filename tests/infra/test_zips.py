@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,24 @@ import pytest
 
 from local.front import api_gateway_event
 from scripts.package import AARCH64, FUNCTIONS, X86_64, Artifact, base_python, build, closure
+from tests.infra import terraform as tf
 from tests.integration.pipeline import DESKTOP_UA, Pipeline
 
 SITE = "zip.example"
-PROJECT_PACKAGES = {"core", "ingest", "aggregator", "query_api", "local", "bench", "tests"}
+PROJECT_PACKAGES = {
+    "core",
+    "ingest",
+    "aggregator",
+    "query_api",
+    "archive",
+    "local",
+    "bench",
+    "tests",
+}
+# Amazon Linux 2, under Lambda's python3.11 runtime: a shared library needing a newer glibc does
+# not load there (issue 18: DuckDB wheels past 1.2 may be manylinux_2_28 only).
+LAMBDA_GLIBC = (2, 26)
+WITH_DUCKDB = {"aggregator", "query", "archive"}
 
 RUNNER = r"""
 import asyncio, importlib, json, sys, time
@@ -33,6 +49,7 @@ sys.path.insert(0, root)
 started = time.perf_counter()
 module = importlib.import_module(module_name)
 import_seconds = time.perf_counter() - started
+duckdb_on_import = "duckdb" in sys.modules
 outside = sorted(
     name for name, m in list(sys.modules.items())
     if (f := getattr(m, "__file__", None)) and not f.startswith(root)
@@ -52,7 +69,8 @@ with open(events_file) as f:
     events = json.load(f)
 results = [module.handler(event, Context()) for event in events]
 with open(out_file, "w") as f:
-    json.dump({"outside": outside, "import_seconds": import_seconds, "results": results}, f)
+    json.dump({"outside": outside, "import_seconds": import_seconds, "results": results,
+               "duckdb_on_import": duckdb_on_import, "duckdb_at_end": "duckdb" in sys.modules}, f)
 """
 
 
@@ -136,6 +154,61 @@ def test_zip_holds_only_what_its_function_needs(name: str, zips: dict[str, Artif
     assert any(n.startswith(f"{module.rpartition('/')[0]}/__pycache__/") for n in names)
     if name == "ingest":
         assert not top & {"fastapi", "starlette", "jinja2", "pydantic", "mangum"}
+    # DuckDB goes where the archive is written or read, never into ingest (decision 0029)
+    assert ("duckdb" in top) == (name in WITH_DUCKDB)
+    assert not any(n.startswith(("duckdb/experimental/", "duckdb-stubs/")) for n in names)
+
+
+def test_ingest_needs_no_archive_distribution() -> None:
+    assert "duckdb" not in closure(FUNCTIONS["ingest"].requires, AARCH64)
+    assert "archive" not in FUNCTIONS["ingest"].packages
+    for name in WITH_DUCKDB:
+        assert "duckdb" in closure(FUNCTIONS[name].requires, AARCH64)
+
+
+def glibc_versions(shared_library: bytes) -> set[tuple[int, int]]:
+    """The GLIBC_x.y symbol versions an ELF file names (what the dynamic loader will demand)."""
+    return {
+        (int(m.group(1)), int(m.group(2)))
+        for m in re.finditer(rb"GLIBC_(\d+)\.(\d+)", shared_library)
+    }
+
+
+def test_deployed_duckdb_is_the_manylinux2014_aarch64_build_that_loads_on_amazon_linux_2(
+    tmp_path: Path,
+) -> None:
+    # Given the arm64 compaction zip, built as `make package` builds it (within its budgets)
+    artifact = build(FUNCTIONS["archive"], AARCH64, tmp_path)
+    with zipfile.ZipFile(artifact.path) as archive:
+        (library,) = [n for n in archive.namelist() if re.fullmatch(r"duckdb/duckdb\..*\.so", n)]
+        wheel = "duckdb-1.2.2.dist-info/WHEEL"
+        tags = archive.read(wheel).decode()
+        needed = glibc_versions(archive.read(library))
+    # Then it is DuckDB 1.2.2's aarch64 wheel for glibc 2.17, which needs nothing past 2.26
+    assert "aarch64" in library
+    assert "manylinux_2_17_aarch64" in tags and "2_28" not in tags
+    assert needed and max(needed) <= LAMBDA_GLIBC, max(needed)
+
+
+@pytest.mark.parametrize("module", ["query_api.app", "query_api.handler", "aggregator.handler"])
+def test_importing_a_handler_does_not_import_duckdb(module: str) -> None:
+    # Given a fresh interpreter (the project's, as the local stack runs the handlers)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, {module}; print('duckdb' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tf.REPO,
+        env={**os.environ, "LIVEINSIGHT_EVENTS_TABLE": "t", "LIVEINSIGHT_AGGREGATES_TABLE": "t"},
+        timeout=120,
+    )
+    # When the handler module is imported, then DuckDB is not: only an archive path loads it
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False"]
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -222,6 +295,8 @@ def test_query_zip_serves_json_and_a_dashboard_card(
         api_gateway_event("GET", f"/api/realtime/card?site_id={SITE}", auth, b"", "127.0.0.1"),
     ]
     result = invoke_from_zip(zips["query"], tmp_path, events)
+    # DuckDB stays unloaded when the counters answer (decision 0029)
+    assert (result["duckdb_on_import"], result["duckdb_at_end"]) == (False, False)
     realtime, card = result["results"]
     assert realtime["statusCode"] == 200
     assert json.loads(realtime["body"])["pageviews"] == 1
