@@ -32,6 +32,7 @@ locals {
     ingest     = data.aws_iam_policy_document.ingest.json
     aggregator = data.aws_iam_policy_document.aggregator.json
     query      = data.aws_iam_policy_document.query.json
+    archive    = data.aws_iam_policy_document.archive.json
   }
 }
 
@@ -117,6 +118,13 @@ data "aws_iam_policy_document" "aggregator" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.aggregator_dlq.arn]
   }
+  # The rollup tier's batch, one new object per site and day (archive/store.py): write only,
+  # under events/ only. It never reads, lists or deletes.
+  statement {
+    sid       = "ArchiveWrite"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+  }
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -161,9 +169,66 @@ data "aws_iam_policy_document" "query" {
     actions   = ["dynamodb:Query"]
     resources = [aws_dynamodb_table.this["aggregates"].arn]
   }
+  # The archive engine lists a site's days and fetches their objects into its cache (archive/
+  # store.py ArchiveStore.local_files): read only, under events/ only.
+  statement {
+    sid       = "ArchiveRead"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+  }
+  statement {
+    sid       = "ArchiveList"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.archive.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.archive_prefix}*"]
+    }
+  }
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.lambda["query"].arn}:*"]
+  }
+}
+
+# compaction (archive/compact.py): lists a site-day's objects, reads them, writes the merged one,
+# deletes the merged parts and whatever is past the site's retention; an object it cannot read
+# goes to quarantine/ (copied: GetObject on the source, PutObject on the copy; then deleted).
+# The sites and their retention come from the meta table's site records (core/sites.py).
+data "aws_iam_policy_document" "archive" {
+  statement {
+    sid     = "ArchiveObjects"
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [
+      "${aws_s3_bucket.archive.arn}/${local.archive_prefix}*",
+      "${aws_s3_bucket.archive.arn}/${local.quarantine_prefix}*",
+    ]
+  }
+  statement {
+    sid       = "ArchiveList"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.archive.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.archive_prefix}*", "${local.quarantine_prefix}*"]
+    }
+  }
+  statement {
+    sid       = "ReadSites"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["SITE"]
+    }
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda["archive"].arn}:*"]
   }
 }

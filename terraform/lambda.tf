@@ -9,7 +9,7 @@ resource "aws_cloudwatch_log_group" "lambda" {
 
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:No VPC: the functions only call DynamoDB's public, IAM-authenticated endpoint, and a VPC would need NAT or endpoints (a fixed monthly cost) for nothing.
-  #checkov:skip=CKV_AWS_116:No async invocations: ingest and query are invoked synchronously through their function URLs, the aggregator by the event source mapping, whose on-failure destination is the SQS dead-letter queue.
+  #checkov:skip=CKV_AWS_116:Ingest and query are invoked synchronously through their function URLs, the aggregator by the event source mapping (on-failure destination: the SQS dead-letter queue); only archive (compaction) is invoked asynchronously, by its hourly schedule, and a failed run needs no queue: the next hour's run redoes it (idempotent) and the compaction-errors alarm pages.
   #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (ingest_reserved_concurrency, query_reserved_concurrency, none by default): new accounts have a concurrency quota of 10 and AWS refuses a reservation that leaves fewer than 10 unreserved; the aggregator's concurrency is one per shard (parallelization_factor).
   #checkov:skip=CKV_AWS_173:The environment holds only table names, the public URL, SSM parameter names, SHA-256 digests of the origin secret and Powertools settings, no secrets; the sign-in secrets live in SSM SecureString parameters, read by the function.
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and a signed S3 upload; the zips are reproducible from the locked requirements and built by `make package` in the deploying account's pipeline.
@@ -24,7 +24,7 @@ resource "aws_lambda_function" "this" {
   handler          = each.value.handler
   filename         = "${local.package_dir}/${each.key}.zip"
   source_code_hash = filebase64sha256("${local.package_dir}/${each.key}.zip")
-  memory_size      = var.lambda_memory_mb
+  memory_size      = each.value.memory_mb
   timeout          = each.value.timeout
   # The aggregator's tiers are aliases of a published version (decision 0010).
   publish = each.key == "aggregator"

@@ -24,6 +24,7 @@ locals {
     ingest = {
       handler     = "ingest.handler.handler"
       timeout     = 10
+      memory_mb   = var.lambda_memory_mb
       description = "POST /api/event: validate, enrich, hash the visitor, store, answer 202"
       environment = {
         LIVEINSIGHT_EVENTS_TABLE = local.tables["events"]
@@ -37,14 +38,20 @@ locals {
     aggregator = {
       handler     = "aggregator.handler.handler"
       timeout     = 60
-      description = "events stream (INSERT) -> aggregates, exactly once"
+      memory_mb   = var.lambda_memory_mb
+      description = "events stream (INSERT) -> aggregates, exactly once; the rollup tier also archives the batch to S3"
       environment = {
         LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
+        # The rollup tier writes each batch's events as Parquet here (archive.tf).
+        LIVEINSIGHT_ARCHIVE_BUCKET = aws_s3_bucket.archive.bucket
       }
     }
     query = {
-      handler     = "query_api.handler.handler"
-      timeout     = 10
+      handler = "query_api.handler.handler"
+      timeout = 10
+      # DuckDB answers what the counters cannot from the archive: more memory, and the CPU share
+      # that comes with it (decision 0029).
+      memory_mb   = var.query_memory_mb
       description = "/api/*: stats JSON, Plausible Stats API v1, dashboard cards, sign-in, admin"
       environment = {
         LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
@@ -60,6 +67,18 @@ locals {
         # cannot name (the distribution names its URL), from the SSM parameter (api.tf).
         LIVEINSIGHT_PUBLIC_URL           = var.domain != "" ? "https://${var.domain}" : ""
         LIVEINSIGHT_PUBLIC_URL_PARAMETER = local.public_url_parameter
+        # The event archive the archive engine reads (archive.tf).
+        LIVEINSIGHT_ARCHIVE_BUCKET = aws_s3_bucket.archive.bucket
+      }
+    }
+    archive = {
+      handler     = "archive.handler.handler"
+      timeout     = 300
+      memory_mb   = var.compaction_memory_mb
+      description = "hourly: merges each site-day's archive objects into one, applies each site's retention"
+      environment = {
+        LIVEINSIGHT_ARCHIVE_BUCKET = aws_s3_bucket.archive.bucket
+        LIVEINSIGHT_META_TABLE     = local.tables["meta"]
       }
     }
   }

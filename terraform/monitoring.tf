@@ -42,7 +42,7 @@ resource "aws_cloudwatch_metric_alarm" "aggregator_errors" {
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   for_each          = local.aggregator_tiers
   alarm_name        = "${local.name}-stream-iterator-age-${each.key}"
-  alarm_description = "The aggregator's ${each.key} tier is more than ${var.iterator_age_alarm_seconds} s behind the events stream beyond its ${each.value.maximum_batching_window_in_seconds} s window: ${each.key == "realtime" ? "realtime numbers" : "the dashboard's ranges"} are stale. See ${local.runbook}, section stream-iterator-age."
+  alarm_description = "The aggregator's ${each.key} tier is more than ${var.iterator_age_alarm_seconds} s behind the events stream beyond its ${each.value.maximum_batching_window_in_seconds} s window: ${each.key == "realtime" ? "realtime numbers" : "the dashboard's ranges and the event archive (written from this tier's batches)"} are stale. See ${local.runbook}, section stream-iterator-age."
   namespace         = "AWS/Lambda"
   metric_name       = "IteratorAge"
   dimensions = {
@@ -60,9 +60,29 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   ok_actions          = local.alarm_actions
 }
 
+# Hourly: a run that raised left its site-days as they were (safe, the next run redoes them), but
+# one failing every hour means a growing count of small objects (slower archive queries) or a
+# site's retention not applied.
+resource "aws_cloudwatch_metric_alarm" "compaction_errors" {
+  alarm_name          = "${local.name}-archive-compaction-errors"
+  alarm_description   = "The archive's hourly compaction raised in two runs of the last three: small objects pile up and retention may not be applied. See ${local.runbook}, section compaction-errors."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.this["archive"].function_name }
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   alarm_name          = "${local.name}-dlq-depth"
-  alarm_description   = "Stream records the aggregator gave up on are waiting in the dead-letter queue: they are not counted yet. See ${local.runbook}, section dlq-depth."
+  alarm_description   = "Stream records the aggregator gave up on are waiting in the dead-letter queue: they are not counted (nor archived) yet. See ${local.runbook}, section dlq-depth."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.aggregator_dlq.name }

@@ -62,3 +62,13 @@ output "region" {
   description = "Region of the deployment (RUNBOOK.md's shell set-up reads it)."
   value       = var.region
 }
+
+output "archive_bucket" {
+  description = "The event archive: Parquet objects under events/<site>/<day>/ (archive/layout.py)."
+  value       = aws_s3_bucket.archive.bucket
+}
+
+output "athena_workgroup" {
+  description = "Athena workgroup over the archive (var.athena; empty when off). Tables: <database>.events."
+  value       = var.athena ? aws_athena_workgroup.archive[0].name : ""
+}

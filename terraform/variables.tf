@@ -57,9 +57,44 @@ variable "log_level" {
 }
 
 variable "lambda_memory_mb" {
-  description = "Memory of each function (bench/__main__.py prices Lambda with the same figure)."
+  description = "Memory of ingest and the aggregator (the bill, bench/bill.py, reads each function's memory from here)."
   type        = number
   default     = 256
+}
+
+variable "query_memory_mb" {
+  description = "Memory of the query function: DuckDB's archive queries need it (decision 0029), and Lambda's CPU share grows with it."
+  type        = number
+  default     = 1024
+}
+
+variable "compaction_memory_mb" {
+  description = "Memory of the hourly archive compaction (merges a site-day's Parquet objects with DuckDB; decision 0029)."
+  type        = number
+  default     = 1024
+}
+
+variable "archive_quarantine_days" {
+  description = "Days an archive object that could not be read stays under quarantine/ for inspection before S3 deletes it."
+  type        = number
+  default     = 30
+}
+
+variable "athena" {
+  description = "Create the Glue table and Athena workgroup over the event archive (decision 0030): for sites past what one Lambda answers. Off by default; Athena bills per query ($5 per TB scanned), nothing while unused."
+  type        = bool
+  default     = false
+}
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Athena cancels a query of the archive workgroup that would scan more than this many bytes (at least 10 MB)."
+  type        = number
+  default     = 10737418240 # 10 GB: $0.05 a query at most
+
+  validation {
+    condition     = var.athena_bytes_scanned_cutoff >= 10485760
+    error_message = "athena_bytes_scanned_cutoff: at least 10485760 (10 MB), Athena's minimum."
+  }
 }
 
 variable "ingest_reserved_concurrency" {

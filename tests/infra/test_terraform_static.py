@@ -290,13 +290,13 @@ def test_handler_path_resolves_to_a_real_function(name: str) -> None:
 
 
 def settings_class_of(name: str) -> type[Any]:
-    """The settings class the function's own package loads (`settings.load(settings.X)`)."""
+    """The settings class the function's own package (its handler's) loads
+    (`settings.load(settings.X)`); a package it shares with another function (archive) loads that
+    one's."""
     found = set()
-    for package in FUNCTIONS[name].packages:
-        if package == "core":
-            continue
-        for path in (tf.REPO / package).rglob("*.py"):
-            found |= set(re.findall(r"settings\.load\(settings\.(\w+)\)", path.read_text()))
+    package = FUNCTIONS[name].handler.split(".")[0]
+    for path in (tf.REPO / package).rglob("*.py"):
+        found |= set(re.findall(r"settings\.load\(settings\.(\w+)\)", path.read_text()))
     assert len(found) == 1, f"{name} loads {found}"
     cls: type[Any] = getattr(settings, found.pop())
     return cls
@@ -508,6 +508,7 @@ ALARMS = {
     "aws_cloudwatch_metric_alarm.lambda_throttles": "throttles",
     "aws_cloudwatch_metric_alarm.api_5xx_rate": "api-5xx-rate",
     "aws_cloudwatch_metric_alarm.accepted_events_drop": "accepted-events-drop",
+    "aws_cloudwatch_metric_alarm.compaction_errors": "compaction-errors",
 }
 
 
