@@ -154,6 +154,30 @@ class Shape:
         default_factory=lambda: {"events": 7.0, "aggregates": None, "meta": None}
     )
     static_bytes: float = 0.0  # the dashboard and tracker in S3 (with one noncurrent copy)
+    # The event archive (issue 18). Bytes per event after compaction and a compaction run's
+    # CPU (one site-day merged, on a full core) as bench/archive.py measured them at 1 M
+    # pageviews a month; the stream's shards, each its own rollup batches (decision 0025: 4).
+    archive_bytes_per_event: float = 60.0
+    compaction_cpu_seconds_per_run: float = 0.5
+    compaction_wait_seconds_per_run: float = 0.3  # S3 round trips: list, get, put, deletes
+    stream_shards: int = 4
+    # Questions only the archive answers (a filtered breakdown): each fetches its days' objects
+    # once into the query function's cache (S3 GETs) and scans them (Lambda time: in the run's
+    # query use when it measured some). None by default: a click through a card is priced by
+    # bench/archive.py's $ per 1,000 queries.
+    archive_queries: float = 0.0
+    archive_gets_per_query: float = 32.0  # 30 days plus one on each side
+    athena_queries: float = 0.0  # with var.athena: queries a month, each scanning
+    athena_bytes_per_query: float = 0.0
+
+    def events_per_pageview(self) -> float:
+        return (
+            1.0
+            + self.engagement_per_pageview
+            + self.outbound_per_pageview
+            + self.download_per_pageview
+            + self.custom_per_pageview
+        )
 
     def refreshes_per_month(self) -> float:
         if not self.tabs:
@@ -304,6 +328,7 @@ def monthly(
         paths.append(script)
 
     _front(add, flat, facts, paths)
+    _archive(add, flat, pageviews, shape, facts)  # before _lambda: it adds compaction's runs
     _lambda(add, flat, facts)
     _dynamodb(add, flat, pageviews, shape, facts)
     _logs(add, per_pageview, per_refresh, pv_factor, q_factor, flat, facts)
@@ -312,7 +337,7 @@ def monthly(
     scope = (
         f"{pageviews:,.0f} pageviews a month; {shape.describe()}; prices: us-east-1 list "
         f"prices as of {prices.AS_OF}; totals without and with the always-free tier; archive: "
-        "none yet; alerts: none sent (alarms only); not counted: S3 GETs on CloudFront cache "
+        f"{_archive_scope(facts, shape)}; alerts: none sent (alarms only); not counted: S3 GETs on CloudFront cache "
         "misses, dashboard page loads, SNS e-mails, data transfer of anything but CloudFront"
     )
     return Bill(pageviews, tuple(add.items), scope)
@@ -391,6 +416,106 @@ def _front(add: _Ledger, flat: dict[str, float], facts: TerraformFacts, paths: l
             add(name, n * p.usd, n * p.usd, False, f"{n:,.0f} requests; {p.cite()}")
 
 
+def _archive_scope(facts: TerraformFacts, shape: Shape) -> str:
+    if facts.archive is None:
+        return "none"
+    return (
+        f"{shape.archive_bytes_per_event:g} bytes an event, a month's events stored (the archive "
+        f"grows month on month up to each site's retention), {shape.archive_queries:g} archive "
+        f"queries"
+    )
+
+
+def archive_puts(events: float, facts: TerraformFacts, shape: Shape) -> float:
+    """Objects the archiving tier writes in a month for one site: one per batch (and day), a
+    batch per shard per window while events flow, more when batches fill before the window ends.
+    """
+    if facts.archive is None or events <= 0:
+        return 0.0
+    windows = prices.SECONDS_PER_MONTH / facts.archive.batch_window_seconds * shape.stream_shards
+    return min(events, max(windows, events / facts.archive.batch_size))
+
+
+def _archive(
+    add: _Ledger, flat: dict[str, float], pageviews: float, shape: Shape, facts: TerraformFacts
+) -> None:
+    """S3 requests and storage of the event archive, and its compaction runs' Lambda use (added
+    to `flat` for _lambda). One site; its day's objects are merged once an hour."""
+    archive = facts.archive
+    if archive is None:
+        return
+    events = pageviews * shape.events_per_pageview()
+    written = archive_puts(events, facts, shape)
+    runs = archive.compaction_runs_per_month
+    merging = min(runs, written)  # runs that find new parts: each writes one merged object
+    # A run lists the site's days, gets the new parts and the day's merged object, puts the new
+    # merged object and deletes the parts (free).
+    lists = runs
+    gets = written + merging + shape.archive_queries * shape.archive_gets_per_query
+    puts = written + merging
+    p_put, p_get, p_list = prices.S3_PUT, prices.S3_GET, prices.S3_LIST
+    add(
+        "S3 archive: PUT requests",
+        puts * p_put.usd,
+        puts * p_put.usd,
+        False,
+        f"{written:,.0f} objects from the rollup tier's batches ({shape.stream_shards} shards, "
+        f"a {archive.batch_window_seconds:g} s window, {events:,.0f} events), {merging:,.0f} "
+        f"merged by compaction; {p_put.cite()}",
+    )
+    add(
+        "S3 archive: GET requests",
+        gets * p_get.usd,
+        gets * p_get.usd,
+        False,
+        f"{gets:,.0f} GETs: compaction reads each part and the day's merged object, "
+        f"{shape.archive_queries:g} archive queries x {shape.archive_gets_per_query:g} days' "
+        f"objects; {p_get.cite()}",
+    )
+    stored_gb = events * shape.archive_bytes_per_event / 1024**3
+    p = prices.S3_STORAGE
+    add(
+        "S3 archive: storage",
+        stored_gb * p.usd,
+        stored_gb * p.usd,
+        False,
+        f"{stored_gb:,.3f} GB: a month's events at {shape.archive_bytes_per_event:g} bytes each "
+        f"(Parquet, compacted; the archive keeps each month up to the site's retention, 24 "
+        f"months by default); {p.cite()}",
+    )
+    p = prices.EVENTBRIDGE_SCHEDULED_EVENT
+    add("EventBridge: compaction schedule", 0.0, 0.0, True, f"{runs:,.0f} events; {p.cite()}")
+    # Every run costs its request, its listing and its round trips, traffic or not: fixed. The
+    # merging CPU goes to the compaction function's duration line with the rest (_lambda).
+    name = archive.compaction_function
+    function = facts.functions[name]
+    arm = function.architecture == "arm64"
+    gb_second = prices.LAMBDA_GB_SECOND_ARM if arm else prices.LAMBDA_GB_SECOND_X86
+    idle_gb_s = runs * shape.compaction_wait_seconds_per_run * function.memory_mb / 1024
+    usd = runs * prices.LAMBDA_REQUEST.usd + idle_gb_s * gb_second.usd + lists * p_list.usd
+    add(
+        "Archive compaction runs (requests, listings, waiting)",
+        usd,
+        usd,
+        True,
+        f"{runs:,.0f} runs a month, {idle_gb_s:,.0f} GB-s at {function.memory_mb} MB waiting on "
+        f"S3, {lists:,.0f} LISTs; {gb_second.cite()}",
+    )
+    if merging:
+        flat[f"cpu {name}"] += merging * shape.compaction_cpu_seconds_per_run
+    if archive.athena and shape.athena_queries:
+        scanned = shape.athena_queries * max(shape.athena_bytes_per_query, prices.ATHENA_MIN_BYTES)
+        p = prices.ATHENA_SCANNED
+        usd = scanned / 1024**4 * p.usd
+        add(
+            "Athena: archive queries",
+            usd,
+            usd,
+            False,
+            f"{shape.athena_queries:,.0f} queries scanning {scanned / 1024**3:,.1f} GB; {p.cite()}",
+        )
+
+
 def _lambda(add: _Ledger, flat: dict[str, float], facts: TerraformFacts) -> None:
     invocations = sum(v for k, v in flat.items() if k.startswith("invocations "))
     p = prices.LAMBDA_REQUEST
@@ -409,7 +534,10 @@ def _lambda(add: _Ledger, flat: dict[str, float], facts: TerraformFacts) -> None
             flat.get(f"cpu {name}", 0.0),
             flat.get(f"wait {name}", 0.0),
         )
-        seconds = billed_seconds(use, function.memory_mb) if use.invocations else 0.0
+        # CPU without invocations: compaction's merging, its runs priced as a fixed item.
+        seconds = (
+            billed_seconds(use, function.memory_mb) if use.invocations or use.cpu_seconds else 0.0
+        )
         gb_seconds = seconds * function.memory_mb / 1024
         p = (
             prices.LAMBDA_GB_SECOND_ARM

@@ -36,6 +36,9 @@ WAF = "https://aws.amazon.com/waf/pricing/"
 SECRETS_MANAGER = "https://aws.amazon.com/secrets-manager/pricing/"
 SSM = "https://aws.amazon.com/systems-manager/pricing/"
 ROUTE53 = "https://aws.amazon.com/route53/pricing/"
+EVENTBRIDGE = "https://aws.amazon.com/eventbridge/pricing/"
+ATHENA = "https://aws.amazon.com/athena/pricing/"
+GLUE = "https://aws.amazon.com/glue/pricing/"
 
 # DynamoDB on-demand (AWS halved these in November 2024). A failed conditional write is billed
 # like a successful one. Streams: GetRecords by a Lambda trigger is free.
@@ -94,6 +97,19 @@ FREE_DASHBOARDS = 3
 S3_PUT = Price(0.005 / 1000, "PUT request", S3)
 S3_GET = Price(0.0004 / 1000, "GET request", S3)
 S3_STORAGE = Price(0.023, "GB-month", S3)
+# LIST requests are billed as PUT, COPY, POST, LIST requests; DELETE is free.
+S3_LIST = Price(0.005 / 1000, "LIST request", S3)
+S3_DELETE = Price(0.0, "DELETE request", S3)
+
+# The archive's schedule and its optional distributed engine (issue 18, decision 0030). A
+# scheduled rule's events are AWS service events: free (EventBridge Scheduler would be $1.00 per
+# million after 14 M free a month). Athena bills the bytes its queries scan, at least 10 MB a
+# query; the Glue Data Catalog's first million objects and requests a month are free.
+EVENTBRIDGE_SCHEDULED_EVENT = Price(0.0, "scheduled rule event", EVENTBRIDGE)
+EVENTBRIDGE_SCHEDULER_INVOCATION = Price(1.00 / 1e6, "Scheduler invocation", EVENTBRIDGE)
+ATHENA_SCANNED = Price(5.00, "TB scanned (SQL queries, 10 MB minimum a query)", ATHENA)
+ATHENA_MIN_BYTES = 10 * 1024 * 1024
+GLUE_CATALOG_OBJECT = Price(1.00 / 100_000, "catalog object-month past the first million", GLUE)
 SQS_REQUEST = Price(0.40 / 1e6, "request", SQS)
 SES_EMAIL = Price(0.10 / 1000, "email", SES)
 

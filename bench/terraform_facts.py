@@ -47,6 +47,7 @@ FREE = {
     "aws_cloudfront_origin_access_control",
     "aws_cloudfront_origin_request_policy",
     "aws_cloudfront_response_headers_policy",
+    "aws_cloudwatch_event_target",  # what a rule invokes is priced as that function's use
     "aws_cloudwatch_log_subscription_filter",
     "aws_cloudwatch_query_definition",
     "aws_iam_policy",
@@ -60,7 +61,7 @@ FREE = {
     "aws_lambda_layer_version",
     "aws_lambda_permission",
     "aws_route53_record",
-    "aws_s3_bucket",
+    "aws_s3_bucket",  # the archive's requests and bytes: bench/bill.py, from ArchiveFacts
     "aws_s3_bucket_lifecycle_configuration",
     "aws_s3_bucket_ownership_controls",
     "aws_s3_bucket_policy",
@@ -87,6 +88,10 @@ PRICED = {
     "aws_cloudwatch_log_metric_filter",
     "aws_cloudwatch_metric_alarm",
     "aws_dynamodb_table",
+    "aws_athena_workgroup",  # bytes scanned (bench/bill.py, Shape.athena_*)
+    "aws_cloudwatch_event_rule",  # schedules: the invocations they make (FREE as events)
+    "aws_glue_catalog_database",  # catalog objects: the first million free
+    "aws_glue_catalog_table",
     "aws_kms_key",
     "aws_lambda_function",
     "aws_lambda_provisioned_concurrency_config",
@@ -155,6 +160,18 @@ class Route:
 
 
 @dataclass(frozen=True)
+class ArchiveFacts:
+    """The event archive (terraform/archive.tf): written from one aggregator tier's batches,
+    compacted by a scheduled function, optionally queried by Athena."""
+
+    batch_window_seconds: float  # of the tier that writes it (core/schema.json)
+    batch_size: int
+    compaction_function: str
+    compaction_runs_per_month: float  # from the schedule's rate
+    athena: bool
+
+
+@dataclass(frozen=True)
 class TerraformFacts:
     functions: dict[str, FunctionFacts]
     log_retention_days: int
@@ -171,6 +188,7 @@ class TerraformFacts:
     pitr_tables: tuple[str, ...]
     fixed: tuple[FixedItem, ...] = field(default_factory=tuple)
     routes: dict[str, Route] = field(default_factory=dict)  # by a request's path
+    archive: ArchiveFacts | None = None
 
     def route(self, path: str) -> Route:
         return self.routes[path]
@@ -345,6 +363,7 @@ def read(directory: Path = TERRAFORM, paths: tuple[str, ...] = PATHS) -> Terrafo
         cloudfront=bool(config.expand("aws_cloudfront_distribution")),
         pitr_tables=_pitr_tables(config),
         fixed=tuple(_fixed_items(config, functions)),
+        archive=_archive(config, functions),
     )
     routes = {path: _route(config, facts, path) for path in paths}
     return replace(facts, routes=routes)
@@ -424,6 +443,58 @@ def _log_level(
                 level = app
             platform = system.upper() in ("DEBUG", "INFO", "TRACE")
     return level, log_format, platform
+
+
+_RATE_SECONDS = {
+    "minute": 60,
+    "minutes": 60,
+    "hour": 3600,
+    "hours": 3600,
+    "day": 86400,
+    "days": 86400,
+}
+
+
+def _schedules(config: _Config) -> dict[str, float]:
+    """Invocations a month of each function a scheduled rule targets, by the function's key."""
+    rules: dict[str, float] = {}
+    for name, body, scope in config.expand("aws_cloudwatch_event_rule"):
+        expression = str(config.evaluate(body.get("schedule_expression", ""), scope))
+        if not expression:
+            continue  # an event pattern: priced by what sends the events
+        m = re.fullmatch(r"rate\((\d+) (minutes?|hours?|days?)\)", expression)
+        if not m:
+            raise Unsupported(f"schedule {expression!r} of rule {name}")
+        rules[name] = prices.SECONDS_PER_MONTH / (int(m.group(1)) * _RATE_SECONDS[m.group(2)])
+    runs: dict[str, float] = {}
+    for _, body, _ in config.expand("aws_cloudwatch_event_target"):
+        rule = re.fullmatch(r"\$\{aws_cloudwatch_event_rule\.(\w+)\.name\}", str(body["rule"]))
+        target = re.fullmatch(r'\$\{aws_lambda_function\.this\["(\w+)"\]\.arn\}', str(body["arn"]))
+        if not rule or not target:
+            raise Unsupported(f"event target {body.get('rule')!r} -> {body.get('arn')!r}")
+        if rule.group(1) in rules:
+            runs[target.group(1)] = runs.get(target.group(1), 0.0) + rules[rule.group(1)]
+    return runs
+
+
+def _archive(config: _Config, functions: dict[str, FunctionFacts]) -> ArchiveFacts | None:
+    if "archive" not in config.resources.get("aws_s3_bucket", {}):
+        return None
+    tiers = config.evaluate("${local.aggregator_tiers}")
+    # The tier that writes hours, days and months archives its batches (decision 0027).
+    (tier,) = [t for t in tiers.values() if set(t["granularities"]) - {"m"}]
+    schedules = _schedules(config)
+    scheduled = [name for name in schedules if name in functions]
+    if len(scheduled) != 1:
+        raise Unsupported(f"archive compaction: scheduled functions {scheduled}")
+    athena = bool(config.expand("aws_athena_workgroup"))
+    return ArchiveFacts(
+        batch_window_seconds=float(tier["maximum_batching_window_in_seconds"]),
+        batch_size=int(tier["batch_size"]),
+        compaction_function=scheduled[0],
+        compaction_runs_per_month=schedules[scheduled[0]],
+        athena=athena,
+    )
 
 
 def _alarms(config: _Config) -> tuple[int, int]:

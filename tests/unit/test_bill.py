@@ -154,9 +154,10 @@ def test_more_memory_raises_the_lambda_cost(tf: Path) -> None:
     edit(
         tf / "variables.tf",
         r'(variable "lambda_memory_mb" \{[^}]*default\s*=\s*)256',
-        r"\g<1>1024",
+        r"\g<1>2048",
     )
-    assert {f.memory_mb for f in terraform_facts.read(tf).functions.values()} == {1024}
+    memory = {k: f.memory_mb for k, f in terraform_facts.read(tf).functions.items()}
+    assert memory["ingest"] == memory["aggregator"] == 2048
     after = month(tf)
     assert after.item("Lambda duration") > before.item("Lambda duration")
 
@@ -247,8 +248,8 @@ def test_curve_table_has_the_peers_published_figures() -> None:
 def test_an_unreadable_expression_fails_loudly(tf: Path) -> None:
     edit(
         tf / "lambda.tf",
-        r"memory_size\s*=\s*var\.lambda_memory_mb",
-        "memory_size = max(var.lambda_memory_mb, 128)",
+        r"memory_size\s*=\s*each\.value\.memory_mb",
+        "memory_size = max(each.value.memory_mb, 128)",
     )
     with pytest.raises(Unsupported, match="max"):
         terraform_facts.read(tf)
@@ -272,3 +273,48 @@ def test_provisioned_concurrency_is_a_fixed_cost(tf: Path) -> None:
     gb = terraform_facts.read(tf).functions["ingest"].memory_mb / 1024
     expected = gb * prices.SECONDS_PER_MONTH * prices.LAMBDA_PROVISIONED_GB_SECOND_ARM.usd
     assert after.fixed - before.fixed == pytest.approx(expected)
+
+
+def test_the_event_archive_adds_its_requests_storage_and_compaction_to_the_bill(tf: Path) -> None:
+    # Given the bill with the archive (terraform/archive.tf) and without it
+    with_archive = month(tf)
+    (tf / "archive.tf").unlink()
+    without = month(tf)
+    # Then the archive's S3 lines and its compaction runs are what the archive adds
+    assert terraform_facts.read(tf).archive is None
+    added = with_archive.total - without.total
+    assert added > 0
+    assert with_archive.item("S3 archive") > 0 and without.item("S3 archive") == 0
+    assert with_archive.fixed > without.fixed  # hourly runs, traffic or not
+    assert "archive: none" in without.scope and "bytes an event" in with_archive.scope
+
+
+def test_archive_storage_and_writes_grow_with_traffic() -> None:
+    facts = terraform_facts.read()
+    small = bill.monthly(1e6, pageview_usage(), refresh_usage(), facts, SHAPE)
+    large = bill.monthly(1e8, pageview_usage(), refresh_usage(), facts, SHAPE)
+    storage = [b.item("S3 archive: storage") for b in (small, large)]
+    assert storage[1] == pytest.approx(100 * storage[0])
+    # At 1 M pageviews a month the batches close on their window (a PUT a shard a window); at
+    # 100 M they fill first (a PUT per 1,000 events)
+    events = 1e8 * SHAPE.events_per_pageview()
+    assert bill.archive_puts(events, facts, SHAPE) == pytest.approx(events / 1000)
+    windows = prices.SECONDS_PER_MONTH / 300 * SHAPE.stream_shards
+    assert bill.archive_puts(1e6 * SHAPE.events_per_pageview(), facts, SHAPE) == windows
+
+
+def test_a_scheduled_rule_the_bill_cannot_read_fails_loudly(tf: Path) -> None:
+    edit(tf / "archive.tf", r"rate\(1 hour\)", "cron(0 * * * ? *)")
+    with pytest.raises(Unsupported, match="cron"):
+        terraform_facts.read(tf)
+
+
+def test_athena_queries_are_billed_only_when_athena_is_enabled(tf: Path) -> None:
+    shape = Shape(static_bytes=2e6, athena_queries=1000, athena_bytes_per_query=1024**3)
+    facts = terraform_facts.read(tf)
+    assert facts.archive is not None and not facts.archive.athena
+    off = bill.monthly(1e6, pageview_usage(), refresh_usage(), facts, shape)
+    edit(tf / "variables.tf", r'(variable "athena" \{[^}]*default\s*=\s*)false', r"\g<1>true")
+    on = bill.monthly(1e6, pageview_usage(), refresh_usage(), terraform_facts.read(tf), shape)
+    assert off.item("Athena") == 0
+    assert on.item("Athena") == pytest.approx(1000 / 1024 * prices.ATHENA_SCANNED.usd)
