@@ -1,11 +1,16 @@
-"""Recompute a site's aggregates for a time range from the raw events still in the table.
+"""Recompute a site's aggregates for a time range from raw events: the events table's (the last
+7 days) or the event archive's (any range it keeps, decision 0027).
 
 A safety net (after a bug, or records that could not be replayed) and a way to add a dimension
-to recent history. It reads the site's raw events from a day before the range (sessions that
-started earlier) up to now (so session ends are right), folds them with the same code as the
-aggregator (minutes: the same walk over parts, aggregator/minutes.py), and *overwrites* every
-counter item whose bucket lies wholly inside the range. Running it twice writes the same items: it is idempotent. Raw events expire after 7 days,
-so ranges older than that cannot be rebuilt. Visitor states are left as they are.
+to history. It reads the site's raw events from a day before the range (sessions that started
+earlier) up to now (so session ends are right; from the archive, up to a day after the range, as
+a session open at its end goes on at most that long in practice), folds them with the same code
+as the aggregator (minutes: the same walk over parts, aggregator/minutes.py), and *overwrites*
+every counter item whose bucket lies wholly inside the range. Running it twice writes the same
+items: it is idempotent. Raw events expire after 7 days, so older ranges need the archive. From
+the archive, minutes older than their TTL are neither written nor deleted (they expired), and
+the last rollup window's events are not archived yet: rebuild ranges that ended minutes ago.
+Visitor states are left as they are.
 
 Prop keys follow the days' and months' key lists (decision 0017): a key a list holds counts under
 its own name, a new one is admitted in time order while the list has room, and the lists of the
@@ -17,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
@@ -59,6 +64,9 @@ FIXED_DIMENSIONS = (
     *SESSION_DIMENSIONS,
 )
 LOOKBACK = timedelta(days=1)
+
+if TYPE_CHECKING:
+    from archive.store import ArchiveStore
 
 
 @dataclass
@@ -106,6 +114,37 @@ def read_events(
     )
     for item in items:
         yield RawEvent.from_image({k: deserializer.deserialize(v) for k, v in item.items()})
+
+
+def archived_events(
+    store: ArchiveStore, site: str, start: datetime, end: datetime
+) -> list[RawEvent]:
+    """The site's archived events received in [start, end), each once. An object's day is the
+    event's site-local day at ingest: a day on each side covers any time zone it was in."""
+    from archive.parquet import read_events as read_parquet
+
+    first = (start - timedelta(days=1)).astimezone(UTC).date().isoformat()
+    last = (end + timedelta(days=1)).astimezone(UTC).date().isoformat()
+    low, high = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    events = read_parquet(store.local_files(site, first, last))
+    return [e for e in events if low <= e.ts < high]
+
+
+def source_events(
+    client: Any,
+    events_table: str,
+    archive: ArchiveStore | None,
+    site: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[RawEvent]:
+    """What a rebuild of [start, end) folds: from a day before it, to now (the table) or to a
+    day after it (the archive)."""
+    until = now + timedelta(hours=1)
+    if archive is None:
+        return list(read_events(client, events_table, site, start - LOOKBACK, until))
+    return archived_events(archive, site, start - LOOKBACK, min(end + LOOKBACK, until))
 
 
 def recount(
@@ -168,11 +207,13 @@ def rebuild(
     end: datetime,
     now: datetime,
     minute_ttl_seconds: int,
+    archive: ArchiveStore | None = None,
 ) -> RebuildReport:
+    """Rebuild from the events table, or from `archive` when one is given."""
     report = RebuildReport()
-    events = list(
-        read_events(client, events_table, site, start - LOOKBACK, now + timedelta(hours=1))
-    )
+    events = source_events(client, events_table, archive, site, start, end, now)
+    # From the archive, minutes older than their TTL are left alone: they expired.
+    minutes_from = None if archive is None else now - timedelta(seconds=minute_ttl_seconds)
     report.events_read = len(events)
     lists = _StoredKeyLists(client, aggregates_table)
     deltas, report.poison, admitted = recount(events, lists.get)
@@ -180,7 +221,8 @@ def rebuild(
 
     def inside(gran: Granularity, label: str) -> bool:
         first, last = bucket_span(gran, label, tz)
-        return start <= first and last <= end
+        expired = gran is Granularity.MINUTE and minutes_from is not None and first < minutes_from
+        return not expired and start <= first and last <= end
 
     report.items_written += lists.add(
         {bucket: new for bucket, new in admitted.items() if inside(bucket[1], bucket[2])}
