@@ -25,6 +25,7 @@ NIGHT = int(datetime(2026, 3, 10, 22, 30, tzinfo=UTC).timestamp() * 1000)
 def event(
     n: int, ts: int = NIGHT, site: str = SITE, tz: str = "Europe/Berlin", **extra: Any
 ) -> RawEvent:
+    fields: dict[str, Any] = {"page": f"/p{n % 4}", "correlation_id": "req-1", **extra}
     return RawEvent(
         event_id=f"ev-{n:04d}",
         site=site,
@@ -32,9 +33,7 @@ def event(
         name="pageview",
         visitor_id=f"v{n % 3}",
         tz=tz,
-        page=f"/p{n % 4}",
-        correlation_id="req-1",
-        **extra,
+        **fields,
     )
 
 
