@@ -14,11 +14,13 @@ Definitions (METRICS.md, decision record 0007):
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.events import RawEvent
 from core.keys import Granularity, bucket_label
@@ -215,3 +217,239 @@ def metric(name: str, c: dict[str, int], site_visitors: int = 0) -> Any:
     if name == "conversion_rate":
         return round(100 * c.get("visitors", 0) / site_visitors, 1) if site_visitors else 0.0
     return c.get(name, 0)
+
+
+# ---- several filters at once, breakdowns filtered by other properties ------------------------
+#
+# The archive engine's questions (docs/decisions/0028): any filters, any breakdown. Written again
+# from the definitions, sharing nothing with query_api/archive_engine.py:
+# - a session filter keeps the visits whose value (first event; entry and exit page from the
+#   first and last pageview; "" is no value) matches; an event filter keeps the counted events
+#   whose value matches (a pageview has a page, a custom event a name, a goal is a configured
+#   goal, or any custom event name when none are); filters AND; a negation keeps what does not
+#   match, events and visits without a value included;
+# - events and pageviews: kept events of kept visits, where they happen; visits, bounces and
+#   duration: kept visits holding a kept event (any visit without event filters), where they
+#   start; a page breakdown's visits are those entering on the page, another event property's
+#   those holding a kept event with the value;
+# - visitors: distinct (visitor, unit) pairs of kept events, or of kept visits where only
+#   session properties are filtered or broken down (the counters' session dimensions);
+# - time on page: kept pageviews with a next event in their visit; scroll depth: each visitor's
+#   deepest scroll per page and unit among the kept visits' engagement events the event filters
+#   keep (an engagement event has a page, a hostname and props);
+# - units: each day, or each whole month of the range and the other days, or each local hour.
+
+
+@dataclass(frozen=True)
+class Cond:
+    prop: str  # "visit:source", "event:page", "event:props:plan", ...
+    values: tuple[str, ...]
+    negated: bool = False
+
+    def matches(self, value: str | None) -> bool:
+        hit = value is not None and any(wildcard(p, value) for p in self.values)
+        return hit != self.negated
+
+    @property
+    def on_session(self) -> bool:
+        return self.prop.startswith("visit:")
+
+
+def wildcard(pattern: str, value: str) -> bool:
+    """`*` is any run of characters, everything else itself."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, value, re.S) is not None
+
+
+def session_value(visit: Visit, prop: str) -> str | None:
+    return visit.value(prop) or None
+
+
+def counted_value(event: RawEvent, prop: str, goals: tuple[str, ...]) -> str | None:
+    if prop == "event:goal":
+        if event.is_pageview:
+            goal = f"Visit {event.page}"
+            return goal if goal in goals else None
+        return event.name if not goals or event.name in goals else None
+    if prop == "event:hostname":
+        return event.hostname or None
+    return event_value(event, prop)
+
+
+def engagement_value(event: RawEvent, prop: str) -> str | None:
+    if prop == "event:page":
+        return event.page
+    if prop == "event:hostname":
+        return event.hostname or None
+    if prop.startswith("event:props:"):
+        return event.props.get(prop.removeprefix("event:props:"))
+    return None
+
+
+def _local(ts: int, tz: str) -> datetime:
+    return datetime.fromtimestamp(ts / 1000, ZoneInfo(tz))
+
+
+def local_hours(day: date, tz: str) -> list[datetime]:
+    """The local hours of a day, in time order (a DST night has 23 or 25)."""
+    zone = ZoneInfo(tz)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    hours = set()  # as UTC instants: the two 02:00s of a DST night compare equal in local time
+    for minute in range(0, 25 * 60, 1):
+        moment = (start + timedelta(minutes=minute)).astimezone(zone)
+        if moment.date() == day:
+            hours.add(moment.replace(minute=0, second=0, microsecond=0).astimezone(UTC))
+    return [h.astimezone(zone) for h in sorted(hours)]
+
+
+class MultiOracle:
+    """Answers with any filters and breakdowns: {row value: counters} over [first, last]."""
+
+    def __init__(self, events: list[RawEvent], tz: str, goals: tuple[str, ...] = ()) -> None:
+        self.visits = visits_of(events)
+        self.tz = tz
+        self.goals = goals
+
+    def day(self, event: RawEvent) -> date:
+        return _local(event.ts, event.tz).date()
+
+    def unit(self, event: RawEvent, first: date, last: date, units: str) -> str:
+        """`units`: "day", "hour", or "auto" (whole months of [first, last] as one unit)."""
+        moment = _local(event.ts, event.tz)
+        if units == "hour":
+            hour = moment.replace(minute=0, second=0, microsecond=0)
+            return hour.astimezone(UTC).isoformat()
+        day = moment.date()
+        if units == "auto":
+            month_first = day.replace(day=1)
+            month_last = (month_first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+            if first <= month_first and month_last <= last:
+                return month_first.strftime("%Y-%m")
+        return day.isoformat()
+
+    def answer(
+        self,
+        first: date,
+        last: date,
+        conds: tuple[Cond, ...] = (),
+        prop: str | None = None,
+        units: str = "auto",
+        only: str | None = None,
+    ) -> dict[str, dict[str, int]]:
+        """`only`: count in this unit alone (an hour of an hourly series)."""
+        tally = _Tally(self, first, last, conds, prop, units, only)
+        for visit in self.visits:
+            if all(c.matches(session_value(visit, c.prop)) for c in tally.session_conds):
+                kept = [
+                    e
+                    for e in visit.events
+                    if all(
+                        c.matches(counted_value(e, c.prop, self.goals)) for c in tally.event_conds
+                    )
+                ]
+                tally.events(visit, kept)
+                if kept or not tally.event_conds:
+                    tally.visit(visit, kept)
+                tally.engagement(visit)
+        return tally.result()
+
+    def _event_key(self, visit: Visit, event: RawEvent, prop: str | None) -> str | None:
+        if prop is None:
+            return ""
+        if prop.startswith("visit:"):
+            return session_value(visit, prop)
+        return counted_value(event, prop, self.goals)
+
+    def _visit_keys(self, visit: Visit, kept: list[RawEvent], prop: str | None) -> set[str]:
+        if prop is None:
+            return {""}
+        if prop.startswith("visit:"):
+            value = session_value(visit, prop)
+            return {value} if value is not None else set()
+        if prop == "event:page":  # Plausible: a page's visits are those entering on it
+            return {visit.pageviews[0].page} if visit.pageviews else set()
+        return {v for e in kept if (v := counted_value(e, prop, self.goals)) is not None}
+
+
+class _Tally:
+    """One question's counts, visit by visit."""
+
+    def __init__(
+        self,
+        oracle: MultiOracle,
+        first: date,
+        last: date,
+        conds: tuple[Cond, ...],
+        prop: str | None,
+        units: str,
+        only: str | None,
+    ) -> None:
+        self.oracle, self.first, self.last, self.prop = oracle, first, last, prop
+        self.units, self.only = units, only
+        self.session_conds = [c for c in conds if c.on_session]
+        self.event_conds = [c for c in conds if not c.on_session]
+        on_event = prop is not None and prop.startswith("event:")
+        on_session = prop is not None and prop.startswith("visit:")
+        self.by_visit = bool(self.session_conds or on_session) and not (
+            self.event_conds or on_event
+        )
+        self.out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.uniques: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self.deepest: dict[tuple[str, str, str, str], int] = {}
+
+    def unit(self, event: RawEvent) -> str:
+        return self.oracle.unit(event, self.first, self.last, self.units)
+
+    def inside(self, event: RawEvent) -> bool:
+        if not self.first <= self.oracle.day(event) <= self.last:
+            return False
+        return self.only is None or self.unit(event) == self.only
+
+    def events(self, visit: Visit, kept: list[RawEvent]) -> None:
+        timeline = sorted(visit.events + visit.engagement, key=lambda e: (e.ts, e.event_id))
+        for event in kept:
+            key = self.oracle._event_key(visit, event, self.prop)
+            if key is None or not self.inside(event):
+                continue
+            cell = self.out[key]
+            cell["events"] += 1
+            cell["pageviews"] += int(event.is_pageview)
+            if not self.by_visit:
+                self.uniques[key].add((visit.visitor, self.unit(event)))
+            at = timeline.index(event)
+            if event.is_pageview and at + 1 < len(timeline):
+                cell["top_ms"] += timeline[at + 1].ts - event.ts
+                cell["top_n"] += 1
+
+    def visit(self, visit: Visit, kept: list[RawEvent]) -> None:
+        if not self.inside(visit.first):
+            return
+        interactive = any(not e.is_pageview and e.interactive for e in visit.events)
+        for key in self.oracle._visit_keys(visit, kept, self.prop):
+            cell = self.out[key]
+            cell["visits"] += 1
+            cell["bounces"] += int(len(visit.pageviews) == 1 and not interactive)
+            cell["duration_ms"] += visit.events[-1].ts - visit.first.ts
+            if self.by_visit:
+                self.uniques[key].add((visit.visitor, self.unit(visit.first)))
+
+    def engagement(self, visit: Visit) -> None:
+        if self.prop not in (None, "event:page"):
+            return
+        for event in visit.engagement:
+            if not self.inside(event):
+                continue
+            if not all(c.matches(engagement_value(event, c.prop)) for c in self.event_conds):
+                continue
+            key = "" if self.prop is None else event.page
+            depth = max(0, min(event.scroll_depth or 0, 100))
+            at = (key, visit.visitor, event.page, self.unit(event))
+            self.deepest[at] = max(self.deepest.get(at, 0), depth)
+
+    def result(self) -> dict[str, dict[str, int]]:
+        for key, pairs in self.uniques.items():
+            self.out[key]["visitors"] = len(pairs)
+        for (key, _, _, _), depth in self.deepest.items():
+            self.out[key]["sd_sum"] += depth
+            self.out[key]["sd_n"] += 1
+        return {k: dict(v) for k, v in self.out.items() if any(v.values())}

@@ -1,0 +1,842 @@
+"""Stats from the archived raw events: every question the counters refuse, answered exactly
+with DuckDB SQL over the site's Parquet objects (decision 0028, METRICS.md "Answered from the
+archive").
+
+The definitions are the counters' (tests/oracle.py, tests/stats_oracle.py): visits split at 30
+minutes of a visitor's counted (non-engagement) events, under the id the counters count the event
+under; a visit counts where it starts, a pageview or event where it happens; visitors over a range
+are the sum of each unit's distinct visitors (`stats.segments_of`: whole months, other days;
+hours in an hourly series); days are each event's site-local days. Where the counters define
+nothing (two properties at once, visits by page, ...) Plausible's rules apply: a session filter
+keeps the visits whose value matches; an event filter keeps the matching events and, for visit
+metrics, the visits holding one; filters AND; a page breakdown's visit metrics are those of the
+visits entering on the page.
+
+The SQL is one statement per question, standard enough for Trino (Athena) as well: window
+functions, `min_by`, `CASE`; user values are always parameters (`$n` for DuckDB, `?` in order
+for Trino), `*` wildcards become `LIKE` with `\\` escapes. Only two spellings differ: the source
+(`read_parquet` of local files, or the Glue table's partitions) and a prop lookup. `sql_for`
+gives the text and its parameters for either dialect.
+
+Files hold the query's days and one day on each side (a visit crossing midnight, the next event
+of a page's time on page); rows repeat across files (a retried or bisected batch), so every event
+id is read once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from core.keys import Granularity
+from core.sites import PAGEVIEW_GOAL_PREFIX, Site
+from query_api.stats import (
+    CONVERSION_RATE,
+    GOAL,
+    HOSTNAME,
+    NAME,
+    PAGE,
+    PROP,
+    SCROLL_DEPTH,
+    SESSION,
+    TIME_ON_PAGE,
+    VISITORS,
+    DateRange,
+    Filter,
+    Number,
+    Property,
+    Query,
+    change,
+    compute,
+    previous_period,
+    segments_of,
+)
+
+GAP_MS = 30 * 60 * 1000
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+EPOCH = date(1970, 1, 1)
+ESCAPE = "\\"
+TRINO_TABLE = "liveinsight_archive.events"  # the Glue table over the same layout (decision 0030)
+
+Cell = dict[str, int]
+# the counters a metric needs, as in query_api.stats.NEEDS, plus what each depends on here
+VISIT_COUNTERS = {"visits", "bounces", "duration_ms"}
+
+
+# ---- what to compute ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Units:
+    """How events are grouped before points and totals are added: per local day, per whole
+    month (`months`: (first day number, last day number) of each), or per local hour."""
+
+    first: int  # local day numbers (days since 1970-01-01) of the range, inclusive
+    last: int
+    months: tuple[tuple[int, int], ...] = ()
+    hourly: bool = False
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One statement's question: the filters, an optional breakdown property, the counters."""
+
+    filters: tuple[Filter, ...]
+    prop: Property | None
+    counters: frozenset[str]
+    units: Units
+
+
+def _day_number(day: date) -> int:
+    return (day - EPOCH).days
+
+
+def _day_of(number: int) -> date:
+    return EPOCH + timedelta(days=number)
+
+
+def units_of(span: DateRange, interval: str = "") -> Units:
+    """The counters' units: a day series counts each day, a total or a month series whole
+    months as months (decision 0007), an hourly series each hour."""
+    first, last = _day_number(span.first), _day_number(span.last)
+    if interval == "hour":
+        return Units(first, last, hourly=True)
+    if interval == "day":
+        return Units(first, last)
+    months = []
+    for segment in segments_of(span):
+        if segment.granularity is Granularity.MONTH:  # a run of whole months: each its unit
+            month = date.fromisoformat(segment.first + "-01")
+            while month.strftime("%Y-%m") <= segment.last:
+                end = _month_end(month.strftime("%Y-%m"))
+                months.append((_day_number(month), _day_number(end)))
+                month = end + timedelta(days=1)
+    return Units(first, last, tuple(months))
+
+
+def _month_end(label: str) -> date:
+    year, month = (int(p) for p in label.split("-"))
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    return nxt - timedelta(days=1)
+
+
+def _counters_for(metrics: Iterable[str]) -> frozenset[str]:
+    out = {"visitors", "pageviews", "events"}  # cheap, and they decide which rows exist
+    for metric in metrics:
+        if metric in ("visits", "views_per_visit"):
+            out.add("visits")
+        elif metric in ("bounce_rate", "visit_duration"):
+            out |= VISIT_COUNTERS
+        elif metric == TIME_ON_PAGE:
+            out.add("top")
+        elif metric == SCROLL_DEPTH:
+            out.add("sd")
+    return frozenset(out)
+
+
+# ---- SQL ---------------------------------------------------------------------------------------
+
+
+class _Params:
+    """Numbered parameters: `$n` in the text, values in order."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def like_pattern(value: str) -> str:
+    """Plausible's `*` (any run of characters) as a LIKE pattern; `%`, `_` and the escape
+    character itself match only themselves."""
+    escaped = (
+        value.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    )
+    return re.sub(r"\*+", "%", escaped)
+
+
+def _match_sql(expr: str, f: Filter, p: _Params) -> str:
+    """The filter on a value expression; a value that is NULL (the event or visit has none)
+    never matches, so a negation keeps it."""
+    exact = [v for v in f.values if "*" not in v]
+    tests = []
+    if exact:
+        tests.append(f"{expr} IN ({', '.join(p(v) for v in exact)})")
+    tests += [f"{expr} LIKE {p(like_pattern(v))} ESCAPE '{ESCAPE}'" for v in f.values if "*" in v]
+    hit = f"({expr} IS NOT NULL AND ({' OR '.join(tests)}))"
+    return f"NOT {hit}" if f.negated else hit
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where rows come from, and the two spellings that differ between the engines."""
+
+    dialect: str  # "duckdb" | "trino"
+    files: tuple[str, ...] = ()
+    site: str = ""
+    first_day: str = ""  # Trino: the partitions (site-local days) to read
+    last_day: str = ""
+    table: str = TRINO_TABLE
+
+    def relation(self, columns: list[str], p: _Params) -> str:
+        cols = ", ".join(columns)
+        if self.dialect == "duckdb":
+            return f"SELECT {cols} FROM read_parquet({p(list(self.files))})"
+        return (
+            f"SELECT {cols} FROM {self.table} WHERE site = {p(self.site)} "
+            f"AND day BETWEEN {p(self.first_day)} AND {p(self.last_day)}"
+        )
+
+    def prop(self, key: str, p: _Params) -> str:
+        if self.dialect == "duckdb":
+            return f"props[{p(key)}]"
+        return f"element_at(props, {p(key)})"  # Trino's props[k] fails on a missing key
+
+
+@dataclass(frozen=True)
+class Zones:
+    """Each time zone in the files and its UTC offsets over the range: (until ms, offset ms)
+    pieces, the last one open. Local days and hours are `ts + offset` cut at whole days and
+    hours, with no time zone function (DuckDB and Trino spell those differently)."""
+
+    pieces: tuple[tuple[str, tuple[tuple[int | None, int], ...]], ...]
+
+    @classmethod
+    def over(cls, tzs: Iterable[str], first: date, last: date) -> Zones:
+        lo = datetime.combine(first - timedelta(days=3), time(), UTC)
+        hi = datetime.combine(last + timedelta(days=3), time(), UTC)
+        return cls(tuple((tz, _offsets(tz, lo, hi)) for tz in sorted(set(tzs))))
+
+    def sql(self, p: _Params) -> str:
+        def one(pieces: tuple[tuple[int | None, int], ...]) -> str:
+            if len(pieces) == 1:
+                return str(pieces[0][1])
+            whens = " ".join(f"WHEN ts < {until} THEN {off}" for until, off in pieces[:-1])
+            return f"CASE {whens} ELSE {pieces[-1][1]} END"
+
+        if not self.pieces:
+            return "0"
+        if len(self.pieces) == 1:
+            return one(self.pieces[0][1])
+        whens = " ".join(f"WHEN tz = {p(tz)} THEN {one(pcs)}" for tz, pcs in self.pieces[:-1])
+        return f"CASE {whens} ELSE {one(self.pieces[-1][1])} END"
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ValueError, OSError):  # an unknown name: stored events carry their site's zone
+        return ZoneInfo("UTC")
+
+
+def _offsets(tz: str, lo: datetime, hi: datetime) -> tuple[tuple[int | None, int], ...]:
+    zone = _zone(tz)
+
+    def offset(ms: int) -> int:
+        moment = datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone)
+        delta = moment.utcoffset() or timedelta()
+        return int(delta.total_seconds() * 1000)
+
+    start, end = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
+    pieces: list[tuple[int | None, int]] = []
+    current = offset(start)
+    cursor = start
+    while cursor < end:
+        step = min(cursor + DAY_MS, end)
+        if offset(step) != current:
+            low, high = cursor, step  # offset(low) == current != offset(high)
+            while high - low > 1:
+                middle = (low + high) // 2
+                if offset(middle) == current:
+                    low = middle
+                else:
+                    high = middle
+            pieces.append((high, current))
+            current = offset(high)
+            cursor = high
+        else:
+            cursor = step
+    pieces.append((None, current))
+    return tuple(pieces)
+
+
+SESSION_COLUMNS = (
+    "source",
+    "referrer",
+    "utm_medium",
+    "utm_source",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "device",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "country",
+)
+
+
+class _Builder:
+    """One statement: rows of (val, unit, counters) for an Ask."""
+
+    def __init__(self, site: Site, ask: Ask, source: Source, zones: Zones, heirs: bool) -> None:
+        self.site, self.ask, self.source, self.zones, self.heirs = site, ask, source, zones, heirs
+        self.p = _Params()
+        props = [f.prop for f in ask.filters] + ([ask.prop] if ask.prop else [])
+        self.session_filters = [f for f in ask.filters if f.prop.kind == SESSION]
+        self.event_filters = [f for f in ask.filters if f.prop.kind != SESSION]
+        self.session_dims = sorted({pr.dimension for pr in props if pr.kind == SESSION})
+        kinds = {pr.kind for pr in props}
+        need = ask.counters
+        self.top, self.sd = "top" in need, "sd" in need
+        self.visits = bool(need & VISIT_COUNTERS)
+        # visitors counted where visits start: the counters' session dimensions; anything with
+        # an event property counts them where the events happen
+        by_prop = ask.prop is not None and ask.prop.kind != SESSION
+        self.visitors_by_visit = bool(self.session_dims) and not self.event_filters and not by_prop
+        self.uses_page = bool(
+            kinds & {PAGE, GOAL}
+            or {"entry_page", "exit_page"} & set(self.session_dims)
+            or self.top
+            or self.sd
+        )
+        self.uses_hostname = HOSTNAME in kinds
+        self.uses_props = PROP in kinds
+        self.uses_interactive = "bounces" in need
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def _columns(self) -> list[str]:
+        cols = ["event_id", "ts", "name", "visitor_id", "tz"]
+        if self.heirs:
+            cols.append("previous_visitor_id")
+        cols += [d for d in self.session_dims if d in SESSION_COLUMNS]
+        if self.uses_page:
+            cols.append("page")
+        if self.uses_hostname:
+            cols.append("hostname")
+        if self.uses_props:
+            cols.append("props")
+        if self.uses_interactive:
+            cols.append("interactive")
+        if self.sd:
+            cols.append("scroll_depth")
+        return cols
+
+    def event_value(self, prop: Property, engagement: bool = False) -> str:
+        """An event's value of an event property, NULL when it has none. An engagement event
+        (scroll depth) has a page, a hostname and props, no name and no goal."""
+        if prop.kind == PAGE:
+            return "page" if engagement else "CASE WHEN pv THEN page END"
+        if prop.kind == HOSTNAME:
+            return "NULLIF(hostname, '')"
+        if prop.kind == PROP:
+            return self.source.prop(prop.key, self.p)
+        if engagement:
+            return "CAST(NULL AS VARCHAR)"
+        if prop.kind == NAME:
+            return "CASE WHEN NOT pv THEN name END"
+        if prop.kind == GOAL:
+            return self._goal_value()
+        raise ValueError(prop.name)
+
+    def _goal_value(self) -> str:
+        goals = self.site.goals
+        if not goals:
+            return "CASE WHEN NOT pv THEN name END"  # every custom event name is a goal
+        pages = [g for g in goals if g.startswith(PAGEVIEW_GOAL_PREFIX)]
+        names = [g for g in goals if not g.startswith(PAGEVIEW_GOAL_PREFIX)]
+        whens = []
+        if pages:
+            visit = f"{self.p(PAGEVIEW_GOAL_PREFIX)} || page"
+            listed = ", ".join(self.p(g) for g in pages)
+            whens.append(f"WHEN pv AND {visit} IN ({listed}) THEN {visit}")
+        if names:
+            whens.append(
+                f"WHEN NOT pv AND name IN ({', '.join(self.p(g) for g in names)}) THEN name"
+            )
+        return f"CASE {' '.join(whens)} END"
+
+    def unit(self, day: str, ts: str, off: str) -> str:
+        units = self.ask.units
+        if units.hourly:  # the UTC instant a local hour starts: two 02:00s stay two hours
+            return f"CAST(floor(({ts} + {off}) / {HOUR_MS}.0) AS BIGINT) * {HOUR_MS} - {off}"
+        if not units.months:
+            return day
+        whens = " ".join(f"WHEN {day} BETWEEN {a} AND {b} THEN {a}" for a, b in units.months)
+        return f"CASE {whens} ELSE {day} END"
+
+    def in_range(self, day: str) -> str:
+        return f"{day} BETWEEN {self.ask.units.first} AND {self.ask.units.last}"
+
+    # -- the statement ----------------------------------------------------------------------
+
+    def build(self) -> str:
+        p = self.p
+        ctes: list[tuple[str, str]] = []
+        cols = self._columns()
+        ctes.append(
+            (
+                "src",
+                f"SELECT s.*, row_number() OVER (PARTITION BY event_id ORDER BY ts) AS dup "
+                f"FROM ({self.source.relation(cols, p)}) s",
+            )
+        )
+        base = [c for c in cols]
+        ctes.append(("ev", f"SELECT {', '.join(base)} FROM src WHERE dup = 1"))
+        owner = "visitor_id"
+        if self.heirs:
+            ctes += self._attribution()
+            ctes.append(
+                (
+                    "ev_owned",
+                    f"SELECT {', '.join('ev.' + c for c in base)}, "
+                    "coalesce(attr.owner, ev.visitor_id) AS owner "
+                    "FROM ev LEFT JOIN attr ON attr.event_id = ev.event_id",
+                )
+            )
+            ctes.append(("evo", "SELECT * FROM ev_owned"))
+            owner = "owner"
+        else:
+            ctes.append(("evo", "SELECT ev.*, visitor_id AS owner FROM ev"))
+        del owner
+        ctes.append(
+            (
+                "ev1",
+                f"SELECT evo.*, {self.zones.sql(p)} AS off, name = 'engagement' AS eng, "
+                "name = 'pageview' AS pv FROM evo",
+            )
+        )
+        order = "PARTITION BY owner ORDER BY ts, eng, event_id"
+        ctes.append(
+            (
+                "ev2",
+                f"SELECT ev1.*, CAST(floor((ts + off) / {DAY_MS}.0) AS BIGINT) AS d, "
+                f"max(CASE WHEN NOT eng THEN ts END) OVER ({order} "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_ts, "
+                f"row_number() OVER ({order}) AS rn FROM ev1",
+            )
+        )
+        ctes.append(
+            (
+                "ev3",
+                "SELECT ev2.*, sum(CASE WHEN NOT eng AND (prev_ts IS NULL OR ts - prev_ts > "
+                f"{GAP_MS}) THEN 1 ELSE 0 END) OVER (PARTITION BY owner ORDER BY rn "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sn FROM ev2",
+            )
+        )
+        ctes.append(("vis", self._visits_sql()))
+        ctes.append(("vis_ok", self._visits_ok_sql()))
+        ctes.append(("tl", self._timeline()))
+        ctes.append(("me", self._matched_events_sql()))
+        selects = [self._event_rows_sql()]
+        if self.visits or self.visitors_by_visit:
+            ctes.append(("vq", self._qualified_visits_sql()))
+            selects.append(self._visit_rows_sql())
+        if self.top:
+            selects.append(self._top_rows_sql())
+        if self.sd:
+            ctes.append(("eng_ok", self._engagement_sql()))
+            selects.append(self._sd_rows_sql())
+        union = " UNION ALL ".join(selects)
+        with_ = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+        return (
+            f"WITH {with_}\nSELECT kind, val, unit, sum(a) AS a, sum(b) AS b, sum(c) AS c, "
+            f"sum(e) AS e FROM ({union}) r GROUP BY kind, val, unit"
+        )
+
+    def _attribution(self) -> list[tuple[str, str]]:
+        """The owner id of an event stored with `previous_visitor_id` (before ingest decided it,
+        decision 0024): yesterday's id while that id's session is open (tests/oracle.py
+        attribute_visitors). A heir is owned when a run of counted events, no gap over 30
+        minutes, leads to it from one of that id's own events."""
+        line = (
+            "SELECT previous_visitor_id AS p, event_id, ts, name = 'engagement' AS eng, 0 AS base "
+            "FROM ev WHERE previous_visitor_id <> '' "
+            "UNION ALL SELECT visitor_id AS p, event_id, ts, FALSE AS eng, 1 AS base FROM ev "
+            "WHERE name <> 'engagement' AND visitor_id IN "
+            "(SELECT previous_visitor_id FROM ev WHERE previous_visitor_id <> '')"
+        )
+        w = "PARTITION BY p ORDER BY ts, event_id"
+        return [
+            ("line", line),
+            (
+                "isl",
+                f"SELECT line.*, CASE WHEN ts - lag(ts) OVER ({w}) > {GAP_MS} THEN 1 ELSE 0 END "
+                "AS brk FROM line WHERE NOT eng",
+            ),
+            (
+                "isl2",
+                f"SELECT isl.*, sum(brk) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT "
+                "ROW) AS island FROM isl",
+            ),
+            (
+                "owned",
+                "SELECT isl2.*, max(base) OVER (PARTITION BY p, island ORDER BY ts, event_id "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS own FROM isl2",
+            ),
+            (
+                "attr",
+                "SELECT event_id, p AS owner FROM owned WHERE base = 0 AND own = 1 "
+                "UNION ALL SELECT h.event_id, h.p FROM line h WHERE h.eng AND EXISTS ("
+                "SELECT 1 FROM owned o WHERE o.p = h.p AND o.own = 1 AND "
+                "(o.ts < h.ts OR (o.ts = h.ts AND o.event_id < h.event_id)) "
+                f"AND h.ts - o.ts <= {GAP_MS})",
+            ),
+        ]
+
+    def _visits_sql(self) -> str:
+        cols = [
+            "owner",
+            "sn",
+            "min(ts) AS t0",
+            "max(ts) AS t1",
+            "min_by(d, rn) AS d0",
+            "min_by(off, rn) AS off0",
+        ]
+        for dim in self.session_dims:
+            if dim == "entry_page":
+                cols.append("min_by(page, CASE WHEN pv THEN rn END) AS s_entry_page")
+            elif dim == "exit_page":
+                cols.append("max_by(page, CASE WHEN pv THEN rn END) AS s_exit_page")
+            else:
+                cols.append(f"NULLIF(min_by({dim}, rn), '') AS s_{dim}")  # min_by skips NULLs
+        by_page = self.ask.prop is not None and self.ask.prop.kind == PAGE
+        if by_page and self.visits and "entry_page" not in self.session_dims:
+            cols.append("min_by(page, CASE WHEN pv THEN rn END) AS s_entry_page")
+        if "bounces" in self.ask.counters:
+            cols.append(
+                "CASE WHEN sum(CASE WHEN pv THEN 1 ELSE 0 END) = 1 AND "
+                "max(CASE WHEN NOT pv AND coalesce(interactive, TRUE) THEN 1 ELSE 0 END) = 0 "
+                "THEN 1 ELSE 0 END AS bounce"
+            )
+        return f"SELECT {', '.join(cols)} FROM ev3 WHERE NOT eng GROUP BY owner, sn"
+
+    def _visits_ok_sql(self) -> str:
+        tests = [_match_sql(f"s_{f.prop.dimension}", f, self.p) for f in self.session_filters]
+        return "SELECT * FROM vis" + (f" WHERE {' AND '.join(tests)}" if tests else "")
+
+    def _val(self, engagement: bool = False) -> str:
+        prop = self.ask.prop
+        if prop is None:
+            return "''"
+        if prop.kind == SESSION:
+            return f"v.s_{prop.dimension}"
+        return self.event_value(prop, engagement)
+
+    def _timeline(self) -> str:
+        """Counted events, with each pageview's next event of its visit (engagement included)
+        when time on page is asked."""
+        if not self.top:
+            return "SELECT ev3.*, CAST(NULL AS BIGINT) AS nxt FROM ev3 WHERE NOT eng"
+        assigned = (
+            "SELECT ev3.* FROM ev3 WHERE NOT eng UNION ALL SELECT ev3.* FROM ev3 JOIN vis w "
+            f"ON w.owner = ev3.owner AND w.sn = ev3.sn WHERE ev3.eng AND ev3.ts <= w.t1 + {GAP_MS}"
+        )
+        return (
+            "SELECT * FROM (SELECT t.*, lead(ts) OVER (PARTITION BY owner, sn ORDER BY ts, "
+            f"event_id) AS nxt FROM ({assigned}) t) x WHERE NOT eng"
+        )
+
+    def _matched_events_sql(self) -> str:
+        """Counted events of the visits the session filters keep that match every event filter,
+        with their row value."""
+        tests = [_match_sql(self.event_value(f.prop), f, self.p) for f in self.event_filters]
+        join = bool(self.session_filters) or (
+            self.ask.prop is not None and self.ask.prop.kind == SESSION
+        )
+        frm = "tl e JOIN vis_ok v ON v.owner = e.owner AND v.sn = e.sn" if join else "tl e"
+        where = " AND ".join(tests) if tests else "TRUE"
+        return (
+            f"SELECT e.owner, e.sn, e.d, e.ts, e.off, e.pv, e.nxt, {self._val()} AS val "
+            f"FROM {frm} WHERE {where}"
+        )
+
+    def _event_rows_sql(self) -> str:
+        unit = self.unit("d", "ts", "off")
+        visitors = "0" if self.visitors_by_visit else "count(DISTINCT owner)"
+        return (
+            f"SELECT 'e' AS kind, val, {unit} AS unit, count(*) AS a, "
+            f"sum(CASE WHEN pv THEN 1 ELSE 0 END) AS b, {visitors} AS c, 0 AS e "
+            f"FROM me WHERE {self.in_range('d')} AND val IS NOT NULL GROUP BY val, {unit}"
+        )
+
+    def _qualified_visits_sql(self) -> str:
+        """The visits every filter keeps (an event filter: the visits holding a matching event),
+        with their row value: a session property's; a page breakdown's entry page; another
+        event property's values of its matching events."""
+        prop = self.ask.prop
+        keep = "SELECT * FROM vis_ok"
+        if self.event_filters:
+            keep = (
+                "SELECT vis_ok.* FROM vis_ok JOIN (SELECT DISTINCT owner, sn FROM me) m "
+                "ON m.owner = vis_ok.owner AND m.sn = vis_ok.sn"
+            )
+        if prop is None:
+            return f"SELECT k.*, '' AS val FROM ({keep}) k"
+        if prop.kind == SESSION:
+            return f"SELECT k.*, k.s_{prop.dimension} AS val FROM ({keep}) k"
+        if prop.kind == PAGE:
+            return f"SELECT k.*, k.s_entry_page AS val FROM ({keep}) k"
+        return (
+            f"SELECT k.*, m.val FROM ({keep}) k JOIN (SELECT DISTINCT owner, sn, val FROM me) m "
+            "ON m.owner = k.owner AND m.sn = k.sn"
+        )
+
+    def _visit_rows_sql(self) -> str:
+        unit = self.unit("d0", "t0", "off0")
+        bounce = "sum(bounce)" if "bounces" in self.ask.counters else "0"
+        visitors = "count(DISTINCT owner)" if self.visitors_by_visit else "0"
+        return (
+            f"SELECT 'v' AS kind, val, {unit} AS unit, count(*) AS a, {bounce} AS b, "
+            f"{visitors} AS c, sum(t1 - t0) AS e FROM vq "
+            f"WHERE {self.in_range('d0')} AND val IS NOT NULL GROUP BY val, {unit}"
+        )
+
+    def _top_rows_sql(self) -> str:
+        unit = self.unit("d", "ts", "off")
+        return (
+            f"SELECT 't' AS kind, val, {unit} AS unit, count(*) AS a, sum(nxt - ts) AS b, "
+            f"0 AS c, 0 AS e FROM me WHERE pv AND nxt IS NOT NULL AND {self.in_range('d')} "
+            f"AND val IS NOT NULL GROUP BY val, {unit}"
+        )
+
+    def _engagement_sql(self) -> str:
+        """Engagement events of the kept visits (inside the visit's span plus 30 minutes) that
+        match the event filters, as an engagement event has their properties."""
+        tests = [
+            _match_sql(self.event_value(f.prop, engagement=True), f, self.p)
+            for f in self.event_filters
+        ]
+        where = " AND ".join([f"e.ts <= v.t1 + {GAP_MS}", *tests])
+        return (
+            f"SELECT e.owner, e.page, e.d, e.ts, e.off, {self._val(engagement=True)} AS val, "
+            "greatest(0, least(coalesce(e.scroll_depth, 0), 100)) AS depth "
+            "FROM (SELECT * FROM ev3 WHERE eng) e JOIN vis_ok v ON v.owner = e.owner "
+            f"AND v.sn = e.sn WHERE {where}"
+        )
+
+    def _sd_rows_sql(self) -> str:
+        unit = self.unit("d", "ts", "off")
+        deepest = (
+            f"SELECT val, {unit} AS unit, owner, page, max(depth) AS depth FROM eng_ok "
+            f"WHERE {self.in_range('d')} AND val IS NOT NULL GROUP BY val, {unit}, owner, page"
+        )
+        return (
+            "SELECT 's' AS kind, val, unit, count(*) AS a, sum(depth) AS b, 0 AS c, 0 AS e "
+            f"FROM ({deepest}) x GROUP BY val, unit"
+        )
+
+
+# ---- the engine --------------------------------------------------------------------------------
+
+
+def sql_for(
+    site: Site,
+    ask: Ask,
+    source: Source,
+    tzs: Sequence[str] = (),
+    heirs: bool = True,
+    span: DateRange | None = None,
+) -> tuple[str, list[Any]]:
+    """The statement for a question and its parameters: `$n` for DuckDB; for Trino `?` in
+    order (Athena's execution parameters)."""
+    first = span.first if span else _day_of(ask.units.first)
+    last = span.last if span else _day_of(ask.units.last)
+    zones = Zones.over(tzs or (site.tz,), first, last)
+    builder = _Builder(site, ask, source, zones, heirs)
+    text = builder.build()
+    values = builder.p.values
+    if source.dialect == "duckdb":
+        return text, values
+    ordered: list[Any] = []
+
+    def positional(match: re.Match[str]) -> str:
+        ordered.append(values[int(match.group(1)) - 1])
+        return "?"
+
+    return re.sub(r"\$(\d+)", positional, text), ordered
+
+
+Rows = dict[tuple[str, int], Cell]  # (row value, unit) → counters
+
+
+class ArchiveEngine:
+    """Aggregate, timeseries and breakdown over one site's archived events (the same calls and
+    shapes as `query_api.stats.Stats`)."""
+
+    def __init__(self, site: Site, files: Sequence[Path], con: Any | None = None) -> None:
+        from archive.parquet import connect
+
+        self.site = site
+        self.files = tuple(str(f) for f in files)
+        self.con = con or connect()
+        self._facts: tuple[tuple[str, ...], bool] | None = None
+
+    def _file_facts(self) -> tuple[tuple[str, ...], bool]:
+        """The files' time zones, and whether any event names a previous visitor id."""
+        if self._facts is None:
+            if not self.files:
+                self._facts = ((self.site.tz,), False)
+            else:
+                rows = self.con.execute(
+                    "SELECT tz, max(CASE WHEN previous_visitor_id <> '' THEN 1 ELSE 0 END) "
+                    "FROM read_parquet($1) GROUP BY tz",
+                    [list(self.files)],
+                ).fetchall()
+                tzs = tuple(str(r[0]) for r in rows) or (self.site.tz,)
+                self._facts = (tzs, any(r[1] for r in rows))
+        return self._facts
+
+    def rows(self, ask: Ask, span: DateRange) -> Rows:
+        """Counters per (row value, unit) for a question."""
+        if not self.files:
+            return {}
+        tzs, heirs = self._file_facts()
+        text, params = sql_for(self.site, ask, Source("duckdb", self.files), tzs, heirs, span=span)
+        out: Rows = {}
+        for kind, val, unit, a, b, c, e in self.con.execute(text, params).fetchall():
+            cell = out.setdefault((str(val), int(unit)), {})
+            if kind == "e":
+                cell.update(events=int(a), pageviews=int(b))
+                if c:
+                    cell["visitors"] = int(c)
+            elif kind == "v":
+                cell.update(visits=int(a), bounces=int(b), duration_ms=int(e))
+                if c:
+                    cell["visitors"] = int(c)
+            elif kind == "t":
+                cell.update(top_n=int(a), top_ms=int(b))
+            elif kind == "s":
+                cell.update(sd_n=int(a), sd_sum=int(b))
+        return out
+
+    # -- totals over units ---------------------------------------------------------------------
+
+    def _totals(
+        self, filters: tuple[Filter, ...], metrics: Iterable[str], span: DateRange, interval: str
+    ) -> dict[int, Cell]:
+        """Counters per unit of everything the filters keep."""
+        ask = Ask(filters, None, _counters_for(metrics), units_of(span, interval))
+        out: dict[int, Cell] = {}
+        for (_, unit), cell in self.rows(ask, span).items():
+            _add_into(out.setdefault(unit, {}), cell)
+        return out
+
+    def _denominator(self, query: Query, span: DateRange, interval: str) -> dict[int, Cell]:
+        """Conversion rate's visitors: those the filters other than goals keep (Plausible's)."""
+        others = tuple(f for f in query.filters if f.prop.kind != GOAL)
+        return self._totals(others, (VISITORS,), span, interval)
+
+    def aggregate(self, query: Query, compare: bool = False) -> dict[str, dict[str, Number | None]]:
+        current = self._aggregate_values(query, query.span)
+        if not compare:
+            return {m: {"value": v} for m, v in current.items()}
+        previous = self._aggregate_values(query, previous_period(query.span))
+        return {
+            m: {"value": v, "comparison_value": previous[m], "change": change(m, v, previous[m])}
+            for m, v in current.items()
+        }
+
+    def _aggregate_values(self, query: Query, span: DateRange) -> dict[str, Number]:
+        row = _sum(self._totals(query.filters, query.metrics, span, "").values())
+        site_visitors = 0
+        if CONVERSION_RATE in query.metrics:
+            site_visitors = _sum(self._denominator(query, span, "").values()).get("visitors", 0)
+        return {m: compute(m, row, site_visitors) for m in query.metrics}
+
+    def timeseries(self, query: Query, interval: str) -> list[dict[str, Number | str]]:
+        span = query.span
+        per_unit = self._totals(query.filters, query.metrics, span, interval)
+        denominators = (
+            self._denominator(query, span, interval) if CONVERSION_RATE in query.metrics else {}
+        )
+        out: list[dict[str, Number | str]] = []
+        for label, units in _points(span, interval, self.site.tz):
+            row = _sum(per_unit.get(u, {}) for u in units)
+            site_visitors = _sum(denominators.get(u, {}) for u in units).get("visitors", 0)
+            out.append(
+                {"date": label, **{m: compute(m, row, site_visitors) for m in query.metrics}}
+            )
+        return out
+
+    def breakdown(
+        self, query: Query, prop: Property, limit: int = 100, page: int = 1
+    ) -> tuple[list[dict[str, Number | str]], bool]:
+        """Rows sorted by the first metric, descending, then by value; never folded."""
+        span = query.span
+        ask = Ask(query.filters, prop, _counters_for(query.metrics), units_of(span))
+        by_value: dict[str, Cell] = {}
+        for (value, _), cell in self.rows(ask, span).items():
+            _add_into(by_value.setdefault(value, {}), cell)
+        if prop.kind == GOAL and self.site.goals:
+            for goal in self.site.goals:  # configured goals are rows even without conversions
+                if all(f.matches(goal) for f in query.filters if f.prop.kind == GOAL):
+                    by_value.setdefault(goal, {})
+        site_visitors = 0
+        if CONVERSION_RATE in query.metrics:
+            site_visitors = _sum(self._denominator(query, span, "").values()).get("visitors", 0)
+        results: list[dict[str, Number | str]] = []
+        for value, row in by_value.items():
+            if not any(row.values()) and not (prop.kind == GOAL and self.site.goals):
+                continue
+            results.append(
+                {prop.key: value, **{m: compute(m, row, site_visitors) for m in query.metrics}}
+            )
+        first = query.metrics[0]
+        results.sort(key=lambda r: (-float(r[first]), str(r[prop.key])))
+        start = (page - 1) * limit
+        return results[start : start + limit], False
+
+
+def _add_into(into: Cell, cell: Cell) -> None:
+    for name, value in cell.items():
+        into[name] = into.get(name, 0) + value
+
+
+def _sum(cells: Iterable[Cell]) -> Cell:
+    out: Cell = {}
+    for cell in cells:
+        _add_into(out, cell)
+    return out
+
+
+def _points(span: DateRange, interval: str, tz: str) -> list[tuple[str, list[int]]]:
+    """Each point's label and the units it adds up."""
+    if interval == "hour":
+        zone = _zone(tz)
+        out = []
+        for day in span.each_day():
+            start = datetime.combine(day, time(), zone).astimezone(UTC)
+            end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+            cursor = start
+            while cursor < end:
+                label = cursor.astimezone(zone).strftime("%Y-%m-%d %H:00:00")
+                out.append((label, [int(cursor.timestamp() * 1000)]))
+                cursor += timedelta(hours=1)
+        return out
+    if interval == "day":
+        return [(d.isoformat(), [_day_number(d)]) for d in span.each_day()]
+    months: dict[str, list[int]] = {}
+    for segment in segments_of(span):
+        if segment.granularity is Granularity.MONTH:
+            month = date.fromisoformat(segment.first + "-01")
+            while month.strftime("%Y-%m") <= segment.last:
+                months[month.isoformat()] = [_day_number(month)]
+                month = _month_end(month.strftime("%Y-%m")) + timedelta(days=1)
+        else:
+            first, last = date.fromisoformat(segment.first), date.fromisoformat(segment.last)
+            day = first
+            while day <= last:
+                months.setdefault(day.replace(day=1).isoformat(), []).append(_day_number(day))
+                day += timedelta(days=1)
+    return list(months.items())
