@@ -3,8 +3,10 @@
     liveinsight dev [--port 8000] [--demo-traffic]   the whole product on 127.0.0.1
     liveinsight site add DOMAIN [--tz Europe/Berlin] [--public] [--hostnames a,b] [--json]
     liveinsight site list [--json]
-    liveinsight site update DOMAIN [--tz TZ] [--public|--private] [--hostnames a,b] [--json]
-    liveinsight site remove DOMAIN [--json]        keys and shared links go too; aggregates stay
+    liveinsight site update DOMAIN [--tz TZ] [--public|--private] [--hostnames a,b]
+                            [--retention-months N] [--json]
+    liveinsight site remove DOMAIN [--purge] [--json]   keys and shared links go too; aggregates
+                                                   and the archive stay, unless --purge
 
     liveinsight key create|list|revoke --site DOMAIN [--key KEY_OR_ID|all] [--json]
     liveinsight goal add|remove --site DOMAIN GOAL [--json]    GOAL: Signup, or "Visit /path"
@@ -12,7 +14,8 @@
     liveinsight share create|list|revoke --site DOMAIN [--label L] [--share TOKEN_OR_ID|all] [--json]
     liveinsight admin hash-password                 the admin password (stdin or prompt) → hash
     liveinsight dlq replay
-    liveinsight rebuild --site DOMAIN --from 2026-11-20 --to 2026-11-27
+    liveinsight rebuild --site DOMAIN --from 2026-11-20 --to 2026-11-27 [--source archive|events]
+    liveinsight export --site DOMAIN --from 2026-11-01 --to 2026-11-30 --format parquet|csv [--out F]
 
 With `LIVEINSIGHT_META_TABLE` (and its siblings, `LIVEINSIGHT_DLQ_URL`) set in the environment,
 as RUNBOOK.md sets them up, the commands work on that deployment with the AWS credentials at hand.
@@ -98,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         "--from", dest="start", required=True, help="ISO time; no offset = site time"
     )
     rebuild.add_argument("--to", dest="end", required=True, help="ISO time; no offset = site time")
+    rebuild.add_argument(
+        "--source",
+        choices=("archive", "events"),
+        help="raw events from the event archive (any range; the default where there is one) or "
+        "the events table (the last 7 days)",
+    )
+    export = commands.add_parser("export", help="a site's raw events from the event archive")
+    export.add_argument("--site", required=True)
+    export.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
+    export.add_argument("--format", choices=("parquet", "csv"), default="csv")
+    export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
 
     args = parser.parse_args(argv)
     if args.command == "dev":
@@ -106,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_dlq_replay(args)
     if args.command == "rebuild":
         return run_rebuild(args)
+    if args.command == "export":
+        return run_export(args)
     if args.command == "admin":
         return run_hash_password()
     if args.command == "key":
@@ -136,11 +153,22 @@ def add_site_commands(commands: Any) -> None:
     visibility.add_argument("--public", dest="public", action="store_true", default=None)
     visibility.add_argument("--private", dest="public", action="store_false")
     update.add_argument("--hostnames", type=_names, help=HOSTNAMES_HELP + '; "" allows any')
+    update.add_argument(
+        "--retention-months",
+        type=int,
+        metavar="N",
+        help="months of raw events the event archive keeps (1-120; default 24)",
+    )
     update.add_argument("--json", action="store_true")
     remove = site.add_parser(
         "remove", help="delete a site with its keys and shared links (its aggregates stay)"
     )
     remove.add_argument("domain")
+    remove.add_argument(
+        "--purge",
+        action="store_true",
+        help="delete its data too: the event archive, aggregates, visitor states and raw events",
+    )
     remove.add_argument("--json", action="store_true")
 
     admin = commands.add_parser("admin", help="the dashboard's admin sign-in")
@@ -321,9 +349,13 @@ def backend(data_dir: Path) -> Iterator[str]:
     names = tables.table_names(TABLE_PREFIX)
     tables.create_tables(client, names, with_stream=False)
     tables.load_snapshot(client, names, data_dir / "snapshot.json")
+    s3, bucket = make_client("s3"), tables.bucket_name(TABLE_PREFIX)
+    tables.create_bucket(s3, bucket)
+    tables.load_bucket(s3, bucket, data_dir / "archive")
     try:
         yield "http://127.0.0.1:8000"
         tables.save_snapshot(client, names, data_dir / "snapshot.json")
+        tables.save_bucket(s3, bucket, data_dir / "archive")
     finally:
         moto.stop()
 
@@ -388,6 +420,10 @@ def run_rebuild(args: argparse.Namespace) -> int:
             moment = datetime.fromisoformat(text)
             return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(site.tz))
 
+        source = args.source or ("archive" if _archive_bucket() else "events")
+        if source == "archive" and not _archive_bucket():
+            print("liveinsight: no event archive (LIVEINSIGHT_ARCHIVE_BUCKET)", file=sys.stderr)
+            return 2
         report = rebuild(
             client,
             os.environ["LIVEINSIGHT_EVENTS_TABLE"],
@@ -398,8 +434,59 @@ def run_rebuild(args: argparse.Namespace) -> int:
             parse(args.end),
             datetime.now(UTC),
             load_schema().retention.minute_bucket_ttl_seconds,
+            archive=_archive() if source == "archive" else None,
         )
-    print(json.dumps(report.__dict__))
+    print(json.dumps({"source": source, **report.__dict__}))
+    return 0
+
+
+def _archive_bucket() -> str:
+    return os.environ.get("LIVEINSIGHT_ARCHIVE_BUCKET", "")
+
+
+def _archive() -> Any:
+    """The event archive the environment names, read through a cache of this run's own."""
+    import tempfile
+
+    from archive.store import ArchiveStore
+    from core.aws import make_client
+
+    return ArchiveStore(
+        make_client("s3"), _archive_bucket(), tempfile.mkdtemp(prefix="liveinsight-cli-")
+    )
+
+
+def run_export(args: argparse.Namespace) -> int:
+    with backend(args.data_dir):
+        from archive.export import ExportError, export_to
+        from core.aws import make_client
+        from core.sites import SiteStore, site_domain
+
+        if not _archive_bucket():
+            print("liveinsight: no event archive (LIVEINSIGHT_ARCHIVE_BUCKET)", file=sys.stderr)
+            return 2
+        sites = SiteStore(make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"])
+        # A removed site's archive can still be exported (until purged): the domain is enough.
+        site = sites.get(args.site)
+        domain = site.domain if site else site_domain(args.site)
+        if domain is None:
+            print(f"liveinsight: {args.site!r} is not a domain", file=sys.stderr)
+            return 2
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="liveinsight-export-") as tmp:
+            target = args.out or Path(tmp) / f"events.{args.format}"
+            try:
+                count = export_to(_archive(), domain, args.first, args.last, args.format, target)
+            except ExportError as exc:
+                print(f"liveinsight: {exc}", file=sys.stderr)
+                return 2
+            if args.out is None:
+                sys.stdout.flush()
+                sys.stdout.buffer.write(target.read_bytes())
+                sys.stdout.buffer.flush()
+    if args.out is not None:
+        print(f"{count} events of {domain} written to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -452,30 +539,80 @@ def run_site(args: argparse.Namespace) -> int:
                 return _add_site(sites, args, url)
             if args.site_command == "update":
                 site = sites.update(
-                    args.domain, tz=args.tz, public=args.public, hostnames=args.hostnames
+                    args.domain,
+                    tz=args.tz,
+                    public=args.public,
+                    hostnames=args.hostnames,
+                    retention_months=args.retention_months,
                 )
                 print(json.dumps(_site_json(site)) if args.json else _site_line(site))
                 return 0
-            removal = sites.remove(args.domain)
+            removal = _remove(sites, args.domain, args.purge)
         except SiteError as exc:
             return _failed(exc, args.json)
+        purged = _purge(removal.domain) if args.purge else None
+    shown: dict[str, Any] = {
+        "removed": removal.domain,
+        "keys": removal.keys,
+        "shares": removal.shares,
+        "aggregates_kept": purged is None,
+    }
+    if purged is not None:
+        shown["purged"] = purged
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "removed": removal.domain,
-                    "keys": removal.keys,
-                    "shares": removal.shares,
-                    "aggregates_kept": True,
-                }
-            )
-        )
-    else:
+        print(json.dumps(shown))
+    elif purged is None:
         print(
             f"Site {removal.domain} removed with {removal.keys} key(s) and {removal.shares} "
             "shared link(s); its aggregated stats stay in the aggregates table."
         )
+    else:
+        print(
+            f"Site {removal.domain} removed with {removal.keys} key(s) and {removal.shares} "
+            f"shared link(s), and purged: {purged['archive_objects']} archive object(s), "
+            f"{purged['aggregates_items']} aggregates item(s), {purged['raw_events']} raw "
+            "event(s)."
+        )
+        for key in purged["archive_keys"]:
+            print(f"  deleted s3://{_archive_bucket()}/{key}")
     return 0
+
+
+def _remove(sites: Any, domain: str, purge: bool) -> Any:
+    """Remove the site; with --purge a site removed before is fine: its data is purged."""
+    from core.sites import Removal, SiteNotFound, normalize_domain
+
+    try:
+        return sites.remove(domain)
+    except SiteNotFound:
+        if not purge:
+            raise
+        return Removal(normalize_domain(domain), 0, 0)
+
+
+def _purge(domain: str) -> dict[str, Any]:
+    """Delete the site's data: archive objects first (the longest-lived), then its items."""
+    from core.aws import make_client
+    from core.schema import load_schema
+    from core.sites import purge_items
+
+    archive_keys = _archive().purge(domain) if _archive_bucket() else []
+    ddb = make_client("dynamodb")
+    schema = load_schema().tables
+    counts = {}
+    for logical, variable in (
+        ("aggregates", "LIVEINSIGHT_AGGREGATES_TABLE"),
+        ("events", "LIVEINSIGHT_EVENTS_TABLE"),
+    ):
+        table = schema[logical]
+        key_names = [table.hash_key] + ([table.range_key] if table.range_key else [])
+        counts[logical] = purge_items(ddb, os.environ[variable], key_names, domain)
+    return {
+        "archive_objects": len(archive_keys),
+        "archive_keys": archive_keys,
+        "aggregates_items": counts["aggregates"],
+        "raw_events": counts["events"],
+    }
 
 
 def _add_site(sites: Any, args: argparse.Namespace, url: str) -> int:
@@ -499,6 +636,7 @@ def _site_json(site: Any) -> dict[str, Any]:
         "hostnames": list(site.hostnames),
         "goals": list(site.goals),
         "created_at": site.created_at,
+        "retention_months": site.retention_months,
     }
 
 
