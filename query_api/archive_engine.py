@@ -126,7 +126,7 @@ def _month_end(label: str) -> date:
     return nxt - timedelta(days=1)
 
 
-def _counters_for(metrics: Iterable[str]) -> frozenset[str]:
+def counters_for(metrics: Iterable[str]) -> frozenset[str]:
     out = {"visitors", "pageviews", "events"}  # cheap, and they decide which rows exist
     for metric in metrics:
         if metric in ("visits", "views_per_visit"):
@@ -382,40 +382,26 @@ class _Builder:
 
     def build(self) -> str:
         p = self.p
-        ctes: list[tuple[str, str]] = []
         cols = self._columns()
-        ctes.append(
-            (
-                "src",
-                f"SELECT s.*, row_number() OVER (PARTITION BY event_id ORDER BY ts) AS dup "
-                f"FROM ({self.source.relation(cols, p)}) s",
-            )
-        )
-        base = [c for c in cols]
-        ctes.append(("ev", f"SELECT {', '.join(base)} FROM src WHERE dup = 1"))
-        owner = "visitor_id"
+        ctes: list[tuple[str, str]] = [("src", self.source.relation(cols, p))]
         if self.heirs:
             ctes += self._attribution()
-            ctes.append(
-                (
-                    "ev_owned",
-                    f"SELECT {', '.join('ev.' + c for c in base)}, "
-                    "coalesce(attr.owner, ev.visitor_id) AS owner "
-                    "FROM ev LEFT JOIN attr ON attr.event_id = ev.event_id",
-                )
+            owned = (
+                "SELECT src.*, coalesce(attr.owner, src.visitor_id) AS owner "
+                "FROM src LEFT JOIN attr ON attr.event_id = src.event_id"
             )
-            ctes.append(("evo", "SELECT * FROM ev_owned"))
-            owner = "owner"
         else:
-            ctes.append(("evo", "SELECT ev.*, visitor_id AS owner FROM ev"))
-        del owner
+            owned = "SELECT src.*, visitor_id AS owner FROM src"
         ctes.append(
             (
                 "ev1",
-                f"SELECT evo.*, {self.zones.sql(p)} AS off, name = 'engagement' AS eng, "
-                "name = 'pageview' AS pv FROM evo",
+                f"SELECT o.*, {self.zones.sql(p)} AS off, name = 'engagement' AS eng, "
+                f"name = 'pageview' AS pv FROM ({owned}) o",
             )
         )
+        # One sort serves sessions and de-duplication: an event's copies (the same stored
+        # event, written by a retried or bisected batch) are identical rows, so they sit next to
+        # each other in a visitor's time order; a copy never starts a visit (no gap).
         order = "PARTITION BY owner ORDER BY ts, eng, event_id"
         ctes.append(
             (
@@ -423,7 +409,8 @@ class _Builder:
                 f"SELECT ev1.*, CAST(floor((ts + off) / {DAY_MS}.0) AS BIGINT) AS d, "
                 f"max(CASE WHEN NOT eng THEN ts END) OVER ({order} "
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_ts, "
-                f"row_number() OVER ({order}) AS rn FROM ev1",
+                f"row_number() OVER ({order}) AS rn, "
+                f"coalesce(lag(event_id) OVER ({order}) = event_id, FALSE) AS copy FROM ev1",
             )
         )
         ctes.append(
@@ -431,7 +418,7 @@ class _Builder:
                 "ev3",
                 "SELECT ev2.*, sum(CASE WHEN NOT eng AND (prev_ts IS NULL OR ts - prev_ts > "
                 f"{GAP_MS}) THEN 1 ELSE 0 END) OVER (PARTITION BY owner ORDER BY rn "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sn FROM ev2",
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sn FROM ev2 WHERE NOT copy",
             )
         )
         ctes.append(("vis", self._visits_sql()))
@@ -448,11 +435,19 @@ class _Builder:
             ctes.append(("eng_ok", self._engagement_sql()))
             selects.append(self._sd_rows_sql())
         union = " UNION ALL ".join(selects)
-        with_ = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+        with_ = ",\n".join(f"{name} AS {self._hint(name)}({body})" for name, body in ctes)
         return (
             f"WITH {with_}\nSELECT kind, val, unit, sum(a) AS a, sum(b) AS b, sum(c) AS c, "
             f"sum(e) AS e FROM ({union}) r GROUP BY kind, val, unit"
         )
+
+    def _hint(self, name: str) -> str:
+        """DuckDB 1.2 inlines a CTE at each use: the sorted events, the visits and the matched
+        events are read several times and computed once only when materialized (Trino plans
+        this itself and knows no such keyword)."""
+        if self.source.dialect == "duckdb" and name in ("ev3", "vis", "me"):
+            return "MATERIALIZED "
+        return ""
 
     def _attribution(self) -> list[tuple[str, str]]:
         """The owner id of an event stored with `previous_visitor_id` (before ingest decided it,
@@ -461,10 +456,10 @@ class _Builder:
         minutes, leads to it from one of that id's own events."""
         line = (
             "SELECT previous_visitor_id AS p, event_id, ts, name = 'engagement' AS eng, 0 AS base "
-            "FROM ev WHERE previous_visitor_id <> '' "
-            "UNION ALL SELECT visitor_id AS p, event_id, ts, FALSE AS eng, 1 AS base FROM ev "
+            "FROM src WHERE previous_visitor_id <> '' "
+            "UNION ALL SELECT visitor_id AS p, event_id, ts, FALSE AS eng, 1 AS base FROM src "
             "WHERE name <> 'engagement' AND visitor_id IN "
-            "(SELECT previous_visitor_id FROM ev WHERE previous_visitor_id <> '')"
+            "(SELECT previous_visitor_id FROM src WHERE previous_visitor_id <> '')"
         )
         w = "PARTITION BY p ORDER BY ts, event_id"
         return [
@@ -485,12 +480,12 @@ class _Builder:
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS own FROM isl2",
             ),
             (
-                "attr",
-                "SELECT event_id, p AS owner FROM owned WHERE base = 0 AND own = 1 "
-                "UNION ALL SELECT h.event_id, h.p FROM line h WHERE h.eng AND EXISTS ("
-                "SELECT 1 FROM owned o WHERE o.p = h.p AND o.own = 1 AND "
-                "(o.ts < h.ts OR (o.ts = h.ts AND o.event_id < h.event_id)) "
-                f"AND h.ts - o.ts <= {GAP_MS})",
+                "attr",  # copies of an event: one row
+                "SELECT DISTINCT event_id, owner FROM (SELECT event_id, p AS owner FROM owned "
+                "WHERE base = 0 AND own = 1 UNION ALL SELECT h.event_id, h.p FROM line h "
+                "WHERE h.eng AND EXISTS (SELECT 1 FROM owned o WHERE o.p = h.p AND o.own = 1 "
+                "AND (o.ts < h.ts OR (o.ts = h.ts AND o.event_id < h.event_id)) "
+                f"AND h.ts - o.ts <= {GAP_MS})) a",
             ),
         ]
 
@@ -726,7 +721,7 @@ class ArchiveEngine:
         self, filters: tuple[Filter, ...], metrics: Iterable[str], span: DateRange, interval: str
     ) -> dict[int, Cell]:
         """Counters per unit of everything the filters keep."""
-        ask = Ask(filters, None, _counters_for(metrics), units_of(span, interval))
+        ask = Ask(filters, None, counters_for(metrics), units_of(span, interval))
         out: dict[int, Cell] = {}
         for (_, unit), cell in self.rows(ask, span).items():
             _add_into(out.setdefault(unit, {}), cell)
@@ -774,7 +769,7 @@ class ArchiveEngine:
     ) -> tuple[list[dict[str, Number | str]], bool]:
         """Rows sorted by the first metric, descending, then by value; never folded."""
         span = query.span
-        ask = Ask(query.filters, prop, _counters_for(query.metrics), units_of(span))
+        ask = Ask(query.filters, prop, counters_for(query.metrics), units_of(span))
         by_value: dict[str, Cell] = {}
         for (value, _), cell in self.rows(ask, span).items():
             _add_into(by_value.setdefault(value, {}), cell)
