@@ -454,12 +454,13 @@ class _Builder:
         decision 0024): yesterday's id while that id's session is open (tests/oracle.py
         attribute_visitors). A heir is owned when a run of counted events, no gap over 30
         minutes, leads to it from one of that id's own events."""
-        line = (
-            "SELECT previous_visitor_id AS p, event_id, ts, name = 'engagement' AS eng, 0 AS base "
+        line = (  # DISTINCT: copies of an event tie in every order, and windows break ties apart
+            "SELECT DISTINCT * FROM (SELECT previous_visitor_id AS p, event_id, ts, "
+            "name = 'engagement' AS eng, 0 AS base "
             "FROM src WHERE previous_visitor_id <> '' "
             "UNION ALL SELECT visitor_id AS p, event_id, ts, FALSE AS eng, 1 AS base FROM src "
             "WHERE name <> 'engagement' AND visitor_id IN "
-            "(SELECT previous_visitor_id FROM src WHERE previous_visitor_id <> '')"
+            "(SELECT previous_visitor_id FROM src WHERE previous_visitor_id <> '')) l"
         )
         w = "PARTITION BY p ORDER BY ts, event_id"
         return [
