@@ -210,7 +210,7 @@ def rchar():
 started = time.perf_counter()
 from core.sites import Site
 from query_api.archive_engine import ArchiveEngine
-from query_api.stats import DateRange, Query, parse_filters, parse_metrics, parse_property
+from query_api.parse import DateRange, Query, parse_filters, parse_metrics, parse_property
 imported = time.perf_counter() - started
 site = Site(spec["site"], tz=spec["tz"])
 span = DateRange(date.fromisoformat(spec["first"]), date.fromisoformat(spec["last"]))

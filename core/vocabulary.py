@@ -2,7 +2,7 @@
 and which counters each kind of dimension keeps.
 
 The writers (aggregator/fold.py, aggregator/minutes.py, core/keys.py) and the counters engine
-(query_api/stats.py) import it; the oracle (tests/oracle.py) keeps its own list on purpose, so a
+(query_api/counters.py) import it; the oracle (tests/oracle.py) keeps its own list on purpose, so a
 slip here shows up there.
 """
 

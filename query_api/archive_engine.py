@@ -5,7 +5,7 @@ archive").
 The definitions are the counters' (tests/oracle.py, tests/stats_oracle.py): visits split at 30
 minutes of a visitor's counted (non-engagement) events, under the id the counters count the event
 under; a visit counts where it starts, a pageview or event where it happens; visitors over a range
-are the sum of each unit's distinct visitors (`stats.segments_of`: whole months, other days;
+are the sum of each unit's distinct visitors (`counters.segments_of`: whole months, other days;
 hours in an hourly series); days are each event's site-local days. Where the counters define
 nothing (two properties at once, visits by page, ...) Plausible's rules apply: a session filter
 keeps the visits whose value matches; an event filter keeps the matching events and, for visit
@@ -35,7 +35,9 @@ from zoneinfo import ZoneInfo
 
 from core.keys import Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
-from query_api.stats import (
+from query_api.counters import segments_of
+from query_api.metrics import Number, change, compute
+from query_api.parse import (
     CONVERSION_RATE,
     GOAL,
     HOSTNAME,
@@ -48,13 +50,9 @@ from query_api.stats import (
     VISITORS,
     DateRange,
     Filter,
-    Number,
     Property,
     Query,
-    change,
-    compute,
     previous_period,
-    segments_of,
 )
 
 GAP_MS = 30 * 60 * 1000
@@ -65,7 +63,7 @@ ESCAPE = "\\"
 TRINO_TABLE = "liveinsight_archive.events"  # the Glue table over the same layout (decision 0030)
 
 Cell = dict[str, int]
-# the counters a metric needs, as in query_api.stats.NEEDS, plus what each depends on here
+# the counters a metric needs, as in query_api.metrics.NEEDS, plus what each depends on here
 VISIT_COUNTERS = {"visits", "bounces", "duration_ms"}
 
 
@@ -668,7 +666,7 @@ Rows = dict[tuple[str, int], Cell]  # (row value, unit) → counters
 
 class ArchiveEngine:
     """Aggregate, timeseries and breakdown over one site's archived events (the same calls and
-    shapes as `query_api.stats.Stats`)."""
+    shapes as `query_api.counters.CounterEngine`)."""
 
     def __init__(self, site: Site, files: Sequence[Path], con: Any | None = None) -> None:
         from archive.parquet import connect

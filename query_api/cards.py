@@ -21,12 +21,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from query_api import stats
+from query_api import parse
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
+from query_api.metrics import Number
+from query_api.parse import View, ViewParams, build_query, long_property, parse_interval
 from query_api.plan import ARCHIVE, Planner
 from query_api.rendering import templates
-from query_api.stats_api import View, ViewParams, build_query, long_property, parse_interval
 
 router = APIRouter(prefix="/api/cards", dependency_overrides_provider=OVERRIDES)
 
@@ -41,37 +42,37 @@ Param = Annotated[str | None, Query(max_length=2000)]
 
 # metric tiles: (metric, label, how to show the value)
 TILES = (
-    (stats.VISITORS, "Unique visitors", "count"),
-    (stats.VISITS, "Total visits", "count"),
-    (stats.PAGEVIEWS, "Total pageviews", "count"),
-    (stats.VIEWS_PER_VISIT, "Views per visit", "ratio"),
-    (stats.BOUNCE_RATE, "Bounce rate", "percent"),
-    (stats.VISIT_DURATION, "Visit duration", "duration"),
+    (parse.VISITORS, "Unique visitors", "count"),
+    (parse.VISITS, "Total visits", "count"),
+    (parse.PAGEVIEWS, "Total pageviews", "count"),
+    (parse.VIEWS_PER_VISIT, "Views per visit", "ratio"),
+    (parse.BOUNCE_RATE, "Bounce rate", "percent"),
+    (parse.VISIT_DURATION, "Visit duration", "duration"),
 )
 # extra columns per kind of property, after visitors
 COLUMNS = {
-    stats.SESSION: (),
-    stats.PAGE: (stats.PAGEVIEWS,),
-    stats.HOSTNAME: (stats.PAGEVIEWS,),
-    stats.NAME: (stats.EVENTS,),
-    stats.GOAL: (stats.EVENTS, stats.CONVERSION_RATE),
-    stats.PROP: (stats.EVENTS,),
+    parse.SESSION: (),
+    parse.PAGE: (parse.PAGEVIEWS,),
+    parse.HOSTNAME: (parse.PAGEVIEWS,),
+    parse.NAME: (parse.EVENTS,),
+    parse.GOAL: (parse.EVENTS, parse.CONVERSION_RATE),
+    parse.PROP: (parse.EVENTS,),
 }
 LABELS = {
-    stats.VISITORS: "Visitors",
-    stats.PAGEVIEWS: "Pageviews",
-    stats.EVENTS: "Events",
-    stats.CONVERSION_RATE: "CR",
-    stats.VISITS: "Visits",
-    stats.BOUNCE_RATE: "Bounce rate",
-    stats.VISIT_DURATION: "Visit duration",
-    stats.VIEWS_PER_VISIT: "Views per visit",
-    stats.TIME_ON_PAGE: "Time on page",
+    parse.VISITORS: "Visitors",
+    parse.PAGEVIEWS: "Pageviews",
+    parse.EVENTS: "Events",
+    parse.CONVERSION_RATE: "CR",
+    parse.VISITS: "Visits",
+    parse.BOUNCE_RATE: "Bounce rate",
+    parse.VISIT_DURATION: "Visit duration",
+    parse.VIEWS_PER_VISIT: "Views per visit",
+    parse.TIME_ON_PAGE: "Time on page",
 }
 TOP_ROWS = 10
 
 
-def fmt(value: stats.Number | str | None, kind: str) -> str:
+def fmt(value: Number | str | None, kind: str) -> str:
     if value is None or isinstance(value, str):
         return "—" if value is None else value
     if kind == "percent":
@@ -91,11 +92,11 @@ def fmt(value: stats.Number | str | None, kind: str) -> str:
 
 def kind_of(metric: str) -> str:
     return {
-        stats.BOUNCE_RATE: "percent",
-        stats.CONVERSION_RATE: "percent",
-        stats.VISIT_DURATION: "duration",
-        stats.TIME_ON_PAGE: "duration",
-        stats.VIEWS_PER_VISIT: "ratio",
+        parse.BOUNCE_RATE: "percent",
+        parse.CONVERSION_RATE: "percent",
+        parse.VISIT_DURATION: "duration",
+        parse.TIME_ON_PAGE: "duration",
+        parse.VIEWS_PER_VISIT: "ratio",
     }.get(metric, "count")
 
 
@@ -119,10 +120,10 @@ def answered_note(engine: Planner) -> str:
     return f"From the event archive, as of {engine.fresh_to.strftime('%H:%M UTC')}."
 
 
-def view_span(site: Any, now: datetime, v: View) -> stats.DateRange:
+def view_span(site: Any, now: datetime, v: View) -> parse.DateRange:
     """The view's period: read first where a card turns its own errors into a message, since a
     bad period or date is the request's error (a 400), not something a card cannot show."""
-    return stats.parse_period(v.period, v.date, stats.today_in(site.tz, now))
+    return parse.parse_period(v.period, v.date, parse.today_in(site.tz, now))
 
 
 # ---- cards -------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def metrics_card(
     d: Deps,
     now: Now,
     v: ViewParams,
-    metric: Annotated[str, Query(max_length=40)] = stats.VISITORS,
+    metric: Annotated[str, Query(max_length=40)] = parse.VISITORS,
 ) -> HTMLResponse:
     """The metric row: each metric with its change against the previous period."""
     engine = d.planner(site, now)
@@ -161,7 +162,7 @@ def graph_card(
     d: Deps,
     now: Now,
     v: ViewParams,
-    metric: Annotated[str, Query(max_length=40)] = stats.VISITORS,
+    metric: Annotated[str, Query(max_length=40)] = parse.VISITORS,
 ) -> HTMLResponse:
     """The selected metric over the period, as a Chart.js line (and a table for screen readers)."""
     if metric not in dict((t[0], t) for t in TILES):
@@ -199,7 +200,7 @@ def graph_card(
     )
 
 
-def _reason(engine: Planner, query: stats.Query, interval: str) -> str:
+def _reason(engine: Planner, query: parse.Query, interval: str) -> str:
     try:
         engine.timeseries(query, interval)
     except BadRequest as exc:
@@ -217,22 +218,22 @@ def breakdown_card(
     limit: Annotated[int, Query(ge=1, le=1000)] = TOP_ROWS,
 ) -> HTMLResponse:
     """Top values of one property, each a button that filters the dashboard by it."""
-    prop = stats.parse_property(long_property(property))
-    columns = (stats.VISITORS, *COLUMNS[prop.kind])
+    prop = parse.parse_property(long_property(property))
+    columns = (parse.VISITORS, *COLUMNS[prop.kind])
     view_span(site, now, v)
     engine = d.planner(site, now)
     try:
         rows, folded = _breakdown(site, d, now, v, prop, columns, limit, engine)
     except BadRequest as exc:
         return fragment("unavailable.html", reason=exc.message)
-    peak = max((float(r[stats.VISITORS]) for r in rows), default=0.0) or 1.0
+    peak = max((float(r[parse.VISITORS]) for r in rows), default=0.0) or 1.0
     shown = [
         {
             "value": str(r[prop.key]),
             "filter": None
             if r[prop.key] == "(other)"
             else f"{prop.name}=={filter_value(str(r[prop.key]))}",
-            "width": round(100 * float(r[stats.VISITORS]) / peak, 1),
+            "width": round(100 * float(r[parse.VISITORS]) / peak, 1),
             "cells": [fmt(r[c], kind_of(c)) for c in columns],
         }
         for r in rows
@@ -252,11 +253,11 @@ def _breakdown(
     d: Any,
     now: datetime,
     v: View,
-    prop: stats.Property,
+    prop: parse.Property,
     columns: tuple[str, ...],
     limit: int,
     engine: Planner | None = None,
-) -> tuple[list[dict[str, stats.Number | str]], bool]:
+) -> tuple[list[dict[str, Number | str]], bool]:
     query = build_query(
         site,
         now,
@@ -340,10 +341,10 @@ def breakdown_csv_text(
     d: Any,
     now: datetime,
     v: View,
-    prop: stats.Property,
+    prop: parse.Property,
     engine: Planner | None = None,
 ) -> str:
-    columns = (stats.VISITORS, *COLUMNS[prop.kind])
+    columns = (parse.VISITORS, *COLUMNS[prop.kind])
     rows, _ = _breakdown(site, d, now, v, prop, columns, 1000, engine)
     return _csv([prop.key, *columns], [[r[prop.key], *(r[c] for c in columns)] for r in rows])
 
@@ -376,7 +377,7 @@ def breakdown_csv(
     v: ViewParams,
     property: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> Response:
-    prop = stats.parse_property(long_property(property))
+    prop = parse.parse_property(long_property(property))
     text = breakdown_csv_text(site, d, now, v, prop)
     return _download(text.encode(), "text/csv; charset=utf-8", f"{site.domain}-{prop.key}.csv")
 
@@ -404,7 +405,7 @@ def export_zip(site: ReadableSite, d: Deps, now: Now, v: ViewParams) -> Response
         except BadRequest:
             pass
         for name in EXPORTS:
-            prop = stats.parse_property(name)
+            prop = parse.parse_property(name)
             try:
                 # one engine for every card: each segment's pending slots are read once
                 text = breakdown_csv_text(site, d, now, v, prop, engine)

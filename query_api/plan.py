@@ -1,7 +1,7 @@
 """The planner: each stats question goes to the counters when they answer it exactly, and to the
 event archive otherwise (decision 0031).
 
-The counters (query_api/stats.py) are exact, seconds-fresh and cheap, but keep one property at a
+The counters (query_api/counters.py) are exact, seconds-fresh and cheap, but keep one property at a
 time; when a question needs more (two properties at once, visits by page, a filtered hourly
 series, a value folded into "(other)") they refuse it with `NotExact`. The planner then reads
 the archived events of the question's days (plus a day on each side: visits over midnight, the
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from core.sites import Site
-from query_api import stats
+from query_api import counters, parse
+from query_api.metrics import Number
 from query_api.reader import CounterReader
 
 COUNTERS, ARCHIVE = "counters", "archive"
@@ -38,16 +39,14 @@ class ArchiveFiles(Protocol):
 
 class Engine(Protocol):
     def aggregate(
-        self, query: stats.Query, compare: bool = False
-    ) -> dict[str, dict[str, stats.Number | None]]: ...
+        self, query: parse.Query, compare: bool = False
+    ) -> dict[str, dict[str, Number | None]]: ...
 
-    def timeseries(
-        self, query: stats.Query, interval: str
-    ) -> list[dict[str, stats.Number | str]]: ...
+    def timeseries(self, query: parse.Query, interval: str) -> list[dict[str, Number | str]]: ...
 
     def breakdown(
-        self, query: stats.Query, prop: stats.Property, limit: int = 100, page: int = 1
-    ) -> tuple[list[dict[str, stats.Number | str]], bool]: ...
+        self, query: parse.Query, prop: parse.Property, limit: int = 100, page: int = 1
+    ) -> tuple[list[dict[str, Number | str]], bool]: ...
 
 
 def _archive_engine(site: Site, files: Sequence[Path]) -> Engine:
@@ -58,7 +57,7 @@ def _archive_engine(site: Site, files: Sequence[Path]) -> Engine:
 
 
 class Planner:
-    """One site's stats questions, with the same methods as `stats.Stats`; after each answer
+    """One site's stats questions, with the same methods as `counters.CounterEngine`; after each answer
     `answered_from` and `fresh_to` say which path answered and as of when."""
 
     def __init__(
@@ -70,7 +69,7 @@ class Planner:
         engine: Callable[[Site, Sequence[Path]], Engine] = _archive_engine,
     ) -> None:
         self.site = site
-        self.counters = stats.Stats(reader, site)
+        self.counters = counters.CounterEngine(reader, site)
         self.archive = archive
         self.now = now
         self._engine = engine
@@ -78,26 +77,26 @@ class Planner:
         self.fresh_to: datetime | None = now
 
     def aggregate(
-        self, query: stats.Query, compare: bool = False
-    ) -> dict[str, dict[str, stats.Number | None]]:
-        spans = [query.span, stats.previous_period(query.span)] if compare else [query.span]
+        self, query: parse.Query, compare: bool = False
+    ) -> dict[str, dict[str, Number | None]]:
+        spans = [query.span, parse.previous_period(query.span)] if compare else [query.span]
         return self._answer(lambda engine: engine.aggregate(query, compare), spans)
 
-    def timeseries(self, query: stats.Query, interval: str) -> list[dict[str, stats.Number | str]]:
+    def timeseries(self, query: parse.Query, interval: str) -> list[dict[str, Number | str]]:
         return self._answer(lambda engine: engine.timeseries(query, interval), [query.span])
 
     def breakdown(
-        self, query: stats.Query, prop: stats.Property, limit: int = 100, page: int = 1
-    ) -> tuple[list[dict[str, stats.Number | str]], bool]:
+        self, query: parse.Query, prop: parse.Property, limit: int = 100, page: int = 1
+    ) -> tuple[list[dict[str, Number | str]], bool]:
         return self._answer(lambda engine: engine.breakdown(query, prop, limit, page), [query.span])
 
-    def prop_keys(self, span: stats.DateRange) -> list[tuple[str, int]]:
+    def prop_keys(self, span: parse.DateRange) -> list[tuple[str, int]]:
         return self.counters.prop_keys(span)
 
-    def _answer(self, ask: Callable[[Engine], T], spans: list[stats.DateRange]) -> T:
+    def _answer(self, ask: Callable[[Engine], T], spans: list[parse.DateRange]) -> T:
         try:
             answer = ask(self.counters)
-        except stats.NotExact:
+        except counters.NotExact:
             if self.archive is None:
                 raise
         else:

@@ -1,6 +1,6 @@
 """The stats oracle: what an aggregate, timeseries or breakdown query should answer, computed
 straight from the raw events by sorting and counting (no counters, no shared code with
-query_api/stats.py beyond the raw event model and tests/oracle.py's sessions).
+the query engines beyond the raw event model and tests/oracle.py's sessions).
 
 Definitions (METRICS.md, decision record 0007):
 - a day or month is the site's local one; an event counts where it happens, a visit where it starts;

@@ -16,8 +16,9 @@ from archive.parquet import write_events
 from core.events import RawEvent
 from core.keys import Granularity, bucket_label
 from core.sites import Site
-from query_api import stats
+from query_api import counters, parse
 from query_api.archive_engine import ArchiveEngine
+from query_api.metrics import Number, compute
 from query_api.reader import CounterReader
 from tests.faults import FAULTS, Schedule, stored_events
 from tests.integration.stats_world import FIRST, LAST, SITE, TZ, World
@@ -86,21 +87,21 @@ def oracle(events: list[RawEvent]) -> MultiOracle:
 SITE_RECORD = Site(SITE, tz=TZ)
 
 
-def query(filters: str, metrics: str, first: date = FIRST, last: date = LAST) -> stats.Query:
-    return stats.Query(
+def query(filters: str, metrics: str, first: date = FIRST, last: date = LAST) -> parse.Query:
+    return parse.Query(
         SITE_RECORD,
-        stats.DateRange(first, last),
-        stats.parse_filters(filters),
+        parse.DateRange(first, last),
+        parse.parse_filters(filters),
         tuple(metrics.split(",")),
     )
 
 
 def conds(filters: str) -> tuple[Cond, ...]:
-    return tuple(Cond(f.prop.name, f.values, f.negated) for f in stats.parse_filters(filters))
+    return tuple(Cond(f.prop.name, f.values, f.negated) for f in parse.parse_filters(filters))
 
 
-def expect(cell: dict[str, int], metrics: str) -> dict[str, stats.Number]:
-    return {m: stats.compute(m, cell) for m in metrics.split(",")}
+def expect(cell: dict[str, int], metrics: str) -> dict[str, Number]:
+    return {m: compute(m, cell) for m in metrics.split(",")}
 
 
 TWO_PROPERTIES = (
@@ -126,7 +127,7 @@ def mismatches(engine: ArchiveEngine, oracle: MultiOracle) -> list[str]:
             }
             want: object = expect(oracle.answer(FIRST, LAST, conds(filters)).get("", {}), metrics)
         else:
-            parsed = stats.parse_property(prop)
+            parsed = parse.parse_property(prop)
             rows, _ = engine.breakdown(query(filters, metrics), parsed, limit=1000)
             got = {r[parsed.key]: {m: r[m] for m in metrics.split(",")} for r in rows}
             want = {
@@ -164,9 +165,9 @@ def test_two_property_answers_equal_the_oracle_under_fault_schedules(
 # ---- counters and archive agree where both answer ------------------------------------------
 
 
-def counters(world: World) -> stats.Stats:
+def counter_engine(world: World) -> counters.CounterEngine:
     reader = CounterReader(world.pipeline.ddb, world.pipeline.names["aggregates"])
-    return stats.Stats(reader, SITE_RECORD)
+    return counters.CounterEngine(reader, SITE_RECORD)
 
 
 ANSWERABLE = [
@@ -204,7 +205,7 @@ def test_counters_and_archive_agree_on_aggregates(
     world: World, files: list[Path], filters: str, metrics: str, span: tuple[date, date]
 ) -> None:
     q = query(filters, metrics, *span)
-    assert ArchiveEngine(SITE_RECORD, files).aggregate(q, compare=True) == counters(
+    assert ArchiveEngine(SITE_RECORD, files).aggregate(q, compare=True) == counter_engine(
         world
     ).aggregate(q, compare=True)
 
@@ -214,9 +215,9 @@ def test_counters_and_archive_agree_on_breakdowns(
     world: World, files: list[Path], prop: str, metrics: str
 ) -> None:
     q = query("", metrics, date(2026, 10, 1), date(2026, 11, 30))
-    parsed = stats.parse_property(prop)
+    parsed = parse.parse_property(prop)
     rows, _ = ArchiveEngine(SITE_RECORD, files).breakdown(q, parsed, limit=1000)
-    want, folded = counters(world).breakdown(q, parsed, limit=1000)
+    want, folded = counter_engine(world).breakdown(q, parsed, limit=1000)
     assert not folded and rows == want and rows
 
 
@@ -235,7 +236,7 @@ def test_counters_and_archive_agree_on_timeseries(
     metrics = "visitors,visits,pageviews,bounce_rate,visit_duration,events"
     q = query("", metrics, first, last)
     got = ArchiveEngine(SITE_RECORD, files).timeseries(q, interval)
-    assert got == counters(world).timeseries(q, interval)
+    assert got == counter_engine(world).timeseries(q, interval)
     assert any(p["pageviews"] for p in got)
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from core.sites import Site
-from query_api import stats
+from query_api import parse
 from query_api.archive_engine import ArchiveEngine
+from query_api.metrics import Number, compute
 from tests.stats_oracle import Cond, MultiOracle, local_hours
 from tests.unit.archive_traffic import SITE, random_events, write_with_duplicates
 
@@ -35,19 +36,19 @@ def engine(files: list[Path], goals: tuple[str, ...] = ()) -> ArchiveEngine:
     return ArchiveEngine(Site(SITE, tz=TZ, goals=goals), files)
 
 
-def query(filters: str, metrics: str, first: date = FIRST, last: date = LAST) -> stats.Query:
+def query(filters: str, metrics: str, first: date = FIRST, last: date = LAST) -> parse.Query:
     site = Site(SITE, tz=TZ)
-    return stats.Query(
-        site, stats.DateRange(first, last), stats.parse_filters(filters), tuple(metrics.split(","))
+    return parse.Query(
+        site, parse.DateRange(first, last), parse.parse_filters(filters), tuple(metrics.split(","))
     )
 
 
 def conds(filters: str) -> tuple[Cond, ...]:
-    return tuple(Cond(f.prop.name, f.values, f.negated) for f in stats.parse_filters(filters))
+    return tuple(Cond(f.prop.name, f.values, f.negated) for f in parse.parse_filters(filters))
 
 
-def expect(cell: dict[str, int], metrics: str, site_visitors: int = 0) -> dict[str, stats.Number]:
-    return {m: stats.compute(m, cell, site_visitors) for m in metrics.split(",")}
+def expect(cell: dict[str, int], metrics: str, site_visitors: int = 0) -> dict[str, Number]:
+    return {m: compute(m, cell, site_visitors) for m in metrics.split(",")}
 
 
 FILTERS = (
@@ -104,7 +105,7 @@ def test_breakdown_by_another_property_equals_the_oracle(
     metrics = EVENT_METRICS + ("" if event_only else ",visits,bounce_rate,visit_duration")
     if prop == "event:page":
         metrics += ",time_on_page,scroll_depth"
-    parsed = stats.parse_property(prop)
+    parsed = parse.parse_property(prop)
     rows, folded = engine(files).breakdown(query(filters, metrics), parsed, limit=1000)
     want = {
         value: expect(cell, metrics)
@@ -119,7 +120,7 @@ def test_breakdown_rows_are_sorted_by_the_first_metric_and_paged(
     archive: tuple[list[Path], MultiOracle],
 ) -> None:
     files, _ = archive
-    prop = stats.parse_property("event:page")
+    prop = parse.parse_property("event:page")
     every, _ = engine(files).breakdown(query("visit:country!=FR", "pageviews"), prop, 1000)
     assert [r["pageviews"] for r in every] == sorted((r["pageviews"] for r in every), reverse=True)
     second, _ = engine(files).breakdown(query("visit:country!=FR", "pageviews"), prop, 2, 2)
@@ -185,7 +186,7 @@ def test_configured_goals_include_pageview_goals_and_rows_without_conversions(
     goal_oracle = MultiOracle(
         [e for v in oracle.visits for e in v.events + v.engagement], TZ, goals
     )
-    prop = stats.parse_property("event:goal")
+    prop = parse.parse_property("event:goal")
     rows, _ = engine(files, goals).breakdown(query("visit:source!=Google", "visitors,events"), prop)
     want = goal_oracle.answer(FIRST, LAST, conds("visit:source!=Google"), "event:goal")
     assert {r["goal"]: (r["visitors"], r["events"]) for r in rows} == {

@@ -11,7 +11,7 @@ import sqlglot
 from sqlglot import exp
 
 from core.sites import Site
-from query_api import stats
+from query_api import parse
 from query_api.archive_engine import (
     ArchiveEngine,
     Ask,
@@ -23,7 +23,7 @@ from query_api.archive_engine import (
 )
 from tests.unit.archive_traffic import SITE, random_events, write_with_duplicates
 
-SPAN = stats.DateRange(date(2026, 10, 25), date(2026, 11, 2))
+SPAN = parse.DateRange(date(2026, 10, 25), date(2026, 11, 2))
 ALL = "visitors,visits,pageviews,events,bounce_rate,visit_duration"
 HOSTILE = "x' OR '1'='1\\; DROP TABLE events --"  # `\\;` is a `;` inside a value
 QUESTIONS = [
@@ -38,9 +38,9 @@ QUESTIONS = [
 
 
 def ask_for(filters: str, prop: str | None, metrics: str, interval: str = "") -> Ask:
-    parsed = stats.parse_property(prop) if prop else None
+    parsed = parse.parse_property(prop) if prop else None
     return Ask(
-        stats.parse_filters(filters),
+        parse.parse_filters(filters),
         parsed,
         counters_for(metrics.split(",")),
         units_of(SPAN, interval),
@@ -97,7 +97,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def pageviews(files: list[Path], filters: str) -> int:
     site = Site(SITE, tz="Europe/Berlin")
-    query = stats.Query(site, SPAN, stats.parse_filters(filters), ("pageviews",))
+    query = parse.Query(site, SPAN, parse.parse_filters(filters), ("pageviews",))
     return int(ArchiveEngine(site, files).aggregate(query)["pageviews"]["value"] or 0)
 
 

@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 
 from core.sites import Site
-from query_api import stats
+from query_api import counters, parse
+from query_api.errors import BadRequest
 from query_api.plan import ARCHIVE, COUNTERS, Planner
 
 SITE = Site("example.com", tz="Europe/Berlin")
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ARCHIVED = datetime(2026, 3, 10, 11, 57, tzinfo=UTC)
-SPAN = stats.DateRange(date(2026, 3, 1), date(2026, 3, 7))
-QUERY = stats.Query(SITE, SPAN)
-PAGE = stats.parse_property("event:page")
+SPAN = parse.DateRange(date(2026, 3, 1), date(2026, 3, 7))
+QUERY = parse.Query(SITE, SPAN)
+PAGE = parse.parse_property("event:page")
 
 
 class FakeArchive:
@@ -43,17 +44,17 @@ class Engine:
 
     def _answer(self) -> Any:
         if self.refuses:
-            raise stats.not_exact("Two properties at once.")
+            raise counters.not_exact("Two properties at once.")
         return self.name
 
-    def aggregate(self, query: stats.Query, compare: bool = False) -> Any:
+    def aggregate(self, query: parse.Query, compare: bool = False) -> Any:
         return {"visitors": {"value": self._answer()}}
 
-    def timeseries(self, query: stats.Query, interval: str) -> Any:
+    def timeseries(self, query: parse.Query, interval: str) -> Any:
         return [{"date": "2026-03-01", "visitors": self._answer()}]
 
     def breakdown(
-        self, query: stats.Query, prop: stats.Property, limit: int = 100, page: int = 1
+        self, query: parse.Query, prop: parse.Property, limit: int = 100, page: int = 1
     ) -> Any:
         return [{"page": self._answer()}], False
 
@@ -99,7 +100,7 @@ def test_a_comparison_reads_the_previous_period_too() -> None:
 
 def test_without_an_archive_the_refusal_is_the_callers_400() -> None:
     p, _ = planner(counters_refuse=True, archive=None)
-    with pytest.raises(stats.NotExact):
+    with pytest.raises(counters.NotExact):
         p.timeseries(QUERY, "day")
 
 
@@ -109,9 +110,9 @@ def test_other_bad_requests_are_never_sent_to_the_archive() -> None:
     p, made = planner(counters_refuse=False, archive=archive)
 
     def bad(*_: Any, **__: Any) -> Any:
-        raise stats.BadRequest("Metrics cannot be queried multiple times.")
+        raise BadRequest("Metrics cannot be queried multiple times.")
 
     p.counters.breakdown = bad  # type: ignore[method-assign]
-    with pytest.raises(stats.BadRequest, match="multiple times"):
+    with pytest.raises(BadRequest, match="multiple times"):
         p.breakdown(QUERY, PAGE)
     assert archive.asked == [] and made == []

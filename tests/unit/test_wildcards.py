@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from query_api import stats
+from query_api import parse
 from query_api.errors import BadRequest
 
 
@@ -35,7 +35,7 @@ def within_seconds(seconds: float) -> Iterator[None]:
 
 
 def matches(pattern: str, value: str) -> bool:
-    (only,) = stats.parse_filters(f"event:page=={pattern}")
+    (only,) = parse.parse_filters(f"event:page=={pattern}")
     return only.matches(value)
 
 
@@ -81,11 +81,11 @@ def regex_match(pattern: str, value: str) -> bool:
 @settings(max_examples=500)
 @given(pattern=st.text("ab*/", max_size=8), value=st.text("ab/", max_size=10))
 def test_wildcard_agrees_with_the_regex_it_replaces(pattern: str, value: str) -> None:
-    assert stats.wildcard_match(pattern, value) == regex_match(pattern, value)
+    assert parse.wildcard_match(pattern, value) == regex_match(pattern, value)
 
 
 def test_a_negated_wildcard_filter_inverts_the_match() -> None:
-    (negated,) = stats.parse_filters("event:page!=/blog*|/about")
+    (negated,) = parse.parse_filters("event:page!=/blog*|/about")
     assert not negated.matches("/blog/x") and not negated.matches("/about")
     assert negated.matches("/pricing")
 
@@ -100,29 +100,29 @@ def test_a_negated_wildcard_filter_inverts_the_match() -> None:
     ],
 )
 def test_hostile_wildcards_answer_at_once(pattern: str, value: str) -> None:
-    (hostile,) = stats.parse_filters(f"event:page=={pattern}")
+    (hostile,) = parse.parse_filters(f"event:page=={pattern}")
     with within_seconds(2):
         for _ in range(100):
             assert not hostile.matches(value)
 
 
 def test_a_value_given_twice_is_one_value() -> None:
-    (twice,) = stats.parse_filters("event:page==/a|/a")
+    (twice,) = parse.parse_filters("event:page==/a|/a")
     assert twice.values == ("/a",) and twice.single
 
 
 def test_a_filter_holds_at_most_ten_wildcard_values() -> None:
     ten = "|".join(f"/p{i}*" for i in range(10))
-    assert len(stats.parse_filters(f"event:page=={ten}|/exact")[0].values) == 11
+    assert len(parse.parse_filters(f"event:page=={ten}|/exact")[0].values) == 11
     with pytest.raises(BadRequest, match="more than 10 values with a `\\*` wildcard"):
-        stats.parse_filters(f"event:page=={ten}|/p10*")
+        parse.parse_filters(f"event:page=={ten}|/p10*")
 
 
 def test_many_values_against_many_rows_answer_at_once() -> None:
     # as many values as the 2,000-character parameter holds, against a period's rows (at most
     # 300 values per dimension and day, a year of them)
-    (many,) = stats.parse_filters("event:page==" + "|".join(f"/{i}" for i in range(400)))
-    (wild,) = stats.parse_filters("event:page==" + "|".join(f"*/{i}*x*" for i in range(10)))
+    (many,) = parse.parse_filters("event:page==" + "|".join(f"/{i}" for i in range(400)))
+    (wild,) = parse.parse_filters("event:page==" + "|".join(f"*/{i}*x*" for i in range(10)))
     rows = [f"/{i}/{'y' * 50}" for i in range(300 * 365)]
     with within_seconds(10):
         assert sum(map(many.matches, rows)) == 0

@@ -18,365 +18,41 @@ crosses it), which counts once per day.
 
 from __future__ import annotations
 
-import calendar
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core import keys, vocabulary
 from core.keys import OTHER, TOTALS, Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from query_api.errors import BadRequest
+from query_api.metrics import NEEDS, Cell, Number, change, compute
+from query_api.parse import (
+    CONVERSION_RATE,
+    GOAL,
+    PROP,
+    VISITORS,
+    DateRange,
+    Filter,
+    Property,
+    Query,
+    last_of_month,
+    previous_period,
+)
 from query_api.reader import CounterReader, Pending
 
-DOCS = "https://plausible.io/docs/stats-api"
-PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
-V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
-
-# ---- properties --------------------------------------------------------------------------------
-
-SESSION, PAGE, HOSTNAME, NAME, GOAL, PROP = (
-    vocabulary.SESSION,
-    vocabulary.PAGE,
-    vocabulary.HOSTNAME,
-    vocabulary.NAME,
-    vocabulary.GOAL,
-    vocabulary.PROP,
-)
 PROP_KEYS = vocabulary.PROP_KEYS  # events per prop key (aggregator/fold.py)
 # Prop keys a day or a month counts under their own names (aggregator.prop_keys.MAX_PROP_KEYS,
 # decision 0017); only named in messages.
 MAX_PROP_KEYS = 300
-
-SESSION_PROPERTIES = {
-    "visit:source": "source",
-    "visit:referrer": "referrer",
-    "visit:utm_medium": "utm_medium",
-    "visit:utm_source": "utm_source",
-    "visit:utm_campaign": "utm_campaign",
-    "visit:utm_content": "utm_content",
-    "visit:utm_term": "utm_term",
-    "visit:device": "device",
-    "visit:browser": "browser",
-    "visit:browser_version": "browser_version",
-    "visit:os": "os",
-    "visit:os_version": "os_version",
-    "visit:country": "country",
-    "visit:entry_page": "entry_page",
-    "visit:exit_page": "exit_page",
-}
 # Derived from the IP address and user agent, which the daily visitor id hashes: one value per
 # visitor, so visitors of several values add up exactly.
 PER_VISITOR = {"country", "browser", "browser_version", "os", "os_version"}
-EVENT_ONLY = ("event:name", "event:goal", "event:props:")
-
-# metrics
-VISITORS, VISITS, PAGEVIEWS, EVENTS = (
-    vocabulary.VISITORS,
-    vocabulary.VISITS,
-    vocabulary.PAGEVIEWS,
-    vocabulary.EVENTS,
-)
-VIEWS_PER_VISIT, BOUNCE_RATE, VISIT_DURATION = "views_per_visit", "bounce_rate", "visit_duration"
-CONVERSION_RATE, TIME_ON_PAGE = "conversion_rate", "time_on_page"
-SCROLL_DEPTH = "scroll_depth"  # ours: the mean of each visitor's deepest scroll on a page, %
-METRICS = (
-    VISITORS,
-    VISITS,
-    PAGEVIEWS,
-    VIEWS_PER_VISIT,
-    BOUNCE_RATE,
-    VISIT_DURATION,
-    EVENTS,
-    CONVERSION_RATE,
-    TIME_ON_PAGE,
-    SCROLL_DEPTH,
-)
-SESSION_METRICS = (VISITS, BOUNCE_RATE, VISIT_DURATION, VIEWS_PER_VISIT)
-
-# The counters (core/vocabulary.py) each metric is computed from.
-NEEDS = {
-    VISITORS: (VISITORS,),
-    VISITS: (VISITS,),
-    PAGEVIEWS: (PAGEVIEWS,),
-    EVENTS: (EVENTS,),
-    VIEWS_PER_VISIT: (PAGEVIEWS, VISITS),
-    BOUNCE_RATE: (vocabulary.BOUNCES, VISITS),
-    VISIT_DURATION: (vocabulary.DURATION_MS, VISITS),
-    TIME_ON_PAGE: (vocabulary.TIME_ON_PAGE_MS, vocabulary.TIME_ON_PAGE_N),
-    SCROLL_DEPTH: (vocabulary.SCROLL_SUM, vocabulary.SCROLL_N),
-    CONVERSION_RATE: (VISITORS,),
-}
 # The counters each kind of dimension keeps per value.
 KEPT = vocabulary.KEPT
-
-
-@dataclass(frozen=True)
-class Property:
-    name: str  # as the API spells it: "visit:source", "event:props:plan"
-    kind: str
-    dimension: str  # the counter dimension: "source", "prop:plan"; "" for goals
-
-    @property
-    def key(self) -> str:
-        """The result key of a breakdown row: the name without `event:`/`visit:`/`props:`
-        (a prop's whole key, which may hold a `:` of its own)."""
-        if self.kind == PROP:
-            return self.name.removeprefix("event:props:")
-        return self.name.split(":")[-1]
-
-    @property
-    def event_only(self) -> bool:
-        return self.name.startswith(EVENT_ONLY)
-
-
-def parse_property(name: str, *, filter_: bool = False) -> Property:
-    if name in SESSION_PROPERTIES:
-        return Property(name, SESSION, SESSION_PROPERTIES[name])
-    if name == "event:page":
-        return Property(name, PAGE, "page")
-    if name == "event:hostname":
-        return Property(name, HOSTNAME, "hostname")
-    if name == "event:name":
-        return Property(name, NAME, "name")
-    if name == "event:goal":
-        return Property(name, GOAL, "")
-    if name.startswith("event:props:") and len(name) > len("event:props:"):
-        return Property(name, PROP, "prop:" + name.removeprefix("event:props:"))
-    if filter_:
-        raise BadRequest(
-            f"Invalid filter property '{name}'. Please provide a valid filter property: "
-            f"{DOCS}#properties"
-        )
-    raise BadRequest(
-        f"Invalid property '{name}'. Please provide a valid property for the breakdown "
-        f"endpoint: {DOCS}#properties"
-    )
-
-
-# ---- filters -----------------------------------------------------------------------------------
-
-MAX_PATTERNS = 10  # wildcard values in one filter
-FILTER_RE = re.compile(r"^\s*([a-z_:]+[a-zA-Z0-9_:.\-]*)\s*(==|!=)\s*(.*)$", re.S)
-
-
-@dataclass(frozen=True)
-class Filter:
-    prop: Property
-    negated: bool
-    values: tuple[str, ...]  # `*` is a wildcard
-
-    @property
-    def single(self) -> bool:
-        """It matches at most one value."""
-        return not self.negated and len(self.values) == 1 and "*" not in self.values[0]
-
-    def matches(self, value: str) -> bool:
-        hit = value in self._exact or any(_parts_match(p, value) for p in self._patterns)
-        return hit != self.negated
-
-    @cached_property
-    def _exact(self) -> frozenset[str]:
-        return frozenset(v for v in self.values if "*" not in v)
-
-    @cached_property
-    def _patterns(self) -> tuple[list[str], ...]:
-        return tuple(v.split("*") for v in self.values if "*" in v)
-
-
-def wildcard_match(pattern: str, value: str) -> bool:
-    """Plausible's `*`: any run of characters (`**` is the same). Matched part by part in one
-    left-to-right pass (no backtracking), never with a regex: a regex of many `.*` backtracks
-    polynomially in the number of stars, and `/**********X` against a 40-character value held
-    a query for minutes.
-
-    Between the first part (a prefix) and the last (a suffix), each middle part is taken at its
-    leftmost place: any later place leaves less room for the parts after it, so if some way to
-    match exists, the leftmost one is among them."""
-    return _parts_match(pattern.split("*"), value)
-
-
-def _parts_match(parts: list[str], value: str) -> bool:
-    """`parts`: a pattern split at its stars."""
-    if len(parts) == 1:
-        return parts[0] == value
-    head, *middle, tail = parts
-    if len(value) < len(head) + len(tail):
-        return False
-    if not value.startswith(head) or not value.endswith(tail):
-        return False
-    at, end = len(head), len(value) - len(tail)
-    for part in middle:
-        if part:
-            found = value.find(part, at, end)
-            if found < 0:
-                return False
-            at = found + len(part)
-    return True
-
-
-def parse_filters(raw: str | None) -> tuple[Filter, ...]:
-    """Plausible's v1 filter syntax: `event:page==/blog*;visit:country==DE|FR`, `!=`."""
-    if not raw or not raw.strip():
-        return ()
-    filters = []
-    for part in re.split(r"(?<!\\);", raw):
-        if not part.strip():
-            continue
-        match = FILTER_RE.match(part)
-        if not match:
-            raise BadRequest(
-                f"Invalid filter '{part.strip()}'. Filters look like `visit:country==DE|FR` or "
-                f"`event:page!=/blog*`, joined by `;`. See {DOCS}#filtering"
-            )
-        name, op, values = match.groups()
-        parts = tuple(
-            v.replace("\\|", "|").replace("\\;", ";") for v in re.split(r"(?<!\\)\|", values)
-        )
-        if not any(parts):
-            raise BadRequest(f"Filter '{part.strip()}' has no value to compare with.")
-        parts = tuple(dict.fromkeys(parts))  # a value twice is one value
-        if sum("*" in p for p in parts) > MAX_PATTERNS:
-            # each row of a period is tried against each pattern (Plausible allows none in `|`)
-            raise BadRequest(
-                f"Filter '{part.strip()[:100]}' has more than {MAX_PATTERNS} values with a `*` "
-                f"wildcard. See {DOCS}#filtering"
-            )
-        filters.append(Filter(parse_property(name, filter_=True), op == "!=", parts))
-    return tuple(filters)
-
-
-# ---- periods -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DateRange:
-    first: date
-    last: date
-
-    @property
-    def days(self) -> int:
-        return (self.last - self.first).days + 1
-
-    def each_day(self) -> Iterator[date]:
-        day = self.first
-        while day <= self.last:
-            yield day
-            day += timedelta(days=1)
-
-
-def today_in(tz: str, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(tz)).date()
-
-
-def parse_date(raw: str) -> date:
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError as exc:
-        raise BadRequest(
-            f"Error parsing `date` parameter: {exc}. Please specify a valid date in ISO-8601 "
-            "format."
-        ) from None
-
-
-# The days a period, and the one before it that a comparison reads, may cover: Python's calendar
-# (years 1 to 9999) less a day at each end, so that stepping to the next day, or to the UTC
-# hours of a local day, never leaves it.
-FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
-
-
-def parse_period(period: str | None, date_param: str | None, today: date) -> DateRange:
-    """Plausible's periods, in the site's local days; `date` is the day the period ends on."""
-    period = period or "30d"
-    if period not in PERIODS:
-        raise BadRequest(
-            f"Error parsing `period` parameter: invalid period `{period}`. Please find accepted "
-            f"values in our docs: {DOCS}#time-periods"
-        )
-    if period == "custom":
-        span = _custom_period(date_param)
-    else:
-        end = today if not date_param or date_param == "today" else parse_date(date_param)
-        try:
-            span = _period_ending(period, end)
-        except (OverflowError, ValueError):  # a date before year 1 or after 9999
-            raise _beyond_the_calendar() from None
-    try:
-        before = previous_period(span)
-    except (OverflowError, ValueError):
-        raise _beyond_the_calendar() from None
-    if before.first < FIRST_DAY or span.last > LAST_DAY:
-        raise _beyond_the_calendar()
-    return span
-
-
-def _beyond_the_calendar() -> BadRequest:
-    return BadRequest(
-        "Error parsing `date` parameter: the period, and the one before it that a comparison "
-        f"reads, must lie between {FIRST_DAY} and {LAST_DAY}. See {DOCS}#time-periods"
-    )
-
-
-def _custom_period(date_param: str | None) -> DateRange:
-    if not date_param:
-        raise BadRequest(
-            f"The `date` parameter is required when using a custom period. See {DOCS}#time-periods"
-        )
-    parts = date_param.split(",")
-    try:
-        first, last = (date.fromisoformat(p.strip()) for p in parts)
-    except ValueError:
-        raise BadRequest(
-            "Invalid format for `date` parameter. When using a custom period, please include "
-            f"two ISO-8601 formatted dates joined by a comma. See {DOCS}#time-periods"
-        ) from None
-    if last < first:
-        raise BadRequest("The custom period ends before it starts.")
-    if (last - first).days > 3 * 366:
-        raise BadRequest("A custom period can span at most three years.")
-    return DateRange(first, last)
-
-
-def _period_ending(period: str, end: date) -> DateRange:
-    if period == "day":
-        return DateRange(end, end)
-    if period == "7d":
-        return DateRange(end - timedelta(days=6), end)
-    if period == "30d":
-        return DateRange(end - timedelta(days=30), end)  # as Plausible does: 31 days
-    if period == "month":
-        return DateRange(end.replace(day=1), _month_end(end))
-    if period == "year":
-        return DateRange(date(end.year, 1, 1), date(end.year, 12, 31))
-    months = 6 if period == "6mo" else 12
-    return DateRange(_shift_months(end.replace(day=1), -(months - 1)), _month_end(end))
-
-
-def previous_period(current: DateRange) -> DateRange:
-    """The range of the same length just before; whole months map to as many whole months."""
-    if current.first.day == 1 and current.last == _month_end(current.last):
-        months = (current.last.year - current.first.year) * 12 + (
-            current.last.month - current.first.month
-        )
-        first = _shift_months(current.first, -(months + 1))
-        return DateRange(first, current.first - timedelta(days=1))
-    length = timedelta(days=current.days)
-    return DateRange(current.first - length, current.last - length)
-
-
-def _month_end(day: date) -> date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
-
-
-def _shift_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 @dataclass(frozen=True)
@@ -393,16 +69,16 @@ def segments_of(span: DateRange) -> list[Segment]:
     out: list[Segment] = []
     day = span.first
     while day <= span.last:
-        month_end = _month_end(day)
+        month_end = last_of_month(day)
         if day.day == 1 and month_end <= span.last:
             last = day
-            while _month_end(last) <= span.last:
-                nxt = _month_end(last) + timedelta(days=1)
-                if _month_end(nxt) > span.last:
+            while last_of_month(last) <= span.last:
+                nxt = last_of_month(last) + timedelta(days=1)
+                if last_of_month(nxt) > span.last:
                     break
                 last = nxt
             out.append(Segment(Granularity.MONTH, day.strftime("%Y-%m"), last.strftime("%Y-%m")))
-            day = _month_end(last) + timedelta(days=1)
+            day = last_of_month(last) + timedelta(days=1)
         else:
             last = min(month_end, span.last)
             if out and out[-1].granularity is Granularity.DAY:  # days run on: one Query
@@ -414,8 +90,6 @@ def segments_of(span: DateRange) -> list[Segment]:
 
 
 # ---- reading and adding counters ---------------------------------------------------------------
-
-Cell = dict[str, int]
 
 
 @dataclass
@@ -543,125 +217,12 @@ def _inside(inner: Segment, outer: Segment) -> bool:
     )
 
 
-# ---- metrics from counters ---------------------------------------------------------------------
-
-Number = int | float
-
-
-def compute(metric: str, row: Cell, site_visitors: int = 0) -> Number:
-    visits = row.get("visits", 0)
-    if metric == VIEWS_PER_VISIT:
-        return round(row.get("pageviews", 0) / visits, 2) if visits else 0.0
-    if metric == BOUNCE_RATE:
-        return round(100 * row.get("bounces", 0) / visits) if visits else 0
-    if metric == VISIT_DURATION:
-        return round(row.get("duration_ms", 0) / visits / 1000) if visits else 0
-    if metric == TIME_ON_PAGE:
-        n = row.get("top_n", 0)
-        return round(row.get("top_ms", 0) / n / 1000) if n else 0
-    if metric == SCROLL_DEPTH:
-        n = row.get("sd_n", 0)
-        return round(row.get("sd_sum", 0) / n) if n else 0
-    if metric == CONVERSION_RATE:
-        return round(100 * row.get("visitors", 0) / site_visitors, 1) if site_visitors else 0.0
-    return row.get(metric, 0)
-
-
-def change(metric: str, value: Number, previous: Number) -> Number | None:
-    """Plausible's change: percentage points for rates, else percent (100 from nothing)."""
-    if metric in (BOUNCE_RATE, CONVERSION_RATE):
-        return round(value - previous, 1) if metric == CONVERSION_RATE else value - previous
-    if previous == 0:
-        return 100 if value else 0
-    return round(100 * (value - previous) / previous)
-
-
 def _add(rows: Iterable[Cell]) -> Cell:
     out: Cell = {}
     for row in rows:
         for name, value in row.items():
             out[name] = out.get(name, 0) + value
     return out
-
-
-# ---- the query ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Query:
-    site: Site
-    span: DateRange
-    filters: tuple[Filter, ...] = ()
-    metrics: tuple[str, ...] = (VISITORS,)
-
-
-def parse_metrics(
-    raw: str | None, prop: Property | None, filters: tuple[Filter, ...]
-) -> tuple[str, ...]:
-    """Plausible's metric validation, in its words (what the counters keep is checked later)."""
-    metrics = tuple(m.strip() for m in (raw or VISITORS).split(","))
-    if len(set(metrics)) != len(metrics):
-        raise BadRequest("Metrics cannot be queried multiple times.")
-    filtered = {f.prop.name for f in filters}
-    for metric in metrics:
-        if metric not in METRICS:
-            raise BadRequest(
-                f"The metric `{metric}` is not recognized. Find valid metrics from the "
-                f"documentation: {DOCS}#metrics"
-            )
-        checks = (_time_on_page_error, _conversion_rate_error, _views_per_visit_error)
-        for check in (*checks, _session_metric_error):
-            error = check(metric, prop, filtered)
-            if error:
-                raise BadRequest(error)
-    return metrics
-
-
-def _time_on_page_error(metric: str, prop: Property | None, filtered: set[str]) -> str | None:
-    """Plausible's rule for time on page; scroll depth (ours) follows it."""
-    if metric not in (TIME_ON_PAGE, SCROLL_DEPTH):
-        return None
-    for which in ("event:goal", "event:name"):
-        if which in filtered:
-            return f"Metric `{metric}` cannot be queried when filtering by `{which}`"
-    if prop is not None and prop.name != "event:page":
-        return (
-            f"Metric `{metric}` is not supported in breakdown queries (except `event:page` "
-            "breakdown)"
-        )
-    if prop is None and "event:page" not in filtered:
-        return f"Metric `{metric}` can only be queried in a page breakdown or with a page filter."
-    return None
-
-
-def _conversion_rate_error(metric: str, prop: Property | None, filtered: set[str]) -> str | None:
-    goal = (prop is not None and prop.name == "event:goal") or "event:goal" in filtered
-    if metric != CONVERSION_RATE or goal:
-        return None
-    return f"Metric `{metric}` can only be queried in a goal breakdown or with a goal filter"
-
-
-def _views_per_visit_error(metric: str, prop: Property | None, filtered: set[str]) -> str | None:
-    if metric != VIEWS_PER_VISIT:
-        return None
-    if "event:page" in filtered:
-        return f"Metric `{metric}` cannot be queried with a filter on `event:page`."
-    if prop is not None:
-        return f"Metric `{metric}` is not supported in breakdown queries."
-    return None
-
-
-def _session_metric_error(metric: str, prop: Property | None, filtered: set[str]) -> str | None:
-    if metric not in SESSION_METRICS:
-        return None
-    if prop is not None and prop.event_only:
-        return f"Session metric `{metric}` cannot be queried for breakdown by `{prop.name}`."
-    event_filter = next((f for f in sorted(filtered) if f.startswith(EVENT_ONLY)), None)
-    if event_filter:
-        return (
-            f"Session metric `{metric}` cannot be queried when using a filter on `{event_filter}`."
-        )
-    return None
 
 
 class NotExact(BadRequest):
@@ -685,7 +246,7 @@ def _check_kept(metrics: Iterable[str], kind: str, what: str) -> None:
             raise not_exact(f"Metric `{metric}` is not kept per {what} value.")
 
 
-class Stats:
+class CounterEngine:
     """Aggregate, timeseries and breakdown over one site's counters."""
 
     def __init__(self, reader: CounterReader, site: Site) -> None:
@@ -933,7 +494,7 @@ def _slots(span: DateRange, interval: str) -> Iterator[tuple[str, DateRange]]:
     if interval == "month":
         day = span.first
         while day <= span.last:
-            end = min(_month_end(day), span.last)
+            end = min(last_of_month(day), span.last)
             yield day.replace(day=1).isoformat(), DateRange(day, end)
             day = end + timedelta(days=1)
         return
