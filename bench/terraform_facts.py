@@ -57,6 +57,9 @@ FREE = {
     "aws_kms_alias",
     "aws_lambda_alias",
     "aws_lambda_event_source_mapping",  # DynamoDB Streams reads by a Lambda trigger are free
+    # Async retries and the on-failure destination: the retries are invocations of the function,
+    # the failure record an SQS request (the first million a month free; one per failed run)
+    "aws_lambda_function_event_invoke_config",
     "aws_lambda_function_url",
     "aws_lambda_layer_version",
     "aws_lambda_permission",

@@ -178,6 +178,22 @@ resource "aws_lambda_permission" "compaction_schedule" {
   source_arn    = aws_cloudwatch_event_rule.compaction.arn
 }
 
+# EventBridge invokes the function asynchronously: Lambda retries a failed run, then sends its
+# failure record (the scheduled event and the error) to the dead-letter queue, where dlq-depth
+# pages and `liveinsight dlq replay` runs it again (decision 0026: no alarm of its own). A run is
+# idempotent and the next hour's supersedes it, so a run older than that is given up too.
+resource "aws_lambda_function_event_invoke_config" "archive" {
+  function_name                = aws_lambda_function.this["archive"].function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = 3600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.aggregator_dlq.arn
+    }
+  }
+}
+
 # ---- Athena over the same objects (off by default) ------------------------------------------
 
 resource "aws_glue_catalog_database" "archive" {

@@ -196,15 +196,20 @@ data "aws_iam_policy_document" "query" {
 # compaction (archive/compact.py): lists a site-day's objects, reads them, writes the merged one,
 # deletes the merged parts and whatever is past the site's retention; an object it cannot read
 # goes to quarantine/ (copied: GetObject on the source, PutObject on the copy; then deleted).
-# The sites and their retention come from the meta table's site records (core/sites.py).
+# Under quarantine/ it only writes those copies, lists a site's and deletes the ones past its
+# retention: it never reads one back.
+# The sites and their retention come from the meta table's site records (core/sites.py). A run
+# that fails after Lambda's retries is sent to the dead-letter queue with this role (archive.tf).
 data "aws_iam_policy_document" "archive" {
   statement {
-    sid     = "ArchiveObjects"
-    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = [
-      "${aws_s3_bucket.archive.arn}/${local.archive_prefix}*",
-      "${aws_s3_bucket.archive.arn}/${local.quarantine_prefix}*",
-    ]
+    sid       = "ArchiveObjects"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+  }
+  statement {
+    sid       = "Quarantine"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${local.quarantine_prefix}*"]
   }
   statement {
     sid       = "ArchiveList"
@@ -225,6 +230,11 @@ data "aws_iam_policy_document" "archive" {
       variable = "dynamodb:LeadingKeys"
       values   = ["SITE"]
     }
+  }
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.aggregator_dlq.arn]
   }
   statement {
     sid       = "Logs"

@@ -9,7 +9,7 @@ resource "aws_cloudwatch_log_group" "lambda" {
 
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:No VPC: the functions only call DynamoDB's public, IAM-authenticated endpoint, and a VPC would need NAT or endpoints (a fixed monthly cost) for nothing.
-  #checkov:skip=CKV_AWS_116:Ingest and query are invoked synchronously through their function URLs, the aggregator by the event source mapping (on-failure destination: the SQS dead-letter queue); only archive (compaction) is invoked asynchronously, by its hourly schedule, and a failed run needs no queue: the next hour's run redoes it (idempotent) and the compaction-errors alarm pages.
+  #checkov:skip=CKV_AWS_116:Ingest and query are invoked synchronously through their function URLs, the aggregator by the event source mapping (on-failure destination: the SQS dead-letter queue); only archive (compaction) is invoked asynchronously, by its hourly schedule, and its failed runs go to the same SQS queue through an on-failure destination (aws_lambda_function_event_invoke_config.archive), which carries the error where a DLQ would carry only the event.
   #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (ingest_reserved_concurrency, query_reserved_concurrency, none by default): new accounts have a concurrency quota of 10 and AWS refuses a reservation that leaves fewer than 10 unreserved; the aggregator's concurrency is one per shard (parallelization_factor).
   #checkov:skip=CKV_AWS_173:The environment holds only table names, the public URL, SSM parameter names, SHA-256 digests of the origin secret and Powertools settings, no secrets; the sign-in secrets live in SSM SecureString parameters, read by the function.
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and a signed S3 upload; the zips are reproducible from the locked requirements and built by `make package` in the deploying account's pipeline.
@@ -101,9 +101,12 @@ resource "aws_lambda_event_source_mapping" "aggregator" {
   }
 }
 
-# Records the aggregator gave up on (retries or record age exhausted). Lambda sends metadata only
-# (shard, sequence range); `liveinsight dlq replay` reads the records back from the stream
-# (24 h retention) or from the events table (7 days). See RUNBOOK.md.
+# The dead-letter queue of both: batches the aggregator gave up on (retries or record age
+# exhausted; Lambda sends metadata only, the shard and sequence range, and `liveinsight dlq
+# replay` reads the records back from the stream, 24 h retention, or from the events table,
+# 7 days), and the archive function's failed compaction runs (the scheduled event and the error:
+# replay invokes the function again). The name stays: renaming would replace the queue.
+# See RUNBOOK.md, dlq-depth.
 resource "aws_sqs_queue" "aggregator_dlq" {
   name                      = "${local.name}-aggregator-dlq"
   message_retention_seconds = 1209600 # 14 days, SQS's maximum

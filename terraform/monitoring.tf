@@ -60,29 +60,12 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   ok_actions          = local.alarm_actions
 }
 
-# Hourly: a run that raised left its site-days as they were (safe, the next run redoes them), but
-# one failing every hour means a growing count of small objects (slower archive queries) or a
-# site's retention not applied.
-resource "aws_cloudwatch_metric_alarm" "compaction_errors" {
-  alarm_name          = "${local.name}-archive-compaction-errors"
-  alarm_description   = "The archive's hourly compaction raised in two runs of the last three: small objects pile up and retention may not be applied. See ${local.runbook}, section compaction-errors."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this["archive"].function_name }
-  statistic           = "Sum"
-  period              = 3600
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
+# The archive's hourly compaction has no alarm of its own (decision 0026: an eleventh alarm metric
+# would pass the free ten): a run that still fails after Lambda's retries goes to the
+# dead-letter queue (archive.tf, aws_lambda_function_event_invoke_config.archive) and pages here.
 resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   alarm_name          = "${local.name}-dlq-depth"
-  alarm_description   = "Stream records the aggregator gave up on are waiting in the dead-letter queue: they are not counted (nor archived) yet. See ${local.runbook}, section dlq-depth."
+  alarm_description   = "The dead-letter queue holds stream records the aggregator gave up on (not counted nor archived yet) or archive compaction runs that failed after their retries (small objects pile up, retention may not be applied). See ${local.runbook}, section dlq-depth."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.aggregator_dlq.name }

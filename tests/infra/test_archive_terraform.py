@@ -157,7 +157,9 @@ def test_query_only_reads_and_lists_events() -> None:
 
 def test_archive_function_reaches_events_and_quarantine_only() -> None:
     objects = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
-    expected = {(a, r) for a in objects for r in (EVENTS_OBJECTS, QUARANTINE_OBJECTS)}
+    expected = {(a, EVENTS_OBJECTS) for a in objects}
+    # quarantine/: the copies of unreadable objects written, and deleted past retention; never read
+    expected |= {("s3:PutObject", QUARANTINE_OBJECTS), ("s3:DeleteObject", QUARANTINE_OBJECTS)}
     assert s3_grants("archive") == expected | {("s3:ListBucket", BUCKET_ARN)}
     # ingest never touches the archive
     assert s3_grants("ingest") == set()
@@ -225,13 +227,30 @@ def test_compaction_runs_hourly_on_the_archive_function() -> None:
     assert permission["source_arn"] == "${aws_cloudwatch_event_rule.compaction.arn}"
 
 
-def test_compaction_errors_alarm_watches_the_archive_function() -> None:
-    alarm = tf.resource("aws_cloudwatch_metric_alarm.compaction_errors")
-    assert alarm["metric_name"] == "Errors"
-    assert alarm["dimensions"] == {
-        "FunctionName": '${aws_lambda_function.this["archive"].function_name}'
-    }
-    assert alarm["period"] >= 3600  # one run an hour: a shorter period sees no data most of it
+def test_failed_compaction_runs_go_to_the_dead_letter_queue_after_retries() -> None:
+    # Given the schedule's asynchronous invocations of the archive function
+    config = tf.resource("aws_lambda_function_event_invoke_config.archive")
+    assert config["function_name"] == '${aws_lambda_function.this["archive"].function_name}'
+    # Then a run is retried, then its failure record goes to the queue dlq-depth watches
+    assert 1 <= config["maximum_retry_attempts"] <= 2
+    assert config["maximum_event_age_in_seconds"] <= 3600  # the next hour's run supersedes it
+    destination = config["destination_config"][0]["on_failure"][0]["destination"]
+    assert destination == "${aws_sqs_queue.aggregator_dlq.arn}"
+    alarm = tf.resource("aws_cloudwatch_metric_alarm.dlq_depth")
+    assert alarm["dimensions"] == {"QueueName": "${aws_sqs_queue.aggregator_dlq.name}"}
+    assert "archive" in alarm["alarm_description"]
+    # And compaction has no alarm of its own (decision 0026: ten alarm metrics)
+    for name, body in tf.blocks("resource").items():
+        if name.startswith("aws_cloudwatch_metric_alarm."):
+            assert "archive" not in str(body.get("dimensions", "")), name
+
+
+def test_archive_function_may_send_to_the_dead_letter_queue_only() -> None:
+    sends = [s for s in statements("archive") if any(a.startswith("sqs:") for a in s["actions"])]
+    (send,) = sends
+    assert send["actions"] == ["sqs:SendMessage"]
+    assert send["resources"] == ["${aws_sqs_queue.aggregator_dlq.arn}"]
+    assert "condition" not in send
 
 
 def test_the_archive_tiers_iterator_age_alarm_mentions_the_archive() -> None:

@@ -508,7 +508,6 @@ ALARMS = {
     "aws_cloudwatch_metric_alarm.lambda_throttles": "throttles",
     "aws_cloudwatch_metric_alarm.api_5xx_rate": "api-5xx-rate",
     "aws_cloudwatch_metric_alarm.accepted_events_drop": "accepted-events-drop",
-    "aws_cloudwatch_metric_alarm.compaction_errors": "compaction-errors",
 }
 
 
