@@ -13,12 +13,12 @@ import ipaddress
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.observability import logger
@@ -51,6 +51,7 @@ from query_api.errors import (
     ErrorOut,
     Forbidden,
     NotFound,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -93,6 +94,7 @@ class SitePatch(BaseModel):
     public: bool | None = None
     hostnames: list[str] | None = Field(None, max_length=MAX_HOSTNAMES)
     goals: list[str] | None = Field(None, max_length=MAX_GOALS)
+    retention_months: int | None = None  # of the event archive: 1 to 120
 
 
 class GoalIn(BaseModel):
@@ -112,6 +114,7 @@ class SiteOut(BaseModel):
     created_at: int
     goals: list[str]
     hostnames: list[str]
+    retention_months: int  # the event archive keeps the site's events this long
 
 
 class SitesOut(BaseModel):
@@ -376,6 +379,7 @@ def _site_out(site: SiteRecord) -> SiteOut:
         created_at=site.created_at,
         goals=list(site.goals),
         hostnames=list(site.hostnames),
+        retention_months=site.retention_months,
     )
 
 
@@ -411,6 +415,7 @@ def update_site(domain: Domain, body: SitePatch, d: Deps) -> SiteOut:
             public=body.public,
             hostnames=body.hostnames,
             goals=body.goals,
+            retention_months=body.retention_months,
         )
     return _site_out(site)
 
@@ -420,6 +425,65 @@ def remove_site(domain: Domain, d: Deps) -> Removed:
     with site_errors():
         removal = d.sites.remove(_domain(domain))
     return Removed(removed=removal.domain, keys=removal.keys, shares=removal.shares)
+
+
+# A function URL answers at most 6 MB; a bigger export is the CLI's (`liveinsight export`).
+MAX_EXPORT_BYTES = 5 * 1024 * 1024
+EXPORT_MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+MAX_EXPORT_DAYS = 92  # a response's worth; longer ranges are the CLI's
+
+
+@admin_routes.get(
+    "/sites/{domain}/export",
+    responses={
+        200: {"description": "The raw events", "content": {m: {} for m in EXPORT_MEDIA.values()}},
+        413: {"model": ErrorOut, "description": "Too large for one response: use the CLI"},
+        503: {"model": ErrorOut, "description": "No event archive is configured"},
+    },
+)
+def export_events(
+    domain: Domain,
+    d: Deps,
+    from_: Annotated[str, Query(alias="from", pattern=DAY_PATTERN)],
+    to: Annotated[str, Query(pattern=DAY_PATTERN)],
+    format: Annotated[str, Query(max_length=10)] = "csv",
+) -> Response:
+    """The site's archived raw events of the site-local days from..to: each event once, no IP
+    address or user agent (none is stored); CSV with props as JSON text, or Parquet."""
+    from archive.export import ExportError, export
+
+    with site_errors():
+        site = d.sites.require(_domain(domain))
+    if d.archive is None:
+        raise Unavailable("no event archive is configured (LIVEINSIGHT_ARCHIVE_BUCKET)")
+    try:
+        days = (date.fromisoformat(to) - date.fromisoformat(from_)).days + 1
+    except ValueError:
+        raise BadRequest("`from` and `to` must be days (YYYY-MM-DD)") from None
+    if not 1 <= days <= MAX_EXPORT_DAYS:
+        raise BadRequest(
+            f"export 1 to {MAX_EXPORT_DAYS} days at a time (`from` on or before `to`); "
+            "`liveinsight export` takes any range"
+        )
+    try:
+        body = export(d.archive.store, site.domain, from_, to, format)
+    except ExportError as exc:
+        raise BadRequest(str(exc)) from None
+    if len(body) > MAX_EXPORT_BYTES:
+        raise TooLarge(
+            f"the export is {len(body):,} bytes, more than one response carries "
+            f"({MAX_EXPORT_BYTES:,}); export fewer days, or use `liveinsight export`"
+        )
+    name = f"{site.domain}-events-{from_}-{to}.{format}"
+    return Response(
+        body,
+        media_type=EXPORT_MEDIA[format],
+        headers={
+            "content-disposition": f'attachment; filename="{name}"',
+            "cache-control": "no-store",
+        },
+    )
 
 
 @admin_routes.get("/sites/{domain}/keys", response_model=KeysOut)

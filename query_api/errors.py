@@ -41,6 +41,10 @@ class Conflict(QueryError):
     status = 409
 
 
+class TooLarge(QueryError):
+    status = 413
+
+
 class Unavailable(QueryError):
     status = 503
 

@@ -15,7 +15,7 @@ as of its newest object (the rollup tier writes it every batch, up to 300 s).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -32,7 +32,7 @@ T = TypeVar("T")
 class ArchiveFiles(Protocol):
     """What the planner needs of the archive (archive/store.py's ArchiveStore)."""
 
-    def local_files(self, site: str, first: date, last: date) -> list[Path]: ...
+    def local_files(self, site: str, first_day: str, last_day: str) -> list[Path]: ...
 
     def newest(self, site: str) -> datetime | None: ...
 
@@ -104,7 +104,7 @@ class Planner:
             return answer
         first = min(s.first for s in spans) - timedelta(days=1)
         last = max(s.last for s in spans) + timedelta(days=1)
-        files = self.archive.local_files(self.site.domain, first, last)
+        files = self.archive.local_files(self.site.domain, first.isoformat(), last.isoformat())
         answer = ask(self._engine(self.site, files))
         self.answered_from, self.fresh_to = ARCHIVE, self.archive.newest(self.site.domain)
         return answer

@@ -137,7 +137,9 @@ def v1_breakdown(
     query = build_query(
         site, now, period=period, date_param=date, metrics=metrics, filters=filters, prop=prop
     )
-    rows, folded = d.planner(site, now).breakdown(query, prop, parse_limit(limit), parse_page(page))
+    planner = d.planner(site, now)
+    rows, folded = planner.breakdown(query, prop, parse_limit(limit), parse_page(page))
+    answered(planner, response)
     return V1Rows(results=rows, warning=FOLDED if folded else None)
 
 

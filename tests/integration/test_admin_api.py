@@ -50,6 +50,7 @@ def test_a_site_goes_through_its_whole_life_over_http(admin: Browser) -> None:
         "created_at": 0,
         "goals": ["Signup"],
         "hostnames": ["example.com", "shop.example"],
+        "retention_months": 24,
     }
     # Goals: add, list, remove
     assert admin.request(

@@ -27,7 +27,8 @@ class FakeArchive:
     def __init__(self) -> None:
         self.asked: list[tuple[str, date, date]] = []
 
-    def local_files(self, site: str, first: date, last: date) -> list[Path]:
+    def local_files(self, site: str, first_day: str, last_day: str) -> list[Path]:
+        first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
         self.asked.append((site, first, last))
         return [Path(f"/cache/{first}"), Path(f"/cache/{last}")]
 
