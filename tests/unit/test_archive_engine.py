@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, date, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,44 @@ def test_events_in_several_files_are_counted_once(tmp_path: Path) -> None:
     q = query("", "visitors,visits,pageviews,events,bounce_rate,visit_duration")
     assert engine(many).aggregate(q) == engine(single).aggregate(q)
     assert engine(many + single).aggregate(q) == engine(single).aggregate(q)
+
+
+def test_events_at_the_same_instant_are_ordered_as_the_oracle_orders_them(
+    tmp_path: Path,
+) -> None:
+    """Timestamps cut to whole 10 minutes: a visitor's events tie (counted events with other
+    sources, engagement events beside a visit's first event), spread over several files. The
+    first event of a visit is the first by (ts, event id), an engagement event at a counted
+    event's instant follows it, and copies still count once."""
+    rnd = random.Random(7)
+    events = [
+        replace(e, ts=e.ts // 600_000 * 600_000, event_id=f"x{rnd.randrange(10**6):06d}-{i}")
+        for i, e in enumerate(random_events(9, count=500))
+    ]
+    # and one visit whose first pageview shares its instant with an engagement event of a
+    # smaller id: the engagement event is that visit's, not the visit before's
+    t = int(datetime(2026, 10, 28, 12, 0, tzinfo=UTC).timestamp() * 1000)
+    base = replace(events[0], visitor_id="tie", previous_visitor_id=None, page="/tie")
+    events += [
+        replace(base, event_id="z1", ts=t, name="pageview", source="Twitter"),
+        replace(base, event_id="a0", ts=t + 2_700_000, name="engagement", scroll_depth=80),
+        replace(base, event_id="z2", ts=t + 2_700_000, name="pageview", source="Google"),
+    ]
+    files = write_with_duplicates(events, tmp_path, seed=4, files=5)
+    oracle = MultiOracle(events, TZ)
+    metrics = "visitors,visits,pageviews,events,bounce_rate,visit_duration"
+    for prop, filters in (
+        ("visit:source", "visit:country!=FR"),
+        ("visit:entry_page", "visit:source==Google|Twitter"),
+        ("visit:exit_page", ""),
+        ("event:page", "visit:source==Google"),
+    ):
+        extra = ",time_on_page,scroll_depth" if prop == "event:page" else ""
+        parsed = parse.parse_property(prop)
+        rows, _ = engine(files).breakdown(query(filters, metrics + extra), parsed, limit=1000)
+        want = {
+            value: expect(cell, metrics + extra)
+            for value, cell in oracle.answer(FIRST, LAST, conds(filters), prop).items()
+        }
+        got = {str(r[parsed.key]): {m: r[m] for m in (metrics + extra).split(",")} for r in rows}
+        assert got == want, f"{prop} {filters}"
