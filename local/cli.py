@@ -91,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     add_site_commands(commands)
     add_credential_commands(commands)
 
-    dlq = commands.add_parser("dlq", help="the aggregator's dead-letter queue")
+    dlq = commands.add_parser(
+        "dlq", help="the dead-letter queue: the aggregator's batches, the archive's failed runs"
+    )
     dlq.add_subparsers(dest="dlq_command", required=True).add_parser(
-        "replay", help="re-run dead-lettered stream records (needs a running `liveinsight dev`)"
+        "replay",
+        help="re-run dead-lettered stream records and failed archive runs (a running "
+        "`liveinsight dev`, or the deployment the environment names)",
     )
     rebuild = commands.add_parser("rebuild", help="recompute a site's aggregates from raw events")
     rebuild.add_argument("--site", required=True)
@@ -370,32 +374,63 @@ def _alive(state: dict[str, Any]) -> bool:
 
 
 def run_dlq_replay(args: argparse.Namespace) -> int:
+    deployment = "LIVEINSIGHT_META_TABLE" in os.environ  # named by the environment (RUNBOOK.md)
     state_file = args.data_dir / "stack.json"
-    if not state_file.exists() or not _alive(json.loads(state_file.read_text())):
+    if not deployment and (
+        not state_file.exists() or not _alive(json.loads(state_file.read_text()))
+    ):
         print(
             "liveinsight: dlq replay needs a running `liveinsight dev` (the stream and queue live in it)",
             file=sys.stderr,
         )
         return 2
     with backend(args.data_dir):
-        from aggregator.handler import handler, qualifier
         from core.aws import make_client
-        from local.dlq import replay
-        from local.runtime import LambdaContext
+        from local.dlq import lambda_invoker, replay
 
         sqs = make_client("sqs")
         queue = (
             os.environ.get("LIVEINSIGHT_DLQ_URL")
             or sqs.get_queue_url(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")["QueueUrl"]
         )
-        report = replay(
-            sqs,
-            make_client("dynamodbstreams"),
-            queue,
-            lambda arn: lambda e: handler(e, LambdaContext("aggregator", qualifier=qualifier(arn))),
-        )
+        # A deployment's functions are invoked where they run; the dev stack's run in its own
+        # process, so here the CLI runs the same handlers against its moto.
+        invoke_for = lambda_invoker(_lambda_client()) if deployment else _local_invoker()
+        report = replay(sqs, make_client("dynamodbstreams"), queue, invoke_for)
     print(json.dumps(report.as_dict()))
-    return 0 if not report.failed else 1
+    return 0 if report.ok else 1
+
+
+def _lambda_client() -> Any:
+    import botocore.config
+    import botocore.session
+
+    # A replayed compaction run may take the archive function's whole timeout (lambda.tf): wait
+    # for it, and never send an invocation again that may still be running.
+    config = botocore.config.Config(
+        read_timeout=960, connect_timeout=5, retries={"mode": "standard", "max_attempts": 1}
+    )
+    return botocore.session.get_session().create_client("lambda", config=config)
+
+
+def _local_invoker() -> Callable[[str], Callable[[dict[str, Any]], Any]]:
+    """`invoke_for` over the dev stack's handlers, by the function name in the ARN (the local
+    ESM's `aggregator[:tier]`, local/async_invoke.py's `archive:$LATEST`)."""
+    from aggregator.handler import handler as aggregator_handler
+    from aggregator.handler import qualifier
+    from archive.handler import handler as archive_handler
+    from local.runtime import LambdaContext
+
+    def invoke_for(arn: str) -> Callable[[dict[str, Any]], Any]:
+        name = arn.split(":")[6] if arn.count(":") >= 6 else ""
+        if name == "archive":  # as the dev stack runs it (local/stack.py)
+            return lambda e: archive_handler(e, LambdaContext("archive", timeout_seconds=900))
+        if name == "aggregator":
+            alias = qualifier(arn)
+            return lambda e: aggregator_handler(e, LambdaContext("aggregator", qualifier=alias))
+        raise ValueError(f"no local function for {arn!r}")
+
+    return invoke_for
 
 
 def run_rebuild(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ stream poller per aggregator tier (an event source mapping per alias, decision 0
 real aggregator handler on each of `stream_shards` emulated shards at once, and the HTTP front calling the real ingest and query handlers. Data is
 restored from and saved to `<data dir>/snapshot.json` (the archive's objects to `<data dir>/archive/`),
 every minute and on stop. The archive's compaction function runs every `archive_every` seconds, as
-its EventBridge schedule runs it in AWS.
+its EventBridge schedule runs it in AWS: asynchronously, a run that fails after its retries going
+to the dead-letter queue (local/async_invoke.py).
 
 Housekeeping (every minute) keeps a long run bounded: expired items are swept (moto stores TTL but
 never applies it), stream records both tiers have read and shard iterators past their lifetime
@@ -31,6 +32,7 @@ from typing import Any
 from core.observability import logger
 from core.schema import EventSourceMapping, load_schema
 from local import emulator, moto_patch, tables
+from local.async_invoke import invoke_async, sqs_destination
 from local.demo import DemoTraffic
 from local.front import ORIGIN_ENVIRONMENT, PUBLIC_URL_VARIABLE, Front
 from local.poller import StreamPoller, tier_pollers
@@ -131,6 +133,7 @@ class LocalStack:
         self._clients: dict[str, Any] = {}
         self.bucket = tables.bucket_name(TABLE_PREFIX)
         self._archive_run = time.monotonic()
+        self.dlq_url = ""
 
     @property
     def snapshot_path(self) -> Path:
@@ -164,9 +167,10 @@ class LocalStack:
         tables.create_bucket(self.client("s3"), self.bucket)
         if self.config.persist:
             tables.load_bucket(self.client("s3"), self.bucket, self.archive_dir)
-        dlq_url = self.client("sqs").create_queue(QueueName=f"{TABLE_PREFIX}-aggregator-dlq")[
-            "QueueUrl"
-        ]
+        # The aggregator's failed batches and the archive function's failed runs (lambda.tf)
+        self.dlq_url = dlq_url = self.client("sqs").create_queue(
+            QueueName=f"{TABLE_PREFIX}-aggregator-dlq"
+        )["QueueUrl"]
 
         # Imported only now: the handlers build their clients lazily from this environment.
         from aggregator.handler import handler as aggregator_handler
@@ -284,11 +288,14 @@ class LocalStack:
             saved = tables.save_snapshot(self.client("dynamodb"), self.names, self.snapshot_path)
             return saved + tables.save_bucket(self.client("s3"), self.bucket, self.archive_dir)
 
-    def compact_archive(self, now: datetime | None = None) -> dict[str, Any]:
-        """Invoke the compaction function as its EventBridge schedule does."""
+    def compact_archive(self, now: datetime | None = None) -> dict[str, Any] | None:
+        """Invoke the compaction function as its EventBridge schedule does: asynchronously, so a
+        run that still fails after Lambda's retries lands in the dead-letter queue, as in AWS
+        (terraform/archive.tf). Its summary, or None when it failed."""
         self._archive_run = time.monotonic()
         moment = (now or datetime.now(UTC)).astimezone(UTC)
-        result: dict[str, Any] = self.functions["archive"].invoke(
+        result: dict[str, Any] | None = invoke_async(
+            self.functions["archive"],
             {
                 "version": "0",
                 "id": secrets.token_hex(8),
@@ -297,7 +304,8 @@ class LocalStack:
                 "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "resources": [],
                 "detail": {},
-            }
+            },
+            sqs_destination(self.client("sqs"), self.dlq_url),
         )
         return result
 

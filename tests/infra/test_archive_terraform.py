@@ -245,6 +245,13 @@ def test_failed_compaction_runs_go_to_the_dead_letter_queue_after_retries() -> N
             assert "archive" not in str(body.get("dimensions", "")), name
 
 
+def test_the_local_stack_retries_a_failed_run_as_often_as_terraform_tells_lambda() -> None:
+    from local.async_invoke import MAXIMUM_RETRY_ATTEMPTS
+
+    config = tf.resource("aws_lambda_function_event_invoke_config.archive")
+    assert config["maximum_retry_attempts"] == MAXIMUM_RETRY_ATTEMPTS
+
+
 def test_archive_function_may_send_to_the_dead_letter_queue_only() -> None:
     sends = [s for s in statements("archive") if any(a.startswith("sqs:") for a in s["actions"])]
     (send,) = sends
