@@ -447,8 +447,28 @@ def test_dashboard_shows_the_stats_api_numbers_through_periods_filters_and_histo
     shows_breakdown(
         page, stack, "#panel-sources", site_params(SITE, property="source", **google), seeded.key
     )
-    # (a card the filter cannot answer says why instead of guessing)
-    page.locator("#panel-pages [data-unavailable]").wait_for()
+    # And every other card answers through the filter: the counters keep one property at a
+    # time, so pages and countries come from the event archive, exactly as the API says; the
+    # graph too (from the counters, which keep visitors by source per day)
+    by_page = site_params(SITE, property="page", **google)
+    assert api(stack, "/api/stats/breakdown", by_page, seeded.key)["answered_from"] == "archive"
+    pages = shows_breakdown(
+        page, stack, "#panel-pages", by_page, seeded.key, ("visitors", "pageviews")
+    )
+    assert {row[0] for row in pages} == {"/", "/pricing", "/blog", "/blog/realtime"}
+    page.locator("#panel-pages [data-answered-from=archive]").wait_for()
+    shows_breakdown(
+        page, stack, "#panel-locations", site_params(SITE, property="country", **google), seeded.key
+    )
+    assert page.locator("[data-unavailable]").count() == 0
+    filtered_series = api(
+        stack, "/api/stats/timeseries", site_params(SITE, metrics="visitors", **google), seeded.key
+    )
+    until_equal(
+        lambda: shown_rows(page, "#graph"),
+        [[str(p["date"]), f"{p['visitors']:,}"] for p in filtered_series["results"]],
+    )
+    shot(page, "dashboard-filtered")
 
     # When the back button is pressed, the unfiltered dashboard is back; forward filters again
     page.go_back()
@@ -457,10 +477,15 @@ def test_dashboard_shows_the_stats_api_numbers_through_periods_filters_and_histo
     page.go_forward()
     shows_metrics(page, stack, site_params(SITE, **google), seeded.key)
 
-    # When the filter's chip is removed, the numbers are the unfiltered ones again
+    # When the filter's chip is removed, the numbers are the unfiltered ones again, from the
+    # counters
     page.click("#filter-chips button[data-remove-filter]")
     shows_metrics(page, stack, site_params(SITE, **seven), seeded.key)
     assert "filters=" not in page.url
+    unfiltered = site_params(SITE, property="page", **seven)
+    assert api(stack, "/api/stats/breakdown", unfiltered, seeded.key)["answered_from"] == "counters"
+    shows_breakdown(page, stack, "#panel-pages", unfiltered, seeded.key, ("visitors", "pageviews"))
+    assert page.locator("#panel-pages [data-answered-from]").count() == 0
 
     # When a tile is clicked, the graph shows that metric as the timeseries API does
     page.click("#metrics button[data-metric=pageviews]")
