@@ -223,7 +223,7 @@ data "aws_iam_policy_document" "archive" {
   }
   statement {
     sid       = "ReadSites"
-    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    actions   = ["dynamodb:Query"] # SiteStore.list: every site, one Query of the SITE partition
     resources = [aws_dynamodb_table.this["meta"].arn]
     condition {
       test     = "ForAllValues:StringEquals"

@@ -1,4 +1,5 @@
-"""Each role allows exactly the DynamoDB/SQS actions its function's code calls, on exactly its tables.
+"""Each role allows exactly the DynamoDB/SQS/SSM/S3 actions its function's code calls, on exactly
+its tables, parameters and archive prefixes.
 
 The calls are recorded, not guessed: every botocore client made during the scenario gets a
 `before-call` hook, and a call is attributed to the function whose invocation makes it (a context
@@ -19,7 +20,16 @@ Operations map to IAM actions as AWS authorizes them: TransactWriteItems has no 
 own, each Put/Update/Delete/ConditionCheck inside it needs PutItem/UpdateItem/DeleteItem/
 ConditionCheckItem on its table. The stream read actions and sqs:SendMessage are the event source
 mapping's (it polls the stream and writes on-failure records with the function's role), so for
-the aggregator they are derived from the mapping's resource, not from the code.
+the aggregator they are derived from the mapping's resource, not from the code; likewise the
+archive function's sqs:SendMessage, from its asynchronous invocation's on-failure destination.
+
+S3 calls are recorded with their API parameters (bucket, key, list prefix), before they are
+serialized: a grant on the archive names the object key, or for s3:ListBucket the listed prefix,
+matched against the policy's `<prefix>*` resources and its `s3:prefix` condition. DeleteObjects
+needs s3:DeleteObject on each key, CopyObject s3:GetObject on the source and s3:PutObject on the
+copy. The archive function runs a scheduled compaction (parts merged, an unreadable object
+quarantined, a day past retention deleted with its quarantined object); the rollup tier archives
+its batch; the query function answers from the archive what the counters refuse.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import fnmatch
 import json
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,6 +50,7 @@ import botocore.session
 import pytest
 
 from core import keys
+from core.events import RawEvent
 from local.runtime import LocalFunction
 from tests.conftest import _clear_composition_roots
 from tests.infra import terraform as tf
@@ -76,12 +88,23 @@ class Recorder:
 
     def hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         function = CURRENT_FUNCTION.get()
-        if function is None:
-            return  # the test's own setup and stream reads, not a function's
+        if function is None or model.service_model.service_name == "s3":
+            return  # the test's own setup and stream reads; S3: s3_hook
         raw = params.get("body") or b"{}"
         body = json.loads(raw.decode() if isinstance(raw, bytes) else raw or "{}")
         with self._lock:
             self.calls.append((function, model.service_model.service_name, model.name, body))
+
+    def s3_hook(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        """S3's API parameters as the code passed them (its REST request hides the bucket)."""
+        function = CURRENT_FUNCTION.get()
+        if function is None:
+            return
+        body = {k: v for k, v in params.items() if k in ("Bucket", "Key", "Prefix", "CopySource")}
+        if model.name == "DeleteObjects":
+            body["Keys"] = [o["Key"] for o in params["Delete"]["Objects"]]
+        with self._lock:
+            self.calls.append((function, "s3", model.name, body))
 
 
 @pytest.fixture()
@@ -92,6 +115,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
         client = original(self, *args, **kwargs)
         client.meta.events.register("before-call.*", recorder.hook)
+        client.meta.events.register("provide-client-params.s3.*", recorder.s3_hook)
         return client
 
     invoke = LocalFunction._timed
@@ -124,6 +148,8 @@ def grants_from_call(
     if service == "ssm" and "Name" in body:
         named = {**PARAMETERS, PUBLIC_URL_PARAMETER: "public_url"}
         return {(f"ssm:{operation}", "param:" + named.get(body["Name"], "unknown"), ANY_KEY)}
+    if service == "s3":
+        return s3_grants(operation, body, logical)
     if service != "dynamodb":
         return {(f"{service}:{operation}", "unknown", ANY_KEY)}
     if operation == "TransactWriteItems":
@@ -150,6 +176,31 @@ def grants_from_call(
             for request in requests
         }
     return {(f"dynamodb:{operation}", "table:" + logical[body["TableName"]], pk(body))}
+
+
+# S3 operations as IAM authorizes them (the object actions; listing is s3:ListBucket).
+S3_ACTIONS = {
+    "PutObject": "s3:PutObject",
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "DeleteObject": "s3:DeleteObject",
+}
+
+
+def s3_grants(operation: str, body: dict[str, Any], logical: dict[str, str]) -> set[Grant]:
+    bucket = "bucket:" + logical.get(body.get("Bucket", ""), "unknown")
+    if operation in ("ListObjectsV2", "ListObjects"):
+        return {("s3:ListBucket", bucket, body.get("Prefix", ""))}
+    if operation == "DeleteObjects":
+        return {("s3:DeleteObject", bucket, key) for key in body["Keys"]}
+    if operation == "CopyObject":
+        source = body["CopySource"]
+        if isinstance(source, str):
+            source_bucket, _, source_key = source.lstrip("/").partition("/")
+            source = {"Bucket": source_bucket, "Key": source_key}
+        source_grants = s3_grants("GetObject", source, logical)
+        return source_grants | {("s3:PutObject", bucket, body["Key"])}
+    return {(S3_ACTIONS.get(operation, f"s3:{operation}"), bucket, body["Key"])}
 
 
 def pk(request: dict[str, Any]) -> str:
@@ -206,7 +257,57 @@ def run_scenario(pipeline: Pipeline) -> None:
     assert pipeline.get(f"/api/realtime?site_id={SITE}", "li_wrong").status == 401
     assert pipeline.get(f"/api/realtime?site_id={PUBLIC_SITE}").status == 200
     assert pipeline.get("/api/v1/sites/public").status == 200
+    # And a question the counters refuse (a page breakdown filtered by source) is answered from
+    # the archive the aggregator wrote: the days' objects listed and fetched
+    breakdown = pipeline.get(
+        f"/api/v1/stats/breakdown?site_id={SITE}&period=custom&date=2026-11-25,2026-11-26"
+        "&property=event:page&filters=visit:source%3D%3DGoogle",
+        key,
+    )
+    assert breakdown.status == 200, breakdown.body
+    assert breakdown.headers.get("x-liveinsight-answered-from") == "archive"
     run_admin_scenario(pipeline)
+    run_compaction_scenario(pipeline)
+
+
+def run_compaction_scenario(pipeline: Pipeline) -> None:
+    """The hourly compaction: a day's parts merged, an unreadable object quarantined, a day past
+    the site's retention deleted with the quarantined object of that day."""
+    from archive import layout
+    from archive.handler import handler
+    from archive.store import ArchiveStore
+
+    store = ArchiveStore(pipeline.s3, pipeline.bucket, tempfile.mkdtemp(prefix="li-iam-"))
+
+    def pageview(n: int, day: datetime) -> RawEvent:
+        ts = int(day.timestamp() * 1000) + n
+        return RawEvent(f"iam-{n}", SITE, ts, "pageview", f"v{n}", "UTC", page="/")
+
+    # Given two parts of one day, an unreadable part beside a good one, and a day past the 24 months retention
+    # with one of its objects already in quarantine
+    for n in range(2):
+        store.write_batch([pageview(n, datetime(2026, 1, 10, tzinfo=UTC))])
+    store.write_batch([pageview(2, datetime(2026, 1, 11, tzinfo=UTC))])
+    torn = layout.ObjectKey(SITE, "2026-01-11", "part-torn.parquet").key
+    pipeline.s3.put_object(Bucket=store.bucket, Key=torn, Body=b"PAR1")
+    store.write_batch([pageview(3, datetime(2023, 1, 5, tzinfo=UTC))])
+    old = layout.ObjectKey(SITE, "2023-01-05", "part-old-torn.parquet").key
+    pipeline.s3.put_object(Bucket=store.bucket, Key=layout.quarantine_key(old), Body=b"PAR1")
+    # When the schedule runs the archive function
+    function = LocalFunction("archive", handler, timeout_seconds=900)
+    summary = function.invoke(
+        {
+            "version": "0",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": "2026-01-20T03:00:00Z",
+            "detail": {},
+        }
+    )
+    # Then every kind of call happened
+    assert summary["quarantined"] == [layout.quarantine_key(torn)], summary
+    assert summary["objects_expired"] >= 2 and summary["days_compacted"] >= 1, summary
+    assert store.quarantined(SITE) == [layout.quarantine_key(torn)]
 
 
 def run_admin_scenario(pipeline: Pipeline) -> None:
@@ -258,6 +359,7 @@ def recorded(
     pipeline = Pipeline(aws_env)
     run_scenario(pipeline)
     logical = {physical: name for name, physical in aws_env.items()}
+    logical[os.environ["LIVEINSIGHT_ARCHIVE_BUCKET"]] = "archive"
     grants: dict[str, set[Grant]] = {}
     for function, service, operation, body in recorder.calls:
         grants.setdefault(function, set()).update(
@@ -277,11 +379,27 @@ def classify(resource: str) -> str:
         (r'\$\{aws_cloudwatch_log_group\.lambda\["(\w+)"\]\.arn\}:\*', "logs:{}"),
         (r"\$\{local\.secret_parameter_arns\.(\w+)\}", "param:{}"),
         (r"\$\{local\.(public_url)_parameter_arn\}", "param:{}"),
+        (r"\$\{aws_s3_bucket\.(\w+)\.arn\}", "bucket:{}"),
     ]
     for pattern, shape in patterns:
         if m := re.fullmatch(pattern, resource):
             return shape.format(m.group(1)) if m.group(1) else shape + source
     raise AssertionError(f"unexpected resource in a policy: {resource!r}")
+
+
+def with_locals(text: str) -> str:
+    """`${local.archive_prefix}*` as the policy reads it: `events/*`."""
+    return re.sub(r"\$\{local\.(\w+)\}", lambda m: str(tf.locals_()[m.group(1)]), text)
+
+
+def classify_object(resource: str) -> tuple[str, str] | None:
+    """An archive object resource (`<bucket arn>/<prefix>*`) as ("bucket:<logical>", "<prefix>*")."""
+    if m := re.fullmatch(r"\$\{aws_s3_bucket\.(\w+)\.arn\}/(.+)", resource):
+        prefix = with_locals(m.group(2))
+        # A named prefix, never the whole bucket: objects under it only
+        assert prefix.endswith("/*") and "*" not in prefix[:-1], resource
+        return "bucket:" + m.group(1), prefix
+    return None
 
 
 def policy_grants(function: str) -> set[Grant]:
@@ -293,16 +411,27 @@ def policy_grants(function: str) -> set[Grant]:
         for action in statement["actions"]:
             assert "*" not in action, action
             for resource in statement["resources"]:
+                if found := classify_object(resource):
+                    assert partitions == [ANY_KEY], statement
+                    grants.add((action, *found))
+                    continue
                 grants.update((action, classify(resource), key) for key in partitions)
     return grants
 
 
 def leading_keys(statement: dict[str, Any]) -> list[str]:
-    """The partitions a statement is limited to, or [ANY_KEY] for a statement without a limit."""
+    """The partitions a statement is limited to (the prefixes, for a listing), or [ANY_KEY] for a
+    statement without a limit."""
     conditions = statement.get("condition", [])
     if not conditions:
         return [ANY_KEY]
     (condition,) = conditions
+    if condition["variable"] == "s3:prefix":
+        assert statement["actions"] == ["s3:ListBucket"], statement
+        assert condition["test"] == "StringLike", condition
+        prefixes = [with_locals(v) for v in condition["values"]]
+        assert all(p.endswith("/*") and "*" not in p[:-1] for p in prefixes), prefixes
+        return prefixes
     # ForAllValues: every key the request names must be listed. ForAnyValue would let a request
     # through that names one listed key, and a bare StringEquals is not meant for a multivalued key.
     # StringLike: keys by prefix (`SEEN#*`), matched as fnmatch patterns below.
@@ -318,7 +447,7 @@ def leading_keys(statement: dict[str, Any]) -> list[str]:
 def normalised(needed: set[Grant], allowed: set[Grant]) -> set[Grant]:
     """Calls as the policy sees them: on a resource the policy grants without a partition limit,
     the call's partition does not matter."""
-    patterns = {(a, r, k) for a, r, k in allowed if k.endswith("#*")}
+    patterns = {(a, r, k) for a, r, k in allowed if k.endswith(("#*", "/*"))}
     return {
         (action, resource, ANY_KEY)
         if (action, resource, ANY_KEY) in allowed
@@ -349,6 +478,20 @@ def mapping_grants(function: str) -> set[Grant]:
     }
 
 
+def invoke_config_grants(function: str) -> set[Grant]:
+    """What Lambda's asynchronous invocation needs from the role: sending a failed run's record
+    to the on-failure destination (the archive function's, terraform/archive.tf)."""
+    grants: set[Grant] = set()
+    for address, body in tf.blocks("resource").items():
+        if not address.startswith("aws_lambda_function_event_invoke_config."):
+            continue
+        if body["function_name"] != f'${{aws_lambda_function.this["{function}"].function_name}}':
+            continue
+        for destination in body["destination_config"][0]["on_failure"]:
+            grants.add(("sqs:SendMessage", classify(destination["destination"]), ANY_KEY))
+    return grants
+
+
 def test_roles_and_policies_are_wired_one_per_function() -> None:
     functions = set(tf.locals_()["functions"])
     assert set(tf.locals_()["policies"]) == functions
@@ -358,12 +501,14 @@ def test_roles_and_policies_are_wired_one_per_function() -> None:
     assert tf.resource("aws_lambda_function.this")["role"] == "${aws_iam_role.lambda[each.key].arn}"
 
 
-@pytest.mark.parametrize("function", ["ingest", "aggregator", "query"])
+@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive"])
 def test_role_allows_exactly_the_calls_the_code_makes(
     function: str, recorded: dict[str, set[Grant]]
 ) -> None:
     # Given the calls the function made in the scenario, plus what its event source mapping needs
-    calls = recorded.get(function, set()) | mapping_grants(function)
+    calls = (
+        recorded.get(function, set()) | mapping_grants(function) | invoke_config_grants(function)
+    )
     assert calls, f"{function} made no call: the scenario did not drive it"
     # When its policy document is read
     allowed = {g for g in policy_grants(function) if not g[0].startswith("logs:")}
@@ -373,7 +518,7 @@ def test_role_allows_exactly_the_calls_the_code_makes(
     assert needed - allowed == set(), "called but not allowed"
 
 
-@pytest.mark.parametrize("function", ["ingest", "aggregator", "query"])
+@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive"])
 def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
     logs = {g for g in policy_grants(function) if g[0].startswith("logs:")}
     assert logs == {
