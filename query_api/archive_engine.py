@@ -179,16 +179,43 @@ class Source:
 
     dialect: str  # "duckdb" | "trino"
     files: tuple[str, ...] = ()
+    # DuckDB: files that share no instant with another file and hold each event once, sorted
+    # by (visitor_id, ts, event_id) as the writers sort: no copies, and a file's row number
+    # orders a visitor's events at one instant as their ids do, so their ids are not read
+    ordered: tuple[str, ...] = ()
     site: str = ""
     first_day: str = ""  # Trino: the partitions (site-local days) to read
     last_day: str = ""
     table: str = TRINO_TABLE
 
+    @property
+    def ids(self) -> bool:
+        """Whether some rows need their event id read (to drop copies, to break ties)."""
+        return self.dialect != "duckdb" or bool(self.files)
+
+    def tie_break(self) -> str:
+        """The sort key after (owner, ts, eng): event ids, or row numbers in ordered files."""
+        if self.dialect != "duckdb" or not self.ordered:
+            return "event_id"
+        return "event_id, frn" if self.files else "frn"
+
     def relation(self, columns: list[str], p: _Params, where: str = "") -> str:
         cols = ", ".join(columns)
         if self.dialect == "duckdb":
-            rows = f"SELECT {cols} FROM read_parquet({p(list(self.files))})"
-            return f"{rows} WHERE {where}" if where else rows
+            cond = f" WHERE {where}" if where else ""
+            parts = []
+            if self.files:
+                frn = ", 0 AS frn" if self.ordered else ""
+                parts.append(f"SELECT {cols}{frn} FROM read_parquet({p(list(self.files))}){cond}")
+            if self.ordered:
+                plain = ", ".join(
+                    "CAST(NULL AS VARCHAR) AS event_id" if c == "event_id" else c for c in columns
+                )
+                parts.append(
+                    f"SELECT {plain}, file_row_number AS frn FROM "
+                    f"read_parquet({p(list(self.ordered))}, file_row_number = true){cond}"
+                )
+            return " UNION ALL ".join(parts)
         return (
             f"SELECT {cols} FROM {self.table} WHERE site = {p(self.site)} "
             f"AND day BETWEEN {p(self.first_day)} AND {p(self.last_day)}"
@@ -329,7 +356,13 @@ class _Builder:
     # -- pieces -----------------------------------------------------------------------------
 
     def _columns(self) -> list[str]:
-        cols = ["event_id", "ts", "name", "visitor_id", "tz"]
+        cols = (
+            ["event_id", "ts", "name", "visitor_id"]
+            if self.source.ids
+            else ["ts", "name", "visitor_id"]
+        )
+        if len(self.zones.pieces) > 1:  # one zone: its offsets need no column
+            cols.append("tz")
         if self.heirs:
             cols.append("previous_visitor_id")
         cols += [d for d in self.session_dims if d in SESSION_COLUMNS]
@@ -437,7 +470,11 @@ class _Builder:
 
     def _carried(self) -> list[str]:
         """The columns that travel through the sort: what the visits and the rows need."""
-        cols = ["owner", "event_id", "ts", "eng", "pv", "off", *self.carried_dims]
+        cols = ["owner", "ts", "eng", "pv", "off", *self.carried_dims]
+        if self.source.ids:
+            cols.append("event_id")
+        if self.source.ordered:
+            cols.append("frn")
         if self.uses_name:
             cols.append("name")
         if self.uses_page:
@@ -511,13 +548,18 @@ class _Builder:
             return f"OVER ({frame})"
         return f"OVER (ORDER BY rn {frame})".replace(" )", ")")
 
+    def _copy(self, over: str) -> str:
+        if not self.source.ids:
+            return "FALSE"  # ordered files only: no event is in two of them
+        return f"coalesce(lag(owner) {over} = owner AND lag(event_id) {over} = event_id, FALSE)"
+
     def _sessions(self) -> list[tuple[str, str]]:
         """Visits, with one sort: each visitor's events in time order (engagement after counted
         events at the same instant, ties by event id, as tests/oracle.py); a visit starts at a
         counted event over 30 minutes after the visitor's previous counted event; `sn` numbers
         visits over all visitors. An event's copies (a retried or bisected batch wrote it twice)
         are identical rows, so they sit together in that order and are dropped there."""
-        key = "owner, ts, eng, event_id"
+        key = f"owner, ts, eng, {self.source.tie_break()}"
         if self.source.dialect == "duckdb":
             ordered = f"(SELECT * FROM kept ORDER BY {key})"
             first = "OVER ()"
@@ -527,8 +569,7 @@ class _Builder:
         same = f"coalesce(lag(owner) {first} = owner, FALSE)"
         ev2 = (
             f"SELECT k.*, row_number() {first} AS rn, {same} AS same, "
-            f"coalesce(lag(owner) {first} = owner AND lag(event_id) {first} = event_id, FALSE) "
-            f"AS copy, lag(ts) {first} AS pts FROM {ordered} k"
+            f"{self._copy(first)} AS copy, lag(ts) {first} AS pts FROM {ordered} k"
         )
         running = self._over("ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")
         if not self.engagement:  # every row is counted: the previous row is the previous event
@@ -673,7 +714,7 @@ class _Builder:
         )
         return (
             "SELECT * FROM (SELECT t.*, lead(ts) OVER (PARTITION BY owner, sn ORDER BY ts, "
-            f"event_id) AS nxt FROM ({assigned}) t) x WHERE NOT eng"
+            f"{self.source.tie_break()}) AS nxt FROM ({assigned}) t) x WHERE NOT eng"
         )
 
     def _matched_events_sql(self) -> str:
@@ -807,31 +848,58 @@ class ArchiveEngine:
         from archive.parquet import connect
 
         self.site = site
-        self.files = tuple(str(f) for f in files)
+        self.files = tuple(dict.fromkeys(str(f) for f in files))  # a file named twice: once
         self.con = con or connect()
-        self._facts: tuple[tuple[str, ...], bool] | None = None
+        self._facts: tuple[tuple[str, ...], bool, Source] | None = None
 
-    def _file_facts(self) -> tuple[tuple[str, ...], bool]:
-        """The files' time zones, and whether any event names a previous visitor id."""
+    def _file_facts(self) -> tuple[tuple[str, ...], bool, Source]:
+        """The files' time zones, whether any event names a previous visitor id, and the
+        source: the files that share no instant with another (Parquet statistics of `ts`) are
+        read in row order without event ids, unless previous ids make owners differ from
+        `visitor_id` (the order the files are sorted in)."""
         if self._facts is None:
-            if not self.files:
-                self._facts = ((self.site.tz,), False)
-            else:
-                rows = self.con.execute(
-                    "SELECT tz, max(CASE WHEN previous_visitor_id <> '' THEN 1 ELSE 0 END) "
-                    "FROM read_parquet($1) GROUP BY tz",
-                    [list(self.files)],
+            files = list(self.files)
+            stats = self.con.execute(
+                "SELECT file_name, path_in_schema, min(TRY_CAST(stats_min_value AS BIGINT)), "
+                "max(TRY_CAST(stats_max_value AS BIGINT)), max(stats_max_value), "
+                "count(*) - count(stats_max_value) FROM parquet_metadata($1) "
+                "WHERE path_in_schema IN ('ts', 'previous_visitor_id') GROUP BY ALL",
+                [files],
+            ).fetchall()
+            spans: dict[str, tuple[int, int]] = {}
+            heirs = False
+            for name, column, lo, hi, top, missing in stats:
+                if column == "previous_visitor_id":
+                    heirs = heirs or bool(missing) or top != ""
+                elif not missing and lo is not None and hi is not None:
+                    spans[name] = (int(lo), int(hi))
+            if heirs:  # statistics may be absent or cut: ask the rows
+                row = self.con.execute(
+                    "SELECT count(*) FROM read_parquet($1) WHERE previous_visitor_id <> ''",
+                    [files],
+                ).fetchone()
+                heirs = bool(row and row[0])
+            tzs = tuple(
+                str(r[0])
+                for r in self.con.execute(
+                    "SELECT DISTINCT tz FROM read_parquet($1)", [files]
                 ).fetchall()
-                tzs = tuple(str(r[0]) for r in rows) or (self.site.tz,)
-                self._facts = (tzs, any(r[1] for r in rows))
+            ) or (self.site.tz,)
+            alone = set() if heirs else _alone(spans)
+            source = Source(
+                "duckdb",
+                tuple(f for f in self.files if f not in alone),
+                ordered=tuple(f for f in self.files if f in alone),
+            )
+            self._facts = (tzs, heirs, source)
         return self._facts
 
     def rows(self, ask: Ask, span: DateRange) -> Rows:
         """Counters per (row value, unit) for a question."""
         if not self.files:
             return {}
-        tzs, heirs = self._file_facts()
-        text, params = sql_for(self.site, ask, Source("duckdb", self.files), tzs, heirs, span=span)
+        tzs, heirs, source = self._file_facts()
+        text, params = sql_for(self.site, ask, source, tzs, heirs, span=span)
         out: Rows = {}
         for kind, val, unit, a, b, c, e in self.con.execute(text, params).fetchall():
             cell = out.setdefault((str(val), int(unit)), {})
@@ -925,6 +993,21 @@ class ArchiveEngine:
         results.sort(key=lambda r: (-float(r[first]), str(r[prop.key])))
         start = (page - 1) * limit
         return results[start : start + limit], False
+
+
+def _alone(spans: dict[str, tuple[int, int]]) -> set[str]:
+    """The files whose [first ts, last ts] meets no other file's: no event of theirs is in
+    another file (an event's copies are identical rows)."""
+    alone: set[str] = set()
+    ordered = sorted(spans.items(), key=lambda item: item[1])
+    reach: int | None = None  # the latest end among the files before
+    for i, (name, (lo, hi)) in enumerate(ordered):
+        before = reach is not None and reach >= lo
+        after = i + 1 < len(ordered) and ordered[i + 1][1][0] <= hi
+        if not before and not after:
+            alone.add(name)
+        reach = hi if reach is None else max(reach, hi)
+    return alone
 
 
 def _add_into(into: Cell, cell: Cell) -> None:

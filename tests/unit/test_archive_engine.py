@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from archive.parquet import write_events
+from core.events import RawEvent
 from core.sites import Site
 from query_api import parse
-from query_api.archive_engine import ArchiveEngine
+from query_api.archive_engine import ArchiveEngine, _alone
 from query_api.metrics import Number, compute
 from tests.stats_oracle import Cond, MultiOracle, local_hours
 from tests.unit.archive_traffic import SITE, random_events, write_with_duplicates
@@ -236,16 +238,36 @@ def test_events_in_several_files_are_counted_once(tmp_path: Path) -> None:
     assert engine(many + single).aggregate(q) == engine(single).aggregate(q)
 
 
+def one_file_a_day(events: list[RawEvent], directory: Path) -> list[Path]:
+    """Each UTC day's events in a file of its own, as compaction leaves a day: no file shares
+    an instant with another, so the engine reads them in row order without event ids."""
+    days: dict[int, list[RawEvent]] = {}
+    for event in events:
+        days.setdefault(event.ts // 86_400_000, []).append(event)
+    paths = []
+    for day, part in sorted(days.items()):
+        path = directory / f"compact-{day}.parquet"
+        write_events(part, path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("layout", ["overlapping parts", "one file a day"])
 def test_events_at_the_same_instant_are_ordered_as_the_oracle_orders_them(
-    tmp_path: Path,
+    tmp_path: Path, layout: str
 ) -> None:
     """Timestamps cut to whole 10 minutes: a visitor's events tie (counted events with other
-    sources, engagement events beside a visit's first event), spread over several files. The
-    first event of a visit is the first by (ts, event id), an engagement event at a counted
-    event's instant follows it, and copies still count once."""
+    sources, engagement events beside a visit's first event), in parts that overlap (copies
+    among them) or in one file a day. The first event of a visit is the first by (ts, event
+    id), an engagement event at a counted event's instant follows it, copies count once."""
     rnd = random.Random(7)
     events = [
-        replace(e, ts=e.ts // 600_000 * 600_000, event_id=f"x{rnd.randrange(10**6):06d}-{i}")
+        replace(
+            e,
+            ts=e.ts // 600_000 * 600_000,
+            event_id=f"x{rnd.randrange(10**6):06d}-{i}",
+            previous_visitor_id=None,  # owners are visitor ids: the files' own order
+        )
         for i, e in enumerate(random_events(9, count=500))
     ]
     # and one visit whose first pageview shares its instant with an engagement event of a
@@ -257,7 +279,12 @@ def test_events_at_the_same_instant_are_ordered_as_the_oracle_orders_them(
         replace(base, event_id="a0", ts=t + 2_700_000, name="engagement", scroll_depth=80),
         replace(base, event_id="z2", ts=t + 2_700_000, name="pageview", source="Google"),
     ]
-    files = write_with_duplicates(events, tmp_path, seed=4, files=5)
+    if layout == "one file a day":
+        files = one_file_a_day(events, tmp_path)
+        assert set(engine(files)._file_facts()[2].ordered) == {str(f) for f in files}
+    else:
+        files = write_with_duplicates(events, tmp_path, seed=4, files=5)
+        assert not engine(files)._file_facts()[2].ordered
     oracle = MultiOracle(events, TZ)
     metrics = "visitors,visits,pageviews,events,bounce_rate,visit_duration"
     for prop, filters in (
@@ -275,3 +302,15 @@ def test_events_at_the_same_instant_are_ordered_as_the_oracle_orders_them(
         }
         got = {str(r[parsed.key]): {m: r[m] for m in (metrics + extra).split(",")} for r in rows}
         assert got == want, f"{prop} {filters}"
+
+
+def test_a_file_is_read_without_event_ids_only_when_it_shares_no_instant_with_another() -> None:
+    spans = {
+        "a": (0, 10),
+        "b": (10, 20),
+        "c": (21, 30),
+        "d": (40, 50),
+        "e": (35, 60),
+        "f": (70, 70),
+    }
+    assert _alone(spans) == {"c", "f"}  # a, b meet at 10; e holds d
