@@ -3,8 +3,10 @@ archive file's bytes.
 
 Events go to DuckDB as newline-delimited JSON read with the archive's column types
 (archive/layout.py): about 10 ms for 1,000 events, where row-by-row inserts take 0.8 s.
-Rows are written sorted by (visitor_id, ts, event_id): a visitor's events sit together, so the
-repeated visitor id and session values compress to runs, and a reader's window over them is cheap.
+Every file holds an event id once, its rows sorted by (visitor_id, ts, event_id): a visitor's
+events sit together, so the repeated visitor id and session values compress to runs; and the
+archive engine reads a file that shares no instant with another in row order, without event ids
+(the row order is the id order among a visitor's events at one instant).
 """
 
 from __future__ import annotations
@@ -24,8 +26,23 @@ SORT = "visitor_id, ts, event_id"
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
 
 
+MEMORY_SHARE = 0.6  # of the function's memory: the rest is Python, the runtime and the cache
+
+
+def memory_limit_mb() -> int:
+    """DuckDB's memory limit: a share of the Lambda function's memory (2,048 MB, the query
+    function's, where Lambda does not say), so that a big sort spills to disk instead of the
+    function being killed."""
+    try:
+        function_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048"))
+    except ValueError:
+        function_mb = 2048
+    return max(128, int(function_mb * MEMORY_SHARE))
+
+
 def connect() -> Any:
-    """An in-memory DuckDB that never downloads an extension (json and parquet are built in)."""
+    """An in-memory DuckDB that never downloads an extension (json and parquet are built in),
+    on one thread, spilling to the temporary directory (/tmp on Lambda) past its memory limit."""
     import duckdb  # imported on first use: only the archive's paths pay for it
 
     return duckdb.connect(
@@ -33,6 +50,8 @@ def connect() -> Any:
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "threads": 1,
+            "memory_limit": f"{memory_limit_mb()}MiB",
+            "temp_directory": os.path.join(tempfile.gettempdir(), "duckdb-spill"),
         }
     )
 
@@ -51,13 +70,18 @@ def _quoted(path: str | Path) -> str:
 
 
 def write_events(events: Iterable[RawEvent], path: str | Path, con: Any | None = None) -> int:
-    """Write the events to one Parquet file at `path`; returns how many rows it holds."""
+    """Write the events to one Parquet file at `path`, each event id once (the first);
+    returns how many rows it holds."""
     con = con or connect()
     with tempfile.TemporaryDirectory(prefix="li-parquet-") as tmp:
         source = os.path.join(tmp, "events.jsonl")
         count = 0
+        seen: set[str] = set()
         with open(source, "w", encoding="utf-8") as out:
             for event in events:
+                if event.event_id in seen:
+                    continue
+                seen.add(event.event_id)
                 out.write(json.dumps(_row(event), ensure_ascii=False))
                 out.write("\n")
                 count += 1

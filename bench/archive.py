@@ -41,7 +41,7 @@ from archive.parquet import PARQUET_OPTIONS, SORT
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "bench-archive"
-GENERATOR_VERSION = 1  # bump when the generated shape changes: cached archives are remade
+GENERATOR_VERSION = 2  # bump when the generated shape changes: cached archives are remade
 SITE = "archive-bench.example"
 TZ = "America/New_York"
 LAST_DAY = date(2026, 11, 30)  # the query's last day; fixed, so nothing depends on today
@@ -156,7 +156,11 @@ def generate_day(con: Any, day: date, visits: int, seed: int, path: Path) -> int
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(
-        f"COPY (SELECT {columns} FROM ({events}) ORDER BY {SORT}) TO '{path}' ({PARQUET_OPTIONS})"
+        # each event id once, as compaction leaves a day (a visitor drawn twice at the same
+        # millisecond makes the same id: 82 of 22.8 M at 10 M pageviews)
+        f"COPY (SELECT {columns} FROM ({events}) "
+        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
+        f"ORDER BY {SORT}) TO '{path}' ({PARQUET_OPTIONS})"
     )
     row = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()
     return int(row[0]) if row else 0
