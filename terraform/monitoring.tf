@@ -21,21 +21,10 @@ locals {
   runbook       = "RUNBOOK.md in the LiveInsight repository"
 }
 
-resource "aws_cloudwatch_metric_alarm" "aggregator_errors" {
-  alarm_name          = "${local.name}-aggregator-errors"
-  alarm_description   = "The aggregator raised: its whole batch is retried, then bisected, then dead-lettered. See ${local.runbook}, section aggregator-errors."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this["aggregator"].function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
+# No alarm on the aggregator's Errors (decision 0026, amended for the archive): a batch that
+# raises is retried, so its tier falls behind (stream-iterator-age), and one that keeps raising
+# ends in the dead-letter queue (dlq-depth). Both page; an Errors alarm only paged sooner, for
+# the $0.10 a month an idle deployment needs for the archive's upkeep to stay within $1.
 
 # One per tier (alias): a tier's records wait up to its batching window by design, so each alarms
 # at that window plus iterator_age_alarm_seconds (tests/infra) and realtime stays watched closely.

@@ -502,7 +502,6 @@ def test_api_is_routed_uncached_and_static_assets_cached() -> None:
 # ---- alarms and metrics ---------------------------------------------------------------------
 
 ALARMS = {
-    "aws_cloudwatch_metric_alarm.aggregator_errors": "aggregator-errors",
     "aws_cloudwatch_metric_alarm.iterator_age": "stream-iterator-age",
     "aws_cloudwatch_metric_alarm.dlq_depth": "dlq-depth",
     "aws_cloudwatch_metric_alarm.lambda_throttles": "throttles",
