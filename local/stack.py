@@ -188,8 +188,8 @@ class LocalStack:
                 for tier in tiers
             },
             "query": LocalFunction("query", query_handler),
-            # Terraform gives it 15 minutes; a run stops between days before that.
-            "archive": LocalFunction("archive", archive_handler, timeout_seconds=900),
+            # As Terraform (locals.tf: 300 s); a run stops between days before that.
+            "archive": LocalFunction("archive", archive_handler, timeout_seconds=300),
         }
         faults = None
         if self.config.faults_seed is not None:
