@@ -659,7 +659,7 @@ class _Builder:
 
     def _visits_sql(self) -> str:
         cols = [
-            "owner",
+            "arbitrary(owner) AS owner",  # sn numbers visits over all visitors
             "sn",
             "min(ts) AS t0",
             "max(ts) AS t1",
@@ -684,7 +684,7 @@ class _Builder:
                 "max(CASE WHEN NOT pv AND coalesce(interactive, TRUE) THEN 1 ELSE 0 END) = 0 "
                 "THEN 1 ELSE 0 END AS bounce"
             )
-        return f"SELECT {', '.join(cols)} FROM ev3 WHERE NOT eng GROUP BY owner, sn"
+        return f"SELECT {', '.join(cols)} FROM ev3 WHERE NOT eng GROUP BY sn"
 
     def _visits_ok_sql(self) -> str:
         tests = ["s_ok"] if self.first_event_filters else []
@@ -710,10 +710,10 @@ class _Builder:
             return "SELECT ev3.*, CAST(NULL AS BIGINT) AS nxt FROM ev3 WHERE NOT eng"
         assigned = (
             "SELECT ev3.* FROM ev3 WHERE NOT eng UNION ALL SELECT ev3.* FROM ev3 JOIN vis w "
-            f"ON w.owner = ev3.owner AND w.sn = ev3.sn WHERE ev3.eng AND ev3.ts <= w.t1 + {GAP_MS}"
+            f"ON w.sn = ev3.sn WHERE ev3.eng AND ev3.ts <= w.t1 + {GAP_MS}"
         )
         return (
-            "SELECT * FROM (SELECT t.*, lead(ts) OVER (PARTITION BY owner, sn ORDER BY ts, "
+            "SELECT * FROM (SELECT t.*, lead(ts) OVER (PARTITION BY sn ORDER BY ts, "
             f"{self.source.tie_break()}) AS nxt FROM ({assigned}) t) x WHERE NOT eng"
         )
 
@@ -724,7 +724,7 @@ class _Builder:
         join = bool(self.session_filters) or (
             self.ask.prop is not None and self.ask.prop.kind == SESSION
         )
-        frm = "tl e JOIN vis_ok v ON v.owner = e.owner AND v.sn = e.sn" if join else "tl e"
+        frm = "tl e JOIN vis_ok v ON v.sn = e.sn" if join else "tl e"
         where = " AND ".join(tests) if tests else "TRUE"
         return (
             f"SELECT e.owner, e.sn, e.d, e.ts, e.off, e.pv, e.nxt, {self._val()} AS val "
@@ -747,10 +747,7 @@ class _Builder:
         prop = self.ask.prop
         keep = "SELECT * FROM vis_ok"
         if self.event_filters:
-            keep = (
-                "SELECT vis_ok.* FROM vis_ok JOIN (SELECT DISTINCT owner, sn FROM me) m "
-                "ON m.owner = vis_ok.owner AND m.sn = vis_ok.sn"
-            )
+            keep = "SELECT vis_ok.* FROM vis_ok JOIN (SELECT DISTINCT sn FROM me) m ON m.sn = vis_ok.sn"
         if prop is None:
             return f"SELECT k.*, '' AS val FROM ({keep}) k"
         if prop.kind == SESSION:
@@ -758,8 +755,8 @@ class _Builder:
         if prop.kind == PAGE:
             return f"SELECT k.*, k.s_entry_page AS val FROM ({keep}) k"
         return (
-            f"SELECT k.*, m.val FROM ({keep}) k JOIN (SELECT DISTINCT owner, sn, val FROM me) m "
-            "ON m.owner = k.owner AND m.sn = k.sn"
+            f"SELECT k.*, m.val FROM ({keep}) k JOIN (SELECT DISTINCT sn, val FROM me) m "
+            "ON m.sn = k.sn"
         )
 
     def _visit_rows_sql(self) -> str:
@@ -791,8 +788,8 @@ class _Builder:
         return (
             f"SELECT e.owner, e.page, e.d, e.ts, e.off, {self._val(engagement=True)} AS val, "
             "greatest(0, least(coalesce(e.scroll_depth, 0), 100)) AS depth "
-            "FROM (SELECT * FROM ev3 WHERE eng) e JOIN vis_ok v ON v.owner = e.owner "
-            f"AND v.sn = e.sn WHERE {where}"
+            "FROM (SELECT * FROM ev3 WHERE eng) e JOIN vis_ok v ON v.sn = e.sn "
+            f"WHERE {where}"
         )
 
     def _sd_rows_sql(self) -> str:
