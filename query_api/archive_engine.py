@@ -470,7 +470,11 @@ class _Builder:
 
     def _carried(self) -> list[str]:
         """The columns that travel through the sort: what the visits and the rows need."""
-        cols = ["owner", "ts", "eng", "pv", "off", *self.carried_dims]
+        cols = ["owner", "ts", "pv", *self.carried_dims]
+        if self.engagement:  # otherwise every row is counted
+            cols.append("eng")
+        if not self._constant_offset():
+            cols.append("off")
         if self.source.ids:
             cols.append("event_id")
         if self.source.ordered:
@@ -488,6 +492,20 @@ class _Builder:
         if self.sd:
             cols.append("scroll_depth")
         return cols
+
+    def _constant_offset(self) -> str:
+        """The UTC offset when it is one number over the whole range (one zone, no DST change
+        in it): then it does not travel through the sort."""
+        pieces = self.zones.pieces
+        if len(pieces) == 1 and len(pieces[0][1]) == 1:
+            return str(pieces[0][1][0][1])
+        return "0" if not pieces else ""
+
+    def _constants(self) -> str:
+        """What the sort leaves out because it is the same on every row, put back after it."""
+        out = "" if self.engagement else "FALSE AS eng, "
+        offset = self._constant_offset()
+        return out + (f"{offset} AS off, " if offset else "")
 
     def _first_event_test(self) -> str:
         """An event's own values pass every session filter on a first-event dimension (a visit
@@ -559,7 +577,8 @@ class _Builder:
         counted event over 30 minutes after the visitor's previous counted event; `sn` numbers
         visits over all visitors. An event's copies (a retried or bisected batch wrote it twice)
         are identical rows, so they sit together in that order and are dropped there."""
-        key = f"owner, ts, eng, {self.source.tie_break()}"
+        eng = "eng, " if self.engagement else ""
+        key = f"owner, ts, {eng}{self.source.tie_break()}"
         if self.source.dialect == "duckdb":
             ordered = f"(SELECT * FROM kept ORDER BY {key})"
             first = "OVER ()"
@@ -568,7 +587,7 @@ class _Builder:
             first = f"OVER (ORDER BY {key})"
         same = f"coalesce(lag(owner) {first} = owner, FALSE)"
         ev2 = (
-            f"SELECT k.*, row_number() {first} AS rn, {same} AS same, "
+            f"SELECT k.*, {self._constants()}row_number() {first} AS rn, {same} AS same, "
             f"{self._copy(first)} AS copy, lag(ts) {first} AS pts FROM {ordered} k"
         )
         running = self._over("ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")

@@ -314,3 +314,36 @@ def test_a_file_is_read_without_event_ids_only_when_it_shares_no_instant_with_an
         "f": (70, 70),
     }
     assert _alone(spans) == {"c", "f"}  # a, b meet at 10; e holds d
+
+
+def test_a_zone_with_one_offset_over_the_range_counts_local_days(tmp_path: Path) -> None:
+    """Kolkata has no DST: its offset (+5:30) is one number, which the statement leaves out of
+    the sort and adds back; events still land on their local day and half-hour-shifted hour."""
+    tz = "Asia/Kolkata"
+    events = random_events(11, count=400, tz=tz)
+    files = write_with_duplicates(events, tmp_path, seed=5)
+    oracle = MultiOracle(events, tz)
+    site = Site(SITE, tz=tz)
+    filters, metrics = "visit:source!=Twitter", "visitors,pageviews,visits,bounce_rate"
+    q = parse.Query(
+        site, parse.DateRange(FIRST, LAST), parse.parse_filters(filters), tuple(metrics.split(","))
+    )
+    points = ArchiveEngine(site, files).timeseries(q, "day")
+    for point in points:
+        day = date.fromisoformat(str(point["date"]))
+        cell = oracle.answer(day, day, conds(filters), units="day").get("", {})
+        assert {m: point[m] for m in metrics.split(",")} == expect(cell, metrics), day
+    assert sum(int(p["pageviews"]) for p in points) > 0
+    day = date(2026, 10, 26)
+    q = parse.Query(
+        site, parse.DateRange(day, day), parse.parse_filters(filters), tuple(metrics.split(","))
+    )
+    hours = ArchiveEngine(site, files).timeseries(q, "hour")
+    assert [p["date"] for p in hours] == [
+        h.strftime("%Y-%m-%d %H:00:00") for h in local_hours(day, tz)
+    ]
+    for point, hour in zip(hours, local_hours(day, tz), strict=True):
+        only = hour.astimezone(UTC).isoformat()
+        cell = oracle.answer(day, day, conds(filters), units="hour", only=only).get("", {})
+        assert {m: point[m] for m in metrics.split(",")} == expect(cell, metrics), only
+    assert sum(int(p["pageviews"]) for p in hours) > 0
