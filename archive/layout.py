@@ -11,6 +11,10 @@ event's timestamp (`core.keys.bucket_label`), so a query reads the objects of it
 - `compact-<digest>.parquet`: compaction's merge of a day's objects (digest of the merged names).
 - `quarantine/<site>/<YYYY-MM-DD>/<name>`: an object that could not be read, moved aside.
 
+Every file holds an event id at most once, its rows sorted by (visitor_id, ts, event_id)
+(archive/parquet.py writes them so): the engine reads a file that shares no instant with another
+in row order, without event ids (decision 0028).
+
 Columns are the raw event's fields (core/events.py) minus the correlation id (a request's, of
 use to logs only); the visitor id is the one the event counts under (ingest decides, decision
 0024); `previous_visitor_id` is kept for events stored before that, which the engine attributes
