@@ -556,7 +556,13 @@ class _Builder:
                 f"max(CASE WHEN {a} THEN 1 ELSE 0 END) = 1 AND "
                 f"max(CASE WHEN {b} THEN 1 ELSE 0 END) = 1"
             )
-        return f"{rows} WHERE owner IN ({owners})"
+        # each kept visitor as a number: the sort and the distinct counts then handle integers
+        # (sorting 4.4 M rows by a 16-character id took 1.15 GB at 10 M pageviews a month)
+        numbered = f"SELECT owner, row_number() OVER () AS oid FROM ({owners}) x"
+        others = ", ".join(c for c in cols if c != "owner")
+        return (
+            f"SELECT w.oid AS owner, {others} FROM ev1 JOIN ({numbered}) w ON w.owner = ev1.owner"
+        )
 
     def _over(self, frame: str = "") -> str:
         """A window over the events in (owner, ts, eng, event_id) order. DuckDB streams it over
