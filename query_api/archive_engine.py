@@ -529,25 +529,26 @@ class _Builder:
         return f"((NOT eng AND {counted}) OR (eng AND {eng}))"
 
     def _kept_sql(self) -> str:
-        """The events of the visitors who can count: with a filter that keeps something, only
-        a visitor with a counted event passing every first-event session filter (a kept visit
-        starts with one) and an event passing every event filter (a kept visit or engagement
-        event holds one). Exact for any filter; worth a second, narrow scan only when some
-        filter is positive (a negation keeps nearly everyone)."""
+        """The events of the visitors who can count, each visitor numbered. With a positive
+        filter, only a visitor with a counted event passing every first-event session filter (a
+        kept visit starts with one) and an event passing every event filter (a kept visit or
+        engagement event holds one): exact for any filter, but a negation keeps nearly everyone,
+        so then every visitor is kept. Numbers make the sort and the distinct counts handle
+        integers, not 16-character ids (sorting 4.4 M rows by id took 1.15 GB at 10 M pageviews
+        a month; an unfiltered 1 M breakdown with time on page: 4.9 s -> 3.8 s)."""
         day = f"CAST(floor((ts + off) / {DAY_MS}.0) AS BIGINT) AS d"
         cols = [*self._carried(), day]
         if self.first_event_filters:
             cols.append(f"{self._first_event_test()} AS sok")
-        rows = f"SELECT {', '.join(cols)} FROM ev1"
         positive = any(not f.negated for f in self.first_event_filters + self.event_filters)
-        if not positive:
-            return rows
         tests = []
-        if self.first_event_filters:
+        if positive and self.first_event_filters:
             tests.append(f"(NOT eng AND {self._first_event_test()})")
-        if self.event_filters:
+        if positive and self.event_filters:
             tests.append(self._event_test())
-        if len(tests) == 1:
+        if not positive:  # every visitor: numbered all the same
+            owners = "SELECT DISTINCT owner FROM ev1"
+        elif len(tests) == 1:
             owners = f"SELECT DISTINCT owner FROM ev1 WHERE {tests[0]}"
         else:
             a, b = tests
@@ -556,8 +557,6 @@ class _Builder:
                 f"max(CASE WHEN {a} THEN 1 ELSE 0 END) = 1 AND "
                 f"max(CASE WHEN {b} THEN 1 ELSE 0 END) = 1"
             )
-        # each kept visitor as a number: the sort and the distinct counts then handle integers
-        # (sorting 4.4 M rows by a 16-character id took 1.15 GB at 10 M pageviews a month)
         numbered = f"SELECT owner, row_number() OVER () AS oid FROM ({owners}) x"
         others = ", ".join(c for c in cols if c != "owner")
         return (
