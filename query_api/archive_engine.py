@@ -14,13 +14,15 @@ visits entering on the page.
 
 The SQL is one statement per question, standard enough for Trino (Athena) as well: window
 functions, `min_by`, `CASE`; user values are always parameters (`$n` for DuckDB, `?` in order
-for Trino), `*` wildcards become `LIKE` with `\\` escapes. Only two spellings differ: the source
-(`read_parquet` of local files, or the Glue table's partitions) and a prop lookup. `sql_for`
-gives the text and its parameters for either dialect.
+for Trino), `*` wildcards become `LIKE` with `\\` escapes. Three spellings differ: the source
+(`read_parquet` of local files, or the Glue table's partitions), a prop lookup, and the window
+order (DuckDB sorts once and streams `OVER ()` windows over the sorted rows; Trino orders each
+window by the row's position). `sql_for` gives the text and its parameters for either dialect.
 
 Files hold the query's days and one day on each side (a visit crossing midnight, the next event
 of a page's time on page); rows repeat across files (a retried or bisected batch), so every event
-id is read once.
+id is read once: by id where files overlap in time, by row order in a file alone in time.
+Speed (decision 0028): only visitors who can match are sorted, numbered as integers.
 """
 
 from __future__ import annotations
