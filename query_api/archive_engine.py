@@ -512,10 +512,15 @@ class _Builder:
     def _first_event_test(self) -> str:
         """An event's own values pass every session filter on a first-event dimension (a visit
         passes them when its first counted event does)."""
-        return " AND ".join(
-            _match_sql(f"NULLIF({f.prop.dimension}, '')", f, self.p)
-            for f in self.first_event_filters
-        )
+        tests = []
+        for f in self.first_event_filters:
+            dim = f.prop.dimension
+            if not f.negated and all(v and "*" not in v for v in f.values):
+                # the plain column, which DuckDB pushes into the Parquet scan ('' never matches)
+                tests.append(f"{dim} IN ({', '.join(self.p(v) for v in f.values)})")
+            else:
+                tests.append(_match_sql(f"NULLIF({dim}, '')", f, self.p))
+        return " AND ".join(tests)
 
     def _event_test(self) -> str:
         """An event matches every event filter (an engagement event by its own values)."""
