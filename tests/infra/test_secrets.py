@@ -228,9 +228,15 @@ def test_the_function_urls_are_public_and_invocable_only_through_a_function_url(
         assert permission["function_name"] == "${each.value.function_name}"
     permissions = [a for a in tf.blocks("resource") if a.startswith("aws_lambda_permission.")]
     assert sorted(permissions) == [
+        "aws_lambda_permission.compaction_schedule",
         "aws_lambda_permission.function_url",
         "aws_lambda_permission.invoked_via_function_url",
     ]
+    # The one other grant: EventBridge's hourly rule may invoke the archive function, nothing else
+    schedule = tf.resource("aws_lambda_permission.compaction_schedule")
+    assert schedule["principal"] == "events.amazonaws.com"
+    assert schedule["function_name"] == '${aws_lambda_function.this["archive"].function_name}'
+    assert schedule["source_arn"] == "${aws_cloudwatch_event_rule.compaction.arn}"
 
 
 # ---- the dependency graph ------------------------------------------------------------------------

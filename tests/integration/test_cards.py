@@ -9,6 +9,9 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 
 from tests.integration.stats_world import FIRST, LAST, SITE, World
 
@@ -35,8 +38,35 @@ def test_metric_row_shows_the_aggregate_and_marks_the_graphed_metric(world: Worl
     assert re.search(r'data-metric="visitors" aria-pressed="false"', fragment)
 
 
-def test_metric_row_explains_a_metric_the_filter_rules_out(world: World) -> None:
+@contextmanager
+def without_archive() -> Iterator[None]:
+    """The query function as deployed without an event archive: the counters alone answer."""
+    from query_api.app import app
+    from query_api.deps import deps, get_deps
+
+    app.dependency_overrides[deps] = lambda: replace(get_deps(), archive=None)
+    try:
+        yield
+    finally:
+        del app.dependency_overrides[deps]
+
+
+def test_metric_row_shows_visits_of_a_page_from_the_archive(world: World) -> None:
     fragment = card(world, "metrics", filters="event:page%3D%3D/blog")
+    visits = world.ok(
+        "/api/stats/aggregate", **RANGE, metrics="visits", filters="event:page==/blog"
+    )
+    assert visits["answered_from"] == "archive"
+    value = visits["results"]["visits"]["value"]
+    assert f'data-testid="metric-visits" data-value="{value}"' in fragment
+    assert "disabled" not in re.search(r'<[^>]*data-metric="visits"[^>]*>', fragment).group(0)  # type: ignore[union-attr]
+
+
+def test_without_an_archive_the_metric_row_explains_a_metric_the_filter_rules_out(
+    world: World,
+) -> None:
+    with without_archive():
+        fragment = card(world, "metrics", filters="event:page%3D%3D/blog")
     visits = re.search(r'data-metric="visits"[^>]*disabled title="([^"]+)"', fragment)
     assert visits and "is not kept per event:page value" in html.unescape(visits.group(1))
     assert 'data-testid="metric-visitors" data-value=' in fragment
@@ -60,8 +90,29 @@ def test_breakdown_rows_are_the_stats_rows_and_filter_buttons(world: World) -> N
     assert [html.unescape(f) for f, _ in buttons] == [f"visit:source=={r['source']}" for r in v1]
 
 
-def test_breakdown_card_says_why_it_cannot_be_filtered(world: World) -> None:
+def test_a_breakdown_card_filtered_by_another_property_shows_the_archives_rows(
+    world: World,
+) -> None:
     fragment = card(world, "breakdown", property="source", filters="event:page%3D%3D/blog")
+    v1 = world.ok(
+        "/api/v1/stats/breakdown",
+        period="custom",
+        date=CUSTOM,
+        property="visit:source",
+        filters="event:page==/blog",
+        limit="10",
+    )["results"]
+    assert v1, "the world has visits to /blog"
+    buttons = re.findall(r'data-filter="([^"]+)"[^>]*>([^<]+)</button>', fragment)
+    assert [html.unescape(label) for _, label in buttons] == [r["source"] for r in v1]
+    assert 'data-answered-from="archive"' in fragment and "data-unavailable" not in fragment
+
+
+def test_without_an_archive_the_breakdown_card_says_why_it_cannot_be_filtered(
+    world: World,
+) -> None:
+    with without_archive():
+        fragment = card(world, "breakdown", property="source", filters="event:page%3D%3D/blog")
     assert "data-unavailable" in fragment and "filtered by `event:page`" in html.unescape(fragment)
 
 

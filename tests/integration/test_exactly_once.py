@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +13,19 @@ from tests.integration.pipeline import Pipeline
 SITE = "exact.example"
 
 
+# Ingest's clock and the query's, pinned inside one minute: per-minute visitors counted on the
+# wall clock split a visitor over two minutes when the traffic crossed one (a flake, seen).
+SENT = datetime(2026, 3, 10, 12, 0, 20, tzinfo=UTC)
+
+
 @pytest.fixture()
-def pipeline(aws_env: dict[str, str]) -> Pipeline:
+def pipeline(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    import ingest.handler
+    from query_api.app import app
+    from query_api.deps import clock
+
+    monkeypatch.setattr(ingest.handler, "now", lambda: SENT)
+    monkeypatch.setitem(app.dependency_overrides, clock, lambda: SENT + timedelta(seconds=5))
     return Pipeline(aws_env)
 
 

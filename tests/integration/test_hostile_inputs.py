@@ -578,6 +578,7 @@ ADMIN_ROUTES = [
     ("GET", "/api/admin/sites/{domain}/shares"),
     ("POST", "/api/admin/sites/{domain}/shares"),
     ("DELETE", "/api/admin/sites/{domain}/shares/{share_id}"),
+    ("GET", "/api/admin/sites/{domain}/export"),
 ]
 ADMIN_BODIES = {
     "POST /api/admin/sites": _json({"domain": "new.example"}),
@@ -605,6 +606,8 @@ def _admin_cases() -> list[Case]:
             path = path.replace("{share_id}", "all")
             if template.endswith("/goals") and method == "DELETE":
                 path += "?goal=Signup"
+            if template.endswith("/export"):
+                path += "?from=2026-01-01&to=2026-01-02"
             body = ADMIN_BODIES.get(f"{method} {template}", b"")
             headers = {"content-type": "application/json"} if body else {}
             for auth, extra in [
@@ -729,6 +732,28 @@ SIGNED_IN: list[Case] = [
         stores_nothing=True,
         status=403,
     ),
+]
+
+EXPORT = "/api/admin/sites/{domain}/export"
+SIGNED_IN += [
+    Case(
+        f"export-{name}",
+        f"GET {EXPORT}",
+        f"{SITES}/{SITE}/export?{query}",
+        signed_in=True,
+        stores_nothing=True,
+    )
+    for name, query in [
+        ("format-traversal", "from=2026-01-01&to=2026-01-01&format=..%2F..%2Fetc%2Fpasswd"),
+        ("format-nul", "from=2026-01-01&to=2026-01-01&format=csv%00"),
+        ("from-invalid-utf8", "from=%ff%fe&to=2026-01-01"),
+        ("to-before-from", "from=2026-01-02&to=2026-01-01"),
+        ("ten-years", "from=2016-01-01&to=2026-01-01"),
+        ("year-zero", "from=0000-01-01&to=0000-01-02"),
+        ("february-30", "from=2026-02-30&to=2026-03-01"),
+        ("no-range", "format=csv"),
+        ("sql-quote", "from=2026-01-01'%3B--&to=2026-01-01"),
+    ]
 ]
 
 OTHER: list[Case] = [

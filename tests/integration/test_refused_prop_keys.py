@@ -1,11 +1,14 @@
-"""A breakdown or a filter on a prop key that a day (or a month) may have refused is a 400 that
-says why (decision 0017, README "Reading stats"): the key's counts are under "(other)" there. A
-key admitted in every such bucket answers exactly, and a range whose lists refused nothing
+"""A breakdown or a filter on a prop key that a day (or a month) may have refused: the counters
+cannot answer it (the key's counts are under "(other)" there, decision 0017), so the event archive
+does, exactly (decision 0031); without an archive it is a 400 that says why. A key admitted in
+every such bucket answers exactly from the counters, and a range whose lists refused nothing
 answers as before."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -64,7 +67,64 @@ def flooded(
     return read_key, set(flood) - day_list
 
 
-def test_a_breakdown_by_a_refused_prop_key_is_a_400_that_says_why(
+@pytest.fixture()
+def without_archive() -> Iterator[None]:
+    """The query function as deployed without an event archive: the counters alone answer."""
+    from query_api.app import app
+    from query_api.deps import deps, get_deps
+
+    app.dependency_overrides[deps] = lambda: replace(get_deps(), archive=None)
+    yield
+    del app.dependency_overrides[deps]
+
+
+def test_a_breakdown_by_a_refused_prop_key_is_answered_exactly_from_the_archive(
+    pipeline: Pipeline, flooded: tuple[str, set[str]]
+) -> None:
+    read_key, refused = flooded
+    key = sorted(refused)[0]
+    n = int(key.removeprefix("k"))  # flood key kN carried the value vN, once
+    status, body = ask(
+        pipeline,
+        read_key,
+        "/api/v1/stats/breakdown",
+        **one_day(DAY),
+        property=f"event:props:{key}",
+        metrics="visitors,events",
+    )
+    assert status == 200, body
+    assert body["results"] == [{key: f"v{n}", "visitors": 1, "events": 1}]
+    ours = ask(pipeline, read_key, "/api/stats/breakdown", **one_day(DAY), property=f"prop:{key}")
+    assert ours[0] == 200 and ours[1]["answered_from"] == "archive"
+    assert ours[1]["results"] == [{key: f"v{n}", "visitors": 1}]
+    # and a key never sent is simply empty: the archive knows it was not sent
+    status, body = ask(
+        pipeline, read_key, "/api/v1/stats/breakdown", **one_day(DAY), property="event:props:zz"
+    )
+    assert (status, body["results"]) == (200, [])
+
+
+def test_a_filter_on_a_refused_prop_key_is_answered_exactly_from_the_archive(
+    pipeline: Pipeline, flooded: tuple[str, set[str]]
+) -> None:
+    read_key, refused = flooded
+    key = sorted(refused)[0]
+    matching = 1 if key == "k1" else 0  # kN carried vN
+    day_events = 5 + 6  # `plan` five times, then one event per flood key
+    for negated, events in (("==", matching), ("!=", day_events - matching)):
+        status, body = ask(
+            pipeline,
+            read_key,
+            "/api/v1/stats/aggregate",
+            **one_day(DAY),
+            metrics="events",
+            filters=f"event:props:{key}{negated}v1",
+        )
+        assert status == 200 and body["results"]["events"]["value"] == events, body
+
+
+@pytest.mark.usefixtures("without_archive")
+def test_without_an_archive_a_breakdown_by_a_refused_prop_key_is_a_400_that_says_why(
     pipeline: Pipeline, flooded: tuple[str, set[str]]
 ) -> None:
     read_key, refused = flooded
@@ -91,7 +151,8 @@ def test_a_breakdown_by_a_refused_prop_key_is_a_400_that_says_why(
     assert status == 400 and REFUSED in body["error"]
 
 
-def test_a_filter_on_a_refused_prop_key_is_a_400_that_says_why(
+@pytest.mark.usefixtures("without_archive")
+def test_without_an_archive_a_filter_on_a_refused_prop_key_is_a_400_that_says_why(
     pipeline: Pipeline, flooded: tuple[str, set[str]]
 ) -> None:
     read_key, refused = flooded

@@ -3,13 +3,15 @@ multi-day traffic (through the real ingest, aggregator and query handlers)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from tests.faults import stored_events
-from tests.integration.stats_world import FIRST, LAST, TZ, World
+from tests.integration.stats_world import FIRST, LAST, SITE, TZ, World
 from tests.stats_oracle import StatsOracle, matcher, metric
 
 ALL = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events"
@@ -352,19 +354,6 @@ ERRORS = [
         "Session metric `bounce_rate` cannot be queried when using a filter on `event:goal`.",
     ),
     ({"filters": "visit:planet==Mars"}, "Invalid filter property 'visit:planet'."),
-    ({"filters": "visit:source==Google;event:page==/"}, "Filtering on two properties at once"),
-    (
-        {"filters": "event:page==/blog*"},
-        "Visitors of several `event:page` values cannot be added up exactly",
-    ),
-    (
-        {"filters": "visit:country!=DE"},
-        "Visitors with a negated `visit:country` filter cannot be counted exactly",
-    ),
-    (
-        {"metrics": "visits", "filters": "event:page==/"},
-        "Metric `visits` is not kept per event:page value.",
-    ),
 ]
 
 
@@ -392,14 +381,6 @@ BREAKDOWN_ERRORS = [
         {"property": "event:goal", "metrics": "visits"},
         "Session metric `visits` cannot be queried for breakdown by `event:goal`.",
     ),
-    (
-        {"property": "visit:source", "filters": "event:page==/"},
-        "A breakdown by `visit:source` filtered by `event:page`",
-    ),
-    (
-        {"property": "visit:source", "metrics": "events"},
-        "Metric `events` is not kept per visit:source value.",
-    ),
 ]
 
 
@@ -408,6 +389,69 @@ def test_invalid_breakdown_parameters_get_400_with_a_clear_message(
     world: World, params: dict[str, str], message: str
 ) -> None:
     status, body = world.get("/api/v1/stats/breakdown", **params)
+    assert status == 400 and body["error"].startswith(message), body
+
+
+# What the counters refuse (decision 0007) the planner sends to the archive (0031): a 200 from it
+# where there is one, and the counters' reason, a 400, where there is none.
+REFUSED_BY_THE_COUNTERS = [
+    (
+        "/api/v1/stats/aggregate",
+        {"filters": "visit:source==Google;event:page==/"},
+        "Filtering on two properties at once",
+    ),
+    (
+        "/api/v1/stats/aggregate",
+        {"filters": "event:page==/blog*"},
+        "Visitors of several `event:page` values cannot be added up exactly",
+    ),
+    (
+        "/api/v1/stats/aggregate",
+        {"filters": "visit:country!=DE"},
+        "Visitors with a negated `visit:country` filter cannot be counted exactly",
+    ),
+    (
+        "/api/v1/stats/aggregate",
+        {"metrics": "visits", "filters": "event:page==/"},
+        "Metric `visits` is not kept per event:page value.",
+    ),
+    (
+        "/api/v1/stats/breakdown",
+        {"property": "visit:source", "filters": "event:page==/"},
+        "A breakdown by `visit:source` filtered by `event:page`",
+    ),
+    (
+        "/api/v1/stats/breakdown",
+        {"property": "visit:source", "metrics": "events"},
+        "Metric `events` is not kept per visit:source value.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "message"), REFUSED_BY_THE_COUNTERS)
+def test_what_the_counters_refuse_the_archive_answers(
+    world: World, path: str, params: dict[str, str], message: str
+) -> None:
+    response = world.pipeline.get(
+        path + "?" + "&".join(f"{k}={quote(v)}" for k, v in {"site_id": SITE, **params}.items()),
+        world.key,
+    )
+    assert response.status == 200, response.body
+    assert response.headers["x-liveinsight-answered-from"] == "archive"
+
+
+@pytest.mark.parametrize(("path", "params", "message"), REFUSED_BY_THE_COUNTERS)
+def test_without_an_archive_the_counters_refusal_is_a_400_with_its_reason(
+    world: World, path: str, params: dict[str, str], message: str
+) -> None:
+    from query_api.app import app
+    from query_api.deps import deps, get_deps
+
+    app.dependency_overrides[deps] = lambda: replace(get_deps(), archive=None)
+    try:
+        status, body = world.get(path, **params)
+    finally:
+        del app.dependency_overrides[deps]
     assert status == 400 and body["error"].startswith(message), body
 
 
