@@ -354,6 +354,9 @@ def compile_bytecode(target: Path) -> None:
         raise PackagingError("compileall failed")
 
 
+LARGE_FILE = 8 * MB  # compressed at a faster level: a few % larger, a third of the time
+
+
 def write_zip(source: Path, destination: Path) -> int:
     """A reproducible zip of `source`; returns the unzipped size."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -366,7 +369,8 @@ def write_zip(source: Path, destination: Path) -> int:
             info.compress_type = zipfile.ZIP_DEFLATED
             data = path.read_bytes()
             unzipped += len(data)
-            archive.writestr(info, data, compresslevel=9)
+            # DuckDB's 60 MB library: level 9 takes 6.2 s for 19.0 MB, level 6 2.0 s for 20.0 MB
+            archive.writestr(info, data, compresslevel=9 if len(data) < LARGE_FILE else 6)
     tmp.replace(destination)
     return unzipped
 
