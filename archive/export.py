@@ -1,8 +1,10 @@
 """Raw events of a site's days out of the archive, as Parquet or CSV (`liveinsight export`, the
 admin export endpoint).
 
-Each event once (de-duplicated by id), in time order, with the archive's columns (archive/
-layout.py): no IP address or user agent exists in them to leak. Parquet is the archive's own
+Each event once (de-duplicated by id), in time order, with the archive's event columns (archive/
+layout.py; not the derived `visitor_key`, the engine's number for `visitor_id`, which says
+nothing more and which files written before it lack): no IP address or user agent exists in
+them to leak. Parquet is the archive's own
 types; CSV has a header, props as JSON text, and a text cell that a spreadsheet would run as a
 formula written with a leading `'`, as the dashboard's CSVs do (OWASP: CSV injection).
 """
@@ -15,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from archive import parquet
-from archive.layout import COLUMNS
+from archive.layout import EVENT_COLUMNS
 from archive.store import ArchiveStore
 
 FORMATS = ("parquet", "csv")
@@ -44,9 +46,9 @@ def _quoted(text: str | Path) -> str:
 def _source(files: list[Path]) -> str:
     """The days' events, each id once, in time order; no files: none, with the same columns."""
     if not files:
-        empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in COLUMNS)
+        empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in EVENT_COLUMNS)
         return f"SELECT {empty} WHERE false"
-    names = ", ".join(name for name, _ in COLUMNS)
+    names = ", ".join(name for name, _ in EVENT_COLUMNS)
     listed = "[" + ", ".join(_quoted(f) for f in files) + "]"
     return (
         f"SELECT {names} FROM read_parquet({listed}) "
@@ -57,7 +59,7 @@ def _source(files: list[Path]) -> str:
 
 def _csv_columns() -> str:
     columns = []
-    for name, kind in COLUMNS:
+    for name, kind in EVENT_COLUMNS:
         if name == "props":
             columns.append("CAST(to_json(props) AS VARCHAR) AS props")
         elif kind == "VARCHAR":

@@ -39,6 +39,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("ts", "BIGINT"),  # server receive time, epoch milliseconds (UTC)
     ("name", "VARCHAR"),
     ("visitor_id", "VARCHAR"),
+    # visitor_id as a number (derived, `visitor_key_sql`): the engine sorts, partitions and
+    # counts visitors by it, a stored integer being ~14x cheaper to scan than the id decoded
+    # (decision 0028). Files written before it lack it; compaction adds it.
+    ("visitor_key", "UBIGINT"),
     ("tz", "VARCHAR"),
     ("previous_visitor_id", "VARCHAR"),
     ("hostname", "VARCHAR"),
@@ -65,6 +69,23 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("engaged_ms", "BIGINT"),  # NULL: not sent
 )
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+# Columns computed from the others when a file is written, not fields of an event: a reader of
+# events ignores them, and a file without them is still an archive file.
+DERIVED = ("visitor_key",)
+EVENT_COLUMNS = tuple((name, kind) for name, kind in COLUMNS if name not in DERIVED)
+EVENT_COLUMN_NAMES = tuple(name for name, _ in EVENT_COLUMNS)
+
+
+def visitor_key_sql(column: str = "visitor_id") -> str:
+    """DuckDB SQL for a visitor id's key: the id's 64-bit number when it is 16 lowercase hex
+    digits (ingest's BLAKE2b ids: one key per id), else the first 16 hex digits of the id's MD5
+    (md5 is the same in every DuckDB version; DuckDB's hash() is not). Two ids share a key only
+    if an MD5 prefix meets another id's 64 bits: about 1 in 10^7 for a million visitors a day."""
+    return (
+        f"CAST('0x' || CASE WHEN regexp_full_match({column}, '[0-9a-f]{{16}}') THEN {column} "
+        f"ELSE md5({column})[1:16] END AS UBIGINT)"
+    )
+
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 

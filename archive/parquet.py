@@ -19,7 +19,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from archive.layout import COLUMN_NAMES, COLUMNS
+from archive.layout import (
+    COLUMN_NAMES,
+    COLUMNS,
+    DERIVED,
+    EVENT_COLUMN_NAMES,
+    EVENT_COLUMNS,
+    visitor_key_sql,
+)
 from core.events import RawEvent
 
 SORT = "visitor_id, ts, event_id"
@@ -58,11 +65,19 @@ def connect() -> Any:
 
 def _row(event: RawEvent) -> dict[str, Any]:
     values = asdict(event)
-    return {name: values[name] if values[name] is not None else None for name in COLUMN_NAMES}
+    return {name: values[name] if values[name] is not None else None for name in EVENT_COLUMN_NAMES}
 
 
 def _columns_sql() -> str:
-    return "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in COLUMNS) + "}"
+    return "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in EVENT_COLUMNS) + "}"
+
+
+def _selected() -> str:
+    """The file's columns in layout order, the derived ones computed from the event's."""
+    return ", ".join(
+        f"{visitor_key_sql()} AS visitor_key" if name == "visitor_key" else name
+        for name in COLUMN_NAMES
+    )
 
 
 def _quoted(path: str | Path) -> str:
@@ -86,7 +101,7 @@ def write_events(events: Iterable[RawEvent], path: str | Path, con: Any | None =
                 out.write("\n")
                 count += 1
         con.execute(
-            f"COPY (SELECT {', '.join(COLUMN_NAMES)} FROM read_json({_quoted(source)}, "
+            f"COPY (SELECT {_selected()} FROM read_json({_quoted(source)}, "
             f"format='newline_delimited', columns={_columns_sql()}) ORDER BY {SORT}) "
             f"TO {_quoted(path)} ({PARQUET_OPTIONS})"
         )
@@ -94,11 +109,14 @@ def write_events(events: Iterable[RawEvent], path: str | Path, con: Any | None =
 
 
 def merge_files(sources: Sequence[str | Path], path: str | Path, con: Any | None = None) -> int:
-    """One Parquet file of the sources' events, each event id once; returns its row count."""
+    """One Parquet file of the sources' events, each event id once; returns its row count.
+    Derived columns are computed afresh from the event's columns, never read: a merge gives
+    files written before them those columns (DuckDB reads the named columns of files that
+    differ in others)."""
     con = con or connect()
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
     con.execute(
-        f"COPY (SELECT {', '.join(COLUMN_NAMES)} FROM read_parquet({files}) "
+        f"COPY (SELECT {_selected()} FROM read_parquet({files}) "
         f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         f"ORDER BY {SORT}) TO {_quoted(path)} ({PARQUET_OPTIONS})"
     )
@@ -113,13 +131,13 @@ def read_events(sources: Sequence[str | Path], con: Any | None = None) -> list[R
     con = con or connect()
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
     cursor = con.execute(
-        f"SELECT {', '.join(COLUMN_NAMES)} FROM read_parquet({files}) "
+        f"SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM read_parquet({files}) "
         f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         f"ORDER BY ts, event_id"
     )
     out = []
     for row in cursor.fetchall():
-        values = dict(zip(COLUMN_NAMES, row, strict=True))
+        values = dict(zip(EVENT_COLUMN_NAMES, row, strict=True))
         values["props"] = dict(values["props"] or {})
         values["previous_visitor_id"] = values["previous_visitor_id"] or None
         out.append(RawEvent(**values))
@@ -128,7 +146,8 @@ def read_events(sources: Sequence[str | Path], con: Any | None = None) -> list[R
 
 def schema_problem(path: str | Path, con: Any | None = None) -> str | None:
     """Why the file is not an archive file (unreadable, or a column missing or of another type),
-    or None. Reads the footer and the event ids, the column every reader needs."""
+    or None. Reads the footer and the event ids, the column every reader needs. A derived
+    column may be missing (a file written before it), not of another type."""
     con = con or connect()
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_quoted(path)})").fetchall()
@@ -137,6 +156,8 @@ def schema_problem(path: str | Path, con: Any | None = None) -> str | None:
         return f"unreadable: {exc}"
     types = {row[0]: row[1] for row in described}
     for name, kind in COLUMNS:
+        if name in DERIVED and name not in types:
+            continue
         if types.get(name) != kind:
             return f"column {name}: {types.get(name) or 'missing'}, not {kind}"
     return None

@@ -41,7 +41,8 @@ from archive.parquet import PARQUET_OPTIONS, SORT
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "bench-archive"
-GENERATOR_VERSION = 2  # bump when the generated shape changes: cached archives are remade
+GENERATOR_VERSION = 3  # bump when the generated shape changes: cached archives are remade
+# (3: the visitor_key column)
 SITE = "archive-bench.example"
 TZ = "America/New_York"
 LAST_DAY = date(2026, 11, 30)  # the query's last day; fixed, so nothing depends on today
@@ -125,7 +126,7 @@ def generate_day(con: Any, day: date, visits: int, seed: int, path: Path) -> int
     )
     columns = ", ".join(layout.COLUMN_NAMES)
     common = (
-        f"'{SITE}' AS site, visitor_id, '{TZ}' AS tz, '' AS previous_visitor_id, "
+        f"'{SITE}' AS site, visitor_id, {layout.visitor_key_sql()} AS visitor_key, '{TZ}' AS tz, '' AS previous_visitor_id, "
         "'archive-bench.example' AS hostname, "
         "CASE WHEN p = 0 THEN '/' ELSE '/docs/page-' || p END AS page, "
         "CASE WHEN source = '' THEN '' ELSE 'https://' || lower(replace(source, ' ', '')) "

@@ -185,6 +185,9 @@ class Source:
     # by (visitor_id, ts, event_id) as the writers sort: no copies, and a file's row number
     # orders a visitor's events at one instant as their ids do, so their ids are not read
     ordered: tuple[str, ...] = ()
+    # DuckDB: every file holds `visitor_key` (archive/layout.py), the visitor id as a number:
+    # visitors are read, sorted and counted as those numbers, without decoding the ids
+    keyed: bool = False
     site: str = ""
     first_day: str = ""  # Trino: the partitions (site-local days) to read
     last_day: str = ""
@@ -354,15 +357,14 @@ class _Builder:
             for d in self.session_dims
             if d in SESSION_COLUMNS and ask.prop is not None and ask.prop.dimension == d
         ]
+        # owners as the files' visitor keys; attribution (heirs) decides owners from the ids
+        self.keyed = source.keyed and not heirs
 
     # -- pieces -----------------------------------------------------------------------------
 
     def _columns(self) -> list[str]:
-        cols = (
-            ["event_id", "ts", "name", "visitor_id"]
-            if self.source.ids
-            else ["ts", "name", "visitor_id"]
-        )
+        visitor = "visitor_key" if self.keyed else "visitor_id"
+        cols = ["event_id", "ts", "name", visitor] if self.source.ids else ["ts", "name", visitor]
         if len(self.zones.pieces) > 1:  # one zone: its offsets need no column
             cols.append("tz")
         if self.heirs:
@@ -440,7 +442,8 @@ class _Builder:
                 "FROM src LEFT JOIN attr ON attr.event_id = src.event_id"
             )
         else:
-            owned = "SELECT src.*, visitor_id AS owner FROM src"
+            visitor = "visitor_key" if self.keyed else "visitor_id"
+            owned = f"SELECT src.*, {visitor} AS owner FROM src"
         ctes.append(
             (
                 "ev1",
@@ -542,7 +545,8 @@ class _Builder:
         engagement event holds one): exact for any filter, but a negation keeps nearly everyone,
         so then every visitor is kept. Numbers make the sort and the distinct counts handle
         integers, not 16-character ids (sorting 4.4 M rows by id took 1.15 GB at 10 M pageviews
-        a month; an unfiltered 1 M breakdown with time on page: 4.9 s -> 3.8 s)."""
+        a month; an unfiltered 1 M breakdown with time on page: 4.9 s -> 3.8 s). Files with
+        visitor keys give those numbers as stored: nothing to number, nothing to join."""
         day = f"CAST(floor((ts + off) / {DAY_MS}.0) AS BIGINT) AS d"
         cols = [*self._carried(), day]
         if self.first_event_filters:
@@ -564,8 +568,12 @@ class _Builder:
                 f"max(CASE WHEN {a} THEN 1 ELSE 0 END) = 1 AND "
                 f"max(CASE WHEN {b} THEN 1 ELSE 0 END) = 1"
             )
-        numbered = f"SELECT owner, row_number() OVER () AS oid FROM ({owners}) x"
         others = ", ".join(c for c in cols if c != "owner")
+        if self.keyed:
+            if not positive:
+                return f"SELECT owner, {others} FROM ev1"
+            return f"SELECT owner, {others} FROM ev1 WHERE owner IN ({owners})"
+        numbered = f"SELECT owner, row_number() OVER () AS oid FROM ({owners}) x"
         return (
             f"SELECT w.oid AS owner, {others} FROM ev1 JOIN ({numbered}) w ON w.owner = ev1.owner"
         )
@@ -884,7 +892,8 @@ class ArchiveEngine:
         """The files' time zones, whether any event names a previous visitor id, and the
         source: the files that share no instant with another (Parquet statistics of `ts`) are
         read in row order without event ids, unless previous ids make owners differ from
-        `visitor_id` (the order the files are sorted in)."""
+        `visitor_id` (the order the files are sorted in); and whether every file holds visitor
+        keys (files written before them do not, until compaction merges them)."""
         if self._facts is None:
             files = list(self.files)
             stats = self.con.execute(
@@ -914,10 +923,18 @@ class ArchiveEngine:
                 ).fetchall()
             ) or (self.site.tz,)
             alone = set() if heirs else _alone(spans)
+            keyed = {
+                str(r[0])
+                for r in self.con.execute(
+                    "SELECT DISTINCT file_name FROM parquet_schema($1) WHERE name = 'visitor_key'",
+                    [files],
+                ).fetchall()
+            }
             source = Source(
                 "duckdb",
                 tuple(f for f in self.files if f not in alone),
                 ordered=tuple(f for f in self.files if f in alone),
+                keyed=all(f in keyed for f in files),
             )
             self._facts = (tzs, heirs, source)
         return self._facts

@@ -19,6 +19,8 @@ locals {
     { name = "ts", type = "bigint" },
     { name = "name", type = "string" },
     { name = "visitor_id", type = "string" },
+    # UBIGINT (Parquet UINT_64): Hive has no unsigned type; Spark and Trino map it to this
+    { name = "visitor_key", type = "decimal(20,0)" },
     { name = "tz", type = "string" },
     { name = "previous_visitor_id", type = "string" },
     { name = "hostname", type = "string" },

@@ -23,6 +23,7 @@ QUARANTINE_OBJECTS = "${aws_s3_bucket.archive.arn}/${local.quarantine_prefix}*"
 HIVE_TYPES = {
     "VARCHAR": "string",
     "BIGINT": "bigint",
+    "UBIGINT": "decimal(20,0)",  # Hive has no unsigned type (Parquet UINT_64, as Spark reads it)
     "INTEGER": "int",
     "BOOLEAN": "boolean",
     "MAP(VARCHAR, VARCHAR)": "map<string,string>",
