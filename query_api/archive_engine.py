@@ -37,7 +37,8 @@ from zoneinfo import ZoneInfo
 
 from core.keys import Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
-from query_api.counters import segments_of
+from core.vocabulary import SESSION_DIMENSIONS
+from query_api.counters import local_hours, segments_of
 from query_api.metrics import Number, change, compute
 from query_api.parse import (
     CONVERSION_RATE,
@@ -300,21 +301,8 @@ def _offsets(tz: str, lo: datetime, hi: datetime) -> tuple[tuple[int | None, int
     return tuple(pieces)
 
 
-SESSION_COLUMNS = (
-    "source",
-    "referrer",
-    "utm_medium",
-    "utm_source",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "device",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "country",
-)
+# the session dimensions stored as columns (entry and exit pages are the visit's pages)
+SESSION_COLUMNS = SESSION_DIMENSIONS
 
 
 class _Builder:
@@ -1071,16 +1059,11 @@ def _points(span: DateRange, interval: str, tz: str) -> list[tuple[str, list[int
     """Each point's label and the units it adds up."""
     if interval == "hour":
         zone = _zone(tz)
-        out = []
-        for day in span.each_day():
-            start = datetime.combine(day, time(), zone).astimezone(UTC)
-            end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
-            cursor = start
-            while cursor < end:
-                label = cursor.astimezone(zone).strftime("%Y-%m-%d %H:00:00")
-                out.append((label, [int(cursor.timestamp() * 1000)]))
-                cursor += timedelta(hours=1)
-        return out
+        return [
+            (hour.astimezone(zone).strftime("%Y-%m-%d %H:00:00"), [int(hour.timestamp() * 1000)])
+            for day in span.each_day()
+            for hour in local_hours(day, zone)
+        ]
     if interval == "day":
         return [(d.isoformat(), [_day_number(d)]) for d in span.each_day()]
     months: dict[str, list[int]] = {}

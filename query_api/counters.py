@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from core import keys, vocabulary
@@ -427,13 +427,12 @@ class CounterEngine:
         out: list[dict[str, Number | str]] = []
         for day in query.span.each_day():
             start = datetime(day.year, day.month, day.day, tzinfo=tz)
-            end = start + timedelta(days=1)
             if start.utcoffset() and start.utcoffset() % timedelta(hours=1):  # type: ignore[operator]
                 raise not_exact(
                     f"The site's time zone {self.site.tz} is not a whole number of hours from UTC; "
                     "hourly figures are kept per UTC hour. Use `interval=day`."
                 )
-            hours = _utc_hours(start, end)
+            hours = [(h.astimezone(tz), h.strftime("%Y-%m-%dT%H")) for h in local_hours(day, tz)]
             buckets = self.source.buckets(
                 TOTALS, Segment(Granularity.HOUR, hours[0][1], hours[-1][1])
             )
@@ -502,10 +501,13 @@ def _slots(span: DateRange, interval: str) -> Iterator[tuple[str, DateRange]]:
         yield day.isoformat(), DateRange(day, day)
 
 
-def _utc_hours(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
+def local_hours(day: date, zone: ZoneInfo) -> list[datetime]:
+    """The UTC instants at which the hours of a local day start: 23, 24 or 25 of them (the
+    counters' hourly buckets and the archive engine's hourly points)."""
+    cursor = datetime.combine(day, time(), zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
     hours = []
-    cursor = start.astimezone(UTC)
-    while cursor < end.astimezone(UTC):
-        hours.append((cursor.astimezone(start.tzinfo), cursor.strftime("%Y-%m-%dT%H")))
+    while cursor < end:
+        hours.append(cursor)
         cursor += timedelta(hours=1)
     return hours
