@@ -3,6 +3,8 @@ the local stack's copy of the bucket on disk (decision 0027)."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,3 +121,37 @@ def test_the_bucket_is_kept_on_disk_and_restored(store: ArchiveStore, tmp_path: 
     assert read_events(
         fresh.local_files("shop.example", "2026-03-10", "2026-03-10")
     ) == read_events(store.local_files("shop.example", "2026-03-10", "2026-03-10"))
+
+
+def test_compacting_objects_written_before_visitor_keys_gives_the_day_its_keys(
+    store: ArchiveStore, tmp_path: Path
+) -> None:
+    """Objects written before the `visitor_key` column (decision 0028) are merged, not
+    quarantined, and the compact object holds every visitor's key."""
+    from archive.compact import compact_day
+    from archive.parquet import connect, write_events
+
+    con = connect()
+    hex_id = "00ff00ff00ff00ff"
+    for part in range(2):
+        events = [event(2 * n + part, ts=JAN_9, site="old.example", tz="UTC") for n in range(3)]
+        events[0] = replace(events[0], visitor_id=hex_id)
+        fresh, old = tmp_path / f"fresh-{part}.parquet", tmp_path / f"old-{part}.parquet"
+        write_events(events, fresh)
+        con.execute(
+            f"COPY (SELECT * EXCLUDE (visitor_key) FROM read_parquet('{fresh}')) TO '{old}' "
+            "(FORMAT parquet)"
+        )
+        store.put_file(layout.ObjectKey("old.example", "2026-01-09", f"part-{part}.parquet"), old)
+
+    done = compact_day(store, "old.example", "2026-01-09")
+
+    assert done.written and not done.quarantined and done.events == 6
+    merged = tmp_path / "merged.parquet"
+    store.download(done.written, merged)
+    keys = dict(
+        con.execute(f"SELECT visitor_id, visitor_key FROM read_parquet('{merged}')").fetchall()
+    )
+    md5 = {v: int(hashlib.md5(v.encode()).hexdigest()[:16], 16) for v in ("v0", "v1", "v2")}
+    assert keys == {hex_id: 0x00FF00FF00FF00FF, **{v: k for v, k in md5.items() if v in keys}}
+    assert len(keys) >= 3
