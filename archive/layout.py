@@ -18,7 +18,8 @@ in row order, without event ids (decision 0028).
 Columns are the raw event's fields (core/events.py) minus the correlation id (a request's, of
 use to logs only); the visitor id is the one the event counts under (ingest decides, decision
 0024); `previous_visitor_id` is kept for events stored before that, which the engine attributes
-as the counters do.
+as the counters do. One column is derived, not an event field (DERIVED): `visitor_key`, the
+visitor id as a number, computed by whoever writes a file (writer, compaction).
 """
 
 from __future__ import annotations
