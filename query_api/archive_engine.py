@@ -39,7 +39,7 @@ from core.keys import Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from core.vocabulary import SESSION_DIMENSIONS
 from query_api.counters import local_hours, segments_of
-from query_api.metrics import Number, change, compute
+from query_api.metrics import Number, compared, compute
 from query_api.parse import (
     CONVERSION_RATE,
     GOAL,
@@ -358,17 +358,18 @@ class _Builder:
         if self.heirs:
             cols.append("previous_visitor_id")
         cols += [d for d in self.session_dims if d in SESSION_COLUMNS]
-        if self.uses_page:
-            cols.append("page")
-        if self.uses_hostname:
-            cols.append("hostname")
-        if self.uses_props:
-            cols.append("props")
-        if self.uses_interactive:
-            cols.append("interactive")
-        if self.sd:
-            cols.append("scroll_depth")
-        return cols
+        return cols + self._event_columns()
+
+    def _event_columns(self) -> list[str]:
+        """The event columns a question reads, and carries through the sort."""
+        wanted = (
+            (self.uses_page, "page"),
+            (self.uses_hostname, "hostname"),
+            (self.uses_props, "props"),
+            (self.uses_interactive, "interactive"),
+            (self.sd, "scroll_depth"),
+        )
+        return [column for used, column in wanted if used]
 
     def event_value(self, prop: Property, engagement: bool = False) -> str:
         """An event's value of an event property, NULL when it has none. An engagement event
@@ -474,17 +475,7 @@ class _Builder:
             cols.append("frn")
         if self.uses_name:
             cols.append("name")
-        if self.uses_page:
-            cols.append("page")
-        if self.uses_hostname:
-            cols.append("hostname")
-        if self.uses_props:
-            cols.append("props")
-        if self.uses_interactive:
-            cols.append("interactive")
-        if self.sd:
-            cols.append("scroll_depth")
-        return cols
+        return cols + self._event_columns()
 
     def _constant_offset(self) -> str:
         """The UTC offset when it is one number over the whole range (one zone, no DST change
@@ -978,13 +969,8 @@ class ArchiveEngine:
 
     def aggregate(self, query: Query, compare: bool = False) -> dict[str, dict[str, Number | None]]:
         current = self._aggregate_values(query, query.span)
-        if not compare:
-            return {m: {"value": v} for m, v in current.items()}
-        previous = self._aggregate_values(query, previous_period(query.span))
-        return {
-            m: {"value": v, "comparison_value": previous[m], "change": change(m, v, previous[m])}
-            for m, v in current.items()
-        }
+        previous = self._aggregate_values(query, previous_period(query.span)) if compare else None
+        return compared(current, previous)
 
     def _aggregate_values(self, query: Query, span: DateRange) -> dict[str, Number]:
         row = _sum(self._totals(query.filters, query.metrics, span, "").values())

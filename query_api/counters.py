@@ -29,7 +29,7 @@ from core import keys, vocabulary
 from core.keys import OTHER, TOTALS, Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from query_api.errors import BadRequest
-from query_api.metrics import NEEDS, Cell, Number, change, compute
+from query_api.metrics import NEEDS, Cell, Number, compared, compute
 from query_api.parse import (
     CONVERSION_RATE,
     GOAL,
@@ -383,13 +383,8 @@ class CounterEngine:
 
     def aggregate(self, query: Query, compare: bool = False) -> dict[str, dict[str, Number | None]]:
         current = self._aggregate_values(query, query.span)
-        if not compare:
-            return {m: {"value": v} for m, v in current.items()}
-        previous = self._aggregate_values(query, previous_period(query.span))
-        return {
-            m: {"value": v, "comparison_value": previous[m], "change": change(m, v, previous[m])}
-            for m, v in current.items()
-        }
+        previous = self._aggregate_values(query, previous_period(query.span)) if compare else None
+        return compared(current, previous)
 
     def _aggregate_values(self, query: Query, span: DateRange) -> dict[str, Number]:
         segments = segments_of(span)

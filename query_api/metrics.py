@@ -64,3 +64,15 @@ def change(metric: str, value: Number, previous: Number) -> Number | None:
     if previous == 0:
         return 100 if value else 0
     return round(100 * (value - previous) / previous)
+
+
+def compared(
+    current: dict[str, Number], previous: dict[str, Number] | None
+) -> dict[str, dict[str, Number | None]]:
+    """An aggregate's values, each with its previous period's value and change when compared."""
+    if previous is None:
+        return {m: {"value": v} for m, v in current.items()}
+    return {
+        m: {"value": v, "comparison_value": previous[m], "change": change(m, v, previous[m])}
+        for m, v in current.items()
+    }

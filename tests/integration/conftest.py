@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -81,3 +82,15 @@ def stream(aws_env: dict[str, str]) -> dict[str, Any]:
         "table": aws_env["events"],
         "arn": tables.stream_arn(ddb, aws_env["events"]),
     }
+
+
+@pytest.fixture()
+def without_archive() -> Iterator[None]:
+    """The query function as deployed without an event archive: the counters alone answer, and
+    what they refuse is the caller's 400 (decision 0031)."""
+    from query_api.app import app
+    from query_api.deps import deps, get_deps
+
+    app.dependency_overrides[deps] = lambda: replace(get_deps(), archive=None)
+    yield
+    del app.dependency_overrides[deps]

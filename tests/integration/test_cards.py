@@ -9,9 +9,8 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+
+import pytest
 
 from tests.integration.stats_world import FIRST, LAST, SITE, World
 
@@ -38,19 +37,6 @@ def test_metric_row_shows_the_aggregate_and_marks_the_graphed_metric(world: Worl
     assert re.search(r'data-metric="visitors" aria-pressed="false"', fragment)
 
 
-@contextmanager
-def without_archive() -> Iterator[None]:
-    """The query function as deployed without an event archive: the counters alone answer."""
-    from query_api.app import app
-    from query_api.deps import deps, get_deps
-
-    app.dependency_overrides[deps] = lambda: replace(get_deps(), archive=None)
-    try:
-        yield
-    finally:
-        del app.dependency_overrides[deps]
-
-
 def test_metric_row_shows_visits_of_a_page_from_the_archive(world: World) -> None:
     fragment = card(world, "metrics", filters="event:page%3D%3D/blog")
     visits = world.ok(
@@ -62,11 +48,11 @@ def test_metric_row_shows_visits_of_a_page_from_the_archive(world: World) -> Non
     assert "disabled" not in re.search(r'<[^>]*data-metric="visits"[^>]*>', fragment).group(0)  # type: ignore[union-attr]
 
 
+@pytest.mark.usefixtures("without_archive")
 def test_without_an_archive_the_metric_row_explains_a_metric_the_filter_rules_out(
     world: World,
 ) -> None:
-    with without_archive():
-        fragment = card(world, "metrics", filters="event:page%3D%3D/blog")
+    fragment = card(world, "metrics", filters="event:page%3D%3D/blog")
     visits = re.search(r'data-metric="visits"[^>]*disabled title="([^"]+)"', fragment)
     assert visits and "is not kept per event:page value" in html.unescape(visits.group(1))
     assert 'data-testid="metric-visitors" data-value=' in fragment
@@ -108,11 +94,11 @@ def test_a_breakdown_card_filtered_by_another_property_shows_the_archives_rows(
     assert 'data-answered-from="archive"' in fragment and "data-unavailable" not in fragment
 
 
+@pytest.mark.usefixtures("without_archive")
 def test_without_an_archive_the_breakdown_card_says_why_it_cannot_be_filtered(
     world: World,
 ) -> None:
-    with without_archive():
-        fragment = card(world, "breakdown", property="source", filters="event:page%3D%3D/blog")
+    fragment = card(world, "breakdown", property="source", filters="event:page%3D%3D/blog")
     assert "data-unavailable" in fragment and "filtered by `event:page`" in html.unescape(fragment)
 
 

@@ -70,8 +70,10 @@ def test_engagement_keeps_scroll_depth_and_engaged_time_and_feeds_time_on_page(
 ) -> None:
     # Given a pageview, and the tracker's engagement event for it 12 s later
     key = pipeline.add_site(SITE)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    set_clock(start + timedelta(seconds=13))  # "today" is their day, even a minute after midnight
+    # Both events and "today" inside one day, pinned: taken from the wall clock, the two events
+    # straddled midnight when the suite ran just before it (make test-dates found it twice)
+    start = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    set_clock(start + timedelta(seconds=13))
     monkeypatch.setattr(ingest.handler, "now", lambda: start)
     assert pipeline.send({"n": "pageview", "v": 36, "u": PAGE, "d": SITE, "r": None}).status == 202
     monkeypatch.setattr(ingest.handler, "now", lambda: start + timedelta(seconds=12))

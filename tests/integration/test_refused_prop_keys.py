@@ -7,8 +7,6 @@ answers as before."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -65,17 +63,6 @@ def flooded(
     day_list = lists[(SITE, next(g for (_, g, b) in lists if b == DAY), DAY)]
     assert "plan" in day_list and len(day_list) == 3
     return read_key, set(flood) - day_list
-
-
-@pytest.fixture()
-def without_archive() -> Iterator[None]:
-    """The query function as deployed without an event archive: the counters alone answer."""
-    from query_api.app import app
-    from query_api.deps import deps, get_deps
-
-    app.dependency_overrides[deps] = lambda: replace(get_deps(), archive=None)
-    yield
-    del app.dependency_overrides[deps]
 
 
 def test_a_breakdown_by_a_refused_prop_key_is_answered_exactly_from_the_archive(

@@ -3,7 +3,6 @@ multi-day traffic (through the real ingest, aggregator and query handlers)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -440,18 +439,12 @@ def test_what_the_counters_refuse_the_archive_answers(
     assert response.headers["x-liveinsight-answered-from"] == "archive"
 
 
+@pytest.mark.usefixtures("without_archive")
 @pytest.mark.parametrize(("path", "params", "message"), REFUSED_BY_THE_COUNTERS)
 def test_without_an_archive_the_counters_refusal_is_a_400_with_its_reason(
     world: World, path: str, params: dict[str, str], message: str
 ) -> None:
-    from query_api.app import app
-    from query_api.deps import deps, get_deps
-
-    app.dependency_overrides[deps] = lambda: replace(get_deps(), archive=None)
-    try:
-        status, body = world.get(path, **params)
-    finally:
-        del app.dependency_overrides[deps]
+    status, body = world.get(path, **params)
     assert status == 400 and body["error"].startswith(message), body
 
 
