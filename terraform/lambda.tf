@@ -26,6 +26,10 @@ resource "aws_lambda_function" "this" {
   source_code_hash = filebase64sha256("${local.package_dir}/${each.key}.zip")
   memory_size      = each.value.memory_mb
   timeout          = each.value.timeout
+  # /tmp: Lambda's 512 MB unless a function needs more (locals.tf, tmp_mb).
+  ephemeral_storage {
+    size = lookup(local.tmp_mb, each.key, 512)
+  }
   # The aggregator's tiers are aliases of a published version (decision 0010).
   publish = each.key == "aggregator"
   # Behind function URLs nothing sheds a flood before Lambda: a reservation caps ingest and query

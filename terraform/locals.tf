@@ -69,8 +69,10 @@ locals {
         # cannot name (the distribution names its URL), from the SSM parameter (api.tf).
         LIVEINSIGHT_PUBLIC_URL           = var.domain != "" ? "https://${var.domain}" : ""
         LIVEINSIGHT_PUBLIC_URL_PARAMETER = local.public_url_parameter
-        # The event archive the archive engine reads (archive.tf).
-        LIVEINSIGHT_ARCHIVE_BUCKET = aws_s3_bucket.archive.bucket
+        # The event archive the archive engine reads (archive.tf), and its local cache's budget
+        # within the function's /tmp (tmp_mb below).
+        LIVEINSIGHT_ARCHIVE_BUCKET      = aws_s3_bucket.archive.bucket
+        LIVEINSIGHT_ARCHIVE_CACHE_BYTES = 1073741824
       }
     }
     archive = {
@@ -84,6 +86,11 @@ locals {
       }
     }
   }
+
+  # /tmp of the query function: the archive's local cache (LIVEINSIGHT_ARCHIVE_CACHE_BYTES, 1 GiB)
+  # and DuckDB's spill. A 30-day question at 10 M pageviews a month fetches 686 MB of objects
+  # (decision 0030): more than Lambda's default 512 MB.
+  tmp_mb = { query = 2048 }
 
   # Reserved concurrency of the functions behind the function URLs (variables.tf).
   reserved_concurrency = {

@@ -319,3 +319,18 @@ def test_athena_workgroup_is_capped_encrypted_and_writes_where_results_expire() 
         r for r in lifecycle_rules().values() if prefix_of(r) == tf.locals_()["athena_prefix"]
     ]
     assert rule["expiration"][0]["days"] <= 30
+
+
+def test_the_query_functions_tmp_holds_its_archive_cache_and_room_to_spill() -> None:
+    # A 30-day question at 10 M pageviews a month fetches 686 MB of objects (decision 0030): the
+    # cache's budget must fit in /tmp, beside DuckDB's spill, or a big site's question fails.
+    from core.settings import QuerySettings
+
+    function = tf.resource("aws_lambda_function.this")
+    assert function["ephemeral_storage"] == [{"size": "${lookup(local.tmp_mb, each.key, 512)}"}]
+    tmp_mb = tf.locals_()["tmp_mb"]["query"]
+    env = tf.locals_()["functions"]["query"]["environment"]
+    cache = int(env["LIVEINSIGHT_ARCHIVE_CACHE_BYTES"])
+    assert cache > 686 * 10**6
+    assert cache + 512 * 2**20 <= tmp_mb * 2**20
+    assert QuerySettings.__dataclass_fields__["archive_cache_bytes"].default < cache
