@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,8 +25,9 @@ def pipeline(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Pipeli
     from query_api.app import app
     from query_api.deps import clock
 
-    monkeypatch.setattr(ingest.handler, "now", lambda: SENT)
-    monkeypatch.setitem(app.dependency_overrides, clock, lambda: SENT + timedelta(seconds=5))
+    ticks = itertools.count()  # a second an event, as sent one after the other: :20 to :28
+    monkeypatch.setattr(ingest.handler, "now", lambda: SENT + timedelta(seconds=next(ticks)))
+    monkeypatch.setitem(app.dependency_overrides, clock, lambda: SENT + timedelta(seconds=30))
     return Pipeline(aws_env)
 
 
