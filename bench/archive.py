@@ -256,19 +256,7 @@ def run_queries(files: list[Path], runs: int) -> dict[str, Any]:
         "files": [str(f) for f in files],
         "runs": runs,
     }
-    done = subprocess.run(
-        [sys.executable, "-c", QUERY_RUNNER, str(REPO), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        preexec_fn=_one_core,
-        timeout=1800,
-    )
-    if done.returncode:
-        raise RuntimeError(f"archive query failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return _on_one_core("archive query", QUERY_RUNNER, json.dumps(spec))
 
 
 # Merges a day's file with an hour of new parts, as compaction does (archive.parquet.merge_files).
@@ -303,16 +291,19 @@ def run_compaction(day_file: Path, work: Path, parts: int = 12) -> dict[str, Any
             f"TO '{path}' ({PARQUET_OPTIONS})"
         )
         paths.append(str(path))
+    return _on_one_core(
+        "compaction",
+        COMPACTION_RUNNER,
+        str(day_file),
+        json.dumps(paths),
+        str(work / "merged.parquet"),
+    )
+
+
+def _on_one_core(what: str, runner: str, *args: str) -> dict[str, Any]:
+    """Run a measuring script in a fresh interpreter pinned to one core; its last line's JSON."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            COMPACTION_RUNNER,
-            str(REPO),
-            str(day_file),
-            json.dumps(paths),
-            str(work / "merged.parquet"),
-        ],
+        [sys.executable, "-c", runner, str(REPO), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -321,7 +312,7 @@ def run_compaction(day_file: Path, work: Path, parts: int = 12) -> dict[str, Any
         timeout=1800,
     )
     if done.returncode:
-        raise RuntimeError(f"compaction failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
