@@ -449,3 +449,13 @@ def login_attempts_pk(scope: str) -> str:
 
 def login_window_sk(window_start: int) -> str:
     return f"{window_start:012d}"
+
+
+def segments_pk(site: str) -> str:
+    """A site's saved segments (sk = segment id): named filter sets (query_api/v2, issue 19)."""
+    return f"SEGMENTS{SEP}{site}"
+
+
+def funnels_pk(site: str) -> str:
+    """A site's funnels (sk = funnel id): 2-8 ordered steps (issue 19)."""
+    return f"FUNNELS{SEP}{site}"
