@@ -9,12 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from query_api import cards, stats_api
+from query_api import cards, funnels_api, stats_api
 from query_api.admin import routes as admin_routes
 from query_api.deps import OVERRIDES, Deps, Now, Site
 from query_api.errors import READ_ERRORS, QueryError
 from query_api.reader import Realtime
 from query_api.rendering import templates
+from query_api.v2 import routes as v2_routes
 
 # The routers' routes are handed over as built: `include_router` would build each route a second
 # time for its include context (FastAPI 0.165), ~60 ms of a cold start (decision 0022). The
@@ -26,7 +27,13 @@ app = FastAPI(
     docs_url=None,
     redoc_url=None,
     openapi_url="/api/openapi.json",
-    routes=[*stats_api.router.routes, *cards.router.routes, *admin_routes],
+    routes=[
+        *stats_api.router.routes,
+        *v2_routes.router.routes,
+        *funnels_api.router.routes,
+        *cards.router.routes,
+        *admin_routes,
+    ],
 )
 app.dependency_overrides = OVERRIDES.dependency_overrides
 
