@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core import keys
 from core.aws import paged
+from core.segments import SegmentStore
 
 DOMAIN_RE = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
@@ -239,6 +240,12 @@ class SiteStore:
             client, table, SHARE_PREFIX, keys.share_pk, keys.site_shares_pk, clock
         )
 
+    @property
+    def meta(self) -> tuple[Any, str]:
+        """The meta table's client and name, for the stores of a site's other settings
+        (core/segments.py)."""
+        return self._client, self._table
+
     # ---- sites ------------------------------------------------------------------------------
 
     def get(self, domain: str) -> Site | None:
@@ -381,6 +388,7 @@ class SiteStore:
         )
         self._cache.pop(domain, None)
         removal = Removal(domain, self.revoke_key(domain, "all"), self.revoke_share(domain, "all"))
+        SegmentStore(self._client, self._table).remove_all(domain)
         if "Attributes" not in response and not (removal.keys or removal.shares):
             raise SiteNotFound(f"no site {domain}")
         return removal

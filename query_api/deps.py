@@ -179,6 +179,18 @@ def authorized_site_record(
     now: datetime = Depends(clock),  # noqa: B008
 ) -> SiteRecord:
     """The site the caller may read (see the module docstring)."""
+    return authorize(request, site_id, authorization, auth, d, now)
+
+
+def authorize(
+    request: Request,
+    site_id: str,
+    authorization: str | None,
+    auth: str | None,
+    d: QueryDeps,
+    now: datetime,
+) -> SiteRecord:
+    """`authorized_site_record` for a site named elsewhere than the query string (v2's body)."""
     domain = site_domain(site_id)  # as stored: checked after lowercasing, which can grow it
     if domain is None:
         # Says nothing about which sites exist: the syntax of a domain is no secret.
