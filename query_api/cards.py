@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -156,6 +157,44 @@ def metrics_card(
     return fragment("metrics.html", tiles=tiles, selected=metric, span=span)
 
 
+# the graph's comparison: `compare` → what its dataset and legend call it
+COMPARISONS = {
+    "previous_period": "previous period",
+    "year_over_year": "same period last year",
+}
+
+
+def year_earlier(day: date) -> date:
+    """The same date a year before; 29 February becomes the 28th."""
+    if day.month == 2 and day.day == 29:
+        return day.replace(year=day.year - 1, day=28)
+    return day.replace(year=day.year - 1)
+
+
+def comparison_span(span: parse.DateRange, compare: str) -> parse.DateRange:
+    """The range the graph's comparison series covers. A year's span can lose a day (29 February
+    has no twin): the series are matched point by point from the first."""
+    if compare == "previous_period":
+        return parse.previous_period(span)
+    try:
+        before = parse.DateRange(year_earlier(span.first), year_earlier(span.last))
+    except ValueError:  # year 1 has no year before it
+        raise BadRequest("There is no same period a year before this one.") from None
+    if before.first < parse.FIRST_DAY:
+        raise BadRequest("There is no same period a year before this one.")
+    return before
+
+
+def _point_label(when: str, interval: str) -> str:
+    """How the graph's axis names a point: the hour alone within one day, else the date."""
+    return when[11:16] if interval == "hour" else when
+
+
+def _when(when: str, interval: str) -> str:
+    """A point's date and, by the hour, its time: what the tooltip says of a comparison point."""
+    return when[:16] if interval == "hour" else when
+
+
 @router.get("/graph", responses=HTML)
 def graph_card(
     site: ReadableSite,
@@ -163,10 +202,20 @@ def graph_card(
     now: Now,
     v: ViewParams,
     metric: Annotated[str, Query(max_length=40)] = parse.VISITORS,
+    compare: Annotated[
+        str | None,
+        Query(max_length=40, description="previous_period or year_over_year; none if absent"),
+    ] = None,
 ) -> HTMLResponse:
-    """The selected metric over the period, as a Chart.js line (and a table for screen readers)."""
+    """The selected metric over the period, as a Chart.js line (and a table for screen readers);
+    with `compare`, a dashed second line for the previous period or the same dates a year
+    earlier, whose dates the tooltip names."""
     if metric not in dict((t[0], t) for t in TILES):
         raise BadRequest(f"`{metric}` cannot be graphed; choose one of the metric row's metrics.")
+    if compare and compare not in COMPARISONS:
+        raise BadRequest(
+            f"`compare={compare}` is not a comparison; use `previous_period` or `year_over_year`."
+        )
     engine = d.planner(site, now)
     query = build_query(
         site, now, period=v.period, date_param=v.date, metrics=metric, filters=v.filters
@@ -179,24 +228,53 @@ def graph_card(
             return fragment("unavailable.html", reason=_reason(engine, query, interval))
         interval = "day"  # hourly counters are site-wide only: a filtered day is one point
         points = engine.timeseries(query, interval)
-    labels = [str(p["date"])[11:16] if interval == "hour" else str(p["date"]) for p in points]
+    answered = answered_note(engine)
+    labels = [_point_label(str(p["date"]), interval) for p in points]
     values = [p[metric] for p in points]
-    chart = {
-        "type": "line",
-        "data": {
-            "labels": labels,
-            "datasets": [{"label": LABELS[metric], "data": values, "fill": True}],
-        },
-        "options": {"scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}}},
-    }
+    datasets: list[dict[str, Any]] = [{"label": LABELS[metric], "data": values, "fill": True}]
+    against: list[tuple[str, Number | str]] = []
+    note = ""
+    if compare:
+        try:
+            span = comparison_span(query.span, compare)
+            before = engine.timeseries(replace(query, span=span), interval)
+        except BadRequest as exc:
+            note = f"No comparison: {exc.message}"
+        else:
+            answered = answered or answered_note(engine)
+            # point by point from the first; a longer comparison (January against February)
+            # has no place on this axis past the current period's last point
+            against = [(_when(str(p["date"]), interval), p[metric]) for p in before][: len(points)]
+            datasets.append(
+                {
+                    "label": f"{LABELS[metric]}, {COMPARISONS[compare]}",
+                    "data": [value for _, value in against],
+                    # app.js shows these in the tooltip: the axis names the current period's
+                    "dates": [when for when, _ in against],
+                    "fill": False,
+                    "borderDash": [6, 4],
+                    "borderColor": "#9ca3af",  # gray-400: the current line stays the one to read
+                    "borderWidth": 1.5,
+                }
+            )
+    options: dict[str, Any] = {"scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}}}
+    if against:
+        options["plugins"] = {"legend": {"display": True, "position": "bottom"}}
+    chart = {"type": "line", "data": {"labels": labels, "datasets": datasets}, "options": options}
+    rows = [
+        (when, value, *(against[i] if i < len(against) else ("", None)))
+        for i, (when, value) in enumerate(zip(labels, values, strict=True))
+    ]
     return fragment(
         "graph.html",
         chart=chart,
-        rows=list(zip(labels, values, strict=True)),
+        rows=rows,
         label=LABELS[metric],
+        compared=COMPARISONS[compare] if compare and against else "",
+        note=note,
         kind=kind_of(metric),
         interval=interval,
-        answered=answered_note(engine),
+        answered=answered,
     )
 
 
