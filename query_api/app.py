@@ -16,6 +16,7 @@ from query_api.errors import READ_ERRORS, QueryError
 from query_api.reader import Realtime
 from query_api.rendering import templates
 from query_api.v2 import routes as v2_routes
+from query_api.v2.segments_api import segment_routes
 
 # The routers' routes are handed over as built: `include_router` would build each route a second
 # time for its include context (FastAPI 0.165), ~60 ms of a cold start (decision 0022). The
@@ -33,6 +34,7 @@ app = FastAPI(
         *funnels_api.router.routes,
         *cards.router.routes,
         *admin_routes,
+        *segment_routes.routes,
     ],
 )
 app.dependency_overrides = OVERRIDES.dependency_overrides
