@@ -57,7 +57,17 @@ def check_filters(filters: list[Any], site: SiteRecord) -> None:
     """The filters as the v2 parser reads them: a 400 in its words if it would refuse them."""
     from query_api.v2 import parse as v2parse  # only when a segment is saved
 
+    if _names_a_segment(filters):
+        raise BadRequest("A segment's filters cannot use another segment.")
     v2parse.parse_filters(filters, site)
+
+
+def _names_a_segment(value: Any, depth: int = 0) -> bool:
+    if not isinstance(value, list) or depth > 20:
+        return False
+    if len(value) >= 2 and value[1] == "segment":
+        return True
+    return any(_names_a_segment(v, depth + 1) for v in value)
 
 
 def _out(segment: Segment) -> SegmentOut:

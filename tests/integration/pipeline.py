@@ -115,6 +115,14 @@ class Pipeline:
             bool(result.get("isBase64Encoded")),
         )
 
+    def post(self, path: str, body: Any, key: str | None = None) -> Response:
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        event = api_gateway_event("POST", path, headers, json.dumps(body).encode(), "127.0.0.1")
+        result = self.query_fn.invoke(event)
+        return Response(result["statusCode"], result.get("headers", {}), result.get("body", ""))
+
     # ---- the stream --------------------------------------------------------------------------
 
     def read_stream(self) -> list[dict[str, Any]]:
