@@ -453,10 +453,8 @@ def _check_goals(site: Site, filters: tuple[Filter, ...]) -> None:
         if f.prop.kind != GOAL:
             continue
         for goal in f.values:
-            if "*" in goal or goal in site.goals:
+            if "*" in goal or goal_configured(site, goal):
                 continue
-            if not site.goals and not goal.startswith(PAGEVIEW_GOAL_PREFIX):
-                continue  # an event name, configured by being sent
             if goal.startswith(PAGEVIEW_GOAL_PREFIX):
                 path = goal.removeprefix(PAGEVIEW_GOAL_PREFIX)
                 first = (
@@ -468,6 +466,14 @@ def _check_goals(site: Site, filters: tuple[Filter, ...]) -> None:
                 first + "Find out how to configure goals here: "
                 "https://plausible.io/docs/stats-api#filtering-by-goals"
             )
+
+
+def goal_configured(site: Site, goal: str) -> bool:
+    """A configured goal, or any custom event name while none are configured (never a pageview
+    goal then). Shared with the v2 parser."""
+    if goal in site.goals:
+        return True
+    return not site.goals and not goal.startswith(PAGEVIEW_GOAL_PREFIX)
 
 
 def parse_limit(raw: str | None) -> int:
