@@ -644,45 +644,7 @@ class _Builder:
         return ""
 
     def _attribution(self) -> list[tuple[str, str]]:
-        """The owner id of an event stored with `previous_visitor_id` (before ingest decided it,
-        decision 0024): yesterday's id while that id's session is open (tests/oracle.py
-        attribute_visitors). A heir is owned when a run of counted events, no gap over 30
-        minutes, leads to it from one of that id's own events."""
-        line = (  # DISTINCT: copies of an event tie in every order, and windows break ties apart
-            "SELECT DISTINCT * FROM (SELECT previous_visitor_id AS p, event_id, ts, "
-            "name = 'engagement' AS eng, 0 AS base "
-            "FROM src WHERE previous_visitor_id <> '' "
-            "UNION ALL SELECT visitor_id AS p, event_id, ts, FALSE AS eng, 1 AS base FROM src "
-            "WHERE name <> 'engagement' AND visitor_id IN "
-            "(SELECT previous_visitor_id FROM src WHERE previous_visitor_id <> '')) l"
-        )
-        w = "PARTITION BY p ORDER BY ts, event_id"
-        return [
-            ("line", line),
-            (
-                "isl",
-                f"SELECT line.*, CASE WHEN ts - lag(ts) OVER ({w}) > {GAP_MS} THEN 1 ELSE 0 END "
-                "AS brk FROM line WHERE NOT eng",
-            ),
-            (
-                "isl2",
-                f"SELECT isl.*, sum(brk) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT "
-                "ROW) AS island FROM isl",
-            ),
-            (
-                "owned",
-                "SELECT isl2.*, max(base) OVER (PARTITION BY p, island ORDER BY ts, event_id "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS own FROM isl2",
-            ),
-            (
-                "attr",  # copies of an event: one row
-                "SELECT DISTINCT event_id, owner FROM (SELECT event_id, p AS owner FROM owned "
-                "WHERE base = 0 AND own = 1 UNION ALL SELECT h.event_id, h.p FROM line h "
-                "WHERE h.eng AND EXISTS (SELECT 1 FROM owned o WHERE o.p = h.p AND o.own = 1 "
-                "AND (o.ts < h.ts OR (o.ts = h.ts AND o.event_id < h.event_id)) "
-                f"AND h.ts - o.ts <= {GAP_MS})) a",
-            ),
-        ]
+        return attribution_ctes()
 
     def _visits_sql(self) -> str:
         cols = [
@@ -829,6 +791,49 @@ class _Builder:
             "SELECT 's' AS kind, val, unit, count(*) AS a, sum(depth) AS b, 0 AS c, 0 AS e "
             f"FROM ({deepest}) x GROUP BY val, unit"
         )
+
+
+def attribution_ctes() -> list[tuple[str, str]]:
+    """CTEs `line` .. `attr` over `src` (event_id, ts, name, visitor_id, previous_visitor_id):
+    the owner id of an event stored with `previous_visitor_id` (before ingest decided it,
+    decision 0024): yesterday's id while that id's session is open (tests/oracle.py
+    attribute_visitors). A heir is owned when a run of counted events, no gap over 30
+    minutes, leads to it from one of that id's own events."""
+    line = (  # DISTINCT: copies of an event tie in every order, and windows break ties apart
+        "SELECT DISTINCT * FROM (SELECT previous_visitor_id AS p, event_id, ts, "
+        "name = 'engagement' AS eng, 0 AS base "
+        "FROM src WHERE previous_visitor_id <> '' "
+        "UNION ALL SELECT visitor_id AS p, event_id, ts, FALSE AS eng, 1 AS base FROM src "
+        "WHERE name <> 'engagement' AND visitor_id IN "
+        "(SELECT previous_visitor_id FROM src WHERE previous_visitor_id <> '')) l"
+    )
+    w = "PARTITION BY p ORDER BY ts, event_id"
+    return [
+        ("line", line),
+        (
+            "isl",
+            f"SELECT line.*, CASE WHEN ts - lag(ts) OVER ({w}) > {GAP_MS} THEN 1 ELSE 0 END "
+            "AS brk FROM line WHERE NOT eng",
+        ),
+        (
+            "isl2",
+            f"SELECT isl.*, sum(brk) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT "
+            "ROW) AS island FROM isl",
+        ),
+        (
+            "owned",
+            "SELECT isl2.*, max(base) OVER (PARTITION BY p, island ORDER BY ts, event_id "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS own FROM isl2",
+        ),
+        (
+            "attr",  # copies of an event: one row
+            "SELECT DISTINCT event_id, owner FROM (SELECT event_id, p AS owner FROM owned "
+            "WHERE base = 0 AND own = 1 UNION ALL SELECT h.event_id, h.p FROM line h "
+            "WHERE h.eng AND EXISTS (SELECT 1 FROM owned o WHERE o.p = h.p AND o.own = 1 "
+            "AND (o.ts < h.ts OR (o.ts = h.ts AND o.event_id < h.event_id)) "
+            f"AND h.ts - o.ts <= {GAP_MS})) a",
+        ),
+    ]
 
 
 # ---- the engine --------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ class V2Oracle:
 
     # -- counting -----------------------------------------------------------------------------
 
-    def cells(
+    def cells(  # noqa: C901 (one pass over the visits, plainly)
         self, q: V2Query, dims: tuple[str, ...], filters: tuple[FilterTree, ...], grain: str
     ) -> dict[tuple[tuple[str, ...], str], dict[str, int]]:
         out: dict[tuple[tuple[str, ...], str], dict[str, int]] = defaultdict(
@@ -241,10 +241,7 @@ class V2Oracle:
     ) -> tuple[str, ...] | None:
         values = []
         for d in dims:
-            if d.startswith("visit:"):
-                v = visit.value(d)
-            else:
-                v = event_value(self.site, event, d)
+            v = visit.value(d) if d.startswith("visit:") else event_value(self.site, event, d)
             if v is None:
                 return None
             values.append(v)
@@ -272,7 +269,7 @@ class V2Oracle:
 
     # -- the answer ---------------------------------------------------------------------------
 
-    def answer(self, q: V2Query) -> Result:
+    def answer(self, q: V2Query) -> Result:  # noqa: C901
         grain = ""
         for d in q.dimensions:
             if d == "time" or d.startswith("time:"):
@@ -301,6 +298,8 @@ class V2Oracle:
         )
         rows = []
         for (values, bucket), cell in cells.items():
+            if "scroll_depth" not in q.metrics:  # engagement alone makes a row only for it
+                cell = {k: v for k, v in cell.items() if k not in ("sd_n", "sd_sum")}
             if not any(cell.values()):
                 continue
             visitors = cell.get("visitors", 0)
@@ -366,7 +365,7 @@ def sort_key(q: V2Query, row: Row) -> tuple[Any, ...]:
         else:
             text = row.dimensions[q.dimensions.index(name)]
             if direction == "desc":  # code points negated: a string ordered backwards
-                parts.append(tuple(-ord(ch) for ch in text) + (1,))
+                parts.append((*(-ord(ch) for ch in text), 1))
             else:
                 parts.append(tuple(ord(ch) for ch in text))
     return (*parts, row.dimensions)

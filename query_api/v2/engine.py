@@ -201,8 +201,8 @@ class _Statement:
         for d in plan.dimensions:
             _check_dimension(d)
         for f in plan.filters:
-            for node, inside in _nodes(f):
-                if isinstance(node, Behaviour) and inside:
+            for tree_node, inside in _nodes(f):
+                if isinstance(tree_node, Behaviour) and inside:
                     raise BadRequest("Invalid filters. Behavioral filters cannot be nested")
         self.behaviours = [
             n for f in plan.filters for n, inside in _nodes(f) if isinstance(n, Behaviour)
@@ -724,7 +724,7 @@ def _check_dimension(dimension: str) -> None:
 
 # ---- the engine ----------------------------------------------------------------------------
 
-Key = tuple[tuple[str, ...], int]  # (dimension values, bucket)
+Key = tuple[tuple[str, ...], str]  # (dimension values, time label or "")
 
 
 class V2ArchiveEngine:
@@ -754,19 +754,7 @@ class V2ArchiveEngine:
         conversion_total = 0
         if "conversion_rate" in metrics:
             conversion_total = self._total_visitors(query, without_goal_filters(query.filters))
-        groups: dict[tuple[tuple[str, ...], int], int] = {}
-        group_dims = tuple(d for d in dims if d != "event:goal")
-        if "group_conversion_rate" in metrics:
-            others = without_goal_filters(query.filters)
-            group_plan = Plan(
-                group_dims,
-                others,
-                grain,
-                frozenset({"visitors", "events"}),
-                visitors_by_visit(group_dims, others),
-            )
-            for (values, bucket), cell in self._cells(query, group_plan).items():
-                groups[(values, bucket)] = cell.get("visitors", 0)
+        groups = self._groups(query, dims, grain) if "group_conversion_rate" in metrics else {}
         rows = []
         for (values, bucket), cell in cells.items():
             if not any(cell.values()):
@@ -789,11 +777,25 @@ class V2ArchiveEngine:
             labels = list(values)
             for i, d in enumerate(query.dimensions):
                 if is_time_dim(d):
-                    labels.insert(i, self._label(bucket, grain))
+                    labels.insert(i, bucket)
             rows.append(Row(tuple(labels), tuple(out)))
         rows.sort(key=_order_key(query))
         page = rows[query.offset : query.offset + query.limit]
         return Result(tuple(page), len(rows))
+
+    def _groups(self, query: V2Query, dims: tuple[str, ...], grain: str) -> dict[Key, int]:
+        """group_conversion_rate's denominators: visitors by the dimensions other than
+        event:goal, without the top-level goal and prop filters."""
+        others = without_goal_filters(query.filters)
+        group_dims = tuple(d for d in dims if d != "event:goal")
+        plan = Plan(
+            group_dims,
+            others,
+            grain,
+            frozenset({"visitors", "events"}),
+            visitors_by_visit(group_dims, others),
+        )
+        return {key: cell.get("visitors", 0) for key, cell in self._cells(query, plan).items()}
 
     def _label(self, bucket: int, grain: str) -> str:
         if grain == "hour":
@@ -820,7 +822,9 @@ class V2ArchiveEngine:
             kind = row[0]
             values = tuple(str(v) for v in row[1 : 1 + n])
             bucket, a, b, c, e = (int(x or 0) for x in row[1 + n :])
-            cell = out.setdefault((values, bucket), {})
+            # the label: a DST night's two 02:00 hours are one row, their visitors added
+            label = self._label(bucket, plan.grain) if plan.grain else ""
+            cell = out.setdefault((values, label), {})
             if kind == "e":
                 cell["events"] = cell.get("events", 0) + a
                 cell["pageviews"] = cell.get("pageviews", 0) + b
