@@ -35,6 +35,7 @@ from bench import (
     load,
     queries,
     tracker,
+    v2,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,6 +212,7 @@ GROUPS: dict[str, Any] = {
     "lambdas": lambdas.rows,  # zip sizes and cold starts (bench/lambdas.py)
     "load": lambda: load.sustained()[0],
     "shutdown": load.shutdown,
+    "v2": v2.rows,  # a v2 question from the archive (bench/v2.py)
 }
 
 
