@@ -245,6 +245,7 @@ def graph_card(
             # point by point from the first; a longer comparison (January against February)
             # has no place on this axis past the current period's last point
             against = [(_when(str(p["date"]), interval), p[metric]) for p in before][: len(points)]
+            datasets[0]["dates"] = [_when(str(p["date"]), interval) for p in points]
             datasets.append(
                 {
                     "label": f"{LABELS[metric]}, {COMPARISONS[compare]}",
@@ -254,6 +255,7 @@ def graph_card(
                     "fill": False,
                     "borderDash": [6, 4],
                     "borderColor": "#9ca3af",  # gray-400: the current line stays the one to read
+                    "backgroundColor": "rgba(156, 163, 175, 0.08)",
                     "borderWidth": 1.5,
                 }
             )

@@ -5,9 +5,11 @@
  *   /                                   the sites list, with current visitors per site
  *   /?view=login                        sign-in (the admin password)
  *   /?view=settings[&site=D]            sites, goals, read keys, shared links (admin JSON API)
- *   /?site=D[&period=…][&date=…][&from=…&to=…][&filters=…][&metric=…]
+ *   /?site=D[&period=…][&date=…][&from=…&to=…][&filters=…][&metric=…][&compare=…]
  *                                       a site's dashboard; period=realtime (the default) is the
- *                                       realtime view, every other period the stats cards
+ *                                       realtime view, every other period the stats cards;
+ *                                       compare=previous_period|year_over_year adds the other
+ *                                       range's line to the graph
  *   …&auth=TOKEN                        the same, read-only, through a shared link
  *
  * The URL is the state: every change is a pushState, and popstate re-renders from the URL, so a
@@ -25,6 +27,11 @@
  *
  * Charts: a fragment may hold <canvas data-chart='{"type":…,"data":…,"options":…}'> inside a sized
  * box; it is drawn after each swap (Chart.js is loaded on first use) and destroyed before the next.
+ * A dataset may carry `dates` (a comparison's own dates, one per point): the tooltip names them.
+ *
+ * Filters: the v1 syntax (`visit:source==Google|Bing;event:page!=*blog*`) in ?filters=, one filter
+ * per property. A row of a card adds (or replaces) its property's filter; the filter dialog adds or
+ * edits one with an operator: "contains X" is the wildcard `*X*`, "does not contain" `!=*X*`.
  */
 (() => {
   "use strict";
@@ -66,6 +73,7 @@
     bounce_rate: "Bounce rate",
     visit_duration: "Visit duration",
   };
+  const COMPARISONS = ["previous_period", "year_over_year"];
   const PROPERTIES = {
     source: "Source",
     referrer: "Referrer",
@@ -117,6 +125,7 @@
       to: q.get("to"),
       filters: q.get("filters") || "",
       metric: q.get("metric") in METRICS ? q.get("metric") : DEFAULT_METRIC,
+      compare: COMPARISONS.includes(q.get("compare")) ? q.get("compare") : "",
     };
   }
 
@@ -134,6 +143,7 @@
       }
       if (s.filters) q.set("filters", s.filters);
       if (s.metric !== DEFAULT_METRIC) q.set("metric", s.metric);
+      if (s.compare) q.set("compare", s.compare);
     }
     if (s.auth) q.set("auth", s.auth);
     const query = q.toString();
@@ -149,7 +159,7 @@
     apply(readState());
   }
 
-  /** Everything that changes what the stats cards show (not the graphed metric). */
+  /** Everything that changes what the stats cards show (not the graphed metric or comparison). */
   function dataKey(s) {
     return [s.site, s.auth, s.period, s.date, s.from, s.to, s.filters].join("\n");
   }
@@ -516,7 +526,7 @@
         for (const canvas of root.querySelectorAll("canvas[data-chart]")) {
           if (!canvas.isConnected || Chart.getChart(canvas)) continue;
           try {
-            new Chart(canvas, JSON.parse(canvas.dataset.chart));
+            new Chart(canvas, withDates(JSON.parse(canvas.dataset.chart)));
           } catch (error) {
             console.error("chart", error);
           }
@@ -524,6 +534,25 @@
       },
       (error) => console.error(error),
     );
+  }
+
+  /** A dataset with its own `dates` (a comparison's) names each point's date in the tooltip: the
+   * axis shows the current period's. Functions cannot come in the JSON (no eval under the CSP). */
+  function withDates(config) {
+    const datasets = (config.data && config.data.datasets) || [];
+    if (!datasets.some((dataset) => Array.isArray(dataset.dates))) return config;
+    const options = (config.options = config.options || {});
+    const plugins = (options.plugins = options.plugins || {});
+    const tooltip = (plugins.tooltip = plugins.tooltip || {});
+    tooltip.callbacks = {
+      ...tooltip.callbacks,
+      label(item) {
+        const dates = item.dataset.dates;
+        const when = dates && dates[item.dataIndex] ? ` (${dates[item.dataIndex]})` : "";
+        return `${item.dataset.label}${when}: ${item.formattedValue}`;
+      },
+    };
+    return config;
   }
 
   function destroyCharts(root) {
@@ -682,6 +711,7 @@
     syncPicker();
     renderChips();
     $("graph-title").textContent = METRICS[state.metric];
+    $("compare").value = state.compare;
 
     const sameData = previous && previous.view === "site" && dataKey(previous) === dataKey(state);
     if (realtime) {
@@ -700,10 +730,8 @@
       previous.auth !== state.auth;
     chartLibrary().catch(() => {}); // in parallel with the cards; the graph draws once both are in
     if (sameData) {
-      if (previous.metric !== state.metric) {
-        markTiles();
-        loadGraph();
-      }
+      if (previous.metric !== state.metric) markTiles();
+      if (previous.metric !== state.metric || previous.compare !== state.compare) loadGraph();
       return;
     }
     if (!previous || previous.period !== state.period || previous.date !== state.date) $("range-text").textContent = "";
@@ -716,7 +744,8 @@
   }
 
   function loadGraph() {
-    load($("graph"), `/api/cards/graph?${statsParams()}&metric=${encodeURIComponent(state.metric)}`);
+    const compare = state.compare ? `&compare=${state.compare}` : "";
+    load($("graph"), `/api/cards/graph?${statsParams()}&metric=${encodeURIComponent(state.metric)}${compare}`);
   }
 
   function markTiles() {
@@ -970,6 +999,20 @@
 
   // ---- filters ------------------------------------------------------------------------------------
 
+  const OPERATORS = { is: "is", is_not: "is not", contains: "contains", contains_not: "does not contain" };
+  // Every filter property of the v1 API, grouped as the dialog lists them (custom props are added
+  // per site). Their words are propertyLabel's, as on the chips.
+  const FILTER_GROUPS = [
+    ["Pages", ["event:page", "visit:entry_page", "visit:exit_page", "event:hostname"]],
+    ["Sources", ["visit:source", "visit:referrer", "visit:utm_source", "visit:utm_medium", "visit:utm_campaign", "visit:utm_content", "visit:utm_term"]],
+    ["Location", ["visit:country"]],
+    ["Devices", ["visit:device", "visit:browser", "visit:browser_version", "visit:os", "visit:os_version"]],
+    ["Goals and events", ["event:goal", "event:name"]],
+  ];
+  const MAX_PATTERNS = 10; // values holding a `*` in one filter (query_api/parse.py)
+  const SUGGESTIONS = 100; // top values asked for; the typed text narrows them
+  const SHOWN_SUGGESTIONS = 20;
+
   /** `a;b` → [a, b]; a value may carry `\;` and `\|` (the filter syntax's escapes). */
   function splitFilters(raw) {
     return raw ? raw.split(/(?<!\\);/).filter((part) => part.trim()) : [];
@@ -986,6 +1029,22 @@
     };
   }
 
+  /** A filter as the dialog shows it: `*X*` values are "contains X"; any other `*` stays a
+   * wildcard of an "is" (a literal `*` cannot be written in the syntax). */
+  function filterParts(filter) {
+    const { property, negated, values } = parseFilter(filter);
+    const contains = values.length > 0 && values.every((v) => /^\*[^*]+\*$/.test(v));
+    if (contains) return { property, operator: negated ? "contains_not" : "contains", values: values.map((v) => v.slice(1, -1)) };
+    return { property, operator: negated ? "is_not" : "is", values };
+  }
+
+  function filterString(property, operator, values) {
+    const escaped = values.map((v) => v.replace(/[|;]/g, "\\$&"));
+    const contains = operator === "contains" || operator === "contains_not";
+    const negated = operator === "is_not" || operator === "contains_not";
+    return `${property}${negated ? "!=" : "=="}${(contains ? escaped.map((v) => `*${v}*`) : escaped).join("|")}`;
+  }
+
   function propertyLabel(property) {
     if (property.startsWith("event:props:")) return `Property ${property.slice(12)}`;
     const short = property.replace(/^(visit|event):/, "");
@@ -993,18 +1052,29 @@
   }
 
   function describeFilter(filter) {
-    const { property, negated, values } = parseFilter(filter);
-    return `${propertyLabel(property)} ${negated ? "is not" : "is"} ${values.join(" or ")}`;
+    const { property, operator, values } = filterParts(filter);
+    return `${propertyLabel(property)} ${OPERATORS[operator]} ${values.join(" or ")}`;
+  }
+
+  /** The filters with `filter` in place of its property's (or of the one at `index`). */
+  function withFilter(filter, index = null) {
+    const property = parseFilter(filter).property;
+    const list = splitFilters(state.filters);
+    const at = index !== null ? index : list.findIndex((f) => parseFilter(f).property === property);
+    if (at < 0) return [...list, filter];
+    // One filter per property (as Plausible): editing one onto another's property replaces both.
+    return list.map((f, i) => (i === at ? filter : f)).filter((f, i) => i === at || parseFilter(f).property !== property);
+  }
+
+  function focusChip(filter) {
+    const chip = [...$("filter-chips").children].find((c) => c.dataset.filterChip === filter);
+    if (chip) chip.querySelector("button[data-remove-filter]").focus();
   }
 
   function addFilter(filter) {
-    const property = parseFilter(filter).property;
-    // One filter per property: a row of the same property replaces it (as Plausible does).
-    const kept = splitFilters(state.filters).filter((f) => parseFilter(f).property !== property);
-    navigate({ filters: [...kept, filter].join(";") });
+    navigate({ filters: withFilter(filter).join(";") });
     // The clicked row is about to be replaced: keep the keyboard on the new filter's chip.
-    const chips = $("filter-chips").querySelectorAll("button[data-remove-filter]");
-    if (chips.length) chips[chips.length - 1].focus();
+    focusChip(filter);
   }
 
   function removeFilter(index) {
@@ -1022,7 +1092,12 @@
         const label = describeFilter(filter);
         const chip = el("li", "chip");
         chip.dataset.filterChip = filter;
-        chip.append(el("span", "truncate", label));
+        const edit = el("button");
+        edit.type = "button";
+        edit.dataset.editFilter = String(index);
+        edit.setAttribute("aria-haspopup", "dialog");
+        edit.setAttribute("aria-label", `Edit filter: ${label}`);
+        edit.append(el("span", "", label));
         const remove = el("button");
         remove.type = "button";
         remove.dataset.removeFilter = String(index);
@@ -1031,12 +1106,323 @@
         const cross = el("span", "", "×");
         cross.setAttribute("aria-hidden", "true");
         remove.append(cross);
-        chip.append(remove);
+        chip.append(edit, remove);
         return chip;
       }),
     );
     $("filter-bar").hidden = filters.length === 0;
     $("filter-note").hidden = state.period !== "realtime";
+  }
+
+  // ---- the filter dialog ----------------------------------------------------------------------------
+
+  const dialog = {
+    editing: null, // the index of the filter being edited; null for a new one
+    opener: null, // focused again when the dialog closes
+    values: [], // chosen values
+    suggestions: [], // [{value, visitors}] of the chosen property, most visitors first
+    shown: [], // the suggestions listed now
+    active: -1, // the highlighted one (arrow keys)
+    asked: 0, // the latest suggestions request: an older answer is dropped
+  };
+
+  function buildPropertyOptions() {
+    const select = $("filter-property");
+    for (const [group, properties] of FILTER_GROUPS) {
+      const optgroup = el("optgroup");
+      optgroup.label = group;
+      for (const property of properties) {
+        const option = el("option", "", propertyLabel(property));
+        option.value = property;
+        optgroup.append(option);
+      }
+      select.append(optgroup);
+    }
+    const props = el("optgroup");
+    props.label = "Custom properties";
+    props.id = "filter-prop-keys";
+    props.hidden = true;
+    select.append(props);
+  }
+
+  /** Which stats the dialog's reads are about: realtime has none, so today's. */
+  function dialogState() {
+    return state.period === "realtime" ? { ...state, period: "day", date: null, from: null, to: null } : state;
+  }
+
+  /** The site's custom prop keys of the period, as the props card lists them (its buttons). */
+  async function loadPropKeys(keep) {
+    const group = $("filter-prop-keys");
+    let keys = [];
+    try {
+      const response = await fetch(`/api/cards/props?${statsParams(dialogState())}`, { headers: readHeaders(), credentials: "same-origin" });
+      if (response.ok) {
+        // Parsed, never inserted: only the keys (attribute text) are used.
+        const html = new DOMParser().parseFromString(await response.text(), "text/html");
+        keys = [...html.querySelectorAll("button[data-prop-key]")].map((b) => b.dataset.propKey);
+      }
+    } catch {
+      // no custom properties offered; a typed filter's own key still is
+    }
+    if (keep && keep.startsWith("event:props:") && !keys.includes(keep.slice(12))) keys.push(keep.slice(12));
+    group.replaceChildren(
+      ...keys.map((key) => {
+        const option = el("option", "", propertyLabel(`event:props:${key}`));
+        option.value = `event:props:${key}`;
+        return option;
+      }),
+    );
+    group.hidden = keys.length === 0;
+    if (keep) $("filter-property").value = keep;
+  }
+
+  function openFilterDialog(index = null, opener = null) {
+    if (state.view !== "site") return;
+    const editing = index !== null ? filterParts(splitFilters(state.filters)[index] || "") : null;
+    dialog.editing = editing && editing.values.length ? index : null;
+    dialog.opener = opener || document.activeElement;
+    dialog.values = dialog.editing !== null ? [...editing.values] : [];
+    const property = dialog.editing !== null ? editing.property : "event:page";
+    $("filter-dialog-title").textContent = dialog.editing !== null ? "Edit filter" : "Add a filter";
+    $("filter-apply").textContent = dialog.editing !== null ? "Update filter" : "Apply filter";
+    $("filter-operator").value = dialog.editing !== null ? editing.operator : "is";
+    $("filter-value").value = "";
+    $("filter-error").textContent = "";
+    $("filter-property").value = property;
+    loadPropKeys(property).then(() => {
+      if ($("filter-property").value !== property) $("filter-property").value = "event:page";
+    });
+    renderValues();
+    noteReplaced();
+    loadSuggestions();
+    $("filter-dialog").showModal();
+    $("filter-property").focus();
+  }
+
+  function closeFilterDialog() {
+    if ($("filter-dialog").open) $("filter-dialog").close();
+  }
+
+  /** Say so when applying would replace another filter of the same property. */
+  function noteReplaced() {
+    const property = $("filter-property").value;
+    const other = splitFilters(state.filters).find((f, i) => i !== dialog.editing && parseFilter(f).property === property);
+    const note = $("filter-replaces");
+    note.hidden = !other;
+    note.textContent = other ? `Replaces the filter “${describeFilter(other)}” (one filter per property).` : "";
+  }
+
+  function renderValues() {
+    $("filter-values").replaceChildren(
+      ...dialog.values.map((value, i) => {
+        const token = el("li", "token");
+        token.dataset.value = value;
+        const remove = el("button");
+        remove.type = "button";
+        remove.dataset.removeValue = String(i);
+        remove.setAttribute("aria-label", `Remove value ${value}`);
+        const cross = el("span", "", "×");
+        cross.setAttribute("aria-hidden", "true");
+        remove.append(cross);
+        token.append(el("span", "truncate", value), remove);
+        return token;
+      }),
+    );
+    renderSuggestions();
+  }
+
+  function addValue(value) {
+    const v = value.trim();
+    if (v && !dialog.values.includes(v)) dialog.values.push(v);
+    $("filter-value").value = "";
+    $("filter-error").textContent = "";
+    renderValues();
+    $("filter-value").focus();
+  }
+
+  function removeValue(index) {
+    dialog.values.splice(index, 1);
+    renderValues();
+    $("filter-value").focus();
+  }
+
+  /** The property's top values for the current period, under the other filters (as Plausible's
+   * suggestions); if those rule the property out, without them. */
+  async function loadSuggestions() {
+    const property = $("filter-property").value;
+    const asked = ++dialog.asked;
+    dialog.suggestions = [];
+    renderSuggestions();
+    const status = $("filter-suggestions-status");
+    status.textContent = "Loading suggestions…";
+    const others = splitFilters(state.filters)
+      .filter((f, i) => i !== dialog.editing && parseFilter(f).property !== property)
+      .join(";");
+    const ask = (filters) => {
+      const q = statsParams({ ...dialogState(), filters });
+      q.set("property", property);
+      q.set("metrics", "visitors");
+      q.set("limit", String(SUGGESTIONS));
+      return fetch(`/api/stats/breakdown?${q}`, { headers: readHeaders(), credentials: "same-origin" });
+    };
+    try {
+      let response = await ask(others);
+      if (!response.ok && others && response.status === 400) response = await ask("");
+      if (asked !== dialog.asked) return;
+      if (!response.ok) {
+        status.textContent = `No suggestions: ${await errorText(response)}`;
+        return;
+      }
+      const body = await response.json();
+      if (asked !== dialog.asked) return;
+      const key = property.startsWith("event:props:") ? property.slice(12) : property.split(":").pop();
+      dialog.suggestions = body.results
+        .map((row) => ({ value: String(row[key]), visitors: row.visitors }))
+        .filter((s) => s.value && s.value !== "(other)");
+      status.textContent = dialog.suggestions.length ? "" : "No values in this period: type one.";
+    } catch {
+      if (asked === dialog.asked) status.textContent = "No suggestions: cannot reach the server.";
+      return;
+    }
+    renderSuggestions();
+  }
+
+  function renderSuggestions() {
+    const typed = $("filter-value").value.trim().toLowerCase();
+    dialog.shown = dialog.suggestions
+      .filter((s) => !dialog.values.includes(s.value) && s.value.toLowerCase().includes(typed))
+      .slice(0, SHOWN_SUGGESTIONS);
+    dialog.active = Math.min(dialog.active, dialog.shown.length - 1);
+    const list = $("filter-suggestions");
+    list.replaceChildren(
+      ...dialog.shown.map((s, i) => {
+        const option = el("li");
+        option.id = `filter-suggestion-${i}`;
+        option.setAttribute("role", "option");
+        option.setAttribute("aria-selected", String(i === dialog.active));
+        option.dataset.value = s.value;
+        const count = el("span", "shrink-0 tabular-nums text-xs text-gray-500", `${s.visitors.toLocaleString("en")} visitor${s.visitors === 1 ? "" : "s"}`);
+        option.append(el("span", "min-w-0 truncate", s.value), count);
+        return option;
+      }),
+    );
+    list.hidden = dialog.shown.length === 0;
+    const input = $("filter-value");
+    input.setAttribute("aria-expanded", String(!list.hidden));
+    if (dialog.active >= 0) {
+      input.setAttribute("aria-activedescendant", `filter-suggestion-${dialog.active}`);
+      $(`filter-suggestion-${dialog.active}`).scrollIntoView({ block: "nearest" });
+    } else {
+      input.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function onValueKey(event) {
+    const moves = { ArrowDown: 1, ArrowUp: -1 };
+    if (event.key in moves && dialog.shown.length) {
+      event.preventDefault();
+      const n = dialog.shown.length;
+      dialog.active = dialog.active < 0 && moves[event.key] < 0 ? n - 1 : (dialog.active + moves[event.key] + n) % n;
+      renderSuggestions();
+      return;
+    }
+    if (event.key !== "Enter") return;
+    const input = event.currentTarget;
+    // Enter adds the highlighted suggestion or the typed text; on an empty field it applies.
+    if (dialog.active >= 0 && dialog.shown[dialog.active]) {
+      event.preventDefault();
+      addValue(dialog.shown[dialog.active].value);
+      dialog.active = -1;
+    } else if (input.value.trim()) {
+      event.preventDefault();
+      addValue(input.value);
+    }
+  }
+
+  function applyFilterDialog(event) {
+    event.preventDefault();
+    const typed = $("filter-value").value.trim();
+    const values = typed && !dialog.values.includes(typed) ? [...dialog.values, typed] : [...dialog.values];
+    const operator = $("filter-operator").value;
+    const error = $("filter-error");
+    if (!values.length) {
+      error.textContent = "Type or pick at least one value.";
+      $("filter-value").focus();
+      return;
+    }
+    const contains = operator === "contains" || operator === "contains_not";
+    if ((contains ? values.length : values.filter((v) => v.includes("*")).length) > MAX_PATTERNS) {
+      error.textContent = `At most ${MAX_PATTERNS} values can ${contains ? "be contained" : "hold a *"} in one filter.`;
+      return;
+    }
+    const filter = filterString($("filter-property").value, operator, values);
+    const filters = withFilter(filter, dialog.editing).join(";");
+    dialog.opener = null; // focus goes to the new chip instead
+    closeFilterDialog();
+    navigate({ filters });
+    const chip = [...$("filter-chips").children].find((c) => c.dataset.filterChip === filter);
+    if (chip) chip.querySelector("button[data-edit-filter]").focus();
+  }
+
+  /** The modal keeps Tab inside it (showModal makes the page inert, but Tab would reach the
+   * browser's own controls). */
+  function trapTab(event) {
+    if (event.key !== "Tab") return;
+    const focusable = [...$("filter-dialog").querySelectorAll("button, input, select")].filter(
+      (element) => !element.disabled && element.getClientRects().length > 0,
+    );
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    if (event.shiftKey && document.activeElement === first) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+
+  function listenToFilterDialog() {
+    buildPropertyOptions();
+    const box = $("filter-dialog");
+    $("open-filter").addEventListener("click", (event) => openFilterDialog(null, event.currentTarget));
+    $("filter-form").addEventListener("submit", applyFilterDialog);
+    $("filter-cancel").addEventListener("click", closeFilterDialog);
+    box.addEventListener("keydown", trapTab);
+    // Escape closes a modal <dialog> on its own ("cancel", then "close"): focus goes back.
+    box.addEventListener("close", () => {
+      dialog.asked++;
+      if (dialog.opener && dialog.opener.isConnected) dialog.opener.focus();
+      dialog.opener = null;
+    });
+    // A click on the backdrop (outside the form) closes it too.
+    box.addEventListener("click", (event) => {
+      if (event.target === box) closeFilterDialog();
+    });
+    $("filter-property").addEventListener("change", () => {
+      dialog.values = [];
+      dialog.active = -1;
+      renderValues();
+      noteReplaced();
+      loadSuggestions();
+    });
+    const input = $("filter-value");
+    input.addEventListener("input", () => {
+      dialog.active = -1;
+      renderSuggestions();
+    });
+    input.addEventListener("keydown", onValueKey);
+    const list = $("filter-suggestions");
+    list.addEventListener("mousedown", (event) => event.preventDefault()); // keep focus in the field
+    list.addEventListener("click", (event) => {
+      const option = event.target instanceof Element ? event.target.closest("[role=option]") : null;
+      if (option) addValue(option.dataset.value);
+    });
+    $("filter-values").addEventListener("click", (event) => {
+      const remove = event.target instanceof Element ? event.target.closest("button[data-remove-value]") : null;
+      if (remove) removeValue(Number(remove.dataset.removeValue));
+    });
   }
 
   // ---- settings -------------------------------------------------------------------------------------
@@ -1374,6 +1760,8 @@
       }
       const remove = target.closest("button[data-remove-filter]");
       if (remove) return removeFilter(Number(remove.dataset.removeFilter));
+      const edit = target.closest("button[data-edit-filter]");
+      if (edit) return openFilterDialog(Number(edit.dataset.editFilter), edit);
       const csv = target.closest("[data-csv]");
       if (csv) return csvFor(csv.closest("[data-card]"));
       return undefined;
@@ -1384,6 +1772,7 @@
       $("period").focus(); // the filter bar, and the button, are gone
     });
     $("period").addEventListener("change", pickPeriod);
+    $("compare").addEventListener("change", () => navigate({ compare: $("compare").value }));
     $("custom-range").addEventListener("submit", applyCustomRange);
     $("export-zip").addEventListener("click", (event) => download(`/api/cards/export.zip?${statsParams()}`, event.currentTarget));
     $("login-form").addEventListener("submit", signIn);
@@ -1403,6 +1792,7 @@
     });
     setInterval(tickAsOf, 1000);
     listenToSettings();
+    listenToFilterDialog();
   }
 
   function nameTabs() {
