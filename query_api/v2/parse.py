@@ -188,7 +188,10 @@ def _mismatch(path: str, expected: str, value: Any) -> str:
 
 
 def _unique(items: list[Any]) -> bool:
-    keys = [json.dumps(item, sort_keys=True, default=str) for item in items]
+    try:
+        keys = [json.dumps(item, sort_keys=True, default=str) for item in items]
+    except (RecursionError, ValueError):  # nested past json's depth: not a duplicate of anything
+        return True
     return len(set(keys)) == len(keys)
 
 
@@ -418,7 +421,8 @@ def _filter_dimension_ok(op: str, dimension: Any) -> bool:
 
 @dataclass(frozen=True)
 class _SegmentRef:
-    """`["is", "segment", [ids]]` until the saved segments are read."""
+    """`["is", "segment", [ids]]` until the saved segments are read (ids are integers, as
+    Plausible's; `segments` is asked with their decimal strings)."""
 
     ids: tuple[str, ...]
 
@@ -426,16 +430,21 @@ class _SegmentRef:
 _Parsed = FilterTree | _SegmentRef
 
 
-def parse_filter_list(raw: Any) -> tuple[FilterTree, ...]:
-    """A `filters` list (a request's, or a saved segment's, which may not name segments) → the
-    filter trees, with the same checks and messages as in a query."""
-    errors = _filters_errors(raw if raw is not None else [])
+def parse_filters(raw: Any, site: Site) -> tuple[FilterTree, ...]:
+    """A saved segment's `filters` (no segment inside) → its filter trees, refused in the words a
+    query with them would be refused (shape, values, behavioural filters, goals, top-level-only
+    dimensions)."""
+    errors = _filters_errors(raw)
     if errors:
         raise BadRequest("\n".join(errors))
-    parsed = tuple(_parse_tree(f) for f in raw or [])
+    parsed = tuple(_parse_tree(f) for f in raw)
     if any(True for _ in _segment_refs(parsed)):
-        raise BadRequest("Invalid filters. A segment's filters cannot name segments.")
-    return tuple(p for p in parsed if not isinstance(p, _SegmentRef))
+        raise BadRequest("A segment's filters cannot use another segment.")
+    filters = _resolve_segments(parsed, lambda _: None)
+    _check_toplevel_only(filters)
+    _check_behavioural(filters)
+    _check_goals(filters, site)
+    return filters
 
 
 def _parse_tree(node: list[Any]) -> _Parsed:
@@ -454,8 +463,6 @@ def _parse_condition(node: list[Any]) -> _Parsed:
     if dimension == SEGMENT:
         if clauses and all(isinstance(c, int) for c in clauses):
             return _SegmentRef(tuple(str(c) for c in clauses))
-        if clauses and all(isinstance(c, str) for c in clauses):
-            return _SegmentRef(tuple(clauses))  # ours: segment ids may be strings too
         raise BadRequest(f"Invalid filter '{inspect(node)}'.")
     if not all(isinstance(c, str) for c in clauses):
         raise BadRequest(f"Invalid filter '{inspect(node)}'.")
