@@ -11,6 +11,8 @@
     liveinsight key create|list|revoke --site DOMAIN [--key KEY_OR_ID|all] [--json]
     liveinsight goal add|remove --site DOMAIN GOAL [--json]    GOAL: Signup, or "Visit /path"
     liveinsight goal list --site DOMAIN [--json]
+    liveinsight funnel add --site DOMAIN --name NAME STEP STEP... [--json]   STEP as a goal; `*` in paths
+    liveinsight funnel list|remove --site DOMAIN [FUNNEL_ID] [--json]
     liveinsight share create|list|revoke --site DOMAIN [--label L] [--share TOKEN_OR_ID|all] [--json]
     liveinsight admin hash-password                 the admin password (stdin or prompt) → hash
     liveinsight dlq replay
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add_site_commands(commands)
     add_credential_commands(commands)
+    add_funnel_commands(commands)
 
     dlq = commands.add_parser(
         "dlq", help="the dead-letter queue: the aggregator's batches, the archive's failed runs"
@@ -133,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_key(args)
     if args.command == "goal":
         return run_goal(args)
+    if args.command == "funnel":
+        return run_funnel(args)
     if args.command == "share":
         return run_share(args)
     return run_site(args)
@@ -228,6 +233,23 @@ def add_credential_commands(commands: Any) -> None:
             command.add_argument(
                 "--share", required=True, help='the token, its id (from `share list`), or "all"'
             )
+
+
+def add_funnel_commands(commands: Any) -> None:
+    funnel = commands.add_parser(
+        "funnel", help="funnels of a site: ordered steps counted within a visit"
+    ).add_subparsers(dest="funnel_command", required=True)
+    add = funnel.add_parser("add", help="define a funnel of 2 to 8 steps")
+    add.add_argument("--name", required=True, help="1 to 120 characters, unique per site")
+    add.add_argument(
+        "steps", nargs="+", metavar="STEP", help='"Visit /path" (`*`: any characters) or an event'
+    )
+    listing = funnel.add_parser("list", help="the site's funnels")
+    remove = funnel.add_parser("remove", help="delete a funnel")
+    remove.add_argument("funnel_id", help="its id (from `funnel list`)")
+    for command in (add, listing, remove):
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
 
 
 HOSTNAMES_HELP = "hostnames allowed to send events, comma-separated (subdomains included)"
@@ -717,6 +739,39 @@ def run_goal(args: argparse.Namespace) -> int:
         for goal in site.goals:
             print(goal)
     return 0
+
+
+def run_funnel(args: argparse.Namespace) -> int:
+    from core.aws import make_client
+    from core.funnels import FunnelStore
+    from core.sites import SiteError, SiteStore
+
+    with backend(args.data_dir):
+        client, table = make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"]
+        funnels = FunnelStore(client, table)
+        try:
+            site = SiteStore(client, table, cache_seconds=0).require(args.site).domain
+            if args.funnel_command == "add":
+                shown = [funnels.add(site, args.name, args.steps)]
+            elif args.funnel_command == "remove":
+                removed = funnels.remove(site, args.funnel_id)
+                print(json.dumps({"removed": removed.id}) if args.json else f"removed {removed.id}")
+                return 0
+            else:
+                shown = funnels.list(site)
+        except SiteError as exc:
+            return _failed(exc, args.json)
+    if args.json:
+        print(json.dumps({"site": site, "funnels": [_funnel_json(f) for f in shown]}))
+    else:
+        for f in shown:
+            print(f"{f.id}\t{f.name}\t{' → '.join(s.label for s in f.steps)}")
+    return 0
+
+
+def _funnel_json(funnel: Any) -> dict[str, Any]:
+    steps = [{"label": s.label, "kind": s.kind, "value": s.value} for s in funnel.steps]
+    return {"id": funnel.id, "name": funnel.name, "steps": steps, "created_at": funnel.created_at}
 
 
 def run_share(args: argparse.Namespace) -> int:
