@@ -1150,8 +1150,26 @@
     return state.period === "realtime" ? { ...state, period: "day", date: null, from: null, to: null } : state;
   }
 
-  /** The site's custom prop keys of the period, as the props card lists them (its buttons). */
-  async function loadPropKeys(keep) {
+  function propKeyOption(key) {
+    const option = el("option", "", propertyLabel(`event:props:${key}`));
+    option.value = `event:props:${key}`;
+    return option;
+  }
+
+  /** Choose a property, a custom prop's too before the site's keys are in. */
+  function chooseProperty(property) {
+    const select = $("filter-property");
+    if (![...select.options].some((option) => option.value === property)) {
+      const group = $("filter-prop-keys");
+      group.append(propKeyOption(property.slice(12)));
+      group.hidden = false;
+    }
+    select.value = property;
+  }
+
+  /** The site's custom prop keys of the period, as the props card lists them (its buttons); the
+   * property chosen meanwhile stays chosen. */
+  async function loadPropKeys() {
     const group = $("filter-prop-keys");
     let keys = [];
     try {
@@ -1164,16 +1182,13 @@
     } catch {
       // no custom properties offered; a typed filter's own key still is
     }
-    if (keep && keep.startsWith("event:props:") && !keys.includes(keep.slice(12))) keys.push(keep.slice(12));
-    group.replaceChildren(
-      ...keys.map((key) => {
-        const option = el("option", "", propertyLabel(`event:props:${key}`));
-        option.value = `event:props:${key}`;
-        return option;
-      }),
-    );
+    if (!$("filter-dialog").open) return;
+    const select = $("filter-property");
+    const chosen = select.value;
+    if (chosen.startsWith("event:props:") && !keys.includes(chosen.slice(12))) keys.push(chosen.slice(12));
+    group.replaceChildren(...keys.map(propKeyOption));
     group.hidden = keys.length === 0;
-    if (keep) $("filter-property").value = keep;
+    select.value = chosen;
   }
 
   function openFilterDialog(index = null, opener = null) {
@@ -1188,10 +1203,8 @@
     $("filter-operator").value = dialog.editing !== null ? editing.operator : "is";
     $("filter-value").value = "";
     $("filter-error").textContent = "";
-    $("filter-property").value = property;
-    loadPropKeys(property).then(() => {
-      if ($("filter-property").value !== property) $("filter-property").value = "event:page";
-    });
+    chooseProperty(property);
+    loadPropKeys();
     renderValues();
     noteReplaced();
     loadSuggestions();

@@ -43,7 +43,7 @@ watched = test_dashboard_e2e.watched
 def key(stack: Stack) -> str:
     """The site with the dashboard tests' visits, counted by the counters and the archive."""
     site_key = Admin(stack).add_site(SITE)
-    pageviews = 0
+    pageviews = events = 0
     for n, (entry, referrer, country, more) in enumerate(VISITS):
         ip, ua = f"198.51.100.{n + 60}", UAS[n % len(UAS)]
         for path in [entry, *more]:
@@ -52,7 +52,11 @@ def key(stack: Stack) -> str:
                 body["r"] = referrer
             send(stack, body, ip, ua, cloudfront_viewer_country=country)
             pageviews += 1
-    counted(stack, SITE, site_key, pageviews, pageviews)
+        if n % 3 == 0:
+            body = {"n": "Signup", "u": f"https://{SITE}/pricing", "d": SITE}
+            send(stack, {**body, "p": {"plan": "pro" if n % 2 else "free"}}, ip, ua)
+            events += 1
+    counted(stack, SITE, site_key, pageviews, pageviews + events)
     # Two properties at once are the archive's: wait until it holds every pageview too
     archived = site_params(
         SITE,
@@ -130,8 +134,19 @@ def test_filter_dialog_builds_is_not_and_contains_filters_and_the_cards_match_th
     page.keyboard.press("Escape")
     assert not dialog_open(page) and focused(page) == "open-filter"
 
-    # When Source is picked, the period's sources are suggested, most visitors first
+    # When it opens again, the site's custom properties are offered, with their values
     page.click("#open-filter")
+    page.locator("#filter-property option[value='event:props:plan']").wait_for(state="attached")
+    page.select_option("#filter-property", "event:props:plan")
+    plans = api(
+        stack,
+        "/api/stats/breakdown",
+        site_params(SITE, property="event:props:plan", metrics="visitors", limit="100", **day),
+        key,
+    )["results"]
+    until_equal(lambda: suggestions(page), [r["plan"] for r in plans])
+    assert set(suggestions(page)) == {"free", "pro"}
+    # When Source is picked, the period's sources are suggested, most visitors first
     page.select_option("#filter-property", "visit:source")
     sources = api(
         stack,
@@ -219,6 +234,15 @@ def test_filter_dialog_builds_is_not_and_contains_filters_and_the_cards_match_th
     page.click("#panel-pages button[data-filter='event:page==/pricing']")
     filters_become(page, "event:page==/pricing")
     assert chips(page) == ["Page is /pricing"]
+    # When a value holds the syntax's separators, they are escaped, and the API agrees
+    page.click("#open-filter")
+    page.select_option("#filter-property", "visit:utm_campaign")
+    page.fill("#filter-value", "a|b;c")
+    page.click("#filter-apply")
+    escaped = "event:page==/pricing;visit:utm_campaign==a\\|b\\;c"
+    filters_become(page, escaped)
+    assert chips(page)[1] == "UTM campaign is a|b;c"
+    shows_metrics(page, stack, site_params(SITE, filters=escaped, **day), key)
 
 
 CHART = """() => {
@@ -275,6 +299,7 @@ def test_graph_comparison_draws_the_other_ranges_timeseries_dashed_with_its_date
     lines = page.evaluate(TOOLTIP, busiest)
     hour = series[busiest]["date"][:16]
     assert lines[1] == f"Visitors, previous period ({hour}): {series[busiest]['visitors']}"
+    assert lines[0] == f"Visitors ({tomorrow}{hour[10:]}): 0"
     shot(page, "dashboard-compare", full_page=False)
 
     # When it is the same period last year, the line is the timeseries of that day
