@@ -61,11 +61,26 @@ def whole_days(query: V2Query) -> bool:
     )
 
 
+def _clocks_change(query: V2Query) -> bool:
+    """The site's UTC offset changes within the range's days."""
+    zone = ZoneInfo(query.site.tz)
+    start = datetime.combine(query.first, time(), zone)
+    end = datetime.combine(query.last + timedelta(days=1), time(), zone)
+    return start.utcoffset() != end.utcoffset() or any(
+        datetime.combine(day, time(), zone).utcoffset() != start.utcoffset()
+        for day in parse.DateRange(query.first, query.last).each_day()
+    )
+
+
 def counters_result(engine: counters.CounterEngine, query: V2Query) -> Result | None:
     """The answer from the counters, or None when the question is not theirs."""
     filters = v1_filters(query)
     if filters is None or not whole_days(query) or not set(query.metrics) <= V1_METRICS:
         return None
+    if parse.CONVERSION_RATE in query.metrics and any(f.prop.kind == parse.PROP for f in filters):
+        return None  # v2's denominator drops props filters too, v1's only goal filters
+    if query.time_dimension == "hour" and _clocks_change(query):
+        return None  # v2 makes a repeated local hour one row, v1's series two points
     v1 = parse.Query(query.site, parse.DateRange(query.first, query.last), filters, query.metrics)
     others = [d for d in query.dimensions if not d.startswith("time")]
     timed = len(others) < len(query.dimensions)
