@@ -13,6 +13,9 @@
     liveinsight goal list --site DOMAIN [--json]
     liveinsight funnel add --site DOMAIN --name NAME STEP STEP... [--json]   STEP as a goal; `*` in paths
     liveinsight funnel list|remove --site DOMAIN [FUNNEL_ID] [--json]
+    liveinsight segment add --site DOMAIN --name NAME FILTERS_JSON [--json]   v2 filters, e.g.
+                            '[["is", "visit:source", ["Google"]]]'
+    liveinsight segment list|remove --site DOMAIN [SEGMENT_ID] [--json]
     liveinsight share create|list|revoke --site DOMAIN [--label L] [--share TOKEN_OR_ID|all] [--json]
     liveinsight admin hash-password                 the admin password (stdin or prompt) → hash
     liveinsight dlq replay
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     add_site_commands(commands)
     add_credential_commands(commands)
     add_funnel_commands(commands)
+    add_segment_commands(commands)
 
     dlq = commands.add_parser(
         "dlq", help="the dead-letter queue: the aggregator's batches, the archive's failed runs"
@@ -138,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_goal(args)
     if args.command == "funnel":
         return run_funnel(args)
+    if args.command == "segment":
+        return run_segment(args)
     if args.command == "share":
         return run_share(args)
     return run_site(args)
@@ -247,6 +253,21 @@ def add_funnel_commands(commands: Any) -> None:
     listing = funnel.add_parser("list", help="the site's funnels")
     remove = funnel.add_parser("remove", help="delete a funnel")
     remove.add_argument("funnel_id", help="its id (from `funnel list`)")
+    for command in (add, listing, remove):
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
+
+
+def add_segment_commands(commands: Any) -> None:
+    segment = commands.add_parser(
+        "segment", help="saved segments of a site: named filter sets"
+    ).add_subparsers(dest="segment_command", required=True)
+    add = segment.add_parser("add", help="save a segment")
+    add.add_argument("--name", required=True, help="1 to 120 characters")
+    add.add_argument("filters", metavar="FILTERS_JSON", help="Stats API v2 filters, as a JSON list")
+    listing = segment.add_parser("list", help="the site's segments")
+    remove = segment.add_parser("remove", help="delete a segment")
+    remove.add_argument("segment_id", type=int, help="its number (from `segment list`)")
     for command in (add, listing, remove):
         command.add_argument("--site", required=True)
         command.add_argument("--json", action="store_true")
@@ -772,6 +793,47 @@ def run_funnel(args: argparse.Namespace) -> int:
 def _funnel_json(funnel: Any) -> dict[str, Any]:
     steps = [{"label": s.label, "kind": s.kind, "value": s.value} for s in funnel.steps]
     return {"id": funnel.id, "name": funnel.name, "steps": steps, "created_at": funnel.created_at}
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from core.aws import make_client
+    from core.segments import SegmentError, SegmentStore
+    from core.sites import SiteError, SiteStore
+    from query_api.errors import BadRequest
+    from query_api.v2.segments_api import check_filters
+
+    with backend(args.data_dir):
+        client, table = make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"]
+        segments = SegmentStore(client, table)
+        try:
+            site = SiteStore(client, table, cache_seconds=0).require(args.site)
+            if args.segment_command == "add":
+                try:
+                    filters = json.loads(args.filters)
+                except ValueError as exc:
+                    raise SegmentError(f"FILTERS_JSON is not JSON: {exc}") from None
+                if not isinstance(filters, list):
+                    raise SegmentError("FILTERS_JSON is a JSON list of v2 filters")
+                try:
+                    check_filters(filters, site)
+                except BadRequest as exc:
+                    raise SegmentError(exc.message) from None
+                shown = [segments.add(site.domain, args.name, filters)]
+            elif args.segment_command == "remove":
+                segments.remove(site.domain, args.segment_id)
+                gone = args.segment_id
+                print(json.dumps({"removed": gone}) if args.json else f"removed {gone}")
+                return 0
+            else:
+                shown = segments.list(site.domain)
+        except (SiteError, SegmentError) as exc:
+            return _failed(exc, args.json)
+    if args.json:
+        print(json.dumps({"site": site.domain, "segments": [s.out() for s in shown]}))
+    else:
+        for s in shown:
+            print(f"{s.id}\t{s.name}\t{json.dumps(list(s.filters))}")
+    return 0
 
 
 def run_share(args: argparse.Namespace) -> int:
