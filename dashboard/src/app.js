@@ -1159,7 +1159,12 @@
   /** Choose a property, a custom prop's too before the site's keys are in. */
   function chooseProperty(property) {
     const select = $("filter-property");
-    if (![...select.options].some((option) => option.value === property)) {
+    const known = [...select.options].some((option) => option.value === property);
+    if (!known && !property.startsWith("event:props:")) {
+      select.value = "event:page"; // not a filter property of the v1 API: the URL's error says so
+      return;
+    }
+    if (!known) {
       const group = $("filter-prop-keys");
       group.append(propKeyOption(property.slice(12)));
       group.hidden = false;
