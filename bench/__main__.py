@@ -29,6 +29,7 @@ from bench import (
     archive,
     bill_run,
     dashboard,
+    funnels,
     hotkeys,
     ingest_cpu,
     lambdas,
@@ -207,6 +208,7 @@ GROUPS: dict[str, Any] = {
     "archive": archive.rows,  # the event archive: size, cost, engine latency (bench/archive.py)
     "bill": lambda: bill_run.rows(progress),
     "freshness": dashboard.freshness_rows,
+    "funnels": funnels.rows,  # a 4-step funnel and journeys over the archive (bench/funnels.py)
     "handler": ingest_cpu.rows,
     "hotkeys": hotkeys.rows,
     "lambdas": lambdas.rows,  # zip sizes and cold starts (bench/lambdas.py)

@@ -204,13 +204,17 @@ class _Visits(_Builder):
         ctes.append(
             ("fe", f"SELECT sn, rn, {mask} AS m FROM ev3 WHERE NOT eng AND {self.event_tests()}")
         )
-        # the steps done in order: bit k of an event's mask says it is step k + 1; the state
-        # is the number of steps done, and advances when the event is the next step
+        # The steps done in order: bit k of an event's mask says it is step k + 1; the state
+        # is the number of steps done, and advances when the event is the next step. A visit's
+        # masks are put in order as numbers (position * 2^steps + mask) sorted in the list:
+        # `list(m ORDER BY rn)` sorts each group apart, ~7x slower (0.66 s of 1.5 s at 1 M).
+        base = 1 << len(steps)
+        ordered = f"list_transform(list_sort(list(rn * {base} + m)), x -> x % {base})"
         advance = "(acc, x) -> CASE WHEN (x >> acc) & 1 = 1 THEN acc + 1 ELSE acc END"
         ctes.append(
             (
                 "fv",
-                f"SELECT sn, list_reduce(list_prepend(0, list(m ORDER BY rn)), {advance}) AS reached "
+                f"SELECT sn, list_reduce(list_prepend(0, {ordered}), {advance}) AS reached "
                 "FROM fe WHERE m <> 0 GROUP BY sn",
             )
         )
@@ -232,18 +236,21 @@ class _Visits(_Builder):
         if self.event_filters:
             kept += f" WHERE sn IN (SELECT sn FROM ev3 WHERE NOT eng AND {self.event_tests()})"
         ctes.append(("vk", kept))
+        # a visit's pages in order (sorted in the list, as a funnel's masks), then a page
+        # right after itself dropped
+        ordered = "list_transform(list_sort(list({'rn': rn, 'page': page})), x -> x.page)"
         ctes.append(
             (
                 "jp",
-                "SELECT sn, rn, page, lag(page) OVER (PARTITION BY sn ORDER BY rn) AS prev "
-                "FROM ev3 WHERE pv AND sn IN (SELECT sn FROM vk)",
+                f"SELECT sn, {ordered} AS viewed FROM ev3 "
+                "WHERE pv AND sn IN (SELECT sn FROM vk) GROUP BY sn",
             )
         )
         ctes.append(
             (
                 "js",
-                "SELECT sn, list(page ORDER BY rn) AS pages FROM jp "
-                "WHERE prev IS NULL OR prev <> page GROUP BY sn",
+                "SELECT sn, list_filter(viewed, (x, i) -> i = 1 OR x <> viewed[i - 1]) AS pages "
+                "FROM jp",
             )
         )
         if from_entry:
