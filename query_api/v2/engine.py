@@ -4,7 +4,7 @@ any dimensions crossed, any filter tree, every v2 metric, ordering and paginatio
 It shares the v1 archive engine's pieces (query_api/archive_engine.py, decision 0028): the
 files' facts (time zones, previous visitor ids, copies, visitor keys), the visitor attribution,
 UTC offsets as `CASE` pieces, the counters' units, one sort with streaming windows for visits.
-Definitions (docs: the v2 module docstrings, /work/shared/METRICS.md):
+Definitions (docs: the v2 module docstrings, docs/METRICS.md):
 
 - an event row carries its visit's values; a condition on a `visit:` dimension tests the visit's
   value (its first counted event's, entry/exit page its first/last pageview's page), on an
