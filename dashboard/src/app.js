@@ -258,7 +258,7 @@
       if (response.status === 401) setSession(null);
       throw new ApiError(response.status, await errorText(response));
     }
-    return response.json();
+    return response.status === 204 ? null : response.json(); // a segment's DELETE has no body
   }
 
   function hint(on) {
@@ -626,6 +626,7 @@
     session = value;
     hint(Boolean(value));
     updateNav();
+    if (segmentsMenuOpen()) renderSegmentsMenu(); // the admin's save and delete controls
   }
 
   // ---- sites list --------------------------------------------------------------------------------
@@ -740,6 +741,10 @@
     load($("metrics"), `/api/cards/metrics?${statsParams()}&metric=${encodeURIComponent(state.metric)}`);
     for (const card of document.querySelectorAll("[data-card]")) loadCard(card);
     loadGraph();
+    // The archive's cards, and the site's segments (for the menu and the applied one's name).
+    loadFunnelCard({ relist: arriving });
+    loadJourneys();
+    if (arriving || segments.site !== state.site) loadSegments();
     if (arriving) pollLive();
   }
 
@@ -1112,6 +1117,8 @@
     );
     $("filter-bar").hidden = filters.length === 0;
     $("filter-note").hidden = state.period !== "realtime";
+    showAppliedSegment();
+    if (segmentsMenuOpen()) renderSegmentsMenu(); // "save as segment" follows the filters
   }
 
   // ---- the filter dialog ----------------------------------------------------------------------------
@@ -1382,11 +1389,11 @@
     if (chip) chip.querySelector("button[data-edit-filter]").focus();
   }
 
-  /** The modal keeps Tab inside it (showModal makes the page inert, but Tab would reach the
+  /** A modal keeps Tab inside it (showModal makes the page inert, but Tab would reach the
    * browser's own controls). */
   function trapTab(event) {
     if (event.key !== "Tab") return;
-    const focusable = [...$("filter-dialog").querySelectorAll("button, input, select")].filter(
+    const focusable = [...event.currentTarget.querySelectorAll("button, input, select")].filter(
       (element) => !element.disabled && element.getClientRects().length > 0,
     );
     if (!focusable.length) return;
@@ -1441,6 +1448,665 @@
       const remove = event.target instanceof Element ? event.target.closest("button[data-remove-value]") : null;
       if (remove) removeValue(Number(remove.dataset.removeValue));
     });
+  }
+
+  // ---- saved segments --------------------------------------------------------------------------------
+
+  // A segment's filters are Plausible v2 filters (/api/stats/segments). The dashboard applies the
+  // ones its v1 syntax can say exactly: an AND of is / is not / contains / does not contain on the
+  // properties the filter dialog offers, case-sensitive, without a `*` in a value (v1 reads it as
+  // a wildcard, v2 as a character). The others are listed with the reason; v2 still takes them.
+  const V1_FILTER_PROPERTIES = new Set(FILTER_GROUPS.flatMap(([, properties]) => properties));
+  const V2_OPERATORS = new Set(Object.keys(OPERATORS));
+
+  const segments = {
+    site: null, // whose list `list` is
+    list: null, // [{segment, filters (v1) | null, why}]
+    applied: null, // the id applied last: named first when two segments say the same
+    asked: 0,
+  };
+
+  /** A segment's v2 filters → {filters} in the v1 syntax, or {why} they cannot be. */
+  function segmentToV1(v2filters) {
+    const conditions = [];
+    const flatten = (list) => {
+      for (const item of list) {
+        if (!Array.isArray(item) || typeof item[0] !== "string") return "It holds a filter the dashboard cannot read.";
+        if (item[0] === "and" && Array.isArray(item[1])) {
+          const why = flatten(item[1]);
+          if (why) return why;
+        } else {
+          conditions.push(item);
+        }
+      }
+      return null;
+    };
+    if (!Array.isArray(v2filters) || !v2filters.length) return { why: "It has no filters." };
+    const why = flatten(v2filters);
+    if (why) return { why };
+    const parts = [];
+    const seen = new Set();
+    for (const [operator, dimension, values, options, ...rest] of conditions) {
+      if (!V2_OPERATORS.has(operator)) return { why: `It uses “${operator}”, which the dashboard's filters cannot say.` };
+      if (typeof dimension !== "string" || !(V1_FILTER_PROPERTIES.has(dimension) || /^event:props:./.test(dimension))) {
+        return { why: `It filters on “${dimension}”, which the dashboard's filters do not offer.` };
+      }
+      const optionKeys = options && typeof options === "object" ? Object.keys(options) : [];
+      if (rest.length || (options !== undefined && (optionKeys.some((k) => k !== "case_sensitive") || options.case_sensitive !== true))) {
+        return { why: "It is case-insensitive; the dashboard's filters are case-sensitive." };
+      }
+      if (!Array.isArray(values) || !values.length || values.some((v) => typeof v !== "string" || !v)) {
+        return { why: "It compares with a value that is not text." };
+      }
+      if (values.some((v) => v.includes("*"))) return { why: "A value holds a “*”, which the dashboard's filters read as a wildcard." };
+      if (seen.has(dimension)) return { why: `It has two conditions on ${propertyLabel(dimension)}; the dashboard keeps one per property.` };
+      seen.add(dimension);
+      parts.push(filterString(dimension, operator, values));
+    }
+    return { filters: parts.join(";") };
+  }
+
+  /** The dashboard's v1 filters → {filters} as v2 filters, or {why} a segment cannot hold them. */
+  function v1ToSegment(raw) {
+    const list = splitFilters(raw);
+    if (!list.length) return { why: "Add a filter first: a segment is a set of filters." };
+    const filters = [];
+    for (const filter of list) {
+      const { property, operator, values } = filterParts(filter);
+      if (values.some((v) => v.includes("*"))) {
+        return { why: `“${describeFilter(filter)}” is a * pattern: a segment holds “contains” (*text*) but no other pattern.` };
+      }
+      filters.push([operator, property, values]);
+    }
+    return { filters };
+  }
+
+  /** Filters compared as sets: a segment applied and then reordered chip by chip is still it. */
+  function sameFilters(a, b) {
+    const norm = (raw) => splitFilters(raw).sort().join(";");
+    return norm(a) === norm(b);
+  }
+
+  function appliedSegment() {
+    if (!segments.list || segments.site !== state.site || !state.filters) return null;
+    const matching = segments.list.filter((s) => s.filters !== null && sameFilters(s.filters, state.filters));
+    return matching.find((s) => s.segment.id === segments.applied) || matching[0] || null;
+  }
+
+  function showAppliedSegment() {
+    const shown = appliedSegment();
+    const label = $("segment-applied");
+    label.hidden = !shown;
+    label.textContent = shown ? `Segment: ${shown.segment.name}` : "";
+  }
+
+  async function loadSegments() {
+    const asked = ++segments.asked;
+    const site = state.site;
+    try {
+      const body = await readJson("/api/stats/segments", siteParams());
+      if (asked !== segments.asked) return;
+      segments.site = site;
+      segments.list = body.segments.map((segment) => ({ segment, ...{ filters: null, why: null }, ...segmentToV1(segment.filters) }));
+      $("segments-status").textContent = "";
+    } catch (error) {
+      if (asked !== segments.asked) return;
+      segments.site = site;
+      segments.list = [];
+      $("segments-status").textContent = `No segments: ${noticeText(error)}`;
+    }
+    showAppliedSegment();
+    renderSegmentsMenu();
+  }
+
+  function renderSegmentsMenu() {
+    const list = $("segments-list");
+    const isAdmin = Boolean(session) && !state.auth;
+    const rows = (segments.list || []).map(({ segment, filters, why }) => {
+      const row = el("li", "py-2");
+      row.dataset.segment = String(segment.id);
+      const line = el("div", "flex items-start justify-between gap-2");
+      const apply = el("button", "min-w-0 break-words rounded text-left font-medium text-indigo-700 hover:underline disabled:cursor-not-allowed disabled:text-gray-500 disabled:no-underline", segment.name);
+      apply.type = "button";
+      apply.dataset.applySegment = String(segment.id);
+      const note = el(
+        "p",
+        `mt-0.5 text-xs ${why ? "text-amber-700" : "text-gray-500"}`,
+        why
+          ? `${why} It still works in the Stats API v2 as ["is", "segment", [${segment.id}]].`
+          : splitFilters(filters).map(describeFilter).join(", "),
+      );
+      note.id = `segment-note-${segment.id}`;
+      apply.setAttribute("aria-describedby", note.id);
+      if (why) apply.disabled = true;
+      line.append(apply);
+      if (isAdmin) {
+        line.append(
+          confirmButton("Delete", `Delete segment ${segment.name}`, async () => {
+            try {
+              await admin("DELETE", segmentsPath(segment.id));
+              $("segments-status").textContent = `Segment “${segment.name}” deleted.`;
+              await loadSegments();
+              $("open-segments").focus();
+            } catch (error) {
+              $("segment-error").textContent = noticeText(error);
+            }
+          }),
+        );
+      }
+      row.append(line, note);
+      return row;
+    });
+    if (!segments.list) rows.push(el("li", "py-2 text-gray-500", "Loading…"));
+    else if (!rows.length) rows.push(el("li", "py-2 text-gray-500", "No saved segments yet."));
+    list.replaceChildren(...rows);
+    $("save-segment").hidden = !isAdmin;
+    const check = v1ToSegment(state.filters);
+    $("segment-save").disabled = Boolean(check.why);
+    $("segment-name").disabled = Boolean(check.why);
+    const hint = isAdmin && check.why ? check.why : "";
+    if (!$("segment-error").dataset.fromSave) $("segment-error").textContent = hint;
+  }
+
+  function segmentsPath(id) {
+    const base = `/api/admin/sites/${encodeURIComponent(state.site)}/segments`;
+    return id === undefined ? base : `${base}/${encodeURIComponent(String(id))}`;
+  }
+
+  function segmentsMenuOpen() {
+    return !$("segments-menu").hidden;
+  }
+
+  function toggleSegmentsMenu(open, { focusButton = false } = {}) {
+    $("segments-menu").hidden = !open;
+    $("open-segments").setAttribute("aria-expanded", String(open));
+    if (open) {
+      delete $("segment-error").dataset.fromSave;
+      $("segment-error").textContent = "";
+      renderSegmentsMenu();
+      loadSegments();
+      const first = $("segments-list").querySelector("button:not([disabled])");
+      (first || ($("save-segment").hidden ? $("open-segments") : $("segment-name"))).focus();
+    } else if (focusButton) {
+      $("open-segments").focus();
+    }
+  }
+
+  function applySegment(id) {
+    const entry = (segments.list || []).find((s) => String(s.segment.id) === id);
+    if (!entry || entry.filters === null) return;
+    segments.applied = entry.segment.id;
+    toggleSegmentsMenu(false);
+    navigate({ filters: entry.filters });
+    $("open-segments").focus();
+  }
+
+  async function saveSegment(event) {
+    event.preventDefault();
+    const error = $("segment-error");
+    error.dataset.fromSave = "1";
+    error.textContent = "";
+    const name = $("segment-name").value.trim();
+    if (!name) {
+      error.textContent = "Give the segment a name.";
+      $("segment-name").focus();
+      return;
+    }
+    const converted = v1ToSegment(state.filters);
+    if (converted.why) {
+      error.textContent = converted.why;
+      return;
+    }
+    const button = $("segment-save");
+    button.disabled = true;
+    try {
+      const created = await admin("POST", segmentsPath(), { name, filters: converted.filters });
+      segments.applied = created.id;
+      $("segment-name").value = "";
+      delete error.dataset.fromSave;
+      await loadSegments();
+      $("segments-status").textContent = `Segment “${created.name}” saved.`;
+      // The disabled button lost the focus: give it to the new segment.
+      const saved = $("segments-list").querySelector(`button[data-apply-segment="${created.id}"]`);
+      if (saved && segmentsMenuOpen()) saved.focus();
+    } catch (failure) {
+      error.textContent = noticeText(failure);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function listenToSegments() {
+    $("open-segments").addEventListener("click", () => toggleSegmentsMenu(!segmentsMenuOpen()));
+    $("segments-list").addEventListener("click", (event) => {
+      const apply = event.target instanceof Element ? event.target.closest("button[data-apply-segment]") : null;
+      if (apply && !apply.disabled) applySegment(apply.dataset.applySegment);
+    });
+    $("save-segment").addEventListener("submit", saveSegment);
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || !segmentsMenuOpen() || document.querySelector("dialog[open]")) return;
+      toggleSegmentsMenu(false, { focusButton: true });
+    });
+    document.addEventListener("click", (event) => {
+      const inside = event.target instanceof Element && event.target.closest("#segments-menu, #open-segments");
+      // A confirm button that re-renders its row is detached by the time this runs: not "outside".
+      if (segmentsMenuOpen() && !inside && event.target instanceof Element && event.target.isConnected) toggleSegmentsMenu(false);
+    });
+  }
+
+  // ---- JSON reads of the funnel and journey cards ----------------------------------------------------
+
+  async function readJson(path, params) {
+    const response = await fetch(`${path}?${params}`, { headers: readHeaders(), credentials: "same-origin" });
+    if (!response.ok) throw new ApiError(response.status, await errorText(response));
+    return response.json();
+  }
+
+  function noticeText(error) {
+    if (error instanceof ApiError) {
+      if (error.status === 401 || error.status === 403) {
+        return state.auth ? "This shared link is not valid any more." : "This site's stats need a read key or signing in.";
+      }
+      return error.message;
+    }
+    return "Cannot reach the server. It is retried on the next change.";
+  }
+
+  function notice(text, tone = "") {
+    const p = message(text);
+    if (tone) p.className = `py-6 text-center text-sm ${tone}`;
+    p.dataset.notice = "";
+    return p;
+  }
+
+  /** A horizontal bar of `percent` of the row's width (an SVG attribute: no style, for the CSP). */
+  function bar(percent, className = "fill-indigo-100") {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "absolute inset-0 h-full w-full");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("preserveAspectRatio", "none");
+    const rect = document.createElementNS(ns, "rect");
+    rect.setAttribute("x", "0");
+    rect.setAttribute("y", "0");
+    rect.setAttribute("height", "100%");
+    rect.setAttribute("rx", "3");
+    rect.setAttribute("width", `${Math.max(0, Math.min(100, percent))}%`);
+    rect.setAttribute("class", className);
+    svg.append(rect);
+    return svg;
+  }
+
+  function plural(n, word) {
+    return `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
+  }
+
+  function busy(element, on) {
+    if (on) element.setAttribute("aria-busy", "true");
+    else element.removeAttribute("aria-busy");
+  }
+
+  // ---- the funnel card ----------------------------------------------------------------------------
+
+  const funnels = { site: null, list: null, chosen: null, asked: 0 };
+
+  async function loadFunnelCard({ relist = false } = {}) {
+    if (state.period === "realtime") return;
+    const body = $("funnel-body");
+    const asked = ++funnels.asked;
+    busy(body, true);
+    try {
+      if (relist || funnels.site !== state.site || !funnels.list) {
+        const listed = await readJson("/api/stats/funnels", siteParams());
+        if (asked !== funnels.asked) return;
+        funnels.site = state.site;
+        funnels.list = listed.funnels;
+        renderFunnelPicker();
+      }
+      if (!funnels.list.length) {
+        busy(body, false);
+        body.replaceChildren(notice("No funnels for this site yet."));
+        return;
+      }
+      const q = statsParams();
+      q.set("funnel_id", funnels.chosen);
+      const answer = await readJson("/api/stats/funnel", q);
+      if (asked !== funnels.asked) return;
+      busy(body, false);
+      renderFunnel(answer);
+    } catch (error) {
+      if (asked !== funnels.asked) return;
+      busy(body, false);
+      body.replaceChildren(notice(noticeText(error), "text-amber-700"));
+    }
+  }
+
+  function renderFunnelPicker() {
+    const select = $("funnel-pick");
+    const ids = funnels.list.map((f) => f.id);
+    if (!ids.includes(funnels.chosen)) funnels.chosen = ids[0] || null;
+    select.replaceChildren(
+      ...funnels.list.map((f) => {
+        const option = el("option", "", f.name);
+        option.value = f.id;
+        return option;
+      }),
+    );
+    select.hidden = !ids.length;
+    if (funnels.chosen) select.value = funnels.chosen;
+  }
+
+  function renderFunnel(answer) {
+    const first = answer.entering_visitors;
+    const steps = el("ol", "space-y-3");
+    steps.setAttribute("aria-label", `Steps of ${answer.name}`);
+    answer.steps.forEach((step, index) => {
+      const row = el("li");
+      row.dataset.step = String(index + 1);
+      const head = el("div", "flex items-baseline justify-between gap-2 text-sm");
+      const name = el("span", "min-w-0 truncate font-medium text-gray-800");
+      name.append(el("span", "mr-1 tabular-nums text-gray-400", `${index + 1}.`), el("span", "", step.label));
+      name.title = step.label;
+      const visitors = el("span", "shrink-0 tabular-nums text-gray-700");
+      const count = el("span", "", step.visitors.toLocaleString("en"));
+      count.dataset.field = "visitors";
+      visitors.append(count, ` visitor${step.visitors === 1 ? "" : "s"}`);
+      head.append(name, visitors);
+      const track = el("div", "relative mt-1 h-5 rounded bg-gray-50");
+      track.append(bar(first ? (100 * step.visitors) / first : 0, "fill-indigo-400"));
+      const figures = el("p", "mt-1 text-xs text-gray-500");
+      const rate = el("span", "", `${step.conversion_rate}%`);
+      rate.dataset.field = "conversion_rate";
+      figures.append(rate, " of step 1");
+      if (index > 0) {
+        const drop = el("span", "", step.dropoff.toLocaleString("en"));
+        drop.dataset.field = "dropoff";
+        const dropPct = el("span", "", `${step.dropoff_percentage}%`);
+        dropPct.dataset.field = "dropoff_percentage";
+        figures.append(" · ", drop, " dropped off (", dropPct, ")");
+      }
+      row.append(head, track, figures);
+      steps.append(row);
+    });
+    const summary = el("p", "mt-4 border-t border-gray-100 pt-3 text-sm text-gray-700");
+    summary.dataset.testid = "funnel-summary";
+    summary.append(
+      `${plural(answer.converted_visitors, "visitor")} of ${answer.entering_visitors.toLocaleString("en")} completed the funnel (`,
+      el("span", "font-semibold", `${answer.conversion_rate}%`),
+      ").",
+    );
+    $("funnel-body").replaceChildren(steps, summary);
+  }
+
+  // ---- the new-funnel dialog ------------------------------------------------------------------------
+
+  const MIN_STEPS = 2;
+  const MAX_STEPS = 8;
+  const STEP_KINDS = { page: "Page path", event: "Custom event" };
+  const draft = { steps: [], opener: null };
+
+  function openFunnelDialog(event) {
+    draft.opener = event.currentTarget;
+    draft.steps = [
+      { kind: "page", value: "/" },
+      { kind: "page", value: "" },
+    ];
+    $("funnel-name").value = "";
+    $("funnel-error").textContent = "";
+    $("funnel-steps-status").textContent = "";
+    renderSteps();
+    $("funnel-dialog").showModal();
+    $("funnel-name").focus();
+  }
+
+  function renderSteps(focus = null) {
+    const n = draft.steps.length;
+    $("funnel-steps").replaceChildren(
+      ...draft.steps.map((step, i) => {
+        const row = el("li", "flex flex-wrap items-center gap-2");
+        row.dataset.stepRow = String(i);
+        row.append(el("span", "w-5 text-right text-sm tabular-nums text-gray-500", `${i + 1}.`));
+        const kind = el("select", "rounded-md border border-gray-300 bg-white py-1.5 pl-2 pr-7 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500");
+        kind.dataset.stepKind = String(i);
+        kind.setAttribute("aria-label", `Step ${i + 1}: kind`);
+        for (const [value, text] of Object.entries(STEP_KINDS)) {
+          const option = el("option", "", text);
+          option.value = value;
+          kind.append(option);
+        }
+        kind.value = step.kind;
+        const value = el("input", "min-w-0 flex-1 rounded-md border border-gray-300 px-3 py-1.5 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500");
+        value.dataset.stepValue = String(i);
+        value.setAttribute("aria-label", `Step ${i + 1}: ${step.kind === "page" ? "page path" : "event name"}`);
+        value.placeholder = step.kind === "page" ? "/pricing" : "Signup";
+        value.autocomplete = "off";
+        value.spellcheck = false;
+        value.maxLength = 500;
+        value.value = step.value;
+        const move = (text, label, dir, disabled) => {
+          const b = el("button", "button-quiet disabled:opacity-40", text);
+          b.type = "button";
+          b.dataset.moveStep = String(i);
+          b.dataset.dir = String(dir);
+          b.setAttribute("aria-label", label);
+          b.disabled = disabled;
+          return b;
+        };
+        const remove = el("button", "button-danger disabled:opacity-40", "×");
+        remove.type = "button";
+        remove.dataset.removeStep = String(i);
+        remove.setAttribute("aria-label", `Remove step ${i + 1}`);
+        remove.disabled = n <= MIN_STEPS;
+        row.append(kind, value, move("↑", `Move step ${i + 1} up`, -1, i === 0), move("↓", `Move step ${i + 1} down`, 1, i === n - 1), remove);
+        return row;
+      }),
+    );
+    $("funnel-add-step").disabled = n >= MAX_STEPS;
+    if (focus) {
+      const target = $("funnel-steps").querySelector(focus);
+      if (target && !target.disabled) target.focus();
+      else $("funnel-steps").querySelector(`[data-step-value="${focus.match(/\d+/)[0]}"]`)?.focus();
+    }
+  }
+
+  function onStepsClick(event) {
+    const target = event.target instanceof Element ? event.target.closest("button") : null;
+    if (!target) return;
+    const status = $("funnel-steps-status");
+    if (target.dataset.moveStep !== undefined) {
+      const from = Number(target.dataset.moveStep);
+      const to = from + Number(target.dataset.dir);
+      if (to < 0 || to >= draft.steps.length) return;
+      [draft.steps[from], draft.steps[to]] = [draft.steps[to], draft.steps[from]];
+      renderSteps(`[data-move-step="${to}"][data-dir="${target.dataset.dir}"]`);
+      status.textContent = `Step ${from + 1} moved to position ${to + 1}.`;
+    } else if (target.dataset.removeStep !== undefined) {
+      const at = Number(target.dataset.removeStep);
+      draft.steps.splice(at, 1);
+      renderSteps(`[data-step-value="${Math.min(at, draft.steps.length - 1)}"]`);
+      status.textContent = `Step ${at + 1} removed; ${draft.steps.length} steps.`;
+    }
+  }
+
+  function onStepsInput(event) {
+    const target = event.target;
+    if (target.dataset.stepValue !== undefined) draft.steps[Number(target.dataset.stepValue)].value = target.value;
+    if (target.dataset.stepKind !== undefined) {
+      const i = Number(target.dataset.stepKind);
+      draft.steps[i].kind = target.value;
+      renderSteps(`[data-step-kind="${i}"]`);
+    }
+  }
+
+  function addStep() {
+    if (draft.steps.length >= MAX_STEPS) return;
+    draft.steps.push({ kind: "page", value: "" });
+    renderSteps(`[data-step-value="${draft.steps.length - 1}"]`);
+    $("funnel-steps-status").textContent = `Step ${draft.steps.length} added.`;
+  }
+
+  async function saveFunnel(event) {
+    event.preventDefault();
+    const error = $("funnel-error");
+    error.textContent = "";
+    const name = $("funnel-name").value.trim();
+    if (!name) {
+      error.textContent = "Give the funnel a name.";
+      $("funnel-name").focus();
+      return;
+    }
+    const steps = [];
+    for (const [i, step] of draft.steps.entries()) {
+      const value = step.value.trim();
+      const field = $("funnel-steps").querySelector(`[data-step-value="${i}"]`);
+      if (!value || (step.kind === "page" && !value.startsWith("/"))) {
+        error.textContent = value ? `Step ${i + 1}: a page path starts with “/”.` : `Step ${i + 1} needs a ${step.kind === "page" ? "page path" : "event name"}.`;
+        field.focus();
+        return;
+      }
+      // As goals are written (core/funnels.py): "Visit /path" or the event's name.
+      steps.push(step.kind === "page" ? `Visit ${value}` : value);
+    }
+    const button = $("funnel-save");
+    button.disabled = true;
+    try {
+      const created = await admin("POST", `/api/admin/sites/${encodeURIComponent(state.site)}/funnels`, { name, steps });
+      funnels.chosen = created.id;
+      draft.opener = null; // the picker instead, once it lists the new funnel (the first one shows it)
+      $("funnel-dialog").close();
+      await loadFunnelCard({ relist: true });
+      $("funnel-pick").focus();
+    } catch (failure) {
+      error.textContent = noticeText(failure);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function listenToFunnels() {
+    $("funnel-pick").addEventListener("change", () => {
+      funnels.chosen = $("funnel-pick").value;
+      loadFunnelCard();
+    });
+    $("new-funnel").addEventListener("click", openFunnelDialog);
+    const box = $("funnel-dialog");
+    box.addEventListener("keydown", trapTab);
+    box.addEventListener("close", () => {
+      if (draft.opener && draft.opener.isConnected) draft.opener.focus();
+      draft.opener = null;
+    });
+    box.addEventListener("click", (event) => {
+      if (event.target === box) box.close();
+    });
+    $("funnel-cancel").addEventListener("click", () => box.close());
+    $("funnel-form").addEventListener("submit", saveFunnel);
+    $("funnel-add-step").addEventListener("click", addStep);
+    $("funnel-steps").addEventListener("click", onStepsClick);
+    $("funnel-steps").addEventListener("input", onStepsInput);
+  }
+
+  // ---- the journeys card ----------------------------------------------------------------------------
+
+  const journeys = { asked: 0 };
+  const JOURNEYS_SHOWN = 10;
+
+  /** The period's top entry (or exit) pages: the default page and the field's suggestions. */
+  async function topPages(mode) {
+    const q = statsParams();
+    q.set("property", mode === "exit" ? "visit:exit_page" : "visit:entry_page");
+    q.set("metrics", "visitors");
+    q.set("limit", "10");
+    const body = await readJson("/api/stats/breakdown", q);
+    const key = mode === "exit" ? "exit_page" : "entry_page";
+    return body.results.map((row) => String(row[key])).filter((p) => p.startsWith("/"));
+  }
+
+  async function loadJourneys() {
+    if (state.period === "realtime") return;
+    const body = $("journeys-body");
+    const asked = ++journeys.asked;
+    const mode = $("journeys-mode").value;
+    const typed = $("journeys-page").value.trim();
+    const steps = $("journeys-steps").value;
+    busy(body, true);
+    try {
+      const pages = await topPages(mode);
+      if (asked !== journeys.asked) return;
+      $("journeys-pages").replaceChildren(
+        ...pages.map((p) => {
+          const option = el("option");
+          option.value = p;
+          return option;
+        }),
+      );
+      const page = typed || pages[0];
+      $("journeys-page").placeholder = pages[0] || "/";
+      if (!page) {
+        busy(body, false);
+        body.replaceChildren(notice("No visits in this period."));
+        return;
+      }
+      const q = statsParams();
+      q.set(mode, page);
+      q.set("steps", steps);
+      q.set("limit", String(JOURNEYS_SHOWN));
+      const answer = await readJson("/api/stats/journeys", q);
+      if (asked !== journeys.asked) return;
+      busy(body, false);
+      renderJourneys(answer, page, mode, !typed);
+    } catch (error) {
+      if (asked !== journeys.asked) return;
+      busy(body, false);
+      body.replaceChildren(notice(noticeText(error), "text-amber-700"));
+    }
+  }
+
+  function renderJourneys(answer, page, mode, defaulted) {
+    const caption = el("p", "mb-2 text-xs text-gray-500");
+    caption.dataset.testid = "journeys-caption";
+    caption.textContent = `${mode === "exit" ? "Paths to the exit page" : "Paths from the entry page"} ${page}${defaulted ? " (the period's top)" : ""}, up to ${answer.steps} pages.`;
+    if (!answer.results.length) {
+      $("journeys-body").replaceChildren(caption, notice(`No visit ${mode === "exit" ? "ended" : "began"} on ${page} in this period.`));
+      return;
+    }
+    const peak = Math.max(...answer.results.map((r) => r.visitors));
+    const table = el("table", "w-full text-sm");
+    const head = el("thead");
+    const headRow = el("tr", "text-xs font-semibold uppercase tracking-wide text-gray-500");
+    for (const [text, className] of [["Path", "py-1 text-left"], ["Visitors", "w-20 py-1 text-right"]]) {
+      const th = el("th", className, text);
+      th.scope = "col";
+      headRow.append(th);
+    }
+    head.append(headRow);
+    const tbody = el("tbody");
+    for (const row of answer.results) {
+      const tr = el("tr");
+      tr.dataset.path = JSON.stringify(row.path);
+      const cell = el("td", "relative max-w-0 py-0.5 pr-2");
+      cell.append(bar((100 * row.visitors) / peak, "fill-indigo-50"));
+      const text = el("span", "relative block truncate px-2 py-1 text-gray-800", row.path.join(" → "));
+      text.title = row.path.join(" → ");
+      cell.append(text);
+      const visitors = el("td", "py-0.5 text-right tabular-nums text-gray-700", row.visitors.toLocaleString("en"));
+      visitors.title = plural(row.visits, "visit");
+      tr.append(cell, visitors);
+      tbody.append(tr);
+    }
+    table.append(head, tbody);
+    $("journeys-body").replaceChildren(caption, table);
+  }
+
+  function listenToJourneys() {
+    $("journeys-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      loadJourneys();
+    });
+    $("journeys-mode").addEventListener("change", () => {
+      $("journeys-page").value = ""; // an entry page is rarely the exit page wanted
+      loadJourneys();
+    });
+    $("journeys-steps").addEventListener("change", loadJourneys);
   }
 
   // ---- settings -------------------------------------------------------------------------------------
@@ -1811,6 +2477,9 @@
     setInterval(tickAsOf, 1000);
     listenToSettings();
     listenToFilterDialog();
+    listenToSegments();
+    listenToFunnels();
+    listenToJourneys();
   }
 
   function nameTabs() {
