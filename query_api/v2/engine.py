@@ -223,6 +223,8 @@ class _Statement:
             if is_visit_dim(c.dimension) and _column(c.dimension) in FIRST_EVENT_DIMS
         ]
         self.visit_dims = [d for d in plan.dimensions if is_visit_dim(d)]
+        # a condition on an event dimension outside has_done: the tree is not the visit's alone
+        self.event_tree = any(not is_visit_dim(c.dimension) for c, inside in conds if not inside)
         self.event_dims = [d for d in plan.dimensions if not is_visit_dim(d)]
         event_cond_dims = {c.dimension for c, _ in conds if not is_visit_dim(c.dimension)}
         names = set(self.event_dims) | event_cond_dims
@@ -459,8 +461,10 @@ class _Statement:
         ctes.append(("kept", self._kept_sql()))
         ctes += self._sessions()
         ctes.append(("vis", self._visits_sql()))
+        if not self.event_tree:
+            ctes.append(("vk", f"SELECT * FROM vis WHERE {self.where('visit')}"))
         ctes.append(("tl", self._timeline()))
-        ctes.append(("me", f"SELECT * FROM tl WHERE {self.where('event')}"))
+        ctes.append(("me", self._matched()))
         selects = [self._event_rows()]
         if self.visits:
             ctes.append(("vq", self._qualified_visits()))
@@ -480,14 +484,99 @@ class _Statement:
         )
 
     def _hint(self, name: str) -> str:
-        return "MATERIALIZED " if name in ("ev3", "vis", "me") else ""
+        """DuckDB 1.2 inlines a CTE at each use: the sorted events and the visits are computed
+        once only when materialized; the matched events too when read more than once."""
+        if name in ("ev3", "vis"):
+            return "MATERIALIZED "
+        if name == "me" and (self.top or (self.visits and self._visits_from_events())):
+            return "MATERIALIZED "
+        return ""
+
+    def _carried(self) -> list[str]:
+        """The columns that travel through the sort: what the visits, the tree and the rows
+        read (v1's `_carried`). A visit's first-event values travel as one flag per condition
+        (`c<i>`) and as values only when they are dimensions; a tree's other visit values
+        (entry/exit page, has_done) are the visit's, joined after it."""
+        cols = ["owner", "ts", "pv"]
+        if self.engagement:  # otherwise every row is counted: `eng` is put back as FALSE
+            cols.append("eng")
+        if not self._constant_offset():
+            cols.append("off")
+        if self.source.ids:
+            cols.append("event_id")
+        if self.source.ordered:
+            cols.append("frn")
+        if self.uses_name:
+            cols.append("name")
+        cols += [f"c{i}" for i in range(len(self.first_conds))]
+        cols += self.carried_dims
+        return cols + self._event_columns()
+
+    def _constant_offset(self) -> str:
+        """The UTC offset when it is one number over the whole range (one zone, no change of
+        the clocks in it): then it does not travel through the sort (v1's rule)."""
+        pieces = self.zones.pieces
+        if len(pieces) == 1 and len(pieces[0][1]) == 1:
+            return str(pieces[0][1][0][1])
+        return "0" if not pieces else ""
+
+    def _constants(self) -> str:
+        """What the sort leaves out because it is the same on every row, put back after it,
+        and the local day."""
+        out = "" if self.engagement else "FALSE AS eng, "
+        offset = self._constant_offset()
+        if offset:
+            out += f"{offset} AS off, "
+        return out + f"CAST(floor((ts + {offset or 'off'}) / {DAY_MS}.0) AS BIGINT) AS d, "
+
+    def _tree_refs(self) -> list[str]:
+        """The visit columns (of `vis`) the filter tree reads."""
+        out: list[str] = []
+        for f in self.plan.filters:
+            for node, _ in _nodes(f):
+                if isinstance(node, Condition) and is_visit_dim(node.dimension):
+                    if node in self.first_conds:
+                        out.append(f"vc{self.first_conds.index(node)}")
+                    else:
+                        out.append(self.visit_value(node.dimension))
+                elif isinstance(node, Behaviour):
+                    out.append(f"h{self.behaviours.index(node)}")
+        return list(dict.fromkeys(out))
+
+    def _key_refs(self) -> list[str]:
+        """The visit columns the row's dimensions read."""
+        return list(dict.fromkeys(self.visit_value(d) for d in self.visit_dims))
+
+    def _visits_from_events(self) -> bool:
+        """Whether the kept visits are found among the matched events (an event condition, or
+        an event dimension other than the page, which gives a visit each of its values)."""
+        return self.event_tree or any(d != "event:page" for d in self.event_dims)
+
+    def _matched(self) -> str:
+        """The counted events passing the tree, with the visit values the rows read. A tree
+        without event conditions is the visit's alone: its events are those of the kept visits
+        (`vk`, tested once a visit), joined on the visit number with only the columns the
+        dimensions need; otherwise each event joins its visit's values the tree reads."""
+        if not self.event_tree:
+            refs = self._key_refs()
+            if not self.plan.filters and not refs:
+                return "SELECT * FROM tl"
+            cols = "".join(f", v.{r}" for r in refs)
+            return f"SELECT t.*{cols} FROM tl t JOIN vk v ON v.v_sn = t.sn"
+        refs = list(dict.fromkeys(self._key_refs() + self._tree_refs()))
+        cols = "".join(f", v.{r}" for r in refs)
+        return (
+            f"SELECT * FROM (SELECT t.*{cols} FROM tl t JOIN vis v ON v.v_sn = t.sn) x "
+            f"WHERE {self.where('event')}"
+        )
 
     def _kept_sql(self) -> str:
-        """The events of the visitors who can count (see `_prefilter`)."""
-        day = f"CAST(floor((ts + off) / {DAY_MS}.0) AS BIGINT) AS d"
+        """The events of the visitors who can count (see `_prefilter`), with the columns the
+        sort carries."""
+        carried = ", ".join(self._carried())
         first, needs = self._prefilter()
         if not needs:
-            return f"SELECT *, {day} FROM ev1"
+            return f"SELECT {carried} FROM ev1"
         if self.keyed and len(needs) == 1 and first:
             # the stored keys with any event's values: a superset (an engagement event may add
             # one), found without reading `name`; which visits pass is decided after the sort
@@ -501,7 +590,7 @@ class _Statement:
         else:
             having = " AND ".join(f"bool_or({n})" for n in needs)
             owners = f"SELECT owner FROM ev1 GROUP BY owner HAVING {having}"
-        return f"SELECT *, {day} FROM ev1 WHERE owner IN ({owners})"
+        return f"SELECT {carried} FROM ev1 WHERE owner IN ({owners})"
 
     def _tie_break(self) -> str:
         return self.source.tie_break()
@@ -521,7 +610,8 @@ class _Statement:
             else "FALSE"
         )
         ev2 = (
-            f"SELECT k.*, row_number() OVER () AS rn, {same} AS same, {copy} AS copy, "
+            f"SELECT k.*, {self._constants()}row_number() OVER () AS rn, {same} AS same, "
+            f"{copy} AS copy, "
             f"lag(ts) OVER () AS pts FROM {ordered} k"
         )
         running = "OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
@@ -531,7 +621,8 @@ class _Statement:
                 ("ev2", ev2),
                 (
                     "ev3",
-                    f"SELECT ev2.*, sum(CASE WHEN {start} THEN 1 ELSE 0 END) {running} AS sn "
+                    "SELECT ev2.* EXCLUDE (same, copy, pts), "
+                    f"sum(CASE WHEN {start} THEN 1 ELSE 0 END) {running} AS sn "
                     "FROM ev2 WHERE NOT copy",
                 ),
             ]
@@ -550,7 +641,8 @@ class _Statement:
             ("ev2d", f"SELECT ev2c.*, lag(lc) OVER () AS plc, {base} AS ob FROM ev2c"),
             (
                 "ev3",
-                f"SELECT ev2d.*, CASE WHEN lc >= ob THEN sum(CASE WHEN NOT eng AND (plc IS NULL "
+                "SELECT ev2d.* EXCLUDE (same, copy, pts, oi, lc, plc, ob), "
+                f"CASE WHEN lc >= ob THEN sum(CASE WHEN NOT eng AND (plc IS NULL "
                 f"OR plc < ob OR ts - (plc - ob) > {GAP_MS}) THEN 1 ELSE 0 END) {running} END "
                 "AS sn FROM ev2d WHERE NOT copy",
             ),
@@ -584,18 +676,17 @@ class _Statement:
         return f"SELECT {', '.join(cols)} FROM ev3 WHERE NOT eng GROUP BY sn"
 
     def _timeline(self) -> str:
-        """Counted events with their visit's values, and each one's next event of its visit
-        (engagement included) when time on page is asked."""
+        """Counted events, and each one's next event of its visit (engagement included) when
+        time on page is asked."""
         if not self.top:
-            return "SELECT e.*, v.*, CAST(NULL AS BIGINT) AS nxt FROM ev3 e JOIN vis v ON v.v_sn = e.sn WHERE NOT e.eng"
+            return "SELECT *, CAST(NULL AS BIGINT) AS nxt FROM ev3 WHERE NOT eng"
         assigned = (
             "SELECT ev3.* FROM ev3 WHERE NOT eng UNION ALL SELECT ev3.* FROM ev3 JOIN vis w "
             f"ON w.v_sn = ev3.sn WHERE ev3.eng AND ev3.ts <= w.t1 + {GAP_MS}"
         )
         return (
-            "SELECT x.*, v.* FROM (SELECT t.*, lead(ts) OVER (PARTITION BY sn ORDER BY ts, "
-            f"eng, {self._tie_break()}) AS nxt FROM ({assigned}) t) x JOIN vis v "
-            "ON v.v_sn = x.sn WHERE NOT x.eng"
+            "SELECT * FROM (SELECT t.*, lead(ts) OVER (PARTITION BY sn ORDER BY ts, "
+            f"eng, {self._tie_break()}) AS nxt FROM ({assigned}) t) x WHERE NOT eng"
         )
 
     def _keys(self, scope: str) -> list[str]:
@@ -642,14 +733,9 @@ class _Statement:
     def _qualified_visits(self) -> str:
         """The kept visits with their event dimensions' values: the visits holding a passing
         event (visit-only trees: the visits passing), once per distinct value tuple."""
-        event_conds = any(
-            not is_visit_dim(c.dimension)
-            for c, inside in conditions(self.plan.filters)
-            if not inside
-        )
         other = [d for d in self.event_dims if d != "event:page"]
-        if not event_conds and not other:
-            return f"SELECT * FROM vis WHERE {self.where('visit')}"
+        if not self._visits_from_events():
+            return "SELECT * FROM vk"
         values = ", ".join(f"{self.event_value(d)} AS m{self.event_dims.index(d)}" for d in other)
         sel = f"sn AS q_sn{', ' + values if values else ''}"
         return (
@@ -684,8 +770,10 @@ class _Statement:
     def _engagement(self) -> str:
         """Engagement events of the visits (inside the visit's span plus 30 minutes) passing the
         tree by their own values (page, hostname, props) and their visit's."""
+        refs = dict.fromkeys(self._key_refs() + self._tree_refs())
+        cols = "".join(f", v.{r}" for r in refs)
         return (
-            "SELECT * FROM (SELECT e.*, v.* FROM (SELECT * FROM ev3 WHERE eng) e JOIN vis v "
+            f"SELECT * FROM (SELECT e.*{cols} FROM (SELECT * FROM ev3 WHERE eng) e JOIN vis v "
             f"ON v.v_sn = e.sn WHERE e.ts <= v.t1 + {GAP_MS}) x WHERE {self.where('eng')}"
         )
 
