@@ -25,7 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from archive import layout, parquet
+from archive import layout, parquet, visits
 from archive.store import ArchiveStore, StoredObject
 from core.observability import logger
 from core.sites import DEFAULT_RETENTION_MONTHS
@@ -41,6 +41,45 @@ class DayResult:
     written: str = ""  # the compact object's key
     quarantined: list[str] = field(default_factory=list)
     events: int = 0
+    visits: str = ""  # the visits object's key written (archive/visits.py)
+
+
+def _put_visits(
+    store: ArchiveStore, site: str, day: str, events_name: str, events_path: Path, con: object
+) -> str:
+    """Write the visits object of one events object of the day from its local file."""
+    key = layout.VisitsKey(site, day, events_name)
+    path = events_path.with_name(events_path.stem + "-visits.parquet")
+    visits.write_visits([events_path], day, path, con)
+    store.put_bytes_file(key.key, path)
+    return key.key
+
+
+def visits_of_day(
+    store: ArchiveStore,
+    site: str,
+    day: str,
+    objects: list[StoredObject],
+    written: dict[str, tuple[layout.VisitsKey, str]],
+) -> tuple[str, list[str]]:
+    """Keep a day's visits objects in step with its events objects: the visits of its one
+    object written when missing (a day compacted before visits were, or never merged: one part),
+    and every other visits object of the day deleted (of objects merged away, of an old
+    version). Returns (the key written or "", the keys deleted)."""
+    keep = ""
+    put = ""
+    if len(objects) == 1:
+        keep = layout.VisitsKey(site, day, objects[0].key.name).key
+        if keep not in written:
+            con = parquet.connect()
+            with tempfile.TemporaryDirectory(prefix="li-visits-") as tmp:
+                path = Path(tmp) / objects[0].key.name
+                store.download(objects[0].key.key, path)
+                if parquet.schema_problem(path, con) is None:  # a poison object: no visits
+                    put = _put_visits(store, site, day, objects[0].key.name, path, con)
+    stale = [key for key, (parts, _) in written.items() if parts.day == day and key != keep]
+    store.delete(stale)
+    return put, stale
 
 
 def compact_day(
@@ -74,6 +113,9 @@ def compact_day(
         merged_path = Path(tmp) / "merged.parquet"
         result.events = parquet.merge_files([path for _, path in readable], merged_path, con)
         store.put_file(target, merged_path)
+        # its visits before the merged objects go: a reader meanwhile sees parts without
+        # visits and answers from events
+        result.visits = _put_visits(store, site, day, target.name, merged_path, con)
     result.written = target.key
     result.merged = [obj.key.key for obj, _ in readable if obj.key.key != target.key]
     store.delete(result.merged)
@@ -107,6 +149,9 @@ def apply_retention(
     first_kept = expired_before(now.astimezone(ZoneInfo(tz)).date(), retention_months)
     listed = objects if objects is not None else store.objects(site)
     expired = [obj.key.key for obj in listed if obj.key.day < first_kept]
+    expired += [
+        key for key, (parts, _) in store.visit_objects(site).items() if parts.day < first_kept
+    ]
     # quarantine/<site>/<day>/<name>
     expired += [key for key in store.quarantined(site) if key.split("/")[2] < first_kept]
     store.delete(expired)
@@ -119,6 +164,8 @@ class RunReport:
     days_compacted: int = 0
     objects_merged: int = 0
     objects_expired: int = 0
+    visits_written: int = 0
+    visits_deleted: int = 0
     quarantined: list[str] = field(default_factory=list)
     failed_days: list[str] = field(default_factory=list)
     unfinished: bool = False  # out of time: the next run goes on
@@ -129,6 +176,8 @@ class RunReport:
             "days_compacted": self.days_compacted,
             "objects_merged": self.objects_merged,
             "objects_expired": self.objects_expired,
+            "visits_written": self.visits_written,
+            "visits_deleted": self.visits_deleted,
             "quarantined": self.quarantined,
             "failed_days": self.failed_days,
             "unfinished": self.unfinished,
@@ -153,24 +202,40 @@ def compact_all(
         objects = store.objects(site)
         expired = set(apply_retention(store, site, months, tz, now, objects))
         report.objects_expired += len(expired)
+        written = {k: v for k, v in store.visit_objects(site).items() if k not in expired}
         days: dict[str, list[StoredObject]] = {}
         for obj in objects:
             if obj.key.key not in expired:
                 days.setdefault(obj.key.day, []).append(obj)
+        for parts, _ in written.values():  # visits of a day whose events are gone
+            days.setdefault(parts.day, [])
         for day, listed in sorted(days.items()):
-            if len(listed) <= 1:
-                continue
+            one = len(listed) == 1 and layout.VisitsKey(site, day, listed[0].key.name).key
+            stale = [k for k, (p, _) in written.items() if p.day == day and k != one]
+            if len(listed) <= 1 and (not listed or one in written) and not stale:
+                continue  # nothing to merge, its visits in step
             if out_of_time():
                 report.unfinished = True
                 return report
             try:
-                done = compact_day(store, site, day, listed)
+                if len(listed) > 1:
+                    done = compact_day(store, site, day, listed)
+                    report.quarantined += done.quarantined
+                    if done.written:
+                        report.days_compacted += 1
+                        report.objects_merged += len(done.merged)
+                        report.visits_written += 1
+                    # the visits of what was merged (or of an older version) go
+                    kept = {done.visits} if done.visits else set()
+                    gone = [k for k, (p, _) in written.items() if p.day == day and k not in kept]
+                    store.delete(gone)
+                    report.visits_deleted += len(gone)
+                else:
+                    put, gone = visits_of_day(store, site, day, listed, written)
+                    report.visits_written += bool(put)
+                    report.visits_deleted += len(gone)
             except Exception:  # one bad day must not stop the others
                 log.exception("archive day not compacted", extra={"site": site, "day": day})
                 report.failed_days.append(f"{site}/{day}")
                 continue
-            report.quarantined += done.quarantined
-            if done.written:
-                report.days_compacted += 1
-                report.objects_merged += len(done.merged)
     return report

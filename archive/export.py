@@ -88,7 +88,7 @@ def export_to(
     if first_day > last_day:
         raise ExportError(f"{first_day} is after {last_day}")
     con = parquet.connect()
-    source = _source(store.local_files(site, first_day, last_day))
+    source = _source(store.local_files(site, first_day, last_day, visits=False))
     if fmt == "parquet":
         query, options = source, parquet.PARQUET_OPTIONS
     else:

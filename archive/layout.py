@@ -10,6 +10,9 @@ event's timestamp (`core.keys.bucket_label`), so a query reads the objects of it
   de-duplicates by `event_id`.
 - `compact-<digest>.parquet`: compaction's merge of a day's objects (digest of the merged names).
 - `quarantine/<site>/<YYYY-MM-DD>/<name>`: an object that could not be read, moved aside.
+- `events/<site>/visits/<YYYY-MM-DD>/v<VISITS_VERSION>-<events object's name>`: the visits of
+  one events object of that day, written by compaction (archive/visits.py, decision 0032). Not
+  under a day's prefix: readers of events never list them (`parse_key` gives None).
 
 Every file holds an event id at most once, its rows sorted by (visitor_id, ts, event_id)
 (archive/parquet.py writes them so): the engine reads a file that shares no instant with another
@@ -32,6 +35,8 @@ from dataclasses import dataclass
 PREFIX = "events"
 QUARANTINE = "quarantine"
 PART, COMPACT = "part", "compact"
+VISITS = "visits"
+VISITS_VERSION = 1  # archive/visits.py's file format: a new one is written, an old one deleted
 
 # (column, DuckDB type) in file order. Strings are never NULL: absent is "" as in RawEvent.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -143,3 +148,30 @@ def parse_key(key: str) -> ObjectKey | None:
 
 def quarantine_key(key: str) -> str:
     return f"{QUARANTINE}/{key.removeprefix(PREFIX + '/')}"
+
+
+@dataclass(frozen=True)
+class VisitsKey:
+    site: str
+    day: str
+    events_name: str  # the name of the events object whose visits the object holds
+    version: int = VISITS_VERSION
+
+    @property
+    def key(self) -> str:
+        return f"{visits_prefix(self.site)}{self.day}/v{self.version}-{self.events_name}"
+
+
+def visits_prefix(site: str) -> str:
+    return f"{PREFIX}/{site}/{VISITS}/"
+
+
+def parse_visits_key(key: str) -> VisitsKey | None:
+    """A visits object's key back to its parts; None for anything else."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[0] != PREFIX or parts[2] != VISITS or not _DAY.fullmatch(parts[3]):
+        return None
+    version, _, name = parts[4].partition("-")
+    if not (version[:1] == "v" and version[1:].isdigit() and name.endswith(".parquet")):
+        return None
+    return VisitsKey(parts[1], parts[3], name, int(version[1:]))

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive import layout, parquet
-from archive.layout import ObjectKey
+from archive.layout import ObjectKey, VisitsKey
+from archive.visits import sidecar_path
 from core.events import RawEvent
 from core.keys import Granularity, bucket_label
 from core.observability import logger
@@ -92,10 +93,13 @@ class ArchiveStore:
         return written
 
     def put_file(self, key: ObjectKey, path: Path) -> None:
+        self.put_bytes_file(key.key, path)
+
+    def put_bytes_file(self, key: str, path: Path) -> None:
         with open(path, "rb") as body:
             self.s3.put_object(
                 Bucket=self.bucket,
-                Key=key.key,
+                Key=key,
                 Body=body,
                 ContentType="application/vnd.apache.parquet",
             )
@@ -135,6 +139,23 @@ class ArchiveStore:
             )
         return found
 
+    def visit_objects(
+        self, site: str, first_day: str | None = None, last_day: str | None = None
+    ) -> dict[str, tuple[VisitsKey, str]]:
+        """The site's visits objects (archive/visits.py) of those days, any version: key →
+        (its parts, ETag). One listing from the first day on, as `objects`."""
+        prefix = layout.visits_prefix(site)
+        start_after = f"{prefix}{first_day}" if first_day else ""
+        found: dict[str, tuple[VisitsKey, str]] = {}
+        for entry in self.listing(prefix, start_after):
+            key = layout.parse_visits_key(entry["Key"])
+            if key is None or (first_day and key.day < first_day):
+                continue
+            if last_day and key.day > last_day:
+                break
+            found[entry["Key"]] = (key, entry["ETag"])
+        return found
+
     def keys(self, site: str, first_day: str, last_day: str) -> list[ObjectKey]:
         return [obj.key for obj in self.objects(site, first_day, last_day)]
 
@@ -166,10 +187,16 @@ class ArchiveStore:
 
     # ---- reading ------------------------------------------------------------------------------
 
-    def local_files(self, site: str, first_day: str, last_day: str) -> list[Path]:
+    def local_files(
+        self, site: str, first_day: str, last_day: str, visits: bool = True
+    ) -> list[Path]:
         """Local Parquet files holding the site's archived events of those days (each event at
-        least once: de-duplicate by event id). Unreadable objects are skipped, with a WARNING."""
+        least once: de-duplicate by event id). Unreadable objects are skipped, with a WARNING.
+        With `visits`, an events file whose visits object exists (archive/visits.py) has it
+        beside it (`visits.sidecar_path`), where the archive engine looks: one more LIST, and a
+        GET per such object not cached yet."""
         objects = self.objects(site, first_day, last_day)
+        written = self.visit_objects(site, first_day, last_day) if visits and objects else {}
         files = []
         with self.cache.pinned() as pin:
             for obj in objects:
@@ -180,6 +207,13 @@ class ArchiveStore:
                 if path is None:
                     continue
                 files.append(path)
+                key = layout.VisitsKey(site, obj.key.day, obj.key.name).key
+                if key in written:
+                    # named by the events object, whose bytes determine its own: the events
+                    # file's cache name (key and ETag) names it too
+                    self.cache.get(
+                        key, written[key][1], self._fetch_visits, pin, sidecar_path(path)
+                    )
         return files
 
     def download(self, key: str, path: Path) -> None:
@@ -188,6 +222,10 @@ class ArchiveStore:
         with open(path, "wb") as out:
             for chunk in iter(lambda: body.read(1024 * 1024), b""):
                 out.write(chunk)
+
+    def _fetch_visits(self, key: str, etag: str, path: Path) -> bool:
+        self.download(key, path)
+        return True
 
     def _fetch_checked(self, key: str, etag: str, path: Path) -> bool:
         self.download(key, path)
@@ -272,10 +310,13 @@ class FileCache:
     def pinned(self) -> _Pin:
         return _Pin()
 
-    def get(self, key: str, etag: str, fetch: Any, pin: _Pin) -> Path | None:
+    def get(
+        self, key: str, etag: str, fetch: Any, pin: _Pin, path: Path | None = None
+    ) -> Path | None:
         """The cached file of (key, etag), fetched by `fetch(key, etag, path) -> bool` when it is
-        not here (False: nothing to cache, None returned)."""
-        path = self.path_for(key, etag)
+        not here (False: nothing to cache, None returned); `path`: where, when the caller names
+        it (a visits file beside its events file)."""
+        path = path or self.path_for(key, etag)
         with self._lock:
             if path in self._files and path.exists():
                 self._files.move_to_end(path)

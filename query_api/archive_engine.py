@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from archive.visits import sidecar_path
 from core.keys import Granularity
+from core.observability import logger
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from core.vocabulary import SESSION_DIMENSIONS
 from query_api.counters import local_hours, segments_of
@@ -57,6 +59,8 @@ from query_api.parse import (
     Query,
     previous_period,
 )
+
+log = logger("archive")
 
 GAP_MS = 30 * 60 * 1000
 DAY_MS = 86_400_000
@@ -873,13 +877,52 @@ class ArchiveEngine:
     """Aggregate, timeseries and breakdown over one site's archived events (the same calls and
     shapes as `query_api.counters.CounterEngine`)."""
 
-    def __init__(self, site: Site, files: Sequence[Path], con: Any | None = None) -> None:
+    def __init__(
+        self, site: Site, files: Sequence[Path], con: Any | None = None, visits: bool = True
+    ) -> None:
         from archive.parquet import connect
 
         self.site = site
         self.files = tuple(dict.fromkeys(str(f) for f in files))  # a file named twice: once
         self.con = con or connect()
         self._facts: tuple[tuple[str, ...], bool, Source] | None = None
+        self._visits: tuple[str, ...] | None = None if visits else ()
+        self.answered_by_visits = False  # whether the last question was answered from visits
+
+    def visit_files(self) -> tuple[str, ...]:
+        """The visits files (archive/visits.py) of the events files when they answer for them:
+        every events file has one (a compacted day, or a day of one object), no event names a
+        previous visitor id (decision 0024: its attribution reads events), and the files' spans
+        of counted events do not meet (one object a day; a visit's fragments in two files are
+        then stitched exactly). Else () and the events path answers. Parquet footers only."""
+        if self._visits is None:
+            self._visits = ()
+            sidecars = [str(sidecar_path(f)) for f in self.files]
+            if sidecars and all(Path(s).is_file() for s in sidecars) and not self._heirs_possible():
+                try:
+                    spans = self.con.execute(
+                        "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)) FILTER "
+                        "(path_in_schema = 't0'), max(TRY_CAST(stats_max_value AS BIGINT)) "
+                        "FILTER (path_in_schema = 't1') FROM parquet_metadata($1) "
+                        "GROUP BY file_name",
+                        [sidecars],
+                    ).fetchall()
+                except Exception:  # a visits file DuckDB cannot read: the events answer
+                    log.warning("visits files unreadable: answered from events", exc_info=True)
+                    spans = []
+                if len(spans) == len(sidecars) and _apart([(lo, hi) for _, lo, hi in spans]):
+                    self._visits = tuple(sidecars)
+        return self._visits
+
+    def _heirs_possible(self) -> bool:
+        """Whether an events file may hold an event with a previous visitor id (statistics
+        absent, or not all empty)."""
+        rows = self.con.execute(
+            "SELECT count(*) - count(stats_max_value), max(stats_max_value) "
+            "FROM parquet_metadata($1) WHERE path_in_schema = 'previous_visitor_id'",
+            [list(self.files)],
+        ).fetchone()
+        return not rows or bool(rows[0]) or (rows[1] or "") != ""
 
     def _file_facts(self) -> tuple[tuple[str, ...], bool, Source]:
         """The files' time zones, whether any event names a previous visitor id, and the
@@ -936,10 +979,20 @@ class ArchiveEngine:
         """Counters per (row value, unit) for a question."""
         if not self.files:
             return {}
-        tzs, heirs, source = self._file_facts()
-        text, params = sql_for(self.site, ask, source, tzs, heirs, span=span)
+        visits = self.visit_files() if visits_answer(ask) else ()
+        found: list[Any] | None = None
+        if visits:
+            try:
+                found = self.con.execute(*visits_sql(self.site, ask, visits)).fetchall()
+            except Exception:  # a damaged visits file: the events answer
+                log.warning("visits files unreadable: answered from events", exc_info=True)
+        self.answered_by_visits = found is not None
+        if found is None:
+            tzs, heirs, source = self._file_facts()
+            text, params = sql_for(self.site, ask, source, tzs, heirs, span=span)
+            found = self.con.execute(text, params).fetchall()
         out: Rows = {}
-        for kind, val, unit, a, b, c, e in self.con.execute(text, params).fetchall():
+        for kind, val, unit, a, b, c, e in found:
             cell = out.setdefault((str(val), int(unit)), {})
             if kind == "e":
                 cell.update(events=int(a), pageviews=int(b))
@@ -1028,6 +1081,17 @@ class ArchiveEngine:
         return results[start : start + limit], False
 
 
+def _apart(spans: list[tuple[int | None, int | None]]) -> bool:
+    """Whether the [first, last] spans meet nowhere (a span without statistics, a file without
+    counted events, meets nothing)."""
+    reach: int | None = None  # the latest end among the spans before
+    for lo, hi in sorted((lo, hi) for lo, hi in spans if lo is not None and hi is not None):
+        if reach is not None and reach >= lo:
+            return False
+        reach = hi if reach is None else max(reach, hi)
+    return True
+
+
 def _alone(spans: dict[str, tuple[int, int]]) -> set[str]:
     """The files whose [first ts, last ts] meets no other file's: no event of theirs is in
     another file (an event's copies are identical rows)."""
@@ -1080,3 +1144,156 @@ def _points(span: DateRange, interval: str, tz: str) -> list[tuple[str, list[int
                 months.setdefault(day.replace(day=1).isoformat(), []).append(_day_number(day))
                 day += timedelta(days=1)
     return list(months.items())
+
+
+# ---- visits written at compaction (decision 0032) ----------------------------------------------
+
+# the counters a visits file gives: no time on page, no scroll depth (engagement events)
+VISITS_FILE_COUNTERS = frozenset({"visitors", "pageviews", "events", *VISIT_COUNTERS})
+_VISIT_VALUES = ("entry_page", "exit_page")
+
+
+def visits_answer(ask: Ask) -> bool:
+    """Whether a question's shape is answered by visits files: session filters (first-event
+    values, entry and exit page), no breakdown or a session property or the page, the counters
+    of visits, pageviews, events and visitors, per day or month (not per hour)."""
+    if ask.units.hourly or not ask.counters <= VISITS_FILE_COUNTERS:
+        return False
+    for f in ask.filters:
+        if f.prop.kind != SESSION:
+            return False
+    prop = ask.prop
+    return prop is None or prop.kind in (SESSION, PAGE)
+
+
+class _VisitsBuilder(_Builder):
+    """One statement over visits files (archive/visits.py) with the events statement's rows:
+    fragments stitched into visits where one file's `tail` meets another's `head` within 30
+    minutes, the session filters tested on each visit's first fragment, pageviews and events
+    where their fragment's day is, visits where they start."""
+
+    def __init__(self, site: Site, ask: Ask) -> None:
+        super().__init__(site, ask, Source("duckdb"), Zones(()), heirs=False)
+
+    def build_visits(self, files: Sequence[str]) -> str:
+        p, ask = self.p, self.ask
+        source = p(list(files))
+        prop = ask.prop
+        dims = sorted(
+            {f.prop.dimension for f in self.session_filters}
+            | ({prop.dimension} if prop is not None and prop.kind == SESSION else set())
+        )
+        values = [d for d in dims if d not in _VISIT_VALUES]
+        cols = ["vid", "visitor_key", "d", "t0", "t1", "events", "pageviews", "active"]
+        cols += ["entry_page", "exit_page", *values]
+        kept = " AND ".join(
+            ([self._first_event_test()] if self.first_event_filters else [])
+            + [
+                _match_sql(f.prop.dimension, f, p)
+                for f in self.session_filters
+                if f not in self.first_event_filters
+            ]
+        )
+        keep = f" AND {kept}" if kept else ""
+        if prop is None:
+            val = "''"
+        elif prop.kind == PAGE:
+            val = "entry_page"
+        elif prop.dimension in _VISIT_VALUES:
+            val = prop.dimension
+        else:
+            val = f"NULLIF({prop.dimension}, '')"
+        firsts = ", ".join(
+            f"min_by({c}, CASE WHEN {c} IS NOT NULL THEN t0 END) AS {c}"
+            if c == "entry_page"
+            else f"max_by({c}, CASE WHEN {c} IS NOT NULL THEN t0 END) AS {c}"
+            if c == "exit_page"
+            else f"min_by({c}, t0) AS {c}"
+            for c in ["entry_page", "exit_page", *values]
+        )
+        names = ", ".join(cols)
+        over = "ORDER BY visitor_key, t0"
+        ctes = [
+            # a fragment that neither continues nor is continued is a visit (files apart in time)
+            (
+                "nc",
+                f"SELECT {names}, {val} AS val FROM read_parquet({source}) "
+                f"WHERE kind = 0 AND NOT head AND NOT tail{keep}",
+            ),
+            (
+                "cand",
+                f"SELECT {names} FROM read_parquet({source}) WHERE kind = 0 AND (head OR tail)",
+            ),
+            (
+                "c1",
+                "SELECT *, CASE WHEN coalesce(lag(visitor_key) OVER w = visitor_key AND "
+                f"t0 - lag(t1) OVER w <= {GAP_MS}, FALSE) THEN 0 ELSE 1 END AS st FROM cand "
+                f"WINDOW w AS ({over})",
+            ),
+            (
+                "c2",
+                f"SELECT *, sum(st) OVER ({over} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT "
+                "ROW) AS isl FROM c1",
+            ),
+            (
+                "roots",
+                "SELECT isl, arbitrary(visitor_key) AS visitor_key, min_by(d, t0) AS d, "
+                "min(t0) AS t0, max(t1) AS t1, sum(pageviews) AS pageviews, "
+                f"bool_or(active) AS active, {firsts} FROM c2 GROUP BY isl",
+            ),
+            ("kr", f"SELECT *, {val} AS val FROM roots WHERE TRUE{keep}"),
+            (
+                "kf",  # the fragments of the kept visits, with their visit's row value
+                "SELECT vid, visitor_key, d, events, pageviews, val FROM nc UNION ALL "
+                "SELECT c2.vid, c2.visitor_key, c2.d, c2.events, c2.pageviews, kr.val "
+                "FROM c2 JOIN kr ON kr.isl = c2.isl",
+            ),
+        ]
+        visitors = "0" if self.visitors_by_visit else "count(DISTINCT visitor_key)"
+        unit = self.unit("d", "", "")
+        if prop is not None and prop.kind == PAGE:
+            ctes.append(
+                ("pg", f"SELECT vid, page, pageviews FROM read_parquet({source}) WHERE kind = 1")
+            )
+            events = (
+                f"SELECT 'e' AS kind, pg.page AS val, {unit} AS unit, sum(pg.pageviews) AS a, "
+                f"sum(pg.pageviews) AS b, {visitors} AS c, 0 AS e FROM pg JOIN kf "
+                f"ON kf.vid = pg.vid WHERE {self.in_range('d')} GROUP BY pg.page, {unit}"
+            )
+        else:
+            events = (
+                f"SELECT 'e' AS kind, val, {unit} AS unit, sum(events) AS a, "
+                f"sum(pageviews) AS b, {visitors} AS c, 0 AS e FROM kf "
+                f"WHERE {self.in_range('d')} AND val IS NOT NULL GROUP BY val, {unit}"
+            )
+        selects = [events]
+        if self.visits or self.visitors_by_visit:
+            ctes.append(
+                (
+                    "vq",
+                    "SELECT visitor_key, d, t0, t1, pageviews, active, val FROM nc UNION ALL "
+                    "SELECT visitor_key, d, t0, t1, pageviews, active, val FROM kr",
+                )
+            )
+            by_visit = "count(DISTINCT visitor_key)" if self.visitors_by_visit else "0"
+            selects.append(
+                f"SELECT 'v' AS kind, val, {unit} AS unit, count(*) AS a, "
+                "sum(CASE WHEN pageviews = 1 AND NOT active THEN 1 ELSE 0 END) AS b, "
+                f"{by_visit} AS c, sum(t1 - t0) AS e FROM vq "
+                f"WHERE {self.in_range('d')} AND val IS NOT NULL GROUP BY val, {unit}"
+            )
+        materialized = {"nc", "c2", "kr", "kf"}
+        with_ = ",\n".join(
+            f"{name} AS {'MATERIALIZED ' if name in materialized else ''}({body})"
+            for name, body in ctes
+        )
+        return (
+            f"WITH {with_}\nSELECT kind, val, unit, sum(a) AS a, sum(b) AS b, sum(c) AS c, "
+            f"sum(e) AS e FROM ({' UNION ALL '.join(selects)}) r GROUP BY kind, val, unit"
+        )
+
+
+def visits_sql(site: Site, ask: Ask, files: Sequence[str]) -> tuple[str, list[Any]]:
+    """The statement over visits files for a question `visits_answer` accepts (DuckDB)."""
+    builder = _VisitsBuilder(site, ask)
+    return builder.build_visits(files), builder.p.values

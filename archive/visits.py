@@ -1,0 +1,145 @@
+"""Visits written at compaction (decision 0032): beside an archived day's events object, one
+Parquet file of that day's visit fragments and their pages, so that the archive engine answers
+the questions whose shape allows it from ~4 M visit rows instead of ~23 M events at 10 M
+pageviews a month.
+
+A **fragment** is a visit as the day's events alone show it: a visitor's counted
+(non-engagement) events split at gaps over 30 minutes, in (visitor_key, ts, event_id) order, the
+engine's order. A visit over midnight is two fragments in two days' files; the engine stitches
+them (a day's file is a function of that day's events only, so compacting days in any order, or
+a day again after a late event, never leaves another day's visits stale). To make stitching
+cheap and exact, each fragment says whether it can continue one of another file or be continued
+by one: `head` (its visitor's first fragment in the file, starting within 30 minutes of the
+file's first counted event) and `tail` (the visitor's last, ending within 30 minutes of the
+file's last counted event). When the files' spans of counted events do not meet, a fragment that
+is neither starts and ends its visit (its neighbours in other files are over 30 minutes away).
+
+One file holds two kinds of rows, in separate row groups (`kind` sorts them apart, and DuckDB
+skips a row group by its statistics): kind 0, one row per fragment (visitor key, start, end,
+its day, counted events, pageviews, whether a non-pageview interactive event happened, entry and
+exit page, the first counted event's session values); kind 1, one row per (fragment, page) with
+its pageviews. Fragments are numbered `vid` = day number x 2^32 + sequence, unique over days.
+
+Objects: `events/<site>/visits/<day>/v<VERSION>-<events object's name>` (archive/layout.py):
+under the archive's prefix (same IAM grants, lifecycle and purge), but not under a day's prefix,
+so every events reader (export, rebuild, the engine's events path, the Glue table's partitions)
+never sees them. Locally a visits file sits beside its events file as `<stem>.v<VERSION>.visits
+.parquet` (`sidecar_path`): the engine finds it from the events file's path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from archive.layout import VISITS_VERSION, visitor_key_sql
+from core.vocabulary import SESSION_DIMENSIONS
+
+VERSION = VISITS_VERSION
+GAP_MS = 30 * 60 * 1000
+EPOCH = date(1970, 1, 1)
+VISIT, PAGE_ROW = 0, 1
+
+# (column, DuckDB type) in file order
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("kind", "UTINYINT"),  # 0: a fragment, 1: a (fragment, page)
+    ("vid", "BIGINT"),
+    ("visitor_key", "UBIGINT"),
+    ("d", "INTEGER"),  # the file's site-local day, days since 1970-01-01
+    ("t0", "BIGINT"),  # first and last counted event, epoch ms
+    ("t1", "BIGINT"),
+    ("head", "BOOLEAN"),
+    ("tail", "BOOLEAN"),
+    ("events", "INTEGER"),  # counted events (kind 0)
+    ("pageviews", "INTEGER"),  # of the fragment (kind 0), of the page (kind 1)
+    ("active", "BOOLEAN"),  # a non-pageview event that is interactive (or says nothing)
+    ("entry_page", "VARCHAR"),  # NULL: no pageview
+    ("exit_page", "VARCHAR"),
+    *((dim, "VARCHAR") for dim in SESSION_DIMENSIONS),
+    ("page", "VARCHAR"),  # kind 1
+)
+COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+SUFFIX = f".v{VERSION}.visits.parquet"
+
+
+def day_number(day: str) -> int:
+    return (date.fromisoformat(day) - EPOCH).days
+
+
+def sidecar_path(events_file: str | Path) -> Path:
+    """Where the visits file of a local events file is (beside it)."""
+    path = Path(events_file)
+    return path.with_name(path.name.removesuffix(".parquet") + SUFFIX)
+
+
+def fragments_sql(events: str, day: int) -> str:
+    """The statement of a day's visits file over `events`, a relation of the day's events each
+    once (columns as archive/layout.py; `visitor_key` computed when a file lacks it)."""
+    dims = ", ".join(SESSION_DIMENSIONS)
+    order = "visitor_key, ts, event_id"
+    firsts = ", ".join(f"min_by({d}, rn) AS {d}" for d in SESSION_DIMENSIONS)
+    nulls = ", ".join(f"NULL AS {d}" for d in SESSION_DIMENSIONS)
+    return f"""
+WITH ev AS (SELECT visitor_key, ts, event_id, name = 'pageview' AS pv, page, interactive,
+        {dims}, row_number() OVER (ORDER BY {order}) AS rn
+    FROM ({events}) e WHERE name <> 'engagement'),
+st AS (SELECT *, CASE WHEN coalesce(lag(visitor_key) OVER (ORDER BY rn) = visitor_key
+        AND ts - lag(ts) OVER (ORDER BY rn) <= {GAP_MS}, FALSE) THEN 0 ELSE 1 END AS s FROM ev),
+fr AS (SELECT *, sum(s) OVER (ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        AS seq FROM st),
+span AS (SELECT min(ts) AS lo, max(ts) AS hi FROM ev),
+v AS (SELECT seq, arbitrary(visitor_key) AS visitor_key, min(ts) AS t0, max(ts) AS t1,
+        count(*) AS events, sum(CASE WHEN pv THEN 1 ELSE 0 END) AS pageviews,
+        coalesce(bool_or(NOT pv AND coalesce(interactive, TRUE)), FALSE) AS active,
+        min_by(page, CASE WHEN pv THEN rn END) AS entry_page,
+        max_by(page, CASE WHEN pv THEN rn END) AS exit_page,
+        {firsts}
+    FROM fr GROUP BY seq),
+vv AS (SELECT v.*,
+        seq = min(seq) OVER (PARTITION BY visitor_key) AND t0 < span.lo + {GAP_MS} AS head,
+        seq = max(seq) OVER (PARTITION BY visitor_key) AND t1 > span.hi - {GAP_MS} AS tail
+    FROM v, span)
+SELECT 0::UTINYINT AS kind, {day}::BIGINT * 4294967296 + seq AS vid, visitor_key,
+    {day}::INTEGER AS d, t0, t1, head, tail, events::INTEGER AS events,
+    pageviews::INTEGER AS pageviews, active, entry_page, exit_page, {dims},
+    NULL::VARCHAR AS page
+FROM vv
+UNION ALL
+SELECT 1::UTINYINT, {day}::BIGINT * 4294967296 + seq, arbitrary(visitor_key), {day}::INTEGER,
+    NULL, NULL, NULL, NULL, NULL, count(*)::INTEGER, NULL, NULL, NULL, {nulls}, page
+FROM fr WHERE pv GROUP BY seq, page
+"""
+
+
+def _quoted(path: str | Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def write_visits(
+    sources: Sequence[str | Path], day: str, path: str | Path, con: Any | None = None
+) -> int:
+    """Write the visits file of a day's events files (each event id once) to `path`; returns
+    its fragment count."""
+    from archive.parquet import PARQUET_OPTIONS, connect
+
+    con = con or connect()
+    files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
+    dims = ", ".join(SESSION_DIMENSIONS)
+    # the key computed afresh (a file written before it lacks it); copies of an event dropped
+    once = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1"
+    if len(sources) == 1:  # an archive file holds an event id once
+        once = ""
+    events = (
+        f"SELECT {visitor_key_sql()} AS visitor_key, ts, event_id, name, page, interactive, {dims} "
+        f"FROM read_parquet({files}, union_by_name = true) {once}"
+    )
+    con.execute(
+        f"COPY ({fragments_sql(events, day_number(day))} ORDER BY kind, vid, page) "
+        f"TO {_quoted(path)} ({PARQUET_OPTIONS})"
+    )
+    row = con.execute(
+        f"SELECT count(*) FROM read_parquet({_quoted(path)}) WHERE kind = 0"
+    ).fetchone()
+    return int(row[0]) if row else 0
