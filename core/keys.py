@@ -459,3 +459,10 @@ def segments_pk(site: str) -> str:
 def funnels_pk(site: str) -> str:
     """A site's funnels (sk = funnel id): 2-8 ordered steps (issue 19)."""
     return f"FUNNELS{SEP}{site}"
+
+
+def umami_website_pk(website_id: str) -> str:
+    """The site an Umami website id names (sk `_`, attribute `site`): a UUID, canonical form,
+    attached to the site or derived from its domain (core/sites.py, issue 21). One GetItem
+    finds the site from the id an Umami snippet or @umami/node sends."""
+    return f"UMAMI{SEP}{website_id}"

@@ -4,22 +4,25 @@ Keys and share tokens are kept only as SHA-256 hashes. Each has 192 random bits,
 unsalted hash is enough to make a stolen table useless without making every API call pay for a
 slow password hash. A lookup by token is never cached, so a revocation takes effect at once.
 
-Removing a site deletes the site item, its keys and its shared links; its aggregates stay in the
-aggregates table (re-adding the domain shows them again) and its raw events expire with their TTL.
+Removing a site deletes the site item, its keys, its shared links and its Umami website ids (one
+attached UUID at most, and the one derived from its domain), so another site may take them; its
+aggregates stay in the aggregates table (re-adding the domain shows them again) and its raw events expire with their TTL.
 A purge (`site remove --purge`) deletes those too (`purge_items`), and its event archive.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import re
 import secrets
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core import keys
@@ -47,6 +50,12 @@ MAX_LABEL_LENGTH = 100
 # How long a site's archived events are kept (decision 0027): months, counted back from today.
 DEFAULT_RETENTION_MONTHS = 24
 MAX_RETENTION_MONTHS = 120
+# A site's Umami website ids (issue 21): the one derived from its domain, uuid5 in the DNS
+# namespace, which anyone can compute (python3 -c 'import uuid; print(uuid.uuid5(uuid.NAMESPACE_DNS,
+# "example.com"))'), and at most one attached, any UUID: the `data-website-id` an existing Umami
+# snippet carries, so switching changes only the host. Umami gives a website one id; so do we.
+UMAMI_NAMESPACE = uuid.NAMESPACE_DNS
+_MAX_UUID_TEXT = 45  # "urn:uuid:" + 36: uuid.UUID's longest spelling
 
 
 class SiteError(ValueError):
@@ -77,6 +86,17 @@ class GoalNotFound(Missing):
     pass
 
 
+class UmamiIdTaken(Duplicate):
+    """The Umami website id is another site's."""
+
+
+class _Keep:
+    """`update(umami_id=KEEP)`: leave the attached Umami id as it is (None detaches it)."""
+
+
+KEEP = _Keep()
+
+
 @dataclass(frozen=True)
 class Site:
     domain: str
@@ -88,6 +108,11 @@ class Site:
     goals: tuple[str, ...] = ()
     hostnames: tuple[str, ...] = ()  # hostnames allowed to send events; empty: any
     retention_months: int = DEFAULT_RETENTION_MONTHS  # of the event archive
+    umami_id: str | None = None  # an attached Umami website id (canonical UUID)
+
+    @property
+    def derived_umami_id(self) -> str:
+        return derived_umami_id(self.domain)
 
     def allows_hostname(self, hostname: str) -> bool:
         """An allowed hostname or a subdomain of one (`blog.example.com` under `example.com`)."""
@@ -138,6 +163,25 @@ def site_domain(text: str) -> str | None:
         return normalize_domain(text)
     except SiteError:
         return None
+
+
+def derived_umami_id(domain: str) -> str:
+    """The Umami website id every site has without attaching one: uuid5 of its domain."""
+    return str(uuid.uuid5(UMAMI_NAMESPACE, domain))
+
+
+def normalize_umami_id(text: str) -> str:
+    """An Umami website id as stored: a UUID's canonical form (lowercase, hyphenated), whichever
+    spelling was given; SiteError if it is no UUID."""
+    try:
+        if len(text) > _MAX_UUID_TEXT:
+            raise ValueError(text)
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        raise SiteError(
+            f"{_shown(text)} is not a UUID: an Umami website id looks like "
+            "'2ffbbd54-0d6d-4a6a-a4a4-7a4d2d1b9c3e'"
+        ) from None
 
 
 def _shown(text: str) -> str:
@@ -207,6 +251,9 @@ def validate_goals(goals: tuple[str, ...] | builtins.list[str]) -> tuple[str, ..
     return cleaned
 
 
+_T = TypeVar("_T")
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -233,6 +280,8 @@ class SiteStore:
         self._cache_seconds = cache_seconds
         self._max_cached = max_cached
         self._cache: OrderedDict[str, tuple[float, Site | None]] = OrderedDict()
+        # Umami website id -> the domain it names (None: no site), cached as sites are
+        self._umami_cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._keys = _Credentials(
             client, table, KEY_PREFIX, keys.api_key_pk, keys.site_keys_pk, clock
         )
@@ -254,22 +303,49 @@ class SiteStore:
         normalized = site_domain(domain)
         if normalized is None:
             return None
+
+        def load() -> Site | None:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": normalized}},
+            )
+            return _site_from_item(response["Item"]) if "Item" in response else None
+
+        return self._cached(self._cache, normalized, load)
+
+    def site_for_umami_id(self, website_id: str) -> Site | None:
+        """The site an Umami website id names, attached or derived (one GetItem, then the site,
+        both cached), or None: no site has it, or it is no UUID (no read, no cache entry)."""
+        try:
+            wanted = normalize_umami_id(website_id)
+        except SiteError:
+            return None
+
+        def load() -> str | None:
+            response = self._client.get_item(TableName=self._table, Key=_umami_key(wanted))
+            return response["Item"]["site"]["S"] if "Item" in response else None
+
+        domain = self._cached(self._umami_cache, wanted, load)
+        return self.get(domain) if domain else None
+
+    def _cached(
+        self,
+        cache: OrderedDict[str, tuple[float, _T | None]],
+        key: str,
+        load: Callable[[], _T | None],
+    ) -> _T | None:
         now = self._cache_clock()
-        cached = self._cache.get(normalized)
+        cached = cache.get(key)
         if cached and now - cached[0] < self._cache_seconds:
-            self._cache.move_to_end(normalized)
+            cache.move_to_end(key)
             return cached[1]
-        response = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": normalized}},
-        )
-        site = _site_from_item(response["Item"]) if "Item" in response else None
+        value = load()
         if self._cache_seconds > 0:
-            self._cache[normalized] = (now, site)
-            self._cache.move_to_end(normalized)
-            while len(self._cache) > self._max_cached:
-                self._cache.popitem(last=False)  # the least recently used
-        return site
+            cache[key] = (now, value)
+            cache.move_to_end(key)
+            while len(cache) > self._max_cached:
+                cache.popitem(last=False)  # the least recently used
+        return value
 
     def require(self, domain: str) -> Site:
         """The site as stored now (never from the cache), or SiteNotFound."""
@@ -317,6 +393,7 @@ class SiteStore:
         except self._client.exceptions.ConditionalCheckFailedException:
             raise SiteExists(f"site {site.domain} already exists") from None
         self._cache.pop(site.domain, None)
+        self._register_derived_umami_id(site.domain)
         return site
 
     def update(
@@ -328,8 +405,13 @@ class SiteStore:
         hostnames: tuple[str, ...] | builtins.list[str] | None = None,
         goals: tuple[str, ...] | builtins.list[str] | None = None,
         retention_months: int | None = None,
+        umami_id: str | _Keep | None = KEEP,
     ) -> Site:
-        """Change the given settings of an existing site; the others stay as they are."""
+        """Change the given settings of an existing site; the others stay as they are.
+
+        `umami_id` attaches that Umami website id (replacing the one attached before), None
+        detaches it; UmamiIdTaken if another site has it. Every update also registers the
+        site's derived id, which sites added before issue 21 lack."""
         domain = normalize_domain(domain)
         changes: dict[str, dict[str, Any]] = {}
         if tz is not None:
@@ -342,8 +424,15 @@ class SiteStore:
             changes["goals"] = _string_list(validate_goals(goals))
         if retention_months is not None:
             changes["retention_months"] = {"N": str(validate_retention(retention_months))}
+        if not isinstance(umami_id, _Keep):
+            wanted = normalize_umami_id(umami_id) if umami_id is not None else None
+            site = self._update_umami_id(domain, changes, wanted)
+            self._register_derived_umami_id(domain)
+            return site
         if not changes:
-            return self.require(domain)
+            site = self.require(domain)
+            self._register_derived_umami_id(domain)
+            return site
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -358,7 +447,103 @@ class SiteStore:
             self._cache.pop(domain, None)
             raise SiteNotFound(f"no site {domain}") from None
         self._cache.pop(domain, None)
+        self._register_derived_umami_id(domain)
         return _site_from_item(response["Attributes"])
+
+    def _update_umami_id(
+        self, domain: str, changes: dict[str, dict[str, Any]], wanted: str | None
+    ) -> Site:
+        """The site's settings and its attached Umami id changed in one transaction: the site
+        item (only if its attached id is still the one read), the new id's lookup item (only if
+        no other site holds it) and the old one's deleted."""
+        old = self.require(domain).umami_id
+        names = {f"#{name}": name for name in changes} | {"#umami": "umami_id"}
+        values = {f":{name}": value for name, value in changes.items()}
+        sets = [f"#{name} = :{name}" for name in changes]
+        if wanted:
+            sets.append("#umami = :umami")
+            values[":umami"] = {"S": wanted}
+        expression = ("SET " + ", ".join(sets) if sets else "") + (
+            "" if wanted else " REMOVE #umami"
+        )
+        condition = "attribute_exists(pk) AND " + (
+            "#umami = :old" if old else "attribute_not_exists(#umami)"
+        )
+        if old:
+            values[":old"] = {"S": old}
+        mine = {
+            "ConditionExpression": "attribute_not_exists(pk) OR #site = :site",
+            "ExpressionAttributeNames": {"#site": "site"},
+            "ExpressionAttributeValues": {":site": {"S": domain}},
+        }
+        items: builtins.list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": keys.SITE_PK}, "sk": {"S": domain}},
+                    "UpdateExpression": expression.strip(),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ]
+        if not values:  # DynamoDB refuses an empty map: a detach that changes nothing else
+            del items[0]["Update"]["ExpressionAttributeValues"]
+        if wanted and wanted != old:
+            item = {**_umami_key(wanted), "site": {"S": domain}}
+            items.append({"Put": {"TableName": self._table, "Item": item, **mine}})
+        if old and old not in (wanted, derived_umami_id(domain)):
+            items.append({"Delete": {"TableName": self._table, "Key": _umami_key(old), **mine}})
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except self._client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            self._cache.pop(domain, None)
+            if wanted and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                holder = self._client.get_item(
+                    TableName=self._table, Key=_umami_key(wanted), ConsistentRead=True
+                ).get("Item", {})
+                other = holder.get("site", {}).get("S", "another site")
+                raise UmamiIdTaken(
+                    f"Umami website id {wanted} is attached to site {other}: detach it there first"
+                ) from None
+            self.require(domain)  # SiteNotFound if it went meanwhile
+            raise Duplicate(f"site {domain} was changed meanwhile: try again") from None
+        for website_id in (wanted, old):
+            if website_id:
+                self._umami_cache.pop(website_id, None)
+        return self.require(domain)
+
+    def _register_derived_umami_id(self, domain: str) -> None:
+        """The lookup item of the site's derived Umami id, unless another site attached that
+        id (it keeps it: a snippet with the derived id and a hostname still finds this site,
+        ingest/umami.py candidate_domains)."""
+        website_id = derived_umami_id(domain)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={**_umami_key(website_id), "site": {"S": domain}},
+                ConditionExpression="attribute_not_exists(pk) OR #site = :site",
+                ExpressionAttributeNames={"#site": "site"},
+                ExpressionAttributeValues={":site": {"S": domain}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return
+        self._umami_cache.pop(website_id, None)
+
+    def _release_umami_ids(self, domain: str, website_ids: builtins.list[str]) -> None:
+        """Delete the lookup items of these ids that name the site (another site's stay)."""
+        for website_id in dict.fromkeys(website_ids):
+            with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=_umami_key(website_id),
+                    ConditionExpression="#site = :site",
+                    ExpressionAttributeNames={"#site": "site"},
+                    ExpressionAttributeValues={":site": {"S": domain}},
+                )
+            self._umami_cache.pop(website_id, None)
 
     def add_goal(self, domain: str, goal: str) -> Site:
         site = self.require(domain)
@@ -381,12 +566,18 @@ class SiteStore:
         interrupted half-way is finished by running it again.
         """
         domain = normalize_domain(domain)
+        site_key = {"pk": {"S": keys.SITE_PK}, "sk": {"S": domain}}
+        # Its Umami ids are released before the site goes (a removal cut short leaves no id
+        # held by a site that is gone), and again from the deleted item, in case one was
+        # attached meanwhile.
+        current = self._client.get_item(TableName=self._table, Key=site_key, ConsistentRead=True)
+        ids = [derived_umami_id(domain)]
+        self._release_umami_ids(domain, ids + _umami_ids(current.get("Item", {})))
         response = self._client.delete_item(
-            TableName=self._table,
-            Key={"pk": {"S": keys.SITE_PK}, "sk": {"S": domain}},
-            ReturnValues="ALL_OLD",
+            TableName=self._table, Key=site_key, ReturnValues="ALL_OLD"
         )
         self._cache.pop(domain, None)
+        self._release_umami_ids(domain, _umami_ids(response.get("Attributes", {})))
         removal = Removal(domain, self.revoke_key(domain, "all"), self.revoke_share(domain, "all"))
         for funnel in _query_all(self._client, self._table, keys.funnels_pk(domain)):
             self._client.delete_item(
@@ -573,6 +764,14 @@ def _query_all(client: Any, table: str, pk: str) -> list[dict[str, Any]]:
     )
 
 
+def _umami_key(website_id: str) -> dict[str, Any]:
+    return {"pk": {"S": keys.umami_website_pk(website_id)}, "sk": {"S": keys.NO_SORT}}
+
+
+def _umami_ids(site_item: dict[str, Any]) -> builtins.list[str]:
+    return [site_item["umami_id"]["S"]] if "umami_id" in site_item else []
+
+
 def _string_list(values: tuple[str, ...]) -> dict[str, Any]:
     return {"L": [{"S": v} for v in values]}
 
@@ -587,4 +786,5 @@ def _site_from_item(item: dict[str, Any]) -> Site:
         hostnames=tuple(v["S"] for v in item.get("hostnames", {}).get("L", [])),
         # sites stored before decision 0027 keep the default
         retention_months=int(item.get("retention_months", {}).get("N", DEFAULT_RETENTION_MONTHS)),
+        umami_id=item.get("umami_id", {}).get("S"),
     )

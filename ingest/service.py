@@ -18,7 +18,7 @@ from typing import Any
 
 from core import edge
 from core.observability import logger, metric_buffer, trace
-from core.sites import SiteStore
+from core.sites import Site, SiteStore
 from ingest import enrich, umami
 from ingest.payload import InvalidPayload, parse_body
 from ingest.pipeline import Client, ContinueSession, Dropped, DropReason, Outcome, accept
@@ -154,7 +154,7 @@ def _umami_call(
     call: umami.UmamiCall, client: Client, deps: IngestDeps, salts: Salts, now: datetime
 ) -> tuple[int, str]:
     """(status, body) of one Umami call. Raises InvalidPayload for a bad event."""
-    site = next((s for d in umami.candidate_domains(call) if (s := deps.sites.get(d))), None)
+    site = _umami_site(call, deps.sites)
     if site is None:  # Umami looks the website up before anything else, bots included
         _record([Dropped(DropReason.UNKNOWN_SITE)], deps)
         return 400, umami.error_body(umami.WEBSITE_NOT_FOUND)
@@ -172,6 +172,16 @@ def _umami_call(
     if DropReason.UNKNOWN_SITE in drop_reasons:
         return 400, umami.error_body(umami.WEBSITE_NOT_FOUND)
     return 200, umami.ok_body(session, now)
+
+
+def _umami_site(call: umami.UmamiCall, sites: SiteStore) -> Site | None:
+    """The site a call's website names: a domain; a UUID its hostname (or a parent) derives to,
+    computed without a read; else a UUID's lookup item, attached or derived, which is how a
+    snippet's existing id and @umami/node's calls (no hostname) are found (COMPAT.md §7)."""
+    site = next((s for d in umami.candidate_domains(call) if (s := sites.get(d))), None)
+    if site is None and (website := umami.website_uuid(call)):
+        site = sites.site_for_umami_id(website)
+    return site
 
 
 def _continuing(deps: IngestDeps) -> ContinueSession | None:

@@ -5,9 +5,10 @@ array of them. An event payload becomes a Plausible-shaped event (name or `pagev
 referrer, props, screen width) and goes through `payload.parse_event`, so both formats share one
 set of rules and one pipeline. `identify` is answered and never stored: it carries a person's id.
 
-The payload's `website` names the site: its domain (`example.com`), or the UUID `website_id`
-derives from the domain, so that an Umami snippet keeps a UUID-shaped `data-website-id`.
-Nothing here touches storage.
+The payload's `website` names the site (COMPAT.md §7): its domain (`example.com`), the UUID
+`website_id` derives from the domain, or any UUID attached to the site (an existing snippet's
+`data-website-id`, found by SiteStore.site_for_umami_id). `@umami/node` calls from a server: no
+`hostname`, and often no `url` (Umami counts those at `/`). Nothing here touches storage.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urljoin
 
-from core.sites import site_domain
+from core.sites import UMAMI_NAMESPACE, derived_umami_id, site_domain
 from ingest.enrich import strip_www
 from ingest.payload import MAX_URL_BYTES, EventPayload, InvalidPayload, loads, parse_event
 
 EVENT = "event"
 IDENTIFY = "identify"
 WEBSITE_NOT_FOUND = "Website not found."
-# A website UUID is uuid5 of the domain in the DNS namespace: anyone can compute it
-# (python3 -c 'import uuid; print(uuid.uuid5(uuid.NAMESPACE_DNS, "example.com"))').
-WEBSITE_NAMESPACE = uuid.NAMESPACE_DNS
+# A derived website UUID is uuid5 of the domain in the DNS namespace (core/sites.py)
+WEBSITE_NAMESPACE = UMAMI_NAMESPACE
 MAX_TITLE_BYTES = 500
 MAX_DATA_DEPTH = 4
 # parse_event's field names, as a Umami payload calls them
@@ -50,7 +50,7 @@ class UmamiCall:
 
 def website_id(domain: str) -> str:
     """The UUID an Umami snippet may use as `data-website-id` for the site `domain`."""
-    return str(uuid.uuid5(WEBSITE_NAMESPACE, domain))
+    return derived_umami_id(domain)
 
 
 def parse_send(body: bytes) -> UmamiCall:
@@ -92,7 +92,9 @@ def candidate_domains(call: UmamiCall) -> list[str]:
     """The site domains `website` may name, most specific first; their lookup decides.
 
     A domain names itself. A UUID names the domain whose `website_id` it is: the hostname the
-    call was sent from or one of its parents (a site may count its subdomains).
+    call was sent from or one of its parents (a site may count its subdomains). Computed, not
+    read: a UUID no parent derives to (an attached one, or a call with no hostname) gives none,
+    and is looked up by `website_uuid` instead.
     """
     if not _is_uuid(call.website):
         domain = site_domain(call.website)
@@ -103,6 +105,11 @@ def candidate_domains(call: UmamiCall) -> list[str]:
     return [
         d for d in parents if uuid.uuid5(WEBSITE_NAMESPACE, d) == wanted and site_domain(d) == d
     ]
+
+
+def website_uuid(call: UmamiCall) -> str | None:
+    """The call's website as a UUID to look up (attached or derived), or None for a domain."""
+    return call.website if _is_uuid(call.website) else None
 
 
 def _is_uuid(text: str) -> bool:
@@ -126,10 +133,12 @@ def to_event(call: UmamiCall, domain: str) -> EventPayload:
         raise InvalidPayload({"title": [f"must be a string of at most {MAX_TITLE_BYTES} bytes"]})
     screen = payload.get("screen")
     width = _SCREEN_RE.fullmatch(screen) if isinstance(screen, str) else None
+    if url is None or url == "":
+        url = "/"  # @umami/node's track("name") sends none: Umami counts it at "/"
     event: dict[str, Any] = {
         "name": payload.get("name") or "pageview",
         # The tracker sends location's path and query; a full URL is taken as it is.
-        "url": _absolute(url, base) if isinstance(url, str) and url else url,
+        "url": _absolute(url, base) if isinstance(url, str) else url,
         "domain": domain,
         # After an SPA navigation the referrer is the previous path: a self-referral.
         "referrer": _absolute(referrer, base) if isinstance(referrer, str) and referrer else None,

@@ -4,7 +4,7 @@
     liveinsight site add DOMAIN [--tz Europe/Berlin] [--public] [--hostnames a,b] [--json]
     liveinsight site list [--json]
     liveinsight site update DOMAIN [--tz TZ] [--public|--private] [--hostnames a,b]
-                            [--retention-months N] [--json]
+                            [--retention-months N] [--umami-id UUID | --no-umami-id] [--json]
     liveinsight site remove DOMAIN [--purge] [--json]   keys and shared links go too; aggregates
                                                    and the archive stay, unless --purge
 
@@ -173,6 +173,16 @@ def add_site_commands(commands: Any) -> None:
         type=int,
         metavar="N",
         help="months of raw events the event archive keeps (1-120; default 24)",
+    )
+    umami = update.add_mutually_exclusive_group()
+    umami.add_argument(
+        "--umami-id",
+        metavar="UUID",
+        help="attach an existing Umami website id (a snippet's data-website-id), so the snippet "
+        "and @umami/node work by changing only the host",
+    )
+    umami.add_argument(
+        "--no-umami-id", action="store_true", help="detach the attached Umami website id"
     )
     update.add_argument("--json", action="store_true")
     remove = site.add_parser(
@@ -604,7 +614,7 @@ def run_key(args: argparse.Namespace) -> int:
 
 def run_site(args: argparse.Namespace) -> int:
     from core.aws import make_client
-    from core.sites import SiteError, SiteStore
+    from core.sites import KEEP, SiteError, SiteStore
 
     with backend(args.data_dir) as url:
         sites = SiteStore(
@@ -622,6 +632,9 @@ def run_site(args: argparse.Namespace) -> int:
                     public=args.public,
                     hostnames=args.hostnames,
                     retention_months=args.retention_months,
+                    umami_id=None
+                    if args.no_umami_id
+                    else (KEEP if args.umami_id is None else args.umami_id),
                 )
                 print(json.dumps(_site_json(site)) if args.json else _site_line(site))
                 return 0
@@ -715,6 +728,8 @@ def _site_json(site: Any) -> dict[str, Any]:
         "goals": list(site.goals),
         "created_at": site.created_at,
         "retention_months": site.retention_months,
+        "umami_id": site.umami_id,  # attached, or None
+        "umami_derived_id": site.derived_umami_id,
     }
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.observability import logger
 from core.sites import (
+    KEEP,
     MAX_GOAL_LENGTH,
     MAX_GOALS,
     MAX_HOSTNAMES,
@@ -95,6 +96,9 @@ class SitePatch(BaseModel):
     hostnames: list[str] | None = Field(None, max_length=MAX_HOSTNAMES)
     goals: list[str] | None = Field(None, max_length=MAX_GOALS)
     retention_months: int | None = None  # of the event archive: 1 to 120
+    # An existing Umami website id (a UUID) to attach, replacing the one attached before; null
+    # detaches it; absent leaves it as it is. 409 if another site has it.
+    umami_id: str | None = Field(None, max_length=64)
 
 
 class GoalIn(BaseModel):
@@ -115,6 +119,8 @@ class SiteOut(BaseModel):
     goals: list[str]
     hostnames: list[str]
     retention_months: int  # the event archive keeps the site's events this long
+    umami_id: str | None  # the attached Umami website id, if any
+    umami_derived_id: str  # the Umami website id every site has (uuid5 of its domain)
 
 
 class SitesOut(BaseModel):
@@ -380,6 +386,8 @@ def _site_out(site: SiteRecord) -> SiteOut:
         goals=list(site.goals),
         hostnames=list(site.hostnames),
         retention_months=site.retention_months,
+        umami_id=site.umami_id,
+        umami_derived_id=site.derived_umami_id,
     )
 
 
@@ -416,6 +424,8 @@ def update_site(domain: Domain, body: SitePatch, d: Deps) -> SiteOut:
             hostnames=body.hostnames,
             goals=body.goals,
             retention_months=body.retention_months,
+            # null detaches, absent keeps: only a field that was sent changes it
+            umami_id=body.umami_id if "umami_id" in body.model_fields_set else KEEP,
         )
     return _site_out(site)
 

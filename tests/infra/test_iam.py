@@ -51,12 +51,15 @@ import pytest
 
 from core import keys
 from core.events import RawEvent
+from core.sites import SiteStore
+from local.front import api_gateway_event
 from local.runtime import LocalFunction
 from tests.conftest import _clear_composition_roots
 from tests.infra import terraform as tf
 from tests.integration.pipeline import DESKTOP_UA, Pipeline
 
 SITE = "iam.example"
+UMAMI_ID = "50429a93-8479-4073-be80-d5d29c09c2ec"  # an Umami website id attached to SITE
 PUBLIC_SITE = "public.example"
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 TRANSACT_ACTIONS = {
@@ -234,6 +237,14 @@ def run_scenario(pipeline: Pipeline) -> None:
     assert pipeline.send({**page, "id": None}, user_agent=BOT_UA).status == 202
     unknown = {"n": "pageview", "u": "https://nobody.example/", "d": "nobody.example"}
     assert pipeline.send(unknown, user_agent=DESKTOP_UA).status == 202
+    # And @umami/node sends a website id attached to the site (no hostname: read by id)
+    SiteStore(pipeline.ddb, pipeline.names["meta"], cache_seconds=0).update(SITE, umami_id=UMAMI_ID)
+    umami = {"type": "event", "payload": {"website": UMAMI_ID, "name": "signup"}}
+    headers = {"content-type": "application/json", "user-agent": "node/v20.11.1"}
+    sent = pipeline.ingest_fn.invoke(
+        api_gateway_event("POST", "/api/send", headers, json.dumps(umami).encode(), "127.0.0.1")
+    )
+    assert sent["statusCode"] == 200, sent
     # And a visitor's session goes on over UTC midnight (last-seen items, ingest/sessions.py)
     for at in (
         datetime(2026, 11, 25, 23, 50, tzinfo=UTC),
@@ -323,6 +334,8 @@ def run_admin_scenario(pipeline: Pipeline) -> None:
     assert created.status == 201
     path = "/api/admin/sites/admin.example"
     assert browser.request("PATCH", path, json_body={"hostnames": ["admin.example"]}).status == 200
+    umami_id = {"umami_id": "9d0c7f1e-3b4a-4c5d-8e6f-7a8b9c0d1e2f"}
+    assert browser.request("PATCH", path, json_body=umami_id).status == 200
     assert browser.request("POST", f"{path}/goals", json_body={"goal": "Signup"}).status == 201
     share = browser.request("POST", f"{path}/shares").json()
     assert (
@@ -533,10 +546,11 @@ def test_ingest_writes_only_the_salts_and_last_seen_times_in_meta(
     from ingest.sessions import SEEN_PREFIX
 
     seen = f"{SEEN_PREFIX}#*"
+    umami = keys.umami_website_pk("*")
     # Given what ingest's policy allows on the meta table
     meta = {(a, k) for a, r, k in policy_grants("ingest") if r == "table:meta"}
     # Then it writes the salts' and the last-seen partitions and nothing else there, and reads
-    # sites, salts and last-seen times only
+    # sites, Umami website ids, salts and last-seen times only
     writes = {(a, k) for a, k in meta if a not in ("dynamodb:GetItem", "dynamodb:Query")}
     assert writes == {
         ("dynamodb:PutItem", keys.SALT_PK),
@@ -545,6 +559,7 @@ def test_ingest_writes_only_the_salts_and_last_seen_times_in_meta(
     }
     assert meta - writes == {
         ("dynamodb:GetItem", keys.SITE_PK),
+        ("dynamodb:GetItem", umami),
         ("dynamodb:Query", keys.SALT_PK),
         ("dynamodb:GetItem", seen),
     }
@@ -555,4 +570,8 @@ def test_ingest_writes_only_the_salts_and_last_seen_times_in_meta(
     assert {a for a, k in made if k.startswith(SEEN_PREFIX + "#")} == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
+    }
+    # And an Umami website id is only ever read, by its key
+    assert {(a, k) for a, k in made if k.startswith(umami[:-1])} == {
+        ("dynamodb:GetItem", keys.umami_website_pk(UMAMI_ID))
     }

@@ -51,6 +51,8 @@ def test_a_site_goes_through_its_whole_life_over_http(admin: Browser) -> None:
         "goals": ["Signup"],
         "hostnames": ["example.com", "shop.example"],
         "retention_months": 24,
+        "umami_id": None,
+        "umami_derived_id": "cfbff0d1-9375-5685-968c-48ce8b15ae17",  # uuid5(DNS, domain)
     }
     # Goals: add, list, remove
     assert admin.request(

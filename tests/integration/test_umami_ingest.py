@@ -255,3 +255,127 @@ def test_malformed_batch_gets_400(pipeline: Pipeline, body: Any) -> None:
 def test_get_is_refused(pipeline: Pipeline) -> None:
     response = post(pipeline, "/api/send", None, method="GET")
     assert response.status == 405 and response.json()["error"]["status"] == 405
+
+
+# ---- Umami website ids attached to a site, and @umami/node (COMPAT.md §7) -------------------
+
+# Any UUID an Umami server issued: no domain derives to it
+ATTACHED = "50429a93-8479-4073-be80-d5d29c09c2ec"
+# @umami/node's own user agent (umami-software/node index.ts: `node/${process.version}`)
+NODE_UA = "node/v20.11.1"
+
+
+def attach(pipeline: Pipeline, domain: str, website: str | None) -> None:
+    from core.sites import SiteStore
+
+    SiteStore(pipeline.ddb, pipeline.names["meta"], cache_seconds=0).update(
+        domain, umami_id=website
+    )
+
+
+def node_track(pipeline: Pipeline, payload: dict[str, Any]) -> Response:
+    """The request @umami/node makes, emulated from its published source (the package is not
+    installed here): POST {type, payload} as JSON with its own user agent, from a server (no
+    Origin, no x-umami-cache). `umami.track("signup", data)` sends {website, name, data};
+    `umami.track({...})` the object as given. Neither names a hostname."""
+    return post(pipeline, "/api/send", {"type": "event", "payload": payload}, user_agent=NODE_UA)
+
+
+def test_snippet_with_an_attached_uuid_is_counted_on_its_site(pipeline: Pipeline) -> None:
+    # Given a site with an existing Umami snippet's website id attached
+    key = pipeline.add_site(SITE)
+    attach(pipeline, SITE, ATTACHED)
+    # When Umami's tracker sends that id, spelt as the snippet has it (any case)
+    response = post(pipeline, "/api/send", send(website=ATTACHED.upper(), url="/pricing"))
+    # Then it is the site's pageview, answered as Umami answers
+    assert response.status == 200, response.body
+    assert set(response.json()) == {"cache", "sessionId", "visitId"}
+    (item,) = events(pipeline)
+    assert (item["site"]["S"], item["page"]["S"]) == (SITE, "/pricing")
+    pipeline.pump()
+    assert pipeline.realtime(SITE, key)["pageviews"] == 1
+
+
+@pytest.mark.parametrize("website", ["attached", "derived"])
+def test_umami_node_calls_without_hostname_are_counted(pipeline: Pipeline, website: str) -> None:
+    # Given a site with an attached id, and the id derived from its domain
+    key = pipeline.add_site(SITE)
+    attach(pipeline, SITE, ATTACHED)
+    uuid = ATTACHED if website == "attached" else website_id(SITE)
+    # When @umami/node tracks a page (an object payload) and a named event with data
+    page = node_track(pipeline, {"website": uuid, "url": "/checkout", "title": "Checkout"})
+    signup = node_track(pipeline, {"website": uuid, "name": "signup", "data": {"plan": "pro"}})
+    # Then both are answered as Umami answers
+    for response in (page, signup):
+        assert response.status == 200, response.body
+        assert set(response.json()) == {"cache", "sessionId", "visitId"}
+    # And stored for the site: the page at its path, the event (no url) at "/", as Umami does
+    stored = sorted(events(pipeline), key=lambda item: item["name"]["S"])
+    assert [(i["site"]["S"], i["name"]["S"], i["page"]["S"]) for i in stored] == [
+        (SITE, "pageview", "/checkout"),
+        (SITE, "signup", "/"),
+    ]
+    assert stored[1]["props"] == {"M": {"plan": {"S": "pro"}}}
+    # And counted
+    pipeline.pump()
+    assert pipeline.realtime(SITE, key)["pageviews"] == 1
+
+
+@pytest.mark.parametrize("user_agent", [NODE_UA, DESKTOP_UA, HEADLESS_UA])
+def test_unknown_uuid_without_hostname_gets_website_not_found(
+    pipeline: Pipeline, user_agent: str
+) -> None:
+    pipeline.add_site(SITE)
+    attach(pipeline, SITE, ATTACHED)
+    unknown = {"website": "0b9a4e0e-8c0e-4a55-9a41-5f0a8f3c7d21", "url": "/"}
+    response = post(
+        pipeline, "/api/send", {"type": "event", "payload": unknown}, user_agent=user_agent
+    )
+    assert response.status == 400
+    assert response.json() == NOT_FOUND
+    assert events(pipeline) == []
+
+
+def test_a_detached_or_released_uuid_is_not_found_any_more(pipeline: Pipeline) -> None:
+    from core.sites import SiteStore
+    from tests.conftest import _clear_composition_roots
+
+    # Given an id attached to one site, then detached; and another attached to a site removed
+    pipeline.add_site(SITE)
+    pipeline.add_site("gone.example")
+    attach(pipeline, SITE, ATTACHED)
+    attach(pipeline, "gone.example", website_id("old.example"))
+    attach(pipeline, SITE, None)
+    SiteStore(pipeline.ddb, pipeline.names["meta"], cache_seconds=0).remove("gone.example")
+    _clear_composition_roots()  # a fresh ingest instance: nothing cached from before
+    # When @umami/node sends either, or the removed site's derived id
+    for uuid in (ATTACHED, website_id("old.example"), website_id("gone.example")):
+        response = node_track(pipeline, {"website": uuid, "name": "signup"})
+        # Then Umami's "Website not found."
+        assert (response.status, response.json()) == (400, NOT_FOUND), uuid
+    assert events(pipeline) == []
+
+
+def test_a_site_added_before_umami_ids_gets_its_derived_id_with_any_update(
+    pipeline: Pipeline,
+) -> None:
+    from core import keys
+    from core.sites import SiteStore
+    from tests.conftest import _clear_composition_roots
+
+    # Given a site stored before its derived id had a lookup item
+    pipeline.add_site(SITE)
+    pipeline.ddb.delete_item(
+        TableName=pipeline.names["meta"],
+        Key={"pk": {"S": keys.umami_website_pk(website_id(SITE))}, "sk": {"S": keys.NO_SORT}},
+    )
+    payload = {"website": website_id(SITE), "name": "signup"}
+    assert node_track(pipeline, payload).status == 400  # no hostname: nothing to derive from
+    # (a browser snippet, which sends the hostname, works all along)
+    assert post(pipeline, "/api/send", send(website=website_id(SITE))).status == 200
+    # When the site is updated, with no change at all (`liveinsight site update DOMAIN`)
+    SiteStore(pipeline.ddb, pipeline.names["meta"], cache_seconds=0).update(SITE)
+    _clear_composition_roots()
+    # Then @umami/node's calls with the derived id are counted
+    assert node_track(pipeline, payload).status == 200
+    assert len(events(pipeline)) == 2

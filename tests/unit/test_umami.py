@@ -183,3 +183,20 @@ def test_error_body_is_umamis() -> None:
     assert json.loads(umami.error_body(umami.WEBSITE_NOT_FOUND)) == {
         "error": {"message": "Website not found.", "code": "bad-request", "status": 400}
     }
+
+
+@pytest.mark.parametrize("url", [None, ""], ids=["absent", "empty"])
+def test_call_without_url_is_at_the_root_as_umami_counts_it(url: str | None) -> None:
+    # Given @umami/node's track("signup", data): {website, name, data}, no url, no hostname
+    payload: dict[str, Any] = {"website": UUID, "name": "signup", "data": {"plan": "pro"}}
+    if url is not None:
+        payload["url"] = url
+    parsed = umami.parse_send(json.dumps({"type": "event", "payload": payload}).encode())
+    # Then it is an event on the site's root page
+    event = umami.to_event(parsed, SITE)
+    assert (event.name, event.url, event.props) == ("signup", f"https://{SITE}/", {"plan": "pro"})
+
+
+def test_a_uuid_website_is_looked_up_and_a_domain_is_not() -> None:
+    assert umami.website_uuid(call(website=UUID)) == UUID
+    assert umami.website_uuid(call(website=SITE)) is None
