@@ -318,8 +318,10 @@
   // ---- page-wide helpers -----------------------------------------------------------------------
 
   let statusFrom = null;
+  let statusesSet = 0;
 
   function setStatus(text, tone, source = null) {
+    statusesSet++;
     const status = $("status");
     status.textContent = text;
     status.className = `mb-4 text-sm empty:mb-0 ${tone === "warn" ? "text-amber-700" : "text-gray-500"}`;
@@ -716,6 +718,9 @@
 
     const sameData = previous && previous.view === "site" && dataKey(previous) === dataKey(state);
     if (realtime) {
+      // The archive's cards are hidden: an answer still on its way is dropped, and asks no more.
+      loadFunnelCard();
+      loadJourneys();
       if (!sameData) {
         load($("realtime"), `/api/realtime/card?${siteParams()}`);
         scheduleRealtime();
@@ -1696,8 +1701,8 @@
 
   // ---- JSON reads of the funnel and journey cards ----------------------------------------------------
 
-  async function readJson(path, params) {
-    const response = await fetch(`${path}?${params}`, { headers: readHeaders(), credentials: "same-origin" });
+  async function readJson(path, params, s = state) {
+    const response = await fetch(`${path}?${params}`, { headers: readHeaders(s), credentials: "same-origin" });
     if (!response.ok) throw new ApiError(response.status, await errorText(response));
     return response.json();
   }
@@ -1751,15 +1756,16 @@
   const funnels = { site: null, list: null, chosen: null, asked: 0 };
 
   async function loadFunnelCard({ relist = false } = {}) {
+    const asked = ++funnels.asked; // an answer to an older ask is dropped
     if (state.period === "realtime") return;
+    const view = state; // the view asked about: each request after an await uses it, not the next
     const body = $("funnel-body");
-    const asked = ++funnels.asked;
     busy(body, true);
     try {
       if (relist || funnels.site !== state.site || !funnels.list) {
-        const listed = await readJson("/api/stats/funnels", siteParams());
+        const listed = await readJson("/api/stats/funnels", siteParams(view), view);
         if (asked !== funnels.asked) return;
-        funnels.site = state.site;
+        funnels.site = view.site;
         funnels.list = listed.funnels;
         renderFunnelPicker();
       }
@@ -1768,9 +1774,9 @@
         body.replaceChildren(notice("No funnels for this site yet."));
         return;
       }
-      const q = statsParams();
+      const q = statsParams(view);
       q.set("funnel_id", funnels.chosen);
-      const answer = await readJson("/api/stats/funnel", q);
+      const answer = await readJson("/api/stats/funnel", q, view);
       if (asked !== funnels.asked) return;
       busy(body, false);
       renderFunnel(answer);
@@ -2011,26 +2017,27 @@
   const JOURNEYS_SHOWN = 10;
 
   /** The period's top entry (or exit) pages: the default page and the field's suggestions. */
-  async function topPages(mode) {
-    const q = statsParams();
+  async function topPages(view, mode) {
+    const q = statsParams(view);
     q.set("property", mode === "exit" ? "visit:exit_page" : "visit:entry_page");
     q.set("metrics", "visitors");
     q.set("limit", "10");
-    const body = await readJson("/api/stats/breakdown", q);
+    const body = await readJson("/api/stats/breakdown", q, view);
     const key = mode === "exit" ? "exit_page" : "entry_page";
     return body.results.map((row) => String(row[key])).filter((p) => p.startsWith("/"));
   }
 
   async function loadJourneys() {
-    if (state.period === "realtime") return;
-    const body = $("journeys-body");
     const asked = ++journeys.asked;
+    if (state.period === "realtime") return;
+    const view = state;
+    const body = $("journeys-body");
     const mode = $("journeys-mode").value;
     const typed = $("journeys-page").value.trim();
     const steps = $("journeys-steps").value;
     busy(body, true);
     try {
-      const pages = await topPages(mode);
+      const pages = await topPages(view, mode);
       if (asked !== journeys.asked) return;
       $("journeys-pages").replaceChildren(
         ...pages.map((p) => {
@@ -2046,11 +2053,11 @@
         body.replaceChildren(notice("No visits in this period."));
         return;
       }
-      const q = statsParams();
+      const q = statsParams(view);
       q.set(mode, page);
       q.set("steps", steps);
       q.set("limit", String(JOURNEYS_SHOWN));
-      const answer = await readJson("/api/stats/journeys", q);
+      const answer = await readJson("/api/stats/journeys", q, view);
       if (asked !== journeys.asked) return;
       busy(body, false);
       renderJourneys(answer, page, mode, !typed);
@@ -2128,8 +2135,10 @@
   function guard(action) {
     return async (...args) => {
       try {
+        const before = statusesSet;
         await action(...args);
-        clearStatusFrom("settings");
+        // An earlier error goes; what the action itself just said ("… saved.") stays.
+        if (statusesSet === before) clearStatusFrom("settings");
       } catch (error) {
         if (error instanceof ApiError && error.status === 401) {
           setStatus("Your session ended: sign in again.", "warn", "settings");
@@ -2245,9 +2254,19 @@
     // rather than draw an older list over the one the change drew.
     if (edits !== adminEdits) return loadSiteSettings(domain);
     $("hostnames").value = site.hostnames.join(", ");
+    renderUmami(site);
     renderGoals(domain, goals.goals);
     renderKeys(domain, keyList.keys);
     renderShares(domain, shares.shares);
+  }
+
+  /** The Umami ids, on a server whose admin API has them (issue 21). */
+  function renderUmami(site) {
+    const known = "umami_derived_id" in site;
+    $("umami-settings").hidden = !known;
+    if (!known) return;
+    $("umami-derived").textContent = site.umami_derived_id;
+    $("umami-id").value = site.umami_id || "";
   }
 
   function created(epochSeconds) {
@@ -2401,6 +2420,21 @@
         const site = await admin("PATCH", `/api/admin/sites/${encodeURIComponent(settingsSite)}`, { hostnames });
         $("hostnames").value = site.hostnames.join(", ");
         setStatus(`Allowed hostnames of ${site.domain} saved.`, "", "settings");
+      }),
+    );
+    $("umami-form").addEventListener(
+      "submit",
+      guard(async (event) => {
+        event.preventDefault();
+        if (!settingsSite) return;
+        const typed = $("umami-id").value.trim();
+        const site = await admin("PATCH", `/api/admin/sites/${encodeURIComponent(settingsSite)}`, { umami_id: typed || null });
+        renderUmami(site);
+        setStatus(
+          site.umami_id ? `Umami website id ${site.umami_id} attached to ${site.domain}.` : `No Umami website id attached to ${site.domain}.`,
+          "",
+          "settings",
+        );
       }),
     );
   }

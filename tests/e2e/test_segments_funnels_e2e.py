@@ -348,3 +348,31 @@ def test_admin_builds_a_funnel_saves_and_applies_a_segment_and_opens_journeys_as
     logged = [e for e in watched.errors if "status of 400" in e]
     assert len(logged) == len(refusals)
     watched.errors[:] = [e for e in watched.errors if e not in logged]
+
+
+def test_admin_attaches_and_detaches_an_umami_website_id_in_settings(
+    stack: Stack, seeded: tuple[Admin, str], watched: Watched
+) -> None:
+    admin, _ = seeded
+    path = f"/api/admin/sites/{SITE}"
+    site = admin("GET", path)
+    if "umami_derived_id" not in site:
+        pytest.skip("this server's admin API has no Umami website ids (issue 21)")
+    page = watched.page
+    # Given the admin on the site's settings, where its derived Umami id is shown
+    sign_in(page, stack)
+    page.goto(f"{stack.url}/?view=settings&site={SITE}")
+    until_equal(lambda: page.inner_text("[data-testid=umami-derived]"), site["umami_derived_id"])
+    assert page.input_value("#umami-id") == ""
+    # When an existing Umami website's id is attached (any spelling of a UUID)
+    attached = "2FFBBD54-0D6D-4A6A-A4A4-7A4D2D1B9C3E"
+    page.fill("#umami-id", attached)
+    page.click("#umami-form button[type=submit]")
+    # Then the site has it, and the field shows it as stored
+    until_equal(lambda: admin("GET", path)["umami_id"], attached.lower())
+    until_equal(lambda: page.input_value("#umami-id"), attached.lower())
+    # When the field is emptied and saved, it is detached
+    page.fill("#umami-id", "")
+    page.click("#umami-form button[type=submit]")
+    until_equal(lambda: admin("GET", path)["umami_id"], None)
+    wait_for(lambda: "No Umami website id attached" in page.inner_text("#status"))
