@@ -338,11 +338,15 @@ class _Statement:
 
     def tree(self, f: FilterTree, scope: str) -> str:
         """A filter on a row: `event` (counted event joined with its visit), `eng` (engagement
-        event joined with its visit), `visit` (a visit alone: no event conditions)."""
+        event joined with its visit), `visit` (a visit alone: no event conditions), `first` (a
+        visit's first counted event, by its own flags: first-event visit conditions only)."""
         if isinstance(f, Condition):
             if is_visit_dim(f.dimension):
                 if f in self.first_conds:
-                    return f"vc{self.first_conds.index(f)}"
+                    flag = "c" if scope == "first" else "vc"
+                    return f"{flag}{self.first_conds.index(f)}"
+                if scope == "first":
+                    raise AssertionError("a visit value on a first event")
                 return self.test(f, self.visit_value(f.dimension))
             if scope == "visit":
                 raise AssertionError("an event condition on a visit")
@@ -359,6 +363,22 @@ class _Statement:
 
     def where(self, scope: str) -> str:
         return " AND ".join(self.tree(f, scope) for f in self.plan.filters) or "TRUE"
+
+    def _on_first_event(self, f: FilterTree) -> bool:
+        """Whether a filter reads only first-event visit values (source, country, ...): a
+        visit passes it when its first counted event's own values do."""
+        return all(
+            isinstance(n, (Junction, Negation))
+            or (isinstance(n, Condition) and n in self.first_conds)
+            for n, _ in _nodes(f)
+        )
+
+    def _visit_gate(self) -> str:
+        """The top-level filters a visit's first counted event decides, on that event's flags:
+        a visit failing them has no event or visit that counts (each is ANDed with the rest of
+        the tree), so its events are dropped before visits are grouped. '' when none."""
+        gates = [f for f in top_level(self.plan.filters) if self._on_first_event(f)]
+        return " AND ".join(self.tree(f, "first") for f in gates)
 
     # -- units and buckets --------------------------------------------------------------------
 
@@ -576,7 +596,9 @@ class _Statement:
         carried = ", ".join(self._carried())
         first, needs = self._prefilter()
         if not needs:
-            return f"SELECT {carried} FROM ev1"
+            if self.keyed:
+                return f"SELECT {carried} FROM ev1"
+            return self._renumbered("SELECT DISTINCT owner FROM ev1")
         if self.keyed and len(needs) == 1 and first:
             # the stored keys with any event's values: a superset (an engagement event may add
             # one), found without reading `name`; which visits pass is decided after the sort
@@ -590,7 +612,18 @@ class _Statement:
         else:
             having = " AND ".join(f"bool_or({n})" for n in needs)
             owners = f"SELECT owner FROM ev1 GROUP BY owner HAVING {having}"
+        if not self.keyed:
+            return self._renumbered(owners)
         return f"SELECT {carried} FROM ev1 WHERE owner IN ({owners})"
+
+    def _renumbered(self, owners: str) -> str:
+        """Without stored visitor keys, the kept visitors as numbers (v1's): the sort and the
+        distinct counts handle an integer, not a 16-character id."""
+        others = ", ".join(c for c in self._carried() if c != "owner")
+        numbered = f"SELECT owner, row_number() OVER () AS oid FROM ({owners}) x"
+        return (
+            f"SELECT w.oid AS owner, {others} FROM ev1 JOIN ({numbered}) w ON w.owner = ev1.owner"
+        )
 
     def _tie_break(self) -> str:
         return self.source.tie_break()
@@ -615,18 +648,16 @@ class _Statement:
             f"lag(ts) OVER () AS pts FROM {ordered} k"
         )
         running = "OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-        if not self.engagement:
-            start = f"NOT same OR ts - pts > {GAP_MS}"
+        if not self.engagement:  # every row is counted: the previous row is the previous event
+            start = f"(NOT same OR ts - pts > {GAP_MS})"
+            sn = f"sum(CASE WHEN {start} THEN 1 ELSE 0 END) {running}"
             return [
                 ("ev2", ev2),
-                (
-                    "ev3",
-                    "SELECT ev2.* EXCLUDE (same, copy, pts), "
-                    f"sum(CASE WHEN {start} THEN 1 ELSE 0 END) {running} AS sn "
-                    "FROM ev2 WHERE NOT copy",
-                ),
+                ("ev3", self._numbered("ev2", "same, copy, pts", sn, start)),
             ]
         base = "CAST(oi AS DECIMAL(38, 0)) * 10000000000000"
+        start = f"(NOT eng AND (plc IS NULL OR plc < ob OR ts - (plc - ob) > {GAP_MS}))"
+        sn = f"CASE WHEN lc >= ob THEN sum(CASE WHEN {start} THEN 1 ELSE 0 END) {running} END"
         return [
             ("ev2", ev2),
             (
@@ -639,14 +670,24 @@ class _Statement:
                 "FROM ev2b",
             ),
             ("ev2d", f"SELECT ev2c.*, lag(lc) OVER () AS plc, {base} AS ob FROM ev2c"),
-            (
-                "ev3",
-                "SELECT ev2d.* EXCLUDE (same, copy, pts, oi, lc, plc, ob), "
-                f"CASE WHEN lc >= ob THEN sum(CASE WHEN NOT eng AND (plc IS NULL "
-                f"OR plc < ob OR ts - (plc - ob) > {GAP_MS}) THEN 1 ELSE 0 END) {running} END "
-                "AS sn FROM ev2d WHERE NOT copy",
-            ),
+            ("ev3", self._numbered("ev2d", "same, copy, pts, oi, lc, plc, ob", sn, start)),
         ]
+
+    def _numbered(self, source: str, helpers: str, sn: str, start: str) -> str:
+        """The events without their copies, `sn` numbering their visits; with a visit gate
+        (`_visit_gate`), only the events of the visits passing it: each event's gate is that of
+        the latest visit start at or before it, a running maximum of (row position, the
+        start's gate) in the same streaming pass as `sn`."""
+        running = "OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        body = f"SELECT {source}.* EXCLUDE ({helpers}), {sn} AS sn"
+        gate = self._visit_gate()
+        if not gate:
+            return f"{body} FROM {source} WHERE NOT copy"
+        mark = f"max(CASE WHEN {start} THEN rn * 2 + CASE WHEN {gate} THEN 1 ELSE 0 END END)"
+        return (
+            f"SELECT * EXCLUDE (gate) FROM ({body}, {mark} {running} AS gate FROM {source} "
+            "WHERE NOT copy) g WHERE gate % 2 = 1"
+        )
 
     def _visits_sql(self) -> str:
         cols = [
