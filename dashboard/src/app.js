@@ -1872,7 +1872,7 @@
         const row = el("li", "flex flex-wrap items-center gap-2");
         row.dataset.stepRow = String(i);
         row.append(el("span", "w-5 text-right text-sm tabular-nums text-gray-500", `${i + 1}.`));
-        const kind = el("select", "rounded-md border border-gray-300 bg-white py-1.5 pl-2 pr-7 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500");
+        const kind = el("select", "flex-1 rounded-md border sm:flex-none border-gray-300 bg-white py-1.5 pl-2 pr-7 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500");
         kind.dataset.stepKind = String(i);
         kind.setAttribute("aria-label", `Step ${i + 1}: kind`);
         for (const [value, text] of Object.entries(STEP_KINDS)) {
@@ -1881,7 +1881,8 @@
           kind.append(option);
         }
         kind.value = step.kind;
-        const value = el("input", "min-w-0 flex-1 rounded-md border border-gray-300 px-3 py-1.5 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500");
+        // On a phone the value takes a line of its own, under its kind and buttons.
+        const value = el("input", "order-last min-w-0 basis-full rounded-md sm:order-none sm:basis-0 sm:flex-1 border border-gray-300 px-3 py-1.5 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500");
         value.dataset.stepValue = String(i);
         value.setAttribute("aria-label", `Step ${i + 1}: ${step.kind === "page" ? "page path" : "event name"}`);
         value.placeholder = step.kind === "page" ? "/pricing" : "Signup";
