@@ -530,3 +530,51 @@ def test_hash_routing_and_calls_queued_before_the_script_loads_are_counted(
     assert pages == {"/docs": 1, "/docs#/settings": 1, "/docs#/billing": 1}
     early = wait_for(lambda: breakdown(stack, key, "hash.test", "event:props:early", "events"))
     assert early == {"yes": 1}
+
+
+# A website id an Umami server issued: nothing derives it from a domain (COMPAT.md §7)
+ATTACHED_UMAMI_ID = "50429a93-8479-4073-be80-d5d29c09c2ec"
+MOVED_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Moved</title>
+<script defer src="/trackers/umami.js" data-website-id="WEBSITE" data-host-url="STACK"></script>
+</head><body><h1>Moved from Umami</h1></body></html>"""
+
+
+def test_umami_snippet_keeping_its_website_id_is_counted_on_the_site_it_is_attached_to(
+    stack: Stack, sites: Sites, chromium: Any
+) -> None:
+    # Given a site with an existing Umami snippet's website id attached, and the snippet kept
+    # as it was but for the host
+    key = stack.cli("site", "add", "moved.test", "--json")["key"]
+    updated = stack.cli("site", "update", "moved.test", "--umami-id", ATTACHED_UMAMI_ID, "--json")
+    assert updated["umami_id"] == ATTACHED_UMAMI_ID
+    sites.extra["moved.test"] = MOVED_PAGE.replace("WEBSITE", ATTACHED_UMAMI_ID).replace(
+        "STACK", stack.url
+    )
+    # When a visitor opens a page and the site tracks an event through Umami's tracker
+    context, page, sent = browse(chromium)
+    page.goto(f"{sites.origin('moved.test')}/welcome")
+    settle(page, lambda: "pageview" in sent.names())
+    page.evaluate("umami.track('Signup', {plan: 'pro'})")
+    settle(page, lambda: "Signup" in sent.names())
+    context.close()
+    # Then the tracker sent the attached id, and the site counts both
+    assert {e["website"] for e in sent.events} == {ATTACHED_UMAMI_ID}
+
+    def read() -> dict[str, Any]:
+        totals = stats(stack, key, "moved.test", "aggregate", metrics="pageviews,events")
+        return {
+            "totals": {metric: value["value"] for metric, value in totals.items()},
+            "names": breakdown(stack, key, "moved.test", "event:name", "events"),
+            "pages": breakdown(stack, key, "moved.test", "event:page", "pageviews"),
+            "plan": breakdown(stack, key, "moved.test", "event:props:plan", "events"),
+        }
+
+    expected = {
+        "totals": {"pageviews": 1, "events": 2},
+        "names": {"Signup": 1},
+        "pages": {"/welcome": 1},
+        "plan": {"pro": 1},
+    }
+    # (read until settled: a Query can see a transaction half applied)
+    wait_for(lambda: read() == expected, timeout=30)
+    assert read() == expected
