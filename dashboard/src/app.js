@@ -32,6 +32,12 @@
  * Filters: the v1 syntax (`visit:source==Google|Bing;event:page!=*blog*`) in ?filters=, one filter
  * per property. A row of a card adds (or replaces) its property's filter; the filter dialog adds or
  * edits one with an operator: "contains X" is the wildcard `*X*`, "does not contain" `!=*X*`.
+ *
+ * Saved segments (v2 filters, /api/stats/segments) are applied as v1 filters when the syntax says
+ * them exactly (see segmentToV1); the admin saves the current filters as one (v1ToSegment).
+ *
+ * The funnel and journey cards are the event archive's JSON (/api/stats/funnel, /journeys), drawn
+ * here as text nodes rather than server fragments: the routes are JSON ones, shared with the API.
  */
 (() => {
   "use strict";
@@ -1496,10 +1502,8 @@
       if (typeof dimension !== "string" || !(V1_FILTER_PROPERTIES.has(dimension) || /^event:props:./.test(dimension))) {
         return { why: `It filters on “${dimension}”, which the dashboard's filters do not offer.` };
       }
-      const optionKeys = options && typeof options === "object" ? Object.keys(options) : [];
-      if (rest.length || (options !== undefined && (optionKeys.some((k) => k !== "case_sensitive") || options.case_sensitive !== true))) {
-        return { why: "It is case-insensitive; the dashboard's filters are case-sensitive." };
-      }
+      const sensitive = options === undefined || (options !== null && typeof options === "object" && options.case_sensitive !== false);
+      if (rest.length || !sensitive) return { why: "It is case-insensitive; the dashboard's filters are case-sensitive." };
       if (!Array.isArray(values) || !values.length || values.some((v) => typeof v !== "string" || !v)) {
         return { why: "It compares with a value that is not text." };
       }

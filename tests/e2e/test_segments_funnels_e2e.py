@@ -285,18 +285,47 @@ def test_admin_builds_a_funnel_saves_and_applies_a_segment_and_opens_journeys_as
     assert page.locator("#segment-applied").is_hidden()
     shows_funnel(page, stack, {**params, "filters": not_google}, key)
 
-    # Given a segment the dashboard's filters cannot say (an "or"), made through the admin API
-    either = [["or", [["is", "visit:country", ["DE"]], ["is", "visit:country", ["FR"]]]]]
-    odd = admin(
-        "POST", f"/api/admin/sites/{SITE}/segments", {"name": "DE or FR", "filters": either}
+    # Given segments the dashboard's filters cannot say, made through the admin API
+    country = "visit:country"
+    cannot = {
+        "DE or FR": (
+            [["or", [["is", country, ["DE"]], ["is", country, ["FR"]]]]],
+            "It uses “or”",
+        ),
+        "Not DE": ([["not", ["is", country, ["DE"]]]], "It uses “not”"),
+        "Docs regex": ([["matches", "event:page", ["^/docs"]]], "It uses “matches”"),
+        "Signed up": ([["has_done", ["is", "event:name", ["Signup"]]]], "It uses “has_done”"),
+        "Any case": (
+            [["contains", "visit:source", ["goo"], {"case_sensitive": False}]],
+            "case-insensitive",
+        ),
+        "Star": ([["is", "event:page", ["/a*b"]]], "holds a “*”"),
+        "Twice": (
+            [["is", country, ["DE"]], ["is_not", country, ["FR"]]],
+            "two conditions on Country",
+        ),
+    }
+    made = {
+        name: admin("POST", f"/api/admin/sites/{SITE}/segments", {"name": name, "filters": f})
+        for name, (f, _) in cannot.items()
+    }
+    # (and one it can: a nested "and" is a list of filters, case-sensitive said outright)
+    fine = admin(
+        "POST",
+        f"/api/admin/sites/{SITE}/segments",
+        {"name": "DE", "filters": [["and", [["is", country, ["DE"], {"case_sensitive": True}]]]]},
     )
     page.click("#open-segments")
-    row = page.locator(f"#segments-list li[data-segment='{odd['id']}']")
-    # Then it is listed, cannot be applied, and the note says why
-    row.wait_for()
-    assert row.locator("button[data-apply-segment]").is_disabled()
-    assert "It uses “or”" in row.inner_text()
-    assert f'["is", "segment", [{odd["id"]}]]' in row.inner_text()
+    page.locator(f"#segments-list li[data-segment='{fine['id']}']").wait_for()
+    # Then each is listed, cannot be applied, and its note says why, and how v2 still takes it
+    for name, (_, why) in cannot.items():
+        row = page.locator(f"#segments-list li[data-segment='{made[name]['id']}']")
+        assert row.locator("button[data-apply-segment]").is_disabled(), name
+        assert why in row.inner_text(), (name, row.inner_text())
+        assert f'["is", "segment", [{made[name]["id"]}]]' in row.inner_text()
+    fine_row = page.locator(f"#segments-list li[data-segment='{fine['id']}']")
+    assert fine_row.locator("button[data-apply-segment]").is_enabled()
+    assert "Country is DE" in fine_row.inner_text()
     # And a wildcard filter other than "contains" cannot be saved as one: the menu says so
     page.keyboard.press("Escape")
     page.goto(f"{stack.url}/?site={SITE}&period=day&filters=event:page==/blog*")
@@ -304,12 +333,12 @@ def test_admin_builds_a_funnel_saves_and_applies_a_segment_and_opens_journeys_as
     wait_for(lambda: "is a * pattern" in page.inner_text("#segment-error"))
     assert page.locator("#segment-save").is_disabled()
     # When the "or" segment is deleted from the menu (the button asks once more on itself)
-    delete = row.locator("button", has_text="Delete")
-    delete.click()
+    row = page.locator(f"#segments-list li[data-segment='{made['DE or FR']['id']}']")
+    row.locator("button", has_text="Delete").click()
     row.locator("button", has_text="Confirm").click()
     row.wait_for(state="detached")
-    ids = [s["id"] for s in admin("GET", f"/api/admin/sites/{SITE}/segments")["segments"]]
-    assert ids == [segment["id"]]
+    ids = {s["id"] for s in admin("GET", f"/api/admin/sites/{SITE}/segments")["segments"]}
+    assert made["DE or FR"]["id"] not in ids and segment["id"] in ids
 
     # When the journeys card is opened without filters, it shows the paths from the top entry page
     page.goto(f"{stack.url}/?site={SITE}&period=day")
