@@ -192,8 +192,10 @@ class _Statement:
         source: Source,
         zones: Zones,
         heirs: bool,
+        shortcuts: bool = True,
     ) -> None:
         self.site, self.plan, self.query = site, plan, query
+        self.shortcuts = shortcuts
         self.source, self.zones, self.heirs = source, zones, heirs
         self.p = _Params()
         for node, _ in conditions(plan.filters):
@@ -224,7 +226,10 @@ class _Statement:
         ]
         self.visit_dims = [d for d in plan.dimensions if is_visit_dim(d)]
         # a condition on an event dimension outside has_done: the tree is not the visit's alone
-        self.event_tree = any(not is_visit_dim(c.dimension) for c, inside in conds if not inside)
+        # (without shortcuts every tree is treated so: each event joined to its visit, tested)
+        self.event_tree = not shortcuts or any(
+            not is_visit_dim(c.dimension) for c, inside in conds if not inside
+        )
         self.event_dims = [d for d in plan.dimensions if not is_visit_dim(d)]
         event_cond_dims = {c.dimension for c, _ in conds if not is_visit_dim(c.dimension)}
         names = set(self.event_dims) | event_cond_dims
@@ -377,6 +382,8 @@ class _Statement:
         """The top-level filters a visit's first counted event decides, on that event's flags:
         a visit failing them has no event or visit that counts (each is ANDed with the rest of
         the tree), so its events are dropped before visits are grouped. '' when none."""
+        if not self.shortcuts:
+            return ""
         gates = [f for f in top_level(self.plan.filters) if self._on_first_event(f)]
         return " AND ".join(self.tree(f, "first") for f in gates)
 
@@ -859,8 +866,13 @@ Key = tuple[tuple[str, ...], str]  # (dimension values, time label or "")
 class V2ArchiveEngine:
     """A V2Query over one site's archive files (the query's days and one on each side)."""
 
-    def __init__(self, site: Site, files: Sequence[Path], con: Any | None = None) -> None:
+    def __init__(
+        self, site: Site, files: Sequence[Path], con: Any | None = None, shortcuts: bool = True
+    ) -> None:
+        """`shortcuts=False`: the general path (no visit gate; every counted event joined to
+        its visit and tested with the whole tree), the tests' reference for the shortcuts."""
         self.site = site
+        self.shortcuts = shortcuts
         self.v1 = ArchiveEngine(site, files, con)
         self.con = self.v1.con
 
@@ -943,7 +955,7 @@ class V2ArchiveEngine:
             return {}
         tzs, heirs, source = self.v1._file_facts()
         zones = Zones.over(tzs or (self.site.tz,), query.first, query.last)
-        statement = _Statement(self.site, plan, query, source, zones, heirs)
+        statement = _Statement(self.site, plan, query, source, zones, heirs, self.shortcuts)
         text = statement.build()
         n = len(plan.dimensions)
         out: dict[Key, Cell] = {}

@@ -118,3 +118,27 @@ def test_pages_of_an_ordered_answer_add_up_to_the_whole(
         assert page.total_rows == whole.total_rows
         pages += page.rows
     assert tuple(pages) == whole.rows and len(pages) > 7
+
+
+GATED: list[tuple[tuple[str, ...], tuple[FilterTree, ...]]] = [
+    (("visit:device", "event:page"), (c("is", "visit:source", "Google"), c("is_not", "visit:country", "US"))),
+    (("visit:source", "time:day"), (Junction("or", (c("is", "visit:browser", "Chrome"), c("is", "visit:country", "DE"))),)),
+    (("event:page",), (Negation(c("contains", "visit:source", "oo")), Behaviour(True, c("is", "event:name", "Signup")))),
+    (("visit:entry_page", "event:goal"), (c("is_not", "visit:device", "Mobile"), Junction("or", (c("contains", "event:page", "blog"), c("is", "visit:source", "Google"))))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("dims", "filters"), GATED)
+def test_the_shortcuts_equal_the_general_path_on_the_stats_world(
+    events: list[RawEvent],
+    files: list[Path],
+    dims: tuple[str, ...],
+    filters: tuple[FilterTree, ...],
+) -> None:
+    """Visit-only trees and the visit gate on traffic from the real pipeline, archived with
+    copies in two objects: the general path's rows and the oracle's."""
+    question = q(dims, filters)
+    got = V2ArchiveEngine(RECORD, files).run(question)
+    assert got == V2ArchiveEngine(RECORD, files, shortcuts=False).run(question)
+    assert got == V2Oracle(events, RECORD).answer(question)
+    assert got.rows

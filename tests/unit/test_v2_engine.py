@@ -9,11 +9,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
+from archive.parquet import write_events
 from core.events import RawEvent
 from core.sites import Site
 from query_api import parse
@@ -377,3 +378,82 @@ def test_the_two_0200_hours_of_a_dst_night_are_one_row(tmp_path: Path) -> None:
         (("2026-10-25 02:00:00",), (2, 2, 2)),
         (("2026-10-25 03:00:00",), (1, 1, 1)),
     ]
+
+
+# ---- the shortcuts: a visit gate and visit-only trees, against the general path ----------------
+
+
+@pytest.fixture(scope="module")
+def layouts(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str, World]:
+    """The same kind of traffic stored three ways: copies in two files with previous visitor
+    ids (ids numbered, attribution), copies in two files without them (stored visitor keys),
+    and one file a local day without copies (files alone in time: row order, no event ids;
+    visits over midnight span two files)."""
+    from dataclasses import replace as copy
+    from zoneinfo import ZoneInfo
+
+    plain = [copy(e, previous_visitor_id=None) for e in random_events(7, count=900, visitors=20)]
+    keyed = write_with_duplicates(plain, tmp_path_factory.mktemp("keyed"), seed=7)
+    by_day: dict[str, list[RawEvent]] = {}
+    zone = ZoneInfo(TZ)
+    for e in plain:
+        day = datetime.fromtimestamp(e.ts / 1000, zone).date().isoformat()
+        by_day.setdefault(day, []).append(e)
+    directory = tmp_path_factory.mktemp("days")
+    days = []
+    for day, part in sorted(by_day.items()):
+        path = directory / f"{day}.parquet"
+        write_events(part, path)
+        days.append(path)
+    return {"heirs": world, "keyed copies": (keyed, plain), "a file a day": (days, plain)}
+
+
+GATED: list[tuple[str, tuple[str, ...], tuple[FilterTree, ...]]] = [
+    ("two first-event filters", ("visit:device", "event:page"),
+     (c("is", "visit:source", "Google"), c("is_not", "visit:country", "US"))),
+    ("an or of visit values", ("visit:source",),
+     (Junction("or", (c("is", "visit:source", "Twitter"), c("is", "visit:country", "DE"))),)),
+    ("a not of visit values", ("event:name", "visit:browser"),
+     (Negation(Junction("and", (c("is", "visit:browser", "Chrome"), c("is", "visit:device", "Mobile")))),)),
+    ("case-insensitive pattern", ("visit:entry_page",),
+     (c("matches", "visit:source", "^goo", cs=False),)),
+    ("a gate and an or with an event value", ("visit:country", "event:page"),
+     (c("contains", "visit:source", "oo"),
+      Junction("or", (c("contains", "event:page", "blog"), c("is", "visit:country", "DE"))))),
+    ("a gate and has_done", ("visit:source", "event:goal"),
+     (Negation(c("is", "visit:country", "FR")), Behaviour(True, c("is", "event:name", "Signup")))),
+    ("a gate and has_not_done", ("event:page",),
+     (Behaviour(False, c("contains", "event:page", "pricing")), c("is", "visit:device", "Desktop"))),
+    ("a gate and the entry page", ("visit:exit_page",),
+     (c("is", "visit:entry_page", "/blog", "/"), c("is_not", "visit:source", "Google"))),
+    ("an or of visit and event values: no gate", ("visit:source", "event:hostname"),
+     (Junction("or", (c("is", "visit:source", "Google"), c("is", "event:page", "/pricing"))),)),
+    ("a gate and a prop", ("event:props:plan",),
+     (c("is", "visit:country", "DE", "US"), c("is", "event:props:plan", "(none)", "pro"))),
+    ("the DST night by hour", ("time:hour", "visit:source"), (c("is_not", "visit:country", "FR"),)),
+    ("days over the month end", ("time:day", "visit:device"),
+     (Junction("or", (c("is", "visit:source", "Google"), c("is", "visit:browser", "Safari"))),)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["heirs", "keyed copies", "a file a day"])
+@pytest.mark.parametrize(("name", "dims", "filters"), GATED, ids=[g[0] for g in GATED])
+def test_the_shortcuts_equal_the_general_path_and_the_oracle(
+    layouts: dict[str, World],
+    layout: str,
+    name: str,
+    dims: tuple[str, ...],
+    filters: tuple[FilterTree, ...],
+) -> None:
+    """Visit-only trees and the visit gate (the top-level filters a visit's first event
+    decides, tested in the pass that numbers visits) give the general path's rows, which are
+    the oracle's: with and without engagement events read (time on page, scroll depth)."""
+    files, events = layouts[layout]
+    first, last = (FIRST, FIRST) if "time:hour" in dims else (FIRST, LAST)
+    for metrics in (ALL, ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration")):
+        q = v2(metrics, dims, filters, first, last, goals=GOALS)
+        fast = V2ArchiveEngine(q.site, files).run(q)
+        general = V2ArchiveEngine(q.site, files, shortcuts=False).run(q)
+        assert fast == general, (name, metrics)
+        assert fast == V2Oracle(events, q.site).answer(q), (name, metrics)
+        assert fast.rows, "the question should have rows"
