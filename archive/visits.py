@@ -55,6 +55,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("events", "INTEGER"),  # counted events (kind 0)
     ("pageviews", "INTEGER"),  # of the fragment (kind 0), of the page (kind 1)
     ("active", "BOOLEAN"),  # a non-pageview event that is interactive (or says nothing)
+    # an event names a previous visitor id (decision 0024): its owner may be another visitor,
+    # which only the events path decides
+    ("heirs", "BOOLEAN"),
     ("entry_page", "VARCHAR"),  # NULL: no pageview
     ("exit_page", "VARCHAR"),
     *((dim, "VARCHAR") for dim in SESSION_DIMENSIONS),
@@ -83,6 +86,7 @@ def fragments_sql(events: str, day: int) -> str:
     nulls = ", ".join(f"NULL AS {d}" for d in SESSION_DIMENSIONS)
     return f"""
 WITH ev AS (SELECT visitor_key, ts, event_id, name = 'pageview' AS pv, page, interactive,
+        previous_visitor_id <> '' AS heir,
         {dims}, row_number() OVER (ORDER BY {order}) AS rn
     FROM ({events}) e WHERE name <> 'engagement'),
 st AS (SELECT *, CASE WHEN coalesce(lag(visitor_key) OVER (ORDER BY rn) = visitor_key
@@ -93,6 +97,7 @@ span AS (SELECT min(ts) AS lo, max(ts) AS hi FROM ev),
 v AS (SELECT seq, arbitrary(visitor_key) AS visitor_key, min(ts) AS t0, max(ts) AS t1,
         count(*) AS events, sum(CASE WHEN pv THEN 1 ELSE 0 END) AS pageviews,
         coalesce(bool_or(NOT pv AND coalesce(interactive, TRUE)), FALSE) AS active,
+        bool_or(heir) AS heirs,
         min_by(page, CASE WHEN pv THEN rn END) AS entry_page,
         max_by(page, CASE WHEN pv THEN rn END) AS exit_page,
         {firsts}
@@ -103,12 +108,13 @@ vv AS (SELECT v.*,
     FROM v, span)
 SELECT 0::UTINYINT AS kind, {day}::BIGINT * 4294967296 + seq AS vid, visitor_key,
     {day}::INTEGER AS d, t0, t1, head, tail, events::INTEGER AS events,
-    pageviews::INTEGER AS pageviews, active, entry_page, exit_page, {dims},
+    pageviews::INTEGER AS pageviews, active, heirs, entry_page, exit_page, {dims},
     NULL::VARCHAR AS page
 FROM vv
 UNION ALL
 SELECT 1::UTINYINT, {day}::BIGINT * 4294967296 + seq, arbitrary(visitor_key), {day}::INTEGER,
-    NULL, NULL, NULL, NULL, NULL, count(*)::INTEGER, NULL, NULL, NULL, {nulls}, page
+    NULL, NULL, NULL, NULL, NULL, count(*)::INTEGER, NULL, NULL, NULL, NULL, {nulls},
+    page
 FROM fr WHERE pv GROUP BY seq, page
 """
 
@@ -132,7 +138,8 @@ def write_visits(
     if len(sources) == 1:  # an archive file holds an event id once
         once = ""
     events = (
-        f"SELECT {visitor_key_sql()} AS visitor_key, ts, event_id, name, page, interactive, {dims} "
+        f"SELECT {visitor_key_sql()} AS visitor_key, ts, event_id, name, page, interactive, "
+        f"coalesce(previous_visitor_id, '') AS previous_visitor_id, {dims} "
         f"FROM read_parquet({files}, union_by_name = true) {once}"
     )
     con.execute(

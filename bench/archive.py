@@ -5,7 +5,8 @@ Parquet in the archive's layout (archive/layout.py: `events/<site>/<day>/compact
 compacted file per site-local day, rows sorted as archive/parquet.py writes them, its zstd
 options). Their shape: ~2.5 pageviews a visit, an engagement event after each pageview (time and
 scroll depth), a few outbound/custom events, sources, countries, pages and browsers skewed as
-real traffic is (a few values take most of it), returning visitors, a site in New York's zone.
+real traffic is (a few values take most of it), returning visitors, a site in New York's zone;
+beside each day file its visits file, written by compaction's code (archive/visits.py).
 
 Then the real engine (`query_api.archive_engine.ArchiveEngine(site, files)`) answers a two-filter
 30-day page breakdown (`visit:source==Google;visit:country==US`, property `event:page`, metrics
@@ -201,6 +202,20 @@ def generate(pageviews_per_month: int, root: Path = CACHE) -> tuple[list[Path], 
     return files, events
 
 
+def generate_visits(files: list[Path]) -> int:
+    """Each day file's visits file beside it, as compaction writes it (archive/visits.py,
+    decision 0032); kept like the day files. Their bytes."""
+    from archive.parquet import connect
+    from archive.visits import sidecar_path, write_visits
+
+    con = connect()
+    for path in files:
+        target = sidecar_path(path)
+        if not target.exists():
+            write_visits([path], path.parent.name, target, con)
+    return sum(sidecar_path(f).stat().st_size for f in files)
+
+
 # Runs in a fresh interpreter held to one core: the engine, as the query function runs it.
 QUERY_RUNNER = r"""
 import json, resource, sys, time
@@ -228,13 +243,14 @@ for _ in range(spec["runs"]):
     engine = ArchiveEngine(site, spec["files"])  # a fresh engine: nothing kept between queries
     r0, c0, t0 = rchar(), time.process_time(), time.perf_counter()
     rows, folded = engine.breakdown(query, prop, limit=100)
+    visits = engine.answered_by_visits
     times.append(time.perf_counter() - t0)
     cpus.append(time.process_time() - c0)
     reads.append(rchar() - r0)
 print(json.dumps({
     "seconds": times, "cpu": cpus, "read_bytes": reads, "import_seconds": imported,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "rows": len(rows or []), "top": (rows or [None])[0],
+    "rows": len(rows or []), "top": (rows or [None])[0], "visits": visits,
 }, default=str))
 """
 
@@ -265,10 +281,14 @@ import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 day, parts, out = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 from archive.parquet import connect, merge_files
+from archive.visits import write_visits
 con = connect()
 c0, t0 = time.process_time(), time.perf_counter()
 rows = merge_files([day, *parts], out, con)
+merge_cpu = time.process_time() - c0
+write_visits([out], "2026-11-15", out + ".visits.parquet", con)  # decision 0032
 print(json.dumps({"cpu": time.process_time() - c0, "seconds": time.perf_counter() - t0,
+    "merge_cpu": merge_cpu, "visits_cpu": time.process_time() - c0 - merge_cpu,
     "rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -364,7 +384,7 @@ def rows(volumes: tuple[int, ...] = (1_000_000, 10_000_000)) -> list[dict[str, A
 
     memory = terraform_facts.read().functions["query"].memory_mb
     out: list[dict[str, Any]] = []
-    anchor = "issue 18; decisions 0029, 0030"
+    anchor = "issue 18; decisions 0029, 0030, 0032"
     for volume in volumes:
         label = f"{volume // 1_000_000} M pageviews/month"
         started = time.perf_counter()
@@ -375,8 +395,9 @@ def rows(volumes: tuple[int, ...] = (1_000_000, 10_000_000)) -> list[dict[str, A
             file=sys.__stderr__,
             flush=True,
         )
+        visits_size = generate_visits(files)
         size = sum(f.stat().st_size for f in files)
-        per_event = size / events
+        per_event = (size + visits_size) / events
         measured = run_queries(files, RUNS[volume])
         seconds = measured["seconds"]
         p50, p95 = statistics.median(seconds), percentile(seconds, 0.95)
@@ -384,7 +405,8 @@ def rows(volumes: tuple[int, ...] = (1_000_000, 10_000_000)) -> list[dict[str, A
         cpu_p95 = percentile(measured["cpu"], 0.95)
         load = os.getloadavg()[0]  # the build machine is shared: wall time waits for the core
         read = statistics.median(measured["read_bytes"])
-        what = f"two-filter 30-day page breakdown, {label}, one core, ArchiveEngine"
+        path = "visits files" if measured["visits"] else "events"
+        what = f"two-filter 30-day page breakdown, {label}, one core, ArchiveEngine from {path}"
         goal = f"≤ {GOALS_SECONDS[volume]:g} s"
         out += [
             _row(f"archive query p50 ({what})", p50, "s", goal, anchor),
@@ -394,6 +416,13 @@ def rows(volumes: tuple[int, ...] = (1_000_000, 10_000_000)) -> list[dict[str, A
             _row(f"archive query: machine load average after the runs ({label})", load, ""),
             _row(f"archive query: bytes read ({label})", read / 1e6, "MB", "", anchor),
             _row(f"archive query: files' bytes ({label}, 32 days)", size / 1e6, "MB", "", anchor),
+            _row(
+                f"archive visits files' bytes ({label}, 32 days; decision 0032)",
+                visits_size / 1e6,
+                "MB",
+                "",
+                anchor,
+            ),
             _row(
                 f"archive query: scan rate ({label}, events in the files / p50)",
                 events / p50 / 1e6,
@@ -413,7 +442,7 @@ def rows(volumes: tuple[int, ...] = (1_000_000, 10_000_000)) -> list[dict[str, A
                 anchor,
             ),
             _row(
-                f"archive bytes per event after compaction ({label})",
+                f"archive bytes per event after compaction ({label}; events and visits files)",
                 per_event,
                 "B",
                 f"≤ {BYTES_PER_EVENT_GOAL:g}",
@@ -428,6 +457,13 @@ def rows(volumes: tuple[int, ...] = (1_000_000, 10_000_000)) -> list[dict[str, A
                 "s",
                 "",
                 anchor,
+            ),
+            _row(
+                f"archive compaction run: of which the visits file, CPU ({label})",
+                compaction["visits_cpu"],
+                "s",
+                "",
+                "decision 0032",
             ),
             _row(f"archive compaction run: peak memory ({label})", compaction["peak_rss_mb"], "MB"),
         ]

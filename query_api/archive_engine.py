@@ -894,35 +894,35 @@ class ArchiveEngine:
         every events file has one (a compacted day, or a day of one object), no event names a
         previous visitor id (decision 0024: its attribution reads events), and the files' spans
         of counted events do not meet (one object a day; a visit's fragments in two files are
-        then stitched exactly). Else () and the events path answers. Parquet footers only."""
+        then stitched exactly). Else () and the events path answers. Reads the visits files'
+        `heirs` column and footers."""
         if self._visits is None:
             self._visits = ()
             sidecars = [str(sidecar_path(f)) for f in self.files]
-            if sidecars and all(Path(s).is_file() for s in sidecars) and not self._heirs_possible():
+            if sidecars and all(Path(s).is_file() for s in sidecars):
                 try:
-                    spans = self.con.execute(
-                        "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)) FILTER "
-                        "(path_in_schema = 't0'), max(TRY_CAST(stats_max_value AS BIGINT)) "
-                        "FILTER (path_in_schema = 't1') FROM parquet_metadata($1) "
-                        "GROUP BY file_name",
+                    heirs = self.con.execute(
+                        "SELECT coalesce(bool_or(heirs), FALSE) FROM read_parquet($1) "
+                        "WHERE kind = 0",
                         [sidecars],
-                    ).fetchall()
+                    ).fetchone()
+                    spans = (
+                        []
+                        if not heirs or heirs[0]
+                        else self.con.execute(
+                            "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)) FILTER "
+                            "(path_in_schema = 't0'), max(TRY_CAST(stats_max_value AS BIGINT)) "
+                            "FILTER (path_in_schema = 't1') FROM parquet_metadata($1) "
+                            "GROUP BY file_name",
+                            [sidecars],
+                        ).fetchall()
+                    )
                 except Exception:  # a visits file DuckDB cannot read: the events answer
                     log.warning("visits files unreadable: answered from events", exc_info=True)
                     spans = []
                 if len(spans) == len(sidecars) and _apart([(lo, hi) for _, lo, hi in spans]):
                     self._visits = tuple(sidecars)
         return self._visits
-
-    def _heirs_possible(self) -> bool:
-        """Whether an events file may hold an event with a previous visitor id (statistics
-        absent, or not all empty)."""
-        rows = self.con.execute(
-            "SELECT count(*) - count(stats_max_value), max(stats_max_value) "
-            "FROM parquet_metadata($1) WHERE path_in_schema = 'previous_visitor_id'",
-            [list(self.files)],
-        ).fetchone()
-        return not rows or bool(rows[0]) or (rows[1] or "") != ""
 
     def _file_facts(self) -> tuple[tuple[str, ...], bool, Source]:
         """The files' time zones, whether any event names a previous visitor id, and the
