@@ -457,3 +457,45 @@ def test_the_shortcuts_equal_the_general_path_and_the_oracle(
         assert fast == general, (name, metrics)
         assert fast == V2Oracle(events, q.site).answer(q), (name, metrics)
         assert fast.rows, "the question should have rows"
+
+
+UNNARROWED: list[tuple[tuple[str, ...], tuple[FilterTree, ...]]] = [
+    (("visit:device", "event:page"), (c("is_not", "visit:source", "Google"),)),
+    (("visit:source", "time:day"), (Junction("or", (c("is", "visit:country", "DE"), c("contains", "event:page", "blog"))),)),
+    (("event:name", "visit:entry_page"), ()),
+    (("time:hour",), (Negation(c("is", "event:hostname", "www2.archive.example")),)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["keyed copies", "a file a day"])
+@pytest.mark.parametrize(("dims", "filters"), UNNARROWED)
+def test_a_big_question_answered_in_parts_by_visitor_is_the_whole(
+    layouts: dict[str, World],
+    layout: str,
+    dims: tuple[str, ...],
+    filters: tuple[FilterTree, ...],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nothing to narrow the visitors before the sort and more rows than DuckDB sorts in
+    its memory, the question is answered in parts by visitor key; the parts add up to the
+    oracle's rows (distinct visitors, visits over midnight, copies and rates included)."""
+    from archive.parquet import memory_limit_mb
+    from query_api.v2 import engine as v2_engine
+
+    files, events = layouts[layout]
+    first, last = (FIRST, FIRST) if "time:hour" in dims else (FIRST, LAST)
+    rows = sum(1 for _ in events) * 2  # more than the files hold: about three parts
+    monkeypatch.setattr(v2_engine, "ROWS_PER_SORT_MB", rows / 3 / memory_limit_mb())
+    parts: list[int] = []
+    counted = V2ArchiveEngine._buckets
+
+    def spy(self: V2ArchiveEngine, statement: object) -> int:
+        parts.append(counted(self, statement))  # type: ignore[arg-type]
+        return parts[-1]
+
+    monkeypatch.setattr(V2ArchiveEngine, "_buckets", spy)
+    for metrics in (ALL, ("visitors", "visits", "pageviews", "bounce_rate")):
+        q = v2(metrics, dims, filters, first, last, goals=GOALS)
+        got = V2ArchiveEngine(q.site, files).run(q)
+        assert got == V2Oracle(events, q.site).answer(q) and got.rows
+    assert parts and min(parts) >= 2
