@@ -77,25 +77,32 @@ def sidecar_path(events_file: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".parquet") + SUFFIX)
 
 
-def fragments_sql(events: str, day: int) -> str:
+def fragments_sql(events: str, day: int | None = None) -> str:
     """The statement of a day's visits file over `events`, a relation of the day's events each
-    once (columns as archive/layout.py; `visitor_key` computed when a file lacks it)."""
+    once (columns as archive/layout.py, `visitor_key` included). `day` None: the events hold
+    several days, a column `d` says each one's (the archive engine's fragments of days without
+    a visits file): fragments are cut at the days' ends too, `head` and `tail` are of each day,
+    and `vid`s are negative (apart from the files' of the same day)."""
     dims = ", ".join(SESSION_DIMENSIONS)
     order = "visitor_key, ts, event_id"
     firsts = ", ".join(f"min_by({d}, rn) AS {d}" for d in SESSION_DIMENSIONS)
     nulls = ", ".join(f"NULL AS {d}" for d in SESSION_DIMENSIONS)
+    d = f"{day}" if day is not None else "d"
+    vid = f"{d}::BIGINT * 4294967296 + seq"
+    vid = vid if day is not None else f"-1 - ({vid})"
     return f"""
-WITH ev AS (SELECT visitor_key, ts, event_id, name = 'pageview' AS pv, page, interactive,
-        previous_visitor_id <> '' AS heir,
+WITH ev AS (SELECT visitor_key, ts, event_id, {d}::INTEGER AS d, name = 'pageview' AS pv, page,
+        interactive, previous_visitor_id <> '' AS heir,
         {dims}, row_number() OVER (ORDER BY {order}) AS rn
     FROM ({events}) e WHERE name <> 'engagement'),
 st AS (SELECT *, CASE WHEN coalesce(lag(visitor_key) OVER (ORDER BY rn) = visitor_key
+        AND lag(d) OVER (ORDER BY rn) = d
         AND ts - lag(ts) OVER (ORDER BY rn) <= {GAP_MS}, FALSE) THEN 0 ELSE 1 END AS s FROM ev),
 fr AS (SELECT *, sum(s) OVER (ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
         AS seq FROM st),
-span AS (SELECT min(ts) AS lo, max(ts) AS hi FROM ev),
-v AS (SELECT seq, arbitrary(visitor_key) AS visitor_key, min(ts) AS t0, max(ts) AS t1,
-        count(*) AS events, sum(CASE WHEN pv THEN 1 ELSE 0 END) AS pageviews,
+span AS (SELECT d, min(ts) AS lo, max(ts) AS hi FROM ev GROUP BY d),
+v AS (SELECT seq, arbitrary(d) AS d, arbitrary(visitor_key) AS visitor_key, min(ts) AS t0,
+        max(ts) AS t1, count(*) AS events, sum(CASE WHEN pv THEN 1 ELSE 0 END) AS pageviews,
         coalesce(bool_or(NOT pv AND coalesce(interactive, TRUE)), FALSE) AS active,
         bool_or(heir) AS heirs,
         min_by(page, CASE WHEN pv THEN rn END) AS entry_page,
@@ -103,20 +110,33 @@ v AS (SELECT seq, arbitrary(visitor_key) AS visitor_key, min(ts) AS t0, max(ts) 
         {firsts}
     FROM fr GROUP BY seq),
 vv AS (SELECT v.*,
-        seq = min(seq) OVER (PARTITION BY visitor_key) AND t0 < span.lo + {GAP_MS} AS head,
-        seq = max(seq) OVER (PARTITION BY visitor_key) AND t1 > span.hi - {GAP_MS} AS tail
-    FROM v, span)
-SELECT 0::UTINYINT AS kind, {day}::BIGINT * 4294967296 + seq AS vid, visitor_key,
-    {day}::INTEGER AS d, t0, t1, head, tail, events::INTEGER AS events,
+        seq = min(seq) OVER (PARTITION BY visitor_key, v.d) AND t0 < span.lo + {GAP_MS} AS head,
+        seq = max(seq) OVER (PARTITION BY visitor_key, v.d) AND t1 > span.hi - {GAP_MS} AS tail
+    FROM v JOIN span ON span.d = v.d)
+SELECT 0::UTINYINT AS kind, {vid} AS vid, visitor_key,
+    d::INTEGER AS d, t0, t1, head, tail, events::INTEGER AS events,
     pageviews::INTEGER AS pageviews, active, heirs, entry_page, exit_page, {dims},
     NULL::VARCHAR AS page
 FROM vv
 UNION ALL
-SELECT 1::UTINYINT, {day}::BIGINT * 4294967296 + seq, arbitrary(visitor_key), {day}::INTEGER,
+SELECT 1::UTINYINT, {vid}, arbitrary(visitor_key), d::INTEGER,
     NULL, NULL, NULL, NULL, NULL, count(*)::INTEGER, NULL, NULL, NULL, NULL, {nulls},
     page
-FROM fr WHERE pv GROUP BY seq, page
+FROM fr WHERE pv GROUP BY seq, d, page
 """
+
+
+def events_sql(sources: str, once: bool = True) -> str:
+    """The events columns a visits file is made of, from `read_parquet` of `sources` (a SQL
+    list or parameter): the visitor key computed afresh (a file written before it lacks it),
+    copies of an event dropped (`once`)."""
+    dims = ", ".join(SESSION_DIMENSIONS)
+    dedupe = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1" if once else ""
+    return (
+        f"SELECT {visitor_key_sql()} AS visitor_key, ts, event_id, name, page, interactive, tz, "
+        f"coalesce(previous_visitor_id, '') AS previous_visitor_id, {dims} "
+        f"FROM read_parquet({sources}, union_by_name = true) {dedupe}"
+    )
 
 
 def _quoted(path: str | Path) -> str:
@@ -132,16 +152,8 @@ def write_visits(
 
     con = con or connect()
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
-    dims = ", ".join(SESSION_DIMENSIONS)
-    # the key computed afresh (a file written before it lacks it); copies of an event dropped
-    once = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1"
-    if len(sources) == 1:  # an archive file holds an event id once
-        once = ""
-    events = (
-        f"SELECT {visitor_key_sql()} AS visitor_key, ts, event_id, name, page, interactive, "
-        f"coalesce(previous_visitor_id, '') AS previous_visitor_id, {dims} "
-        f"FROM read_parquet({files}, union_by_name = true) {once}"
-    )
+    # an archive file holds an event id once: one file needs no de-duplication
+    events = events_sql(files, once=len(sources) > 1)
     con.execute(
         f"COPY ({fragments_sql(events, day_number(day))} ORDER BY kind, vid, page) "
         f"TO {_quoted(path)} ({PARQUET_OPTIONS})"

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from archive.visits import sidecar_path
+from archive.visits import events_sql, fragments_sql, sidecar_path
 from core.keys import Granularity
 from core.observability import logger
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
@@ -886,43 +886,98 @@ class ArchiveEngine:
         self.files = tuple(dict.fromkeys(str(f) for f in files))  # a file named twice: once
         self.con = con or connect()
         self._facts: tuple[tuple[str, ...], bool, Source] | None = None
-        self._visits: tuple[str, ...] | None = None if visits else ()
+        self._visits: tuple[tuple[str, ...], tuple[str, ...]] | None = None if visits else ((), ())
         self.answered_by_visits = False  # whether the last question was answered from visits
+        self._computed_tz = site.tz
 
-    def visit_files(self) -> tuple[str, ...]:
-        """The visits files (archive/visits.py) of the events files when they answer for them:
-        every events file has one (a compacted day, or a day of one object), no event names a
-        previous visitor id (decision 0024: its attribution reads events), and the files' spans
-        of counted events do not meet (one object a day; a visit's fragments in two files are
-        then stitched exactly). Else () and the events path answers. Reads the visits files'
-        `heirs` column and footers."""
+    def visit_files(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """How the visits answer for the events files (archive/visits.py, decision 0032):
+        (visits files, events files whose fragments the statement computes), or ((), ()) when
+        the events path answers. An events file without a visits file (today's parts, a late
+        batch) and every file whose span of time meets one of those are computed; the visits
+        files must not meet each other (one object a day: a visit's fragments in two of them are
+        stitched exactly), no event may name a previous visitor id (decision 0024: attribution
+        reads events), the computed files hold one time zone and at most half the events (else
+        the events path, tuned for them, answers). Footers, the visits files' `heirs`
+        column and the computed files' `tz` and `previous_visitor_id` are read."""
         if self._visits is None:
-            self._visits = ()
-            sidecars = [str(sidecar_path(f)) for f in self.files]
-            if sidecars and all(Path(s).is_file() for s in sidecars):
-                try:
-                    heirs = self.con.execute(
-                        "SELECT coalesce(bool_or(heirs), FALSE) FROM read_parquet($1) "
-                        "WHERE kind = 0",
-                        [sidecars],
-                    ).fetchone()
-                    spans = (
-                        []
-                        if not heirs or heirs[0]
-                        else self.con.execute(
-                            "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)) FILTER "
-                            "(path_in_schema = 't0'), max(TRY_CAST(stats_max_value AS BIGINT)) "
-                            "FILTER (path_in_schema = 't1') FROM parquet_metadata($1) "
-                            "GROUP BY file_name",
-                            [sidecars],
-                        ).fetchall()
-                    )
-                except Exception:  # a visits file DuckDB cannot read: the events answer
-                    log.warning("visits files unreadable: answered from events", exc_info=True)
-                    spans = []
-                if len(spans) == len(sidecars) and _apart([(lo, hi) for _, lo, hi in spans]):
-                    self._visits = tuple(sidecars)
+            self._visits = ((), ())
+            try:
+                plan = self._visits_plan()
+            except Exception:  # a visits file DuckDB cannot read: the events answer
+                log.warning("visits files unreadable: answered from events", exc_info=True)
+                plan = None
+            if plan is not None:
+                self._visits = plan
         return self._visits
+
+    def _visits_plan(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        files = list(self.files)
+        computed: set[str] | None = {f for f in files if not sidecar_path(f).is_file()}
+        if computed:
+            computed = self._computed(files, computed)
+            if computed is None:
+                return None
+        computed = computed or set()
+        sidecars = [str(sidecar_path(f)) for f in files if f not in computed]
+        heirs = self.con.execute(
+            "SELECT coalesce(bool_or(heirs), FALSE) FROM read_parquet($1) WHERE kind = 0",
+            [sidecars],
+        ).fetchone()
+        if not heirs or heirs[0]:
+            return None
+        stats = self.con.execute(
+            "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)) FILTER "
+            "(path_in_schema = 't0'), max(TRY_CAST(stats_max_value AS BIGINT)) "
+            "FILTER (path_in_schema = 't1') FROM parquet_metadata($1) GROUP BY file_name",
+            [sidecars],
+        ).fetchall()
+        if len(stats) != len(sidecars) or not _apart([(lo, hi) for _, lo, hi in stats]):
+            return None
+        return tuple(sidecars), tuple(f for f in files if f in computed)
+
+    def _computed(self, files: list[str], without: set[str]) -> set[str] | None:
+        """The files whose fragments the statement computes: those without a visits file and
+        every file meeting one of them in time (a compacted day with a late part: the part's
+        events may be copies of the day's), or None when the events path should answer."""
+        rows = {
+            str(name): int(n or 0)
+            for name, n in self.con.execute(
+                "SELECT file_name, num_rows FROM parquet_file_metadata($1)", [files]
+            ).fetchall()
+        }
+        spans: dict[str, tuple[int, int]] = {}
+        for name, lo, hi, missing in self.con.execute(
+            "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)), "
+            "max(TRY_CAST(stats_max_value AS BIGINT)), count(*) - count(stats_max_value) "
+            "FROM parquet_metadata($1) WHERE path_in_schema = 'ts' GROUP BY file_name",
+            [files],
+        ).fetchall():
+            if lo is None or hi is None or missing:
+                return None
+            spans[str(name)] = (int(lo), int(hi))
+        computed = set(without)
+        grown = True
+        while grown:
+            grown = False
+            for f in files:
+                if f not in computed and any(
+                    spans[f][0] <= spans[c][1] and spans[c][0] <= spans[f][1] for c in computed
+                ):
+                    computed.add(f)
+                    grown = True
+        # by events, not files: today's parts are many small files
+        if sum(rows.get(f, 0) for f in computed) * 2 > sum(rows.values()):
+            return None
+        found = self.con.execute(
+            "SELECT count(DISTINCT tz), count(*) FILTER (previous_visitor_id <> ''), "
+            "any_value(tz) FROM read_parquet($1, union_by_name = true)",
+            [sorted(computed)],
+        ).fetchone()
+        if not found or found[0] > 1 or found[1]:
+            return None
+        self._computed_tz = str(found[2] or self.site.tz)
+        return computed
 
     def _file_facts(self) -> tuple[tuple[str, ...], bool, Source]:
         """The files' time zones, whether any event names a previous visitor id, and the
@@ -979,11 +1034,12 @@ class ArchiveEngine:
         """Counters per (row value, unit) for a question."""
         if not self.files:
             return {}
-        visits = self.visit_files() if visits_answer(ask) else ()
+        visits, computed = self.visit_files() if visits_answer(ask) else ((), ())
         found: list[Any] | None = None
         if visits:
             try:
-                found = self.con.execute(*visits_sql(self.site, ask, visits)).fetchall()
+                statement = visits_sql(self.site, ask, visits, computed, span, self._computed_tz)
+                found = self.con.execute(*statement).fetchall()
             except Exception:  # a damaged visits file: the events answer
                 log.warning("visits files unreadable: answered from events", exc_info=True)
         self.answered_by_visits = found is not None
@@ -1174,10 +1230,18 @@ class _VisitsBuilder(_Builder):
 
     def __init__(self, site: Site, ask: Ask) -> None:
         super().__init__(site, ask, Source("duckdb"), Zones(()), heirs=False)
+        self.site_tzs: tuple[str, ...] = (site.tz,)
 
-    def build_visits(self, files: Sequence[str]) -> str:
+    def build_visits(self, files: Sequence[str], computed: Sequence[str], span: DateRange) -> str:
         p, ask = self.p, self.ask
-        source = p(list(files))
+        ctes: list[tuple[str, str]] = []
+        source = f"read_parquet({p(list(files))})"
+        if computed:  # days without their visits file: their fragments, as compaction makes them
+            zone = Zones.over(self.site_tzs, span.first - timedelta(days=1), span.last)
+            day = f"CAST(floor((ts + {zone.sql(p)}) / {DAY_MS}.0) AS BIGINT)"
+            events = f"SELECT *, {day} AS d FROM ({events_sql(p(list(computed)))}) x"
+            ctes.append(("uf", fragments_sql(events)))
+            source = f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM uf)"
         prop = ask.prop
         dims = sorted(
             {f.prop.dimension for f in self.session_filters}
@@ -1213,16 +1277,16 @@ class _VisitsBuilder(_Builder):
         )
         names = ", ".join(cols)
         over = "ORDER BY visitor_key, t0"
-        ctes = [
+        ctes += [
             # a fragment that neither continues nor is continued is a visit (files apart in time)
             (
                 "nc",
-                f"SELECT {names}, {val} AS val FROM read_parquet({source}) "
+                f"SELECT {names}, {val} AS val FROM {source} x "
                 f"WHERE kind = 0 AND NOT head AND NOT tail{keep}",
             ),
             (
                 "cand",
-                f"SELECT {names} FROM read_parquet({source}) WHERE kind = 0 AND (head OR tail)",
+                f"SELECT {names} FROM {source} x WHERE kind = 0 AND (head OR tail)",
             ),
             (
                 "c1",
@@ -1252,9 +1316,7 @@ class _VisitsBuilder(_Builder):
         visitors = "0" if self.visitors_by_visit else "count(DISTINCT visitor_key)"
         unit = self.unit("d", "", "")
         if prop is not None and prop.kind == PAGE:
-            ctes.append(
-                ("pg", f"SELECT vid, page, pageviews FROM read_parquet({source}) WHERE kind = 1")
-            )
+            ctes.append(("pg", f"SELECT vid, page, pageviews FROM {source} x WHERE kind = 1"))
             events = (
                 f"SELECT 'e' AS kind, pg.page AS val, {unit} AS unit, sum(pg.pageviews) AS a, "
                 f"sum(pg.pageviews) AS b, {visitors} AS c, 0 AS e FROM pg JOIN kf "
@@ -1282,7 +1344,7 @@ class _VisitsBuilder(_Builder):
                 f"{by_visit} AS c, sum(t1 - t0) AS e FROM vq "
                 f"WHERE {self.in_range('d')} AND val IS NOT NULL GROUP BY val, {unit}"
             )
-        materialized = {"nc", "c2", "kr", "kf"}
+        materialized = {"uf", "nc", "c2", "kr", "kf"}
         with_ = ",\n".join(
             f"{name} AS {'MATERIALIZED ' if name in materialized else ''}({body})"
             for name, body in ctes
@@ -1293,7 +1355,18 @@ class _VisitsBuilder(_Builder):
         )
 
 
-def visits_sql(site: Site, ask: Ask, files: Sequence[str]) -> tuple[str, list[Any]]:
-    """The statement over visits files for a question `visits_answer` accepts (DuckDB)."""
+def visits_sql(
+    site: Site,
+    ask: Ask,
+    files: Sequence[str],
+    computed: Sequence[str] = (),
+    span: DateRange | None = None,
+    tz: str = "",
+) -> tuple[str, list[Any]]:
+    """The statement over visits files, and the fragments of the events files `computed`
+    (their one time zone `tz`: the site's when not said), for a question `visits_answer`
+    accepts (DuckDB)."""
     builder = _VisitsBuilder(site, ask)
-    return builder.build_visits(files), builder.p.values
+    builder.site_tzs = (tz or site.tz,)
+    whole = span or DateRange(_day_of(ask.units.first), _day_of(ask.units.last))
+    return builder.build_visits(files, computed, whole), builder.p.values

@@ -239,20 +239,55 @@ def test_visits_over_midnight_and_a_dst_day_equal_the_events_path_and_the_oracle
     assert random_answers(store) == {**got, "visits path": True}
 
 
-def test_a_range_with_a_day_not_compacted_is_answered_from_events(store: ArchiveStore) -> None:
+def after(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_days_not_compacted_are_computed_beside_the_visits_files(store: ArchiveStore) -> None:
     events = random_traffic(7)
-    write_bisected(store, events, 7)
+    last_night = after(datetime(2026, 3, 31, 20, tzinfo=UTC))  # 22:00 in Berlin, R_LAST
+    morning = after(datetime(2026, 4, 1, 3, tzinfo=UTC))
+    today = [e for e in events if last_night <= e.ts < morning]
+    events = [e for e in events if e.ts < morning]
+    write_bisected(store, [e for e in events if e.ts < last_night], 7)
     compact_all(store, {R_SITE: (120, BERLIN)}, datetime(2026, 4, 20, tzinfo=UTC))
-    # today's parts: a late batch for the last day, not compacted yet
-    late = [
-        e for e in events if e.ts >= int(datetime(2026, 3, 31, 20, tzinfo=UTC).timestamp() * 1000)
-    ]
-    store.write_batch(late[:3])
+    # the last evening and the next day arrive as parts, not compacted yet (today), and a late
+    # batch repeats events of a compacted day (copies in a part and in the compact object)
+    for start in range(0, len(today), 10):  # a rollup window's batches
+        store.write_batch(today[start : start + 10])
+    store.write_batch([e for e in events if e.ts < last_night][-6:])
+    assert any(not s for s in visit_sidecars(store))
+    got = random_answers(store)
+    assert got.pop("visits path") is True
+    want = random_answers(store, visits=False)
+    want.pop("visits path")
+    assert got == want
+    site = Site(R_SITE, tz=BERLIN)
+    first = (R_FIRST - timedelta(days=1)).isoformat()
+    last = (R_LAST + timedelta(days=1)).isoformat()
+    engine = ArchiveEngine(site, store.local_files(R_SITE, first, last))
+    assert oracle_mismatches(engine, MultiOracle(events, BERLIN), site, R_FIRST, R_LAST) == []
+
+
+def test_a_range_mostly_not_compacted_is_answered_from_events(store: ArchiveStore) -> None:
+    events = random_traffic(9)
+    write_bisected(store, events, 9)
+    # only the first two days compacted: most files have no visits
+    for day in sorted({obj.key.day for obj in store.objects(R_SITE)})[:2]:
+        compact_day(store, R_SITE, day)
     got = random_answers(store)
     assert got.pop("visits path") is False
     want = random_answers(store, visits=False)
     want.pop("visits path")
     assert got == want
+
+
+def visit_sidecars(store: ArchiveStore) -> list[bool]:
+    from archive.visits import sidecar_path
+
+    first = (R_FIRST - timedelta(days=1)).isoformat()
+    last = (R_LAST + timedelta(days=1)).isoformat()
+    return [sidecar_path(f).exists() for f in store.local_files(R_SITE, first, last)]
 
 
 def test_days_compacted_in_any_order_give_the_same_answers(store: ArchiveStore) -> None:
