@@ -77,12 +77,14 @@ def sidecar_path(events_file: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".parquet") + SUFFIX)
 
 
-def fragments_sql(events: str, day: int | None = None) -> str:
+def fragments_sql(events: str, day: int | None = None, copies: bool = False) -> str:
     """The statement of a day's visits file over `events`, a relation of the day's events each
     once (columns as archive/layout.py, `visitor_key` included). `day` None: the events hold
     several days, a column `d` says each one's (the archive engine's fragments of days without
     a visits file): fragments are cut at the days' ends too, `head` and `tail` are of each day,
-    and `vid`s are negative (apart from the files' of the same day)."""
+    and `vid`s are negative (apart from the files' of the same day). `copies`: an event may be
+    there more than once (identical rows, adjacent in the order): all but one are dropped in
+    the same sort, cheaper than de-duplicating by id first."""
     dims = ", ".join(SESSION_DIMENSIONS)
     order = "visitor_key, ts, event_id"
     firsts = ", ".join(f"min_by({d}, rn) AS {d}" for d in SESSION_DIMENSIONS)
@@ -90,17 +92,24 @@ def fragments_sql(events: str, day: int | None = None) -> str:
     d = f"{day}" if day is not None else "d"
     vid = f"{d}::BIGINT * 4294967296 + seq"
     vid = vid if day is not None else f"-1 - ({vid})"
+    copy, once, ev = "", "", "ev"
+    if copies:
+        same = " AND ".join(
+            f"lag({c}) OVER (ORDER BY {order}) = {c}" for c in ("visitor_key", "event_id")
+        )
+        copy = f",\n        coalesce({same}, FALSE) AS copy"
+        once, ev = "\nev1 AS (SELECT * FROM ev WHERE NOT copy),", "ev1"
     return f"""
 WITH ev AS (SELECT visitor_key, ts, event_id, {d}::INTEGER AS d, name = 'pageview' AS pv, page,
         interactive, previous_visitor_id <> '' AS heir,
-        {dims}, row_number() OVER (ORDER BY {order}) AS rn
-    FROM ({events}) e WHERE name <> 'engagement'),
+        {dims}, row_number() OVER (ORDER BY {order}) AS rn{copy}
+    FROM ({events}) e WHERE name <> 'engagement'),{once}
 st AS (SELECT *, CASE WHEN coalesce(lag(visitor_key) OVER (ORDER BY rn) = visitor_key
         AND lag(d) OVER (ORDER BY rn) = d
-        AND ts - lag(ts) OVER (ORDER BY rn) <= {GAP_MS}, FALSE) THEN 0 ELSE 1 END AS s FROM ev),
+        AND ts - lag(ts) OVER (ORDER BY rn) <= {GAP_MS}, FALSE) THEN 0 ELSE 1 END AS s FROM {ev}),
 fr AS (SELECT *, sum(s) OVER (ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
         AS seq FROM st),
-span AS (SELECT d, min(ts) AS lo, max(ts) AS hi FROM ev GROUP BY d),
+span AS (SELECT d, min(ts) AS lo, max(ts) AS hi FROM {ev} GROUP BY d),
 v AS (SELECT seq, arbitrary(d) AS d, arbitrary(visitor_key) AS visitor_key, min(ts) AS t0,
         max(ts) AS t1, count(*) AS events, sum(CASE WHEN pv THEN 1 ELSE 0 END) AS pageviews,
         coalesce(bool_or(NOT pv AND coalesce(interactive, TRUE)), FALSE) AS active,
@@ -126,14 +135,15 @@ FROM fr WHERE pv GROUP BY seq, d, page
 """
 
 
-def events_sql(sources: str, once: bool = True) -> str:
+def events_sql(sources: str, once: bool = True, keyed: bool = False) -> str:
     """The events columns a visits file is made of, from `read_parquet` of `sources` (a SQL
-    list or parameter): the visitor key computed afresh (a file written before it lacks it),
-    copies of an event dropped (`once`)."""
+    list or parameter): the visitor key as stored when every file has it (`keyed`), else
+    computed (a file written before it lacks it), copies of an event dropped (`once`)."""
     dims = ", ".join(SESSION_DIMENSIONS)
     dedupe = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1" if once else ""
+    key = "visitor_key" if keyed else f"{visitor_key_sql()} AS visitor_key"
     return (
-        f"SELECT {visitor_key_sql()} AS visitor_key, ts, event_id, name, page, interactive, tz, "
+        f"SELECT {key}, ts, event_id, name, page, interactive, tz, "
         f"coalesce(previous_visitor_id, '') AS previous_visitor_id, {dims} "
         f"FROM read_parquet({sources}, union_by_name = true) {dedupe}"
     )
@@ -141,6 +151,15 @@ def events_sql(sources: str, once: bool = True) -> str:
 
 def _quoted(path: str | Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
+
+
+def keyed(con: Any, sources: Sequence[str | Path]) -> bool:
+    """Whether every file holds `visitor_key` (files written before it do not)."""
+    found = con.execute(
+        "SELECT count(DISTINCT file_name) FROM parquet_schema($1) WHERE name = 'visitor_key'",
+        [[str(s) for s in sources]],
+    ).fetchone()
+    return bool(found) and found[0] == len(set(map(str, sources)))
 
 
 def write_visits(
@@ -153,7 +172,7 @@ def write_visits(
     con = con or connect()
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
     # an archive file holds an event id once: one file needs no de-duplication
-    events = events_sql(files, once=len(sources) > 1)
+    events = events_sql(files, once=len(sources) > 1, keyed=keyed(con, sources))
     con.execute(
         f"COPY ({fragments_sql(events, day_number(day))} ORDER BY kind, vid, page) "
         f"TO {_quoted(path)} ({PARQUET_OPTIONS})"

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from archive.visits import events_sql, fragments_sql, sidecar_path
+from archive.visits import events_sql, fragments_sql, keyed, sidecar_path
 from core.keys import Granularity
 from core.observability import logger
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
@@ -1228,20 +1228,29 @@ class _VisitsBuilder(_Builder):
     minutes, the session filters tested on each visit's first fragment, pageviews and events
     where their fragment's day is, visits where they start."""
 
-    def __init__(self, site: Site, ask: Ask) -> None:
+    def __init__(self, site: Site, ask: Ask, con: Any = None) -> None:
         super().__init__(site, ask, Source("duckdb"), Zones(()), heirs=False)
         self.site_tzs: tuple[str, ...] = (site.tz,)
+        self.con = con  # to read the computed files' schemas
 
     def build_visits(self, files: Sequence[str], computed: Sequence[str], span: DateRange) -> str:
         p, ask = self.p, self.ask
         ctes: list[tuple[str, str]] = []
-        source = f"read_parquet({p(list(files))})"
+        stored = f"read_parquet({p(list(files))})"
         if computed:  # days without their visits file: their fragments, as compaction makes them
             zone = Zones.over(self.site_tzs, span.first - timedelta(days=1), span.last)
             day = f"CAST(floor((ts + {zone.sql(p)}) / {DAY_MS}.0) AS BIGINT)"
-            events = f"SELECT *, {day} AS d FROM ({events_sql(p(list(computed)))}) x"
-            ctes.append(("uf", fragments_sql(events)))
-            source = f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM uf)"
+            stored_keys = self.con is not None and keyed(self.con, computed)
+            rows = events_sql(p(list(computed)), once=False, keyed=stored_keys)
+            events = f"SELECT *, {day} AS d FROM ({rows}) x"
+            ctes.append(("uf", fragments_sql(events, copies=True)))
+
+        def source(columns: str, where: str) -> str:
+            """Rows of the visits files and of the computed fragments (each branch filtered,
+            so the filters reach the Parquet scan)."""
+            rows = f"SELECT {columns} FROM {stored} WHERE {where}"
+            return rows + (f" UNION ALL SELECT {columns} FROM uf WHERE {where}" if computed else "")
+
         prop = ask.prop
         dims = sorted(
             {f.prop.dimension for f in self.session_filters}
@@ -1279,15 +1288,8 @@ class _VisitsBuilder(_Builder):
         over = "ORDER BY visitor_key, t0"
         ctes += [
             # a fragment that neither continues nor is continued is a visit (files apart in time)
-            (
-                "nc",
-                f"SELECT {names}, {val} AS val FROM {source} x "
-                f"WHERE kind = 0 AND NOT head AND NOT tail{keep}",
-            ),
-            (
-                "cand",
-                f"SELECT {names} FROM {source} x WHERE kind = 0 AND (head OR tail)",
-            ),
+            ("nc", source(f"{names}, {val} AS val", f"kind = 0 AND NOT head AND NOT tail{keep}")),
+            ("cand", source(names, "kind = 0 AND (head OR tail)")),
             (
                 "c1",
                 "SELECT *, CASE WHEN coalesce(lag(visitor_key) OVER w = visitor_key AND "
@@ -1316,7 +1318,7 @@ class _VisitsBuilder(_Builder):
         visitors = "0" if self.visitors_by_visit else "count(DISTINCT visitor_key)"
         unit = self.unit("d", "", "")
         if prop is not None and prop.kind == PAGE:
-            ctes.append(("pg", f"SELECT vid, page, pageviews FROM {source} x WHERE kind = 1"))
+            ctes.append(("pg", source("vid, page, pageviews", "kind = 1")))
             events = (
                 f"SELECT 'e' AS kind, pg.page AS val, {unit} AS unit, sum(pg.pageviews) AS a, "
                 f"sum(pg.pageviews) AS b, {visitors} AS c, 0 AS e FROM pg JOIN kf "
@@ -1362,11 +1364,12 @@ def visits_sql(
     computed: Sequence[str] = (),
     span: DateRange | None = None,
     tz: str = "",
+    con: Any = None,
 ) -> tuple[str, list[Any]]:
     """The statement over visits files, and the fragments of the events files `computed`
     (their one time zone `tz`: the site's when not said), for a question `visits_answer`
     accepts (DuckDB)."""
-    builder = _VisitsBuilder(site, ask)
+    builder = _VisitsBuilder(site, ask, con)
     builder.site_tzs = (tz or site.tz,)
     whole = span or DateRange(_day_of(ask.units.first), _day_of(ask.units.last))
     return builder.build_visits(files, computed, whole), builder.p.values

@@ -333,3 +333,27 @@ def test_retention_deletes_the_visits_objects_of_expired_days(store: ArchiveStor
     assert report.objects_expired > 0
     assert store.visit_objects(R_SITE) == {}
     assert list(store.listing(layout.site_prefix(R_SITE))) == []
+
+
+def test_a_file_written_before_visitor_keys_gets_the_same_visits(tmp_path: Path) -> None:
+    import duckdb
+
+    from archive.parquet import write_events
+    from archive.visits import write_visits
+
+    with_key = tmp_path / "keyed.parquet"
+    write_events(
+        [e for e in random_traffic(2) if e.ts < after(datetime(2026, 3, 27, 12, tzinfo=UTC))],
+        with_key,
+    )
+    without = tmp_path / "old.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT * EXCLUDE (visitor_key) FROM read_parquet('{with_key}')) TO '{without}'"
+    )
+    rows = []
+    for source in (with_key, without):
+        target = tmp_path / f"{source.stem}.visits.parquet"
+        assert write_visits([source], "2026-03-27", target) > 0
+        rows.append(con.execute(f"SELECT * FROM read_parquet('{target}') ORDER BY ALL").fetchall())
+    assert rows[0] == rows[1]
