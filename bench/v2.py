@@ -7,6 +7,10 @@ pageviews, bounce_rate, the first 100 rows by visitors. The archives and the one
 bench/archive.py's (`generate`, `_on_one_core`): the same 32 day files the v1 row reads, so the
 two rows compare the engines. p50/p95 wall and CPU, bytes read, peak memory, $ per 1,000 queries
 (`archive.query_usd_per_1000`).
+
+A second question, the same dimensions with `["is_not", "visit:source", ["Google"]]` alone: a
+negation narrows no visitor before the sort, so every counted event is sorted (at 10 M the
+engine answers it in parts by visitor key, decision 0033 "After the engine work").
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from bench import archive
 
 GOALS_SECONDS = {1_000_000: 1.5, 10_000_000: 5.0}
 RUNS = {1_000_000: 9, 10_000_000: 5}
+NEGATION_RUNS = {1_000_000: 5, 10_000_000: 3}
 DIMENSIONS = ["visit:device", "event:page"]
 FILTERS = [["is", "visit:source", ["Google"]], ["is", "visit:country", ["US"]]]
+NEGATION = [["is_not", "visit:source", ["Google"]]]
 METRICS = ["visitors", "pageviews", "bounce_rate"]
 
 # Runs in a fresh interpreter held to one core, as the query function would.
@@ -72,7 +78,7 @@ print(json.dumps({
 """
 
 
-def run_queries(files: list[Path], runs: int) -> dict[str, Any]:
+def run_queries(files: list[Path], runs: int, filters: list[Any] = FILTERS) -> dict[str, Any]:
     first = archive.LAST_DAY - timedelta(days=archive.QUERY_DAYS - 1)
     spec = {
         "site": archive.SITE,
@@ -80,7 +86,7 @@ def run_queries(files: list[Path], runs: int) -> dict[str, Any]:
         "first": first.isoformat(),
         "last": archive.LAST_DAY.isoformat(),
         "dimensions": DIMENSIONS,
-        "filters": FILTERS,
+        "filters": filters,
         "metrics": METRICS,
         "files": [str(f) for f in files],
         "runs": runs,
@@ -137,6 +143,15 @@ def rows(volumes: tuple[int, ...] = (1_000_000, 10_000_000)) -> list[dict[str, A
                 "",
                 anchor,
             ),
+        ]
+        negation = run_queries(files, NEGATION_RUNS[volume], NEGATION)
+        what = f"v2 query, a negation (visit:source is_not Google) by device x page, {label}"
+        out += [
+            row(f"{what}: p50", statistics.median(negation["seconds"]), "s", "", anchor),
+            row(f"{what}: CPU p50", statistics.median(negation["cpu"]), "s", "", anchor),
+            row(f"{what}: CPU p95", archive.percentile(negation["cpu"], 0.95), "s", "", anchor),
+            row(f"{what}: peak memory", negation["peak_rss_mb"], "MB", "", anchor),
+            row(f"{what}: machine load average after the runs", os.getloadavg()[0], ""),
         ]
     return out
 
