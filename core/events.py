@@ -15,6 +15,7 @@ from core import keys
 
 PAGEVIEW = "pageview"
 ENGAGEMENT = "engagement"
+MAX_PROP_KEY_BYTES = 300  # a prop key ingest stores (Plausible's bound); readers refuse longer
 
 
 class MalformedEvent(ValueError):

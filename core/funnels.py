@@ -130,7 +130,8 @@ class FunnelStore:
     def beside(cls, sites: SiteStore) -> FunnelStore:
         """The store over the meta table that `sites` reads: the query API builds its stores
         in one composition root (query_api/deps.py), which has none for funnels of its own."""
-        return cls(sites._client, sites._table, sites._clock)
+        client, table = sites.meta
+        return cls(client, table)
 
     def list(self, site: str) -> builtins.list[Funnel]:
         """The site's funnels, oldest first."""

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.events import MAX_PROP_KEY_BYTES
+
 MAX_NAME = 120
 MAX_URL_BYTES = 2000
 MAX_PROPS = 30
-MAX_PROP_KEY_BYTES = 300
 MAX_PROP_VALUE_BYTES = 2000
 CLIENT_ID_RE = re.compile(r"[0-9A-Za-z_-]{8,64}")
 

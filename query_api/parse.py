@@ -18,6 +18,7 @@ from fastapi import Depends
 from fastapi import Query as QueryParam
 
 from core import vocabulary
+from core.events import MAX_PROP_KEY_BYTES
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from query_api.errors import BadRequest
 
@@ -110,7 +111,8 @@ def parse_property(name: str, *, filter_: bool = False) -> Property:
         return Property(name, NAME, "name")
     if name == "event:goal":
         return Property(name, GOAL, "")
-    if name.startswith("event:props:") and len(name) > len("event:props:"):
+    key = name.removeprefix("event:props:")
+    if name.startswith("event:props:") and 0 < len(key.encode()) <= MAX_PROP_KEY_BYTES:
         return Property(name, PROP, "prop:" + name.removeprefix("event:props:"))
     if filter_:
         raise BadRequest(

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core.events import MAX_PROP_KEY_BYTES
 from core.sites import Site
 from query_api.errors import BadRequest
 from query_api.parse import (
@@ -273,8 +274,14 @@ def _known_dimension(name: Any) -> bool:
     if not isinstance(name, str):
         return False
     if name.startswith(PROPS):
-        return len(name) > len(PROPS)
+        return _prop_key_ok(name)
     return name in SIMPLE_DIMENSIONS or name == GOAL or name in TIME_DIMENSIONS
+
+
+def _prop_key_ok(dimension: str) -> bool:
+    """A prop key ingest could have stored (1 to 300 bytes): a longer one names nothing, and
+    would make a counter key past DynamoDB's 2,048 bytes."""
+    return 0 < len(dimension.removeprefix(PROPS).encode()) <= MAX_PROP_KEY_BYTES
 
 
 def _dimensions_errors(dimensions: Any) -> list[str]:
@@ -412,7 +419,7 @@ def _filter_dimension_ok(op: str, dimension: Any) -> bool:
     if dimension == SEGMENT:
         return op == IS
     if dimension.startswith(PROPS):
-        return len(dimension) > len(PROPS)
+        return _prop_key_ok(dimension)
     return dimension in SIMPLE_DIMENSIONS
 
 

@@ -15,7 +15,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -394,11 +394,20 @@ STATS_ROUTES = {
     "/api/cards/props": "",
     "/api/cards/breakdown.csv": "&property=page",
     "/api/cards/export.zip": "",
+    "/api/stats/funnel": "&funnel_id=0123456789ab",
+    "/api/stats/journeys": "&entry=/",
 }
-REALTIME_ROUTES = ("/api/v1/stats/realtime/visitors", "/api/realtime", "/api/realtime/card")
+REALTIME_ROUTES = (
+    "/api/v1/stats/realtime/visitors",
+    "/api/realtime",
+    "/api/realtime/card",
+    "/api/stats/funnels",
+    "/api/stats/segments",
+)
 STARS_AND_AS = "*" * 10 + "a" * 40
 # (id, query string after site_id and the route's own parameters)
 STATS_VARIANTS: list[tuple[str, str]] = [
+    ("filter-prop-key-1900", f"&filters={_q('event:props:' + 'k' * 1_900 + '==x')}"),
     ("period-bogus", "&period=bogus"),
     ("period-empty", "&period="),
     ("period-7d-at-0001-01-03", "&period=7d&date=0001-01-03"),
@@ -438,6 +447,7 @@ BREAKDOWN_VARIANTS: list[tuple[str, str]] = [
     ("property-non-latin-1", f"&property={_q('event:props:' + NON_LATIN_1)}"),
     ("property-unknown", "&property=visit:nope"),
     ("property-long", f"&property={_q('visit:' + 'x' * 10_000)}"),
+    ("property-prop-key-1900", f"&property={_q('event:props:' + 'k' * 1_900)}"),
     ("limit-zero", "&limit=0"),
     ("limit-negative", "&limit=-1"),
     ("limit-10-to-the-40", f"&limit={10**40}"),
@@ -579,12 +589,26 @@ ADMIN_ROUTES = [
     ("POST", "/api/admin/sites/{domain}/shares"),
     ("DELETE", "/api/admin/sites/{domain}/shares/{share_id}"),
     ("GET", "/api/admin/sites/{domain}/export"),
+    ("GET", "/api/admin/sites/{domain}/segments"),
+    ("POST", "/api/admin/sites/{domain}/segments"),
+    ("GET", "/api/admin/sites/{domain}/segments/{segment_id}"),
+    ("PATCH", "/api/admin/sites/{domain}/segments/{segment_id}"),
+    ("DELETE", "/api/admin/sites/{domain}/segments/{segment_id}"),
+    ("GET", "/api/admin/sites/{domain}/funnels"),
+    ("POST", "/api/admin/sites/{domain}/funnels"),
+    ("GET", "/api/admin/sites/{domain}/funnels/{funnel_id}"),
+    ("DELETE", "/api/admin/sites/{domain}/funnels/{funnel_id}"),
 ]
 ADMIN_BODIES = {
     "POST /api/admin/sites": _json({"domain": "new.example"}),
     "PATCH /api/admin/sites/{domain}": _json({"public": True}),
     "POST /api/admin/sites/{domain}/goals": _json({"goal": "Signup"}),
     "POST /api/admin/sites/{domain}/shares": _json({"label": "x"}),
+    "POST /api/admin/sites/{domain}/segments": _json(
+        {"name": "x", "filters": [["is", "visit:source", ["x"]]]}
+    ),
+    "PATCH /api/admin/sites/{domain}/segments/{segment_id}": _json({"name": "y"}),
+    "POST /api/admin/sites/{domain}/funnels": _json({"name": "x", "steps": ["Visit /", "Signup"]}),
 }
 HOSTILE_DOMAINS = {
     "site": SITE,
@@ -603,7 +627,8 @@ def _admin_cases() -> list[Case]:
             if "{domain}" not in template and name != "site":
                 continue
             path = template.replace("{domain}", domain).replace("{key_id}", "all")
-            path = path.replace("{share_id}", "all")
+            path = path.replace("{share_id}", "all").replace("{segment_id}", "1")
+            path = path.replace("{funnel_id}", "0123456789ab")
             if template.endswith("/goals") and method == "DELETE":
                 path += "?goal=Signup"
             if template.endswith("/export"):
@@ -732,6 +757,104 @@ SIGNED_IN: list[Case] = [
         stores_nothing=True,
         status=403,
     ),
+]
+
+SEGMENTS, FUNNELS = ONE_SITE + "/segments", ONE_SITE + "/funnels"
+ONE_SEGMENT = SEGMENTS + "/{segment_id}"
+DEEP = '["not",' * 2_000 + '["is","visit:source",["x"]]' + "]" * 2_000  # JSON text
+SIGNED_IN += (
+    [
+        _signed_in(f"segment-{name}", "POST", SEGMENTS, f"{SITES}/{SITE}/segments", body)
+        for name, body in [
+            ("filters-a-string", {"name": "x", "filters": "visit:source==x"}),
+            ("filters-empty", {"name": "x", "filters": []}),
+            ("filters-unknown-dimension", {"name": "x", "filters": [["is", "visit:x", ["a"]]]}),
+            ("filters-names-a-segment", {"name": "x", "filters": [["is", "segment", [1]]]}),
+            ("filters-9kb", {"name": "x", "filters": [["is", "visit:source", ["a" * 9000]]]}),
+            ("name-nul", {"name": "a\x00", "filters": [["is", "visit:source", ["a"]]]}),
+            ("name-empty", {"name": "", "filters": [["is", "visit:source", ["a"]]]}),
+            ("name-a-list", {"name": ["a"], "filters": [["is", "visit:source", ["a"]]]}),
+            ("extra-field", {"name": "a", "filters": [["is", "visit:source", ["a"]]], "id": 7}),
+        ]
+    ]
+    + [
+        Case(
+            "segment-filters-2000-deep",
+            f"POST {SEGMENTS}",
+            f"{SITES}/{SITE}/segments",
+            body=('{"name":"x","filters":[' + DEEP + "]}").encode(),
+            headers={"content-type": "application/json"},
+            signed_in=True,
+            stores_nothing=True,
+        )
+    ]
+    + [
+        _signed_in(f"segment-patch-{name}", "PATCH", ONE_SEGMENT, f"{SITES}/{SITE}/segments/{i}", b)
+        for name, i, b in [
+            ("unknown-id", "7", {"name": "x"}),
+            ("id-zero", "0", {"name": "x"}),
+            ("id-10-to-the-40", str(10**40), {"name": "x"}),
+            ("id-not-a-number", "abc", {"name": "x"}),
+        ]
+    ]
+    + [
+        _signed_in(f"funnel-{name}", "POST", FUNNELS, f"{SITES}/{SITE}/funnels", body)
+        for name, body in [
+            ("one-step", {"name": "x", "steps": ["Visit /"]}),
+            ("nine-steps", {"name": "x", "steps": [f"Visit /{i}" for i in range(9)]}),
+            ("step-nul", {"name": "x", "steps": ["Visit /a\x00", "Signup"]}),
+            ("step-crlf", {"name": "x", "steps": ["Visit /a\r\nb", "Signup"]}),
+            ("step-eleven-stars", {"name": "x", "steps": ["Visit /" + "*a" * 11, "Signup"]}),
+            ("steps-a-string", {"name": "x", "steps": "Visit /"}),
+            ("name-500", {"name": "x" * 500, "steps": ["Visit /", "Signup"]}),
+        ]
+    ]
+)
+
+V2 = "POST /api/v2/query"
+
+
+def _v2(case_id: str, body: bytes, **kwargs: Any) -> Case:
+    headers = {"content-type": "application/json", "authorization": "Bearer {key}"}
+    headers = kwargs.pop("headers", headers)
+    return Case(f"v2-{case_id}", V2, "/api/v2/query", body=body, headers=headers, **kwargs)
+
+
+V2_OK: dict[str, Any] = {"site_id": SITE, "metrics": ["visitors"], "date_range": "7d"}
+SIGNED_IN += [
+    _v2("not-json", b"{not json", stores_nothing=True, status=400),
+    _v2("empty", b"", stores_nothing=True, status=400),
+    _v2("a-list", _json([V2_OK]), stores_nothing=True, status=400),
+    _v2("site-id-a-number", _json({**V2_OK, "site_id": 7}), stores_nothing=True, status=400),
+    _v2("site-id-500", _json({**V2_OK, "site_id": "İ" * 500}), stores_nothing=True),
+    _v2("site-id-unknown", _json({**V2_OK, "site_id": "x.example"}), stores_nothing=True),
+    _v2("metrics-10k", _json({**V2_OK, "metrics": ["visitors"] * 10_000}), stores_nothing=True),
+    _v2("metrics-nul", _json({**V2_OK, "metrics": ["visitors\x00"]}), stores_nothing=True),
+    _v2("range-year-0", _json({**V2_OK, "date_range": ["0000-01-01", "0000-01-02"]})),
+    _v2("range-0001-9999", _json({**V2_OK, "date_range": ["0001-01-01", "9999-12-31"]})),
+    _v2("range-datetimes-bogus", _json({**V2_OK, "date_range": ["2026-01-01T99:00:00Z", "x"]})),
+    _v2("dimensions-100", _json({**V2_OK, "dimensions": ["visit:source"] * 100})),
+    _v2("filters-2000-deep", (_json(V2_OK)[:-1].decode() + ',"filters":[' + DEEP + "]}").encode()),
+    _v2(
+        "filters-10k-values",
+        _json({**V2_OK, "filters": [["is", "event:page", [f"/{i}" for i in range(10_000)]]]}),
+    ),
+    _v2(
+        "matches-catastrophic",
+        _json({**V2_OK, "filters": [["matches", "event:page", ["(a*)*b" + "a" * 900]]]}),
+    ),
+    _v2("matches-invalid", _json({**V2_OK, "filters": [["matches", "event:page", ["(["]]]})),
+    _v2(
+        "contains-sql-quote",
+        _json({**V2_OK, "filters": [["contains", "event:page", ["'; DROP TABLE x;--"]]]}),
+    ),
+    _v2("segment-unknown", _json({**V2_OK, "filters": [["is", "segment", [10**40]]]})),
+    _v2("limit-10-to-the-40", _json({**V2_OK, "pagination": {"limit": 10**40}})),
+    _v2("offset-negative", _json({**V2_OK, "pagination": {"offset": -1}})),
+    _v2("order-by-unknown", _json({**V2_OK, "order_by": [["nope", "sideways"]]})),
+    _v2("include-garbage", _json({**V2_OK, "include": {"x": True}})),
+    _v2("props-key-5kb", _json({**V2_OK, "dimensions": ["event:props:" + "k" * 5000]})),
+    _v2("no-key", _json(V2_OK), headers={"content-type": "application/json"}, status=401),
 ]
 
 EXPORT = "/api/admin/sites/{domain}/export"
@@ -916,7 +1039,9 @@ def send(world: World, case: Case) -> Response:
         headers.pop("content-type")
         if case.route.startswith("GET /api/") and "authorization" not in case.headers:
             headers["authorization"] = f"Bearer {world.key}"
-    if case.signed_in:
+    if "authorization" in case.headers and "{key}" in case.headers["authorization"]:
+        case = replace(case, headers={**case.headers, "authorization": f"Bearer {world.key}"})
+    if case.signed_in and case.route != V2:
         headers["cookie"] = "; ".join(f"{k}={v}" for k, v in world.admin.jar.items())
         headers["x-csrf-token"] = world.admin.csrf
         headers["origin"] = ORIGIN

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from core.aws import make_client
+from core.funnels import FunnelStore
 from core.sites import SiteStore
 from tests.integration.admin_client import Browser
 from tests.integration.pipeline import Pipeline
@@ -52,6 +53,9 @@ class World:
         self.key_a = pipeline.add_site("a.example")
         self.key_b = pipeline.add_site("b.example")
         self.token_b, _ = self.sites.create_share("b.example")
+        # the parameters a funnel and journeys need: a funnel of site A, an entry page
+        funnel = FunnelStore.beside(self.sites).add("a.example", "Home", ["Visit /", "Signup"])
+        self.params = {"funnel_id": funnel.id, "entry": "/"}
         pipeline.send({"n": "pageview", "u": "https://a.example/", "d": "a.example"})
         pipeline.pump()
         self.browser = Browser(pipeline)
@@ -59,7 +63,7 @@ class World:
     def call(
         self, method: str, path: str, site: str, *, key: str | None = None, auth: str | None = None
     ) -> int:
-        query: dict[str, Any] = {**COMMON, "site_id": site}
+        query: dict[str, Any] = {**COMMON, **self.params, "site_id": site}
         if auth is not None:
             query["auth"] = auth
         headers = {"authorization": f"Bearer {key}"} if key else {}

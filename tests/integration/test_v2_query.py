@@ -160,11 +160,17 @@ def test_a_body_that_is_not_json_gets_a_400(world: World) -> None:  # noqa: F811
     assert world.pipeline.query_fn.invoke(event)["statusCode"] == 400
 
 
-def test_a_wrong_key_is_refused(world: World) -> None:  # noqa: F811
-    reply = world.pipeline.post(
-        "/api/v2/query", {"site_id": SITE, "metrics": ["visitors"], "date_range": "7d"}, "li_nope"
-    )
-    assert reply.status == 401
+def test_only_the_sites_own_credentials_read_it(world: World) -> None:  # noqa: F811
+    """Isolation (DESIGN.md invariant 6) for the route whose site is named in its body, which
+    tests/integration/test_isolation.py (query-string routes) cannot enumerate."""
+    body = {"site_id": SITE, "metrics": ["visitors"], "date_range": "7d"}
+    other_key = world.pipeline.add_site(f"other-{id(world)}.example")
+    assert world.pipeline.post("/api/v2/query", body, world.key).status == 200
+    assert world.pipeline.post("/api/v2/query", body, other_key).status == 401
+    assert world.pipeline.post("/api/v2/query", body, "li_nope").status == 401
+    assert world.pipeline.post("/api/v2/query", body).status == 401
+    shared = sites_of(world).create_share(f"other-{id(world)}.example")[0]
+    assert world.pipeline.post(f"/api/v2/query?auth={shared}", body).status == 401
 
 
 @pytest.mark.usefixtures("without_archive")
