@@ -4,6 +4,10 @@ any dimensions crossed, any filter tree, every v2 metric, ordering and paginatio
 It shares the v1 archive engine's pieces (query_api/archive_engine.py, decision 0028): the
 files' facts (time zones, previous visitor ids, copies, visitor keys), the visitor attribution,
 UTC offsets as `CASE` pieces, the counters' units, one sort with streaming windows for visits.
+Speed (decision 0033, "After the engine work"): only the columns read travel through the sort;
+the top-level filters a visit's first event decides drop failing visits' events in the pass
+that numbers visits; a tree without event conditions is tested once a visit; a big question
+nothing narrows runs in parts by visitor key. `shortcuts=False` is the general path.
 Definitions (docs: the v2 module docstrings, docs/METRICS.md):
 
 - an event row carries its visit's values; a condition on a `visit:` dimension tests the visit's
@@ -987,7 +991,9 @@ class V2ArchiveEngine:
                 "SELECT sum(num_rows) FROM parquet_file_metadata($1)", [list(self.v1.files)]
             ).fetchone()
             self._rows = int(row[0] or 0) if row else 0
-        weight = self._rows * (2 if statement.engagement else 1)  # engagement events sorted too
+        # about half the files' rows are engagement events, sorted only for time on page and
+        # scroll depth
+        weight = self._rows * (2 if statement.engagement else 1)
         return max(1, math.ceil(weight / (memory_limit_mb() * ROWS_PER_SORT_MB)))
 
     def _cells(self, query: V2Query, plan: Plan) -> dict[Key, Cell]:
