@@ -347,13 +347,20 @@ def logout(request: Request, d: Deps, now: Now) -> JSONResponse:
 
 # ---- sites, keys, goals, shared links --------------------------------------------------------------
 
-admin_routes = APIRouter(
-    prefix="/api/admin",
-    dependency_overrides_provider=OVERRIDES,
-    tags=["admin"],
-    dependencies=[Depends(admin_session)],
-    responses=ERRORS,
-)
+
+def admin_router(prefix: str = "") -> APIRouter:
+    """A router of admin routes under `/api/admin{prefix}`: the admin's session (and CSRF on
+    changes) required, the admin errors documented. Other modules' admin routes use it too."""
+    return APIRouter(
+        prefix="/api/admin" + prefix,
+        dependency_overrides_provider=OVERRIDES,
+        tags=["admin"],
+        dependencies=[Depends(admin_session)],
+        responses=ERRORS,
+    )
+
+
+admin_routes = admin_router()
 Domain = Annotated[str, Path(min_length=1, max_length=253)]
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.funnels import Funnel, FunnelNotFound, FunnelStore
 from core.sites import Site as SiteRecord
 from query_api import parse
-from query_api.admin import ERRORS, Domain, _domain, admin_session, site_errors
+from query_api.admin import Domain, _domain, admin_router, site_errors
 from query_api.deps import OVERRIDES, Deps, Now, QueryDeps, ReadableSite
 from query_api.errors import READ_ERRORS, BadRequest, ErrorOut, NotFound
 from query_api.parse import Param, ViewParams, build_query
@@ -131,13 +131,7 @@ def _funnel_out(funnel: Funnel) -> FunnelOut:
 
 # ---- admin -------------------------------------------------------------------------------------
 
-admin = APIRouter(
-    prefix="/api/admin/sites/{domain}/funnels",
-    dependency_overrides_provider=OVERRIDES,
-    tags=["admin"],
-    dependencies=[Depends(admin_session)],
-    responses=ERRORS,
-)
+admin = admin_router("/sites/{domain}/funnels")
 FunnelId = Annotated[str, Path(min_length=1, max_length=64)]
 
 

@@ -6,22 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.segments import MAX_NAME_LENGTH, Segment, SegmentError, SegmentNotFound, SegmentStore
 from core.sites import Site as SiteRecord
-from query_api.admin import ERRORS, Domain, _domain, admin_session, site_errors
-from query_api.deps import OVERRIDES, Deps, QueryDeps
+from query_api.admin import Domain, _domain, admin_router, site_errors
+from query_api.deps import Deps, QueryDeps
 from query_api.errors import BadRequest, NotFound
 
-segment_routes = APIRouter(
-    prefix="/api/admin",
-    dependency_overrides_provider=OVERRIDES,
-    tags=["admin"],
-    dependencies=[Depends(admin_session)],
-    responses=ERRORS,
-)
+segment_routes = admin_router()
 SegmentId = Annotated[int, Path(ge=1, le=99_999_999)]
 
 
