@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 from ua_parser import OS, BasicResolver, Parser, UserAgent, load_lazy_builtins
 from ua_parser.lazy import DeviceMatcher
 
+from core import names
+
 DIRECT = "Direct / None"
 UTM_FIELDS = ("utm_medium", "utm_source", "utm_campaign", "utm_content", "utm_term")
 MAX_DIMENSION_LENGTH = 2000
@@ -211,6 +213,12 @@ def _parse_user_agent(user_agent: str) -> UserAgentInfo:
     is_bot = not user_agent.strip() or bool(_BOT_RE.search(user_agent)) or _is_spider(user_agent)
     browser_version = f"{ua.major}.{ua.minor}" if ua.major and ua.minor else (ua.major or "")
     os_version = f"{os_.major}.{os_.minor}" if os_.major and os_.minor else (os_.major or "")
+    # Plausible's names (core/names.py): mobile variants folded into their browser, Mac, ...
+    browser = names.browser_name(ua.family) if ua.family != "Other" else ""
+    if browser == names.MOBILE_APP:
+        browser_version = ""  # an app's version is not a browser's (Plausible gives none)
+    ipad = "ipad" in user_agent.lower()
+    os_name = names.os_name(os_.family, os_.major or "", ipad) if os_.family != "Other" else ""
     if _TABLET_RE.search(user_agent):
         device = "Tablet"
     elif _MOBILE_RE.search(user_agent):
@@ -218,10 +226,10 @@ def _parse_user_agent(user_agent: str) -> UserAgentInfo:
     else:
         device = "Desktop"
     return UserAgentInfo(
-        browser=ua.family if ua.family != "Other" else "",
-        browser_version=browser_version if ua.family != "Other" else "",
-        os=os_.family if os_.family != "Other" else "",
-        os_version=os_version if os_.family != "Other" else "",
+        browser=browser,
+        browser_version=browser_version if browser else "",
+        os=os_name,
+        os_version=os_version if os_name else "",
         device=device,
         is_bot=is_bot,
     )

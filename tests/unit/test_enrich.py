@@ -267,11 +267,12 @@ def test_spam_referrer_is_flagged_even_when_the_link_is_tagged() -> None:
     ("user_agent", "browser", "browser_version", "os", "os_version", "device"),
     [
         (samples.CHROME_WINDOWS, "Chrome", "124.0", "Windows", "10", "Desktop"),
-        (samples.EDGE_WINDOWS, "Edge", "124.0", "Windows", "10", "Desktop"),
-        (samples.FIREFOX_MAC, "Firefox", "125.0", "Mac OS X", "10.15", "Desktop"),
-        (samples.SAFARI_IPHONE, "Mobile Safari", "17.4", "iOS", "17.4", "Mobile"),
-        (samples.SAFARI_IPAD, "Mobile Safari", "17.4", "iOS", "17.4", "Tablet"),
-        (samples.CHROME_ANDROID_PHONE, "Chrome Mobile", "124.0", "Android", "14", "Mobile"),
+        # Plausible's names (COMPAT.md §4; more agents in test_names.py)
+        (samples.EDGE_WINDOWS, "Microsoft Edge", "124.0", "Windows", "10", "Desktop"),
+        (samples.FIREFOX_MAC, "Firefox", "125.0", "Mac", "10.15", "Desktop"),
+        (samples.SAFARI_IPHONE, "Safari", "17.4", "iOS", "17.4", "Mobile"),
+        (samples.SAFARI_IPAD, "Safari", "17.4", "iPadOS", "17.4", "Tablet"),
+        (samples.CHROME_ANDROID_PHONE, "Chrome", "124.0", "Android", "14", "Mobile"),
         (samples.CHROME_ANDROID_TABLET, "Chrome", "124.0", "Android", "13", "Tablet"),
     ],
 )
