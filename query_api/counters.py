@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from core import keys, vocabulary
+from core import keys, names, vocabulary
 from core.keys import OTHER, TOTALS, Granularity
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
 from query_api.errors import BadRequest
@@ -217,6 +217,17 @@ def _inside(inner: Segment, outer: Segment) -> bool:
     )
 
 
+def _renamed(dimension: str, rows: dict[str, Cell]) -> dict[str, Cell]:
+    """Rows under the names they read as now: an old name's counters join its new name's (a
+    browser or OS is one per visitor a day, so visitors add up as for several values)."""
+    out: dict[str, Cell] = {}
+    for value, row in rows.items():
+        into = out.setdefault(names.renamed(dimension, value), {})
+        for name, count in row.items():
+            into[name] = into.get(name, 0) + count
+    return out
+
+
 def _add(rows: Iterable[Cell]) -> Cell:
     out: Cell = {}
     for row in rows:
@@ -286,6 +297,8 @@ class CounterEngine:
         if prop.kind == PROP:
             self._check_prop_key(prop.key, segments)
         totals, per_bucket = self.source.over(prop.dimension, segments)
+        if prop.dimension in names.TABLES:  # names stored before Plausible's (decision 0034)
+            return _renamed(prop.dimension, totals.rows()), totals, per_bucket
         return totals.rows(), totals, per_bucket
 
     def _check_prop_key(self, key: str, segments: list[Segment]) -> None:
@@ -348,7 +361,10 @@ class CounterEngine:
         if any(f.negated for f in filters) and prop.kind == GOAL:
             raise not_exact("A goal filter cannot be negated: conversions are counted per goal.")
         if totals.overflowed:
-            wanted = [v for f in filters for v in f.values]
+            # a renamed value is kept only if each name it was stored under is (decision 0034)
+            wanted = [
+                n for f in filters for v in f.values for n in names.stored_names(prop.dimension, v)
+            ]
             if not exact_single or not totals.kept_in_every_overflow(wanted, per_bucket):
                 raise not_exact(
                     f"`{what}` had more distinct values than are kept per day on "
