@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from archive import layout
 from archive.visits import events_sql, fragments_sql, keyed, sidecar_path
+from core import names
 from core.keys import Granularity
 from core.observability import logger
 from core.sites import PAGEVIEW_GOAL_PREFIX, Site
@@ -210,6 +212,8 @@ class Source:
         return "event_id, frn" if self.files else "frn"
 
     def relation(self, columns: list[str], p: _Params, where: str = "") -> str:
+        if any(c in names.TABLES for c in columns):
+            return self._renamed(columns, p, where)
         cols = ", ".join(columns)
         if self.dialect == "duckdb":
             cond = f" WHERE {where}" if where else ""
@@ -236,6 +240,28 @@ class Source:
         if self.dialect == "duckdb":
             return f"props[{p(key)}]"
         return f"element_at(props, {p(key)})"  # Trino's props[k] fails on a missing key
+
+    def _renamed(self, columns: list[str], p: _Params, where: str) -> str:
+        """The rows with browser and OS under the names they read as now (decision 0034: names
+        stored before Plausible's are renamed on read, never rewritten): renamed in a projection
+        over the stored rows, then filtered, as the filter may test a renamed column (a filter
+        on another column still reaches the Parquet scan: DuckDB and Trino push it through)."""
+        text = re.sub(r"'(?:[^']|'')*'", "''", where)  # our own literals, e.g. 'engagement'
+        extra = [
+            c for c in layout.COLUMN_NAMES if c not in columns and re.search(rf"\b{c}\b", text)
+        ]
+        wanted = [*columns, *extra]
+        frn = ["frn"] if self.dialect == "duckdb" and self.ordered else []
+        stored = self.relation(
+            [f"{c} AS stored_{c}" if c in names.TABLES else c for c in wanted], p
+        )
+        renamed = [
+            f"{names.sql(c, 'stored_' + c)} AS {c}" if c in names.TABLES else c for c in wanted
+        ]
+        rows = f"SELECT {', '.join(renamed + frn)} FROM ({stored}) r"
+        return f"SELECT {', '.join(columns + frn)} FROM ({rows}) m" + (
+            f" WHERE {where}" if where else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -1248,8 +1274,12 @@ class _VisitsBuilder(_Builder):
         def source(columns: str, where: str) -> str:
             """Rows of the visits files and of the computed fragments (each branch filtered,
             so the filters reach the Parquet scan)."""
-            rows = f"SELECT {columns} FROM {stored} WHERE {where}"
-            return rows + (f" UNION ALL SELECT {columns} FROM uf WHERE {where}" if computed else "")
+            rows = f"SELECT {columns} FROM {_renamed_all(stored)} WHERE {where}"
+            return rows + (
+                f" UNION ALL SELECT {columns} FROM {_renamed_all('uf')} WHERE {where}"
+                if computed
+                else ""
+            )
 
         prop = ask.prop
         dims = sorted(
@@ -1355,6 +1385,12 @@ class _VisitsBuilder(_Builder):
             f"WITH {with_}\nSELECT kind, val, unit, sum(a) AS a, sum(b) AS b, sum(c) AS c, "
             f"sum(e) AS e FROM ({' UNION ALL '.join(selects)}) r GROUP BY kind, val, unit"
         )
+
+
+def _renamed_all(relation: str) -> str:
+    """A DuckDB relation holding every session value, browser and OS renamed (decision 0034)."""
+    renamed = ", ".join(f"{names.sql(c, c)} AS {c}" for c in names.TABLES)
+    return f"(SELECT * REPLACE ({renamed}) FROM {relation})"
 
 
 def visits_sql(
