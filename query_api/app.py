@@ -13,6 +13,7 @@ from query_api import cards, funnels_api, stats_api
 from query_api.admin import routes as admin_routes
 from query_api.deps import OVERRIDES, Deps, Now, Site
 from query_api.errors import READ_ERRORS, QueryError
+from query_api.imports_api import routes as import_routes
 from query_api.reader import Realtime
 from query_api.rendering import templates
 from query_api.v2 import routes as v2_routes
@@ -34,6 +35,7 @@ app = FastAPI(
         *funnels_api.router.routes,
         *cards.router.routes,
         *admin_routes,
+        *import_routes,
         *segment_routes.routes,
     ],
 )

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from core import names
 from core.events import RawEvent
 from core.keys import Granularity, bucket_label
 from query_api.parse import SESSION, Filter, wildcard_match
@@ -67,7 +68,7 @@ def _session_passes(visit: Visit, f: Filter) -> bool:
     elif dim == "exit_page":
         value = visit.pages[-1] if visit.pages else ""
     else:
-        value = getattr(visit.events[0], dim)
+        value = names.renamed(dim, getattr(visit.events[0], dim))  # Plausible's names
     return f.matches(value) if value else f.negated
 
 

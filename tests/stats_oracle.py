@@ -8,7 +8,9 @@ Definitions (METRICS.md, decision record 0007):
 - a filter on a session property keeps the visits whose first event (first and last pageview for
   entry and exit page) has a matching value, with their pageviews, and the visitors who started
   one in the unit; on an event property it keeps the matching events;
-- goals: a custom event name, or "Visit /path" for pageviews of a path.
+- goals: a custom event name, or "Visit /path" for pageviews of a path;
+- browser and OS read as Plausible names them, whatever name they were stored under (the
+  definition, core/names.py, is shared: its own tests hold it to real user agents).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core import names
 from core.events import RawEvent
 from core.keys import Granularity, bucket_label
 from tests import oracle
@@ -62,7 +65,8 @@ class Visit:
             return self.pageviews[0].page if self.pageviews else ""
         if prop == "visit:exit_page":
             return self.pageviews[-1].page if self.pageviews else ""
-        return str(getattr(self.first, SESSION_PROPS[prop]))
+        name = SESSION_PROPS[prop]  # browser and os as Plausible names them (core/names.py)
+        return names.renamed(name, str(getattr(self.first, name)))
 
 
 def visits_of(events: list[RawEvent]) -> list[Visit]:

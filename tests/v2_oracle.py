@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core import names
 from core.events import RawEvent
 from core.sites import Site
 from query_api.metrics import compute
@@ -61,7 +62,7 @@ class Visit:
         if name == "exit_page":
             return pageviews[-1].page if pageviews else None
         assert name in FIRST_EVENT, dimension
-        return str(getattr(self.events[0], name)) or None
+        return names.renamed(name, str(getattr(self.events[0], name))) or None  # Plausible's
 
 
 def event_value(site: Site, event: RawEvent, dimension: str) -> str | None:
