@@ -21,6 +21,9 @@
     liveinsight dlq replay
     liveinsight rebuild --site DOMAIN --from 2026-11-20 --to 2026-11-27 [--source archive|events]
     liveinsight export --site DOMAIN --from 2026-11-01 --to 2026-11-30 --format parquet|csv [--out F]
+    liveinsight import --site DOMAIN FILE [--kind plausible|umami] [--json]   Plausible's CSV export
+                            (zip) or Umami's website_event CSV into the site's history
+    liveinsight import list|remove --site DOMAIN [IMPORT_ID] [--json]
 
 With `LIVEINSIGHT_META_TABLE` (and its siblings, `LIVEINSIGHT_DLQ_URL`) set in the environment,
 as RUNBOOK.md sets them up, the commands work on that deployment with the AWS credentials at hand.
@@ -125,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=("parquet", "csv"), default="csv")
     export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
 
-    args = parser.parse_args(argv)
+    add_import_commands(commands)
+
+    args = _parse(parser, argv)
+    if args.command == "import":
+        return run_import(args)
     if args.command == "dev":
         return run_dev(args)
     if args.command == "dlq":
@@ -575,6 +582,99 @@ def run_export(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.flush()
     if args.out is not None:
         print(f"{count} events of {domain} written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`import remove --site S ID`: the id after the options (argparse takes a command's
+    positionals in one run)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "import" or any(e.startswith("-") for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.target += extra
+    return args
+
+
+def add_import_commands(commands: Any) -> None:
+    command = commands.add_parser(
+        "import",
+        help="import Plausible's CSV export or Umami's website_event export; list or remove imports",
+    )
+    command.add_argument("--site", required=True)
+    command.add_argument("--kind", choices=("plausible", "umami"), help="default: from the file")
+    command.add_argument("--json", action="store_true")
+    command.add_argument(
+        "target",
+        nargs="+",
+        metavar="FILE | list | remove ID",
+        help="a file to import, or list / remove ID",
+    )
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    action, *rest = args.target
+    if action in ("list", "remove") and len(rest) != (1 if action == "remove" else 0):
+        print("liveinsight: import list --site S, or import remove --site S ID", file=sys.stderr)
+        return 2
+    with backend(args.data_dir):
+        from core.aws import make_client
+        from core.sites import SiteStore
+        from imports.errors import ImportNotFound, ImportRefused
+        from imports.recount import archive_recount
+        from imports.service import import_file, remove_import
+        from imports.store import ImportStore
+
+        if not _archive_bucket():
+            print(
+                "liveinsight: imports need the event archive (LIVEINSIGHT_ARCHIVE_BUCKET)",
+                file=sys.stderr,
+            )
+            return 2
+        client = make_client("dynamodb")
+        site = SiteStore(client, os.environ["LIVEINSIGHT_META_TABLE"], cache_seconds=0).get(
+            args.site
+        )
+        if site is None:
+            print(f"liveinsight: no site {args.site}", file=sys.stderr)
+            return 2
+        archive = _archive()
+        store = ImportStore(archive)
+        now = datetime.now(UTC)
+        recount = archive_recount(
+            client, os.environ["LIVEINSIGHT_AGGREGATES_TABLE"], archive, site, now
+        )
+        try:
+            if action == "list":
+                out: dict[str, Any] = {"imports": [m.out() for m in store.manifests(site.domain)]}
+            elif action == "remove":
+                out = {"removed": remove_import(store, site, rest[0], recount).id}
+            else:
+                path = Path(action)
+                if not path.is_file():
+                    print(f"liveinsight: no file {action}", file=sys.stderr)
+                    return 2
+                manifest, new = import_file(
+                    store, site, path.read_bytes(), path.name, now, recount, args.kind
+                )
+                out = {"import": manifest.out(), "new": new}
+        except (ImportRefused, ImportNotFound) as exc:
+            return _failed(exc, args.json)
+    if args.json:
+        print(json.dumps(out))
+    elif "imports" in out:
+        for m in out["imports"]:
+            spans = ", ".join(f"{a}..{b}" for a, b in m["ranges"])
+            print(f"{m['id']}\t{m['kind']}\t{m['filename']}\t{spans}")
+    elif "removed" in out:
+        print(f"import {out['removed']} removed")
+    else:
+        m = out["import"]
+        spans = ", ".join(f"{a}..{b}" for a, b in m["ranges"])
+        said = "imported" if out["new"] else "was imported before"
+        print(f"{m['filename']} {said} as {m['id']} ({m['kind']}): days {spans}")
     return 0
 
 

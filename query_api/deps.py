@@ -31,6 +31,7 @@ from query_api.reader import CounterReader
 
 if TYPE_CHECKING:
     from archive.store import ArchiveStore
+    from imports.store import ImportStore
 
 log = logger("query")
 
@@ -128,6 +129,13 @@ class Archive:
         from archive.store import ArchiveStore
 
         return ArchiveStore(make_client("s3"), self.bucket, cache_bytes=self.cache_bytes)
+
+    @cached_property
+    def imports(self) -> ImportStore:
+        """The sites' imports, beside the archive in its bucket (imports/store.py)."""
+        from imports.store import ImportStore
+
+        return ImportStore(self.store)
 
     def local_files(self, site: str, first_day: str, last_day: str) -> list[Path]:
         return self.store.local_files(site, first_day, last_day)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from core.sites import Site as SiteRecord
-from query_api import parse
+from query_api import imported, parse
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite
 from query_api.errors import READ_ERRORS, BadRequest
 from query_api.parse import (
@@ -46,6 +46,7 @@ def answered(planner: Planner, response: Response) -> dict[str, Any]:
 
 class V1Aggregate(BaseModel):
     results: dict[str, dict[str, Number | None]]
+    warning: str | None = None
 
 
 class V1Rows(BaseModel):
@@ -54,6 +55,38 @@ class V1Rows(BaseModel):
 
 
 # ---- parsing shared by both APIs ---------------------------------------------------------------
+
+
+def imported_tables(
+    d: Deps, site: SiteRecord, with_imported: str | None
+) -> imported.ImportedTables | None:
+    """The site's imported tables when the caller asks for them (`with_imported=true`, as
+    Plausible's v1), None otherwise; imports live in the archive's bucket."""
+    if with_imported in (None, "false"):
+        return None
+    if with_imported != "true":
+        raise BadRequest(
+            f"Invalid value `{with_imported}` for `with_imported`: use `true` or `false`."
+        )
+    return None if d.archive is None else imported.ImportedTables(d.archive.imports, site.domain)
+
+
+ALL_ROWS = 1000  # a breakdown's page of native rows, read until the last when imports are added
+MAX_NATIVE_PAGES = 10
+
+
+def all_native_rows(
+    planner: Planner, query: parse.Query, prop: parse.Property
+) -> tuple[list[dict[str, Number | str]], bool]:
+    rows: list[dict[str, Number | str]] = []
+    folded = False
+    for page in range(1, MAX_NATIVE_PAGES + 1):
+        chunk, folded_here = planner.breakdown(query, prop, ALL_ROWS, page)
+        rows += chunk
+        folded = folded or folded_here
+        if len(chunk) < ALL_ROWS:
+            break
+    return rows, folded
 
 
 FOLDED = (
@@ -65,7 +98,12 @@ FOLDED = (
 # ---- Plausible Stats API v1 --------------------------------------------------------------------
 
 
-@router.get("/api/v1/stats/aggregate", response_model=V1Aggregate, responses=ERRORS)
+@router.get(
+    "/api/v1/stats/aggregate",
+    response_model=V1Aggregate,
+    responses=ERRORS,
+    response_model_exclude_none=True,
+)
 def v1_aggregate(
     response: Response,
     site: ReadableSite,
@@ -76,16 +114,23 @@ def v1_aggregate(
     metrics: Param = None,
     filters: Param = None,
     compare: Param = None,
+    with_imported: Param = None,
 ) -> V1Aggregate:
     query = build_query(
         site, now, period=_v1_period(period), date_param=date, metrics=metrics, filters=filters
     )
     if compare not in (None, "previous_period"):
         raise BadRequest(f"Invalid value `{compare}` for `compare`: use `previous_period`.")
+    tables = imported_tables(d, site, with_imported)
     planner = d.planner(site, now)
-    results = planner.aggregate(query, compare=compare is not None)
+    if tables is None:
+        results = planner.aggregate(query, compare=compare is not None)
+        answered(planner, response)
+        return V1Aggregate(results=results)
+    native = planner.aggregate(imported.augmented(query), compare=compare is not None)
+    results, info = imported.with_aggregate(tables, query, native, compare is not None)
     answered(planner, response)
-    return V1Aggregate(results=results)
+    return V1Aggregate(results=results, warning=info.warning)
 
 
 @router.get(
@@ -104,13 +149,20 @@ def v1_timeseries(
     metrics: Param = None,
     filters: Param = None,
     interval: Param = None,
+    with_imported: Param = None,
 ) -> V1Rows:
     chosen = parse_interval(interval, _v1_period(period))
     query = build_query(site, now, period=period, date_param=date, metrics=metrics, filters=filters)
+    tables = imported_tables(d, site, with_imported)
     planner = d.planner(site, now)
-    rows = planner.timeseries(query, chosen)
+    if tables is None:
+        rows = planner.timeseries(query, chosen)
+        answered(planner, response)
+        return V1Rows(results=rows)
+    native = planner.timeseries(imported.augmented(query), chosen)
+    rows, info = imported.with_timeseries(tables, query, chosen, native)
     answered(planner, response)
-    return V1Rows(results=rows)
+    return V1Rows(results=rows, warning=info.warning)
 
 
 @router.get(
@@ -131,16 +183,25 @@ def v1_breakdown(
     property: Param = None,
     limit: Param = None,
     page: Param = None,
+    with_imported: Param = None,
 ) -> V1Rows:
     _v1_period(period)
     prop = parse_breakdown_property(property)
     query = build_query(
         site, now, period=period, date_param=date, metrics=metrics, filters=filters, prop=prop
     )
+    tables = imported_tables(d, site, with_imported)
     planner = d.planner(site, now)
-    rows, folded = planner.breakdown(query, prop, parse_limit(limit), parse_page(page))
+    if tables is None:
+        rows, folded = planner.breakdown(query, prop, parse_limit(limit), parse_page(page))
+        answered(planner, response)
+        return V1Rows(results=rows, warning=FOLDED if folded else None)
+    native, folded = all_native_rows(planner, imported.augmented(query), prop)
+    rows, info = imported.with_breakdown(
+        tables, query, prop, native, parse_limit(limit), parse_page(page)
+    )
     answered(planner, response)
-    return V1Rows(results=rows, warning=FOLDED if folded else None)
+    return V1Rows(results=rows, warning=info.warning or (FOLDED if folded else None))
 
 
 # ---- our own stats API (the dashboard's) -------------------------------------------------------
@@ -160,10 +221,13 @@ class MetricValue(BaseModel):
 
 class Answered(BaseModel):
     """Which path answered (query_api/plan.py) and the time its data reaches: now for the
-    counters, the newest archived batch for the archive (None: nothing archived yet)."""
+    counters, the newest archived batch for the archive (None: nothing archived yet).
+    `imported` (asked with `with_imported`): whether imported data are included, their days, or
+    why not (query_api/imported.py)."""
 
     answered_from: str
     fresh_to: datetime | None
+    imported: dict[str, Any] | None = None
 
 
 class Aggregate(Answered):
@@ -206,6 +270,7 @@ def aggregate(
     v: ViewParams,
     metrics: Param = None,
     compare: bool = True,
+    with_imported: Param = None,
 ) -> Aggregate:
     query = build_query(
         site,
@@ -216,10 +281,17 @@ def aggregate(
         filters=v.filters,
         default_metrics=DASHBOARD_METRICS if not v.filters else parse.VISITORS + ",pageviews",
     )
+    tables = imported_tables(d, site, with_imported)
     planner = d.planner(site, now)
-    results = planner.aggregate(query, compare=compare)
+    info = None
+    if tables is None:
+        results = planner.aggregate(query, compare=compare)
+    else:
+        native = planner.aggregate(imported.augmented(query), compare=compare)
+        results, info = imported.with_aggregate(tables, query, native, compare)
     return Aggregate(
         **answered(planner, response),
+        imported=info.out() if info else None,
         site_id=site.domain,
         range=_span(site, query.span),
         previous_range=_span(site, parse.previous_period(query.span)) if compare else None,
@@ -236,6 +308,7 @@ def timeseries(
     v: ViewParams,
     metrics: Param = None,
     interval: Param = None,
+    with_imported: Param = None,
 ) -> Timeseries:
     chosen = parse_interval(interval, v.period)
     query = build_query(
@@ -248,10 +321,17 @@ def timeseries(
     )
     if chosen == "hour" and query.span.days > 1:
         raise BadRequest("`interval=hour` is available for one day at a time.")
+    tables = imported_tables(d, site, with_imported)
     planner = d.planner(site, now)
-    rows = planner.timeseries(query, chosen)
+    info = None
+    if tables is None:
+        rows = planner.timeseries(query, chosen)
+    else:
+        native = planner.timeseries(imported.augmented(query), chosen)
+        rows, info = imported.with_timeseries(tables, query, chosen, native)
     return Timeseries(
         **answered(planner, response),
+        imported=info.out() if info else None,
         site_id=site.domain,
         range=_span(site, query.span),
         interval=chosen,
@@ -270,6 +350,7 @@ def breakdown(
     metrics: Param = None,
     limit: Param = None,
     page: Param = None,
+    with_imported: Param = None,
 ) -> Breakdown:
     prop = parse.parse_property(long_property(property))
     query = build_query(
@@ -282,10 +363,17 @@ def breakdown(
         prop=prop,
     )
     chosen_limit, chosen_page = parse_limit(limit), parse_page(page)
+    tables = imported_tables(d, site, with_imported)
     planner = d.planner(site, now)
-    rows, folded = planner.breakdown(query, prop, chosen_limit, chosen_page)
+    info = None
+    if tables is None:
+        rows, folded = planner.breakdown(query, prop, chosen_limit, chosen_page)
+    else:
+        native, folded = all_native_rows(planner, imported.augmented(query), prop)
+        rows, info = imported.with_breakdown(tables, query, prop, native, chosen_limit, chosen_page)
     return Breakdown(
         **answered(planner, response),
+        imported=info.out() if info else None,
         site_id=site.domain,
         range=_span(site, query.span),
         property=prop.name,
