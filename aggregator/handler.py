@@ -29,6 +29,7 @@ from core.observability import COUNT, logger, metrics, trace, traced
 from core.schema import load_schema
 
 if TYPE_CHECKING:
+    from alerts.detect import Alerts
     from archive.store import ArchiveStore
 
 log = logger("aggregator")
@@ -79,6 +80,25 @@ def get_archive() -> ArchiveStore | None:
     from archive.store import ArchiveStore
 
     return ArchiveStore(make_client("s3"), bucket)
+
+
+@lru_cache(maxsize=1)
+def get_alerts() -> Alerts | None:
+    """The alert rules' hook (decision 0036), or None where no queue is configured."""
+    config = get_config()
+    if not (config.meta_table and config.alerts_queue_url):
+        return None
+    from alerts.detect import Alerts
+
+    client = get_client()
+    return Alerts(
+        client,
+        config.meta_table,
+        client,
+        config.aggregates_table,
+        make_client("sqs"),
+        config.alerts_queue_url,
+    )
 
 
 class UnknownTier(ValueError):
@@ -136,6 +156,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log.append_keys(tier=tier or "single")
     items, malformed, oldest = parse_records(event)
     result = count(items, tier, granularities)
+    if Granularity.MINUTE in granularities:
+        alert(items, result)
     rolls_up = bool(granularities - {Granularity.MINUTE})
     archive_ms = archive(items, result) if rolls_up else None
     report(
@@ -180,6 +202,15 @@ def counted_through(items: list[StreamItem], result: BatchResult) -> list[Stream
     if result.failed_sequence_number is None:
         return items
     return items[: [it.sequence_number for it in items].index(result.failed_sequence_number)]
+
+
+def alert(items: list[StreamItem], result: BatchResult) -> None:
+    """After the minutes are written: the rules of the batch's sites against the fresh numbers.
+    It only reads and queues (never fails the batch; delivery is another function's)."""
+    alerts = get_alerts()
+    if alerts is not None:
+        done = counted_through(items, result)
+        alerts.after_batch({it.event.site for it in done if not it.event.is_engagement})
 
 
 def archive(items: list[StreamItem], result: BatchResult) -> int | None:

@@ -31,6 +31,9 @@ meta table        pk  SITE   sk <domain>                          sites, all in 
                                                                   scope: a keyed hash of the client
                                                                   address, or `all`
                   pk  SALT   sk <UTC date>                        daily visitor-hash salts
+                  pk  ALERTS#<site>  sk <rule id>                 alert rules and their state (0036)
+                  pk  ALERTLOG#<site>  sk log#<ms>#<key>          webhook deliveries (TTL), and
+                                       sk sent#<key>              the keys delivered (TTL)
 
 Counter attributes are top-level with encoded names (`<metric>|<dimension value>`), because ADD on
 a nested map path fails when the parent map is missing. An item is stored with a short code for
@@ -466,3 +469,25 @@ def umami_website_pk(website_id: str) -> str:
     attached to the site or derived from its domain (core/sites.py, issue 21). One GetItem
     finds the site from the id an Umami snippet or @umami/node sends."""
     return f"UMAMI{SEP}{website_id}"
+
+
+def alert_rules_pk(site: str) -> str:
+    """A site's alert rules (sk = rule id), each with its own state (issue 23, decision 0036)."""
+    return f"ALERTS{SEP}{site}"
+
+
+def alert_log_pk(site: str) -> str:
+    """A site's webhook deliveries (sk `log#<ms>#<key>`, TTL) and delivered keys (`sent#<key>`)."""
+    return f"ALERTLOG{SEP}{site}"
+
+
+ALERT_LOG_PREFIX = "log#"
+ALERT_SENT_PREFIX = "sent#"
+
+
+def alert_log_sk(at_ms: int, key: str) -> str:
+    return f"{ALERT_LOG_PREFIX}{at_ms:013d}{SEP}{key}"
+
+
+def alert_sent_sk(key: str) -> str:
+    return f"{ALERT_SENT_PREFIX}{key}"

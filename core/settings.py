@@ -103,6 +103,10 @@ class AggregatorSettings:
     # The event archive's S3 bucket (decision 0027): the rollup tier (and the single tier) writes
     # the events it counted there. Empty: no archive.
     archive_bucket: str = ""
+    # Alerts (decision 0036): the realtime tier reads the sites' rules in the meta table and
+    # queues what crosses them. Either empty: no alerts, no read.
+    meta_table: str = ""
+    alerts_queue_url: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,3 +151,16 @@ class ArchiveSettings:
     # Days compacted per run stop once less than this is left of the invocation's time: the rest
     # waits for the next run.
     reserve_seconds: int = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertSettings:
+    """The webhook delivery function's (alerts/handler.py): the rules and the delivery log in
+    meta, the queue whose messages it delays between attempts."""
+
+    meta_table: str
+    alerts_queue_url: str
+    webhook_timeout_seconds: float = 5.0
+    # A failed attempt's message comes back after base x 2^(attempt - 1) seconds, at most max.
+    retry_base_seconds: int = 15
+    retry_max_seconds: int = 900

@@ -36,6 +36,7 @@ from local.async_invoke import invoke_async, sqs_destination
 from local.demo import DemoTraffic
 from local.front import ORIGIN_ENVIRONMENT, PUBLIC_URL_VARIABLE, Front
 from local.poller import StreamPoller, tier_pollers
+from local.queue_poller import QueuePoller, alert_batch_size, create_alert_queues
 from local.runtime import LocalFunction
 
 log = logger("local-stack")
@@ -134,6 +135,8 @@ class LocalStack:
         self.bucket = tables.bucket_name(TABLE_PREFIX)
         self._archive_run = time.monotonic()
         self.dlq_url = ""
+        self.alerts_queue_url = self.alerts_dlq_url = ""
+        self.alert_poller: QueuePoller | None = None
 
     @property
     def snapshot_path(self) -> Path:
@@ -172,8 +175,15 @@ class LocalStack:
             QueueName=f"{TABLE_PREFIX}-aggregator-dlq"
         )["QueueUrl"]
 
+        # Alerts (decision 0036): the realtime tier queues them, the delivery function posts them
+        self.alerts_queue_url, self.alerts_dlq_url = create_alert_queues(
+            self.client("sqs"), TABLE_PREFIX
+        )
+        os.environ["LIVEINSIGHT_ALERTS_QUEUE_URL"] = self.alerts_queue_url
+
         # Imported only now: the handlers build their clients lazily from this environment.
         from aggregator.handler import handler as aggregator_handler
+        from alerts.handler import handler as alerts_handler
         from archive.handler import handler as archive_handler
         from ingest.handler import handler as ingest_handler
         from query_api.handler import handler as query_handler
@@ -190,6 +200,7 @@ class LocalStack:
             "query": LocalFunction("query", query_handler),
             # As Terraform (locals.tf: 300 s); a run stops between days before that.
             "archive": LocalFunction("archive", archive_handler, timeout_seconds=300),
+            "alerts": LocalFunction("alerts", alerts_handler),
         }
         faults = None
         if self.config.faults_seed is not None:
@@ -217,6 +228,13 @@ class LocalStack:
         )
         for poller in self.pollers.values():
             poller.start()
+        self.alert_poller = QueuePoller(
+            self.client("sqs"),
+            self.alerts_queue_url,
+            self.functions["alerts"].invoke,
+            batch_size=alert_batch_size(),
+        )
+        self.alert_poller.start()
         self.front = Front(
             self.config.host,
             self.config.port,
@@ -357,6 +375,8 @@ class LocalStack:
             thread.start()
         for thread in draining:
             thread.join()
+        if self.alert_poller:
+            self.alert_poller.stop()
         for function in self.functions.values():
             function.close(UNAVAILABLE)
         clock.step("drain")

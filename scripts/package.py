@@ -86,16 +86,18 @@ FUNCTIONS: dict[str, Function] = {
             handler="aggregator.handler.handler",
             # archive: the rollup tier writes each batch's events as Parquet to S3 (DuckDB,
             # imported only when a batch is archived: decision 0029).
-            packages=("core", "aggregator", "archive"),
+            # alerts: the realtime tier evaluates the sites' alert rules and queues (SQS) what
+            # crosses them (decision 0036).
+            packages=("core", "aggregator", "archive", "alerts"),
             requires=("aws-lambda-powertools", "botocore", "duckdb"),
-            botocore_services=("dynamodb", "s3"),
+            botocore_services=("dynamodb", "s3", "sqs"),
             budget_zipped=26 * MB,
             budget_unzipped=90 * MB,
         ),
         Function(
             name="query",
             handler="query_api.handler.handler",
-            packages=("core", "query_api", "archive"),
+            packages=("core", "query_api", "archive", "alerts"),
             requires=(
                 "aws-lambda-powertools",
                 "botocore",
@@ -121,6 +123,16 @@ FUNCTIONS: dict[str, Function] = {
             botocore_services=("dynamodb", "s3"),
             budget_zipped=26 * MB,
             budget_unzipped=90 * MB,
+        ),
+        Function(
+            name="alerts",
+            handler="alerts.handler.handler",
+            # Posts queued alerts to their webhooks (decision 0036): the rules and the delivery
+            # log in meta, backoff through the queue's visibility.
+            packages=("core", "alerts"),
+            requires=("aws-lambda-powertools", "botocore"),
+            botocore_services=("dynamodb", "sqs"),
+            budget_zipped=6 * MB,
         ),
     )
 }

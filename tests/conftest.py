@@ -83,6 +83,7 @@ def _clear_composition_roots() -> None:
     aggregator.handler.get_minute_store.cache_clear()
     aggregator.handler.get_config.cache_clear()
     aggregator.handler.get_archive.cache_clear()
+    aggregator.handler.get_alerts.cache_clear()
     archive.handler.get_config.cache_clear()
     archive.handler.get_store.cache_clear()
     archive.handler.get_sites.cache_clear()

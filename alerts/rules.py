@@ -1,0 +1,356 @@
+"""Alert rules of a site and their state, in the meta table (issue 23, decision 0036).
+
+A rule item (pk `ALERTS#<site>`, sk the rule's id) holds the rule, its webhook target and its
+state: whether it is firing, how many times it crossed (`crossing`), when it last alerted, and the
+idempotency key of a message decided but not yet handed to the queue (`pending`). Every change of
+state is one conditional UpdateItem on the item's version (`ver`), so of the writers that see the
+same crossing (a redelivered batch, a retry, another shard's instance) exactly one records it; the
+key of what it recorded is `<rule id>.<crossing>.<alert|resolved>`, the same whoever sends it.
+
+The webhook secret is stored as given: the delivery function signs each body with it (HMAC needs
+the secret itself, not a hash). It is shown once, when the rule is made, never listed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ipaddress
+import json
+import secrets
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from core import keys
+from core.aws import paged
+from core.sites import PAGEVIEW_GOAL_PREFIX
+
+SPIKE, GOAL = "spike", "goal"
+KINDS = (SPIKE, GOAL)
+JSON, SLACK = "json", "slack"
+FORMATS = (JSON, SLACK)
+FIRED, RESOLVED = "alert", "resolved"
+DEFAULT_COOLDOWN_SECONDS = 6 * 3600
+MAX_COOLDOWN_SECONDS = 7 * 24 * 3600
+MAX_RULES = 20  # per site: each is evaluated after every realtime batch of the site
+MAX_THRESHOLD = 10_000_000
+# A goal's window is read from minute items, which live 48 h; 60 minutes keeps a rule's read small.
+MAX_WINDOW_MINUTES = 60
+MAX_URL_LENGTH = 2000
+MIN_SECRET_LENGTH, MAX_SECRET_LENGTH = 16, 200
+SECRET_PREFIX = "whsec_"
+
+
+class AlertError(ValueError):
+    """Invalid rule input."""
+
+
+class RuleNotFound(AlertError):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    secret: str
+    format: str = JSON
+
+
+@dataclass(frozen=True)
+class State:
+    version: int = 0
+    firing: bool = False
+    crossing: int = 0
+    last_alert_at: int = 0  # epoch seconds of the last alert sent (not resolved messages)
+    pending: str = ""  # the key of a message recorded but not yet queued
+    pending_since: int = 0
+    value: int = 0  # the number that fired or resolved it last
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    site: str
+    kind: str
+    threshold: int
+    target: Target
+    goal: str = ""  # goal rules: "Visit /path"
+    window_minutes: int = 5  # spike: current visitors (the last 5 minutes)
+    cooldown_seconds: int = DEFAULT_COOLDOWN_SECONDS
+    created_at: int = 0
+    state: State = State()
+
+    def crossed(self, value: int) -> bool:
+        """Spike: current visitors above N. Goal: K conversions or more within the window."""
+        return value > self.threshold if self.kind == SPIKE else value >= self.threshold
+
+    @property
+    def goal_page(self) -> str:
+        return self.goal[len(PAGEVIEW_GOAL_PREFIX) :]
+
+    def out(self) -> dict[str, Any]:
+        """As the admin API and the CLI show it: never the secret."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "threshold": self.threshold,
+            "goal": self.goal or None,
+            "window_minutes": self.window_minutes,
+            "cooldown_seconds": self.cooldown_seconds,
+            "webhook": {"url": self.target.url, "format": self.target.format},
+            "created_at": self.created_at,
+            "firing": self.state.firing,
+            "last_alert_at": self.state.last_alert_at or None,
+        }
+
+
+def message_key(rule_id: str, crossing: int, kind: str) -> str:
+    return f"{rule_id}.{crossing}.{kind}"
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+
+def validate_url(url: str) -> str:
+    """https anywhere; http only to this machine (the local stack and tests' capture servers)."""
+    url = url.strip()
+    if not url or len(url) > MAX_URL_LENGTH or not url.isprintable():
+        raise AlertError(f"a webhook URL has 1 to {MAX_URL_LENGTH} printable characters")
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
+        raise AlertError("a webhook URL is https://host/path (no credentials in it)")
+    if parts.scheme == "http" and not _loopback(host):
+        raise AlertError("a webhook URL is https, except to localhost")
+    return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_secret(secret: str | None) -> str:
+    """The owner's secret, or a new random one."""
+    if secret is None or secret == "":
+        return SECRET_PREFIX + secrets.token_urlsafe(24)
+    if not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH or not secret.isprintable():
+        raise AlertError(
+            f"a webhook secret has {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} printable characters"
+        )
+    return secret
+
+
+def validate_rule(
+    kind: str,
+    threshold: int,
+    goal: str | None,
+    window_minutes: int | None,
+    cooldown_seconds: int | None,
+    site_goals: tuple[str, ...],
+) -> tuple[str, int, str, int, int]:
+    """(kind, threshold, goal, window, cool-down) of a valid rule; AlertError otherwise."""
+    if kind not in KINDS:
+        raise AlertError(f"a rule's kind is one of {', '.join(KINDS)}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int):
+        raise AlertError("a rule's threshold is a whole number")
+    if not 1 <= threshold <= MAX_THRESHOLD:
+        raise AlertError(f"a rule's threshold is 1 to {MAX_THRESHOLD}")
+    cooldown = DEFAULT_COOLDOWN_SECONDS if cooldown_seconds is None else cooldown_seconds
+    if not 0 <= cooldown <= MAX_COOLDOWN_SECONDS:
+        raise AlertError(f"a rule's cool-down is 0 to {MAX_COOLDOWN_SECONDS} seconds")
+    if kind == SPIKE:
+        if goal or window_minutes not in (None, 5):
+            raise AlertError(
+                "a spike rule watches current visitors (5 minutes): no goal, no window"
+            )
+        return kind, threshold, "", 5, cooldown
+    if not goal:
+        raise AlertError('a goal rule names a goal ("Visit /path")')
+    if not goal.startswith(PAGEVIEW_GOAL_PREFIX) or len(goal) <= len(PAGEVIEW_GOAL_PREFIX):
+        # Custom events are not in the minute counters (decision 0036): only pageview goals yet.
+        raise AlertError('a goal rule counts a pageview goal ("Visit /path") for now')
+    if "*" in goal:
+        raise AlertError("a goal rule's page is one path, without *")
+    if site_goals and goal not in site_goals:
+        raise AlertError(f"{goal!r} is not one of the site's goals")
+    window = 5 if window_minutes is None else window_minutes
+    if isinstance(window, bool) or not 1 <= window <= MAX_WINDOW_MINUTES:
+        raise AlertError(f"a goal rule's window is 1 to {MAX_WINDOW_MINUTES} minutes")
+    return kind, threshold, goal, window, cooldown
+
+
+# ---- the store ---------------------------------------------------------------------------------
+
+
+class StateMoved(Exception):
+    """Another writer changed the rule's state first: read it again."""
+
+
+class RuleStore:
+    def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
+        self._client, self._table, self._clock = client, table, clock
+
+    def list(self, site: str, consistent: bool = False) -> builtins.list[Rule]:
+        items = paged(
+            self._client.query,
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.alert_rules_pk(site)}},
+            ConsistentRead=consistent,
+        )
+        return sorted((_rule(site, item) for item in items), key=lambda r: (r.created_at, r.id))
+
+    def get(self, site: str, rule_id: str) -> Rule | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=_key(site, rule_id),
+            ConsistentRead=True,
+        )
+        return _rule(site, response["Item"]) if "Item" in response else None
+
+    def add(
+        self,
+        site: str,
+        kind: str,
+        threshold: int,
+        url: str,
+        secret: str | None = None,
+        format: str = JSON,
+        goal: str | None = None,
+        window_minutes: int | None = None,
+        cooldown_seconds: int | None = None,
+        site_goals: tuple[str, ...] = (),
+    ) -> Rule:
+        kind, threshold, goal, window, cooldown = validate_rule(
+            kind, threshold, goal, window_minutes, cooldown_seconds, site_goals
+        )
+        if format not in FORMATS:
+            raise AlertError(f"a webhook's format is one of {', '.join(FORMATS)}")
+        target = Target(validate_url(url), validate_secret(secret), format)
+        if len(self.list(site, consistent=True)) >= MAX_RULES:
+            raise AlertError(f"a site keeps at most {MAX_RULES} alert rules")
+        rule = Rule(
+            secrets.token_hex(6),
+            site,
+            kind,
+            threshold,
+            target,
+            goal,
+            window,
+            cooldown,
+            int(self._clock()),
+        )
+        self._client.put_item(
+            TableName=self._table, Item=_item(rule), ConditionExpression="attribute_not_exists(pk)"
+        )
+        return rule
+
+    def remove(self, site: str, rule_id: str) -> None:
+        response = self._client.delete_item(
+            TableName=self._table, Key=_key(site, rule_id), ReturnValues="ALL_OLD"
+        )
+        if "Attributes" not in response:
+            raise RuleNotFound(f"no alert rule {rule_id} for {site}")
+
+    def remove_all(self, site: str) -> int:
+        removed = 0
+        for rule in self.list(site, consistent=True):
+            self.remove(site, rule.id)
+            removed += 1
+        return removed
+
+    def record(self, rule: Rule, state: State) -> Rule:
+        """Move the rule from the state it was read with to `state`, if nobody moved it first
+        (StateMoved otherwise). One conditional write: the idempotency of a crossing."""
+        values: dict[str, Any] = {
+            ":v": {"N": str(rule.state.version)},
+            ":nv": {"N": str(rule.state.version + 1)},
+            ":f": {"BOOL": state.firing},
+            ":c": {"N": str(state.crossing)},
+            ":l": {"N": str(state.last_alert_at)},
+            ":p": {"S": state.pending},
+            ":ps": {"N": str(state.pending_since)},
+            ":x": {"N": str(state.value)},
+        }
+        condition = "attribute_exists(pk) AND "
+        if rule.state.version:
+            condition += "ver = :v"
+        else:
+            condition += "attribute_not_exists(ver)"
+            del values[":v"]
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(rule.site, rule.id),
+                UpdateExpression=(
+                    "SET ver = :nv, firing = :f, crossing = :c, last_alert_at = :l,"
+                    " pending = :p, pending_since = :ps, last_value = :x"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StateMoved(rule.id) from None
+            raise
+        return replace(rule, state=replace(state, version=rule.state.version + 1))
+
+
+def _key(site: str, rule_id: str) -> dict[str, Any]:
+    return {"pk": {"S": keys.alert_rules_pk(site)}, "sk": {"S": rule_id}}
+
+
+def _item(rule: Rule) -> dict[str, Any]:
+    definition = {
+        "kind": rule.kind,
+        "threshold": rule.threshold,
+        "goal": rule.goal,
+        "window_minutes": rule.window_minutes,
+        "cooldown_seconds": rule.cooldown_seconds,
+        "url": rule.target.url,
+        "format": rule.target.format,
+    }
+    return {
+        **_key(rule.site, rule.id),
+        "rule": {"S": json.dumps(definition, separators=(",", ":"))},
+        "secret": {"S": rule.target.secret},
+        "created_at": {"N": str(rule.created_at)},
+    }
+
+
+def _rule(site: str, item: dict[str, Any]) -> Rule:
+    d = json.loads(item["rule"]["S"])
+
+    def number(name: str) -> int:
+        return int(item[name]["N"]) if name in item else 0
+
+    state = State(
+        version=number("ver"),
+        firing=bool(item.get("firing", {}).get("BOOL", False)),
+        crossing=number("crossing"),
+        last_alert_at=number("last_alert_at"),
+        pending=item.get("pending", {}).get("S", ""),
+        pending_since=number("pending_since"),
+        value=number("last_value"),
+    )
+    return Rule(
+        id=item["sk"]["S"],
+        site=site,
+        kind=d["kind"],
+        threshold=int(d["threshold"]),
+        target=Target(d["url"], item["secret"]["S"], d["format"]),
+        goal=d["goal"],
+        window_minutes=int(d["window_minutes"]),
+        cooldown_seconds=int(d["cooldown_seconds"]),
+        created_at=number("created_at"),
+        state=state,
+    )
