@@ -21,7 +21,8 @@ from query_api.parse import DateRange
 from query_api.v2.model import Behaviour, Condition, FilterTree, Junction, Result, V2Query
 
 HOUR_MS = 3_600_000
-# Plausible's `meta.imports_skip_reason` when a site has no imported data: ours never has any.
+# Plausible's `meta.imports_skip_reason` when no imported data meet the range; query_api/v2/
+# imported.py says more when some do (decision 0035).
 NO_IMPORTED_DATA = "no_imported_data"
 
 

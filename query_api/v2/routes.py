@@ -21,6 +21,7 @@ from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, authorize
 from query_api.errors import READ_ERRORS, BadRequest
 from query_api.plan import ARCHIVE, COUNTERS, Planner
 from query_api.v2 import answer, fast
+from query_api.v2 import imported as v2_imported
 from query_api.v2 import parse as v2parse
 from query_api.v2.model import FilterTree, Result, V2Query
 from query_api.v2.segments_api import store_of
@@ -84,9 +85,11 @@ def v2_query(
     query = v2parse.parse_query(body, site, now, _parsed_segments(resolve, site, now))
     planner = d.planner(site, now)
     result = run(planner, query)
+    result, imported_meta = v2_imported.include(d.archive, query, result, lambda q: run(planner, q))
     fresh = planner.fresh_to.isoformat() if planner.fresh_to else None
     document = answer.render(query, result)
     document.setdefault("meta", {}).update(answered_from=planner.answered_from, fresh_to=fresh)
+    document["meta"].update(imported_meta)  # include.imports: Plausible's meta (decision 0035)
     return JSONResponse(document, headers={ANSWERED_FROM: planner.answered_from})
 
 

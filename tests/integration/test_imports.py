@@ -158,6 +158,25 @@ def test_a_plausible_export_uploaded_answers_its_numbers_once_and_goes_when_dele
     assert ours["imported"] == {"included": True, "first": "2026-03-10", "last": "2026-03-13"}
     assert ours["results"]["visitors"]["value"] == native["visitors"]["value"] + want["visitors"]
 
+    # v2 with include.imports adds them where Plausible would, and says when it cannot
+    body = {
+        "site_id": SITE,
+        "metrics": ["visitors"],
+        "date_range": ["2026-03-01", "2026-03-19"],
+        "dimensions": ["visit:source"],
+        "include": {"imports": True},
+    }
+    answer = pipeline.post("/api/v2/query", body, key).json()
+    assert answer["meta"]["imports_included"] is True
+    got = {r["dimensions"][0]: r["metrics"][0] for r in answer["results"]}
+    assert got["Google"] == sum(export.sources[(d, "Google")] for d in imported_days) + 1
+    crossed_v2 = pipeline.post(
+        "/api/v2/query", {**body, "dimensions": ["visit:source", "visit:country"]}, key
+    ).json()
+    assert crossed_v2["meta"]["imports_included"] is False
+    assert crossed_v2["meta"]["imports_warning"] == WARNING
+    assert crossed_v2["meta"]["imports_skip_reason"] == "unsupported_query"
+
     # When the same file is uploaded again, nothing is added
     again = upload(browser, export.data, "plausible-export.zip")
     assert again.status == 200 and again.json()["new"] is False
