@@ -22,7 +22,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from query_api import parse
+from query_api import imported, parse
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
 from query_api.metrics import Number
@@ -137,10 +137,14 @@ def metrics_card(
     now: Now,
     v: ViewParams,
     metric: Annotated[str, Query(max_length=40)] = parse.VISITORS,
+    with_imported: Annotated[str | None, Query(max_length=5)] = None,
 ) -> HTMLResponse:
-    """The metric row: each metric with its change against the previous period."""
+    """The metric row: each metric with its change against the previous period; with
+    `with_imported=true`, imported data added for their days, and a note saying which."""
     engine = d.planner(site, now)
+    tables = imported.tables_for(d.archive, site.domain, with_imported)
     tiles: list[dict[str, Any]] = []
+    infos: list[imported.Imported] = []
     span = None
     for name, label, kind in TILES:
         try:
@@ -148,13 +152,39 @@ def metrics_card(
                 site, now, period=v.period, date_param=v.date, metrics=name, filters=v.filters
             )
             span = query.span
-            result = engine.aggregate(query, compare=True)[name]
+            if tables is None:
+                result = engine.aggregate(query, compare=True)[name]
+            else:
+                native = engine.aggregate(imported.augmented(query), compare=True)
+                merged, info = imported.with_aggregate(tables, query, native, True)
+                result = merged[name]
+                infos.append(info)
             tiles.append({"metric": name, "label": label, "kind": kind, **result, "reason": ""})
         except BadRequest as exc:
             tiles.append({"metric": name, "label": label, "kind": kind, "reason": exc.message})
     if span is None:
         raise BadRequest(str(tiles[0]["reason"]))
-    return fragment("metrics.html", tiles=tiles, selected=metric, span=span)
+    return fragment(
+        "metrics.html",
+        tiles=tiles,
+        selected=metric,
+        span=span,
+        imported_note=imported.note(infos),
+        imported_toggle=_imported_toggle(d, site.domain, span, with_imported, infos),
+    )
+
+
+def _imported_toggle(
+    d: Any, domain: str, span: parse.DateRange, with_imported: str | None, infos: list[Any]
+) -> str:
+    """The metric row's switch for imported data, when the period holds some: "false" to leave
+    them out, "true" to add them back, "" when there are none."""
+    if any(i.included for i in infos):
+        return "false"
+    if with_imported != "false" or d.archive is None:
+        return ""
+    tables = imported.tables_for(d.archive, domain, "true")
+    return "true" if tables is not None and tables.days_in(span) else ""
 
 
 # the graph's comparison: `compare` → what its dataset and legend call it
@@ -206,6 +236,7 @@ def graph_card(
         str | None,
         Query(max_length=40, description="previous_period or year_over_year; none if absent"),
     ] = None,
+    with_imported: Annotated[str | None, Query(max_length=5)] = None,
 ) -> HTMLResponse:
     """The selected metric over the period, as a Chart.js line (and a table for screen readers);
     with `compare`, a dashed second line for the previous period or the same dates a year
@@ -228,6 +259,12 @@ def graph_card(
             return fragment("unavailable.html", reason=_reason(engine, query, interval))
         interval = "day"  # hourly counters are site-wide only: a filtered day is one point
         points = engine.timeseries(query, interval)
+    tables = imported.tables_for(d.archive, site.domain, with_imported)
+    imported_note = ""
+    if tables is not None:  # imported days added (decision 0035)
+        native = engine.timeseries(imported.augmented(query), interval)
+        points, info = imported.with_timeseries(tables, query, interval, native)
+        imported_note = imported.note([info])
     answered = answered_note(engine)
     labels = [_point_label(str(p["date"]), interval) for p in points]
     values = [p[metric] for p in points]
@@ -277,6 +314,7 @@ def graph_card(
         kind=kind_of(metric),
         interval=interval,
         answered=answered,
+        imported_note=imported_note,
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from imports.store import PLAUSIBLE, ImportStore, Manifest
 from query_api import parse
+from query_api.errors import BadRequest
 from query_api.metrics import Number, change
 from query_api.parse import DateRange, Filter, Property, Query
 
@@ -232,6 +233,29 @@ class ImportedTables:
             key = str(values[shape.column] or "") if shape.column else ""
             out.append((record[0], key, cell))
         return out
+
+
+def tables_for(archive: Any, site: str, with_imported: str | None) -> ImportedTables | None:
+    """The site's imported tables when a caller asks for them (`with_imported=true`, as
+    Plausible's v1), None otherwise or without an archive (imports live in its bucket).
+    `archive`: the query deps' (query_api/deps.py Archive) or None."""
+    if with_imported in (None, "false"):
+        return None
+    if with_imported != "true":
+        raise BadRequest(
+            f"Invalid value `{with_imported}` for `with_imported`: use `true` or `false`."
+        )
+    return None if archive is None else ImportedTables(archive.imports, site)
+
+
+def note(infos: list[Imported]) -> str:
+    """What a dashboard card says of the imported data it holds ("" when none)."""
+    held = [i for i in infos if i.included and i.first and i.last]
+    if not held:
+        return ""
+    first = min(str(i.first) for i in held)
+    last = max(str(i.last) for i in held)
+    return f"Includes imported data from {first} to {last}."
 
 
 # ---- adding imported numbers to native answers ---------------------------------------------------

@@ -60,15 +60,7 @@ class V1Rows(BaseModel):
 def imported_tables(
     d: Deps, site: SiteRecord, with_imported: str | None
 ) -> imported.ImportedTables | None:
-    """The site's imported tables when the caller asks for them (`with_imported=true`, as
-    Plausible's v1), None otherwise; imports live in the archive's bucket."""
-    if with_imported in (None, "false"):
-        return None
-    if with_imported != "true":
-        raise BadRequest(
-            f"Invalid value `{with_imported}` for `with_imported`: use `true` or `false`."
-        )
-    return None if d.archive is None else imported.ImportedTables(d.archive.imports, site.domain)
+    return imported.tables_for(d.archive, site.domain, with_imported)
 
 
 ALL_ROWS = 1000  # a breakdown's page of native rows, read until the last when imports are added

@@ -110,6 +110,7 @@
   let session = null; // {csrf} once /api/auth/me says the admin is signed in
   const keys = loadKeys();
   const tabs = {}; // card name → the property its selected tab shows
+  let withImported = true; // the metric row and graph add imported data (its note switches it)
   let chosenPropKey = null; // the custom prop key shown under the Properties tab
   const siteToday = new Map(); // site → its "today" (YYYY-MM-DD), in its own time zone
   let clockSkew = 0; // this browser's clock minus the server's, when they disagree by > 2 s
@@ -749,7 +750,7 @@
     if (!previous || previous.period !== state.period || previous.date !== state.date) $("range-text").textContent = "";
     // Requested in the order a reader looks: numbers first, the slower graph after the cards
     // (one warm Lambda instance answers them in turn locally), the live badge last.
-    load($("metrics"), `/api/cards/metrics?${statsParams()}&metric=${encodeURIComponent(state.metric)}`);
+    load($("metrics"), `/api/cards/metrics?${statsParams()}&metric=${encodeURIComponent(state.metric)}&with_imported=${withImported}`);
     for (const card of document.querySelectorAll("[data-card]")) loadCard(card);
     loadGraph();
     // The archive's cards, and the site's segments (for the menu and the applied one's name).
@@ -761,7 +762,7 @@
 
   function loadGraph() {
     const compare = state.compare ? `&compare=${state.compare}` : "";
-    load($("graph"), `/api/cards/graph?${statsParams()}&metric=${encodeURIComponent(state.metric)}${compare}`);
+    load($("graph"), `/api/cards/graph?${statsParams()}&metric=${encodeURIComponent(state.metric)}${compare}&with_imported=${withImported}`);
   }
 
   function markTiles() {
@@ -2263,7 +2264,63 @@
     renderGoals(domain, goals.goals);
     renderKeys(domain, keyList.keys);
     renderShares(domain, shares.shares);
+    loadImports(domain);
   }
+
+  /** The site's imports (decision 0035): upload an export, list them, delete one. */
+  const loadImports = guard(async (domain) => {
+    const { imports } = await admin("GET", `/api/admin/sites/${encodeURIComponent(domain)}/imports`);
+    if (domain !== settingsSite) return;
+    $("imports-list").replaceChildren(
+      ...(imports.length
+        ? imports.map((item) => {
+            const row = el("li", "settings-row");
+            row.dataset.import = item.id;
+            const days = item.ranges.map(([a, b]) => (a === b ? a : `${a} to ${b}`)).join(", ");
+            row.append(
+              el("span", "min-w-0 break-all", `${item.kind === "umami" ? "Umami" : "Plausible"}: ${item.filename}, ${days || "no days"}`),
+              confirmButton(
+                "Delete",
+                `Delete the import of ${item.filename}`,
+                guard(async () => {
+                  await admin("DELETE", `/api/admin/sites/${encodeURIComponent(domain)}/imports/${item.id}`);
+                  setStatus(`The import of ${item.filename} was deleted.`, "", "settings");
+                  await loadImports(domain);
+                }),
+              ),
+            );
+            return row;
+          })
+        : [el("li", "text-sm text-gray-500", "No imports yet.")]),
+    );
+  });
+
+  const uploadImport = guard(async (event) => {
+    event.preventDefault();
+    const file = $("import-file").files[0];
+    if (!file || !settingsSite) return;
+    const domain = settingsSite;
+    const q = new URLSearchParams({ filename: file.name });
+    const kind = $("import-kind").value;
+    if (kind) q.set("kind", kind);
+    setStatus(`Importing ${file.name}…`, "", "settings");
+    const response = await fetch(`/api/admin/sites/${encodeURIComponent(domain)}/imports?${q}`, {
+      method: "POST",
+      headers: { Accept: "application/json", "Content-Type": "application/octet-stream", "X-CSRF-Token": session ? session.csrf : "" },
+      body: file,
+      credentials: "same-origin",
+    });
+    adminEdits++;
+    if (!response.ok) {
+      if (response.status === 401) setSession(null);
+      throw new ApiError(response.status, await errorText(response));
+    }
+    const { import: made, new: isNew } = await response.json();
+    const days = made.ranges.map(([a, b]) => `${a} to ${b}`).join(", ");
+    setStatus(isNew ? `${file.name} imported: ${days}.` : `${file.name} was imported before; nothing changed.`, "", "settings");
+    $("import-form").reset();
+    await loadImports(domain);
+  });
 
   /** The Umami ids, on a server whose admin API has them (issue 21). */
   function renderUmami(site) {
@@ -2427,6 +2484,7 @@
         setStatus(`Allowed hostnames of ${site.domain} saved.`, "", "settings");
       }),
     );
+    $("import-form").addEventListener("submit", uploadImport);
     $("umami-form").addEventListener(
       "submit",
       guard(async (event) => {
@@ -2472,6 +2530,12 @@
       if (!inSite) return;
       const filter = target.closest("button[data-filter]");
       if (filter) return addFilter(filter.dataset.filter);
+      const importedToggle = target.closest("#metrics button[data-imported-toggle]");
+      if (importedToggle) {
+        withImported = importedToggle.dataset.importedToggle === "true";
+        load($("metrics"), `/api/cards/metrics?${statsParams()}&metric=${encodeURIComponent(state.metric)}&with_imported=${withImported}`);
+        return loadGraph();
+      }
       const tile = target.closest("#metrics button[data-metric]");
       if (tile && !tile.disabled) return navigate({ metric: tile.dataset.metric });
       const tab = target.closest("[role=tab]");
