@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from archive import parquet
-from archive.layout import EVENT_COLUMNS
+from archive.layout import EVENT_COLUMNS, read_sql
 from archive.store import ArchiveStore
 
 FORMATS = ("parquet", "csv")
@@ -48,10 +48,10 @@ def _source(files: list[Path]) -> str:
     if not files:
         empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in EVENT_COLUMNS)
         return f"SELECT {empty} WHERE false"
-    names = ", ".join(name for name, _ in EVENT_COLUMNS)
+    names = ", ".join(read_sql(name) for name, _ in EVENT_COLUMNS)
     listed = "[" + ", ".join(_quoted(f) for f in files) + "]"
     return (
-        f"SELECT {names} FROM read_parquet({listed}) "
+        f"SELECT {names} FROM read_parquet({listed}, union_by_name = true) "
         "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         "ORDER BY ts, event_id"
     )

@@ -36,7 +36,9 @@ PREFIX = "events"
 QUARANTINE = "quarantine"
 PART, COMPACT = "part", "compact"
 VISITS = "visits"
-VISITS_VERSION = 1  # archive/visits.py's file format: a new one is written, an old one deleted
+# archive/visits.py's file format: a new one is written, an old one deleted. 2: region, city and
+# channel among the session values.
+VISITS_VERSION = 2
 
 # (column, DuckDB type) in file order. Strings are never NULL: absent is "" as in RawEvent.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -61,6 +63,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("utm_content", "VARCHAR"),
     ("utm_term", "VARCHAR"),
     ("country", "VARCHAR"),
+    # region, city, channel: files written before them lack them (read as "": ADDED)
+    ("region", "VARCHAR"),
+    ("city", "VARCHAR"),
+    ("channel", "VARCHAR"),
     ("browser", "VARCHAR"),
     ("browser_version", "VARCHAR"),
     ("os", "VARCHAR"),
@@ -78,8 +84,17 @@ COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 # Columns computed from the others when a file is written, not fields of an event: a reader of
 # events ignores them, and a file without them is still an archive file.
 DERIVED = ("visitor_key",)
+# Event columns added after files were written without them: a file lacking them is still an
+# archive file, its events read with "" there (readers use `union_by_name` or `read_sql`).
+ADDED = ("region", "city", "channel")
 EVENT_COLUMNS = tuple((name, kind) for name, kind in COLUMNS if name not in DERIVED)
 EVENT_COLUMN_NAMES = tuple(name for name, _ in EVENT_COLUMNS)
+
+
+def read_sql(name: str) -> str:
+    """A column as a reader of files that may lack the ADDED ones selects it (with
+    `union_by_name`: a missing column is NULL, an absent value "" as in RawEvent)."""
+    return f"coalesce({name}, '') AS {name}" if name in ADDED else name
 
 
 def visitor_key_sql(column: str = "visitor_id") -> str:

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from archive.layout import (
+    ADDED,
     COLUMN_NAMES,
     COLUMNS,
     DERIVED,
     EVENT_COLUMN_NAMES,
     EVENT_COLUMNS,
+    read_sql,
     visitor_key_sql,
 )
 from core.events import RawEvent
@@ -75,7 +77,7 @@ def _columns_sql() -> str:
 def _selected() -> str:
     """The file's columns in layout order, the derived ones computed from the event's."""
     return ", ".join(
-        f"{visitor_key_sql()} AS visitor_key" if name == "visitor_key" else name
+        f"{visitor_key_sql()} AS visitor_key" if name == "visitor_key" else read_sql(name)
         for name in COLUMN_NAMES
     )
 
@@ -112,11 +114,11 @@ def merge_files(sources: Sequence[str | Path], path: str | Path, con: Any | None
     """One Parquet file of the sources' events, each event id once; returns its row count.
     Derived columns are computed afresh from the event's columns, never read: a merge gives
     files written before them those columns (DuckDB reads the named columns of files that
-    differ in others)."""
+    differ in others); columns ADDED since a file was written are "" in its events."""
     con = con or connect()
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
     con.execute(
-        f"COPY (SELECT {_selected()} FROM read_parquet({files}) "
+        f"COPY (SELECT {_selected()} FROM read_parquet({files}, union_by_name = true) "
         f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         f"ORDER BY {SORT}) TO {_quoted(path)} ({PARQUET_OPTIONS})"
     )
@@ -131,7 +133,8 @@ def read_events(sources: Sequence[str | Path], con: Any | None = None) -> list[R
     con = con or connect()
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
     cursor = con.execute(
-        f"SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM read_parquet({files}) "
+        f"SELECT {', '.join(map(read_sql, EVENT_COLUMN_NAMES))} "
+        f"FROM read_parquet({files}, union_by_name = true) "
         f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         f"ORDER BY ts, event_id"
     )
@@ -156,7 +159,7 @@ def schema_problem(path: str | Path, con: Any | None = None) -> str | None:
         return f"unreadable: {exc}"
     types = {row[0]: row[1] for row in described}
     for name, kind in COLUMNS:
-        if name in DERIVED and name not in types:
+        if (name in DERIVED or name in ADDED) and name not in types:
             continue
         if types.get(name) != kind:
             return f"column {name}: {types.get(name) or 'missing'}, not {kind}"

@@ -34,7 +34,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from archive.layout import VISITS_VERSION, visitor_key_sql
+from archive.layout import VISITS_VERSION, read_sql, visitor_key_sql
 from core.vocabulary import SESSION_DIMENSIONS
 
 VERSION = VISITS_VERSION
@@ -139,7 +139,7 @@ def events_sql(sources: str, once: bool = True, keyed: bool = False) -> str:
     """The events columns a visits file is made of, from `read_parquet` of `sources` (a SQL
     list or parameter): the visitor key as stored when every file has it (`keyed`), else
     computed (a file written before it lacks it), copies of an event dropped (`once`)."""
-    dims = ", ".join(SESSION_DIMENSIONS)
+    dims = ", ".join(map(read_sql, SESSION_DIMENSIONS))  # a file may predate some (ADDED)
     dedupe = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1" if once else ""
     key = "visitor_key" if keyed else f"{visitor_key_sql()} AS visitor_key"
     return (

@@ -1,11 +1,12 @@
-"""What the edge (CloudFront) tells the functions about a viewer: its address and its country.
+"""What the edge (CloudFront) tells the functions about a viewer: its address and its location
+(country, subdivision, city; never latitude, longitude, postal code or time zone).
 
 Invariants (decision 0016):
 - CloudFront-* headers are believed only on a request that carries the origin secret, which
   CloudFront adds as an origin custom header (terraform/cdn.tf) and the local front adds locally.
   Anyone else who reaches a function URL (they are public, decision 0023) can send
   CloudFront-Viewer-Address too; without the secret those headers are ignored and the viewer is
-  the connection's own address (the event's sourceIp, set by Lambda), with no country.
+  the connection's own address (the event's sourceIp, set by Lambda), with no location.
 - The functions hold only SHA-256 digests of the secrets they accept (the generation CloudFront
   sends and both of its neighbours, so a rotation is accepted whichever of CloudFront and the
   functions changes first: terraform/secrets.tf), compared in constant time.
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 ORIGIN_HEADER = "x-liveinsight-origin"
 VIEWER_ADDRESS = "cloudfront-viewer-address"
 VIEWER_COUNTRY = "cloudfront-viewer-country"
+VIEWER_REGION = "cloudfront-viewer-country-region"  # ISO 3166-2's subdivision part: "BY"
+VIEWER_CITY = "cloudfront-viewer-city"
 
 
 def origin_digest(secret: str) -> str:
@@ -60,6 +63,8 @@ def address(text: str, with_port: bool = False) -> str:
 class Viewer:
     ip: str
     country: str  # the CloudFront-Viewer-Country header as sent, "" when not believed
+    region: str = ""  # CloudFront-Viewer-Country-Region, likewise
+    city: str = ""  # CloudFront-Viewer-City, likewise
 
 
 def viewer(
@@ -70,14 +75,16 @@ def viewer(
 ) -> Viewer:
     """The viewer of a request (lower-case header names): CloudFront's headers if the request
     came through CloudFront, else (if trusted) X-Forwarded-For, else the connection's address."""
+    location = ("", "", "")
     if from_cloudfront(headers, accepted):
-        country = headers.get(VIEWER_COUNTRY, "")
+        country, region, city = (
+            headers.get(h, "") for h in (VIEWER_COUNTRY, VIEWER_REGION, VIEWER_CITY)
+        )
+        location = (country, region, city)
         if ip := address(headers.get(VIEWER_ADDRESS, ""), with_port=True):
-            return Viewer(ip, country)
-    else:
-        country = ""
+            return Viewer(ip, *location)
     if trust_forwarded_for:
         for candidate in headers.get("x-forwarded-for", "").split(","):
             if ip := address(candidate):
-                return Viewer(ip, country)
-    return Viewer(address(source_ip) or source_ip, country)
+                return Viewer(ip, *location)
+    return Viewer(address(source_ip) or source_ip, *location)

@@ -41,6 +41,9 @@ class RawEvent:
     utm_content: str = ""
     utm_term: str = ""
     country: str = ""
+    region: str = ""  # ISO 3166-2 subdivision, "DE-BY" (CloudFront-Viewer-Country-Region)
+    city: str = ""  # as CloudFront names it (CloudFront-Viewer-City)
+    channel: str = ""  # acquisition channel, derived at ingest (ingest/channels.py)
     browser: str = ""
     browser_version: str = ""
     os: str = ""

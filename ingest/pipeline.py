@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from core.events import ENGAGEMENT, RawEvent
 from core.sites import Site, site_domain
-from ingest import enrich
+from ingest import channels, enrich
 from ingest.payload import EventPayload
 from ingest.visitor import Salts, visitor_id
 
@@ -37,6 +37,8 @@ class Client:
     ip: str
     user_agent: str
     country: str = ""
+    region: str = ""  # ISO 3166-2, "DE-BY"
+    city: str = ""
     correlation_id: str = ""
 
 
@@ -82,6 +84,13 @@ def accept(
         return [Dropped(DropReason.INVALID_URL)]
     domains = _domains(payload.domain, page.hostname)
     ref = enrich.classify_referrer(payload.referrer, page.hostname, page.source_param)
+    channel = channels.channel(
+        ref.source,
+        page.utm.get("utm_medium", ""),
+        page.utm.get("utm_source", ""),
+        page.utm.get("utm_campaign", ""),
+        channels.click_id_of(payload.url),
+    )
     ts = int(now.timestamp() * 1000)
     outcomes: list[Outcome] = []
     for domain in domains:
@@ -122,6 +131,9 @@ def accept(
             source=ref.source,
             internal=ref.internal,
             country=client.country,
+            region=client.region,
+            city=client.city,
+            channel=channel,
             browser=ua.browser,
             browser_version=ua.browser_version,
             os=ua.os,

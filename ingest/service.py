@@ -19,7 +19,7 @@ from typing import Any
 from core import edge
 from core.observability import logger, metric_buffer, trace
 from core.sites import Site, SiteStore
-from ingest import enrich, umami
+from ingest import enrich, geo, umami
 from ingest.payload import InvalidPayload, parse_body
 from ingest.pipeline import Client, ContinueSession, Dropped, DropReason, Outcome, accept
 from ingest.sessions import SessionLinks
@@ -192,10 +192,13 @@ def _client(request: HttpRequest, deps: IngestDeps) -> Client:
     viewer = edge.viewer(
         request.headers, request.source_ip, deps.origin_digests, deps.trust_forwarded_for
     )
+    country = enrich.country_from_header(viewer.country)
     return Client(
         ip=viewer.ip,
         user_agent=request.headers.get("user-agent", ""),
-        country=enrich.country_from_header(viewer.country),
+        country=country,
+        region=geo.region_from_header(country, viewer.region),
+        city=geo.city_from_header(country, viewer.city),
         correlation_id=request.request_id,
     )
 

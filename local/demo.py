@@ -43,7 +43,25 @@ REFERRERS = (
     "https://github.com/",
 )
 WIDTHS = (390, 414, 820, 1280, 1440, 1920)
-COUNTRIES = ("US", "DE", "FR", "GB", "IN", "BR", "JP", "NL")
+# (country, CloudFront-Viewer-Country-Region, CloudFront-Viewer-City), as CloudFront sends them
+LOCATIONS = (
+    ("US", "CA", "San Francisco"),
+    ("US", "NY", "New York"),
+    ("DE", "BY", "Munich"),
+    ("DE", "BE", "Berlin"),
+    ("FR", "IDF", "Paris"),
+    ("GB", "ENG", "London"),
+    ("IN", "MH", "Mumbai"),
+    ("BR", "SP", "Sao Paulo"),
+    ("JP", "13", "Tokyo"),
+    ("NL", "NH", "Amsterdam"),
+)
+# Landing page queries beside none: a newsletter, a Google ad (auto-tagged), a paid social post
+CAMPAIGNS = (
+    "?utm_source=newsletter&utm_medium=email",
+    "?gclid=demo",
+    "?utm_source=facebook&utm_medium=paid_social",
+)
 
 
 @dataclass
@@ -51,7 +69,7 @@ class _Visitor:
     ip: str
     user_agent: str
     width: int
-    country: str
+    location: tuple[str, str, str]
     page: str
     views_left: int
 
@@ -99,13 +117,13 @@ class DemoTraffic:
                 else f"198.51.100.{rnd.randint(1, 254)}",
                 user_agent=rnd.choice(USER_AGENTS),
                 width=rnd.choice(WIDTHS),
-                country=rnd.choice(COUNTRIES),
+                location=rnd.choice(LOCATIONS),
                 page=rnd.choice(PAGES),
                 views_left=rnd.choice((1, 1, 2, 3, 5)),
             )
             self._visitors.append(visitor)
             referrer = rnd.choice(REFERRERS)
-            query = "?utm_source=newsletter&utm_medium=email" if rnd.random() < 0.1 else ""
+            query = rnd.choice(CAMPAIGNS) if rnd.random() < 0.15 else ""
             self._send(visitor, "pageview", visitor.page + query, referrer)
         else:
             visitor = rnd.choice(self._visitors)
@@ -148,7 +166,9 @@ class DemoTraffic:
                 "content-type": "text/plain",
                 "user-agent": visitor.user_agent,
                 "x-forwarded-for": visitor.ip,
-                "cloudfront-viewer-country": visitor.country,
+                "cloudfront-viewer-country": visitor.location[0],
+                "cloudfront-viewer-country-region": visitor.location[1],
+                "cloudfront-viewer-city": visitor.location[2],
             },
             method="POST",
         )

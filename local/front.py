@@ -53,23 +53,27 @@ ORIGIN_ENVIRONMENT = {"LIVEINSIGHT_ORIGIN_SECRET_SHA256": edge.origin_digest(LOC
 PUBLIC_URL_VARIABLE = "LIVEINSIGHT_PUBLIC_URL"
 
 
+LOCATION_HEADERS = (edge.VIEWER_COUNTRY, edge.VIEWER_REGION, edge.VIEWER_CITY)
+
+
 def edge_headers(headers: dict[str, str], client_ip: str, origin_secret: str) -> dict[str, str]:
     """A request's headers as CloudFront hands them to a function URL: the viewer named in
     CloudFront-Viewer-Address, the peer appended to X-Forwarded-For, the origin secret added, and
     whatever a client sent under those names (or any CloudFront-* name) replaced.
 
     Locally, a loopback client that sends X-Forwarded-For is a load generator speaking for
-    simulated viewers (demo traffic, tests): it is believed, and so is its CloudFront-Viewer-Country
-    (there is no geolocation here)."""
+    simulated viewers (demo traffic, tests): it is believed, and so are its CloudFront-Viewer-Country,
+    -Country-Region and -City (there is no geolocation here)."""
     loopback = _is_loopback(client_ip)
     out: dict[str, str] = {}
-    forwarded = country = ""
+    forwarded = ""
+    location: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
         if key == "x-forwarded-for":
             forwarded = value
-        elif key == edge.VIEWER_COUNTRY:
-            country = value
+        elif key in LOCATION_HEADERS:
+            location[key] = value
         elif key != edge.ORIGIN_HEADER and not key.startswith("cloudfront-"):
             out[name] = value
     viewer = client_ip
@@ -77,8 +81,8 @@ def edge_headers(headers: dict[str, str], client_ip: str, origin_secret: str) ->
         viewer = forwarded.split(",")[0].strip() or client_ip
     out["x-forwarded-for"] = f"{forwarded}, {client_ip}" if forwarded else client_ip
     out[edge.VIEWER_ADDRESS] = f"[{viewer}]:443" if ":" in viewer else f"{viewer}:443"
-    if country and loopback:
-        out[edge.VIEWER_COUNTRY] = country
+    if loopback:
+        out.update((k, v) for k, v in location.items() if v)
     out[edge.ORIGIN_HEADER] = origin_secret
     return out
 

@@ -36,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from archive import layout
+from archive.layout import ADDED, read_sql
 from archive.visits import events_sql, fragments_sql, keyed, sidecar_path
 from core import names
 from core.keys import Granularity
@@ -195,6 +196,8 @@ class Source:
     # DuckDB: every file holds `visitor_key` (archive/layout.py), the visitor id as a number:
     # visitors are read, sorted and counted as those numbers, without decoding the ids
     keyed: bool = False
+    # DuckDB: files written before the ADDED columns (archive/layout.py): read with "" there
+    legacy: tuple[str, ...] = ()
     site: str = ""
     first_day: str = ""  # Trino: the partitions (site-local days) to read
     last_day: str = ""
@@ -218,23 +221,38 @@ class Source:
         if self.dialect == "duckdb":
             cond = f" WHERE {where}" if where else ""
             parts = []
-            if self.files:
+            for files, legacy in self._groups(self.files):
                 frn = ", 0 AS frn" if self.ordered else ""
-                parts.append(f"SELECT {cols}{frn} FROM read_parquet({p(list(self.files))}){cond}")
-            if self.ordered:
+                parts.append(f"SELECT {cols}{frn} FROM {self._read(files, p, legacy)}{cond}")
+            for files, legacy in self._groups(self.ordered):
                 plain = ", ".join(
                     "CAST(NULL AS VARCHAR) AS event_id" if c == "event_id" else c for c in columns
                 )
                 parts.append(
                     f"SELECT {plain}, file_row_number AS frn FROM "
-                    f"read_parquet({p(list(self.ordered))}, file_row_number = true){cond}"
+                    f"{self._read(files, p, legacy, ', file_row_number = true')}{cond}"
                 )
             return " UNION ALL ".join(parts)
+        cols = ", ".join(read_sql(c) for c in columns)  # Athena reads a missing column as NULL
         return (
             f"SELECT {cols} FROM {self.table} WHERE site = {p(self.site)} "
             f"AND day BETWEEN {p(self.first_day)} AND {p(self.last_day)}"
             + (f" AND {where}" if where else "")
         )
+
+    def _groups(self, files: tuple[str, ...]) -> list[tuple[list[str], bool]]:
+        """The files, those written before the ADDED columns apart."""
+        legacy = [f for f in files if f in self.legacy]
+        current = [f for f in files if f not in self.legacy]
+        return [(group, group is legacy) for group in (current, legacy) if group]
+
+    @staticmethod
+    def _read(files: list[str], p: _Params, legacy: bool, options: str = "") -> str:
+        scan = f"read_parquet({p(files)}{options})"
+        if not legacy:
+            return scan
+        added = ", ".join(f"'' AS {name}" for name in ADDED)
+        return f"(SELECT *, {added} FROM {scan})"
 
     def prop(self, key: str, p: _Params) -> str:
         if self.dialect == "duckdb":
@@ -1040,18 +1058,18 @@ class ArchiveEngine:
                 ).fetchall()
             ) or (self.site.tz,)
             alone = set() if heirs else _alone(spans)
-            keyed = {
-                str(r[0])
-                for r in self.con.execute(
-                    "SELECT DISTINCT file_name FROM parquet_schema($1) WHERE name = 'visitor_key'",
-                    [files],
-                ).fetchall()
-            }
+            named: dict[str, set[str]] = {"visitor_key": set(), ADDED[0]: set()}
+            for name, column in self.con.execute(
+                "SELECT DISTINCT file_name, name FROM parquet_schema($1) WHERE name IN ($2, $3)",
+                [files, *named],
+            ).fetchall():
+                named[str(column)].add(str(name))
             source = Source(
                 "duckdb",
                 tuple(f for f in self.files if f not in alone),
                 ordered=tuple(f for f in self.files if f in alone),
-                keyed=all(f in keyed for f in files),
+                keyed=all(f in named["visitor_key"] for f in files),
+                legacy=tuple(f for f in files if f not in named[ADDED[0]]),
             )
             self._facts = (tzs, heirs, source)
         return self._facts

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from query_api import imported, parse
+from query_api import geo, imported, parse
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, signed_in
 from query_api.errors import READ_ERRORS, BadRequest
 from query_api.metrics import Number
@@ -348,6 +348,7 @@ def breakdown_card(
     shown = [
         {
             "value": str(r[prop.key]),
+            "label": geo.display(prop.name, str(r[prop.key])),  # a name, not a code
             "filter": None
             if r[prop.key] == "(other)"
             else f"{prop.name}=={filter_value(str(r[prop.key]))}",
@@ -427,6 +428,9 @@ EXPORTS = (
     "visit:exit_page",
     "event:hostname",
     "visit:country",
+    "visit:region",
+    "visit:city",
+    "visit:channel",
     "visit:device",
     "visit:browser",
     "visit:browser_version",

@@ -50,7 +50,7 @@ PROP_KEYS = vocabulary.PROP_KEYS  # events per prop key (aggregator/fold.py)
 MAX_PROP_KEYS = 300
 # Derived from the IP address and user agent, which the daily visitor id hashes: one value per
 # visitor, so visitors of several values add up exactly.
-PER_VISITOR = {"country", "browser", "browser_version", "os", "os_version"}
+PER_VISITOR = {"country", "region", "city", "browser", "browser_version", "os", "os_version"}
 # The counters each kind of dimension keeps per value.
 KEPT = vocabulary.KEPT
 

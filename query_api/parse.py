@@ -51,6 +51,9 @@ SESSION_PROPERTIES = {
     "visit:os": "os",
     "visit:os_version": "os_version",
     "visit:country": "country",
+    "visit:region": "region",
+    "visit:city": "city",
+    "visit:channel": "channel",
     "visit:entry_page": "entry_page",
     "visit:exit_page": "exit_page",
 }

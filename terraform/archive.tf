@@ -33,6 +33,10 @@ locals {
     { name = "utm_content", type = "string" },
     { name = "utm_term", type = "string" },
     { name = "country", type = "string" },
+    # region, city, channel: Athena reads them as NULL in files written before them
+    { name = "region", type = "string" },
+    { name = "city", type = "string" },
+    { name = "channel", type = "string" },
     { name = "browser", type = "string" },
     { name = "browser_version", type = "string" },
     { name = "os", type = "string" },

@@ -139,6 +139,39 @@ data "aws_cloudfront_origin_request_policy" "all_viewer_except_host" {
   name = "Managed-AllViewerExceptHostHeader"
 }
 
+# Ingest paths: the viewer headers ingest reads, and CloudFront's viewer address and location
+# (country, ISO 3166-2 subdivision, city; believed only with the origin secret, decision 0016),
+# never its latitude, longitude, postal code or time zone headers (nothing finer than a city is
+# stored, docs/DESIGN.md invariant 5). Not Host: a function URL answers 403 to a foreign Host.
+# User-Agent must be listed: CloudFront sends its own otherwise, and every visitor would hash
+# alike.
+resource "aws_cloudfront_origin_request_policy" "ingest" {
+  name    = "${local.name}-ingest"
+  comment = "Ingest: the tracker's headers and the viewer's address and location, not Host"
+  cookies_config {
+    cookie_behavior = "none"
+  }
+  headers_config {
+    header_behavior = "whitelist"
+    headers {
+      items = [
+        "User-Agent",
+        "Content-Type",
+        "Origin",
+        "Access-Control-Request-Method",
+        "Access-Control-Request-Headers",
+        "CloudFront-Viewer-Address",
+        "CloudFront-Viewer-Country",
+        "CloudFront-Viewer-Country-Region",
+        "CloudFront-Viewer-City",
+      ]
+    }
+  }
+  query_strings_config {
+    query_string_behavior = "all"
+  }
+}
+
 resource "aws_cloudfront_response_headers_policy" "security" {
   name    = "${local.name}-security"
   comment = "CSP, HSTS and the other headers local/front.py serves"
@@ -293,7 +326,7 @@ resource "aws_cloudfront_distribution" "this" {
       allowed_methods            = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
       cached_methods             = ["GET", "HEAD"]
       cache_policy_id            = data.aws_cloudfront_cache_policy.disabled.id
-      origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host.id
+      origin_request_policy_id   = aws_cloudfront_origin_request_policy.ingest.id
       response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
       compress                   = true
     }

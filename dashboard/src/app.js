@@ -92,6 +92,7 @@
     entry_page: "Entry page",
     exit_page: "Exit page",
     hostname: "Hostname",
+    channel: "Channel",
     country: "Country",
     region: "Region",
     city: "City",
@@ -1021,8 +1022,8 @@
   // per site). Their words are propertyLabel's, as on the chips.
   const FILTER_GROUPS = [
     ["Pages", ["event:page", "visit:entry_page", "visit:exit_page", "event:hostname"]],
-    ["Sources", ["visit:source", "visit:referrer", "visit:utm_source", "visit:utm_medium", "visit:utm_campaign", "visit:utm_content", "visit:utm_term"]],
-    ["Location", ["visit:country"]],
+    ["Sources", ["visit:channel", "visit:source", "visit:referrer", "visit:utm_source", "visit:utm_medium", "visit:utm_campaign", "visit:utm_content", "visit:utm_term"]],
+    ["Location", ["visit:country", "visit:region", "visit:city"]],
     ["Devices", ["visit:device", "visit:browser", "visit:browser_version", "visit:os", "visit:os_version"]],
     ["Goals and events", ["event:goal", "event:name"]],
   ];

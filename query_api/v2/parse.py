@@ -88,17 +88,13 @@ GOAL = "event:goal"
 SEGMENT = "segment"
 # Dimensions Plausible knows that the archive does not store yet (COMPAT.md §5).
 NOT_STORED = (
-    "visit:channel",
     "visit:screen",
-    "visit:region",
-    "visit:city",
-    "visit:country_name",
-    "visit:region_name",
-    "visit:city_name",
     "visit:entry_page_hostname",
     "visit:exit_page_hostname",
 )
-SIMPLE_DIMENSIONS = (*EVENT_DIMENSIONS, *SESSION_PROPERTIES, *NOT_STORED)
+# Display names of stored codes, answered by query_api/v2/geo_names.py
+NAME_DIMENSIONS = ("visit:country_name", "visit:region_name", "visit:city_name")
+SIMPLE_DIMENSIONS = (*EVENT_DIMENSIONS, *SESSION_PROPERTIES, *NAME_DIMENSIONS, *NOT_STORED)
 TIME_GRANULARITIES = {
     "time:hour": "hour",
     "time:day": "day",

@@ -20,7 +20,7 @@ from core.sites import Site as SiteRecord
 from query_api.deps import OVERRIDES, Deps, Now, ReadableSite, authorize
 from query_api.errors import READ_ERRORS, BadRequest
 from query_api.plan import ARCHIVE, COUNTERS, Planner
-from query_api.v2 import answer, fast
+from query_api.v2 import answer, fast, geo_names
 from query_api.v2 import imported as v2_imported
 from query_api.v2 import parse as v2parse
 from query_api.v2.model import FilterTree, Result, V2Query
@@ -84,7 +84,10 @@ def v2_query(
     resolve = segment_resolver(store_of(d), site)
     query = v2parse.parse_query(body, site, now, _parsed_segments(resolve, site, now))
     planner = d.planner(site, now)
-    result = run(planner, query)
+    if geo_names.uses_names(query):  # the engines know the codes: names on the way out
+        result = geo_names.named(query, run(planner, geo_names.coded(query)))
+    else:
+        result = run(planner, query)
     result, imported_meta = v2_imported.include(d.archive, query, result, lambda q: run(planner, q))
     fresh = planner.fresh_to.isoformat() if planner.fresh_to else None
     document = answer.render(query, result)

@@ -449,22 +449,58 @@ MANAGED_ORIGIN_REQUEST_POLICIES = {
 }
 
 
-def test_api_requests_are_never_cached_and_forward_the_country_but_not_host() -> None:
-    policies = {
-        f"${{data.aws_cloudfront_origin_request_policy.{name}.id}}": body["name"]
+# CloudFront's viewer headers finer than a city: never forwarded, so never stored or logged.
+TOO_PRECISE = {
+    "cloudfront-viewer-latitude",
+    "cloudfront-viewer-longitude",
+    "cloudfront-viewer-postal-code",
+    "cloudfront-viewer-metro-code",
+    "cloudfront-viewer-time-zone",
+}
+
+
+def _forwarded_headers() -> dict[str, set[str]]:
+    """origin_request_policy_id → the headers the policy forwards (lower-case): a managed
+    policy's as documented, ours as its whitelist says."""
+    forwarded = {
+        f"${{data.aws_cloudfront_origin_request_policy.{name}.id}}": (
+            MANAGED_ORIGIN_REQUEST_POLICIES[body["name"]]
+        )
         for name, body in (
             (a.split(".", 1)[1], b)
             for a, b in tf.blocks("data").items()
             if a.startswith("aws_cloudfront_origin_request_policy.")
         )
     }
+    for address, body in tf.blocks("resource").items():
+        if address.startswith("aws_cloudfront_origin_request_policy."):
+            (config,) = body["headers_config"]
+            assert config["header_behavior"] == "whitelist"  # "all viewer" ones forward Host
+            (headers,) = config["headers"]
+            forwarded[f"${{{address}.id}}"] = {h.lower() for h in headers["items"]}
+    return forwarded
+
+
+def test_api_requests_are_never_cached_and_forward_the_country_but_not_host() -> None:
+    policies = _forwarded_headers()
     for behavior in api_behaviors():
         assert behavior["cache_policy_id"] == "${data.aws_cloudfront_cache_policy.disabled.id}"
-        forwarded = MANAGED_ORIGIN_REQUEST_POLICIES[policies[behavior["origin_request_policy_id"]]]
+        forwarded = policies[behavior["origin_request_policy_id"]]
         assert edge.VIEWER_COUNTRY in forwarded and edge.VIEWER_ADDRESS in forwarded
         assert "host" not in forwarded
+        assert not forwarded & TOO_PRECISE
         assert behavior["viewer_protocol_policy"] == "https-only"  # a redirect loses a POST body
     assert tf.data("aws_cloudfront_cache_policy.disabled")["name"] == "Managed-CachingDisabled"
+
+
+def test_ingest_gets_the_viewers_region_city_and_user_agent() -> None:
+    # Given the policy the ingest paths' behaviors use
+    policies = _forwarded_headers()
+    for behavior in (b for b in api_behaviors() if b.get("dynamic")):
+        forwarded = policies[behavior["origin_request_policy_id"]]
+        # Then ingest sees the subdivision and the city (ingest/geo.py), and the viewer's own
+        # user agent (without it CloudFront sends its own and every visitor hashes alike)
+        assert {edge.VIEWER_REGION, edge.VIEWER_CITY, "user-agent", "content-type"} <= forwarded
 
 
 def test_security_headers_are_the_local_fronts() -> None:

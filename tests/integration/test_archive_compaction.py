@@ -111,7 +111,10 @@ def test_the_bucket_is_kept_on_disk_and_restored(store: ArchiveStore, tmp_path: 
     # the compact object and its visits object (decision 0032)
     assert tables.save_bucket(store.s3, store.bucket, mirror) == 2
     compact = store.objects("shop.example")[0].key.name
-    assert sorted(p.name for p in mirror.rglob("*.parquet")) == [compact, f"v1-{compact}"]
+    assert sorted(p.name for p in mirror.rglob("*.parquet")) == [
+        compact,
+        f"v{layout.VISITS_VERSION}-{compact}",
+    ]
     # and a fresh bucket restored from the copy reads the same events
     fresh = ArchiveStore(store.s3, f"{store.bucket}-restored", tmp_path / "cache2")
     tables.create_bucket(store.s3, fresh.bucket)

@@ -79,6 +79,7 @@ def test_accepted_pageview_is_filled_from_the_enrichment() -> None:
         utm_source="hn",
         utm_campaign="launch",
         country="DE",
+        channel="Organic Social",  # utm_medium=social
         browser="Chrome",
         browser_version="124.0",
         os="Windows",

@@ -358,9 +358,9 @@ REFUSALS: list[tuple[Any, str]] = [
         "#/dimensions: Expected items to be unique but they were not.",
     ),
     (
-        {"dimensions": ["visit:city_name"]},
-        "Invalid dimensions. The dimension `visit:city_name` is not supported yet: this server "
-        "does not store it.",
+        {"dimensions": ["visit:entry_page_hostname"]},
+        "Invalid dimensions. The dimension `visit:entry_page_hostname` is not supported yet: "
+        "this server does not store it.",
     ),
     (
         {"dimensions": ["time:day", "time:hour"]},
@@ -428,8 +428,8 @@ REFUSALS: list[tuple[Any, str]] = [
         "Invalid filters. You can only use up to 10 segment filters in a query.",
     ),
     (
-        {"filters": [["is", "visit:region", ["DE-BY"]]]},
-        "Invalid filters. Filtering by `visit:region` is not supported yet: this server does "
+        {"filters": [["is", "visit:screen", ["Desktop"]]]},
+        "Invalid filters. Filtering by `visit:screen` is not supported yet: this server does "
         "not store it.",
     ),
     (
