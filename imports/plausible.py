@@ -95,6 +95,10 @@ TABLES: dict[str, Table] = {
 OPTIONAL_DIMENSIONS = {
     "referrer",
     "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
     "browser_version",
     "os_version",
     "hostname",

@@ -787,7 +787,12 @@ def _purge(domain: str) -> dict[str, Any]:
     from core.schema import load_schema
     from core.sites import purge_items
 
-    archive_keys = _archive().purge(domain) if _archive_bucket() else []
+    archive_keys: list[str] = []
+    if _archive_bucket():
+        from imports.store import ImportStore
+
+        archive = _archive()
+        archive_keys = archive.purge(domain) + ImportStore(archive).purge(domain)  # its imports too
     ddb = make_client("dynamodb")
     schema = load_schema().tables
     counts = {}

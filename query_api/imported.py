@@ -19,11 +19,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.observability import logger
 from imports.store import PLAUSIBLE, ImportStore, Manifest
 from query_api import parse
 from query_api.errors import BadRequest
 from query_api.metrics import Number, change
 from query_api.parse import DateRange, Filter, Property, Query
+
+log = logger("query")
 
 WARNING = (
     "Imported stats are not included in the results because query parameters are not "
@@ -245,7 +250,15 @@ def tables_for(archive: Any, site: str, with_imported: str | None) -> ImportedTa
         raise BadRequest(
             f"Invalid value `{with_imported}` for `with_imported`: use `true` or `false`."
         )
-    return None if archive is None else ImportedTables(archive.imports, site)
+    if archive is None:
+        return None
+    try:
+        return ImportedTables(archive.imports, site)
+    except (BotoCoreError, ClientError) as exc:
+        # A deployment whose query role may not read imports/ yet (decision 0035): the native
+        # numbers, never a failed card.
+        log.warning("imports unreadable", extra={"error": type(exc).__name__})
+        return None
 
 
 def note(infos: list[Imported]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from query_api.imported import PROPERTIES, WARNING, Cell, ImportedTables, Shape
+from query_api.imported import PROPERTIES, WARNING, Cell, Shape, tables_for
 from query_api.parse import DateRange, Filter, Property
 from query_api.v2.model import Condition, Result, Row, V2Query
 
@@ -59,7 +59,7 @@ def include(
     question natively (for every row, when imported rows must be merged before the page)."""
     if not query.include.imports:
         return result, {}
-    tables = None if archive is None else ImportedTables(archive.imports, query.site.domain)
+    tables = tables_for(archive, query.site.domain, "true")
     span = DateRange(query.first, query.last)
     days = tables.days_in(span) if tables is not None else None
     if tables is None or days is None:
