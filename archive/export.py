@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from archive import parquet
-from archive.layout import EVENT_COLUMNS, read_sql
+from archive.layout import EVENT_COLUMNS, read_sql, with_added
 from archive.store import ArchiveStore
 
 FORMATS = ("parquet", "csv")
@@ -51,7 +51,7 @@ def _source(files: list[Path]) -> str:
     names = ", ".join(read_sql(name) for name, _ in EVENT_COLUMNS)
     listed = "[" + ", ".join(_quoted(f) for f in files) + "]"
     return (
-        f"SELECT {names} FROM read_parquet({listed}, union_by_name = true) "
+        f"SELECT {names} FROM {with_added(listed)} "
         "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         "ORDER BY ts, event_id"
     )

@@ -85,16 +85,27 @@ COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 # events ignores them, and a file without them is still an archive file.
 DERIVED = ("visitor_key",)
 # Event columns added after files were written without them: a file lacking them is still an
-# archive file, its events read with "" there (readers use `union_by_name` or `read_sql`).
+# archive file, its events read with "" there (readers: `with_added` and `read_sql`, or the
+# engine's `Source.legacy`).
 ADDED = ("region", "city", "channel")
 EVENT_COLUMNS = tuple((name, kind) for name, kind in COLUMNS if name not in DERIVED)
 EVENT_COLUMN_NAMES = tuple(name for name, _ in EVENT_COLUMNS)
 
 
 def read_sql(name: str) -> str:
-    """A column as a reader of files that may lack the ADDED ones selects it (with
-    `union_by_name`: a missing column is NULL, an absent value "" as in RawEvent)."""
+    """A column as a reader of `with_added` selects it: a missing ADDED column is NULL there,
+    and an absent value "" as in RawEvent."""
     return f"coalesce({name}, '') AS {name}" if name in ADDED else name
+
+
+def with_added(files: str) -> str:
+    """A relation of the rows of `read_parquet(files)` (a SQL list or parameter) that has the
+    ADDED columns whether or not any of the files holds them (NULL where one does not)."""
+    empty = ", ".join(f"NULL::VARCHAR AS {name}" for name in ADDED)
+    return (
+        f"(SELECT * FROM (SELECT {empty} LIMIT 0) UNION ALL BY NAME "
+        f"SELECT * FROM read_parquet({files}, union_by_name = true))"
+    )
 
 
 def visitor_key_sql(column: str = "visitor_id") -> str:

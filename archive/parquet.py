@@ -28,6 +28,7 @@ from archive.layout import (
     EVENT_COLUMNS,
     read_sql,
     visitor_key_sql,
+    with_added,
 )
 from core.events import RawEvent
 
@@ -118,7 +119,7 @@ def merge_files(sources: Sequence[str | Path], path: str | Path, con: Any | None
     con = con or connect()
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
     con.execute(
-        f"COPY (SELECT {_selected()} FROM read_parquet({files}, union_by_name = true) "
+        f"COPY (SELECT {_selected()} FROM {with_added(files)} "
         f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         f"ORDER BY {SORT}) TO {_quoted(path)} ({PARQUET_OPTIONS})"
     )
@@ -134,7 +135,7 @@ def read_events(sources: Sequence[str | Path], con: Any | None = None) -> list[R
     files = "[" + ", ".join(_quoted(s) for s in sources) + "]"
     cursor = con.execute(
         f"SELECT {', '.join(map(read_sql, EVENT_COLUMN_NAMES))} "
-        f"FROM read_parquet({files}, union_by_name = true) "
+        f"FROM {with_added(files)} "
         f"QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1 "
         f"ORDER BY ts, event_id"
     )

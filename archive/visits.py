@@ -34,7 +34,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from archive.layout import VISITS_VERSION, read_sql, visitor_key_sql
+from archive.layout import VISITS_VERSION, read_sql, visitor_key_sql, with_added
 from core.vocabulary import SESSION_DIMENSIONS
 
 VERSION = VISITS_VERSION
@@ -145,7 +145,7 @@ def events_sql(sources: str, once: bool = True, keyed: bool = False) -> str:
     return (
         f"SELECT {key}, ts, event_id, name, page, interactive, tz, "
         f"coalesce(previous_visitor_id, '') AS previous_visitor_id, {dims} "
-        f"FROM read_parquet({sources}, union_by_name = true) {dedupe}"
+        f"FROM {with_added(sources)} {dedupe}"
     )
 
 
