@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from query_api import geo
 from tests.e2e.conftest import DESKTOP_UA, REPO, Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -136,6 +137,27 @@ class Seeded:
     share: dict[str, Any] = field(default_factory=dict)
 
 
+# A subdivision and a city for each country (CloudFront-Viewer-Country-Region and -City)
+PLACES = {
+    "US": ("CA", "San Francisco"),
+    "GB": ("ENG", "London"),
+    "DE": ("BY", "Munich"),
+    "JP": ("13", "Tokyo"),
+    "NL": ("NH", "Amsterdam"),
+    "BR": ("SP", "Sao Paulo"),
+    "IN": ("MH", "Mumbai"),
+}
+
+
+def located(country: str) -> dict[str, str]:
+    region, city = PLACES.get(country, ("", ""))
+    return {
+        "cloudfront_viewer_country": country,
+        "cloudfront_viewer_country_region": region,
+        "cloudfront_viewer_city": city,
+    }
+
+
 @pytest.fixture(scope="module")
 def seeded(stack: Stack) -> Seeded:
     admin = Admin(stack)
@@ -150,12 +172,12 @@ def seeded(stack: Stack) -> Seeded:
             body = {"n": "pageview", "u": f"https://{SITE}{path}", "d": SITE}
             if referrer and path == entry:
                 body["r"] = referrer
-            send(stack, body, ip, ua, cloudfront_viewer_country=country)
+            send(stack, body, ip, ua, **located(country))
             pageviews, events = pageviews + 1, events + 1
         if n % 3 == 0:
             props = {"plan": "pro" if n % 2 else "free"}
             body = {"n": "Signup", "u": f"https://{SITE}/pricing", "d": SITE, "p": props}
-            send(stack, body, ip, ua, cloudfront_viewer_country=country)
+            send(stack, body, ip, ua, **located(country))
             events += 1
     for n in range(3):
         body = {"n": "pageview", "u": f"https://{OPEN_SITE}/", "d": OPEN_SITE}
@@ -301,7 +323,11 @@ def shows_breakdown(
         stack, "/api/stats/breakdown", {**params, "metrics": ",".join(columns), "limit": "10"}, key
     )
     name = body["property"].split(":")[-1]
-    expected = [[str(r[name]), *(cell(c, r[c]) for c in columns)] for r in body["results"]]
+    # a country or region as its name (the API answers codes)
+    expected = [
+        [geo.display(name, str(r[name])), *(cell(c, r[c]) for c in columns)]
+        for r in body["results"]
+    ]
     assert expected, f"no rows for {params}: the scenario should have some"
     return list(until_equal(lambda: shown_rows(page, panel), expected))
 
@@ -497,6 +523,36 @@ def test_dashboard_shows_the_stats_api_numbers_through_periods_filters_and_histo
     until_equal(lambda: shown_rows(page, "#graph"), expected)
     assert page.inner_text("#graph-title") == "Total pageviews"
     assert page.get_attribute("#metrics button[data-metric=pageviews]", "aria-pressed") == "true"
+
+
+def test_locations_tabs_show_countries_regions_and_cities_by_name_and_sources_channels(
+    stack: Stack, seeded: Seeded, watched: Watched
+) -> None:
+    page = watched.page
+    today = {"period": "day"}
+    page.goto(f"{stack.url}/?site={SITE}&period=day#key={seeded.key}")
+    # Given the Locations card, its tabs show the stats API's rows, codes as names
+    countries = shows_breakdown(
+        page, stack, "#panel-locations", site_params(SITE, property="country", **today), seeded.key
+    )
+    assert "Germany" in [row[0] for row in countries]
+    page.click("#tab-locations-region")
+    regions = shows_breakdown(
+        page, stack, "#panel-locations", site_params(SITE, property="region", **today), seeded.key
+    )
+    assert "Bavaria" in [row[0] for row in regions]  # DE-BY
+    page.click("#tab-locations-city")
+    cities = shows_breakdown(
+        page, stack, "#panel-locations", site_params(SITE, property="city", **today), seeded.key
+    )
+    assert "Munich" in [row[0] for row in cities]
+    # and Top sources has a Channels tab
+    page.click("#tab-sources-channel")
+    channels = shows_breakdown(
+        page, stack, "#panel-sources", site_params(SITE, property="channel", **today), seeded.key
+    )
+    assert {"Organic Search", "Email"} <= {row[0] for row in channels}
+    watched.assert_clean()
 
 
 def test_dashboard_at_phone_width_fits_and_keeps_its_numbers(
