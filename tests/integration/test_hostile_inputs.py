@@ -598,8 +598,12 @@ ADMIN_ROUTES = [
     ("POST", "/api/admin/sites/{domain}/funnels"),
     ("GET", "/api/admin/sites/{domain}/funnels/{funnel_id}"),
     ("DELETE", "/api/admin/sites/{domain}/funnels/{funnel_id}"),
+    ("POST", "/api/admin/sites/{domain}/imports"),
+    ("GET", "/api/admin/sites/{domain}/imports"),
+    ("DELETE", "/api/admin/sites/{domain}/imports/{import_id}"),
 ]
 ADMIN_BODIES = {
+    "POST /api/admin/sites/{domain}/imports": b"date,visitors\n2026-01-01,1\n",
     "POST /api/admin/sites": _json({"domain": "new.example"}),
     "PATCH /api/admin/sites/{domain}": _json({"public": True}),
     "POST /api/admin/sites/{domain}/goals": _json({"goal": "Signup"}),
@@ -629,6 +633,7 @@ def _admin_cases() -> list[Case]:
             path = template.replace("{domain}", domain).replace("{key_id}", "all")
             path = path.replace("{share_id}", "all").replace("{segment_id}", "1")
             path = path.replace("{funnel_id}", "0123456789ab")
+            path = path.replace("{import_id}", "0123456789abcdef")
             if template.endswith("/goals") and method == "DELETE":
                 path += "?goal=Signup"
             if template.endswith("/export"):
@@ -876,6 +881,48 @@ SIGNED_IN += [
         ("february-30", "from=2026-02-30&to=2026-03-01"),
         ("no-range", "format=csv"),
         ("sql-quote", "from=2026-01-01'%3B--&to=2026-01-01"),
+    ]
+]
+
+IMPORTS = "/api/admin/sites/{domain}/imports"
+SIGNED_IN += [
+    Case(
+        f"import-{name}",
+        f"{method} {IMPORTS}{suffix}",
+        f"{SITES}/{SITE}/imports{path}",
+        body=body,
+        signed_in=True,
+        stores_nothing=True,
+    )
+    for name, method, suffix, path, body in [
+        ("binary-garbage", "POST", "", "?filename=x.csv", b"\x00\xff" * 500),
+        ("zip-garbage", "POST", "", "?filename=x.zip", b"PK\x03\x04" + b"\xff" * 300),
+        ("filename-traversal", "POST", "", "?filename=..%2F..%2Fetc%2Fpasswd", b"date\n"),
+        ("filename-5kb", "POST", "", "?filename=" + "a" * 5000, b"date\n"),
+        ("kind-garbage", "POST", "", "?filename=x.csv&kind=evil", b"date\n"),
+        (
+            "invalid-utf8",
+            "POST",
+            "",
+            "?filename=imported_visitors_20260101_20260101.csv",
+            b"date,visitors\n\xff\xfe,1\n",
+        ),
+        (
+            "counts-huge",
+            "POST",
+            "",
+            "?filename=imported_visitors_20260101_20260101.csv",
+            b"date,visitors\n2026-01-01," + b"9" * 400 + b"\n",
+        ),
+        (
+            "umami-bad-time",
+            "POST",
+            "",
+            "?filename=e.csv&kind=umami",
+            b"session_id,created_at,url_path,event_type\ns,%00,/,1\n",
+        ),
+        ("id-traversal", "DELETE", "/{import_id}", "/..%2F..%2Fmanifest", b""),
+        ("id-unknown", "DELETE", "/{import_id}", "/0123456789abcdef", b""),
     ]
 ]
 
