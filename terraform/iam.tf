@@ -33,6 +33,7 @@ locals {
     aggregator = data.aws_iam_policy_document.aggregator.json
     query      = data.aws_iam_policy_document.query.json
     archive    = data.aws_iam_policy_document.archive.json
+    alerts     = data.aws_iam_policy_document.alerts.json
   }
 }
 
@@ -135,6 +136,23 @@ data "aws_iam_policy_document" "aggregator" {
     sid       = "ArchiveWrite"
     actions   = ["s3:PutObject"]
     resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+  }
+  # Alerts (decision 0036): a site's rules read (one Query, cached) and a crossing recorded on
+  # the rule (a conditional UpdateItem), in the rules' partitions only; then queued.
+  statement {
+    sid       = "AlertRules"
+    actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["ALERTS#*"]
+    }
+  }
+  statement {
+    sid       = "QueueAlerts"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.alerts.arn]
   }
   statement {
     sid       = "Logs"
@@ -251,5 +269,46 @@ data "aws_iam_policy_document" "archive" {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.lambda["archive"].arn}:*"]
+  }
+}
+
+# alerts (alerts/handler.py): a message's rule read (its webhook and secret), the delivery log
+# read and written, and a failed message's visibility stretched to the next backoff. The event
+# source mapping receives and deletes the queue's messages with this role.
+data "aws_iam_policy_document" "alerts" {
+  statement {
+    sid       = "ReadRules"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["ALERTS#*"]
+    }
+  }
+  statement {
+    sid       = "DeliveryLog"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["ALERTLOG#*"]
+    }
+  }
+  statement {
+    sid       = "Backoff"
+    actions   = ["sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.alerts.arn]
+  }
+  statement {
+    sid       = "ReadQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.alerts.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda["alerts"].arn}:*"]
   }
 }

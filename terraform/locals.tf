@@ -44,6 +44,9 @@ locals {
         LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
         # The rollup tier writes each batch's events as Parquet here (archive.tf).
         LIVEINSIGHT_ARCHIVE_BUCKET = aws_s3_bucket.archive.bucket
+        # The realtime tier reads the sites' alert rules and queues their crossings (alerts.tf).
+        LIVEINSIGHT_META_TABLE       = local.tables["meta"]
+        LIVEINSIGHT_ALERTS_QUEUE_URL = aws_sqs_queue.alerts.url
       }
     }
     query = {
@@ -83,6 +86,18 @@ locals {
       environment = {
         LIVEINSIGHT_ARCHIVE_BUCKET = aws_s3_bucket.archive.bucket
         LIVEINSIGHT_META_TABLE     = local.tables["meta"]
+      }
+    }
+    alerts = {
+      handler = "alerts.handler.handler"
+      # A batch of 5 messages, each webhook waited on 5 s at most; the queue's visibility (60 s)
+      # must be at least this.
+      timeout     = 30
+      memory_mb   = 128
+      description = "alerts queue (SQS) -> the rules' webhooks, signed, at least once"
+      environment = {
+        LIVEINSIGHT_META_TABLE       = local.tables["meta"]
+        LIVEINSIGHT_ALERTS_QUEUE_URL = aws_sqs_queue.alerts.url
       }
     }
   }

@@ -159,3 +159,9 @@ variable "cloudwatch_dashboard" {
   type        = bool
   default     = false
 }
+
+variable "alerts_dlq_alarm" {
+  description = "Alarm on webhook alerts dead-lettered after every attempt (terraform/alerts.tf): an eleventh alarm metric, $0.10 a month beyond the always-free ten (decisions 0026, 0036)."
+  type        = bool
+  default     = false
+}

@@ -153,6 +153,9 @@ def grants_from_call(
         return {(f"ssm:{operation}", "param:" + named.get(body["Name"], "unknown"), ANY_KEY)}
     if service == "s3":
         return s3_grants(operation, body, logical)
+    if service == "sqs":
+        queue = logical.get(body.get("QueueUrl", "").rsplit("/", 1)[-1], "unknown")
+        return {(f"sqs:{operation}", "queue:" + queue, ANY_KEY)}
     if service != "dynamodb":
         return {(f"{service}:{operation}", "unknown", ANY_KEY)}
     if operation == "TransactWriteItems":
@@ -252,8 +255,12 @@ def run_scenario(pipeline: Pipeline) -> None:
     ):
         with mock.patch("ingest.handler.now", return_value=at):
             assert pipeline.send({**page, "id": None}, ip="198.51.100.9").status == 202
+    # And the site has an alert rule (decision 0036) whose webhook does not answer
+    from alerts.rules import RuleStore
+
+    RuleStore(pipeline.ddb, pipeline.names["meta"]).add(SITE, "spike", 1, "http://127.0.0.1:9/")
     # And the aggregator counts them, folding every slot at once (decision 0015), then gets the
-    # same batch again (duplicate markers)
+    # same batch again (duplicate markers); its realtime numbers cross the rule
     records = pipeline.read_stream()
     assert records
     with mock.patch.dict(os.environ, {"LIVEINSIGHT_FOLD_AT_SLOTS": "1"}):
@@ -279,6 +286,21 @@ def run_scenario(pipeline: Pipeline) -> None:
     assert breakdown.headers.get("x-liveinsight-answered-from") == "archive"
     run_admin_scenario(pipeline)
     run_compaction_scenario(pipeline)
+    run_alerts_scenario(pipeline)
+
+
+def run_alerts_scenario(pipeline: Pipeline) -> None:
+    """The delivery function takes the queued alert: its rule and the log read, the attempt
+    logged, the failed message's visibility set for the backoff."""
+    from alerts.handler import handler
+    from core.aws import make_client
+    from local.queue_poller import QueuePoller
+
+    function = LocalFunction("alerts", handler)
+    poller = QueuePoller(
+        make_client("sqs"), os.environ["LIVEINSIGHT_ALERTS_QUEUE_URL"], function.invoke
+    )
+    assert poller.poll_once(wait_seconds=0) == 1
 
 
 def run_compaction_scenario(pipeline: Pipeline) -> None:
@@ -369,10 +391,21 @@ def recorded(
     ssm.put_parameter(Name=PUBLIC_URL_PARAMETER, Value=ORIGIN, Type="String", Overwrite=True)
     monkeypatch.setenv("LIVEINSIGHT_PUBLIC_URL", "")
     monkeypatch.setenv("LIVEINSIGHT_PUBLIC_URL_PARAMETER", PUBLIC_URL_PARAMETER)
+    # And the alerts queue the realtime tier sends to (decision 0036)
+    from local.queue_poller import create_alert_queues
+
+    prefix = aws_env["meta"].rsplit("-", 1)[0]
+    queue_url, _ = create_alert_queues(make_client("sqs"), prefix)
+    monkeypatch.setenv("LIVEINSIGHT_ALERTS_QUEUE_URL", queue_url)
+    from alerts import handler as alerts_handler
+
+    alerts_handler.get_config.cache_clear()
+    alerts_handler.get_clients.cache_clear()
     pipeline = Pipeline(aws_env)
     run_scenario(pipeline)
     logical = {physical: name for name, physical in aws_env.items()}
     logical[os.environ["LIVEINSIGHT_ARCHIVE_BUCKET"]] = "archive"
+    logical[f"{prefix}-alerts"] = "alerts"
     grants: dict[str, set[Grant]] = {}
     for function, service, operation, body in recorder.calls:
         grants.setdefault(function, set()).update(
@@ -491,6 +524,17 @@ def mapping_grants(function: str) -> set[Grant]:
     }
 
 
+def queue_mapping_grants(function: str) -> set[Grant]:
+    """What an SQS event source mapping needs from the role of the function it invokes (the
+    alerts queue's, terraform/alerts.tf): receiving, deleting, reading the queue's attributes."""
+    esm = tf.resource("aws_lambda_event_source_mapping.alerts")
+    if esm["function_name"] != f'${{aws_lambda_function.this["{function}"].arn}}':
+        return set()
+    queue = classify(esm["event_source_arn"])
+    actions = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+    return {(action, queue, ANY_KEY) for action in actions}
+
+
 def invoke_config_grants(function: str) -> set[Grant]:
     """What Lambda's asynchronous invocation needs from the role: sending a failed run's record
     to the on-failure destination (the archive function's, terraform/archive.tf)."""
@@ -514,13 +558,16 @@ def test_roles_and_policies_are_wired_one_per_function() -> None:
     assert tf.resource("aws_lambda_function.this")["role"] == "${aws_iam_role.lambda[each.key].arn}"
 
 
-@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive"])
+@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive", "alerts"])
 def test_role_allows_exactly_the_calls_the_code_makes(
     function: str, recorded: dict[str, set[Grant]]
 ) -> None:
     # Given the calls the function made in the scenario, plus what its event source mapping needs
     calls = (
-        recorded.get(function, set()) | mapping_grants(function) | invoke_config_grants(function)
+        recorded.get(function, set())
+        | mapping_grants(function)
+        | invoke_config_grants(function)
+        | queue_mapping_grants(function)
     )
     assert calls, f"{function} made no call: the scenario did not drive it"
     # When its policy document is read
@@ -531,7 +578,7 @@ def test_role_allows_exactly_the_calls_the_code_makes(
     assert needed - allowed == set(), "called but not allowed"
 
 
-@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive"])
+@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive", "alerts"])
 def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
     logs = {g for g in policy_grants(function) if g[0].startswith("logs:")}
     assert logs == {

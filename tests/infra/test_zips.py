@@ -33,6 +33,7 @@ PROJECT_PACKAGES = {
     "aggregator",
     "query_api",
     "archive",
+    "alerts",
     "local",
     "bench",
     "tests",
