@@ -1,9 +1,15 @@
-"""Admin routes of a site's imports (decision 0035): upload a Plausible or Umami export, list the
+"""Admin routes of a site's imports (decision 0035): upload a Plausible export, list the
 imports, delete one. The admin's session and CSRF token are required (query_api/admin.py).
 
 An upload is the request body itself (the file's bytes; `?filename=` names it, `?kind=` may say
 which export it is), at most MAX_UPLOAD_BYTES: API Gateway hands a binary body to Lambda in
 base64 within Lambda's 6 MB payload. A bigger export goes through `liveinsight import`.
+
+Umami exports are refused here (400), and so is removing one: they rewrite archive days and
+rebuild counters, and the query function's role may write neither (least privilege: it reads
+the archive and writes only under imports/). `liveinsight import` does both with the operator's
+credentials. An S3 error on these paths (a role without the imports/ grants, throttling) is a
+503 saying so, never a 500.
 """
 
 from __future__ import annotations
@@ -12,19 +18,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from core.observability import logger
 from core.sites import Site as SiteRecord
 from imports.errors import ImportNotFound, ImportRefused
-from imports.recount import archive_recount
-from imports.service import import_file, remove_import
-from imports.store import ImportStore
+from imports.service import detect_kind, import_file, remove_import
+from imports.store import PLAUSIBLE, UMAMI, ImportStore
 from query_api.admin import _domain, admin_router, site_errors
 from query_api.deps import Deps, Now, QueryDeps
 from query_api.errors import BadRequest, ErrorOut, NotFound, TooLarge, Unavailable
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+UMAMI_UPLOAD = (
+    "Umami exports are imported with the CLI: `liveinsight import --site {site} FILE` "
+    "(they rewrite archive days and counters, which the dashboard's API may not)"
+)
+UMAMI_REMOVE = (
+    "an Umami import is removed with the CLI: `liveinsight import remove --site {site} {id}` "
+    "(it rewrites archive days and counters, which the dashboard's API may not)"
+)
+
+log = logger("query")
 
 import_routes = admin_router("/sites/{domain}/imports")
 Domain = Annotated[str, Path(min_length=1, max_length=253)]
@@ -49,16 +66,20 @@ def import_errors() -> Iterator[None]:
         raise BadRequest(str(exc)) from None
     except ImportNotFound as exc:
         raise NotFound(str(exc)) from None
+    except (BotoCoreError, ClientError) as exc:
+        # The bucket refused or failed (a role without the imports/ grants, throttling): the
+        # caller may try again; a half-written import is never listed (its manifest goes last).
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        log.warning("imports storage error", extra={"error": type(exc).__name__, "code": code})
+        raise Unavailable(
+            f"the imports storage is unavailable ({code or type(exc).__name__}); try again later"
+        ) from None
 
 
-def _recount(d: QueryDeps, site: SiteRecord, now: Any) -> Any:
-    """An Umami import's counters, rebuilt from the archive in this request."""
-    from core import settings
-    from core.aws import make_client
-
-    assert d.archive is not None  # _store() said so
-    table = settings.load(settings.QuerySettings).aggregates_table
-    return archive_recount(make_client("dynamodb"), table, d.archive.store, site, now)
+def _no_recount(first: Any, last: Any) -> None:
+    """Plausible imports never recount (their tables sit beside the archive); only Umami's would,
+    and those belong to the CLI."""
+    raise AssertionError("a Plausible import asked for a recount")
 
 
 @import_routes.post(
@@ -66,8 +87,12 @@ def _recount(d: QueryDeps, site: SiteRecord, now: Any) -> Any:
     status_code=201,
     responses={
         200: {"description": "This file was imported before: its import, unchanged"},
+        400: {
+            "model": ErrorOut,
+            "description": "Not an importable Plausible export (Umami's: CLI)",
+        },
         413: {"model": ErrorOut, "description": "Bigger than an upload carries: use the CLI"},
-        503: {"model": ErrorOut, "description": "No event archive is configured"},
+        503: {"model": ErrorOut, "description": "No event archive, or its bucket failed"},
     },
 )
 async def upload_import(
@@ -78,8 +103,8 @@ async def upload_import(
     filename: Annotated[str, Query(min_length=1, max_length=200)] = "export.zip",
     kind: Annotated[str | None, Query(pattern="^(plausible|umami)$")] = None,
 ) -> JSONResponse:
-    """Import Plausible's CSV export (the zip, or one of its CSVs) or Umami's website_event CSV,
-    sent as the request body."""
+    """Import Plausible's CSV export (the zip, or one of its CSVs), sent as the request body.
+    Umami's website_event CSV is refused (400): `liveinsight import` imports it."""
     site = _site(d, domain)
     store = _store(d)
     declared = request.headers.get("content-length", "")
@@ -91,9 +116,9 @@ async def upload_import(
         if len(data) > MAX_UPLOAD_BYTES:
             raise TooLarge(_too_large(len(data)))
     with import_errors():
-        manifest, new = import_file(
-            store, site, bytes(data), filename, now, _recount(d, site, now), kind
-        )
+        if data and (kind or detect_kind(bytes(data), filename)) == UMAMI:
+            raise BadRequest(UMAMI_UPLOAD.format(site=site.domain))
+        manifest, new = import_file(store, site, bytes(data), filename, now, _no_recount, PLAUSIBLE)
     return JSONResponse({"import": manifest.out(), "new": new}, status_code=201 if new else 200)
 
 
@@ -107,19 +132,22 @@ def _too_large(size: int) -> str:
 @import_routes.get("")
 def list_imports(domain: Domain, d: Deps) -> dict[str, list[dict[str, Any]]]:
     site = _site(d, domain)
-    return {"imports": [m.out() for m in _store(d).manifests(site.domain)]}
+    with import_errors():
+        return {"imports": [m.out() for m in _store(d).manifests(site.domain)]}
 
 
 @import_routes.delete("/{import_id}")
 def delete_import(
     domain: Domain,
     d: Deps,
-    now: Now,
     import_id: Annotated[str, Path(pattern="^[0-9a-f]{16}$")],
 ) -> dict[str, Any]:
     site = _site(d, domain)
+    store = _store(d)
     with import_errors():
-        removed = remove_import(_store(d), site, import_id, _recount(d, site, now))
+        if store.get(site.domain, import_id).kind == UMAMI:
+            raise BadRequest(UMAMI_REMOVE.format(site=site.domain, id=import_id))
+        removed = remove_import(store, site, import_id, _no_recount)
     return {"removed": removed.id}
 
 

@@ -270,3 +270,75 @@ def test_bad_files_get_a_clear_4xx(site: tuple[Pipeline, str], browser: Browser)
     # Another site's import id is no import of this one
     gone = browser.request("DELETE", f"/api/admin/sites/{SITE}/imports/0123456789abcdef")
     assert gone.status == 404
+
+
+def test_an_umami_export_is_refused_by_the_admin_api_and_pointed_to_the_cli(
+    site: tuple[Pipeline, str],
+    browser: Browser,
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Umami imports rewrite archive days and counters, which the query role may not: the CLI's."""
+    pipeline, key = site
+    export = umami_export(UMAMI_FIRST, 4, SITE)
+    before = v1(pipeline, key, "aggregate", "metrics=visitors,pageviews,events")["results"]
+    assert browser.login().status == 200
+
+    # When the admin uploads an Umami export, detected or said
+    for params in ({}, {"kind": "umami"}):
+        reply = upload(browser, export.data, "website_event.csv", **params)
+        # Then it is refused, naming the command, and nothing is stored or counted
+        assert reply.status == 400, reply.body
+        assert "liveinsight import --site" in reply.json()["error"]
+    assert browser.request("GET", f"/api/admin/sites/{SITE}/imports").json()["imports"] == []
+    assert not any(e.event_id.startswith("umami-") for e in pipeline.archived_events(SITE))
+    assert v1(pipeline, key, "aggregate", "metrics=visitors,pageviews,events")["results"] == before
+
+    # And an Umami import made with the CLI is not removed through the admin API either
+    path = tmp_path / "website_event.csv"
+    path.write_bytes(export.data)
+    made = cli.ok("import", "--site", SITE, str(path))["import"]
+    gone = browser.request("DELETE", f"/api/admin/sites/{SITE}/imports/{made['id']}")
+    assert gone.status == 400 and "liveinsight import remove" in gone.json()["error"]
+    listed = browser.request("GET", f"/api/admin/sites/{SITE}/imports").json()["imports"]
+    assert [i["id"] for i in listed] == [made["id"]]
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "SlowDown"])
+def test_a_bucket_that_refuses_the_import_write_answers_503_not_500(
+    site: tuple[Pipeline, str], browser: Browser, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from query_api.deps import get_deps
+
+    assert browser.login().status == 200
+    archive = get_deps().archive
+    assert archive is not None
+    s3 = archive.store.s3
+
+    def refuse(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": code, "Message": "no"}}, "PutObject")
+
+    # Given a bucket that refuses writes (a role without the imports/ grants, or throttling)
+    with monkeypatch.context() as patched:
+        patched.setattr(s3, "put_object", refuse)
+        # When an export is uploaded
+        reply = upload(browser, plausible_export(PLAUSIBLE_FIRST, 2).data, "plausible-export.zip")
+    # Then the answer is a 503 saying so, and no import is listed
+    assert reply.status == 503, reply.body
+    assert code in reply.json()["error"] and "try again" in reply.json()["error"]
+    assert browser.request("GET", f"/api/admin/sites/{SITE}/imports").json()["imports"] == []
+
+    # And a refused delete of an import is a 503 too
+    made = upload(browser, plausible_export(PLAUSIBLE_FIRST, 2).data, "plausible-export.zip")
+    assert made.status == 201, made.body
+
+    def refuse_delete(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": code, "Message": "no"}}, "DeleteObjects")
+
+    monkeypatch.setattr(s3, "delete_objects", refuse_delete)
+    gone = browser.request(
+        "DELETE", f"/api/admin/sites/{SITE}/imports/{made.json()['import']['id']}"
+    )
+    assert gone.status == 503 and code in gone.json()["error"]
