@@ -560,7 +560,7 @@ class SiteStore:
         return self.update(site.domain, goals=[g for g in site.goals if g != wanted])
 
     def remove(self, domain: str) -> Removal:
-        """Delete the site, then every key, shared link and funnel of it.
+        """Delete the site, then every key, shared link, funnel, segment and alert rule of it.
 
         The site item goes first, so no new credential can be attached meanwhile; a removal
         interrupted half-way is finished by running it again.
@@ -579,10 +579,11 @@ class SiteStore:
         self._cache.pop(domain, None)
         self._release_umami_ids(domain, _umami_ids(response.get("Attributes", {})))
         removal = Removal(domain, self.revoke_key(domain, "all"), self.revoke_share(domain, "all"))
-        for funnel in _query_all(self._client, self._table, keys.funnels_pk(domain)):
-            self._client.delete_item(
-                TableName=self._table, Key={k: funnel[k] for k in ("pk", "sk")}
-            )
+        for pk in (keys.funnels_pk(domain), keys.alert_rules_pk(domain)):
+            for item in _query_all(self._client, self._table, pk):
+                self._client.delete_item(
+                    TableName=self._table, Key={k: item[k] for k in ("pk", "sk")}
+                )
         SegmentStore(self._client, self._table).remove_all(domain)
         if "Attributes" not in response and not (removal.keys or removal.shares):
             raise SiteNotFound(f"no site {domain}")

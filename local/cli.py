@@ -16,6 +16,11 @@
     liveinsight segment add --site DOMAIN --name NAME FILTERS_JSON [--json]   v2 filters, e.g.
                             '[["is", "visit:source", ["Google"]]]'
     liveinsight segment list|remove --site DOMAIN [SEGMENT_ID] [--json]
+    liveinsight alert add --site DOMAIN --kind spike --threshold N --webhook URL
+                          [--format json|slack] [--secret S] [--cooldown-seconds N] [--json]
+    liveinsight alert add --site DOMAIN --kind goal --goal "Visit /path" --threshold K
+                          --window-minutes W --webhook URL [...]   the secret is shown this once
+    liveinsight alert list|remove --site DOMAIN [RULE_ID] [--json]
     liveinsight share create|list|revoke --site DOMAIN [--label L] [--share TOKEN_OR_ID|all] [--json]
     liveinsight admin hash-password                 the admin password (stdin or prompt) → hash
     liveinsight dlq replay
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     add_credential_commands(commands)
     add_funnel_commands(commands)
     add_segment_commands(commands)
+    add_alert_commands(commands)
 
     dlq = commands.add_parser(
         "dlq", help="the dead-letter queue: the aggregator's batches, the archive's failed runs"
@@ -147,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_key(args)
     if args.command == "goal":
         return run_goal(args)
-    if args.command == "funnel":
-        return run_funnel(args)
-    if args.command == "segment":
-        return run_segment(args)
+    # A site's stored definitions, one store each.
+    definitions = {"funnel": run_funnel, "segment": run_segment, "alert": run_alert}
+    if args.command in definitions:
+        return definitions[args.command](args)
     if args.command == "share":
         return run_share(args)
     return run_site(args)
@@ -285,6 +291,32 @@ def add_segment_commands(commands: Any) -> None:
     listing = segment.add_parser("list", help="the site's segments")
     remove = segment.add_parser("remove", help="delete a segment")
     remove.add_argument("segment_id", type=int, help="its number (from `segment list`)")
+    for command in (add, listing, remove):
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
+
+
+def add_alert_commands(commands: Any) -> None:
+    alert = commands.add_parser(
+        "alert", help="alert rules of a site: a spike or a goal, posted to a webhook"
+    ).add_subparsers(dest="alert_command", required=True)
+    add = alert.add_parser("add", help="add a rule (its webhook secret is shown this once)")
+    add.add_argument("--kind", required=True, choices=("spike", "goal"))
+    add.add_argument(
+        "--threshold",
+        required=True,
+        type=int,
+        help="spike: current visitors above N; goal: K conversions within the window",
+    )
+    add.add_argument("--webhook", required=True, metavar="URL", help="https (http to localhost)")
+    add.add_argument("--format", choices=("json", "slack"), default="json")
+    add.add_argument("--secret", help="the HMAC key of the signature (default: a random one)")
+    add.add_argument("--cooldown-seconds", type=int, help="at most one alert per (default: 6 h)")
+    add.add_argument("--goal", help='goal rules: a pageview goal of the site, "Visit /path"')
+    add.add_argument("--window-minutes", type=int, help="goal rules: 1 to 60 (default: 5)")
+    listing = alert.add_parser("list", help="the site's rules (never their secrets)")
+    remove = alert.add_parser("remove", help="delete a rule")
+    remove.add_argument("rule_id", help="its id (from `alert list`)")
     for command in (add, listing, remove):
         command.add_argument("--site", required=True)
         command.add_argument("--json", action="store_true")
@@ -953,6 +985,59 @@ def run_segment(args: argparse.Namespace) -> int:
     else:
         for s in shown:
             print(f"{s.id}\t{s.name}\t{json.dumps(list(s.filters))}")
+    return 0
+
+
+def run_alert(args: argparse.Namespace) -> int:
+    import re
+
+    from alerts.rules import AlertError, RuleStore
+    from core.aws import make_client
+    from core.sites import SiteError, SiteStore
+
+    with backend(args.data_dir):
+        client, table = make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"]
+        rules = RuleStore(client, table)
+        try:
+            site = SiteStore(client, table, cache_seconds=0).require(args.site)
+            if args.alert_command == "add":
+                rule = rules.add(
+                    site.domain,
+                    args.kind,
+                    args.threshold,
+                    args.webhook,
+                    args.secret,
+                    args.format,
+                    args.goal,
+                    args.window_minutes,
+                    args.cooldown_seconds,
+                    site.goals,
+                )
+                shown = [rule.out()]
+                # As the admin API's creation: the secret is shown here and never again.
+                shown[0]["webhook"]["secret"] = rule.target.secret
+            elif args.alert_command == "remove":
+                if not re.fullmatch(r"[0-9a-f]{12}", args.rule_id):
+                    raise AlertError(f"an alert rule's id is 12 hex digits, not {args.rule_id!r}")
+                rules.remove(site.domain, args.rule_id)
+                gone = args.rule_id
+                print(json.dumps({"removed": gone}) if args.json else f"removed {gone}")
+                return 0
+            else:
+                shown = [r.out() for r in rules.list(site.domain, consistent=True)]
+        except (SiteError, AlertError) as exc:
+            return _failed(exc, args.json)
+    if args.json:
+        print(json.dumps({"site": site.domain, "alerts": shown}))
+        return 0
+    for r in shown:
+        what = f"{r['goal']} ≥ {r['threshold']} in {r['window_minutes']} min"
+        if r["kind"] == "spike":
+            what = f"current visitors > {r['threshold']}"
+        hook = r["webhook"]
+        print(f"{r['id']}\t{r['kind']}\t{what}\t{hook['format']} {hook['url']}")
+        if "secret" in hook:
+            print(f"webhook secret (shown this once): {hook['secret']}")
     return 0
 
 
