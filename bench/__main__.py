@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import (
     aggregation,
+    alerts,
     archive,
     bill_run,
     dashboard,
@@ -205,6 +206,7 @@ def low_rate_cost(
 
 # Groups that run on their own (each starts what it needs), in `make bench` after the rest.
 GROUPS: dict[str, Any] = {
+    "alerts": alerts.rows,  # spike-to-webhook latency on the local stack (bench/alerts.py)
     "archive": archive.rows,  # the event archive: size, cost, engine latency (bench/archive.py)
     "bill": lambda: bill_run.rows(progress),
     "freshness": dashboard.freshness_rows,
