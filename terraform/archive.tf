@@ -8,6 +8,9 @@ locals {
   archive_prefix    = "events/"
   quarantine_prefix = "quarantine/"
   athena_prefix     = "athena-results/"
+  # Imported Plausible tables beside the archive, `imports/<site>/<id>/` (imports/store.py,
+  # decision 0035): kept until deleted, so no lifecycle rule.
+  imports_prefix = "imports/"
   # The longest retention a site may be given (`liveinsight site update --retention-months`,
   # at most 120): the lifecycle rule below is a backstop behind compaction's per-site retention.
   archive_max_retention_days = 3653 # 120 months, leap days included

@@ -199,11 +199,19 @@ data "aws_iam_policy_document" "query" {
     resources = [aws_dynamodb_table.this["aggregates"].arn]
   }
   # The archive engine lists a site's days and fetches their objects into its cache (archive/
-  # store.py ArchiveStore.local_files): read only, under events/ only.
+  # store.py ArchiveStore.local_files): read only, under events/. It never rewrites the archive
+  # or the counters: Umami imports, which do, belong to `liveinsight import` (decision 0035).
   statement {
     sid       = "ArchiveRead"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+  }
+  # Plausible imports (imports/store.py): the admin API writes an import's tables and manifest,
+  # the stats read them, a removal deletes them; under imports/ only.
+  statement {
+    sid       = "Imports"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${local.imports_prefix}*"]
   }
   statement {
     sid       = "ArchiveList"
@@ -212,7 +220,7 @@ data "aws_iam_policy_document" "query" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.archive_prefix}*"]
+      values   = ["${local.archive_prefix}*", "${local.imports_prefix}*"]
     }
   }
   statement {

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from archive import layout
+from imports import store as imports_store
 from tests.infra import terraform as tf
 
 BUCKET_ARN = "${aws_s3_bucket.archive.arn}"
 EVENTS_OBJECTS = "${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"
 QUARANTINE_OBJECTS = "${aws_s3_bucket.archive.arn}/${local.quarantine_prefix}*"
+IMPORTS_OBJECTS = "${aws_s3_bucket.archive.arn}/${local.imports_prefix}*"
 # Hive's names for the archive's DuckDB column types (archive/layout.py COLUMNS)
 HIVE_TYPES = {
     "VARCHAR": "string",
@@ -131,6 +133,7 @@ def test_lifecycle_expires_quarantine_and_aborts_incomplete_uploads() -> None:
 def test_archive_prefixes_are_the_layouts() -> None:
     assert tf.locals_()["archive_prefix"] == layout.PREFIX + "/"
     assert tf.locals_()["quarantine_prefix"] == layout.QUARANTINE + "/"
+    assert tf.locals_()["imports_prefix"] == imports_store.PREFIX + "/"
     assert layout.quarantine_key("events/a/2026-01-01/x.parquet").startswith("quarantine/")
 
 
@@ -152,8 +155,14 @@ def test_aggregator_only_puts_objects_under_events() -> None:
     assert s3_grants("aggregator") == {("s3:PutObject", EVENTS_OBJECTS)}
 
 
-def test_query_only_reads_and_lists_events() -> None:
-    assert s3_grants("query") == {("s3:GetObject", EVENTS_OBJECTS), ("s3:ListBucket", BUCKET_ARN)}
+def test_query_only_reads_events_and_writes_only_imports() -> None:
+    # events/ read only: Umami imports, which rewrite it, belong to the CLI (decision 0035)
+    imports = {(a, IMPORTS_OBJECTS) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")}
+    assert s3_grants("query") == {
+        ("s3:GetObject", EVENTS_OBJECTS),
+        ("s3:ListBucket", BUCKET_ARN),
+        *imports,
+    }
 
 
 def test_archive_function_reaches_events_and_quarantine_only() -> None:
@@ -174,12 +183,12 @@ def test_listing_is_limited_to_the_roles_prefixes(function: str) -> None:
     (condition,) = listing["condition"]
     assert (condition["test"], condition["variable"]) == ("StringLike", "s3:prefix")
     prefixes = {
-        v.replace("${local.archive_prefix}", "events/").replace(
-            "${local.quarantine_prefix}", "quarantine/"
-        )
+        v.replace("${local.archive_prefix}", "events/")
+        .replace("${local.quarantine_prefix}", "quarantine/")
+        .replace("${local.imports_prefix}", "imports/")
         for v in condition["values"]
     }
-    allowed = {"events/*"} if function == "query" else {"events/*", "quarantine/*"}
+    allowed = {"events/*", "imports/*"} if function == "query" else {"events/*", "quarantine/*"}
     assert prefixes == allowed
 
 

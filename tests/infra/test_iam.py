@@ -9,7 +9,8 @@ against the moto server, through ingest → stream → aggregator → query, inc
 only happen sometimes: a new day's salt replacing an expired one, a resend, a redelivered batch
 (cancelled transaction), a bot, an unknown site, a bad key, a public site listing, and the
 admin's side: secrets and the dashboard's public URL read from SSM (decision 0023), a failed
-and a good sign-in, every kind of site change, a shared link, sign-out.
+and a good sign-in, every kind of site change, a shared link, a Plausible import uploaded, listed,
+read and deleted (decision 0035), sign-out.
 
 A grant names the partition too where a statement has a `dynamodb:LeadingKeys` condition: the
 calls record the partition key each one names (Key, Item or the Query's `pk = :pk`), so the
@@ -367,7 +368,47 @@ def run_admin_scenario(pipeline: Pipeline) -> None:
     assert browser.request("GET", "/api/realtime?site_id=admin.example").status == 200  # the admin
     assert browser.request("DELETE", f"{path}/shares/{share['id']}").status == 200
     assert browser.request("DELETE", path).status == 200
+    run_imports_scenario(browser)
     assert browser.request("POST", "/api/auth/logout").status == 200
+
+
+def run_imports_scenario(browser: Any) -> None:
+    """A Plausible export uploaded (decision 0035: its tables and manifest written under
+    imports/), the imports listed, a stats read with them, the import deleted."""
+    from datetime import date
+    from urllib.parse import urlencode
+
+    from core.edge import ORIGIN_HEADER
+    from local.front import LOCAL_ORIGIN_SECRET
+    from tests.import_files import plausible_export
+
+    export = plausible_export(date(2025, 1, 6), 3)  # long before the site's own stats
+    base = f"/api/admin/sites/{SITE}/imports"
+    headers = {
+        "host": browser.host,
+        "content-type": "application/octet-stream",
+        "x-csrf-token": browser.csrf,
+        "cookie": "; ".join(f"{k}={v}" for k, v in browser.jar.items()),
+        "cloudfront-viewer-address": f"{browser.ip}:443",
+        ORIGIN_HEADER: LOCAL_ORIGIN_SECRET,
+    }
+    query = urlencode({"filename": "plausible-export.zip"})
+    made = browser.pipeline.query_fn.invoke(
+        api_gateway_event("POST", f"{base}?{query}", headers, export.data, "127.0.0.1")
+    )
+    assert made["statusCode"] == 201, made
+    made_id = json.loads(made["body"])["import"]["id"]
+    listed = browser.request("GET", base).json()["imports"]
+    assert [i["id"] for i in listed] == [made_id]
+    stats = browser.request(
+        "GET",
+        f"/api/v1/stats/aggregate?site_id={SITE}&period=custom&date=2025-01-06,2025-01-08"
+        "&metrics=visitors&with_imported=true",
+    )
+    assert stats.status == 200, stats.body
+    visitors = sum(export.visitors[d]["visitors"] for d in export.days)
+    assert stats.json()["results"]["visitors"]["value"] == visitors  # read from imports/
+    assert browser.request("DELETE", f"{base}/{made_id}").status == 200
 
 
 @pytest.fixture()
