@@ -251,10 +251,10 @@ def test_the_graph_card_and_export_of_three_years_read_the_range_once(
     aggregate_queries.clear()
     export = world.pipeline.get(url("/api/cards/export.zip", site_id=SITE, **span), world.key)
     assert export.status == 200
-    # the series (a dimension and the pending slots), then the 18 breakdowns (19 dimensions with
+    # the series (a dimension and the pending slots), then the 21 breakdowns (22 dimensions with
     # the goals' event names) over three segments and their pending slots (a Query per slot
     # key, 0018): not one per day
-    assert len(aggregate_queries) <= 1 + keys.SLOT_PARTITIONS + 19 * 3 + 3 * keys.SLOT_PARTITIONS
+    assert len(aggregate_queries) <= 1 + keys.SLOT_PARTITIONS + 22 * 3 + 3 * keys.SLOT_PARTITIONS
     # and the breakdowns read their own days, not the series' three years of them
     assert {pk for pk, days in read_ranges(aggregate_queries) if days > 31} == {
         keys.counter_pk(SITE, Granularity.DAY, keys.TOTALS),
