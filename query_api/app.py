@@ -10,8 +10,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from query_api import cards, funnels_api, stats_api
-from query_api.alerts_api import alert_routes
 from query_api.admin import routes as admin_routes
+from query_api.alerts_api import alert_routes
 from query_api.deps import OVERRIDES, Deps, Now, Site
 from query_api.errors import READ_ERRORS, QueryError
 from query_api.imports_api import routes as import_routes
