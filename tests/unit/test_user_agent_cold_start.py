@@ -10,6 +10,7 @@ import sys
 import pytest
 from ua_parser import BasicResolver, Parser, load_lazy_builtins
 
+from core import names
 from ingest import enrich
 from tests.unit import samples
 
@@ -51,10 +52,15 @@ def test_bot_verdict_and_fields_are_those_of_a_full_parse(user_agent: str) -> No
     expected_bot = full.device.family == "Spider" or bool(enrich._BOT_RE.search(user_agent))
     # When the ingest parses the user agent
     info = enrich.parse_user_agent(user_agent)
-    # Then it says what the full parse says
+    # Then it says what the full parse says, under Plausible's names (core/names.py)
     assert info.is_bot is expected_bot
-    assert info.browser == ("" if full.user_agent.family == "Other" else full.user_agent.family)
-    assert info.os == ("" if full.os.family == "Other" else full.os.family)
+    family = full.user_agent.family
+    assert info.browser == ("" if family == "Other" else names.browser_name(family))
+    ipad = "ipad" in user_agent.lower()
+    system = full.os.family
+    assert info.os == (
+        "" if system == "Other" else names.os_name(system, full.os.major or "", ipad)
+    )
 
 
 def test_a_browser_user_agent_compiles_only_the_spider_device_regexes() -> None:
