@@ -129,14 +129,19 @@ def _too_large(size: int) -> str:
     )
 
 
-@import_routes.get("")
+STORAGE_ERROR: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "No event archive, or its bucket failed"}
+}
+
+
+@import_routes.get("", responses=STORAGE_ERROR)
 def list_imports(domain: Domain, d: Deps) -> dict[str, list[dict[str, Any]]]:
     site = _site(d, domain)
     with import_errors():
         return {"imports": [m.out() for m in _store(d).manifests(site.domain)]}
 
 
-@import_routes.delete("/{import_id}")
+@import_routes.delete("/{import_id}", responses=STORAGE_ERROR)
 def delete_import(
     domain: Domain,
     d: Deps,
