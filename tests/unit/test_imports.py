@@ -46,7 +46,7 @@ def test_a_plausible_zip_parses_into_its_tables_with_direct_traffic_named() -> N
     ],
 )
 def test_a_bad_plausible_file_is_refused_saying_where(name: str, data: bytes, said: str) -> None:
-    with pytest.raises(ImportRefused, match="") as caught:
+    with pytest.raises(ImportRefused) as caught:
         plausible.parse(data, name)
     assert said in str(caught.value)
 
