@@ -15,8 +15,8 @@ and the result does not depend on delivery order. Event-level counts that need n
 and pageviews by name, page, hostname and prop) are added per event. Props are kept with each hit's
 attributes, so a prop value has exact unique visitors like a page has.
 
-Sessions follow METRICS.md. A visitor id is per day (daily salt); an event whose previous-day id
-still has a session open continues it.
+Sessions follow docs/metrics.md. A visitor id is per day (daily salt); an event whose
+previous-day id still has a session open continues it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Browser and OS names as Plausible reports them (docs/COMPAT.md §4), in one table each.
+"""Browser and OS names as Plausible reports them (docs/compat.md §4), in one table each.
 
 Ingest parses a user agent with ua-parser (uap-core's families: "Chrome Mobile", "Mobile Safari",
 "Mac OS X", "Linux", ...); Plausible parses it with UAInspector, which names things as Matomo's

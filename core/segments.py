@@ -1,6 +1,6 @@
 """Saved segments: named filter sets of a site, shared by everyone who reads its stats.
 
-A segment holds v2 filters (Plausible's Stats API v2 shape, COMPAT.md §6), stored as JSON text in
+A segment holds v2 filters (Plausible's Stats API v2 shape, compat.md §6), stored as JSON text in
 the meta table under `keys.segments_pk(site)` with the segment's number as sort key. Plausible's v2
 names a segment by number (`["is", "segment", [7]]`), so ids are small integers, one more than the
 largest in use, claimed with a conditional write (two admins saving at once get two numbers).

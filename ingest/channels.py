@@ -1,11 +1,11 @@
 """The acquisition channel of a visit (`visit:channel`), derived at ingest from the landing page's
 source, `utm_medium`, `utm_source`, `utm_campaign` and click id, the way Plausible groups them
-(GA4's default channel groups, in Plausible's order of rules; COMPAT.md §5).
+(GA4's default channel groups, in Plausible's order of rules; docs/compat.md §5).
 
 Only the channel is stored: the click id's value is never read, only which parameter was there.
 
 Where we differ from Plausible, and why:
-- The 15 channels COMPAT.md lists: Plausible's "Paid Video" and "Organic Video" are "Video";
+- The 15 channels docs/compat.md lists: Plausible's "Paid Video" and "Organic Video" are "Video";
   its "Paid Other", "Mobile Push Notifications" and "AI Assistants" are not channels here, so
   such a visit falls through to Referral (it has a source) or Direct.
 - Google's `gbraid` and `wbraid` (its click ids where `gclid` cannot be set) count as `gclid`;

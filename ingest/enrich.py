@@ -1,6 +1,6 @@
 """Pure enrichment of an incoming event: URL, referrer and source, UTM, user agent, device.
 
-Definitions follow docs/METRICS.md (Plausible's): hostname without `www.`, path without the
+Definitions follow docs/metrics.md (Plausible's): hostname without `www.`, path without the
 query string (fragment only in hash mode), source from `utm_source`/`ref`/`source` or the
 referrer's domain mapped to a known name, self-referrals not a source.
 """

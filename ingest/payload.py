@@ -1,4 +1,4 @@
-"""Validation of the Plausible-compatible event body (COMPAT.md §1) into typed payloads.
+"""Validation of the Plausible-compatible event body (docs/compat.md §1) into typed payloads.
 
 Every rule failure is collected as `{field: [message]}` and raised as InvalidPayload, which the
 handler maps to a 400 with that body. Nothing here touches storage.

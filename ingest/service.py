@@ -1,6 +1,6 @@
 """The ingest service: an HTTP request in, an HTTP response out, events stored in between.
 
-Two wire formats (COMPAT.md): Plausible's events API on /api/event, answered 202, and Umami's
+Two wire formats (docs/compat.md): Plausible's events API on /api/event, answered 202, and Umami's
 collect API on /api/send and /api/batch, answered 200 with JSON. Both become EventPayloads and go
 through the one pipeline (`accept`) and the one store.
 
@@ -113,7 +113,7 @@ def _plausible(request: HttpRequest, deps: IngestDeps, now: datetime) -> HttpRes
     if len(drop_reasons) == len(outcomes):
         # Plausible's header, and nothing more: why an event was dropped goes to the metrics and
         # the log only, since a reason such as unknown_site would tell anyone which domains are
-        # registered (COMPAT.md §1).
+        # registered (docs/compat.md §1).
         headers["x-plausible-dropped"] = "1"
     return HttpResponse(202, "ok", headers)
 
@@ -177,7 +177,7 @@ def _umami_call(
 def _umami_site(call: umami.UmamiCall, sites: SiteStore) -> Site | None:
     """The site a call's website names: a domain; a UUID its hostname (or a parent) derives to,
     computed without a read; else a UUID's lookup item, attached or derived, which is how a
-    snippet's existing id and @umami/node's calls (no hostname) are found (COMPAT.md §7)."""
+    snippet's existing id and @umami/node's calls (no hostname) are found (docs/compat.md §7)."""
     site = next((s for d in umami.candidate_domains(call) if (s := sites.get(d))), None)
     if site is None and (website := umami.website_uuid(call)):
         site = sites.site_for_umami_id(website)

@@ -2,7 +2,7 @@
 
 The salt changes at UTC midnight, so a visitor's events after it get a new visitor id. As in
 Plausible, the session goes on under yesterday's id while it is open: an event continues it if
-yesterday's id counted an event (any but engagement) within the last 30 minutes (METRICS.md).
+yesterday's id counted an event (any but engagement) within the last 30 minutes (docs/metrics.md).
 
 The rule depends on order ("counted so far"), and only ingest sees events in order: the stream's
 shards deliver a visitor's events to the aggregator in any order (decision 0024). So ingest

@@ -1,11 +1,11 @@
-"""Umami's collect API (COMPAT.md §2), read into the same EventPayload as Plausible's format.
+"""Umami's collect API (docs/compat.md §2), read into the same EventPayload as Plausible's format.
 
 `POST /api/send` takes `{"type": "event" | "identify", "payload": {...}}`, `POST /api/batch` an
 array of them. An event payload becomes a Plausible-shaped event (name or `pageview`, absolute URL,
 referrer, props, screen width) and goes through `payload.parse_event`, so both formats share one
 set of rules and one pipeline. `identify` is answered and never stored: it carries a person's id.
 
-The payload's `website` names the site (COMPAT.md §7): its domain (`example.com`), the UUID
+The payload's `website` names the site (docs/compat.md §7): its domain (`example.com`), the UUID
 `website_id` derives from the domain, or any UUID attached to the site (an existing snippet's
 `data-website-id`, found by SiteStore.site_for_umami_id). `@umami/node` calls from a server: no
 `hostname`, and often no `url` (Umami counts those at `/`). Nothing here touches storage.

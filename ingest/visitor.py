@@ -1,4 +1,4 @@
-"""The visitor id of METRICS.md and the daily salts behind it.
+"""The visitor id of docs/metrics.md and the daily salts behind it.
 
 visitor id = BLAKE2b-64 keyed with the day's salt over (site, IP, user agent). The salt for a UTC
 day is 32 random bytes created on first use that day; yesterday's is used only to continue a

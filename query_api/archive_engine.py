@@ -1,5 +1,5 @@
 """Stats from the archived raw events: every question the counters refuse, answered exactly
-with DuckDB SQL over the site's Parquet objects (decision 0028, METRICS.md "Answered from the
+with DuckDB SQL over the site's Parquet objects (decision 0028, docs/metrics.md "Answered from the
 archive").
 
 The definitions are the counters' (tests/oracle.py, tests/stats_oracle.py): visits split at 30

@@ -11,7 +11,7 @@ counters the fold gives it (aggregator/fold.py). A question the counters cannot 
 "(other)") is a `BadRequest` naming the reason, never an estimate.
 
 Unique visitors over several buckets are the sum of each bucket's exact uniques. Visitor ids are
-daily (METRICS.md: the same person on two days is two visitors), so this is the exact count of
+daily (docs/metrics.md: the same person on two days is two visitors), so this is the exact count of
 distinct ids except for an id active on both sides of the site's local midnight (a visit that
 crosses it), which counts once per day.
 """

@@ -7,7 +7,7 @@ visit's first counted event (entry and exit page: its first and last pageview). 
 archive engine's statement up to its visits (`_Builder`), then their own few steps; DuckDB only
 (no Trino spelling: the list functions differ).
 
-Funnels (METRICS.md "funnel step"):
+Funnels (docs/metrics.md "funnel step"):
 - within one visit, an event is a step when it is a pageview of the step's path (`*`: any run
   of characters) or a custom event of the step's name; the visit reaches step k when steps
   1..k are done in order, each by a later event than the step before it: the earliest way

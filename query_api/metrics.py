@@ -1,5 +1,5 @@
 """Metrics from counters: the arithmetic both engines share (the counters' and the archive's),
-so a rate or a mean is rounded the same way whichever answered (METRICS.md)."""
+so a rate or a mean is rounded the same way whichever answered (docs/metrics.md)."""
 
 from __future__ import annotations
 

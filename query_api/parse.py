@@ -1,5 +1,5 @@
 """Parsing a stats request into a `Query`: properties, filters, periods and metrics, with
-Plausible's rules and error messages (COMPAT.md §3). The first step of every stats question:
+Plausible's rules and error messages (docs/compat.md §3). The first step of every stats question:
 parse → plan (query_api/plan.py) → engine (counters or archive) → render (the routes, cards).
 """
 

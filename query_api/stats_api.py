@@ -1,4 +1,4 @@
-"""Stats routes: the Plausible Stats API v1 (COMPAT.md §3) and our own JSON stats API.
+"""Stats routes: the Plausible Stats API v1 (docs/compat.md §3) and our own JSON stats API.
 
 Both parse the same parameters into a `stats.Query` and ask the planner (query_api/plan.py); the v1 routes
 keep Plausible's response shapes and error messages, ours adds the resolved range, the time zone

@@ -1,6 +1,6 @@
 """Funnels and journeys recounted straight from raw events, in plain Python: the visits of
 tests/oracle.py (attribute_visitors, sessions_of), then a walk along each visit. No SQL and
-nothing of query_api/funnels.py (the definitions are in its docstring and METRICS.md):
+nothing of query_api/funnels.py (the definitions are in its docstring and docs/metrics.md):
 
 - a visit reaches step k when steps 1..k happen in order, each at a later event than the last;
 - a visit counts in the site-local day it starts on, or its whole month when the range holds

@@ -2,7 +2,7 @@
 
 Written to be obviously correct rather than fast: sort, group, count. It shares no code with the
 aggregator beyond the raw event model and the bucket labels, so a bug in the fold's incremental
-bookkeeping cannot hide in both. Definitions (METRICS.md, decision records 0003 and 0005):
+bookkeeping cannot hide in both. Definitions (docs/metrics.md, decision records 0003 and 0005):
 
 - a session is a visitor's non-engagement events with no gap over 30 minutes; an engagement event
   belongs to the session whose span (plus 30 minutes) contains it, and only feeds time on page;

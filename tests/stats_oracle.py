@@ -2,7 +2,7 @@
 straight from the raw events by sorting and counting (no counters, no shared code with
 the query engines beyond the raw event model and tests/oracle.py's sessions).
 
-Definitions (METRICS.md, decision record 0007):
+Definitions (docs/metrics.md, decision record 0007):
 - a day or month is the site's local one; an event counts where it happens, a visit where it starts;
 - visitors over several units (days, or whole months) = the sum of each unit's distinct visitors;
 - a filter on a session property keeps the visits whose first event (first and last pageview for

@@ -1,4 +1,4 @@
-"""A v2 answer as Plausible returns it (COMPAT.md §6): `results` (each row's `metrics` and
+"""A v2 answer as Plausible returns it (docs/compat.md §6): `results` (each row's `metrics` and
 `dimensions` in the order asked), `meta` (its keys sorted, as Plausible sorts them) and `query`,
 the question as it was run: the resolved date range as ISO datetimes in the site's offset, the
 resolved time dimension, segments replaced by their filters, the order with its default.

@@ -8,7 +8,7 @@ Speed (decision 0033, "After the engine work"): only the columns read travel thr
 the top-level filters a visit's first event decides drop failing visits' events in the pass
 that numbers visits; a tree without event conditions is tested once a visit; a big question
 nothing narrows runs in parts by visitor key. `shortcuts=False` is the general path.
-Definitions (docs: the v2 module docstrings, docs/METRICS.md):
+Definitions (docs: the v2 module docstrings, docs/metrics.md):
 
 - an event row carries its visit's values; a condition on a `visit:` dimension tests the visit's
   value (its first counted event's, entry/exit page its first/last pageview's page), on an

@@ -1,5 +1,5 @@
-"""A v2 request body (`POST /api/v2/query`, COMPAT.md §6) → a validated `V2Query`, with Plausible's
-validation messages word for word where it has them.
+"""A v2 request body (`POST /api/v2/query`, docs/compat.md §6) → a validated `V2Query`, with
+Plausible's validation messages word for word where it has them.
 
 The body is checked in Plausible's order: first its shape (Plausible validates a JSON schema and
 answers `#/<path>: <what>` lines, every problem found), then each part's meaning (date range,
@@ -86,7 +86,7 @@ EVENT_DIMENSIONS = ("event:name", "event:page", "event:hostname")
 PROPS = "event:props:"
 GOAL = "event:goal"
 SEGMENT = "segment"
-# Dimensions Plausible knows that the archive does not store yet (COMPAT.md §5).
+# Dimensions Plausible knows that the archive does not store yet (docs/compat.md §6).
 NOT_STORED = (
     "visit:screen",
     "visit:entry_page_hostname",

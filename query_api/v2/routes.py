@@ -1,5 +1,5 @@
-"""`POST /api/v2/query` (Plausible's Stats API v2, COMPAT.md §6) and the saved segments a reader
-of the site can list.
+"""`POST /api/v2/query` (Plausible's Stats API v2, docs/compat.md §6) and the saved segments a
+reader of the site can list.
 
 A question goes to the counters when they keep it (fast.py) and to the event archive's v2 engine
 otherwise; the answer is the same either way, and says which path gave it in the

@@ -532,7 +532,7 @@ def test_hash_routing_and_calls_queued_before_the_script_loads_are_counted(
     assert early == {"yes": 1}
 
 
-# A website id an Umami server issued: nothing derives it from a domain (COMPAT.md §7)
+# A website id an Umami server issued: nothing derives it from a domain (docs/compat.md §7)
 ATTACHED_UMAMI_ID = "50429a93-8479-4073-be80-d5d29c09c2ec"
 MOVED_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Moved</title>
 <script defer src="/trackers/umami.js" data-website-id="WEBSITE" data-host-url="STACK"></script>

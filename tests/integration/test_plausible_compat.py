@@ -1,4 +1,4 @@
-"""What the real Plausible trackers post (COMPAT.md §1), through the real handlers under moto.
+"""What the real Plausible trackers post (docs/compat.md §1), through the real handlers under moto.
 
 The bodies are the ones plausible-tracker 0.3.9 and @plausible-analytics/tracker 0.4.6 build (the
 end-to-end test drives the trackers themselves in Chromium).

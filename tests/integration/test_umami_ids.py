@@ -1,4 +1,4 @@
-"""Umami website ids attached to sites (COMPAT.md §7): the store, the admin API and the CLI.
+"""Umami website ids attached to sites (docs/compat.md §7): the store, the admin API and the CLI.
 
 A site holds at most one attached id beside the one derived from its domain; an id names one
 site at a time (409 otherwise); a removed site releases its ids; a bad id is a clear 400 (exit 2

@@ -1,4 +1,5 @@
-"""Umami's collect API (COMPAT.md §2) through the real ingest handler, stored and aggregated."""
+"""Umami's collect API (docs/compat.md §2) through the real ingest handler, stored and
+aggregated."""
 
 from __future__ import annotations
 
@@ -257,7 +258,7 @@ def test_get_is_refused(pipeline: Pipeline) -> None:
     assert response.status == 405 and response.json()["error"]["status"] == 405
 
 
-# ---- Umami website ids attached to a site, and @umami/node (COMPAT.md §7) -------------------
+# ---- Umami website ids attached to a site, and @umami/node (docs/compat.md §7) --------------
 
 # Any UUID an Umami server issued: no domain derives to it
 ATTACHED = "50429a93-8479-4073-be80-d5d29c09c2ec"

@@ -1,4 +1,4 @@
-"""Enrichment: page URL, referrer and source, user agent, device and country (METRICS.md)."""
+"""Enrichment: page URL, referrer and source, user agent, device and country (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -267,7 +267,7 @@ def test_spam_referrer_is_flagged_even_when_the_link_is_tagged() -> None:
     ("user_agent", "browser", "browser_version", "os", "os_version", "device"),
     [
         (samples.CHROME_WINDOWS, "Chrome", "124.0", "Windows", "10", "Desktop"),
-        # Plausible's names (COMPAT.md §4; more agents in test_names.py)
+        # Plausible's names (docs/compat.md §4; more agents in test_names.py)
         (samples.EDGE_WINDOWS, "Microsoft Edge", "124.0", "Windows", "10", "Desktop"),
         (samples.FIREFOX_MAC, "Firefox", "125.0", "Mac", "10.15", "Desktop"),
         (samples.SAFARI_IPHONE, "Safari", "17.4", "iOS", "17.4", "Mobile"),

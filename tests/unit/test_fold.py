@@ -1,5 +1,5 @@
 """The fold of one visitor's events into counter deltas: sessionization, bounces, duration,
-uniques, time on page and the dimensions, as METRICS.md defines them.
+uniques, time on page and the dimensions, as docs/metrics.md defines them.
 Cases are tables; times are pinned."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Browser and OS names as Plausible reports them (docs/COMPAT.md §4, core/names.py): real user
+"""Browser and OS names as Plausible reports them (docs/compat.md §4, core/names.py): real user
 agents parse to Plausible's names and major.minor versions, and names stored before the
 renaming read as the new ones (decision 0034)."""
 

@@ -1,4 +1,5 @@
-"""Body validation (COMPAT.md §1): every rule failure is reported per field in InvalidPayload."""
+"""Body validation (docs/compat.md §1): every rule failure is reported per field in
+InvalidPayload."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Umami's collect payload (COMPAT.md §2) read into the Plausible-format EventPayload."""
+"""Umami's collect payload (docs/compat.md §2) read into the Plausible-format EventPayload."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Visitor ids and the daily salts behind them (METRICS.md: Identity; DESIGN.md invariant 5).
+"""Visitor ids and the daily salts behind them (docs/metrics.md: Identity; DESIGN.md invariant 5).
 
 SaltStore runs against moto's in-process DynamoDB through a real botocore client: no network.
 """

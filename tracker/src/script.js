@@ -1,5 +1,5 @@
 /*
- * LiveInsight tracker. Speaks the Plausible Events API (COMPAT.md §1): POST {n,u,d,r,w,h} and
+ * LiveInsight tracker. Speaks the Plausible Events API (docs/compat.md §1): POST {n,u,d,r,w,h} and
  * props, interactive, revenue (the long names of p, i, $) as text/plain (fetch's default for a string body: a "simple" request, no CORS preflight) with
  * keepalive, which outlives the page: a click that leaves the page is still counted, and nothing
  * delays the navigation.
