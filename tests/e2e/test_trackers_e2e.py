@@ -5,13 +5,16 @@ resolver maps to 127.0.0.1, so no request leaves the machine) and post to the lo
 another origin. Each tracker drives one scenario: land on /, scroll, SPA navigation to /pricing,
 a custom event with props, a file download, an outbound link, a 404 page, leave. Then the stats
 API must show the same numbers for every tracker; ours and @plausible-analytics/tracker also
-report engagement. The npm trackers are pinned in tests/trackers (make trackers).
+report engagement. The real @umami/node client, run by Node, posts server-side to the stack.
+The npm trackers are pinned in tests/trackers (make trackers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -578,3 +581,75 @@ def test_umami_snippet_keeping_its_website_id_is_counted_on_the_site_it_is_attac
     # (read until settled: a Query can see a transaction half applied)
     wait_for(lambda: read() == expected, timeout=30)
     assert read() == expected
+
+
+# The real @umami/node (tests/trackers): a server-side client, so no hostname, no Origin, and its
+# own user agent. It posts {type, payload}; `track(object)` sends the object (a pageview when it
+# has no name), `track(name, data)` an event without a url. Prints each answer as JSON.
+# (Node loads the package's CommonJS `main`, so the client is its `default` export.)
+UMAMI_NODE = REPO / "tests" / "trackers" / "node_modules" / "@umami" / "node"
+NODE_SCRIPT = """
+import pkg from "@umami/node";
+const umami = pkg.default;
+const [websiteId, hostUrl] = process.argv.slice(1);
+umami.init({websiteId, hostUrl});
+const answers = [];
+for (const call of [() => umami.track({url: "/checkout", title: "Checkout"}),
+                    () => umami.track("signup", {plan: "pro"})]) {
+  const response = await call();
+  answers.push({status: response.status, body: await response.text()});
+}
+console.log(JSON.stringify(answers));
+"""
+# Another id an Umami server issued (each id belongs to one site: moved.test holds the other)
+NODE_ATTACHED_UMAMI_ID = "8c1f3a52-6e0d-4b7a-9f21-3d5e7a90b4c6"
+
+
+def umami_node_track(stack: Stack, website: str) -> list[dict[str, Any]]:
+    """Run the real @umami/node against the local stack: a page with a url, an event with data."""
+    if not (UMAMI_NODE / "package.json").exists():
+        pytest.fail("@umami/node is not installed: run `make trackers` (make test does it)")
+    out = subprocess.run(
+        ["node", "--input-type=module", "-e", NODE_SCRIPT, website, stack.url],
+        cwd=REPO / "tests" / "trackers",  # where `import "@umami/node"` resolves
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    answers: list[dict[str, Any]] = json.loads(out.stdout)
+    return answers
+
+
+def test_umami_node_is_counted_with_the_attached_and_the_derived_website_id(
+    stack: Stack,
+) -> None:
+    # Given a site with an Umami website id attached
+    key = stack.cli("site", "add", "node.test", "--json")["key"]
+    stack.cli("site", "update", "node.test", "--umami-id", NODE_ATTACHED_UMAMI_ID, "--json")
+
+    def read() -> dict[str, Any]:
+        totals = stats(stack, key, "node.test", "aggregate", metrics="pageviews,events")
+        return {
+            "totals": {metric: value["value"] for metric, value in totals.items()},
+            "names": breakdown(stack, key, "node.test", "event:name", "events"),
+            "pages": breakdown(stack, key, "node.test", "event:page", "pageviews"),
+            "plan": breakdown(stack, key, "node.test", "event:props:plan", "events"),
+        }
+
+    # When @umami/node sends a page and an event with the attached id, then with the derived one,
+    # each is answered as Umami answers and counted on the site (read until settled: a Query can
+    # see a transaction half applied)
+    for n, website in enumerate((NODE_ATTACHED_UMAMI_ID, website_id("node.test")), start=1):
+        answers = umami_node_track(stack, website)
+        assert [a["status"] for a in answers] == [200, 200], answers
+        assert all({"sessionId", "visitId"} <= set(json.loads(a["body"])) for a in answers)
+        expected = {
+            "totals": {"pageviews": n, "events": 2 * n},
+            "names": {"signup": n},
+            "pages": {"/checkout": n},
+            "plan": {"pro": n},
+        }
+        with contextlib.suppress(AssertionError):  # the assertion below shows what was read
+            wait_for(lambda expected=expected: read() == expected, timeout=30)
+        assert read() == expected
