@@ -262,8 +262,9 @@ def test_get_is_refused(pipeline: Pipeline) -> None:
 
 # Any UUID an Umami server issued: no domain derives to it
 ATTACHED = "50429a93-8479-4073-be80-d5d29c09c2ec"
-# @umami/node's own user agent (umami-software/node index.ts: `node/${process.version}`)
-NODE_UA = "node/v20.11.1"
+# @umami/node's own user agent (0.4.0, as tests/e2e/test_trackers_e2e.py runs it:
+# `Mozilla/5.0 Umami/${process.version}`); the real client is tested there
+NODE_UA = "Mozilla/5.0 Umami/v20.20.2"
 
 
 def attach(pipeline: Pipeline, domain: str, website: str | None) -> None:
