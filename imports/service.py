@@ -31,8 +31,9 @@ from archive import layout
 from archive.store import day_of
 from core.events import RawEvent
 from core.sites import Site
-from imports import plausible, umami
+from imports import plausible
 from imports.errors import ImportRefused
+from imports.formats import looks_like_umami
 from imports.store import PLAUSIBLE, UMAMI, ImportStore, Manifest
 from imports.tables import write_table
 
@@ -47,7 +48,7 @@ KINDS = (PLAUSIBLE, UMAMI)
 def detect_kind(data: bytes, filename: str) -> str:
     if data[:4] == b"PK\x03\x04" or filename.lower().endswith(".zip"):
         return PLAUSIBLE
-    if umami.looks_like_umami(data):
+    if looks_like_umami(data):
         return UMAMI
     try:
         plausible.table_of(filename)
@@ -149,6 +150,8 @@ def _import_umami(
     taken: set[str],
     base: dict[str, object],
 ) -> Manifest:
+    from imports import umami  # ingest's enrichment: the CLI's path, never the query function's
+
     export = umami.parse(data, filename, site.domain, site.tz)
     days = [day_of(e) for e in export.events]
     first, last = min(days), max(days)

@@ -23,11 +23,12 @@ from urllib.parse import parse_qsl
 
 from core.events import PAGEVIEW, RawEvent
 from imports.errors import ImportRefused
+from imports.formats import UMAMI_REQUIRED
 from ingest.enrich import MAX_DIMENSION_LENGTH, UTM_FIELDS, classify_referrer, strip_www
 
 MAX_ROWS = 5_000_000
 PAGEVIEW_TYPE, CUSTOM_TYPE = "1", "2"
-REQUIRED = ("session_id", "created_at", "url_path", "event_type")
+REQUIRED = UMAMI_REQUIRED
 # Not secret: Umami's session id is already a salted hash; this keeps it out of our files.
 VISITOR_KEY = b"liveinsight-umami-import-v1"
 
@@ -183,9 +184,3 @@ def _timestamp(raw: str, filename: str, line: int) -> datetime:
         ) from None
     # Umami stores UTC; an export without an offset is UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def looks_like_umami(data: bytes) -> bool:
-    head = data[:4096].decode("utf-8", "replace").splitlines()[:1]
-    columns = {c.strip().strip('"').lower() for c in head[0].split(",")} if head else set()
-    return all(c in columns for c in REQUIRED)

@@ -97,7 +97,7 @@ FUNCTIONS: dict[str, Function] = {
         Function(
             name="query",
             handler="query_api.handler.handler",
-            packages=("core", "query_api", "archive", "alerts"),
+            packages=("core", "query_api", "archive", "alerts", "imports"),
             requires=(
                 "aws-lambda-powertools",
                 "botocore",

@@ -37,6 +37,7 @@ PROJECT_PACKAGES = {
     "local",
     "bench",
     "tests",
+    "imports",
 }
 # Amazon Linux 2, under Lambda's python3.11 runtime: a shared library needing a newer glibc does
 # not load there (issue 18: DuckDB wheels past 1.2 may be manylinux_2_28 only).

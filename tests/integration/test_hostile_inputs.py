@@ -601,6 +601,10 @@ ADMIN_ROUTES = [
     ("POST", "/api/admin/sites/{domain}/imports"),
     ("GET", "/api/admin/sites/{domain}/imports"),
     ("DELETE", "/api/admin/sites/{domain}/imports/{import_id}"),
+    ("GET", "/api/admin/sites/{domain}/alerts"),
+    ("POST", "/api/admin/sites/{domain}/alerts"),
+    ("GET", "/api/admin/sites/{domain}/alerts/deliveries"),
+    ("DELETE", "/api/admin/sites/{domain}/alerts/{rule_id}"),
 ]
 ADMIN_BODIES = {
     "POST /api/admin/sites/{domain}/imports": b"date,visitors\n2026-01-01,1\n",
@@ -613,6 +617,9 @@ ADMIN_BODIES = {
     ),
     "PATCH /api/admin/sites/{domain}/segments/{segment_id}": _json({"name": "y"}),
     "POST /api/admin/sites/{domain}/funnels": _json({"name": "x", "steps": ["Visit /", "Signup"]}),
+    "POST /api/admin/sites/{domain}/alerts": _json(
+        {"kind": "spike", "threshold": 5, "webhook": {"url": "http://127.0.0.1:9/hook"}}
+    ),
 }
 HOSTILE_DOMAINS = {
     "site": SITE,
@@ -632,7 +639,7 @@ def _admin_cases() -> list[Case]:
                 continue
             path = template.replace("{domain}", domain).replace("{key_id}", "all")
             path = path.replace("{share_id}", "all").replace("{segment_id}", "1")
-            path = path.replace("{funnel_id}", "0123456789ab")
+            path = path.replace("{funnel_id}", "0123456789ab").replace("{rule_id}", "0123456789ab")
             path = path.replace("{import_id}", "0123456789abcdef")
             if template.endswith("/goals") and method == "DELETE":
                 path += "?goal=Signup"
@@ -815,6 +822,32 @@ SIGNED_IN += (
         ]
     ]
 )
+
+ALERTS = ONE_SITE + "/alerts"
+HOOK = {"url": "https://a.example/"}
+SIGNED_IN += [
+    _signed_in(f"alert-{name}", "POST", ALERTS, f"{SITES}/{SITE}/alerts", body)
+    for name, body in [
+        ("kind-unknown", {"kind": "drop", "threshold": 1, "webhook": HOOK}),
+        ("threshold-zero", {"kind": "spike", "threshold": 0, "webhook": HOOK}),
+        ("url-javascript", {"kind": "spike", "threshold": 1, "webhook": {"url": "javascript:x"}}),
+        ("url-file", {"kind": "spike", "threshold": 1, "webhook": {"url": "file:///etc/passwd"}}),
+        (
+            "url-crlf",
+            {"kind": "spike", "threshold": 1, "webhook": {"url": "https://a.example/\r\nx: y"}},
+        ),
+        (
+            "url-10kb",
+            {"kind": "spike", "threshold": 1, "webhook": {"url": "https://a/" + "a" * 10_000}},
+        ),
+        (
+            "goal-unknown",
+            {"kind": "goal", "goal": "Nope", "threshold": 1, "window_minutes": 5, "webhook": HOOK},
+        ),
+        ("webhook-a-string", {"kind": "spike", "threshold": 1, "webhook": "https://a.example/"}),
+        ("extra-field", {"kind": "spike", "threshold": 1, "webhook": HOOK, "x": 1}),
+    ]
+]
 
 V2 = "POST /api/v2/query"
 
