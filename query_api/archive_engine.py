@@ -296,6 +296,13 @@ class Zones:
         hi = datetime.combine(last + timedelta(days=3), time(), UTC)
         return cls(tuple((tz, _offsets(tz, lo, hi)) for tz in sorted(set(tzs))))
 
+    def constant_offset(self) -> str:
+        """The UTC offset when it is one number over the whole range (one zone, no DST change
+        in it), as SQL text; '' when it varies. Then it need not travel through a sort."""
+        if len(self.pieces) == 1 and len(self.pieces[0][1]) == 1:
+            return str(self.pieces[0][1][0][1])
+        return "0" if not self.pieces else ""
+
     def sql(self, p: _Params) -> str:
         def one(pieces: tuple[tuple[int | None, int], ...]) -> str:
             if len(pieces) == 1:
@@ -351,6 +358,20 @@ def _offsets(tz: str, lo: datetime, hi: datetime) -> tuple[tuple[int | None, int
 
 # the session dimensions stored as columns (entry and exit pages are the visit's pages)
 SESSION_COLUMNS = SESSION_DIMENSIONS
+
+
+def event_columns(
+    page: bool, hostname: bool, props: bool, interactive: bool, scroll_depth: bool
+) -> list[str]:
+    """The event columns a question reads (both engines' builders), in the order they read them."""
+    wanted = (
+        (page, "page"),
+        (hostname, "hostname"),
+        (props, "props"),
+        (interactive, "interactive"),
+        (scroll_depth, "scroll_depth"),
+    )
+    return [column for used, column in wanted if used]
 
 
 class _Builder:
@@ -410,14 +431,9 @@ class _Builder:
 
     def _event_columns(self) -> list[str]:
         """The event columns a question reads, and carries through the sort."""
-        wanted = (
-            (self.uses_page, "page"),
-            (self.uses_hostname, "hostname"),
-            (self.uses_props, "props"),
-            (self.uses_interactive, "interactive"),
-            (self.sd, "scroll_depth"),
+        return event_columns(
+            self.uses_page, self.uses_hostname, self.uses_props, self.uses_interactive, self.sd
         )
-        return [column for used, column in wanted if used]
 
     def event_value(self, prop: Property, engagement: bool = False) -> str:
         """An event's value of an event property, NULL when it has none. An engagement event
@@ -526,12 +542,7 @@ class _Builder:
         return cols + self._event_columns()
 
     def _constant_offset(self) -> str:
-        """The UTC offset when it is one number over the whole range (one zone, no DST change
-        in it): then it does not travel through the sort."""
-        pieces = self.zones.pieces
-        if len(pieces) == 1 and len(pieces[0][1]) == 1:
-            return str(pieces[0][1][0][1])
-        return "0" if not pieces else ""
+        return self.zones.constant_offset()
 
     def _constants(self) -> str:
         """What the sort leaves out because it is the same on every row, put back after it."""

@@ -54,6 +54,7 @@ from query_api.archive_engine import (
     _Params,
     _zone,
     attribution_ctes,
+    event_columns,
     units_of,
 )
 from query_api.errors import BadRequest
@@ -439,14 +440,9 @@ class _Statement:
         return cols + self._event_columns()
 
     def _event_columns(self) -> list[str]:
-        wanted = (
-            (self.uses_page, "page"),
-            (self.uses_hostname, "hostname"),
-            (self.uses_props, "props"),
-            (self.uses_interactive, "interactive"),
-            (self.sd, "scroll_depth"),
+        return event_columns(
+            self.uses_page, self.uses_hostname, self.uses_props, self.uses_interactive, self.sd
         )
-        return [column for used, column in wanted if used]
 
     def _prefilter(self) -> tuple[list[int], list[str]]:
         """What a visitor with a countable visit must have: a counted event passing every
@@ -554,12 +550,7 @@ class _Statement:
         return cols + self._event_columns()
 
     def _constant_offset(self) -> str:
-        """The UTC offset when it is one number over the whole range (one zone, no change of
-        the clocks in it): then it does not travel through the sort (v1's rule)."""
-        pieces = self.zones.pieces
-        if len(pieces) == 1 and len(pieces[0][1]) == 1:
-            return str(pieces[0][1][0][1])
-        return "0" if not pieces else ""
+        return self.zones.constant_offset()
 
     def _constants(self) -> list[str]:
         """What the sort leaves out because it is the same on every row, put back after it,
