@@ -12,21 +12,11 @@ import pytest
 
 from alerts.rules import RuleStore
 from core.aws import make_client
-from local.cli import main
+from tests.integration.cli_run import run
 
 SITE = "alert-cli.example"
 HOOK = "http://127.0.0.1:9/hook"
 SECRET = "whsec_cli-secret-0123456789"
-
-
-def run(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(["--data-dir", str(tmp_path), *args])
-    except SystemExit as exc:  # argparse's own refusals (a bad choice, not a number) exit 2
-        code = int(str(exc.code))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()

@@ -10,14 +10,7 @@ import pytest
 
 from core.aws import make_client
 from core.segments import SegmentStore
-from local.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(["--data-dir", str(tmp_path), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.integration.cli_run import run
 
 
 @pytest.fixture()
