@@ -16,10 +16,11 @@ from __future__ import annotations
 import builtins
 import ipaddress
 import json
+import re
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,6 +44,14 @@ MAX_WINDOW_MINUTES = 60
 MAX_URL_LENGTH = 2000
 MIN_SECRET_LENGTH, MAX_SECRET_LENGTH = 16, 200
 SECRET_PREFIX = "whsec_"
+MAX_EMAILS = 5  # recipients of one rule
+MAX_EMAIL_LENGTH = 254  # RFC 5321's path limit
+# A plain address: local part of common characters, a dotted domain with a letter TLD. Stricter
+# than RFC 5322 on purpose (no quotes, comments or IP literals): SES sends to these.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+    r"[A-Za-z]{2,63}"
+)
 
 
 class AlertError(ValueError):
@@ -55,9 +64,17 @@ class RuleNotFound(AlertError):
 
 @dataclass(frozen=True)
 class Target:
-    url: str
-    secret: str
+    """Where a rule's messages go: a signed webhook (`url` set), email recipients (`emails`, at
+    most MAX_EMAILS), or both. A rule has at least one of them."""
+
+    url: str = ""  # "" when the rule has no webhook
+    secret: str = ""  # the webhook's HMAC key ("" without a webhook)
     format: str = JSON
+    emails: tuple[str, ...] = ()
+
+    @property
+    def webhook(self) -> bool:
+        return bool(self.url)
 
 
 @dataclass(frozen=True)
@@ -101,7 +118,12 @@ class Rule:
             "goal": self.goal or None,
             "window_minutes": self.window_minutes,
             "cooldown_seconds": self.cooldown_seconds,
-            "webhook": {"url": self.target.url, "format": self.target.format},
+            "webhook": (
+                {"url": self.target.url, "format": self.target.format}
+                if self.target.webhook
+                else None
+            ),
+            "emails": list(self.target.emails),
             "created_at": self.created_at,
             "firing": self.state.firing,
             "last_alert_at": self.state.last_alert_at or None,
@@ -136,6 +158,44 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def validate_emails(emails: Sequence[str] | None) -> tuple[str, ...]:
+    """Up to MAX_EMAILS plain addresses, trimmed, the domain lower-cased, duplicates dropped."""
+    if not emails:
+        return ()
+    if isinstance(emails, str):
+        raise AlertError("a rule's emails are a list of addresses")
+    out: list[str] = []
+    for raw in emails:
+        if not isinstance(raw, str):
+            raise AlertError("a rule's emails are a list of addresses")
+        address = raw.strip()
+        if len(address) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(address) or ".." in address:
+            raise AlertError(f"{raw[:80]!r} is not an email address (name@example.com)")
+        local, domain = address.rsplit("@", 1)
+        address = f"{local}@{domain.lower()}"
+        if address not in out:
+            out.append(address)
+    if len(out) > MAX_EMAILS:
+        raise AlertError(f"a rule emails at most {MAX_EMAILS} addresses")
+    return tuple(out)
+
+
+def validate_target(
+    url: str | None, secret: str | None, format: str, emails: Sequence[str] | None
+) -> Target:
+    """A webhook, email recipients, or both; AlertError when neither or either is invalid."""
+    addresses = validate_emails(emails)
+    if format not in FORMATS:
+        raise AlertError(f"a webhook's format is one of {', '.join(FORMATS)}")
+    if url is None or url == "":
+        if not addresses:
+            raise AlertError("a rule goes to a webhook, to email recipients, or to both")
+        if secret:
+            raise AlertError("a webhook secret needs a webhook URL")
+        return Target(format=format, emails=addresses)
+    return Target(validate_url(url), validate_secret(secret), format, addresses)
 
 
 def validate_secret(secret: str | None) -> str:
@@ -222,20 +282,19 @@ class RuleStore:
         site: str,
         kind: str,
         threshold: int,
-        url: str,
+        url: str | None,
         secret: str | None = None,
         format: str = JSON,
         goal: str | None = None,
         window_minutes: int | None = None,
         cooldown_seconds: int | None = None,
         site_goals: tuple[str, ...] = (),
+        emails: Sequence[str] | None = None,
     ) -> Rule:
         kind, threshold, goal, window, cooldown = validate_rule(
             kind, threshold, goal, window_minutes, cooldown_seconds, site_goals
         )
-        if format not in FORMATS:
-            raise AlertError(f"a webhook's format is one of {', '.join(FORMATS)}")
-        target = Target(validate_url(url), validate_secret(secret), format)
+        target = validate_target(url, secret, format, emails)
         if len(self.list(site, consistent=True)) >= MAX_RULES:
             raise AlertError(f"a site keeps at most {MAX_RULES} alert rules")
         rule = Rule(
@@ -318,13 +377,16 @@ def _item(rule: Rule) -> dict[str, Any]:
         "cooldown_seconds": rule.cooldown_seconds,
         "url": rule.target.url,
         "format": rule.target.format,
+        "emails": list(rule.target.emails),
     }
-    return {
+    item = {
         **_key(rule.site, rule.id),
         "rule": {"S": json.dumps(definition, separators=(",", ":"))},
-        "secret": {"S": rule.target.secret},
         "created_at": {"N": str(rule.created_at)},
     }
+    if rule.target.secret:
+        item["secret"] = {"S": rule.target.secret}
+    return item
 
 
 def _rule(site: str, item: dict[str, Any]) -> Rule:
@@ -347,7 +409,12 @@ def _rule(site: str, item: dict[str, Any]) -> Rule:
         site=site,
         kind=d["kind"],
         threshold=int(d["threshold"]),
-        target=Target(d["url"], item["secret"]["S"], d["format"]),
+        target=Target(
+            d["url"],
+            item.get("secret", {}).get("S", ""),
+            d["format"],
+            tuple(d.get("emails", ())),
+        ),
         goal=d["goal"],
         window_minutes=int(d["window_minutes"]),
         cooldown_seconds=int(d["cooldown_seconds"]),

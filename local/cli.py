@@ -16,7 +16,7 @@
     liveinsight segment add --site DOMAIN --name NAME FILTERS_JSON [--json]   v2 filters, e.g.
                             '[["is", "visit:source", ["Google"]]]'
     liveinsight segment list|remove --site DOMAIN [SEGMENT_ID] [--json]
-    liveinsight alert add --site DOMAIN --kind spike --threshold N --webhook URL
+    liveinsight alert add --site DOMAIN --kind spike --threshold N --webhook URL [--email A]...
                           [--format json|slack] [--secret S] [--cooldown-seconds N] [--json]
     liveinsight alert add --site DOMAIN --kind goal --goal "Visit /path" --threshold K
                           --window-minutes W --webhook URL [...]   the secret is shown this once
@@ -308,7 +308,13 @@ def add_alert_commands(commands: Any) -> None:
         type=int,
         help="spike: current visitors above N; goal: K conversions within the window",
     )
-    add.add_argument("--webhook", required=True, metavar="URL", help="https (http to localhost)")
+    add.add_argument("--webhook", metavar="URL", help="https (http to localhost)")
+    add.add_argument(
+        "--email",
+        action="append",
+        metavar="ADDRESS",
+        help="email the alerts to ADDRESS (repeat, at most 5); with or instead of --webhook",
+    )
     add.add_argument("--format", choices=("json", "slack"), default="json")
     add.add_argument("--secret", help="the HMAC key of the signature (default: a random one)")
     add.add_argument("--cooldown-seconds", type=int, help="at most one alert per (default: 6 h)")
@@ -1012,10 +1018,12 @@ def run_alert(args: argparse.Namespace) -> int:
                     args.window_minutes,
                     args.cooldown_seconds,
                     site.goals,
+                    emails=args.email,
                 )
                 shown = [rule.out()]
                 # As the admin API's creation: the secret is shown here and never again.
-                shown[0]["webhook"]["secret"] = rule.target.secret
+                if shown[0]["webhook"]:
+                    shown[0]["webhook"]["secret"] = rule.target.secret
             elif args.alert_command == "remove":
                 if not re.fullmatch(r"[0-9a-f]{12}", args.rule_id):
                     raise AlertError(f"an alert rule's id is 12 hex digits, not {args.rule_id!r}")
@@ -1034,8 +1042,10 @@ def run_alert(args: argparse.Namespace) -> int:
         what = f"{r['goal']} ≥ {r['threshold']} in {r['window_minutes']} min"
         if r["kind"] == "spike":
             what = f"current visitors > {r['threshold']}"
-        hook = r["webhook"]
-        print(f"{r['id']}\t{r['kind']}\t{what}\t{hook['format']} {hook['url']}")
+        hook = r["webhook"] or {}
+        where = [f"{hook['format']} {hook['url']}"] if hook else []
+        where += [f"email {a}" for a in r["emails"]]
+        print(f"{r['id']}\t{r['kind']}\t{what}\t{', '.join(where)}")
         if "secret" in hook:
             print(f"webhook secret (shown this once): {hook['secret']}")
     return 0

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.deliver import MAX_LOGGED, DeliveryLog
 from alerts.rules import (
+    MAX_EMAIL_LENGTH,
+    MAX_EMAILS,
     MAX_SECRET_LENGTH,
     MAX_THRESHOLD,
     MAX_URL_LENGTH,
@@ -40,7 +42,11 @@ class AlertIn(BaseModel):
     goal: str | None = Field(default=None, max_length=300)
     window_minutes: int | None = Field(default=None, ge=1, le=1440)
     cooldown_seconds: int | None = Field(default=None, ge=0)
-    webhook: WebhookIn
+    # Where it goes: a webhook, email recipients, or both (at least one).
+    webhook: WebhookIn | None = None
+    emails: list[Annotated[str, Field(max_length=MAX_EMAIL_LENGTH)]] | None = Field(
+        default=None, max_length=MAX_EMAILS
+    )
 
 
 class AlertsOut(BaseModel):
@@ -68,23 +74,26 @@ def add_alert(domain: Domain, body: AlertIn, d: Deps) -> dict[str, Any]:
     """The rule, with its webhook secret: shown this once."""
     with site_errors():
         site = d.sites.require(_domain(domain))
+    hook = body.webhook
     try:
         rule = store_of(d).add(
             site.domain,
             body.kind,
             body.threshold,
-            body.webhook.url,
-            body.webhook.secret,
-            body.webhook.format,
+            hook.url if hook else None,
+            hook.secret if hook else None,
+            hook.format if hook else "json",
             body.goal,
             body.window_minutes,
             body.cooldown_seconds,
             site.goals,
+            emails=body.emails,
         )
     except AlertError as exc:
         raise BadRequest(str(exc)) from None
     out = rule.out()
-    out["webhook"]["secret"] = rule.target.secret
+    if out["webhook"]:
+        out["webhook"]["secret"] = rule.target.secret
     return out
 
 

@@ -69,6 +69,35 @@ def test_alert_rules_added_listed_without_secrets_and_removed_from_the_cli(
     assert [a["id"] for a in json.loads(out)["alerts"]] == [stored[1].id]
 
 
+def test_an_alert_rule_emails_recipients_instead_of_or_with_a_webhook(
+    site: str, aws_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a rule with two recipients and no webhook (one repeated, its domain in capitals)
+    code, out, err = run(
+        capsys, tmp_path, "alert", "add", "--site", site, "--kind", "spike", "--threshold", "9",
+        "--email", "ops@Example.COM", "--email", " dev+alerts@b.example ",
+        "--email", "ops@example.com", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    shown = json.loads(out)["alerts"][0]
+    # Then it is stored and shown with its recipients, normalised, and no webhook
+    assert shown["webhook"] is None
+    assert shown["emails"] == ["ops@example.com", "dev+alerts@b.example"]
+    rule = RuleStore(make_client("dynamodb"), aws_env["meta"]).get(site, shown["id"])
+    assert rule is not None and not rule.target.webhook and rule.target.secret == ""
+    assert rule.target.emails == ("ops@example.com", "dev+alerts@b.example")
+    # And a rule may have both: the secret still shown once
+    code, out, err = run(
+        capsys, tmp_path, "alert", "add", "--site", site, "--kind", "spike", "--threshold", "9",
+        "--email", "ops@example.com", "--webhook", HOOK, "--secret", SECRET,
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"json {HOOK}, email ops@example.com" in out and SECRET in out
+    code, out, _ = run(capsys, tmp_path, "alert", "list", "--site", site)
+    assert "current visitors > 9\temail ops@example.com, email dev+alerts@b.example" in out
+    assert SECRET not in out
+
+
 def test_removing_a_site_removes_its_alert_rules(
     site: str, aws_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -98,6 +127,10 @@ def test_removing_a_site_removes_its_alert_rules(
         (("add", "--kind", "goal", "--goal", "Visit /signup", "--threshold", "5", "--window-minutes", "61", "--webhook", HOOK), "window"),
         (("add", "--kind", "flood", "--threshold", "5", "--webhook", HOOK), "invalid choice"),
         (("add", "--kind", "spike", "--threshold", "many", "--webhook", HOOK), "invalid int"),
+        (("add", "--kind", "spike", "--threshold", "5"), "a webhook, to email recipients"),
+        (("add", "--kind", "spike", "--threshold", "5", "--email", "not-an-address"), "not an email address"),
+        (("add", "--kind", "spike", "--threshold", "5", "--email", "a@b.example", "--secret", SECRET), "needs a webhook URL"),
+        (("add", "--kind", "spike", "--threshold", "5", *[f"--email=o{i}@b.example" for i in range(6)]), "at most 5"),
         (("remove", "0123456789ab"), "no alert rule"),
         (("remove", "x" * 2000), "12 hex digits"),
     ],
