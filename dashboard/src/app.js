@@ -2173,6 +2173,7 @@
     $("site-settings").hidden = !settingsSite;
     if (!settingsSite) return;
     select.value = settingsSite;
+    loadAlerts(settingsSite); // and its delivery log, beside the rest
     await loadSiteSettings(settingsSite);
   });
 
@@ -2418,7 +2419,284 @@
     );
   }
 
+  // ---- alerts (issue 23, decision 0036) ---------------------------------------------------------------
+
+  /** What each kind of rule asks for (the form's fields), its threshold's label, and how it reads. */
+  const ALERT_KINDS = {
+    spike: {
+      fields: ["threshold"],
+      threshold: "More than (current visitors)",
+      describe: (rule) => `Current visitors above ${rule.threshold}`,
+    },
+    goal: {
+      fields: ["goal", "threshold", "window"],
+      threshold: "At least (pageviews)",
+      goals: (goal) => goal.startsWith("Visit ") && !goal.includes("*"),
+      goalHelp: "One of the site's page goals (Visit /path, without *).",
+      describe: (rule) => `${rule.goal}: ${rule.threshold}+ pageviews within ${minutes(rule.window_minutes)}`,
+    },
+  };
+  const ALERT_FIELDS = ["goal", "threshold", "window"];
+  let alertRules = []; // the selected site's, to name the rules in the delivery log
+
+  function minutes(n) {
+    return n === 1 ? "1 minute" : `${n} minutes`;
+  }
+
+  function describeRule(rule) {
+    const kind = ALERT_KINDS[rule.kind];
+    return kind ? kind.describe(rule) : `${rule.kind} rule ${rule.id}`;
+  }
+
+  function cooldownText(seconds) {
+    if (!seconds) return "no cool-down";
+    if (seconds % 86400 === 0) return `cool-down ${seconds / 86400} d`;
+    if (seconds % 3600 === 0) return `cool-down ${seconds / 3600} h`;
+    return `cool-down ${Math.round(seconds / 60)} min`;
+  }
+
+  /** A moment as UTC, to the second (the log's times are compared with a webhook receiver's). */
+  function moment(epochSeconds) {
+    return `${new Date(epochSeconds * 1000).toISOString().slice(0, 19).replace("T", " ")} UTC`;
+  }
+
+  function targetText(rule) {
+    const parts = [];
+    if (rule.webhook) parts.push(`${rule.webhook.url}${rule.webhook.format === "slack" ? " (Slack)" : ""}`);
+    if (rule.emails && rule.emails.length) parts.push(rule.emails.join(", "));
+    return parts.join(" and ");
+  }
+
+  /** The form shows the fields the chosen kind takes (hidden ones are not sent). */
+  function showAlertFields() {
+    const spec = ALERT_KINDS[$("alert-kind").value] || ALERT_KINDS.spike;
+    for (const field of ALERT_FIELDS) {
+      document.querySelector(`[data-alert-field="${field}"]`).hidden = !spec.fields.includes(field);
+    }
+    $("alert-threshold-label").textContent = spec.threshold;
+    $("alert-goal-help").textContent = spec.goalHelp || "";
+    fillAlertGoals();
+  }
+
+  /** The goal field suggests the site's goals of the chosen kind, as the Goals list shows them. */
+  function fillAlertGoals() {
+    const spec = ALERT_KINDS[$("alert-kind").value];
+    const goals = [...document.querySelectorAll("#goals-list [data-goal]")].map((row) => row.dataset.goal);
+    $("alert-goal-options").replaceChildren(
+      ...goals.filter((goal) => spec && spec.goals && spec.goals(goal)).map((goal) => {
+        const option = el("option");
+        option.value = goal;
+        return option;
+      }),
+    );
+  }
+
+  function clearAlertError() {
+    $("alert-error").textContent = "";
+    for (const input of $("alert-form").querySelectorAll("[aria-invalid]")) {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-errormessage");
+    }
+  }
+
+  /** The field an API error is about (its messages name it), so focus can go there. */
+  function alertErrorField(text) {
+    const t = text.toLowerCase();
+    if (t.includes("secret")) return "alert-secret";
+    if (t.includes("url") || t.includes("webhook:") || t.includes("webhook.")) return "alert-url";
+    if (t.includes("email")) return "alert-emails";
+    if (t.includes("threshold")) return "alert-threshold";
+    if (t.includes("window")) return "alert-window";
+    if (t.includes("goal")) return "alert-goal";
+    if (t.includes("cool")) return "alert-cooldown";
+    return null;
+  }
+
+  function showAlertError(text) {
+    clearAlertError();
+    $("alert-error").textContent = text;
+    const id = alertErrorField(text);
+    const input = id && $(id);
+    if (input && !input.closest("[hidden]")) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-errormessage", "alert-error");
+      input.focus();
+    }
+  }
+
+  function renderAlerts(domain, rules) {
+    alertRules = rules;
+    const base = `/api/admin/sites/${encodeURIComponent(domain)}/alerts`;
+    $("alerts-list").replaceChildren(
+      ...(rules.length
+        ? rules.map((rule) => {
+            const row = el("li", "settings-row");
+            row.dataset.alertId = rule.id;
+            const text = el("div", "min-w-0 space-y-0.5");
+            const head = el("div", "flex flex-wrap items-center gap-2");
+            const badge = el(
+              "span",
+              rule.firing
+                ? "rounded-full bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-800"
+                : "rounded-full bg-gray-100 px-2 py-0.5 text-xs text-gray-600",
+              rule.firing ? "Firing" : "Quiet",
+            );
+            badge.dataset.alertState = rule.firing ? "firing" : "quiet";
+            head.append(el("span", "font-medium text-gray-900", describeRule(rule)), badge);
+            const details = [`to ${targetText(rule)}`, cooldownText(rule.cooldown_seconds)];
+            details.push(rule.last_alert_at ? `last alert ${moment(rule.last_alert_at)}` : "no alert yet");
+            text.append(head, el("div", "break-all text-xs text-gray-500", details.join(" · ")));
+            row.append(
+              text,
+              confirmButton(
+                "Remove",
+                `Remove alert: ${describeRule(rule)}`,
+                guard(async () => {
+                  await admin("DELETE", `${base}/${encodeURIComponent(rule.id)}`);
+                  $("new-alert").hidden = true;
+                  setStatus(`Alert removed: ${describeRule(rule)}.`, "", "settings");
+                  renderAlerts(domain, (await admin("GET", base)).alerts);
+                }),
+              ),
+            );
+            return row;
+          })
+        : [el("li", "py-2 text-gray-500", "No alerts yet.")]),
+    );
+  }
+
+  function ruleName(ruleId) {
+    const rule = alertRules.find((r) => r.id === ruleId);
+    return rule ? describeRule(rule) : `${ruleId} (removed)`;
+  }
+
+  function renderDeliveries(deliveries) {
+    const box = $("deliveries");
+    if (!deliveries.length) {
+      box.replaceChildren(el("p", "py-2 text-sm text-gray-500", "No deliveries yet."));
+      return;
+    }
+    const table = el("table", "min-w-full text-left text-sm");
+    const caption = el("caption", "sr-only", "Webhook delivery attempts, newest first");
+    const head = el("tr", "border-b border-gray-200 text-xs text-gray-500");
+    for (const name of ["Time", "Rule", "Message", "Status", "Result"]) {
+      const th = el("th", "py-1.5 pr-4 font-medium", name);
+      th.scope = "col";
+      head.append(th);
+    }
+    const thead = el("thead");
+    thead.append(head);
+    const tbody = el("tbody", "divide-y divide-gray-100");
+    for (const entry of deliveries) {
+      const row = el("tr");
+      row.dataset.delivery = entry.key;
+      row.dataset.deliveryStatus = entry.status;
+      const ok = entry.status === "delivered";
+      const result = [];
+      if (entry.http_status) result.push(`HTTP ${entry.http_status}`);
+      if (entry.error) result.push(entry.error);
+      if (entry.attempt > 1) result.push(`attempt ${entry.attempt}`);
+      row.append(
+        el("td", "whitespace-nowrap py-1.5 pr-4 font-mono text-xs", moment(entry.at)),
+        el("td", "py-1.5 pr-4", ruleName(entry.rule_id)),
+        el("td", "py-1.5 pr-4", entry.type === "resolved" ? "Resolved" : "Alert"),
+        el("td", `py-1.5 pr-4 font-medium ${ok ? "text-emerald-700" : "text-rose-700"}`, entry.status),
+        el("td", "break-all py-1.5 pr-4 text-xs text-gray-600", result.join(" · ")),
+      );
+      tbody.append(row);
+    }
+    table.append(caption, thead, tbody);
+    box.replaceChildren(table);
+  }
+
+  async function loadDeliveries(domain) {
+    const { deliveries } = await admin("GET", `/api/admin/sites/${encodeURIComponent(domain)}/alerts/deliveries`);
+    if (domain !== settingsSite) return;
+    renderDeliveries(deliveries);
+    $("deliveries-status").textContent = `${deliveries.length === 1 ? "1 attempt" : `${deliveries.length} attempts`} listed.`;
+  }
+
+  /** The rules, then the log (which names them). */
+  const loadAlerts = guard(async (domain) => {
+    const { alerts } = await admin("GET", `/api/admin/sites/${encodeURIComponent(domain)}/alerts`);
+    if (domain !== settingsSite) return;
+    if ($("alerts-list").dataset.site !== domain) {
+      // Another site's new secret and error do not belong here.
+      $("new-alert").hidden = true;
+      clearAlertError();
+      $("alerts-list").dataset.site = domain;
+    }
+    renderAlerts(domain, alerts);
+    showAlertFields();
+    await loadDeliveries(domain);
+  });
+
+  async function addAlert(event) {
+    event.preventDefault();
+    if (!settingsSite) return;
+    const domain = settingsSite;
+    const kind = $("alert-kind").value;
+    const spec = ALERT_KINDS[kind];
+    const number = (id) => {
+      const value = $(id).value.trim();
+      return /^\d+$/.test(value) ? Number(value) : value; // anything else: the API says what is wrong
+    };
+    const body = { kind, cooldown_seconds: Number($("alert-cooldown").value) };
+    if (spec.fields.includes("threshold")) body.threshold = number("alert-threshold");
+    if (spec.fields.includes("goal")) body.goal = $("alert-goal").value.trim();
+    if (spec.fields.includes("window")) body.window_minutes = number("alert-window");
+    const url = $("alert-url").value.trim();
+    if (url) {
+      body.webhook = { url, format: $("alert-format").value };
+      if ($("alert-secret").value) body.webhook.secret = $("alert-secret").value;
+    }
+    const emails = $("alert-emails").value.split(",").map((e) => e.trim()).filter(Boolean);
+    if (emails.length) body.emails = emails;
+    const submit = $("alert-form").querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      const rule = await admin("POST", `/api/admin/sites/${encodeURIComponent(domain)}/alerts`, body);
+      clearAlertError();
+      $("new-alert-text").textContent = `Alert added: ${describeRule(rule)}.`;
+      const secret = rule.webhook && rule.webhook.secret;
+      $("new-alert-secret").textContent = secret || "";
+      $("new-alert-secret-box").hidden = !secret;
+      $("new-alert").hidden = false;
+      $("alert-url").value = "";
+      $("alert-secret").value = "";
+      $("alert-emails").value = "";
+      renderAlerts(domain, (await admin("GET", `/api/admin/sites/${encodeURIComponent(domain)}/alerts`)).alerts);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        setStatus("Your session ended: sign in again.", "warn", "settings");
+        navigate({ view: "login" });
+        return;
+      }
+      showAlertError(error.message || "Something went wrong.");
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  function listenToAlerts() {
+    $("alert-kind").addEventListener("change", () => {
+      clearAlertError();
+      showAlertFields();
+    });
+    $("alert-goal").addEventListener("focus", fillAlertGoals);
+    $("alert-form").addEventListener("submit", addAlert);
+    $("deliveries-refresh").addEventListener(
+      "click",
+      guard(async () => {
+        if (!settingsSite) return;
+        $("deliveries-status").textContent = "Refreshing…";
+        await loadAlerts(settingsSite); // the rules too: firing or quiet, and their last alert
+      }),
+    );
+  }
+
   function listenToSettings() {
+    listenToAlerts();
     $("settings-site").addEventListener("change", () => navigate({ site: $("settings-site").value }, { replace: true }));
     $("add-site").addEventListener(
       "submit",
