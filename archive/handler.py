@@ -3,6 +3,9 @@
 Every site with archive objects gets its retention applied and each of its days with more than
 one object merged into one (archive/compact.py). A run that nears the invocation's timeout stops
 between days; the next run goes on from the listing.
+
+The same function does the Umami imports and removals asked through the admin API: S3 notifies it
+of each request stored under imports/ (imports/worker.py, decision 0039).
 """
 
 from __future__ import annotations
@@ -48,8 +51,17 @@ def scheduled_time(event: dict[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
+@lru_cache(maxsize=1)
+def get_client() -> Any:
+    return make_client("dynamodb")
+
+
 @log.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from imports import worker  # a few modules; DuckDB is imported either way
+
+    if worker.is_import_event(event):
+        return worker.handle(event, get_store(), get_sites(), get_client())
     reserve_ms = get_config().reserve_seconds * 1000
     retention = {site.domain: (site.retention_months, site.tz) for site in get_sites().list()}
     report = compact_all(

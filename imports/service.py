@@ -62,6 +62,11 @@ def detect_kind(data: bytes, filename: str) -> str:
     )
 
 
+def import_id_of(site: str, kind: str, data: bytes) -> str:
+    """An import's id: a digest of site, kind and bytes, so the same file twice is one import."""
+    return hashlib.sha256(f"{site}\0{kind}\0".encode() + data).hexdigest()[:16]
+
+
 def import_file(
     imports: ImportStore,
     site: Site,
@@ -77,7 +82,7 @@ def import_file(
     kind = kind or detect_kind(data, filename)
     if kind not in KINDS:
         raise ImportRefused(f"kind {kind!r}: use plausible or umami")
-    import_id = hashlib.sha256(f"{site.domain}\0{kind}\0".encode() + data).hexdigest()[:16]
+    import_id = import_id_of(site.domain, kind, data)
     earlier = imports.manifests(site.domain)
     for manifest in earlier:
         if manifest.id == import_id:

@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 PREFIX = "imports"
 MANIFEST = "manifest.json"
 PLAUSIBLE, UMAMI = "plausible", "umami"
+# An Umami upload or removal asked through the admin API (decision 0039): the file as sent, the
+# request (whose creation S3 notifies to the archive function: terraform/archive.tf filters on
+# this suffix) and its status while it is pending or after it failed.
+UPLOAD = "upload"
+REQUEST = "request.json"
+STATUS = "status.json"
+PENDING, REMOVING, FAILED, DONE = "pending", "removing", "failed", "done"
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,11 @@ class ImportStore:
 
     def manifests(self, site: str) -> list[Manifest]:
         """The site's imports, oldest first. One LIST; a GET per manifest not seen yet."""
+        return self._manifests_of(list(self.archive.listing(site_prefix(site))))
+
+    def _manifests_of(self, entries: list[Any]) -> list[Manifest]:
         found = []
-        for entry in self.archive.listing(site_prefix(site)):
+        for entry in entries:
             key = entry["Key"]
             if not key.endswith("/" + MANIFEST):
                 continue
@@ -90,6 +100,69 @@ class ImportStore:
                     self._manifests[cached] = manifest
             found.append(manifest)
         return sorted(found, key=lambda m: (m.created_at, m.id))
+
+    def listed(self, site: str) -> list[dict[str, Any]]:
+        """The site's imports with their status (decision 0039): each manifest `done` (or
+        `removing`, or `failed` with the removal's message), and the asked imports that have no
+        manifest yet, `pending` or `failed`. One LIST; a GET per manifest not seen yet and per
+        status object (there are few: they go when their work is done)."""
+        entries = list(self.archive.listing(site_prefix(site)))
+        statuses = {
+            str(status["id"]): status
+            for entry in entries
+            if entry["Key"].endswith("/" + STATUS)
+            and (status := self._json(entry["Key"])) is not None
+        }
+        out = []
+        for manifest in self._manifests_of(entries):
+            status = statuses.pop(manifest.id, None)
+            row = {**manifest.out(), "status": DONE}
+            if status is not None and status.get("action") == "remove":
+                row.update(status=status["status"], message=status.get("message", ""))
+            out.append(row)
+        for status in sorted(statuses.values(), key=lambda s: (s.get("created_at", 0), s["id"])):
+            out.append({**status, "site": site})
+        return out
+
+    def _json(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = self.archive.s3.get_object(Bucket=self.archive.bucket, Key=key)["Body"]
+        except self.archive.s3.exceptions.NoSuchKey:
+            return None  # deleted between the LIST and the GET: its work just ended
+        value = json.loads(body.read())
+        return value if isinstance(value, dict) else None
+
+    # ---- asked imports and removals (decision 0039) ------------------------------------------
+
+    def put_json(self, site: str, import_id: str, name: str, value: dict[str, Any]) -> None:
+        self.archive.s3.put_object(
+            Bucket=self.archive.bucket,
+            Key=import_prefix(site, import_id) + name,
+            Body=json.dumps(value, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+
+    def get_json(self, site: str, import_id: str, name: str) -> dict[str, Any] | None:
+        return self._json(import_prefix(site, import_id) + name)
+
+    def put_upload(self, site: str, import_id: str, data: bytes) -> None:
+        self.archive.s3.put_object(
+            Bucket=self.archive.bucket, Key=import_prefix(site, import_id) + UPLOAD, Body=data
+        )
+
+    def get_upload(self, site: str, import_id: str) -> bytes | None:
+        try:
+            body = self.archive.s3.get_object(
+                Bucket=self.archive.bucket, Key=import_prefix(site, import_id) + UPLOAD
+            )["Body"]
+        except self.archive.s3.exceptions.NoSuchKey:
+            return None
+        data: bytes = body.read()
+        return data
+
+    def drop(self, site: str, import_id: str, names: Iterable[str]) -> None:
+        """Delete these objects of the import (its upload, request, status)."""
+        self.archive.delete([import_prefix(site, import_id) + name for name in names])
 
     def get(self, site: str, import_id: str) -> Manifest:
         for manifest in self.manifests(site):

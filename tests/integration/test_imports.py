@@ -1,7 +1,8 @@
 """Imports (decision 0035): a generated Plausible export and a generated Umami export, imported
 through the CLI and the admin endpoint, answer in the v1 API (and our dashboard's API) with the
 numbers the files hold; importing twice does not double them; a day with native stats is never
-counted twice; removing an import removes its numbers; a bad file is a clear 4xx."""
+counted twice; removing an import removes its numbers; a bad file is a clear 4xx. Umami uploads
+through the admin endpoint: test_imports_online.py (decision 0039)."""
 
 from __future__ import annotations
 
@@ -270,38 +271,6 @@ def test_bad_files_get_a_clear_4xx(site: tuple[Pipeline, str], browser: Browser)
     # Another site's import id is no import of this one
     gone = browser.request("DELETE", f"/api/admin/sites/{SITE}/imports/0123456789abcdef")
     assert gone.status == 404
-
-
-def test_an_umami_export_is_refused_by_the_admin_api_and_pointed_to_the_cli(
-    site: tuple[Pipeline, str],
-    browser: Browser,
-    cli: Cli,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    """Umami imports rewrite archive days and counters, which the query role may not: the CLI's."""
-    pipeline, key = site
-    export = umami_export(UMAMI_FIRST, 4, SITE)
-    before = v1(pipeline, key, "aggregate", "metrics=visitors,pageviews,events")["results"]
-    assert browser.login().status == 200
-
-    # When the admin uploads an Umami export, detected or said
-    for params in ({}, {"kind": "umami"}):
-        reply = upload(browser, export.data, "website_event.csv", **params)
-        # Then it is refused, naming the command, and nothing is stored or counted
-        assert reply.status == 400, reply.body
-        assert "liveinsight import --site" in reply.json()["error"]
-    assert browser.request("GET", f"/api/admin/sites/{SITE}/imports").json()["imports"] == []
-    assert not any(e.event_id.startswith("umami-") for e in pipeline.archived_events(SITE))
-    assert v1(pipeline, key, "aggregate", "metrics=visitors,pageviews,events")["results"] == before
-
-    # And an Umami import made with the CLI is not removed through the admin API either
-    path = tmp_path / "website_event.csv"
-    path.write_bytes(export.data)
-    made = cli.ok("import", "--site", SITE, str(path))["import"]
-    gone = browser.request("DELETE", f"/api/admin/sites/{SITE}/imports/{made['id']}")
-    assert gone.status == 400 and "liveinsight import remove" in gone.json()["error"]
-    listed = browser.request("GET", f"/api/admin/sites/{SITE}/imports").json()["imports"]
-    assert [i["id"] for i in listed] == [made["id"]]
 
 
 @pytest.mark.parametrize("code", ["AccessDenied", "SlowDown"])
