@@ -8,6 +8,11 @@ timestamp more than a few minutes old (a replay). The idempotency key is in the 
 in `X-LiveInsight-Idempotency-Key`: delivery is at least once, and a receiver that has seen a key
 drops it.
 
+Email (decision 0038): a rule with recipients gets one message per recipient through SES, a
+text and an HTML part, the same words as the webhook's `text`. Each channel of a rule (webhook,
+email) is delivered and logged on its own: the email channel's key is `<key>.email`, so a failed
+webhook's retry does not mail the recipients again, nor the other way round.
+
 The log (pk `ALERTLOG#<site>`) keeps each attempt 30 days and the keys delivered (checked
 before sending, so a message SQS hands over twice is posted once in nearly every case).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import time
 import urllib.error
@@ -27,6 +33,7 @@ from typing import Any
 
 from alerts.rules import FIRED, SLACK, SPIKE, Rule
 from core import keys
+from core.mail import Mail
 
 SIGNATURE_HEADER = "X-LiveInsight-Signature"
 TIMESTAMP_HEADER = "X-LiveInsight-Timestamp"
@@ -37,6 +44,18 @@ MAX_LOGGED = 100  # the admin API's longest listing
 REPLAY_TOLERANCE_SECONDS = 300
 
 DELIVERED, FAILED, GAVE_UP, DROPPED = "delivered", "failed", "dead-lettered", "dropped"
+WEBHOOK, EMAIL = "webhook", "email"
+
+
+def channel_key(key: str, channel: str) -> str:
+    """The key a channel's delivery is logged under: the webhook's is the message's own."""
+    return key if channel == WEBHOOK else f"{key}.{channel}"
+
+
+def channels(rule: Rule) -> list[str]:
+    return [
+        c for c, on in ((WEBHOOK, bool(rule.target.url)), (EMAIL, bool(rule.target.emails))) if on
+    ]
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -141,6 +160,40 @@ def attempt(
     return Attempt(FAILED, status, error=f"HTTP {status}")
 
 
+SendMail = Callable[[Mail], str]
+
+
+def alert_mail(message: dict[str, Any], to: str) -> Mail:
+    text = describe(message)
+    when = datetime.fromtimestamp(message["detected_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [text, "", f"Detected at {when}.", f"Idempotency key: {message['key']}"]
+    escaped = html.escape(text)
+    body = (
+        f'<!doctype html><html><body style="font-family:sans-serif"><p><strong>{escaped}'
+        f'</strong></p><p>Detected at {html.escape(when)}.</p><p style="color:#666;'
+        f'font-size:12px">Idempotency key: {html.escape(message["key"])}</p></body></html>'
+    )
+    prefix = "[LiveInsight] "
+    return Mail(
+        to,
+        prefix + text,
+        "\n".join(lines) + "\n",
+        body,
+        {"X-LiveInsight-Idempotency-Key": message["key"]},
+    )
+
+
+def email_attempt(message: dict[str, Any], rule: Rule, send_mail: SendMail) -> Attempt:
+    """One message to each recipient; a failure fails the channel (all are sent again on the
+    retry: at least once)."""
+    try:
+        for address in rule.target.emails:
+            send_mail(alert_mail(message, address))
+    except Exception as exc:  # SES refused or did not answer: the queue retries
+        return Attempt(FAILED, error=repr(exc)[:200])
+    return Attempt(DELIVERED)
+
+
 class DeliveryLog:
     def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
         self._client, self._table, self._clock = client, table, clock
@@ -153,11 +206,16 @@ class DeliveryLog:
         return "Item" in response
 
     def record(
-        self, message: dict[str, Any], result: Attempt, attempt_number: int
+        self,
+        message: dict[str, Any],
+        result: Attempt,
+        attempt_number: int,
+        channel: str = WEBHOOK,
     ) -> dict[str, Any]:
         now = self._clock()
         entry = {
             "key": message["key"],
+            "channel": channel,
             "rule_id": message["rule_id"],
             "type": message["type"],
             "status": result.status,
@@ -173,7 +231,9 @@ class DeliveryLog:
             TableName=self._table,
             Item={
                 "pk": pk,
-                "sk": {"S": keys.alert_log_sk(int(now * 1000), message["key"])},
+                "sk": {
+                    "S": keys.alert_log_sk(int(now * 1000), channel_key(message["key"], channel))
+                },
                 "entry": {"S": json.dumps(entry, separators=(",", ":"))},
                 "ttl": ttl,
             },
@@ -181,7 +241,11 @@ class DeliveryLog:
         if result.status == DELIVERED:
             self._client.put_item(
                 TableName=self._table,
-                Item={"pk": pk, "sk": {"S": keys.alert_sent_sk(message["key"])}, "ttl": ttl},
+                Item={
+                    "pk": pk,
+                    "sk": {"S": keys.alert_sent_sk(channel_key(message["key"], channel))},
+                    "ttl": ttl,
+                },
             )
         return entry
 

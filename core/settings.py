@@ -164,3 +164,23 @@ class AlertSettings:
     # A failed attempt's message comes back after base x 2^(attempt - 1) seconds, at most max.
     retry_base_seconds: int = 15
     retry_max_seconds: int = 900
+    # The verified SES identity's address alerts are emailed from (decision 0038); "" refuses to.
+    email_from: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    """The reports function's (reports/handler.py, decision 0038): the sites and subscriptions in
+    meta, the counters and the archive the report's questions read (as the query function's),
+    the SES sender, and what the links in a report need: the dashboard's origin and the session
+    key the unsubscribe key is derived from (either directly, or an SSM parameter's name)."""
+
+    meta_table: str
+    aggregates_table: str
+    email_from: str = ""
+    archive_bucket: str = ""
+    archive_cache_bytes: int = 256 * 1024 * 1024
+    public_url: str = ""
+    public_url_parameter: str = ""
+    session_secret: str = ""
+    session_secret_parameter: str = ""

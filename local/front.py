@@ -22,6 +22,7 @@ import mimetypes
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from core import edge
 from core.observability import logger
+from local.outbox import PAGE_HEADERS as OUTBOX_HEADERS
+from local.outbox import PATH as OUTBOX_PATH
 from local.runtime import LocalFunction
 
 log = logger("local-front")
@@ -192,8 +195,11 @@ class Front:
         dashboard_dir: Path,
         tracker_file: Path,
         origin_secret: str = LOCAL_ORIGIN_SECRET,
+        outbox: Callable[[str], tuple[int, bytes]] | None = None,
     ) -> None:
         self.origin_secret = origin_secret
+        # The local outbox page (local/outbox.py): the local front's alone, never the functions'.
+        self.outbox = outbox
         self.ingest = ingest
         self.query = query
         self.dashboard_dir = dashboard_dir
@@ -237,6 +243,9 @@ class Front:
         try:
             if path.startswith("/api/"):
                 self._api(request, self.ingest if path in INGEST_PATHS else self.query)
+            elif self.outbox and (path == OUTBOX_PATH or path.startswith(OUTBOX_PATH + "/")):
+                status, page = self.outbox(path)
+                self._send(request, status, page, dict(OUTBOX_HEADERS))
             elif path in ("/js/script.js", "/js/liveinsight.js"):
                 self._file(request, self.tracker_file, cache="public, max-age=300")
             else:
