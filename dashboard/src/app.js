@@ -2174,6 +2174,7 @@
     if (!settingsSite) return;
     select.value = settingsSite;
     loadAlerts(settingsSite); // and its delivery log, beside the rest
+    loadReports(settingsSite);
     await loadSiteSettings(settingsSite);
   });
 
@@ -2695,8 +2696,163 @@
     );
   }
 
+  // ---- email reports (issue 23, decision 0038) --------------------------------------------------------
+
+  const REPORT_KINDS = [
+    ["weekly", "Weekly"],
+    ["monthly", "Monthly"],
+  ];
+
+  function reportsPath(domain) {
+    return `/api/admin/sites/${encodeURIComponent(domain)}/reports`;
+  }
+
+  /** As the API keeps an address: trimmed, its domain lower-cased (core/mail.py). */
+  function normalAddress(raw) {
+    const at = raw.lastIndexOf("@");
+    return at < 0 ? raw : `${raw.slice(0, at)}@${raw.slice(at + 1).toLowerCase()}`;
+  }
+
+  function reportKindsText(kinds) {
+    return kinds.length === 2 ? "the weekly and monthly reports" : `the ${kinds[0]} report`;
+  }
+
+  /** An error of the reports' API goes under their form (read out), not to the page's status. */
+  function reportGuard(action) {
+    return async (...args) => {
+      try {
+        await action(...args);
+        $("report-error").textContent = "";
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) {
+          setStatus("Your session ended: sign in again.", "warn", "settings");
+          navigate({ view: "login" });
+          return;
+        }
+        $("report-error").textContent = error.message || "Something went wrong.";
+      }
+    };
+  }
+
+  /**
+   * The API replaces the whole list (PUT), so the list is read again right before: an unsubscribe
+   * clicked in a mail since the page was drawn is kept, not written back.
+   */
+  async function changeReports(domain, change) {
+    const { subscriptions } = await admin("GET", reportsPath(domain));
+    const next = change(subscriptions.map((s) => ({ email: s.email, kinds: [...s.kinds] })));
+    const after = await admin("PUT", reportsPath(domain), { subscriptions: next.filter((s) => s.kinds.length) });
+    if (domain === settingsSite) renderReports(domain, after);
+    return after;
+  }
+
+  function renderReports(domain, { subscriptions, sent }) {
+    $("reports-list").replaceChildren(
+      ...(subscriptions.length
+        ? subscriptions.map((sub) => {
+            const row = el("li", "settings-row");
+            row.dataset.reportEmail = sub.email;
+            const toggles = el("div", "flex items-center gap-3");
+            for (const [kind, label] of REPORT_KINDS) {
+              const wrap = el("label", "flex items-center gap-1.5 text-xs text-gray-600");
+              const box = el("input", "h-4 w-4 rounded border-gray-300 text-indigo-600");
+              box.type = "checkbox";
+              box.checked = sub.kinds.includes(kind);
+              box.dataset.reportKind = kind;
+              box.setAttribute("aria-label", `${label} report to ${sub.email}`);
+              box.addEventListener(
+                "change",
+                reportGuard(async () => {
+                  const on = box.checked;
+                  try {
+                    await changeReports(domain, (subs) =>
+                      subs.map((s) =>
+                        s.email !== sub.email ? s : { ...s, kinds: on ? [...new Set([...s.kinds, kind])] : s.kinds.filter((k) => k !== kind) },
+                      ),
+                    );
+                  } catch (error) {
+                    box.checked = !on; // as the server still has it
+                    throw error;
+                  }
+                  setStatus(`${sub.email} ${on ? "now gets" : "no longer gets"} the ${kind} report of ${domain}.`, "", "settings");
+                }),
+              );
+              wrap.append(box, label);
+              toggles.append(wrap);
+            }
+            toggles.append(
+              confirmButton(
+                "Remove",
+                `Remove ${sub.email} from the reports`,
+                reportGuard(async () => {
+                  await changeReports(domain, (subs) => subs.filter((s) => s.email !== sub.email));
+                  setStatus(`${sub.email} no longer gets reports of ${domain}.`, "", "settings");
+                }),
+              ),
+            );
+            row.append(el("span", "min-w-0 break-all", sub.email), toggles);
+            return row;
+          })
+        : [el("li", "py-2 text-gray-500", "Nobody gets reports yet.")]),
+    );
+    $("reports-sent").replaceChildren(
+      ...(sent.length
+        ? sent.map((entry) => {
+            const row = el("li", "py-1.5 text-xs text-gray-600");
+            row.dataset.reportSent = `${entry.kind}.${entry.period}`;
+            row.textContent = `${entry.kind === "weekly" ? "Weekly" : "Monthly"} ${entry.period} to ${entry.email}: ${entry.status}, ${moment(entry.at)}`;
+            return row;
+          })
+        : [el("li", "py-2 text-gray-500", "None sent yet.")]),
+    );
+  }
+
+  const loadReports = guard(async (domain) => {
+    let reports;
+    try {
+      reports = await admin("GET", reportsPath(domain));
+    } catch (error) {
+      // A server without email reports (an older query function) has no such route.
+      if (error instanceof ApiError && error.status === 404) {
+        $("report-settings").hidden = true;
+        return;
+      }
+      throw error;
+    }
+    if (domain !== settingsSite) return;
+    $("report-settings").hidden = false;
+    if ($("reports-list").dataset.site !== domain) {
+      $("report-error").textContent = "";
+      $("reports-list").dataset.site = domain;
+    }
+    renderReports(domain, reports);
+  });
+
+  function listenToReports() {
+    $("report-form").addEventListener(
+      "submit",
+      reportGuard(async (event) => {
+        event.preventDefault();
+        if (!settingsSite) return;
+        const email = normalAddress($("report-email").value.trim());
+        const kinds = REPORT_KINDS.map(([kind]) => kind).filter((kind) => $(`report-${kind}`).checked);
+        if (!kinds.length) throw new Error("Choose the weekly report, the monthly one, or both.");
+        const domain = settingsSite;
+        await changeReports(domain, (subs) => {
+          const known = subs.find((s) => s.email === email);
+          if (!known) return [...subs, { email, kinds }];
+          known.kinds = [...new Set([...known.kinds, ...kinds])];
+          return subs;
+        });
+        $("report-email").value = "";
+        setStatus(`${email} gets ${reportKindsText(kinds)} of ${domain}.`, "", "settings");
+      }),
+    );
+  }
+
   function listenToSettings() {
     listenToAlerts();
+    listenToReports();
     $("settings-site").addEventListener("change", () => navigate({ site: $("settings-site").value }, { replace: true }));
     $("add-site").addEventListener(
       "submit",
