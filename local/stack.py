@@ -31,7 +31,7 @@ from typing import Any
 
 from core.observability import logger
 from core.schema import EventSourceMapping, load_schema
-from local import emulator, moto_patch, tables
+from local import emulator, moto_patch, outbox, tables
 from local.async_invoke import invoke_async, sqs_destination
 from local.demo import DemoTraffic
 from local.front import ORIGIN_ENVIRONMENT, PUBLIC_URL_VARIABLE, Front
@@ -46,6 +46,7 @@ DASHBOARD_DIR = REPO / "dashboard" / "dist"
 TRACKER_FILE = REPO / "tracker" / "dist" / "script.js"
 DEMO_DOMAIN = "demo.liveinsight.test"
 TABLE_PREFIX = "liveinsight-local"
+EMAIL_DOMAIN = "liveinsight.test"  # the local SES identity (moto): mail goes to the outbox
 
 
 @dataclass
@@ -66,6 +67,8 @@ class StackConfig:
     on_tick: Callable[[], None] | None = None  # more housekeeping, run with the snapshot's
     # The archive's compaction schedule (AWS: hourly); checked at each housekeeping tick.
     archive_every: float = 300.0
+    # The reports schedule (AWS: hourly, decision 0038); each run sends what is due.
+    reports_every: float = 3600.0
 
 
 # What the front door answers when it cannot reach the function: here, while the stack stops. A
@@ -134,6 +137,7 @@ class LocalStack:
         self._clients: dict[str, Any] = {}
         self.bucket = tables.bucket_name(TABLE_PREFIX)
         self._archive_run = time.monotonic()
+        self._reports_run = time.monotonic()
         self.dlq_url = ""
         self.alerts_queue_url = self.alerts_dlq_url = ""
         self.alert_poller: QueuePoller | None = None
@@ -180,6 +184,10 @@ class LocalStack:
             self.client("sqs"), TABLE_PREFIX
         )
         os.environ["LIVEINSIGHT_ALERTS_QUEUE_URL"] = self.alerts_queue_url
+        # Email (decision 0038): SES on moto, the sender's domain verified; the mail is read at
+        # the front's /_local/outbox. Reports sign their unsubscribe links with the session key.
+        self.client("sesv2").create_email_identity(EmailIdentity=EMAIL_DOMAIN)
+        os.environ.setdefault("LIVEINSIGHT_EMAIL_FROM", f"reports@{EMAIL_DOMAIN}")
 
         # Imported only now: the handlers build their clients lazily from this environment.
         from aggregator.handler import handler as aggregator_handler
@@ -187,6 +195,7 @@ class LocalStack:
         from archive.handler import handler as archive_handler
         from ingest.handler import handler as ingest_handler
         from query_api.handler import handler as query_handler
+        from reports.handler import handler as reports_handler
 
         tiers = load_schema().tiers
         self.functions = {
@@ -201,6 +210,7 @@ class LocalStack:
             # As Terraform (locals.tf: 300 s); a run stops between days before that.
             "archive": LocalFunction("archive", archive_handler, timeout_seconds=300),
             "alerts": LocalFunction("alerts", alerts_handler),
+            "reports": LocalFunction("reports", reports_handler, timeout_seconds=300),
         }
         faults = None
         if self.config.faults_seed is not None:
@@ -242,6 +252,7 @@ class LocalStack:
             self.functions["query"],
             DASHBOARD_DIR,
             TRACKER_FILE,
+            outbox=outbox.serve,
         )
         # As Terraform tells the deployed query function (decision 0023): behind a function URL
         # the request's Host is the URL's, so the dashboard's origin comes from the settings.
@@ -296,6 +307,8 @@ class LocalStack:
         self.compact()
         if time.monotonic() - self._archive_run >= self.config.archive_every:
             self.compact_archive()
+        if time.monotonic() - self._reports_run >= self.config.reports_every:
+            self.send_reports()
         if self.config.persist and not self._ticker_stop.is_set():  # stopping: the stop saves
             self.save()
         if self.config.on_tick:
@@ -324,6 +337,17 @@ class LocalStack:
                 "detail": {},
             },
             sqs_destination(self.client("sqs"), self.dlq_url),
+        )
+        return result
+
+    def send_reports(self, now: datetime | None = None) -> dict[str, Any] | None:
+        """The reports schedule's run, invoked as EventBridge Scheduler does (asynchronously;
+        terraform/reports.tf): what is due in each site's zone is mailed to the outbox."""
+        self._reports_run = time.monotonic()
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        event = {"source": "aws.scheduler", "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        result: dict[str, Any] | None = invoke_async(
+            self.functions["reports"], event, sqs_destination(self.client("sqs"), self.dlq_url)
         )
         return result
 

@@ -364,3 +364,45 @@ def test_bad_subscription_input_gets_a_400(world: World) -> None:
         ).status
         == 404
     )
+
+
+# ---- the local outbox --------------------------------------------------------------------------
+
+
+def test_the_local_outbox_page_lists_the_mail_and_shows_a_report(
+    world: World, tmp_path: Any
+) -> None:
+    import html
+    import urllib.request
+
+    from local.front import Front
+
+    to = address("outbox")
+    subscribe(world, {"email": to, "kinds": ["weekly"]})
+    world.run_schedule(WEEK_DUE)
+    # Given the local front with the outbox, as the stack starts it
+    front = Front(
+        "127.0.0.1",
+        0,
+        world.pipeline.ingest_fn,
+        world.pipeline.query_fn,
+        tmp_path,
+        tmp_path / "script.js",
+        outbox=outbox.serve,
+    )
+    front.start()
+    try:
+        base = f"http://127.0.0.1:{front.port}"
+        # When the outbox page is opened
+        with urllib.request.urlopen(f"{base}/_local/outbox") as reply:
+            page = html.unescape(reply.read().decode())
+            assert "script-src" not in reply.headers["content-security-policy"]
+        # Then the report is listed, and its page is the report's HTML
+        assert to in page and f"{SITE}: your weekly report" in page
+        (mail,) = [m for m in outbox.sent() if m.to == to]
+        with urllib.request.urlopen(f"{base}/_local/outbox/{mail.id}") as reply:
+            assert "Top pages" in reply.read().decode()
+    finally:
+        front.stop()
+    # And the query function (what AWS deploys) has no such page
+    assert _anonymous(world, "GET", "/_local/outbox").status == 404
