@@ -605,8 +605,13 @@ ADMIN_ROUTES = [
     ("POST", "/api/admin/sites/{domain}/alerts"),
     ("GET", "/api/admin/sites/{domain}/alerts/deliveries"),
     ("DELETE", "/api/admin/sites/{domain}/alerts/{rule_id}"),
+    ("GET", "/api/admin/sites/{domain}/reports"),
+    ("PUT", "/api/admin/sites/{domain}/reports"),
 ]
 ADMIN_BODIES = {
+    "PUT /api/admin/sites/{domain}/reports": _json(
+        {"subscriptions": [{"email": "a@example.com", "kinds": ["weekly"]}]}
+    ),
     "POST /api/admin/sites/{domain}/imports": b"date,visitors\n2026-01-01,1\n",
     "POST /api/admin/sites": _json({"domain": "new.example"}),
     "PATCH /api/admin/sites/{domain}": _json({"public": True}),
@@ -959,6 +964,23 @@ SIGNED_IN += [
     ]
 ]
 
+# Email reports' signed links (decision 0038): no session; a forged or broken link stores nothing.
+_UNSUB = "/api/reports/unsubscribe"
+_LINK = f"{_UNSUB}?site={SITE}&email=a%40example.com&kind=weekly&token="
+UNSUBSCRIBE: list[Case] = [
+    Case(f"unsubscribe-{method.lower()}-{name}", f"{method} {_UNSUB}", path, stores_nothing=True)
+    for method in ("GET", "POST")
+    for name, path in {
+        "no-params": _UNSUB,
+        "forged-token": _LINK + "A" * 43,
+        "long-token": _LINK + "A" * 5000,
+        "invalid-utf8": _UNSUB + "?site=%ff&email=%fe&kind=weekly&token=x",
+        "nul-address": f"{_UNSUB}?site={SITE}&email=a%00%40example.com&kind=weekly&token=x",
+        "bad-kind": f"{_UNSUB}?site={SITE}&email=a%40example.com&kind=daily&token=x",
+        "crlf-address": f"{_UNSUB}?site={SITE}&email=a%0d%0aBcc%3a%40example.com&kind=weekly&token=x",
+    }.items()
+]
+
 OTHER: list[Case] = [
     Case(
         "health-invalid-utf8-query", "GET /api/health", "/api/health?%ff=%fe", stores_nothing=True
@@ -1038,6 +1060,7 @@ CASES: list[Case] = [
     *_admin_cases(),
     *SIGNED_IN,
     *OTHER,
+    *UNSUBSCRIBE,
 ]
 
 
