@@ -16,9 +16,9 @@ from query_api.deps import OVERRIDES, Deps, Now, Site
 from query_api.errors import READ_ERRORS, QueryError
 from query_api.imports_api import routes as import_routes
 from query_api.reader import Realtime
+from query_api.rendering import templates
 from query_api.reports_api import public_routes as report_public_routes
 from query_api.reports_api import report_routes
-from query_api.rendering import templates
 from query_api.v2 import routes as v2_routes
 from query_api.v2.segments_api import segment_routes
 
