@@ -10,6 +10,7 @@ read again. Nothing here depends on a visitor's history, so no visitor state is 
 What a minute item (pk `C#<site>#m#_#<part % 4>`, sk `<minute>[#<part>]`) holds:
     pageviews, events          counts
     pageviews|<page>           pageviews by page
+    events|<name>              custom events by name (stored `e|<name>`: goal alerts, 0036)
     vids                       8-byte hashes of the visitors with an event in the minute:
                                visitors per minute, and current visitors as a union of five
     arrivals|<source>          the visitors who arrived from the source in the minute (a pageview
@@ -20,8 +21,8 @@ What a minute item (pk `C#<site>#m#_#<part % 4>`, sk `<minute>[#<part>]`) holds:
 Parts: an event's first part is a hash of its id modulo 4 (concurrent writers spread over four
 items). A part takes at most MAX_EVENTS_PER_PART events; an event that finds its part full and
 without it goes on to part + 4, + 8, … and takes the first part with room. Parts only fill, so a
-redelivered event walks the same way and meets its hash before it meets room. Pages and sources
-share a part's 300 places; the rest count under "(other)", totals exact.
+redelivered event walks the same way and meets its hash before it meets room. Pages, sources and
+event names share a part's 300 places; the rest count under "(other)", totals exact.
 
 Hot partitions (decision 0018): a part's partition key is its number modulo 4, so a minute's four
 walks write four partition keys, and a part holds at most 250 events (was 2,000 in one key): each
@@ -94,6 +95,7 @@ class Contribution:
     visitor: bytes
     page: str | None  # pageviews only
     arrival: str | None  # the source of a pageview that is not a self-referral
+    name: str | None = None  # a custom event's name (not pageviews)
 
     def key(self, level: int) -> PartKey:
         part = self.first_part + PARTS * level
@@ -109,6 +111,8 @@ class Contribution:
         names = [keys.counter_attr(PAGEVIEWS, self.page)] if self.page is not None else []
         if self.arrival is not None:
             names.append(keys.counter_attr(ARRIVALS, self.arrival))
+        if self.name is not None:
+            names.append(keys.counter_attr(EVENTS, self.name))
         return names
 
 
@@ -127,6 +131,7 @@ def contribution(item: StreamItem) -> Contribution:
         visitor=visitor_hash(event.visitor_id),
         page=event.page if pageview else None,
         arrival=event.source if pageview and not event.internal else None,
+        name=None if pageview else event.name,
     )
 
 
@@ -191,6 +196,8 @@ def plan_update(part: Part, contributions: Iterable[Contribution]) -> PartUpdate
             counts[routed(keys.counter_attr(PAGEVIEWS, c.page))] += 1
         if c.arrival is not None:
             sets[routed(keys.counter_attr(ARRIVALS, c.arrival))].add(c.visitor)
+        if c.name is not None:
+            counts[routed(keys.counter_attr(EVENTS, c.name))] += 1
     return PartUpdate(
         dict(counts), {k: frozenset(v) for k, v in sets.items()}, tuple(admission.admitted)
     )

@@ -78,6 +78,8 @@ def verify(
 
 
 def describe(message: dict[str, Any]) -> str:
+    if message.get("text"):  # every kind's words, queued with it (alerts/text.py, 0037)
+        return str(message["text"])
     rule, value, site = message["rule"], message["value"], message["site"]
     if rule["kind"] == SPIKE:
         what = f"{value} current visitors"

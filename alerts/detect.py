@@ -26,11 +26,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.rules import FIRED, RESOLVED, SPIKE, Rule, RuleStore, State, StateMoved, message_key
+from alerts.rules import (
+    FIRED,
+    RESOLVED,
+    SPIKE,
+    STREAMED,
+    Rule,
+    RuleStore,
+    ScheduleIndex,
+    State,
+    StateMoved,
+    message_key,
+)
+from alerts.text import describe
 from core import keys
 from core.aws import query_between
 from core.observability import logger
-from core.vocabulary import PAGEVIEWS
 
 log = logger("alerts")
 
@@ -44,20 +55,40 @@ RESEND_SECONDS = 10
 @dataclass(frozen=True)
 class Numbers:
     current_visitors: int
-    pageviews: dict[str, int]  # by page, over each goal rule's window (keyed "<minutes>|<page>")
+    # goal rules' conversions over their windows, keyed "<minutes>|<counter>" (Rule.goal_counter)
+    conversions: dict[str, int]
 
     def value(self, rule: Rule) -> int:
         if rule.kind == SPIKE:
             return self.current_visitors
-        return self.pageviews.get(f"{rule.window_minutes}|{rule.goal_page}", 0)
+        return self.conversions.get(f"{rule.window_minutes}|{rule.goal_counter}", 0)
 
 
-def decide(rule: Rule, value: int, now: int) -> State | None:
-    """The state a rule moves to with this value, or None. Pure."""
+@dataclass(frozen=True)
+class Observation:
+    """What an evaluation saw of a rule: its number, whether that is a crossing, and whether a
+    firing rule is calm again. A spike or a goal is calm when not crossed; a drop only when
+    pageviews come back (an hour that stops being usual does not resolve it)."""
+
+    value: int
+    crossed: bool
+    calm: bool
+    detail: str = ""
+
+
+def observed(rule: Rule, value: int) -> Observation:
+    crossed = rule.crossed(value)
+    return Observation(value, crossed, not crossed)
+
+
+def decide(rule: Rule, seen: int | Observation, now: int) -> State | None:
+    """The state a rule moves to with this value (or observation), or None. Pure."""
     s = rule.state
+    seen = seen if isinstance(seen, Observation) else observed(rule, seen)
+    value = seen.value
     if s.pending:
         return None  # queue what was recorded first (resend)
-    if rule.crossed(value):
+    if seen.crossed:
         cooled = not s.last_alert_at or now >= s.last_alert_at + rule.cooldown_seconds
         if s.firing or not cooled:
             return None
@@ -70,14 +101,16 @@ def decide(rule: Rule, value: int, now: int) -> State | None:
             pending=message_key(rule.id, n, FIRED),
             pending_since=now,
             value=value,
+            detail=seen.detail,
         )
-    if s.firing:
+    if s.firing and seen.calm:
         return replace(
             s,
             firing=False,
             pending=message_key(rule.id, s.crossing, RESOLVED),
             pending_since=now,
             value=value,
+            detail=seen.detail,
         )
     return None
 
@@ -86,12 +119,13 @@ def message(rule: Rule, now_ms: int) -> dict[str, Any]:
     """What goes on the queue for a rule's pending key: no secret, no URL (the delivery function
     reads the rule's target, so a removed rule's messages go nowhere)."""
     kind = rule.state.pending.rsplit(".", 1)[-1]
-    return {
+    body: dict[str, Any] = {
         "key": rule.state.pending,
         "site": rule.site,
         "rule_id": rule.id,
         "type": kind,
         "value": rule.state.value,
+        "detail": rule.state.detail or None,
         "detected_at": rule.state.pending_since,
         "queued_at_ms": now_ms,
         "rule": {
@@ -101,19 +135,23 @@ def message(rule: Rule, now_ms: int) -> dict[str, Any]:
             "window_minutes": rule.window_minutes,
         },
     }
+    body["text"] = describe(body)
+    return body
 
 
 def read_numbers(client: Any, table: str, site: str, rules: list[Rule], now: datetime) -> Numbers:
-    """Current visitors and each goal rule's pageviews, from the minute parts: one Query per
-    minute partition over the minutes the rules watch. The legacy partition (before decision
-    0018) is not read: its parts left realtime's window long ago."""
+    """Current visitors and each goal rule's conversions (pageviews of a page, or custom events
+    of a name), from the minute parts: one Query per minute partition over the minutes the rules
+    watch. The legacy partition (before decision 0018) is not read: its parts left realtime's
+    window long ago."""
+    rules = [r for r in rules if r.kind in STREAMED]
     span = max([CURRENT_MINUTES] + [r.window_minutes for r in rules if r.kind != SPIKE])
     labels = keys.minute_labels_between(now - timedelta(minutes=span - 1), now)
     low, high = keys.counter_range(labels[0], labels[-1])
     visitors: set[bytes] = set()
     current = set(labels[-CURRENT_MINUTES:])
-    wanted = {(r.window_minutes, r.goal_page) for r in rules if r.kind != SPIKE}
-    pageviews: dict[str, int] = {}
+    wanted = {(r.window_minutes, r.goal_counter) for r in rules if r.kind != SPIKE}
+    conversions: dict[str, int] = {}
     for pk in (keys.minute_pk(site, k) for k in range(keys.MINUTE_PARTITIONS)):
         for item in query_between(client, table, pk, low, high):
             label = keys.parse_counter_sk(item["sk"]["S"])
@@ -122,12 +160,11 @@ def read_numbers(client: Any, table: str, site: str, rules: list[Rule], now: dat
             if not wanted:
                 continue
             counters = keys.item_counters(item)
-            for minutes, page in wanted:
+            for minutes, counter in wanted:
                 if label in labels[-minutes:]:
-                    name = f"{minutes}|{page}"
-                    got = counters.get(keys.counter_attr(PAGEVIEWS, page), 0)
-                    pageviews[name] = pageviews.get(name, 0) + got
-    return Numbers(len(visitors), pageviews)
+                    name = f"{minutes}|{counter}"
+                    conversions[name] = conversions.get(name, 0) + counters.get(counter, 0)
+    return Numbers(len(visitors), conversions)
 
 
 @dataclass
@@ -207,31 +244,38 @@ class Alerts:
         kept: list[Rule] = []
         moved = False
         for rule in rules:
+            if rule.kind not in STREAMED:  # the minute schedule's (alerts/schedule.py)
+                kept.append(rule)
+                continue
             report.evaluated += 1
             try:
-                rule = self._step(rule, numbers.value(rule), now, report)
+                rule = self.step(rule, numbers.value(rule), now, report)
             except StateMoved:
                 moved = True
             kept.append(rule)
         # A moved state: someone else recorded it; read the rules afresh next time.
         self._keep(site, self.rules.list(site, consistent=True) if moved else kept)
 
-    def _step(self, rule: Rule, value: int, now: int, report: Report) -> Rule:
+    def step(self, rule: Rule, seen: int | Observation, now: int, report: Report) -> Rule:
+        """Record the move the rule makes (one conditional write), queue its message, clear it;
+        StateMoved when another writer moved it first."""
         if rule.state.pending and now - rule.state.pending_since < RESEND_SECONDS:
             return rule  # its recorder is queueing it
         if not rule.state.pending:
-            state = decide(rule, value, now)
+            state = decide(rule, seen, now)
             if state is None:
                 return rule
             rule = self.rules.record(rule, state)
             report.recorded.append(rule.state.pending)
+            if state.firing and rule.kind in STREAMED:
+                self._mark(rule)
             log.info(
                 "alert recorded",
                 extra={
                     "site": rule.site,
                     "rule": rule.id,
                     "key": rule.state.pending,
-                    "value": value,
+                    "value": rule.state.value,
                 },
             )
         body = message(rule, int(self.clock() * 1000))
@@ -241,3 +285,12 @@ class Alerts:
         )
         report.queued.append(rule.state.pending)
         return self.rules.record(rule, replace(rule.state, pending="", pending_since=0))
+
+    def _mark(self, rule: Rule) -> None:
+        """A firing spike or goal goes on the schedule's list, which resolves it if traffic
+        stops entirely (no batch would come to do it). One write per crossing; a failure only
+        leaves the resolving to the site's next batch."""
+        try:
+            ScheduleIndex(*self.rules.meta).mark(rule.site)
+        except Exception as exc:
+            log.warning("schedule index not marked", extra={"site": rule.site, "error": repr(exc)})

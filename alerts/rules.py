@@ -29,9 +29,12 @@ from botocore.exceptions import ClientError
 from core import keys
 from core.aws import paged
 from core.sites import PAGEVIEW_GOAL_PREFIX
+from core.vocabulary import EVENTS, PAGEVIEWS
 
-SPIKE, GOAL = "spike", "goal"
-KINDS = (SPIKE, GOAL)
+SPIKE, GOAL, DROP, REFERRER = "spike", "goal", "drop", "new_referrer"
+KINDS = (SPIKE, GOAL, DROP, REFERRER)
+STREAMED = (SPIKE, GOAL)  # evaluated as the realtime tier writes its minutes
+SCHEDULED = (DROP, REFERRER)  # no event can trigger them: evaluated every minute (0037)
 JSON, SLACK = "json", "slack"
 FORMATS = (JSON, SLACK)
 FIRED, RESOLVED = "alert", "resolved"
@@ -41,6 +44,10 @@ MAX_RULES = 20  # per site: each is evaluated after every realtime batch of the 
 MAX_THRESHOLD = 10_000_000
 # A goal's window is read from minute items, which live 48 h; 60 minutes keeps a rule's read small.
 MAX_WINDOW_MINUTES = 60
+# A drop's silence is read newest first, one item per minute partition whatever its length
+# (alerts/numbers.py): the bound is what "usually busy at this hour" still means.
+MAX_DROP_MINUTES = 180
+DEFAULT_DROP_MINUTES = 15
 MAX_URL_LENGTH = 2000
 MIN_SECRET_LENGTH, MAX_SECRET_LENGTH = 16, 200
 SECRET_PREFIX = "whsec_"
@@ -86,6 +93,7 @@ class State:
     pending: str = ""  # the key of a message recorded but not yet queued
     pending_since: int = 0
     value: int = 0  # the number that fired or resolved it last
+    detail: str = ""  # what the number is about: a new top referrer's source
 
 
 @dataclass(frozen=True)
@@ -95,28 +103,41 @@ class Rule:
     kind: str
     threshold: int
     target: Target
-    goal: str = ""  # goal rules: "Visit /path"
-    window_minutes: int = 5  # spike: current visitors (the last 5 minutes)
+    goal: str = ""  # goal rules: "Visit /path" (pageviews) or a custom event's name
+    # spike: current visitors (the last 5 minutes); goal: its window; drop: the silence it
+    # fires on (no pageviews for this many minutes); new_referrer: 0 (today, site time)
+    window_minutes: int = 5
     cooldown_seconds: int = DEFAULT_COOLDOWN_SECONDS
     created_at: int = 0
     state: State = State()
 
     def crossed(self, value: int) -> bool:
-        """Spike: current visitors above N. Goal: K conversions or more within the window."""
+        """Spike: current visitors above N. Goal: K conversions or more within the window.
+        (Drop and new_referrer are decided with more than a number: alerts/detect.py.)"""
         return value > self.threshold if self.kind == SPIKE else value >= self.threshold
 
     @property
-    def goal_page(self) -> str:
-        return self.goal[len(PAGEVIEW_GOAL_PREFIX) :]
+    def goal_counter(self) -> str:
+        """The minute items' counter a goal rule adds up: `pageviews|<path>` for "Visit /path",
+        `events|<name>` for a custom event (aggregator/minutes.py)."""
+        if self.goal.startswith(PAGEVIEW_GOAL_PREFIX):
+            return keys.counter_attr(PAGEVIEWS, self.goal[len(PAGEVIEW_GOAL_PREFIX) :])
+        return keys.counter_attr(EVENTS, self.goal)
+
+    @property
+    def scheduled(self) -> bool:
+        """The minute schedule looks at it: its kind needs it, or it fires (so that it resolves
+        when traffic stops entirely) or holds a message not queued yet."""
+        return self.kind in SCHEDULED or self.state.firing or bool(self.state.pending)
 
     def out(self) -> dict[str, Any]:
         """As the admin API and the CLI show it: never the secret."""
         return {
             "id": self.id,
             "kind": self.kind,
-            "threshold": self.threshold,
+            "threshold": self.threshold if self.kind != DROP else None,
             "goal": self.goal or None,
-            "window_minutes": self.window_minutes,
+            "window_minutes": self.window_minutes if self.kind != REFERRER else None,
             "cooldown_seconds": self.cooldown_seconds,
             "webhook": (
                 {"url": self.target.url, "format": self.target.format}
@@ -211,41 +232,72 @@ def validate_secret(secret: str | None) -> str:
 
 def validate_rule(
     kind: str,
-    threshold: int,
+    threshold: int | None,
     goal: str | None,
     window_minutes: int | None,
     cooldown_seconds: int | None,
     site_goals: tuple[str, ...],
 ) -> tuple[str, int, str, int, int]:
-    """(kind, threshold, goal, window, cool-down) of a valid rule; AlertError otherwise."""
+    """(kind, threshold, goal, window, cool-down) of a valid rule; AlertError otherwise.
+    spike: threshold N (required), no goal, window 5. goal: threshold K and a goal (required),
+    window 1..60 (default 5). drop: no threshold, no goal, window M 1..180 (default 15).
+    new_referrer: threshold = the fewest visitors today's top source needs (default 1), no goal,
+    no window."""
     if kind not in KINDS:
         raise AlertError(f"a rule's kind is one of {', '.join(KINDS)}")
+    cooldown = DEFAULT_COOLDOWN_SECONDS if cooldown_seconds is None else cooldown_seconds
+    if not 0 <= cooldown <= MAX_COOLDOWN_SECONDS:
+        raise AlertError(f"a rule's cool-down is 0 to {MAX_COOLDOWN_SECONDS} seconds")
+    if kind != GOAL and goal:
+        raise AlertError(f"a {kind} rule names no goal")
+    goal = _goal(goal or "", site_goals) if kind == GOAL else ""
+    return kind, _threshold(kind, threshold), goal, _window(kind, window_minutes), cooldown
+
+
+def _threshold(kind: str, threshold: int | None) -> int:
+    if threshold is None:
+        if kind in STREAMED:
+            raise AlertError(f"a {kind} rule has a threshold")
+        return 0 if kind == DROP else 1
+    if kind == DROP:
+        raise AlertError("a drop rule has no threshold: it fires when no pageview comes")
     if isinstance(threshold, bool) or not isinstance(threshold, int):
         raise AlertError("a rule's threshold is a whole number")
     if not 1 <= threshold <= MAX_THRESHOLD:
         raise AlertError(f"a rule's threshold is 1 to {MAX_THRESHOLD}")
-    cooldown = DEFAULT_COOLDOWN_SECONDS if cooldown_seconds is None else cooldown_seconds
-    if not 0 <= cooldown <= MAX_COOLDOWN_SECONDS:
-        raise AlertError(f"a rule's cool-down is 0 to {MAX_COOLDOWN_SECONDS} seconds")
+    return threshold
+
+
+def _window(kind: str, window_minutes: int | None) -> int:
     if kind == SPIKE:
-        if goal or window_minutes not in (None, 5):
+        if window_minutes not in (None, 5):
             raise AlertError(
                 "a spike rule watches current visitors (5 minutes): no goal, no window"
             )
-        return kind, threshold, "", 5, cooldown
+        return 5
+    if kind == REFERRER:
+        if window_minutes is not None:
+            raise AlertError("a new_referrer rule looks at today (site time): no window")
+        return 0
+    longest = MAX_DROP_MINUTES if kind == DROP else MAX_WINDOW_MINUTES
+    default = DEFAULT_DROP_MINUTES if kind == DROP else 5
+    window = default if window_minutes is None else window_minutes
+    if isinstance(window, bool) or not 1 <= window <= longest:
+        raise AlertError(f"a {kind} rule's window is 1 to {longest} minutes")
+    return window
+
+
+def _goal(goal: str, site_goals: tuple[str, ...]) -> str:
     if not goal:
-        raise AlertError('a goal rule names a goal ("Visit /path")')
-    if not goal.startswith(PAGEVIEW_GOAL_PREFIX) or len(goal) <= len(PAGEVIEW_GOAL_PREFIX):
-        # Custom events are not in the minute counters (decision 0036): only pageview goals yet.
-        raise AlertError('a goal rule counts a pageview goal ("Visit /path") for now')
-    if "*" in goal:
-        raise AlertError("a goal rule's page is one path, without *")
+        raise AlertError('a goal rule names a goal ("Visit /path" or a custom event\'s name)')
+    if goal.startswith(PAGEVIEW_GOAL_PREFIX):
+        if len(goal) <= len(PAGEVIEW_GOAL_PREFIX) or "*" in goal:
+            raise AlertError("a goal rule's page is one path, without *")
+    elif not goal.strip() or goal != goal.strip() or not goal.isprintable():
+        raise AlertError("a custom event goal is its event's name, printable, not blank")
     if site_goals and goal not in site_goals:
         raise AlertError(f"{goal!r} is not one of the site's goals")
-    window = 5 if window_minutes is None else window_minutes
-    if isinstance(window, bool) or not 1 <= window <= MAX_WINDOW_MINUTES:
-        raise AlertError(f"a goal rule's window is 1 to {MAX_WINDOW_MINUTES} minutes")
-    return kind, threshold, goal, window, cooldown
+    return goal
 
 
 # ---- the store ---------------------------------------------------------------------------------
@@ -258,6 +310,10 @@ class StateMoved(Exception):
 class RuleStore:
     def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
         self._client, self._table, self._clock = client, table, clock
+
+    @property
+    def meta(self) -> tuple[Any, str]:
+        return self._client, self._table
 
     def list(self, site: str, consistent: bool = False) -> builtins.list[Rule]:
         items = paged(
@@ -281,7 +337,7 @@ class RuleStore:
         self,
         site: str,
         kind: str,
-        threshold: int,
+        threshold: int | None,
         url: str | None,
         secret: str | None = None,
         format: str = JSON,
@@ -311,6 +367,8 @@ class RuleStore:
         self._client.put_item(
             TableName=self._table, Item=_item(rule), ConditionExpression="attribute_not_exists(pk)"
         )
+        if rule.scheduled:
+            ScheduleIndex(self._client, self._table).mark(site)
         return rule
 
     def remove(self, site: str, rule_id: str) -> None:
@@ -339,6 +397,7 @@ class RuleStore:
             ":p": {"S": state.pending},
             ":ps": {"N": str(state.pending_since)},
             ":x": {"N": str(state.value)},
+            ":d": {"S": state.detail},
         }
         condition = "attribute_exists(pk) AND "
         if rule.state.version:
@@ -352,7 +411,7 @@ class RuleStore:
                 Key=_key(rule.site, rule.id),
                 UpdateExpression=(
                     "SET ver = :nv, firing = :f, crossing = :c, last_alert_at = :l,"
-                    " pending = :p, pending_since = :ps, last_value = :x"
+                    " pending = :p, pending_since = :ps, last_value = :x, last_detail = :d"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
@@ -403,6 +462,7 @@ def _rule(site: str, item: dict[str, Any]) -> Rule:
         pending=item.get("pending", {}).get("S", ""),
         pending_since=number("pending_since"),
         value=number("last_value"),
+        detail=item.get("last_detail", {}).get("S", ""),
     )
     return Rule(
         id=item["sk"]["S"],
@@ -421,3 +481,59 @@ def _rule(site: str, item: dict[str, Any]) -> Rule:
         created_at=number("created_at"),
         state=state,
     )
+
+
+# ---- the schedule's index ----------------------------------------------------------------------
+
+# One item lists the sites the minute schedule must look at (decision 0037), so that a minute
+# with none costs one small read: pk `ALERTS#` (no site is empty, so no site's rules are under
+# it) and sk SCHEDULE_SK, one attribute `s|<site>` per site, its value a token set by whoever
+# put the site there last. Whoever finds a site with nothing scheduled takes it out only if the
+# token is still the one it read: a site marked again meanwhile (a new drop rule, a spike that
+# fires) stays listed.
+SCHEDULE_SK = "schedule"
+_SITE_ATTR = "s|"
+
+
+class ScheduleIndex:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client, self._table = client, table
+
+    @property
+    def _key(self) -> dict[str, Any]:
+        return {"pk": {"S": keys.alert_rules_pk("")}, "sk": {"S": SCHEDULE_SK}}
+
+    def mark(self, site: str) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="SET #s = :t",
+            ExpressionAttributeNames={"#s": _SITE_ATTR + site},
+            ExpressionAttributeValues={":t": {"S": secrets.token_hex(6)}},
+        )
+
+    def sites(self) -> dict[str, str]:
+        """{site: token}: one eventually consistent GetItem (a site marked a second ago may
+        wait for the next minute)."""
+        item = self._client.get_item(TableName=self._table, Key=self._key).get("Item", {})
+        return {
+            name[len(_SITE_ATTR) :]: value["S"]
+            for name, value in item.items()
+            if name.startswith(_SITE_ATTR) and "S" in value
+        }
+
+    def unmark(self, site: str, token: str) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="REMOVE #s",
+                ConditionExpression="#s = :t",
+                ExpressionAttributeNames={"#s": _SITE_ATTR + site},
+                ExpressionAttributeValues={":t": {"S": token}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -18,8 +18,10 @@
     liveinsight segment list|remove --site DOMAIN [SEGMENT_ID] [--json]
     liveinsight alert add --site DOMAIN --kind spike --threshold N --webhook URL [--email A]...
                           [--format json|slack] [--secret S] [--cooldown-seconds N] [--json]
-    liveinsight alert add --site DOMAIN --kind goal --goal "Visit /path" --threshold K
+    liveinsight alert add --site DOMAIN --kind goal --goal "Visit /path"|NAME --threshold K
                           --window-minutes W --webhook URL [...]   the secret is shown this once
+    liveinsight alert add --site DOMAIN --kind drop [--window-minutes M] --email A [...]
+    liveinsight alert add --site DOMAIN --kind new_referrer [--threshold V] --webhook URL [...]
     liveinsight alert list|remove --site DOMAIN [RULE_ID] [--json]
     liveinsight share create|list|revoke --site DOMAIN [--label L] [--share TOKEN_OR_ID|all] [--json]
     liveinsight admin hash-password                 the admin password (stdin or prompt) → hash
@@ -298,15 +300,15 @@ def add_segment_commands(commands: Any) -> None:
 
 def add_alert_commands(commands: Any) -> None:
     alert = commands.add_parser(
-        "alert", help="alert rules of a site: a spike or a goal, posted to a webhook"
+        "alert", help="alert rules of a site (spike, goal, drop, new top referrer): webhook, email"
     ).add_subparsers(dest="alert_command", required=True)
     add = alert.add_parser("add", help="add a rule (its webhook secret is shown this once)")
-    add.add_argument("--kind", required=True, choices=("spike", "goal"))
+    add.add_argument("--kind", required=True, choices=("spike", "goal", "drop", "new_referrer"))
     add.add_argument(
         "--threshold",
-        required=True,
         type=int,
-        help="spike: current visitors above N; goal: K conversions within the window",
+        help="spike: current visitors above N; goal: K conversions within the window;"
+        " new_referrer: the fewest visitors today's top source needs (default 1); drop: none",
     )
     add.add_argument("--webhook", metavar="URL", help="https (http to localhost)")
     add.add_argument(
@@ -318,8 +320,14 @@ def add_alert_commands(commands: Any) -> None:
     add.add_argument("--format", choices=("json", "slack"), default="json")
     add.add_argument("--secret", help="the HMAC key of the signature (default: a random one)")
     add.add_argument("--cooldown-seconds", type=int, help="at most one alert per (default: 6 h)")
-    add.add_argument("--goal", help='goal rules: a pageview goal of the site, "Visit /path"')
-    add.add_argument("--window-minutes", type=int, help="goal rules: 1 to 60 (default: 5)")
+    add.add_argument(
+        "--goal", help='goal rules: a goal of the site, "Visit /path" or a custom event name'
+    )
+    add.add_argument(
+        "--window-minutes",
+        type=int,
+        help="goal: 1 to 60 (default: 5); drop: no pageviews for 1 to 180 minutes (default: 15)",
+    )
     listing = alert.add_parser("list", help="the site's rules (never their secrets)")
     remove = alert.add_parser("remove", help="delete a rule")
     remove.add_argument("rule_id", help="its id (from `alert list`)")
@@ -1039,9 +1047,11 @@ def run_alert(args: argparse.Namespace) -> int:
         print(json.dumps({"site": site.domain, "alerts": shown}))
         return 0
     for r in shown:
-        what = f"{r['goal']} ≥ {r['threshold']} in {r['window_minutes']} min"
-        if r["kind"] == "spike":
-            what = f"current visitors > {r['threshold']}"
+        what = {
+            "spike": f"current visitors > {r['threshold']}",
+            "drop": f"no pageviews for {r['window_minutes']} min in a usual hour",
+            "new_referrer": f"new top referrer today (≥ {r['threshold']} visitors)",
+        }.get(r["kind"], f"{r['goal']} ≥ {r['threshold']} in {r['window_minutes']} min")
         hook = r["webhook"] or {}
         where = [f"{hook['format']} {hook['url']}"] if hook else []
         where += [f"email {a}" for a in r["emails"]]

@@ -1,6 +1,7 @@
-"""Alert rules' admin routes (issue 23, decision 0036): `/api/admin/sites/{domain}/alerts` (list,
-create, delete) and `/alerts/deliveries` (the webhook delivery log, newest first). A new rule's
-webhook secret is in the creation's answer only."""
+"""Alert rules' admin routes (issue 23, decisions 0036 and 0037): `/api/admin/sites/{domain}/alerts`
+(list, create, delete) and `/alerts/deliveries` (the webhook delivery log, newest first). A new
+rule's webhook secret is in the creation's answer only. The JSON shapes of each kind are in
+decision 0036 ("Admin API")."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ class WebhookIn(BaseModel):
 
 class AlertIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["spike", "goal"]
-    threshold: int = Field(ge=1, le=MAX_THRESHOLD)
+    kind: Literal["spike", "goal", "drop", "new_referrer"]
+    # spike and goal: required; drop: none; new_referrer: today's top source's fewest visitors
+    threshold: int | None = Field(default=None, ge=1, le=MAX_THRESHOLD)
     goal: str | None = Field(default=None, max_length=300)
     window_minutes: int | None = Field(default=None, ge=1, le=1440)
     cooldown_seconds: int | None = Field(default=None, ge=0)

@@ -13,6 +13,7 @@ bookkeeping cannot hide in both. Definitions (docs/metrics.md, decision records 
 - a visitor is unique per bucket and per (bucket, dimension value): event dimensions (page,
   hostname, event name, prop values) in the event's bucket, session dimensions in the session's start bucket;
 - the minute (realtime) has one cell and knows no sessions: events, pageviews, pageviews by page,
+  custom events by name (`events|<name>`),
   unique visitor ids (each event's own id, today's salt), and per source the unique visitor ids
   that arrived from it (`arrivals|<source>`: a pageview that is not a self-referral);
 - current visitors: one per visitor id, in the minute of its latest non-engagement event;
@@ -183,6 +184,9 @@ def _event_counts(event: RawEvent, counters: Counters) -> None:
     if event.is_pageview:
         minute = bucket_label(Granularity.MINUTE, event.ts, tz)
         counters[(site, Granularity.MINUTE, TOTALS, minute)][f"pageviews|{event.page}"] += 1
+    else:
+        minute = bucket_label(Granularity.MINUTE, event.ts, tz)
+        counters[(site, Granularity.MINUTE, TOTALS, minute)][f"events|{event.name}"] += 1
     for gran in DIMENSIONAL:
         bucket = bucket_label(gran, event.ts, tz)
         if event.is_pageview:

@@ -269,7 +269,17 @@ def test_bad_rule_input_gets_a_4xx(world: World, capture: Capture) -> None:
         {"kind": "spike", "threshold": 5, "webhook": {**hook, "secret": "short"}},
         {"kind": "spike", "threshold": 5, "webhook": hook, "extra": 1},
         {"kind": "goal", "threshold": 5, "webhook": hook},
-        {"kind": "goal", "threshold": 5, "goal": "Signup", "webhook": hook},
+        {"kind": "goal", "threshold": 5, "goal": " Signup", "webhook": hook},
+        {"kind": "goal", "threshold": 5, "goal": "Visit /a*", "webhook": hook},
+        {"kind": "spike", "webhook": hook},
+        {"kind": "drop", "threshold": 2, "webhook": hook},
+        {"kind": "drop", "window_minutes": 181, "webhook": hook},
+        {"kind": "new_referrer", "window_minutes": 5, "webhook": hook},
+        {"kind": "spike", "threshold": 5},
+        {"kind": "spike", "threshold": 5, "emails": ["not-an-address"]},
+        {"kind": "spike", "threshold": 5, "emails": "a@b.example"},
+        {"kind": "spike", "threshold": 5, "emails": [f"o{i}@b.example" for i in range(6)]},
+        {"kind": "spike", "threshold": 5, "emails": ["a@b.example"], "webhook": {"url": ""}},
         {
             "kind": "goal",
             "threshold": 5,
@@ -302,6 +312,39 @@ def test_bad_rule_input_gets_a_4xx(world: World, capture: Capture) -> None:
     assert admin.request("GET", f"{path}/deliveries").json() == {"deliveries": []}
     assert admin.request("DELETE", f"{path}/{made.json()['id']}").status == 204
     assert admin.request("GET", path).json() == {"alerts": []}
+
+
+def test_every_kind_of_rule_is_made_and_listed_by_the_admin_api(world: World) -> None:
+    # The shapes decision 0036 documents for the settings page
+    admin = Browser(world.pipeline)
+    assert admin.login().status == 200
+    path = f"/api/admin/sites/{SITE}/alerts"
+    emails = ["ops@example.com"]
+    bodies = [
+        {"kind": "goal", "threshold": 3, "goal": "Signup", "window_minutes": 10, "emails": emails},
+        {"kind": "drop", "window_minutes": 30, "emails": emails},
+        {"kind": "new_referrer", "emails": emails, "cooldown_seconds": 3600},
+    ]
+    made = [admin.request("POST", path, json_body=b) for b in bodies]
+    assert [m.status for m in made] == [201, 201, 201], [m.body for m in made]
+    shapes = [
+        {k: m.json()[k] for k in ("kind", "threshold", "goal", "window_minutes", "webhook")}
+        for m in made
+    ]
+    assert shapes == [
+        {"kind": "goal", "threshold": 3, "goal": "Signup", "window_minutes": 10, "webhook": None},
+        {"kind": "drop", "threshold": None, "goal": None, "window_minutes": 30, "webhook": None},
+        {
+            "kind": "new_referrer",
+            "threshold": 1,
+            "goal": None,
+            "window_minutes": None,
+            "webhook": None,
+        },
+    ]
+    listed = admin.request("GET", path).json()["alerts"]
+    assert sorted(a["kind"] for a in listed) == ["drop", "goal", "new_referrer"]
+    assert all(a["emails"] == emails and a["firing"] is False for a in listed)
 
 
 def test_of_two_writers_that_see_the_same_crossing_one_records_it(world: World) -> None:

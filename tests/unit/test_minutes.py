@@ -124,11 +124,12 @@ def test_a_part_update_counts_pageviews_pages_visitors_and_arrivals() -> None:
         "pageviews|/a": 2,
         "pageviews|/b": 1,
         "pageviews|/c": 1,
+        "events|Signup": 1,  # custom events by name (goal alerts, decision 0036)
     }
     hashes = {name: len(members) for name, members in update.sets.items()}
     assert hashes == {"eids": 5, "vids": 3, "arrivals|Google": 1, "arrivals|Direct / None": 1}
     assert update.sets["eids"] == {event_hash(f"e{n}") for n in range(1, 6)}
-    assert set(update.admitted) == {"/a", "/b", "/c", "Google", "Direct / None"}
+    assert set(update.admitted) == {"/a", "/b", "/c", "Google", "Direct / None", "Signup"}
 
 
 def test_pages_and_sources_beyond_a_full_parts_places_count_under_other() -> None:
