@@ -69,3 +69,45 @@ def test_a_bad_report_address_shows_the_apis_error(stack: Stack, page: Any) -> N
     assert error.inner_text() == "'not-an-address' is not an email address (name@example.com)"
     assert error.get_attribute("role") == "alert"
     assert subscriptions(stack, page, site) == []
+
+
+def test_a_switch_keeps_what_changed_elsewhere_since_the_page_was_drawn(
+    stack: Stack, page: Any
+) -> None:
+    # The API replaces the whole list: a page writing back the list it drew would undo an
+    # unsubscribe clicked in a mail (or another admin's change) made meanwhile.
+    site = "reports-race.example"
+    stack.cli("site", "add", site, "--json")
+    sign_in_to_settings(stack, page, site)
+    page.get_by_label("Email address").fill("a@example.com")
+    page.get_by_role("button", name="Subscribe").click()
+    page.locator("#reports-list [data-report-email='a@example.com']").wait_for()
+
+    # Elsewhere: b@example.com subscribed, a@example.com's weekly report stopped
+    csrf = page.evaluate("fetch('/api/auth/me').then(r => r.json()).then(b => b.csrf_token)")
+    changed = page.request.put(
+        f"{stack.url}/api/admin/sites/{site}/reports",
+        data={
+            "subscriptions": [
+                {"email": "a@example.com", "kinds": ["monthly"]},
+                {"email": "b@example.com", "kinds": ["weekly"]},
+            ]
+        },
+        headers={"x-csrf-token": csrf, "origin": stack.url},
+    )
+    assert changed.ok, changed.text()
+
+    # When the page, still showing a@example.com weekly only, switches its monthly report on
+    page.get_by_label("Monthly report to a@example.com").check()
+    # Then b@example.com is still there, and a@example.com's weekly report stays stopped
+    wait_for(
+        lambda: (
+            subscriptions(stack, page, site)
+            == [
+                {"email": "a@example.com", "kinds": ["monthly"]},
+                {"email": "b@example.com", "kinds": ["weekly"]},
+            ]
+        )
+    )
+    page.locator("#reports-list [data-report-email='b@example.com']").wait_for()
+    assert not page.get_by_label("Weekly report to a@example.com").is_checked()
