@@ -51,17 +51,13 @@ def scheduled_time(event: dict[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
-@lru_cache(maxsize=1)
-def get_client() -> Any:
-    return make_client("dynamodb")
-
-
 @log.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from imports import worker  # a few modules; DuckDB is imported either way
 
     if worker.is_import_event(event):
-        return worker.handle(event, get_store(), get_sites(), get_client())
+        # The counters' client, made per request (they are rare), not kept for compaction.
+        return worker.handle(event, get_store(), get_sites(), make_client("dynamodb"))
     reserve_ms = get_config().reserve_seconds * 1000
     retention = {site.domain: (site.retention_months, site.tz) for site in get_sites().list()}
     report = compact_all(

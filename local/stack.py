@@ -38,6 +38,7 @@ from local.front import ORIGIN_ENVIRONMENT, PUBLIC_URL_VARIABLE, Front
 from local.poller import StreamPoller, tier_pollers
 from local.queue_poller import QueuePoller, alert_batch_size, create_alert_queues
 from local.runtime import LocalFunction
+from local.s3_notify import S3Notifications
 
 log = logger("local-stack")
 
@@ -141,6 +142,7 @@ class LocalStack:
         self.dlq_url = ""
         self.alerts_queue_url = self.alerts_dlq_url = ""
         self.alert_poller: QueuePoller | None = None
+        self.s3_notifications: S3Notifications | None = None
 
     @property
     def snapshot_path(self) -> Path:
@@ -245,6 +247,17 @@ class LocalStack:
             batch_size=alert_batch_size(),
         )
         self.alert_poller.start()
+        # Umami imports asked through the admin API: S3 notifies each request to the archive
+        # function (terraform/archive.tf, decision 0039), emulated on moto (local/s3_notify.py).
+        self.s3_notifications = S3Notifications(
+            self.client("s3"),
+            self.client("sqs"),
+            self.bucket,
+            f"{TABLE_PREFIX}-s3-notifications",
+            self.functions["archive"],
+            sqs_destination(self.client("sqs"), dlq_url),
+        )
+        self.s3_notifications.start()
         self.front = Front(
             self.config.host,
             self.config.port,
@@ -401,6 +414,8 @@ class LocalStack:
             thread.join()
         if self.alert_poller:
             self.alert_poller.stop()
+        if self.s3_notifications:
+            self.s3_notifications.stop()
         for function in self.functions.values():
             function.close(UNAVAILABLE)
         clock.step("drain")

@@ -118,8 +118,17 @@ FUNCTIONS: dict[str, Function] = {
             handler="archive.handler.handler",
             # Merges a site-day's small archive objects into one, hourly (EventBridge); reads the
             # sites' retention from the meta table.
-            packages=("core", "archive"),
-            requires=("aws-lambda-powertools", "botocore", "duckdb"),
+            # imports, aggregator, ingest: Umami imports asked through the admin API, done on S3's
+            # notification (imports/worker.py: Umami's rows read as ingest reads a referrer, the
+            # days' counters rebuilt as aggregator/rebuild.py does; decision 0039).
+            packages=("core", "archive", "imports", "aggregator", "ingest"),
+            requires=(
+                "aws-lambda-powertools",
+                "botocore",
+                "duckdb",
+                "ua-parser",
+                "ua-parser-builtins",
+            ),
             botocore_services=("dynamodb", "s3"),
             budget_zipped=26 * MB,
             budget_unzipped=90 * MB,

@@ -60,7 +60,6 @@ resource "aws_s3_bucket" "archive" {
   #checkov:skip=CKV_AWS_144:No cross-region replication: it would double the archive's storage and PUTs; the archive is a second copy of what the counters already answer, and a region's S3 durability is eleven nines.
   #checkov:skip=CKV_AWS_145:SSE-S3 (AES-256), as the static bucket: a customer-managed key costs $1/month plus a request per object read or written (every compaction and archive query), and the objects hold no IP address or user agent.
   #checkov:skip=CKV_AWS_21:Versioning off: a site's purge and its retention must delete events for real (privacy), objects are written once under names derived from their content, and compaction writes the merged object before it deletes the parts.
-  #checkov:skip=CKV2_AWS_62:No event notifications: compaction runs on a schedule, and nothing reacts to a new object.
   bucket = "${local.name}-archive-${data.aws_caller_identity.current.account_id}"
 }
 
@@ -201,6 +200,35 @@ resource "aws_lambda_function_event_invoke_config" "archive" {
       destination = aws_sqs_queue.aggregator_dlq.arn
     }
   }
+}
+
+# ---- Umami imports asked through the admin API (decision 0039) -------------------------------
+
+# The query function stores an Umami upload and then its request, `imports/<site>/<id>/request.json`
+# (imports/store.py); S3 invokes the archive function, asynchronously, for each request created
+# (a removal is a request too). The invoke config above applies: two retries, then the DLQ. The
+# suffix keeps the import's own writes (tables, manifest, status) from triggering anything.
+resource "aws_lambda_permission" "import_requests" {
+  statement_id   = "AllowImportRequests"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.this["archive"].function_name
+  principal      = "s3.amazonaws.com"
+  source_arn     = aws_s3_bucket.archive.arn
+  source_account = data.aws_caller_identity.current.account_id
+}
+
+resource "aws_s3_bucket_notification" "archive" {
+  bucket = aws_s3_bucket.archive.id
+
+  lambda_function {
+    id                  = "import-requests"
+    lambda_function_arn = aws_lambda_function.this["archive"].arn
+    events              = ["s3:ObjectCreated:*"]
+    filter_prefix       = local.imports_prefix
+    filter_suffix       = "/request.json" # local/s3_notify.py SUFFIX (tests/infra)
+  }
+
+  depends_on = [aws_lambda_permission.import_requests]
 }
 
 # ---- Athena over the same objects (off by default) ------------------------------------------

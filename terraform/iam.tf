@@ -200,14 +200,15 @@ data "aws_iam_policy_document" "query" {
   }
   # The archive engine lists a site's days and fetches their objects into its cache (archive/
   # store.py ArchiveStore.local_files): read only, under events/. It never rewrites the archive
-  # or the counters: Umami imports, which do, belong to `liveinsight import` (decision 0035).
+  # or the counters: Umami imports, which do, are the archive function's (decision 0039).
   statement {
     sid       = "ArchiveRead"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
   }
   # Plausible imports (imports/store.py): the admin API writes an import's tables and manifest,
-  # the stats read them, a removal deletes them; under imports/ only.
+  # the stats read them, a removal deletes them; an Umami upload, its request and status are
+  # written there for the archive function (decision 0039); under imports/ only.
   statement {
     sid       = "Imports"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
@@ -237,11 +238,31 @@ data "aws_iam_policy_document" "query" {
 # retention: it never reads one back.
 # The sites and their retention come from the meta table's site records (core/sites.py). A run
 # that fails after Lambda's retries is sent to the dead-letter queue with this role (archive.tf).
+# Umami imports asked through the admin API (imports/worker.py, decision 0039): the request,
+# upload and status read and written under imports/, the import's events written into (and a
+# removal's taken out of) events/, the site read, and the counters of the days rebuilt
+# (aggregator/rebuild.py) in the counter partitions only (`C#…`, core/keys.py), never the
+# visitor states beside them.
 data "aws_iam_policy_document" "archive" {
   statement {
     sid       = "ArchiveObjects"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+  }
+  statement {
+    sid       = "Imports"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${local.imports_prefix}*"]
+  }
+  statement {
+    sid       = "ImportCounters"
+    actions   = ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.this["aggregates"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["C#*"]
+    }
   }
   statement {
     sid       = "Quarantine"
@@ -255,12 +276,13 @@ data "aws_iam_policy_document" "archive" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.archive_prefix}*", "${local.quarantine_prefix}*"]
+      values   = ["${local.archive_prefix}*", "${local.quarantine_prefix}*", "${local.imports_prefix}*"]
     }
   }
   statement {
-    sid       = "ReadSites"
-    actions   = ["dynamodb:Query"] # SiteStore.list: every site, one Query of the SITE partition
+    sid = "ReadSites"
+    # SiteStore.list: every site, one Query of the SITE partition; an import's site: GetItem
+    actions   = ["dynamodb:Query", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.this["meta"].arn]
     condition {
       test     = "ForAllValues:StringEquals"

@@ -82,10 +82,12 @@ locals {
       handler     = "archive.handler.handler"
       timeout     = 300
       memory_mb   = var.compaction_memory_mb
-      description = "hourly: merges each site-day's archive objects into one, applies each site's retention"
+      description = "hourly: merges each site-day's archive objects into one, applies each site's retention; Umami imports asked through the admin API"
       environment = {
         LIVEINSIGHT_ARCHIVE_BUCKET = aws_s3_bucket.archive.bucket
         LIVEINSIGHT_META_TABLE     = local.tables["meta"]
+        # Umami imports rebuild their days' counters (imports/worker.py, decision 0039).
+        LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
       }
     }
     alerts = {

@@ -156,20 +156,30 @@ def test_aggregator_only_puts_objects_under_events() -> None:
 
 
 def test_query_only_reads_events_and_writes_only_imports() -> None:
-    # events/ read only: Umami imports, which rewrite it, belong to the CLI (decision 0035)
+    # events/ read only, and counters read only: Umami imports, which rewrite both, are the
+    # archive function's (decisions 0035, 0039)
     imports = {(a, IMPORTS_OBJECTS) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")}
     assert s3_grants("query") == {
         ("s3:GetObject", EVENTS_OBJECTS),
         ("s3:ListBucket", BUCKET_ARN),
         *imports,
     }
+    aggregates = {
+        action
+        for statement in statements(function_policies()["query"])
+        if statement["resources"] == ['${aws_dynamodb_table.this["aggregates"].arn}']
+        for action in statement["actions"]
+    }
+    assert aggregates == {"dynamodb:Query"}
 
 
-def test_archive_function_reaches_events_and_quarantine_only() -> None:
+def test_archive_function_reaches_events_quarantine_and_imports_only() -> None:
     objects = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     expected = {(a, EVENTS_OBJECTS) for a in objects}
     # quarantine/: the copies of unreadable objects written, and deleted past retention; never read
     expected |= {("s3:PutObject", QUARANTINE_OBJECTS), ("s3:DeleteObject", QUARANTINE_OBJECTS)}
+    # imports/: Umami imports asked through the admin API (decision 0039)
+    expected |= {(a, IMPORTS_OBJECTS) for a in objects}
     assert s3_grants("archive") == expected | {("s3:ListBucket", BUCKET_ARN)}
     # ingest never touches the archive
     assert s3_grants("ingest") == set()
@@ -188,13 +198,15 @@ def test_listing_is_limited_to_the_roles_prefixes(function: str) -> None:
         .replace("${local.imports_prefix}", "imports/")
         for v in condition["values"]
     }
-    allowed = {"events/*", "imports/*"} if function == "query" else {"events/*", "quarantine/*"}
+    allowed = {"events/*", "imports/*"} | ({"quarantine/*"} if function == "archive" else set())
     assert prefixes == allowed
 
 
 def test_archive_function_reads_only_the_site_records_of_meta() -> None:
     (sites,) = [
-        s for s in statements("archive") if any(a.startswith("dynamodb:") for a in s["actions"])
+        s
+        for s in statements("archive")
+        if s["resources"] == ['${aws_dynamodb_table.this["meta"].arn}']
     ]
     assert set(sites["actions"]) <= {"dynamodb:GetItem", "dynamodb:Query"}
     assert sites["resources"] == ['${aws_dynamodb_table.this["meta"].arn}']
@@ -204,6 +216,37 @@ def test_archive_function_reads_only_the_site_records_of_meta() -> None:
         "variable": "dynamodb:LeadingKeys",
         "values": ["SITE"],
     }
+
+
+def test_archive_function_writes_only_counter_partitions_of_aggregates() -> None:
+    """An Umami import rebuilds its days' counters (decision 0039): the counter partitions
+    (`C#…`), never the visitor states beside them, and nothing of the events table."""
+    dynamo = [
+        s for s in statements("archive") if any(a.startswith("dynamodb:") for a in s["actions"])
+    ]
+    (counters,) = [s for s in dynamo if "aggregates" in s["resources"][0]]
+    assert set(counters["actions"]) == {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert counters["condition"] == [
+        {"test": "ForAllValues:StringLike", "variable": "dynamodb:LeadingKeys", "values": ["C#*"]}
+    ]
+    assert all("events" not in r for s in dynamo for r in s["resources"])
+
+
+def test_import_requests_are_notified_to_the_archive_function_as_the_local_stack_does() -> None:
+    from local import s3_notify
+
+    notification = tf.resource("aws_s3_bucket_notification.archive")
+    assert notification["bucket"] == "${aws_s3_bucket.archive.id}"
+    (target,) = notification["lambda_function"]
+    assert target["lambda_function_arn"] == '${aws_lambda_function.this["archive"].arn}'
+    assert target["events"] == ["s3:ObjectCreated:*"]
+    assert target["filter_prefix"] == "${local.imports_prefix}"
+    assert tf.locals_()["imports_prefix"] == s3_notify.PREFIX
+    assert target["filter_suffix"] == s3_notify.SUFFIX
+    permission = tf.resource("aws_lambda_permission.import_requests")
+    assert permission["principal"] == "s3.amazonaws.com"
+    assert permission["source_arn"] == BUCKET_ARN
+    assert permission["function_name"] == '${aws_lambda_function.this["archive"].function_name}'
 
 
 # ---- the functions and the schedule ------------------------------------------------------------

@@ -10,7 +10,8 @@ only happen sometimes: a new day's salt replacing an expired one, a resend, a re
 (cancelled transaction), a bot, an unknown site, a bad key, a public site listing, and the
 admin's side: secrets and the dashboard's public URL read from SSM (decision 0023), a failed
 and a good sign-in, every kind of site change, a shared link, a Plausible import uploaded, listed,
-read and deleted (decision 0035), sign-out.
+read and deleted (decision 0035), an Umami import uploaded, done by the archive function on S3's
+notification and removed the same way (decision 0039), sign-out.
 
 A grant names the partition too where a statement has a `dynamodb:LeadingKeys` condition: the
 calls record the partition key each one names (Key, Item or the Query's `pk = :pk`), so the
@@ -409,6 +410,44 @@ def run_imports_scenario(browser: Any) -> None:
     visitors = sum(export.visitors[d]["visitors"] for d in export.days)
     assert stats.json()["results"]["visitors"]["value"] == visitors  # read from imports/
     assert browser.request("DELETE", f"{base}/{made_id}").status == 200
+    run_umami_import_scenario(browser, headers)
+
+
+def run_umami_import_scenario(browser: Any, headers: dict[str, str]) -> None:
+    """An Umami export uploaded through the admin API (decision 0039): stored under imports/,
+    its request notified by S3 to the archive function, which writes the events into the archive
+    and rebuilds the days' counters; then its removal, asked and done the same way."""
+    from datetime import date
+    from urllib.parse import urlencode
+
+    from archive.handler import handler
+    from core.aws import make_client
+    from local.async_invoke import sqs_destination
+    from local.s3_notify import S3Notifications
+    from tests.import_files import umami_export
+
+    pipeline = browser.pipeline
+    sqs = make_client("sqs")
+    prefix = pipeline.names["events"]
+    dlq = sqs.create_queue(QueueName=f"{prefix}-archive-dlq")["QueueUrl"]
+    archive = LocalFunction("archive", handler, timeout_seconds=900)
+    notify = S3Notifications(
+        pipeline.s3, sqs, pipeline.bucket, f"{prefix}-s3n", archive, sqs_destination(sqs, dlq)
+    )
+    base = f"/api/admin/sites/{SITE}/imports"
+    export = umami_export(date(2025, 2, 3), 3, SITE)  # long before the site's own stats
+    query = urlencode({"filename": "website_event.csv"})
+    made = browser.pipeline.query_fn.invoke(
+        api_gateway_event("POST", f"{base}?{query}", headers, export.data, "127.0.0.1")
+    )
+    assert made["statusCode"] == 202, made
+    assert notify.deliver() == 1
+    (row,) = browser.request("GET", base).json()["imports"]
+    assert row["status"] == "done", row
+    assert browser.request("DELETE", f"{base}/{row['id']}").status == 202
+    assert notify.deliver() == 1
+    assert browser.request("GET", base).json()["imports"] == []
+    assert sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []
 
 
 @pytest.fixture()
