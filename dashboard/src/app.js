@@ -2270,8 +2270,14 @@
     loadImports(domain);
   }
 
-  /** The site's imports (decision 0035): upload an export, list them, delete one. */
+  /** The site's imports (decisions 0035, 0039): upload an export, list them with their status,
+   * delete one. An Umami import (or its removal) is done in the background: the list is read
+   * again every few seconds while one is pending or being removed. */
+  const IMPORT_POLL_MS = 2000;
+  let importPoll = null;
+  const IMPORT_STATUS = { pending: "importing…", removing: "being removed…", failed: "failed" };
   const loadImports = guard(async (domain) => {
+    clearTimeout(importPoll);
     const { imports } = await admin("GET", `/api/admin/sites/${encodeURIComponent(domain)}/imports`);
     if (domain !== settingsSite) return;
     $("imports-list").replaceChildren(
@@ -2279,23 +2285,38 @@
         ? imports.map((item) => {
             const row = el("li", "settings-row");
             row.dataset.import = item.id;
-            const days = item.ranges.map(([a, b]) => (a === b ? a : `${a} to ${b}`)).join(", ");
-            row.append(
-              el("span", "min-w-0 break-all", `${item.kind === "umami" ? "Umami" : "Plausible"}: ${item.filename}, ${days || "no days"}`),
-              confirmButton(
-                "Delete",
-                `Delete the import of ${item.filename}`,
-                guard(async () => {
-                  await admin("DELETE", `/api/admin/sites/${encodeURIComponent(domain)}/imports/${item.id}`);
-                  setStatus(`The import of ${item.filename} was deleted.`, "", "settings");
-                  await loadImports(domain);
-                }),
-              ),
-            );
+            row.dataset.importStatus = item.status || "done";
+            const days = (item.ranges || []).map(([a, b]) => (a === b ? a : `${a} to ${b}`)).join(", ");
+            const said = IMPORT_STATUS[item.status];
+            const text = `${item.kind === "umami" ? "Umami" : "Plausible"}: ${item.filename}, ${said || days || "no days"}`;
+            const label = el("span", "min-w-0 break-all", text);
+            if (item.status === "failed" && item.message) {
+              label.append(el("span", "block text-xs text-red-700", item.message));
+            }
+            row.append(label);
+            if (item.status !== "pending" && item.status !== "removing") {
+              row.append(
+                confirmButton(
+                  "Delete",
+                  `Delete the import of ${item.filename}`,
+                  guard(async () => {
+                    const gone = await admin("DELETE", `/api/admin/sites/${encodeURIComponent(domain)}/imports/${item.id}`);
+                    const later = gone.status === "removing";
+                    setStatus(later ? `The import of ${item.filename} is being removed.` : `The import of ${item.filename} was deleted.`, "", "settings");
+                    await loadImports(domain);
+                  }),
+                ),
+              );
+            }
             return row;
           })
         : [el("li", "text-sm text-gray-500", "No imports yet.")]),
     );
+    if (imports.some((item) => item.status === "pending" || item.status === "removing")) {
+      importPoll = setTimeout(() => {
+        if (domain === settingsSite) loadImports(domain);
+      }, IMPORT_POLL_MS);
+    }
   });
 
   const uploadImport = guard(async (event) => {
@@ -2319,8 +2340,12 @@
       throw new ApiError(response.status, await errorText(response));
     }
     const { import: made, new: isNew } = await response.json();
-    const days = made.ranges.map(([a, b]) => `${a} to ${b}`).join(", ");
-    setStatus(isNew ? `${file.name} imported: ${days}.` : `${file.name} was imported before; nothing changed.`, "", "settings");
+    if (made.status === "pending") {
+      setStatus(`${file.name} is being imported; the list says when it is done.`, "", "settings");
+    } else {
+      const days = (made.ranges || []).map(([a, b]) => `${a} to ${b}`).join(", ");
+      setStatus(isNew ? `${file.name} imported: ${days}.` : `${file.name} was imported before; nothing changed.`, "", "settings");
+    }
     $("import-form").reset();
     await loadImports(domain);
   });
