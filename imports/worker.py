@@ -49,8 +49,10 @@ def get_settings() -> ImportSettings:
 def is_import_event(event: Any) -> bool:
     """An S3 notification of an import request (and not the compaction's schedule)."""
     records = event.get("Records") if isinstance(event, dict) else None
-    return isinstance(records, list) and bool(records) and all(
-        isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records)
     )
 
 
