@@ -2447,19 +2447,39 @@
 
   // ---- alerts (issue 23, decision 0036) ---------------------------------------------------------------
 
-  /** What each kind of rule asks for (the form's fields), its threshold's label, and how it reads. */
+  /** The form's choices: the API's kind, the fields it takes, their labels and starting values. A page
+   * goal and a custom event goal are both the API's `goal` kind; the goal's name tells them apart. */
   const ALERT_KINDS = {
-    spike: {
-      fields: ["threshold"],
-      threshold: "More than (current visitors)",
-      describe: (rule) => `Current visitors above ${rule.threshold}`,
-    },
+    spike: { kind: "spike", fields: ["threshold"], threshold: ["More than (current visitors)", 100] },
     goal: {
+      kind: "goal",
       fields: ["goal", "threshold", "window"],
-      threshold: "At least (pageviews)",
+      threshold: ["At least (pageviews)", 10],
+      window: ["Within (minutes)", 60, 60],
       goals: (goal) => goal.startsWith("Visit ") && !goal.includes("*"),
       goalHelp: "One of the site's page goals (Visit /path, without *).",
-      describe: (rule) => `${rule.goal}: ${rule.threshold}+ pageviews within ${minutes(rule.window_minutes)}`,
+      placeholder: "Visit /pricing",
+    },
+    event_goal: {
+      kind: "goal",
+      fields: ["goal", "threshold", "window"],
+      threshold: ["At least (events)", 10],
+      window: ["Within (minutes)", 60, 60],
+      goals: (goal) => !goal.startsWith("Visit "),
+      goalHelp: "One of the site's custom event goals: the event's name.",
+      placeholder: "Signup",
+    },
+    drop: {
+      kind: "drop",
+      fields: ["window"],
+      window: ["No pageviews for (minutes)", 15, 180],
+      help: "Only in an hour of the week that had pageviews in 3 of the last 4 weeks; resolved when pageviews come back.",
+    },
+    new_referrer: {
+      kind: "new_referrer",
+      fields: ["threshold"],
+      threshold: ["Top source's visitors today, at least", 1],
+      help: "Today's top source (site time) was not in the top 10 of the previous 28 days.",
     },
   };
   const ALERT_FIELDS = ["goal", "threshold", "window"];
@@ -2470,8 +2490,20 @@
   }
 
   function describeRule(rule) {
-    const kind = ALERT_KINDS[rule.kind];
-    return kind ? kind.describe(rule) : `${rule.kind} rule ${rule.id}`;
+    switch (rule.kind) {
+      case "spike":
+        return `Current visitors above ${rule.threshold}`;
+      case "goal": {
+        const what = rule.goal.startsWith("Visit ") ? "pageviews" : "events";
+        return `${rule.goal}: ${rule.threshold}+ ${what} within ${minutes(rule.window_minutes)}`;
+      }
+      case "drop":
+        return `No pageviews for ${minutes(rule.window_minutes)} (in usual hours)`;
+      case "new_referrer":
+        return rule.threshold > 1 ? `A new top source today (${rule.threshold}+ visitors)` : "A new top source today";
+      default:
+        return `${rule.kind} rule ${rule.id}`;
+    }
   }
 
   function cooldownText(seconds) {
@@ -2493,14 +2525,26 @@
     return parts.join(" and ");
   }
 
-  /** The form shows the fields the chosen kind takes (hidden ones are not sent). */
+  /** The form shows the fields the chosen kind takes (hidden ones are not sent), with its labels
+   * and starting values. */
   function showAlertFields() {
     const spec = ALERT_KINDS[$("alert-kind").value] || ALERT_KINDS.spike;
     for (const field of ALERT_FIELDS) {
       document.querySelector(`[data-alert-field="${field}"]`).hidden = !spec.fields.includes(field);
     }
-    $("alert-threshold-label").textContent = spec.threshold;
+    if (spec.threshold) {
+      $("alert-threshold-label").textContent = spec.threshold[0];
+      $("alert-threshold").value = String(spec.threshold[1]);
+    }
+    if (spec.window) {
+      $("alert-window-label").textContent = spec.window[0];
+      $("alert-window").value = String(spec.window[1]);
+      $("alert-window").max = String(spec.window[2]);
+    }
+    $("alert-goal").value = "";
+    $("alert-goal").placeholder = spec.placeholder || "";
     $("alert-goal-help").textContent = spec.goalHelp || "";
+    $("alert-kind-help").textContent = spec.help || "";
     fillAlertGoals();
   }
 
@@ -2603,9 +2647,9 @@
       return;
     }
     const table = el("table", "min-w-full text-left text-sm");
-    const caption = el("caption", "sr-only", "Webhook delivery attempts, newest first");
+    const caption = el("caption", "sr-only", "Delivery attempts, newest first");
     const head = el("tr", "border-b border-gray-200 text-xs text-gray-500");
-    for (const name of ["Time", "Rule", "Message", "Status", "Result"]) {
+    for (const name of ["Time", "Rule", "Message", "To", "Status", "Result"]) {
       const th = el("th", "py-1.5 pr-4 font-medium", name);
       th.scope = "col";
       head.append(th);
@@ -2616,6 +2660,7 @@
     for (const entry of deliveries) {
       const row = el("tr");
       row.dataset.delivery = entry.key;
+      row.dataset.channel = entry.channel || "webhook"; // logs written before email have none
       row.dataset.deliveryStatus = entry.status;
       const ok = entry.status === "delivered";
       const result = [];
@@ -2626,6 +2671,7 @@
         el("td", "whitespace-nowrap py-1.5 pr-4 font-mono text-xs", moment(entry.at)),
         el("td", "py-1.5 pr-4", ruleName(entry.rule_id)),
         el("td", "py-1.5 pr-4", entry.type === "resolved" ? "Resolved" : "Alert"),
+        el("td", "py-1.5 pr-4", entry.channel === "email" ? "Email" : "Webhook"),
         el("td", `py-1.5 pr-4 font-medium ${ok ? "text-emerald-700" : "text-rose-700"}`, entry.status),
         el("td", "break-all py-1.5 pr-4 text-xs text-gray-600", result.join(" · ")),
       );
@@ -2635,11 +2681,13 @@
     box.replaceChildren(table);
   }
 
+  let deliveriesListed = 0; // said after a refresh (the page's first load says nothing)
+
   async function loadDeliveries(domain) {
     const { deliveries } = await admin("GET", `/api/admin/sites/${encodeURIComponent(domain)}/alerts/deliveries`);
     if (domain !== settingsSite) return;
     renderDeliveries(deliveries);
-    $("deliveries-status").textContent = `${deliveries.length === 1 ? "1 attempt" : `${deliveries.length} attempts`} listed.`;
+    deliveriesListed = deliveries.length;
   }
 
   /** The rules, then the log (which names them). */
@@ -2651,9 +2699,10 @@
       $("new-alert").hidden = true;
       clearAlertError();
       $("alerts-list").dataset.site = domain;
+      $("deliveries-status").textContent = "";
+      showAlertFields();
     }
     renderAlerts(domain, alerts);
-    showAlertFields();
     await loadDeliveries(domain);
   });
 
@@ -2661,8 +2710,8 @@
     event.preventDefault();
     if (!settingsSite) return;
     const domain = settingsSite;
-    const kind = $("alert-kind").value;
-    const spec = ALERT_KINDS[kind];
+    const spec = ALERT_KINDS[$("alert-kind").value];
+    const kind = spec.kind;
     const number = (id) => {
       const value = $(id).value.trim();
       return /^\d+$/.test(value) ? Number(value) : value; // anything else: the API says what is wrong
@@ -2717,6 +2766,7 @@
         if (!settingsSite) return;
         $("deliveries-status").textContent = "Refreshing…";
         await loadAlerts(settingsSite); // the rules too: firing or quiet, and their last alert
+        $("deliveries-status").textContent = `${deliveriesListed === 1 ? "1 attempt" : `${deliveriesListed} attempts`} listed.`;
       }),
     );
   }

@@ -138,6 +138,73 @@ def test_an_alert_added_in_the_settings_page_is_listed_shows_its_secret_once_and
     assert [r["id"] for r in rules_of(stack, site)] == [goal_rule["id"]]
 
 
+def test_the_alert_form_asks_for_what_each_kind_takes_and_emails_recipients(
+    stack: Stack, page: Any
+) -> None:
+    site = "alerts-kinds.example"
+    stack.cli("site", "add", site, "--json")
+    stack.cli("goal", "add", "--site", site, "Signup", "--json")
+    sign_in_to_settings(stack, page, site)
+    visible = {
+        "spike": ("alert-threshold",),
+        "goal": ("alert-goal", "alert-threshold", "alert-window"),
+        "event_goal": ("alert-goal", "alert-threshold", "alert-window"),
+        "drop": ("alert-window",),
+        "new_referrer": ("alert-threshold",),
+    }
+    for choice, fields in visible.items():
+        page.select_option("#alert-kind", choice)
+        shown = tuple(
+            f
+            for f in ("alert-goal", "alert-threshold", "alert-window")
+            if page.locator(f"#{f}").is_visible()
+        )
+        assert shown == fields, choice
+
+    def add(choice: str, fill: dict[str, str], listed: str) -> dict[str, Any]:
+        before = {r["id"] for r in rules_of(stack, site)}
+        page.select_option("#alert-kind", choice)
+        for label, value in fill.items():
+            page.get_by_label(label, exact=True).fill(value)
+        page.get_by_label("Email recipients (comma-separated, up to 5)").fill(
+            "ops@example.com, Oncall@Example.COM"
+        )
+        page.get_by_role("button", name="Add alert").click()
+        page.locator("#alerts-list").get_by_text(listed, exact=True).wait_for()
+        (made,) = [r for r in rules_of(stack, site) if r["id"] not in before]
+        # No webhook, so no secret to show
+        assert page.locator("#new-alert-secret-box").is_hidden()
+        assert made["webhook"] is None
+        assert made["emails"] == ["ops@example.com", "Oncall@example.com"]
+        return made
+
+    event = add(
+        "event_goal",
+        {"Goal": "Signup", "At least (events)": "5", "Within (minutes)": "30"},
+        "Signup: 5+ events within 30 minutes",
+    )
+    assert (event["kind"], event["goal"], event["threshold"], event["window_minutes"]) == (
+        "goal",
+        "Signup",
+        5,
+        30,
+    )
+    drop = add(
+        "drop",
+        {"No pageviews for (minutes)": "45"},
+        "No pageviews for 45 minutes (in usual hours)",
+    )
+    assert (drop["kind"], drop["threshold"], drop["window_minutes"]) == ("drop", None, 45)
+    referrer = add(
+        "new_referrer",
+        {"Top source's visitors today, at least": "20"},
+        "A new top source today (20+ visitors)",
+    )
+    assert (referrer["kind"], referrer["threshold"]) == ("new_referrer", 20)
+    row = page.locator(f"#alerts-list [data-alert-id='{referrer['id']}']")
+    assert "to ops@example.com, Oncall@example.com" in row.inner_text()
+
+
 def test_a_bad_webhook_url_shows_the_apis_error_on_the_field_and_adds_nothing(
     stack: Stack, page: Any
 ) -> None:
@@ -178,6 +245,7 @@ def test_the_delivery_log_shows_the_webhook_sent_after_a_spike(
 
     page.get_by_label("More than (current visitors)").fill("2")
     page.get_by_label("Webhook URL (https)").fill(capture.url)
+    page.get_by_label("Email recipients (comma-separated, up to 5)").fill("ops@example.com")
     page.get_by_label("Cool-down").select_option("0")
     page.get_by_role("button", name="Add alert").click()
     page.get_by_test_id("new-alert-secret").wait_for()
@@ -189,19 +257,21 @@ def test_the_delivery_log_shows_the_webhook_sent_after_a_spike(
     wait_for(lambda: capture.bodies, timeout=30)
     assert capture.bodies[0]["site"] == site
 
-    # Then the refreshed log shows the attempt: delivered, HTTP 204, named after its rule
+    # Then the refreshed log shows each channel's attempt, named after its rule
     refresh = page.get_by_role("button", name="Refresh")
-    entry = page.locator(f"#deliveries tr[data-delivery^='{rule['id']}.']")
+    entries = page.locator(f"#deliveries tr[data-delivery^='{rule['id']}.']")
 
     def listed() -> bool:
         refresh.click()
         page.wait_for_timeout(300)
-        return bool(entry.count() > 0)
+        return bool(entries.count() == 2)
 
     wait_for(listed, timeout=20, interval=0.5)
-    cells = entry.first.locator("td").all_inner_texts()
-    assert cells[1:] == ["Current visitors above 2", "Alert", "delivered", "HTTP 204"]
-    assert page.locator("#deliveries-status").inner_text() == "1 attempt listed."
+    hook = entries.and_(page.locator("[data-channel=webhook]")).locator("td").all_inner_texts()
+    assert hook[1:] == ["Current visitors above 2", "Alert", "Webhook", "delivered", "HTTP 204"]
+    mail = entries.and_(page.locator("[data-channel=email]")).locator("td").all_inner_texts()
+    assert mail[1:5] == ["Current visitors above 2", "Alert", "Email", "delivered"]
+    assert page.locator("#deliveries-status").inner_text() == "2 attempts listed."
     # And the rule reads as firing, with its last alert
     row = page.locator(f"#alerts-list [data-alert-id='{rule['id']}']")
     assert row.locator("[data-alert-state]").inner_text() == "Firing"
