@@ -70,6 +70,8 @@ class StackConfig:
     archive_every: float = 300.0
     # The reports schedule (AWS: hourly, decision 0038); each run sends what is due.
     reports_every: float = 3600.0
+    # The alert schedule (AWS: EventBridge Scheduler, every minute; decision 0037).
+    alert_schedule_every: float = 60.0
 
 
 # What the front door answers when it cannot reach the function: here, while the stack stops. A
@@ -247,6 +249,11 @@ class LocalStack:
             batch_size=alert_batch_size(),
         )
         self.alert_poller.start()
+        # The alert rules no event triggers, every minute, on a thread of their own (alerts.tf)
+        from alerts.schedule import handler as alert_schedule_handler
+
+        self.functions["alert_schedule"] = LocalFunction("alert_schedule", alert_schedule_handler)
+        threading.Thread(target=self._alert_ticks, name="alert-schedule", daemon=True).start()
         # Umami imports asked through the admin API: S3 notifies each request to the archive
         # function (terraform/archive.tf, decision 0039), emulated on moto (local/s3_notify.py).
         self.s3_notifications = S3Notifications(
@@ -350,6 +357,21 @@ class LocalStack:
                 "detail": {},
             },
             sqs_destination(self.client("sqs"), self.dlq_url),
+        )
+        return result
+
+    def _alert_ticks(self) -> None:
+        while not self._ticker_stop.wait(self.config.alert_schedule_every):
+            self.run_alert_schedule()
+
+    def run_alert_schedule(self, now: datetime | None = None) -> dict[str, Any] | None:
+        """One run of the alert schedule, invoked as EventBridge Scheduler does: asynchronously,
+        not retried (terraform/alerts.tf: the next minute's run looks again). Its summary, or
+        None when it failed (logged)."""
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        event = {"source": "aws.scheduler", "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        result: dict[str, Any] | None = invoke_async(
+            self.functions["alert_schedule"], event, lambda _failure: None, retries=0
         )
         return result
 

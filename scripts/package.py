@@ -140,6 +140,18 @@ FUNCTIONS: dict[str, Function] = {
             # log in meta, backoff through the queue's visibility.
             packages=("core", "alerts"),
             requires=("aws-lambda-powertools", "botocore"),
+            # sesv2: a rule's email recipients (decision 0038)
+            botocore_services=("dynamodb", "sqs", "sesv2"),
+            budget_zipped=6 * MB,
+        ),
+        Function(
+            name="alert_schedule",
+            handler="alerts.schedule.handler",
+            # Every minute (EventBridge Scheduler): the alert rules no event can trigger, drop
+            # and new top referrer, and firing spikes when traffic stops (decision 0037); reads
+            # rules and sites in meta and the counters, queues on the alerts queue.
+            packages=("core", "alerts"),
+            requires=("aws-lambda-powertools", "botocore"),
             botocore_services=("dynamodb", "sqs"),
             budget_zipped=6 * MB,
         ),

@@ -1,5 +1,6 @@
 # Alerts (issue 23, decision 0036): the realtime tier records a crossing of a site's rule and
-# queues it here; the delivery function posts it to the rule's webhook. Settings from
+# queues it here (and the minute schedule, decision 0037, the rules no event triggers); the
+# delivery function posts it to the rule's webhook. Settings from
 # core/schema.json `alert_queue` (the local stack creates the same queues from it).
 
 locals {
@@ -52,4 +53,66 @@ resource "aws_cloudwatch_metric_alarm" "alerts_dlq_depth" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
+}
+
+# ---- the minute schedule (decision 0037) ------------------------------------------------------
+
+# EventBridge Scheduler, not a scheduled rule: the rules' bill model (bench/terraform_facts.py)
+# prices the one scheduled rule as the archive's compaction. 43,200 invocations a month, within
+# Scheduler's 14 M free ones ($1 per million past them: $0.04). A run that fails is not retried:
+# the next minute's looks at the same rules (a late retry would only look at them late).
+resource "aws_scheduler_schedule" "alerts" {
+  #checkov:skip=CKV_AWS_297:The schedule holds no data but the function's name (no input payload): a customer-managed key would cost $1/month for nothing.
+  name                = "${local.name}-alert-schedule"
+  description         = "Every minute: alert rules no event triggers (alerts.schedule.handler)"
+  schedule_expression = "rate(1 minute)"
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_function.this["alert_schedule"].arn
+    role_arn = aws_iam_role.alert_scheduler.arn
+
+    retry_policy {
+      maximum_retry_attempts       = 0
+      maximum_event_age_in_seconds = 60
+    }
+  }
+}
+
+# Scheduler's own role: it may invoke this one function, for schedules of this account only.
+data "aws_iam_policy_document" "assume_scheduler" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "alert_scheduler" {
+  name               = "${local.name}-alert-scheduler"
+  assume_role_policy = data.aws_iam_policy_document.assume_scheduler.json
+}
+
+data "aws_iam_policy_document" "alert_scheduler" {
+  statement {
+    sid       = "InvokeSchedule"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.this["alert_schedule"].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "alert_scheduler" {
+  name   = "invoke-alert-schedule"
+  role   = aws_iam_role.alert_scheduler.id
+  policy = data.aws_iam_policy_document.alert_scheduler.json
 }

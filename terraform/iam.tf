@@ -34,6 +34,8 @@ locals {
     query      = data.aws_iam_policy_document.query.json
     archive    = data.aws_iam_policy_document.archive.json
     alerts     = data.aws_iam_policy_document.alerts.json
+    # the minute schedule of alerts (decision 0037)
+    alert_schedule = data.aws_iam_policy_document.alert_schedule.json
   }
 }
 
@@ -340,5 +342,52 @@ data "aws_iam_policy_document" "alerts" {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.lambda["alerts"].arn}:*"]
+  }
+}
+
+# alert_schedule (alerts/schedule.py, decision 0037): the schedule's index read and a site taken
+# off it, the listed sites' rules read and their moves recorded (conditional UpdateItem), in the
+# rules' partitions only; a site read for its time zone; the counters read (hours, minutes, the
+# days' sources and slots) in the counter partitions only; a message queued.
+data "aws_iam_policy_document" "alert_schedule" {
+  statement {
+    sid       = "AlertRules"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["ALERTS#*"]
+    }
+  }
+  statement {
+    sid       = "ReadSites"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["SITE"]
+    }
+  }
+  statement {
+    sid       = "Counters"
+    actions   = ["dynamodb:Query"]
+    resources = [aws_dynamodb_table.this["aggregates"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["C#*"]
+    }
+  }
+  statement {
+    sid       = "QueueAlerts"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.alerts.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda["alert_schedule"].arn}:*"]
   }
 }

@@ -102,6 +102,19 @@ locals {
         LIVEINSIGHT_ALERTS_QUEUE_URL = aws_sqs_queue.alerts.url
       }
     }
+    alert_schedule = {
+      handler = "alerts.schedule.handler"
+      # Every minute (alerts.tf): drop and new-top-referrer rules, firing spikes resolved when
+      # traffic stops (decision 0037). A run reads one item when no site has such a rule.
+      timeout     = 50
+      memory_mb   = 128
+      description = "every minute: the alert rules no event triggers (drop, new top referrer)"
+      environment = {
+        LIVEINSIGHT_META_TABLE       = local.tables["meta"]
+        LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
+        LIVEINSIGHT_ALERTS_QUEUE_URL = aws_sqs_queue.alerts.url
+      }
+    }
   }
 
   # /tmp of the query function: the archive's local cache (LIVEINSIGHT_ARCHIVE_CACHE_BYTES, 1 GiB)

@@ -289,6 +289,29 @@ def run_scenario(pipeline: Pipeline) -> None:
     run_admin_scenario(pipeline)
     run_compaction_scenario(pipeline)
     run_alerts_scenario(pipeline)
+    run_alert_schedule_scenario(pipeline)
+
+
+def run_alert_schedule_scenario(pipeline: Pipeline) -> None:
+    """The minute schedule (decision 0037) on a referrer minute: the index read, the site's
+    rules and the site read, a drop rule's usual hours (hours), a new_referrer rule's sources
+    (days and slots), the spike the realtime tier fired resolved (minutes; recorded, queued),
+    and a site with nothing left taken off the index."""
+    from alerts import schedule
+    from alerts.rules import RuleStore
+
+    rules = RuleStore(pipeline.ddb, pipeline.names["meta"])
+    rules.add(SITE, "drop", None, "http://127.0.0.1:9/")
+    rules.add(SITE, "new_referrer", None, "http://127.0.0.1:9/")
+    rules.add(PUBLIC_SITE, "drop", None, "http://127.0.0.1:9/")
+    rules.remove_all(PUBLIC_SITE)
+    schedule.get_schedule.cache_clear()
+    moment = datetime(2026, 11, 26, 0, 30, tzinfo=UTC).timestamp()  # a referrer minute
+    schedule.get_schedule().clock = schedule.get_schedule().alerts.clock = lambda: moment
+    result = LocalFunction("alert_schedule", schedule.handler).invoke({"source": "aws.scheduler"})
+    assert result["unlisted"] == [PUBLIC_SITE] and result["errors"] == 0, result
+    assert len(result["queued"]) == 1, result  # the spike resolved
+    schedule.get_schedule.cache_clear()
 
 
 def run_alerts_scenario(pipeline: Pipeline) -> None:
@@ -638,7 +661,9 @@ def test_roles_and_policies_are_wired_one_per_function() -> None:
     assert tf.resource("aws_lambda_function.this")["role"] == "${aws_iam_role.lambda[each.key].arn}"
 
 
-@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive", "alerts"])
+@pytest.mark.parametrize(
+    "function", ["ingest", "aggregator", "query", "archive", "alerts", "alert_schedule"]
+)
 def test_role_allows_exactly_the_calls_the_code_makes(
     function: str, recorded: dict[str, set[Grant]]
 ) -> None:
@@ -658,7 +683,9 @@ def test_role_allows_exactly_the_calls_the_code_makes(
     assert needed - allowed == set(), "called but not allowed"
 
 
-@pytest.mark.parametrize("function", ["ingest", "aggregator", "query", "archive", "alerts"])
+@pytest.mark.parametrize(
+    "function", ["ingest", "aggregator", "query", "archive", "alerts", "alert_schedule"]
+)
 def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
     logs = {g for g in policy_grants(function) if g[0].startswith("logs:")}
     assert logs == {

@@ -284,6 +284,30 @@ def test_aggregator_zip_counts_a_stream_batch(
     assert pipeline.realtime(SITE, key)["pageviews"] == 1
 
 
+def test_alert_schedule_zip_runs_a_minute(
+    aws_env: dict[str, str], zips: dict[str, Artifact], tmp_path: Path
+) -> None:
+    from alerts.rules import RuleStore, ScheduleIndex
+    from core.aws import make_client
+
+    # Given a site with a drop rule (in no usual hour: no history), and the alerts queue
+    pipeline = Pipeline(aws_env)
+    pipeline.add_site(SITE)
+    RuleStore(pipeline.ddb, aws_env["meta"]).add(SITE, "drop", None, "https://hooks.example/")
+    queue = make_client("sqs").create_queue(QueueName="zip-alerts")["QueueUrl"]
+    os.environ["LIVEINSIGHT_ALERTS_QUEUE_URL"] = queue
+    try:
+        # When the schedule's zip handles a scheduled event
+        event = {"source": "aws.scheduler", "detail-type": "Scheduled Event"}
+        result = invoke_from_zip(zips["alert_schedule"], tmp_path, [event])
+    finally:
+        del os.environ["LIVEINSIGHT_ALERTS_QUEUE_URL"]
+    # Then it looked at the one site listed, and found nothing to send
+    (answer,) = result["results"]
+    assert answer["sites"] == 1 and answer["recorded"] == [] and answer["errors"] == 0
+    assert SITE in ScheduleIndex(pipeline.ddb, aws_env["meta"]).sites()
+
+
 def test_query_zip_serves_json_and_a_dashboard_card(
     aws_env: dict[str, str], zips: dict[str, Artifact], tmp_path: Path
 ) -> None:

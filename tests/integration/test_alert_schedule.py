@@ -311,3 +311,44 @@ def test_a_site_without_scheduled_rules_costs_one_read_a_minute(
     # Then each run read the index once and nothing else
     assert calls == ["get_item"] * 3
     _clear_composition_roots()
+
+
+# ---- the local stack runs it every minute ------------------------------------------------------
+
+
+def test_the_local_stack_runs_the_schedule_on_its_own_ticker_without_retries(
+    world: World, tmp_path: Any
+) -> None:
+    import time
+
+    from alerts.schedule import handler
+    from local.runtime import LocalFunction
+    from local.stack import LocalStack, StackConfig
+
+    # Given a site listed on the schedule's index with no rule left (it is taken off at a run)
+    index = ScheduleIndex(world.pipeline.ddb, world.pipeline.names["meta"])
+    index.mark(SITE)
+    config = StackConfig(data_dir=tmp_path / "stack", persist=False, alert_schedule_every=0.05)
+    stack = LocalStack(config)
+    stack.functions = {"alert_schedule": LocalFunction("alert_schedule", handler)}
+    # When the stack's ticker runs
+    ticker = threading.Thread(target=stack._alert_ticks, daemon=True)
+    ticker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while index.sites() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stack._ticker_stop.set()
+        ticker.join(timeout=10)
+    # Then a run took the site off
+    assert index.sites() == {}
+    # And a failing run is tried once (the next minute's run looks again), and reports None
+    calls: list[int] = []
+
+    def failing(event: dict[str, Any], context: Any) -> Any:
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    stack.functions = {"alert_schedule": LocalFunction("alert_schedule", failing)}
+    assert stack.run_alert_schedule(T0) is None and calls == [1]
