@@ -151,6 +151,9 @@ class ArchiveSettings:
     # Days compacted per run stop once less than this is left of the invocation's time: the rest
     # waits for the next run.
     reserve_seconds: int = 60
+    # Umami imports asked through the admin API rebuild their days' counters here
+    # (imports/worker.py, decision 0039); compaction never reads it.
+    aggregates_table: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

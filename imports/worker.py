@@ -18,7 +18,6 @@ importing the same file again finds its manifest and changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -35,15 +34,12 @@ if TYPE_CHECKING:
 log = logger("archive")
 
 
-@dataclass(frozen=True)
-class ImportSettings:
-    """What the work needs beyond compaction's settings: the counters it rebuilds."""
-
-    aggregates_table: str
-
-
-def get_settings() -> ImportSettings:
-    return settings.load(ImportSettings)  # a variable read per request: requests are rare
+def aggregates_table() -> str:
+    """The counters an import rebuilds (ArchiveSettings: the archive function's environment)."""
+    table = settings.load(settings.ArchiveSettings).aggregates_table
+    if not table:
+        raise settings.SettingsError("LIVEINSIGHT_AGGREGATES_TABLE is required for imports")
+    return table
 
 
 def is_import_event(event: Any) -> bool:
@@ -105,7 +101,7 @@ def run_request(
 
     if site is None:
         return failed(f"no site {domain}")
-    recount = archive_recount(client, get_settings().aggregates_table, imports.archive, site, at)
+    recount = archive_recount(client, aggregates_table(), imports.archive, site, at)
     try:
         if action == "remove":
             try:

@@ -230,6 +230,7 @@ def test_the_function_urls_are_public_and_invocable_only_through_a_function_url(
     assert sorted(permissions) == [
         "aws_lambda_permission.compaction_schedule",
         "aws_lambda_permission.function_url",
+        "aws_lambda_permission.import_requests",
         "aws_lambda_permission.invoked_via_function_url",
     ]
     # The one other grant: EventBridge's hourly rule may invoke the archive function, nothing else
@@ -237,6 +238,13 @@ def test_the_function_urls_are_public_and_invocable_only_through_a_function_url(
     assert schedule["principal"] == "events.amazonaws.com"
     assert schedule["function_name"] == '${aws_lambda_function.this["archive"].function_name}'
     assert schedule["source_arn"] == "${aws_cloudwatch_event_rule.compaction.arn}"
+    # and S3 may invoke it for the archive bucket's import requests (decision 0039), only from
+    # this account's bucket
+    requests = tf.resource("aws_lambda_permission.import_requests")
+    assert requests["principal"] == "s3.amazonaws.com"
+    assert requests["function_name"] == '${aws_lambda_function.this["archive"].function_name}'
+    assert requests["source_arn"] == "${aws_s3_bucket.archive.arn}"
+    assert requests["source_account"] == "${data.aws_caller_identity.current.account_id}"
 
 
 # ---- the dependency graph ------------------------------------------------------------------------
