@@ -66,6 +66,7 @@ FREE = {
     "aws_route53_record",
     "aws_s3_bucket",  # the archive's requests and bytes: bench/bill.py, from ArchiveFacts
     "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_notification",  # S3 event notifications cost nothing; the invocations are priced
     "aws_s3_bucket_ownership_controls",
     "aws_s3_bucket_policy",
     "aws_s3_bucket_public_access_block",
