@@ -72,6 +72,13 @@ FREE = {
     "aws_s3_bucket_public_access_block",
     "aws_s3_bucket_server_side_encryption_configuration",
     "aws_s3_bucket_versioning",
+    # An SES identity and its MAIL FROM domain cost nothing; SES bills per message (decision
+    # 0038: $0.10 per 1,000, none sent by the bill's traffic).
+    "aws_sesv2_email_identity",
+    "aws_sesv2_email_identity_mail_from_attributes",
+    # EventBridge Scheduler: 14 M invocations a month free, then $1 per million (the alerts'
+    # minute schedule makes 43,200, decision 0037); what it invokes is priced as that function's.
+    "aws_scheduler_schedule",
     "aws_sns_topic",
     "aws_sns_topic_policy",
     "aws_sns_topic_subscription",
@@ -472,7 +479,9 @@ def _schedules(config: _Config) -> dict[str, float]:
         rules[name] = prices.SECONDS_PER_MONTH / (int(m.group(1)) * _RATE_SECONDS[m.group(2)])
     runs: dict[str, float] = {}
     for _, body, _ in config.expand("aws_cloudwatch_event_target"):
-        rule = re.fullmatch(r"\$\{aws_cloudwatch_event_rule\.(\w+)\.name\}", str(body["rule"]))
+        rule = re.fullmatch(
+            r"\$\{aws_cloudwatch_event_rule\.(\w+)(?:\[0\])?\.name\}", str(body["rule"])
+        )
         target = re.fullmatch(r'\$\{aws_lambda_function\.this\["(\w+)"\]\.arn\}', str(body["arn"]))
         if not rule or not target:
             raise Unsupported(f"event target {body.get('rule')!r} -> {body.get('arn')!r}")
@@ -488,7 +497,15 @@ def _archive(config: _Config, functions: dict[str, FunctionFacts]) -> ArchiveFac
     # The tier that writes hours, days and months archives its batches (decision 0027).
     (tier,) = [t for t in tiers.values() if set(t["granularities"]) - {"m"}]
     schedules = _schedules(config)
-    scheduled = [name for name in schedules if name in functions]
+    # The compaction function among the scheduled ones (the reports' hourly rule, decision 0038,
+    # targets another): the one whose handler is the archive's.
+    handlers = config.evaluate("${local.functions}")
+    scheduled = [
+        name
+        for name in schedules
+        if name in functions
+        and str(config.evaluate(handlers.get(name, {}).get("handler", ""))).startswith("archive.")
+    ]
     if len(scheduled) != 1:
         raise Unsupported(f"archive compaction: scheduled functions {scheduled}")
     athena = bool(config.expand("aws_athena_workgroup"))

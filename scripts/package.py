@@ -97,7 +97,9 @@ FUNCTIONS: dict[str, Function] = {
         Function(
             name="query",
             handler="query_api.handler.handler",
-            packages=("core", "query_api", "archive", "alerts", "imports"),
+            # reports: the admin API's subscriptions and the public unsubscribe link
+            # (query_api/reports_api.py, decision 0038).
+            packages=("core", "query_api", "archive", "alerts", "imports", "reports"),
             requires=(
                 "aws-lambda-powertools",
                 "botocore",
@@ -132,6 +134,27 @@ FUNCTIONS: dict[str, Function] = {
             botocore_services=("dynamodb", "s3"),
             budget_zipped=26 * MB,
             budget_unzipped=90 * MB,
+        ),
+        Function(
+            name="reports",
+            handler="reports.handler.handler",
+            # The hourly email reports (decision 0038): a run with nothing due imports only core
+            # and reports; a due report asks the query side's planner (query_api: its parse and
+            # deps modules bring fastapi, pydantic and itsdangerous; the archive engine, for what
+            # the counters refuse, archive and DuckDB) and renders with jinja2; sent by SES v2,
+            # the unsubscribe key's secret and the public URL read from SSM.
+            packages=("core", "reports", "query_api", "archive"),
+            requires=(
+                "aws-lambda-powertools",
+                "botocore",
+                "fastapi",
+                "jinja2",
+                "itsdangerous",
+                "duckdb",
+            ),
+            botocore_services=("dynamodb", "s3", "ssm", "sesv2"),
+            budget_zipped=32 * MB,
+            budget_unzipped=110 * MB,
         ),
         Function(
             name="alerts",

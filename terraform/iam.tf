@@ -33,6 +33,7 @@ locals {
     aggregator = data.aws_iam_policy_document.aggregator.json
     query      = data.aws_iam_policy_document.query.json
     archive    = data.aws_iam_policy_document.archive.json
+    reports    = data.aws_iam_policy_document.reports.json
     alerts     = data.aws_iam_policy_document.alerts.json
     # the minute schedule of alerts (decision 0037)
     alert_schedule = data.aws_iam_policy_document.alert_schedule.json
@@ -301,6 +302,81 @@ data "aws_iam_policy_document" "archive" {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.lambda["archive"].arn}:*"]
+  }
+}
+
+# reports (reports/handler.py, decision 0038): every site read for its zone (one Query of the site
+# list), and where a report is due the site's subscriptions and sent markers (REPORTS#<site>):
+# a marker claimed with a conditional PutItem, marked sent (UpdateItem), or deleted after a
+# failed send. The report's questions are the stats API's: counters read from aggregates and,
+# for what they refuse, the site's archived days listed and fetched (events/ only, read only).
+# The unsubscribe links' key is derived from the session key, and the links' origin may be the
+# public URL parameter (both SSM). Sending: the email policy (reports.tf). A failed run goes to
+# the dead-letter queue with this role.
+data "aws_iam_policy_document" "reports" {
+  statement {
+    sid       = "ReadSites"
+    actions   = ["dynamodb:Query"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["SITE"]
+    }
+  }
+  statement {
+    sid       = "Subscriptions"
+    actions   = ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["REPORTS#*"]
+    }
+  }
+  # the counter partitions only (`C#…`, core/keys.py), never the visitor states beside them
+  statement {
+    sid       = "Counters"
+    actions   = ["dynamodb:Query"]
+    resources = [aws_dynamodb_table.this["aggregates"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["C#*"]
+    }
+  }
+  statement {
+    sid       = "ArchiveRead"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+  }
+  statement {
+    sid       = "ArchiveList"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.archive.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.archive_prefix}*"]
+    }
+  }
+  statement {
+    sid     = "LinkSecrets"
+    actions = ["ssm:GetParameter"]
+    resources = [
+      local.secret_parameter_arns.session_signing_key,
+      local.public_url_parameter_arn,
+    ]
+  }
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.aggregator_dlq.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda["reports"].arn}:*"]
   }
 }
 

@@ -90,6 +90,26 @@ locals {
         LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
       }
     }
+    reports = {
+      handler = "reports.handler.handler"
+      # Hourly (reports.tf, when var.email_from is set). A report's questions are the stats API's,
+      # through the query side's planner: counters, or the archive (DuckDB) for what they refuse.
+      # Under STALE_SECONDS (reports/store.py, 900 s): a run past it could send a report twice.
+      timeout     = 300
+      memory_mb   = 512
+      description = "hourly: the weekly and monthly email reports due in each site's zone, by SES"
+      environment = {
+        LIVEINSIGHT_META_TABLE       = local.tables["meta"]
+        LIVEINSIGHT_AGGREGATES_TABLE = local.tables["aggregates"]
+        LIVEINSIGHT_ARCHIVE_BUCKET   = aws_s3_bucket.archive.bucket
+        LIVEINSIGHT_EMAIL_FROM       = var.email_from
+        # The links in a report: the dashboard's origin (as the query function's, api.tf) and
+        # the session key the unsubscribe key is derived from (read from SSM, secrets.tf).
+        LIVEINSIGHT_PUBLIC_URL               = var.domain != "" ? "https://${var.domain}" : ""
+        LIVEINSIGHT_PUBLIC_URL_PARAMETER     = local.public_url_parameter
+        LIVEINSIGHT_SESSION_SECRET_PARAMETER = local.secret_parameters.session_signing_key
+      }
+    }
     alerts = {
       handler = "alerts.handler.handler"
       # A batch of 5 messages, each webhook waited on 5 s at most; the queue's visibility (60 s)
@@ -100,6 +120,8 @@ locals {
       environment = {
         LIVEINSIGHT_META_TABLE       = local.tables["meta"]
         LIVEINSIGHT_ALERTS_QUEUE_URL = aws_sqs_queue.alerts.url
+        # A rule's email recipients (decision 0038): "" refuses to send (email off).
+        LIVEINSIGHT_EMAIL_FROM = var.email_from
       }
     }
     alert_schedule = {

@@ -72,3 +72,28 @@ output "athena_workgroup" {
   description = "Athena workgroup over the archive (var.athena; empty when off). Tables: <database>.events."
   value       = var.athena ? aws_athena_workgroup.archive[0].name : ""
 }
+
+output "email_dns_records" {
+  description = "DNS records to add for var.email_from's domain (decision 0038): SES signs with DKIM once the three CNAMEs resolve; the MX and TXT of the MAIL FROM subdomain align SPF (until they exist SES bounces to amazonses.com). Empty without var.email_from."
+  value = var.email_from == "" ? [] : concat(
+    [
+      for token in aws_sesv2_email_identity.email[0].dkim_signing_attributes[0].tokens : {
+        type  = "CNAME"
+        name  = "${token}._domainkey.${local.email_domain}"
+        value = "${token}.dkim.amazonses.com"
+      }
+    ],
+    [
+      {
+        type  = "MX"
+        name  = local.email_mail_from_domain
+        value = "10 feedback-smtp.${var.region}.amazonses.com"
+      },
+      {
+        type  = "TXT"
+        name  = local.email_mail_from_domain
+        value = "v=spf1 include:amazonses.com ~all"
+      },
+    ],
+  )
+}

@@ -165,3 +165,14 @@ variable "alerts_dlq_alarm" {
   type        = bool
   default     = false
 }
+
+variable "email_from" {
+  description = "The address email reports and alert emails are sent from (e.g. reports@stats.example.com; decision 0038). Its domain becomes an SES identity with DKIM: add the records of the email_dns_records output, and leave SES's sandbox (RUNBOOK.md). Empty, the default: no email (no identity, no SES grant, no reports schedule)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.email_from == "" || can(regex("^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.email_from))
+    error_message = "email_from: empty, or a plain address whose domain is in lower case (reports@stats.example.com)."
+  }
+}

@@ -11,7 +11,8 @@ only happen sometimes: a new day's salt replacing an expired one, a resend, a re
 admin's side: secrets and the dashboard's public URL read from SSM (decision 0023), a failed
 and a good sign-in, every kind of site change, a shared link, a Plausible import uploaded, listed,
 read and deleted (decision 0035), an Umami import uploaded, done by the archive function on S3's
-notification and removed the same way (decision 0039), sign-out.
+notification and removed the same way (decision 0039), sign-out; an alert emailed and the
+weekly report sent by SES (decision 0038), one send failing.
 
 A grant names the partition too where a statement has a `dynamodb:LeadingKeys` condition: the
 calls record the partition key each one names (Key, Item or the Query's `pk = :pk`), so the
@@ -145,6 +146,9 @@ PARAMETERS = {
 # The dashboard's origin, as Terraform writes it when there is no custom domain (decision 0023).
 PUBLIC_URL_PARAMETER = "/liveinsight/iam-test/public-url"
 ADMIN_PASSWORD = "iam scenario password"
+# The sender, as var.email_from names it; its domain is the SES identity (decision 0038).
+EMAIL_DOMAIN = "liveinsight.test"
+SENDER = f"reports@{EMAIL_DOMAIN}"
 
 
 def grants_from_call(
@@ -158,6 +162,8 @@ def grants_from_call(
     if service == "sqs":
         queue = logical.get(body.get("QueueUrl", "").rsplit("/", 1)[-1], "unknown")
         return {(f"sqs:{operation}", "queue:" + queue, ANY_KEY)}
+    if service == "sesv2" and operation == "SendEmail":
+        return ses_grants(body)
     if service != "dynamodb":
         return {(f"{service}:{operation}", "unknown", ANY_KEY)}
     if operation == "TransactWriteItems":
@@ -211,6 +217,42 @@ def s3_grants(operation: str, body: dict[str, Any], logical: dict[str, str]) -> 
     return {(S3_ACTIONS.get(operation, f"s3:{operation}"), bucket, body["Key"])}
 
 
+def ses_grants(body: dict[str, Any]) -> set[Grant]:
+    """SES v2 SendEmail as IAM authorizes it: ses:SendEmail on the identity of the From address's
+    domain, and ses:SendRawEmail too for raw content; the From address is the condition key
+    ses:FromAddress, recorded where a DynamoDB grant records its partition."""
+    sender = body["FromEmailAddress"]
+    identity = "identity:email" if sender.endswith("@" + EMAIL_DOMAIN) else "unknown"
+    raw = "Raw" in body.get("Content", {})
+    actions = ["ses:SendEmail", *(["ses:SendRawEmail"] if raw else [])]
+    return {(action, identity, sender) for action in actions}
+
+
+def email_grants(function: str) -> set[Grant]:
+    """The email policy (terraform/reports.tf), for the functions it is attached to: sending
+    through the identity, from var.email_from only, which their environment names as sender."""
+    attached = tf.resource("aws_iam_role_policy.email")
+    assert attached["policy"] == "${data.aws_iam_policy_document.email[0].json}"
+    assert attached["role"] == "${aws_iam_role.lambda[each.key].id}"
+    m = re.fullmatch(
+        r'\$\{var\.email_from != "" \? toset\(\[(.*)\]\) : toset\(\[\]\)\}', attached["for_each"]
+    )
+    assert m, attached["for_each"]
+    if f'"{function}"' not in m.group(1).split(", "):
+        return set()
+    environment = tf.locals_()["functions"][function]["environment"]
+    assert environment["LIVEINSIGHT_EMAIL_FROM"] == "${var.email_from}"
+    grants: set[Grant] = set()
+    for statement in tf.data("aws_iam_policy_document.email")["statement"]:
+        (condition,) = statement["condition"]
+        assert (condition["test"], condition["variable"]) == ("StringEquals", "ses:FromAddress")
+        assert condition["values"] == ["${var.email_from}"]
+        for action in statement["actions"]:
+            assert "*" not in action, action
+            grants.update((action, classify(r), SENDER) for r in statement["resources"])
+    return grants
+
+
 def pk(request: dict[str, Any]) -> str:
     """The partition key a DynamoDB request names: IAM's dynamodb:LeadingKeys."""
     for field in ("Key", "Item"):
@@ -257,10 +299,13 @@ def run_scenario(pipeline: Pipeline) -> None:
     ):
         with mock.patch("ingest.handler.now", return_value=at):
             assert pipeline.send({**page, "id": None}, ip="198.51.100.9").status == 202
-    # And the site has an alert rule (decision 0036) whose webhook does not answer
+    # And the site has an alert rule (decision 0036) whose webhook does not answer, and which
+    # emails a recipient (decision 0038)
     from alerts.rules import RuleStore
 
-    RuleStore(pipeline.ddb, pipeline.names["meta"]).add(SITE, "spike", 1, "http://127.0.0.1:9/")
+    RuleStore(pipeline.ddb, pipeline.names["meta"]).add(
+        SITE, "spike", 1, "http://127.0.0.1:9/", emails=["ops@iam.example"]
+    )
     # And the aggregator counts them, folding every slot at once (decision 0015), then gets the
     # same batch again (duplicate markers); its realtime numbers cross the rule
     records = pipeline.read_stream()
@@ -290,6 +335,42 @@ def run_scenario(pipeline: Pipeline) -> None:
     run_compaction_scenario(pipeline)
     run_alerts_scenario(pipeline)
     run_alert_schedule_scenario(pipeline)
+    run_reports_scenario(pipeline)
+
+
+def run_reports_scenario(pipeline: Pipeline) -> None:
+    """The hourly reports run (decision 0038) on a Monday morning: the sites listed, the site's
+    subscriptions read, each recipient's marker claimed; the report's questions asked of the
+    counters and, for the breakdowns the counters refuse (as for a site with more pages than
+    they keep), of the archive; the unsubscribe key's secret and the origin read from SSM; SES
+    failing once (the claim released), then sending."""
+    from unittest import mock
+
+    from query_api import counters
+    from reports import handler
+    from reports.store import ReportStore
+
+    store = ReportStore(pipeline.ddb, pipeline.names["meta"])
+    for address in ("first@iam.example", "second@iam.example"):
+        store.subscribe(SITE, address, ["weekly"])
+    ses = handler.make_ses()
+    failures = iter([True])
+
+    class FailingOnce:
+        def send_email(self, **kwargs: Any) -> Any:
+            if next(failures, False):
+                raise RuntimeError("SES throttled")
+            return ses.send_email(**kwargs)
+
+    refused = counters.not_exact("more pages than the counters keep")
+    with (
+        mock.patch.object(handler, "clock", return_value=datetime(2026, 11, 30, 9, 30, tzinfo=UTC)),
+        mock.patch.object(handler, "make_ses", return_value=FailingOnce()),
+        mock.patch.object(counters.CounterEngine, "breakdown", side_effect=refused),
+    ):
+        result = LocalFunction("reports", handler.handler).invoke({"source": "aws.events"})
+    assert result == {"sent": 1}, result
+    assert [s["status"] for s in store.sent(SITE)] == ["sent"]
 
 
 def run_alert_schedule_scenario(pipeline: Pipeline) -> None:
@@ -502,6 +583,22 @@ def recorded(
     monkeypatch.setenv("LIVEINSIGHT_ALERTS_QUEUE_URL", queue_url)
     from alerts import handler as alerts_handler
 
+    # And email (decision 0038): the sender's domain verified in SES, the sender named; the
+    # reports function reads the session key from SSM, as in AWS
+    make_client("sesv2").create_email_identity(EmailIdentity=EMAIL_DOMAIN)
+    monkeypatch.setenv("LIVEINSIGHT_EMAIL_FROM", SENDER)
+    monkeypatch.delenv("LIVEINSIGHT_SESSION_SECRET", raising=False)
+    from reports import handler as reports_handler
+
+    # (clients made in an earlier test would miss this test's recorder)
+    for cached in (
+        reports_handler.get_config,
+        reports_handler.get_runner,
+        reports_handler._parameter,
+        reports_handler.make_ses,
+        alerts_handler.get_ses,
+    ):
+        cached.cache_clear()
     alerts_handler.get_config.cache_clear()
     alerts_handler.get_clients.cache_clear()
     pipeline = Pipeline(aws_env)
@@ -529,6 +626,7 @@ def classify(resource: str) -> str:
         (r"\$\{local\.secret_parameter_arns\.(\w+)\}", "param:{}"),
         (r"\$\{local\.(public_url)_parameter_arn\}", "param:{}"),
         (r"\$\{aws_s3_bucket\.(\w+)\.arn\}", "bucket:{}"),
+        (r"\$\{aws_sesv2_email_identity\.(\w+)\[0\]\.arn\}", "identity:{}"),
     ]
     for pattern, shape in patterns:
         if m := re.fullmatch(pattern, resource):
@@ -662,7 +760,8 @@ def test_roles_and_policies_are_wired_one_per_function() -> None:
 
 
 @pytest.mark.parametrize(
-    "function", ["ingest", "aggregator", "query", "archive", "alerts", "alert_schedule"]
+    "function",
+    ["ingest", "aggregator", "query", "archive", "alerts", "alert_schedule", "reports"],
 )
 def test_role_allows_exactly_the_calls_the_code_makes(
     function: str, recorded: dict[str, set[Grant]]
@@ -675,8 +774,9 @@ def test_role_allows_exactly_the_calls_the_code_makes(
         | queue_mapping_grants(function)
     )
     assert calls, f"{function} made no call: the scenario did not drive it"
-    # When its policy document is read
+    # When its policy document is read (and the email policy, where it is attached)
     allowed = {g for g in policy_grants(function) if not g[0].startswith("logs:")}
+    allowed |= email_grants(function)
     needed = normalised(calls, allowed)
     # Then it allows exactly those actions on exactly those resources (and partitions)
     assert allowed - needed == set(), "allowed but never called"
@@ -684,7 +784,8 @@ def test_role_allows_exactly_the_calls_the_code_makes(
 
 
 @pytest.mark.parametrize(
-    "function", ["ingest", "aggregator", "query", "archive", "alerts", "alert_schedule"]
+    "function",
+    ["ingest", "aggregator", "query", "archive", "alerts", "alert_schedule", "reports"],
 )
 def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
     logs = {g for g in policy_grants(function) if g[0].startswith("logs:")}

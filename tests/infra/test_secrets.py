@@ -232,6 +232,7 @@ def test_the_function_urls_are_public_and_invocable_only_through_a_function_url(
         "aws_lambda_permission.function_url",
         "aws_lambda_permission.import_requests",
         "aws_lambda_permission.invoked_via_function_url",
+        "aws_lambda_permission.reports_schedule",
     ]
     # The one other grant: EventBridge's hourly rule may invoke the archive function, nothing else
     schedule = tf.resource("aws_lambda_permission.compaction_schedule")
@@ -245,6 +246,11 @@ def test_the_function_urls_are_public_and_invocable_only_through_a_function_url(
     assert requests["function_name"] == '${aws_lambda_function.this["archive"].function_name}'
     assert requests["source_arn"] == "${aws_s3_bucket.archive.arn}"
     assert requests["source_account"] == "${data.aws_caller_identity.current.account_id}"
+    # and, with email on, the reports' hourly rule the reports function (decision 0038)
+    reports = tf.resource("aws_lambda_permission.reports_schedule")
+    assert reports["principal"] == "events.amazonaws.com"
+    assert reports["function_name"] == '${aws_lambda_function.this["reports"].function_name}'
+    assert reports["source_arn"] == "${aws_cloudwatch_event_rule.reports[0].arn}"
 
 
 # ---- the dependency graph ------------------------------------------------------------------------

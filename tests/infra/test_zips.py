@@ -38,11 +38,13 @@ PROJECT_PACKAGES = {
     "bench",
     "tests",
     "imports",
+    "reports",
 }
 # Amazon Linux 2, under Lambda's python3.11 runtime: a shared library needing a newer glibc does
 # not load there (issue 18: DuckDB wheels past 1.2 may be manylinux_2_28 only).
 LAMBDA_GLIBC = (2, 26)
-WITH_DUCKDB = {"aggregator", "query", "archive"}
+ENDPOINT_PREFIX = {"sesv2": "email"}
+WITH_DUCKDB = {"aggregator", "query", "archive", "reports"}
 
 RUNNER = r"""
 import asyncio, importlib, json, sys, time
@@ -150,7 +152,8 @@ def test_zip_holds_only_what_its_function_needs(name: str, zips: dict[str, Artif
     with zipfile.ZipFile(zips[name].path) as archive:
         endpoints = json.loads(archive.read("botocore/data/endpoints.json"))
     listed = {s for p in endpoints["partitions"] for s in p["services"]}
-    assert listed == set(FUNCTIONS[name].botocore_services)
+    # endpoints.json names a service by its endpoint prefix: SES v2's is "email"
+    assert listed == {ENDPOINT_PREFIX.get(s, s) for s in FUNCTIONS[name].botocore_services}
     assert {p["partition"] for p in endpoints["partitions"]} >= {"aws", "aws-cn", "aws-us-gov"}
     module = FUNCTIONS[name].handler.rpartition(".")[0].replace(".", "/")
     assert any(n.startswith(f"{module.rpartition('/')[0]}/__pycache__/") for n in names)
@@ -359,3 +362,72 @@ def test_query_zip_signs_in_with_secrets_read_from_ssm(
     # Then the admin is signed in with a session cookie
     assert result["statusCode"] == 200, result
     assert result["cookies"][0].startswith("li_session=")
+
+
+# The reports handler with its clock set to a Monday 09:30 in New York (a weekly report due),
+# then one scheduled invocation; which modules came from outside the zip.
+REPORTS_RUNNER = r"""
+import json, sys
+from datetime import UTC, datetime
+root, out_file = sys.argv[1:3]
+sys.path.insert(0, root)
+from reports import handler
+
+class Context:
+    function_name = "zip-test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:zip-test"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    def get_remaining_time_in_millis(self):
+        return 300000
+
+handler.clock = lambda: datetime(2025, 3, 17, 13, 30, tzinfo=UTC)
+result = handler.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, Context())
+outside = sorted(
+    name for name, m in list(sys.modules.items())
+    if (f := getattr(m, "__file__", None)) and not f.startswith(root)
+    and (not f.startswith(sys.base_prefix) or "site-packages" in f)
+)
+with open(out_file, "w") as f:
+    json.dump({"result": result, "outside": outside}, f)
+"""
+
+
+def test_reports_zip_sends_a_due_report_by_ses(
+    aws_env: dict[str, str],
+    zips: dict[str, Artifact],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core.aws import make_client
+    from local import outbox
+    from reports.store import ReportStore
+
+    # Given a New York site with a weekly subscriber, SES's sender verified, the session key
+    pipeline = Pipeline(aws_env)
+    pipeline.add_site(SITE, tz="America/New_York")
+    ReportStore(pipeline.ddb, aws_env["meta"]).subscribe(SITE, "owner@zip.example", ["weekly"])
+    make_client("sesv2").create_email_identity(EmailIdentity="liveinsight.test")
+    monkeypatch.setenv("LIVEINSIGHT_EMAIL_FROM", "reports@liveinsight.test")
+    monkeypatch.setenv("LIVEINSIGHT_SESSION_SECRET", "z" * 64)
+    monkeypatch.setenv("LIVEINSIGHT_PUBLIC_URL", "https://stats.zip.example")
+    before = len(outbox.sent())
+    root = unpack(zips["reports"], tmp_path)
+    out_file = tmp_path / "out.json"
+    # When the reports zip runs the schedule at a time its weekly report is due
+    done = subprocess.run(
+        [base_python(), "-I", "-S", "-B", "-c", REPORTS_RUNNER, str(root), str(out_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ),
+        timeout=120,
+    )
+    # Then the report was built (planner, jinja2 templates) and sent by SES, all from the zip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out_file.read_text())
+    assert result["outside"] == [], f"imported from outside the zip: {result['outside']}"
+    assert result["result"] == {"sent": 1}
+    (mail,) = outbox.sent()[before:]
+    assert mail.to == "owner@zip.example" and "weekly report" in mail.subject
+    assert "/api/reports/unsubscribe?" in mail.headers["List-Unsubscribe"]
