@@ -560,7 +560,8 @@ class SiteStore:
         return self.update(site.domain, goals=[g for g in site.goals if g != wanted])
 
     def remove(self, domain: str) -> Removal:
-        """Delete the site, then every key, shared link, funnel, segment and alert rule of it.
+        """Delete the site, then every key, shared link, funnel, segment, alert rule and report
+        subscription of it.
 
         The site item goes first, so no new credential can be attached meanwhile; a removal
         interrupted half-way is finished by running it again.
@@ -585,6 +586,11 @@ class SiteStore:
                     TableName=self._table, Key={k: item[k] for k in ("pk", "sk")}
                 )
         SegmentStore(self._client, self._table).remove_all(domain)
+        # Its report subscriptions and sent markers (decision 0038). Imported here: only the
+        # callers of a removal (the query function, the CLI) ship the reports package.
+        from reports.store import ReportStore
+
+        ReportStore(self._client, self._table).remove_all(domain)
         if "Attributes" not in response and not (removal.keys or removal.shares):
             raise SiteNotFound(f"no site {domain}")
         return removal

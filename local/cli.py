@@ -23,6 +23,10 @@
     liveinsight alert add --site DOMAIN --kind drop [--window-minutes M] --email A [...]
     liveinsight alert add --site DOMAIN --kind new_referrer [--threshold V] --webhook URL [...]
     liveinsight alert list|remove --site DOMAIN [RULE_ID] [--json]
+    liveinsight report subscribe|unsubscribe --site DOMAIN --email A [--kind weekly|monthly]... [--json]
+    liveinsight report list --site DOMAIN [--json]        subscribers and the reports sent
+    liveinsight report send --site DOMAIN [--kind K] [--email A] [--now ISO] [--json]   what is
+                            due now, or --kind's last complete period; once per recipient (SES)
     liveinsight share create|list|revoke --site DOMAIN [--label L] [--share TOKEN_OR_ID|all] [--json]
     liveinsight admin hash-password                 the admin password (stdin or prompt) → hash
     liveinsight dlq replay
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     add_funnel_commands(commands)
     add_segment_commands(commands)
     add_alert_commands(commands)
+    add_report_commands(commands)
 
     dlq = commands.add_parser(
         "dlq", help="the dead-letter queue: the aggregator's batches, the archive's failed runs"
@@ -155,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_key(args)
     if args.command == "goal":
         return run_goal(args)
+    if args.command == "report":
+        return run_report(args)
     # A site's stored definitions, one store each.
     definitions = {"funnel": run_funnel, "segment": run_segment, "alert": run_alert}
     if args.command in definitions:
@@ -365,6 +372,18 @@ def run_dev(args: argparse.Namespace) -> int:
         sys.stdout = log_path.open("a", buffering=1)
         config.on_tick = log_rotation(sys.stdout, log_path)
     admin_password = local_sign_in(config.data_dir)
+    # Installed before the stack starts: the front answers (and a Ctrl-C may come) before start()
+    # returns, and a SIGINT then used to kill the process unsaved. A second one while starting
+    # still interrupts at once.
+    done, started = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if done.is_set() and not started.is_set():
+            raise KeyboardInterrupt
+        done.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     stack = LocalStack(config)
     try:
         stack.start()
@@ -378,9 +397,7 @@ def run_dev(args: argparse.Namespace) -> int:
     rollup_window = args.rollup_window
     if rollup_window is None:
         rollup_window = load_schema().tiers["rollup"].esm.maximum_batching_window_in_seconds
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
+    started.set()
     print(
         f"\nLiveInsight is running at {stack.url}\n"
         f"  dashboard     {stack.url}/?site={DEMO_DOMAIN}\n"
@@ -1059,6 +1076,170 @@ def run_alert(args: argparse.Namespace) -> int:
         if "secret" in hook:
             print(f"webhook secret (shown this once): {hook['secret']}")
     return 0
+
+
+def add_report_commands(commands: Any) -> None:
+    report = commands.add_parser(
+        "report", help="email reports of a site, weekly and monthly (decision 0038)"
+    ).add_subparsers(dest="report_command", required=True)
+    subscribe = report.add_parser("subscribe", help="send the site's reports to an address")
+    unsubscribe = report.add_parser("unsubscribe", help="stop the site's reports to an address")
+    listing = report.add_parser("list", help="the site's subscribers and the latest reports sent")
+    send = report.add_parser(
+        "send", help="send the reports due now by SES, once per recipient and period"
+    )
+    for command in (subscribe, unsubscribe):
+        command.add_argument("--email", required=True, metavar="ADDRESS")
+        command.add_argument(
+            "--kind", action="append", choices=REPORT_KINDS, help="repeat; default: both"
+        )
+    send.add_argument("--email", metavar="ADDRESS", help="only to this subscriber")
+    send.add_argument(
+        "--kind",
+        choices=REPORT_KINDS,
+        help="its last complete period, due or not (default: whatever is due at --now)",
+    )
+    send.add_argument("--now", metavar="ISO", help="run as at this time (no offset = site time)")
+    for command in (subscribe, unsubscribe, listing, send):
+        command.add_argument("--site", required=True)
+        command.add_argument("--json", action="store_true")
+
+
+REPORT_KINDS = ("weekly", "monthly")  # reports/schedule.py KINDS
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """The admin API's subscriptions (reports/store.py) and the schedule's run (reports/run.py)."""
+    from core.aws import make_client
+    from core.mail import MailError, normal_address
+    from core.sites import SiteError, SiteStore
+    from reports.store import ReportError, ReportStore
+
+    deployment = "LIVEINSIGHT_META_TABLE" in os.environ
+    with backend(args.data_dir) as url:
+        client, table = make_client("dynamodb"), os.environ["LIVEINSIGHT_META_TABLE"]
+        store = ReportStore(client, table)
+        try:
+            site = SiteStore(client, table, cache_seconds=0).require(args.site)
+            if args.report_command == "subscribe":
+                store.subscribe(site.domain, args.email, args.kind or REPORT_KINDS)
+            elif args.report_command == "unsubscribe":
+                address, kinds = normal_address(args.email), args.kind or REPORT_KINDS
+                if not [k for k in kinds if store.unsubscribe(site.domain, address, k)]:
+                    raise ReportError(
+                        f"{address} gets no {' or '.join(kinds)} report of {site.domain}"
+                    )
+            elif args.report_command == "send":
+                if not deployment:
+                    _local_report_sender(args.data_dir, url)
+                return _print_sent(args, site.domain, *_send_reports(args, site, store))
+            subs = [s.out() for s in store.subscriptions(site.domain, consistent=True)]
+            history = store.sent(site.domain) if args.report_command == "list" else []
+        except (SiteError, ReportError, MailError) as exc:
+            return _failed(exc, args.json)
+    if args.json:
+        shown: dict[str, Any] = {"site": site.domain, "subscriptions": subs}
+        print(json.dumps({**shown, "sent": history} if args.report_command == "list" else shown))
+        return 0
+    for sub in subs:
+        print(f"{sub['email']}\t{', '.join(sub['kinds'])}")
+    for h in history:
+        print(f"{h['status']}\t{h['kind']}\t{h['period']}\t{h['email']}")
+    return 0
+
+
+def _print_sent(
+    args: argparse.Namespace, domain: str, sent: list[dict[str, Any]], failed: list[str]
+) -> int:
+    if args.json:
+        print(json.dumps({"site": domain, "sent": sent, "failed": failed}))
+    else:
+        for s in sent:
+            print(f"sent\t{s['kind']}\t{s['period']}\t{s['email']}")
+        if not sent and not failed:
+            print(f"nothing to send for {domain} (sent already, or none due)")
+    for error in failed:
+        print(f"liveinsight: not sent: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _local_report_sender(data_dir: Path, url: str) -> None:
+    """The local stack's sender (moto's SES, its domain verified), session key and origin, as
+    `liveinsight dev` sets them: the links in a report work on the running stack."""
+    from core.aws import make_client
+    from local.stack import EMAIL_DOMAIN
+
+    os.environ.setdefault("LIVEINSIGHT_EMAIL_FROM", f"reports@{EMAIL_DOMAIN}")
+    if not os.environ.get("LIVEINSIGHT_SESSION_SECRET"):
+        os.environ["LIVEINSIGHT_SESSION_SECRET"] = _kept_secret(data_dir / "session-secret", 48)
+    os.environ.setdefault("LIVEINSIGHT_PUBLIC_URL", url)
+    ses = make_client("sesv2")
+    with contextlib.suppress(ses.exceptions.AlreadyExistsException):
+        ses.create_email_identity(EmailIdentity=EMAIL_DOMAIN)
+
+
+def _send_reports(
+    args: argparse.Namespace, site: Any, store: Any
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """What `report send` sends: the periods due at --now (as the hourly schedule), or --kind's
+    last complete one; to every subscriber of it, or --email only. The sent markers hold as for
+    the schedule: a report already sent to an address is not sent again."""
+    import logging
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from core.mail import normal_address
+    from reports import handler, run
+    from reports.schedule import KINDS, due, last_complete, local_now
+    from reports.store import ReportError
+
+    try:
+        now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+    except ValueError:
+        raise ReportError(
+            f"--now: {args.now[:40]!r} is not an ISO time (2025-03-17T09:30)"
+        ) from None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=ZoneInfo(site.tz))
+    if args.kind:
+        periods = [last_complete(args.kind, local_now(now, site.tz).date())]
+    else:
+        periods = [p for kind in KINDS if (p := due(kind, now, site.tz)) is not None]
+    subs = store.subscriptions(site.domain, consistent=True)
+    only = normal_address(args.email) if args.email else None
+    if only and only not in {s.email for s in subs}:
+        raise ReportError(f"{only} gets no report of {site.domain}")
+    for cached in (handler.get_config, handler.get_runner, handler.make_ses, handler._parameter):
+        cached.cache_clear()  # the environment was set up after any earlier use
+    failed: list[str] = []
+    config = handler.get_config()
+
+    def send(message: Any) -> str:
+        from core import mail
+
+        try:
+            return mail.send(handler.make_ses(), message, config.email_from)
+        except Exception as exc:
+            failed.append(f"{message.to}: {exc}")
+            raise
+
+    runner = run.Runner(
+        lambda: [site],
+        store,
+        handler.build,
+        send,
+        run.Links(handler.public_url, handler.session_key),
+    )
+    level = run.log.log_level
+    run.log.setLevel(logging.CRITICAL)  # its lines are the Lambda's; the CLI says it itself
+    try:
+        sent: list[run.Sent] = []
+        for period in periods:
+            to = [s.email for s in subs if period.kind in s.kinds and only in (None, s.email)]
+            sent += runner.send_period(site, period, to, now)
+    finally:
+        run.log.setLevel(level)
+    return [s.__dict__ for s in sent], failed
 
 
 def run_share(args: argparse.Namespace) -> int:
