@@ -20,7 +20,6 @@ version, and only the first write succeeds. Nothing here depends on the wall clo
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from core.aws import make_client
 from core.observability import logger
 from core.sites import SiteStore
 
-log = logger("alerts")
+log = logger("alert_schedule")
 
 # The rollup tier writes the days' sources at most every 300 s (its batching window): looking
 # more often than every 5 minutes would read the same numbers.
@@ -51,16 +50,6 @@ REFERRER_EVERY_MINUTES = 5
 PREVIOUS_DAYS = 28
 SITE_CACHE_SECONDS = 600.0  # a site's time zone, as the realtime tier's site cache keeps it
 MAX_KEPT = 1000  # usual hours and previous top sources a warm instance keeps
-
-
-@dataclasses.dataclass(frozen=True)
-class ScheduleSettings:
-    """The schedule function's: the rules and sites (meta), the counters they read, the queue
-    their messages go to (read by core/settings.load, as every function's)."""
-
-    meta_table: str
-    aggregates_table: str
-    alerts_queue_url: str
 
 
 @dataclass
@@ -195,7 +184,9 @@ def _keep(cache: dict[Any, Any], key: Any, value: Any) -> None:
 
 @lru_cache(maxsize=1)
 def get_schedule() -> Schedule:
-    config = settings.load(ScheduleSettings)
+    config = settings.load(settings.AlertSettings)
+    if not config.aggregates_table:
+        raise settings.SettingsError("LIVEINSIGHT_AGGREGATES_TABLE is required by the schedule")
     ddb = make_client("dynamodb")
     return Schedule(
         ddb,

@@ -169,6 +169,9 @@ class AlertSettings:
     retry_max_seconds: int = 900
     # The verified SES identity's address alerts are emailed from (decision 0038); "" refuses to.
     email_from: str = ""
+    # The alert schedule's (alerts/schedule.py, decision 0037), which shares this package's
+    # settings: the counters its rules read. Required there (it refuses to start without).
+    aggregates_table: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

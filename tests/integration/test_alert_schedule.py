@@ -136,14 +136,14 @@ def test_a_drop_does_not_fire_in_an_hour_that_was_busy_in_only_2_of_4_weeks(
 def test_two_schedule_runs_of_the_same_minute_at_once_send_one_alert(
     world: World, capture: Capture, clock: Clock
 ) -> None:
-    from alerts.schedule import Schedule, ScheduleSettings
+    from alerts.schedule import Schedule
     from core import settings
     from core.aws import make_client
 
     # Given a silent usual hour and a drop rule, and two instances of the schedule
     history(world, [1, 2, 3, 4])
     world.rules.add(SITE, "drop", None, capture.url, SECRET, window_minutes=15)
-    config = settings.load(ScheduleSettings)
+    config = settings.load(settings.AlertSettings)
     ddb = make_client("dynamodb")
 
     def instance() -> Schedule:
@@ -321,10 +321,11 @@ def test_the_local_stack_runs_the_schedule_on_its_own_ticker_without_retries(
 ) -> None:
     import time
 
-    from alerts.schedule import handler
+    from alerts.schedule import get_schedule, handler
     from local.runtime import LocalFunction
     from local.stack import LocalStack, StackConfig
 
+    get_schedule.cache_clear()  # built from this test's environment
     # Given a site listed on the schedule's index with no rule left (it is taken off at a run)
     index = ScheduleIndex(world.pipeline.ddb, world.pipeline.names["meta"])
     index.mark(SITE)
