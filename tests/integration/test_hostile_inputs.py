@@ -846,9 +846,15 @@ SIGNED_IN += [
             {"kind": "spike", "threshold": 1, "webhook": {"url": "https://a/" + "a" * 10_000}},
         ),
         (
-            "goal-unknown",
-            {"kind": "goal", "goal": "Nope", "threshold": 1, "window_minutes": 5, "webhook": HOOK},
+            "goal-wildcard",
+            {"kind": "goal", "goal": "Visit /a*", "threshold": 1, "webhook": HOOK},
         ),
+        ("goal-blank", {"kind": "goal", "goal": " ", "threshold": 1, "webhook": HOOK}),
+        ("drop-threshold", {"kind": "drop", "threshold": 1, "webhook": HOOK}),
+        ("referrer-window", {"kind": "new_referrer", "window_minutes": 5, "webhook": HOOK}),
+        ("no-target", {"kind": "spike", "threshold": 1}),
+        ("emails-bad", {"kind": "spike", "threshold": 1, "emails": ["a@b", "x" * 300]}),
+        ("emails-six", {"kind": "drop", "emails": [f"a{i}@b.example" for i in range(6)]}),
         ("webhook-a-string", {"kind": "spike", "threshold": 1, "webhook": "https://a.example/"}),
         ("extra-field", {"kind": "spike", "threshold": 1, "webhook": HOOK, "x": 1}),
     ]
