@@ -133,6 +133,33 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class AlertUse:
+    """One site's alert rules and email reports (issue 23), priced from the calls the code makes
+    (decisions 0036-0038): what a rule reads per realtime batch or per scheduled minute, what a
+    message and a report cost to deliver."""
+
+    stream_rules: bool = True  # spike or goal rules: read with each realtime batch of the site
+    stream_read_units_per_batch: float = 2.0  # 4 minute-part Queries at a small site
+    drop_rules: int = 1  # read by the minute schedule (0037: <= 2.5 read units a minute)
+    drop_read_units_per_minute: float = 2.5
+    referrer_rules: int = 1  # every 5th minute, ~3.5 read units
+    referrer_read_units_per_run: float = 3.5
+    messages: float = 20.0  # alerts and "resolved" messages a month
+    webhook_seconds: float = 0.3  # the delivery function waiting on the endpoint, 128 MB
+    report_recipients: int = 2  # weekly and monthly reports each
+    report_seconds: float = 0.35  # measured (0038): a weekly report's build and send, 512 MB
+    report_read_units: float = 16.0  # the report's questions to the counters
+
+    def describe(self) -> str:
+        return (
+            f"one site with {'spike/goal rules, ' if self.stream_rules else ''}"
+            f"{self.drop_rules} drop and {self.referrer_rules} new-referrer rule(s), "
+            f"{self.messages:g} alert messages a month, weekly and monthly reports to "
+            f"{self.report_recipients} recipient(s)"
+        )
+
+
+@dataclass(frozen=True)
 class Shape:
     """The traffic around the measured run: what a run does not do itself."""
 
@@ -169,6 +196,12 @@ class Shape:
     archive_gets_per_query: float = 32.0  # 30 days plus one on each side
     athena_queries: float = 0.0  # with var.athena: queries a month, each scanning
     athena_bytes_per_query: float = 0.0
+    # Scheduled functions besides compaction (decisions 0037, 0038): what a run costs when it
+    # finds nothing to do, from the calls the code makes: a warm invocation waiting on one
+    # eventually consistent read (0.5 read units) of the meta table.
+    scheduled_run_wait_seconds: float = 0.03
+    scheduled_run_read_units: float = 0.5
+    alerts: AlertUse | None = None  # one site's alert rules and reports; None: no rules
 
     def events_per_pageview(self) -> float:
         return (
@@ -329,6 +362,8 @@ def monthly(
 
     _front(add, flat, facts, paths)
     _archive(add, flat, pageviews, shape, facts)  # before _lambda: it adds compaction's runs
+    _scheduled(add, facts, shape)
+    _alerts(add, flat, facts, shape)  # before _lambda and _dynamodb: its runs and reads
     _lambda(add, flat, facts)
     _dynamodb(add, flat, pageviews, shape, facts)
     _logs(add, per_pageview, per_refresh, pv_factor, q_factor, flat, facts)
@@ -337,7 +372,8 @@ def monthly(
     scope = (
         f"{pageviews:,.0f} pageviews a month; {shape.describe()}; prices: us-east-1 list "
         f"prices as of {prices.AS_OF}; totals without and with the always-free tier; archive: "
-        f"{_archive_scope(facts, shape)}; alerts: none sent (alarms only); not counted: S3 GETs on CloudFront cache "
+        f"{_archive_scope(facts, shape)}; alerts and reports: "
+        f"{shape.alerts.describe() if shape.alerts else 'no rule, no report'}; not counted: S3 GETs on CloudFront cache "
         "misses, dashboard page loads, SNS e-mails, data transfer of anything but CloudFront, the "
         "query function's /tmp beyond 512 MB (1.5 GB at $0.0000000309 a GB-s: ~$0.00005 per "
         "1,000 one-second archive questions)"
@@ -516,6 +552,84 @@ def _archive(
             False,
             f"{shape.athena_queries:,.0f} queries scanning {scanned / 1024**3:,.1f} GB; {p.cite()}",
         )
+
+
+def _scheduled(add: _Ledger, facts: TerraformFacts, shape: Shape) -> None:
+    """The runs of every scheduled function but compaction (priced in _archive): each an
+    invocation waiting on one read, traffic or not (the alerts' minute schedule; the reports'
+    hourly one when email is on). Fixed items: they are paid before the first visitor."""
+    compaction = facts.archive.compaction_function if facts.archive else ""
+    for name, runs in sorted(facts.scheduled_runs.items()):
+        if name == compaction:
+            continue
+        function = facts.functions[name]
+        arm = function.architecture == "arm64"
+        gb_second = prices.LAMBDA_GB_SECOND_ARM if arm else prices.LAMBDA_GB_SECOND_X86
+        gb_s = runs * (shape.scheduled_run_wait_seconds + ROUNDING_SECONDS) * function.memory_mb
+        gb_s /= 1024
+        reads = runs * shape.scheduled_run_read_units
+        lam = runs * prices.LAMBDA_REQUEST.usd + gb_s * gb_second.usd
+        dynamo = reads * prices.READ_REQUEST_UNIT.usd
+        add(
+            f"Scheduled runs: {name}",
+            lam + dynamo,
+            dynamo,  # its requests and GB-s fit in Lambda's always-free tier at these sizes
+            True,
+            f"{runs:,.0f} runs, {gb_s:,.0f} GB-s at {function.memory_mb} MB waiting on "
+            f"{reads:,.0f} read units of meta; {gb_second.cite()}",
+        )
+    if facts.scheduler_invocations:
+        n = facts.scheduler_invocations
+        p = prices.EVENTBRIDGE_SCHEDULER_INVOCATION
+        add(
+            "EventBridge Scheduler",
+            n * p.usd,
+            max(0.0, n - prices.EVENTBRIDGE_SCHEDULER_FREE) * p.usd,
+            True,
+            f"{n:,.0f} invocations (the alerts' minute schedule); {p.cite()}",
+        )
+
+
+def _alerts(add: _Ledger, flat: dict[str, float], facts: TerraformFacts, shape: Shape) -> None:
+    """One site's rules and reports: the reads its rules add to realtime batches and scheduled
+    minutes, the messages' queue, delivery and mail, the reports' runs and mail."""
+    use = shape.alerts
+    if use is None:
+        return
+    minutes = prices.SECONDS_PER_MONTH / 60
+    # The site's realtime batches: the aggregator's invocations (the rollup tier's 300 s batches
+    # are a few thousand of them a month).
+    batches = flat.get("invocations aggregator", 0.0) if use.stream_rules else 0.0
+    reads = batches * use.stream_read_units_per_batch
+    reads += use.drop_rules * minutes * use.drop_read_units_per_minute
+    reads += use.referrer_rules * minutes / 5 * use.referrer_read_units_per_run
+    # A message: 2 conditional writes to record it, the delivery's 1.5 read units and 2 writes
+    # (0036); SendMessage, ReceiveMessage and DeleteMessage; one 128 MB invocation.
+    reads += use.messages * 1.5
+    writes = use.messages * 4
+    sqs = use.messages * 3
+    flat["invocations alerts"] += use.messages
+    flat["wait alerts"] += use.messages * use.webhook_seconds
+    # Reports: 4.35 weekly and 1 monthly a month, built once per period and sent to each
+    # recipient (2 write units a recipient: the sent marker claimed, then marked sent).
+    periods = prices.DAYS_PER_MONTH / 7 + 1
+    reads += periods * use.report_read_units
+    writes += periods * use.report_recipients * 2
+    flat["invocations reports"] += periods
+    flat["wait reports"] += periods * use.report_seconds
+    mails = periods * use.report_recipients + use.messages
+    flat["rru meta"] += reads
+    flat["wru meta"] += writes
+    p = prices.SQS_REQUEST
+    add("SQS: alert messages", sqs * p.usd, 0.0, False, f"{sqs:,.0f} requests; {p.cite()}")
+    p = prices.SES_EMAIL
+    add(
+        "SES: alert and report mail",
+        mails * p.usd,
+        mails * p.usd,
+        False,
+        f"{mails:,.0f} emails ({shape.alerts.describe() if shape.alerts else ''}); {p.cite()}",
+    )
 
 
 def _lambda(add: _Ledger, flat: dict[str, float], facts: TerraformFacts) -> None:

@@ -29,6 +29,7 @@ this shared machine cannot send.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import heapq
 import json
@@ -574,6 +575,21 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
         "Plausible Cloud: $9 a month at its smallest plan",
     )
     row("idle with the always-free tier", idle.total_free_tier, "USD/month", "≤ 1")
+    # One site's alert rules and email reports (issue 23), at 1 M pageviews a month: what they
+    # add to the same bill.
+    alerts = bill.AlertUse()
+    low_usage = measured.per_pageview[min(measured.per_pageview)]
+    base = bill.monthly(1e6, low_usage, measured.per_refresh, facts, shape)
+    with_alerts = bill.monthly(
+        1e6, low_usage, measured.per_refresh, facts, dataclasses.replace(shape, alerts=alerts)
+    )
+    row(
+        f"alerts and reports for a site at 1 M a month ({alerts.describe()})",
+        with_alerts.total - base.total,
+        "USD/month",
+        "",
+        "Plausible: traffic alerts and reports included in its plans; Umami: none",
+    )
     low = measured.per_pageview[min(measured.per_pageview)]
     levels = sorted({f.log_level for f in facts.functions.values()})
     row(

@@ -107,6 +107,7 @@ S3_DELETE = Price(0.0, "DELETE request", S3)
 # query; the Glue Data Catalog's first million objects and requests a month are free.
 EVENTBRIDGE_SCHEDULED_EVENT = Price(0.0, "scheduled rule event", EVENTBRIDGE)
 EVENTBRIDGE_SCHEDULER_INVOCATION = Price(1.00 / 1e6, "Scheduler invocation", EVENTBRIDGE)
+EVENTBRIDGE_SCHEDULER_FREE = 14_000_000  # invocations a month, always free
 ATHENA_SCANNED = Price(5.00, "TB scanned (SQL queries, 10 MB minimum a query)", ATHENA)
 ATHENA_MIN_BYTES = 10 * 1024 * 1024
 GLUE_CATALOG_OBJECT = Price(1.00 / 100_000, "catalog object-month past the first million", GLUE)

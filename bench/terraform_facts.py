@@ -76,9 +76,6 @@ FREE = {
     # 0038: $0.10 per 1,000, none sent by the bill's traffic).
     "aws_sesv2_email_identity",
     "aws_sesv2_email_identity_mail_from_attributes",
-    # EventBridge Scheduler: 14 M invocations a month free, then $1 per million (the alerts'
-    # minute schedule makes 43,200, decision 0037); what it invokes is priced as that function's.
-    "aws_scheduler_schedule",
     "aws_sns_topic",
     "aws_sns_topic_policy",
     "aws_sns_topic_subscription",
@@ -101,6 +98,7 @@ PRICED = {
     "aws_dynamodb_table",
     "aws_athena_workgroup",  # bytes scanned (bench/bill.py, Shape.athena_*)
     "aws_cloudwatch_event_rule",  # schedules: the invocations they make (FREE as events)
+    "aws_scheduler_schedule",  # $1 per million after 14 M free; its runs: bench/bill.py
     "aws_glue_catalog_database",  # catalog objects: the first million free
     "aws_glue_catalog_table",
     "aws_kms_key",
@@ -200,6 +198,10 @@ class TerraformFacts:
     fixed: tuple[FixedItem, ...] = field(default_factory=tuple)
     routes: dict[str, Route] = field(default_factory=dict)  # by a request's path
     archive: ArchiveFacts | None = None
+    # Runs a month of each function a schedule invokes (a scheduled rule or EventBridge
+    # Scheduler), by the function's key, and how many of them Scheduler makes.
+    scheduled_runs: dict[str, float] = field(default_factory=dict)
+    scheduler_invocations: float = 0.0
 
     def route(self, path: str) -> Route:
         return self.routes[path]
@@ -375,6 +377,8 @@ def read(directory: Path = TERRAFORM, paths: tuple[str, ...] = PATHS) -> Terrafo
         pitr_tables=_pitr_tables(config),
         fixed=tuple(_fixed_items(config, functions)),
         archive=_archive(config, functions),
+        scheduled_runs={**_schedules(config), **_scheduler_runs(config)},
+        scheduler_invocations=sum(_scheduler_runs(config).values()),
     )
     routes = {path: _route(config, facts, path) for path in paths}
     return replace(facts, routes=routes)
@@ -473,10 +477,7 @@ def _schedules(config: _Config) -> dict[str, float]:
         expression = str(config.evaluate(body.get("schedule_expression", ""), scope))
         if not expression:
             continue  # an event pattern: priced by what sends the events
-        m = re.fullmatch(r"rate\((\d+) (minutes?|hours?|days?)\)", expression)
-        if not m:
-            raise Unsupported(f"schedule {expression!r} of rule {name}")
-        rules[name] = prices.SECONDS_PER_MONTH / (int(m.group(1)) * _RATE_SECONDS[m.group(2)])
+        rules[name] = _rate(expression, f"rule {name}")
     runs: dict[str, float] = {}
     for _, body, _ in config.expand("aws_cloudwatch_event_target"):
         rule = re.fullmatch(
@@ -487,6 +488,31 @@ def _schedules(config: _Config) -> dict[str, float]:
             raise Unsupported(f"event target {body.get('rule')!r} -> {body.get('arn')!r}")
         if rule.group(1) in rules:
             runs[target.group(1)] = runs.get(target.group(1), 0.0) + rules[rule.group(1)]
+    return runs
+
+
+def _rate(expression: str, name: str) -> float:
+    """Runs a month of a `rate(N unit)` schedule."""
+    m = re.fullmatch(r"rate\((\d+) (minutes?|hours?|days?)\)", expression)
+    if not m:
+        raise Unsupported(f"schedule {expression!r} of {name}")
+    return prices.SECONDS_PER_MONTH / (int(m.group(1)) * _RATE_SECONDS[m.group(2)])
+
+
+def _scheduler_runs(config: _Config) -> dict[str, float]:
+    """Invocations a month of each function an EventBridge Scheduler schedule targets."""
+    runs: dict[str, float] = {}
+    for name, body, scope in config.expand("aws_scheduler_schedule"):
+        state = str(config.evaluate(body.get("state", "ENABLED"), scope))
+        if state == "DISABLED":
+            continue
+        expression = str(config.evaluate(body["schedule_expression"], scope))
+        targets = body.get("target", [])
+        (target,) = targets if isinstance(targets, list) else [targets]
+        arn = re.fullmatch(r'\$\{aws_lambda_function\.this\["(\w+)"\]\.arn\}', str(target["arn"]))
+        if not arn:
+            raise Unsupported(f"scheduler target {target.get('arn')!r} of {name}")
+        runs[arn.group(1)] = runs.get(arn.group(1), 0.0) + _rate(expression, name)
     return runs
 
 

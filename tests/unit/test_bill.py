@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,61 @@ def test_athena_queries_are_billed_only_when_athena_is_enabled(tf: Path) -> None
     on = bill.monthly(1e6, pageview_usage(), refresh_usage(), terraform_facts.read(tf), shape)
     assert off.item("Athena") == 0
     assert on.item("Athena") == pytest.approx(1000 / 1024 * prices.ATHENA_SCANNED.usd)
+
+
+def test_the_alerts_minute_schedule_is_priced_traffic_or_not(tf: Path) -> None:
+    # Given the deployed schedule: a run a minute, through EventBridge Scheduler
+    facts = terraform_facts.read(tf)
+    assert facts.scheduled_runs["alert_schedule"] == pytest.approx(prices.SECONDS_PER_MONTH / 60)
+    every_minute = bill.idle(pageview_usage(), refresh_usage(), facts, SHAPE)
+    # When it runs every 10 minutes instead
+    edit(tf / "alerts.tf", r"rate\(1 minute\)", "rate(10 minutes)")
+    slower = bill.idle(pageview_usage(), refresh_usage(), terraform_facts.read(tf), SHAPE)
+    # Then idle costs less: fewer invocations, fewer reads, fewer Scheduler invocations
+    assert slower.total < every_minute.total
+    assert slower.item("Lambda requests") == pytest.approx(
+        every_minute.item("Lambda requests") / 10
+    )
+    assert every_minute.item("EventBridge Scheduler") == pytest.approx(
+        prices.SECONDS_PER_MONTH / 60 * prices.EVENTBRIDGE_SCHEDULER_INVOCATION.usd
+    )
+
+
+def test_turning_email_on_adds_the_hourly_reports_runs(tf: Path) -> None:
+    before = terraform_facts.read(tf)
+    assert "reports" not in before.scheduled_runs  # off by default: no schedule
+    edit(
+        tf / "variables.tf",
+        r'(variable "email_from" \{[^}]*default\s*=\s*)""',
+        r'\1"reports@stats.example.com"',
+    )
+    after = terraform_facts.read(tf)
+    assert after.scheduled_runs["reports"] == pytest.approx(prices.HOURS_PER_MONTH)
+    idle = [bill.idle(pageview_usage(), refresh_usage(), f, SHAPE) for f in (before, after)]
+    assert idle[1].item("Scheduled runs: reports") > 0 == idle[0].item("Scheduled runs: reports")
+    assert idle[1].total > idle[0].total
+
+
+def test_a_sites_alert_rules_and_reports_add_reads_deliveries_and_mail() -> None:
+    facts = terraform_facts.read()
+    without = bill.monthly(1e6, pageview_usage(), refresh_usage(), facts, SHAPE)
+    use = bill.AlertUse()
+    with_rules = bill.monthly(
+        1e6, pageview_usage(), refresh_usage(), facts, replace(SHAPE, alerts=use)
+    )
+    assert with_rules.total > without.total
+    assert without.item("SES") == 0
+    mails = (prices.DAYS_PER_MONTH / 7 + 1) * use.report_recipients + use.messages
+    assert with_rules.item("SES") == pytest.approx(mails * prices.SES_EMAIL.usd)
+    # The stream rules read with each realtime batch: more batches, more reads
+    meta = [b.item("DynamoDB requests: meta") for b in (without, with_rules)]
+    assert meta[1] > meta[0]
+    quiet = bill.monthly(
+        1e6,
+        pageview_usage(),
+        refresh_usage(),
+        facts,
+        replace(SHAPE, alerts=replace(use, stream_rules=False)),
+    )
+    assert quiet.item("DynamoDB requests: meta") < meta[1]
+    assert "drop" in with_rules.scope and "no rule, no report" in without.scope
