@@ -2276,7 +2276,9 @@
   const IMPORT_POLL_MS = 2000;
   let importPoll = null;
   const IMPORT_STATUS = { pending: "importing…", removing: "being removed…", failed: "failed" };
-  const loadImports = guard(async (domain) => {
+  // Drawn unguarded inside an upload or a deletion: a nested guard would clear the message the
+  // action has just shown ("… was imported before; nothing changed.").
+  async function drawImports(domain) {
     clearTimeout(importPoll);
     const { imports } = await admin("GET", `/api/admin/sites/${encodeURIComponent(domain)}/imports`);
     if (domain !== settingsSite) return;
@@ -2303,7 +2305,7 @@
                     const gone = await admin("DELETE", `/api/admin/sites/${encodeURIComponent(domain)}/imports/${item.id}`);
                     const later = gone.status === "removing";
                     setStatus(later ? `The import of ${item.filename} is being removed.` : `The import of ${item.filename} was deleted.`, "", "settings");
-                    await loadImports(domain);
+                    await drawImports(domain);
                   }),
                 ),
               );
@@ -2317,7 +2319,8 @@
         if (domain === settingsSite) loadImports(domain);
       }, IMPORT_POLL_MS);
     }
-  });
+  }
+  const loadImports = guard(drawImports);
 
   const uploadImport = guard(async (event) => {
     event.preventDefault();
@@ -2347,7 +2350,7 @@
       setStatus(isNew ? `${file.name} imported: ${days}.` : `${file.name} was imported before; nothing changed.`, "", "settings");
     }
     $("import-form").reset();
-    await loadImports(domain);
+    await drawImports(domain);
   });
 
   /** The Umami ids, on a server whose admin API has them (issue 21). */
