@@ -119,7 +119,7 @@ def test_exports_uploaded_in_the_settings_page_show_their_numbers_once_and_go_wh
             wait_for(
                 lambda: status.inner_text() == "The import of plausible-export.zip was deleted."
             )
-            assert rows.count() == 1
+            wait_for(lambda: rows.count() == 1)  # the list is drawn after the message
     umami_row.wait_for(state="detached", timeout=60_000)
     page.get_by_test_id("imports-list").get_by_text("No imports yet.").wait_for()
     # Then the dashboard's numbers go back to the site's own: none on those days
