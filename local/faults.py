@@ -31,6 +31,9 @@ class Faults:
     throttle: float = 0.0  # TransactWriteItems → ProvisionedThroughputExceededException
     conflict: float = 0.0  # TransactWriteItems → TransactionConflictException
     counts: dict[str, int] = field(default_factory=dict)
+    # Kinds that happen at their first chance whatever the draw: a campaign that must exercise
+    # them does not depend on thread timing (which invocation draws which number).
+    force: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -48,7 +51,8 @@ class Faults:
         )
 
     def happens(self, name: str) -> bool:
-        if self._random.random() < getattr(self, name):
+        drawn = self._random.random() < getattr(self, name)
+        if drawn or (name in self.force and name not in self.counts):
             self.counts[name] = self.counts.get(name, 0) + 1
             return True
         return False

@@ -95,10 +95,20 @@ def link_key() -> bytes:
     return unsubscribe.link_key(found.session_secret)
 
 
+# Other routes' models put ErrorOut in the document's schemas; named here for JSON errors of an
+# HTML route (a `model` would be documented as the route's text/html).
+ERROR_SCHEMA = f"#/components/schemas/{ErrorOut.__name__}"
 LINK_ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"description": "An HTML page", "content": {"text/html": {}}},
-    400: {"model": ErrorOut, "description": "A malformed link"},
-    403: {"model": ErrorOut, "description": "A link whose token does not match"},
+    # Errors are JSON, as everywhere, although the page itself is HTML
+    400: {
+        "description": "A malformed link",
+        "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}},
+    },
+    403: {
+        "description": "A link whose token does not match",
+        "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}},
+    },
 }
 SiteParam = Annotated[str, Query(min_length=1, max_length=253)]
 EmailParam = Annotated[str, Query(min_length=3, max_length=MAX_ADDRESS_LENGTH)]
