@@ -10,11 +10,11 @@ failing to its dead-letter queue: moto applies it on receive, as SQS does.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from core.observability import logger
+from local.background import Loop
 
 log = logger("local-sqs-esm")
 
@@ -35,7 +35,10 @@ def to_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
-class QueuePoller:
+class QueuePoller(Loop):
+    thread_name = "sqs-esm"
+    failure = "queue poll failed"  # the mapping keeps polling, as Lambda's does
+
     def __init__(
         self,
         sqs: Any,
@@ -49,27 +52,12 @@ class QueuePoller:
         self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(log)
         self.invocations = 0
         self.deleted = 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sqs-esm", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:  # the mapping keeps polling, as Lambda's does
-                log.exception("queue poll failed")
-                self._stop.wait(1.0)
+    def step(self) -> None:
+        self.poll_once()
 
     def poll_once(self, wait_seconds: int | None = None) -> int:
         """One receive and its invocation; how many messages it received."""

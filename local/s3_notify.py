@@ -12,11 +12,11 @@ an asynchronous invocation, retried, then sent to the on-failure destination
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 from core.observability import logger
 from local.async_invoke import invoke_async
+from local.background import Loop
 from local.runtime import LocalFunction
 
 log = logger("local-s3-notify")
@@ -26,7 +26,10 @@ PREFIX = "imports/"
 SUFFIX = "/request.json"
 
 
-class S3Notifications:
+class S3Notifications(Loop):
+    thread_name = "s3-notify"
+    failure = "S3 notification delivery failed"  # as S3's delivery, it goes on
+
     def __init__(
         self,
         s3: Any,
@@ -59,8 +62,7 @@ class S3Notifications:
                 ]
             },
         )
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(log)
         self.delivered = 0
 
     def deliver(self, wait_seconds: int = 0) -> int:
@@ -81,19 +83,5 @@ class S3Notifications:
                 self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
             wait_seconds = 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="s3-notify", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.deliver(wait_seconds=1)
-            except Exception:  # as S3's delivery, it goes on
-                log.exception("S3 notification delivery failed")
-                self._stop.wait(1.0)
+    def step(self) -> None:
+        self.deliver(wait_seconds=1)
