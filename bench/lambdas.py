@@ -36,6 +36,10 @@ COLD_START_GOALS = {
     "aggregator": "≤ 400 ms",
     "query": "≤ 500 ms",
     "archive": "",  # hourly, asynchronous: nobody waits for its cold start
+    # Asynchronous too: a queue's messages (alerts), a minute's and an hour's schedule
+    "alerts": "",
+    "alert_schedule": "",
+    "reports": "",
 }
 COLD_START_ANCHOR = "DESIGN.md: plain handler ~200 ms, FastAPI + Mangum ~400 ms of imports"
 SIZE_ANCHOR = "Lambda limits: 50 MB zipped (direct upload), 250 MB unzipped"
