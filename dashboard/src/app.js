@@ -2353,13 +2353,19 @@
     await drawImports(domain);
   });
 
-  /** The Umami ids, on a server whose admin API has them (issue 21). */
-  function renderUmami(site) {
+  /** The Umami ids, on a server whose admin API has them (issue 21). A second load of the same
+   * site that finishes after the admin began typing leaves the typed id alone (a slow load used
+   * to wipe it, and Save then detached the id); `saved` draws what the server now holds. */
+  let umamiDrawn = { domain: null, id: "" };
+  function renderUmami(site, saved = false) {
     const known = "umami_derived_id" in site;
     $("umami-settings").hidden = !known;
     if (!known) return;
     $("umami-derived").textContent = site.umami_derived_id;
-    $("umami-id").value = site.umami_id || "";
+    const field = $("umami-id");
+    const stored = site.umami_id || "";
+    if (saved || umamiDrawn.domain !== site.domain || field.value === umamiDrawn.id) field.value = stored;
+    umamiDrawn = { domain: site.domain, id: stored };
   }
 
   function created(epochSeconds) {
@@ -3005,7 +3011,7 @@
         if (!settingsSite) return;
         const typed = $("umami-id").value.trim();
         const site = await admin("PATCH", `/api/admin/sites/${encodeURIComponent(settingsSite)}`, { umami_id: typed || null });
-        renderUmami(site);
+        renderUmami(site, true);
         setStatus(
           site.umami_id ? `Umami website id ${site.umami_id} attached to ${site.domain}.` : `No Umami website id attached to ${site.domain}.`,
           "",

@@ -554,8 +554,21 @@ def run_umami_import_scenario(browser: Any, headers: dict[str, str]) -> None:
     assert sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []
 
 
+# The scenario takes ~10 s and what it records is logical (tables, buckets and queues by role,
+# not by a test's names): it runs once a module, and each test reads a copy of its record.
+_SCENARIO: dict[str, set[Grant]] = {}
+
+
 @pytest.fixture()
 def recorded(
+    aws_env: dict[str, str], recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, set[Grant]]:
+    if not _SCENARIO:
+        _SCENARIO.update(record_scenario(aws_env, recorder, monkeypatch))
+    return {function: set(grants) for function, grants in _SCENARIO.items()}
+
+
+def record_scenario(
     aws_env: dict[str, str], recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, set[Grant]]:
     # As in AWS, the query function gets the names of the sign-in secrets and reads them from SSM

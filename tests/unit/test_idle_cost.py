@@ -30,11 +30,15 @@ def test_alarms_stay_within_the_always_free_alarm_metrics() -> None:
     facts = terraform_facts.read()
     assert facts.alarm_metrics <= prices.FREE_ALARM_METRICS
     month = idle()
-    # With the free tier, an idle month pays only the archive's hourly upkeep (its S3 listings:
-    # under a cent, decision 0026's amendment); every other fixed item is free.
+    # With the free tier, an idle month pays only the archive's hourly upkeep (its S3 listings,
+    # decision 0026's amendment) and the alert schedule's read a minute (on-demand reads have no
+    # free tier, decision 0037): about a cent together; every other fixed item is free.
     paid = {i.name: i.usd_free_tier for i in month.items if i.usd_free_tier}
-    assert set(paid) <= {"Archive compaction runs (requests, listings, waiting)"}, paid
-    assert month.total_free_tier < 0.01
+    assert set(paid) <= {
+        "Archive compaction runs (requests, listings, waiting)",
+        "Scheduled runs: alert_schedule",
+    }, paid
+    assert month.total_free_tier < 0.02
 
 
 def test_the_dashboard_is_off_by_default_and_costs_its_price_when_on(tf: Path) -> None:
