@@ -184,6 +184,11 @@ def _keep(cache: dict[Any, Any], key: Any, value: Any) -> None:
 
 @lru_cache(maxsize=1)
 def get_schedule() -> Schedule:
+    return build_schedule()
+
+
+def build_schedule(clock: Callable[[], float] = time.time) -> Schedule:
+    """A schedule on the clients and tables the settings name (the handler's; tests add a clock)."""
     config = settings.load(settings.AlertSettings)
     if not config.aggregates_table:
         raise settings.SettingsError("LIVEINSIGHT_AGGREGATES_TABLE is required by the schedule")
@@ -195,6 +200,7 @@ def get_schedule() -> Schedule:
         config.aggregates_table,
         make_client("sqs"),
         config.alerts_queue_url,
+        clock,
     )
 
 

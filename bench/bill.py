@@ -628,7 +628,7 @@ def _alerts(add: _Ledger, flat: dict[str, float], facts: TerraformFacts, shape: 
         mails * p.usd,
         mails * p.usd,
         False,
-        f"{mails:,.0f} emails ({shape.alerts.describe() if shape.alerts else ''}); {p.cite()}",
+        f"{mails:,.0f} emails ({use.describe()}); {p.cite()}",
     )
 
 

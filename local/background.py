@@ -4,10 +4,11 @@ logged and the loop waits a second (the SQS mapping, the S3 notification emulati
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 
-class Loop:
+class Loop(ABC):
     thread_name = "loop"
     failure = "step failed"  # the log line of a step that raised
 
@@ -16,8 +17,9 @@ class Loop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def step(self) -> None:
-        raise NotImplementedError
+        """One round of the loop's work."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)

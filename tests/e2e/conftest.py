@@ -156,6 +156,14 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def sign_in(page: Any, stack: Stack) -> None:
+    """The admin signs in on the login view with the password `liveinsight dev` made."""
+    page.goto(stack.url + "/?view=login")
+    page.fill("#password", (stack.data_dir / "admin-password").read_text().strip())
+    page.click("#login-form button[type=submit]")
+    page.locator("#nav-settings").wait_for()
+
+
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None

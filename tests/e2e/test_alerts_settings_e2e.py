@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DESKTOP_UA, Stack, wait_for
+from tests.e2e.conftest import DESKTOP_UA, Stack, sign_in, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +50,7 @@ def capture() -> Iterator[Capture]:
 
 
 def sign_in_to_settings(stack: Stack, page: Any, site: str) -> None:
-    password = (stack.data_dir / "admin-password").read_text().strip()
-    page.goto(stack.url + "/?view=login")
-    page.fill("#password", password)
-    page.click("#login-form button[type=submit]")
-    page.locator("#nav-settings").wait_for()
+    sign_in(page, stack)
     page.goto(f"{stack.url}/?view=settings&site={site}")
     page.locator("#alerts-list li").first.wait_for()
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_dashboard_e2e
-from tests.e2e.conftest import Stack, wait_for
+from tests.e2e.conftest import Stack, sign_in, wait_for
 from tests.e2e.test_dashboard_e2e import (
     SCREENSHOTS,
     UAS,
@@ -77,13 +77,6 @@ def seeded(stack: Stack) -> tuple[Admin, str]:
 
     wait_for(all_archived, timeout=30)
     return admin, site_key
-
-
-def sign_in(page: Any, stack: Stack) -> None:
-    page.goto(stack.url + "/?view=login")
-    page.fill("#password", (stack.data_dir / "admin-password").read_text().strip())
-    page.click("#login-form button[type=submit]")
-    page.locator("#nav-settings").wait_for()
 
 
 def card_shot(page: Any, selector: str | None, name: str) -> None:

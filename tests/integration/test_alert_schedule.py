@@ -136,28 +136,12 @@ def test_a_drop_does_not_fire_in_an_hour_that_was_busy_in_only_2_of_4_weeks(
 def test_two_schedule_runs_of_the_same_minute_at_once_send_one_alert(
     world: World, capture: Capture, clock: Clock
 ) -> None:
-    from alerts.schedule import Schedule
-    from core import settings
-    from core.aws import make_client
+    from alerts.schedule import build_schedule
 
     # Given a silent usual hour and a drop rule, and two instances of the schedule
     history(world, [1, 2, 3, 4])
     world.rules.add(SITE, "drop", None, capture.url, SECRET, window_minutes=15)
-    config = settings.load(settings.AlertSettings)
-    ddb = make_client("dynamodb")
-
-    def instance() -> Schedule:
-        return Schedule(
-            ddb,
-            config.meta_table,
-            ddb,
-            config.aggregates_table,
-            make_client("sqs"),
-            config.alerts_queue_url,
-            clock,
-        )
-
-    first, second = instance(), instance()
+    first, second = build_schedule(clock), build_schedule(clock)
     clock.now = T0 + timedelta(minutes=20)
     # When both read the rule in the same state before either writes (started together)
     reads = threading.Barrier(2)
