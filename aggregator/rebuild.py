@@ -107,7 +107,7 @@ def read_events(
         FilterExpression="begins_with(pk, :site) AND #ts >= :start AND #ts < :end",
         ExpressionAttributeNames={"#ts": "ts"},
         ExpressionAttributeValues={
-            ":site": {"S": keys.event_pk(site, "")},
+            ":site": {"S": keys.site_events_prefix(site)},
             ":start": {"N": str(int(start.timestamp() * 1000))},
             ":end": {"N": str(int(end.timestamp() * 1000))},
         },

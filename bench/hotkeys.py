@@ -86,7 +86,7 @@ def partition_class(pk: str) -> str:
     if pk.startswith("V"):
         return re.sub(r"#<site>#.*$", "#<site>#<visitor>", pk)
     if pk.startswith("EV#"):
-        return "EV#<site>#<event>"
+        return "EV#<site>#<visitor>"
     return pk
 
 

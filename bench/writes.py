@@ -4,7 +4,8 @@
 handler, both tiers, under moto on a small blog's traffic with the tracker's event mix (an
 engagement event as each page is left, and outbound, download and custom events at the bill's
 rates, bench/bill.py's `Shape`), delivered as Lambda delivers a table's stream on SHARDS shards:
-a record goes to the shard its key hashes to (as local/poller.py does), each shard batches on
+a record goes to the shard its partition key hashes to (as local/poller.py does: the visitor,
+decision 0040; `--by-event` prices the events table keyed by event id before), each shard batches on
 its own window (realtime 1 s, rollup 300 s, core/schema.json) and has an instance of its own
 (its own warm stores: full minute parts, pending folds, the slot turn). Time is simulated, so
 two hours take minutes.
@@ -111,16 +112,18 @@ def tracker_mix(rate: float, seconds: float, seed: int) -> list[Any]:
     return sorted((e for e in events if e.ts < end), key=lambda e: (e.ts, e.event_id))
 
 
-def shard_of(event: Any, shards: int, by_visitor: bool = False) -> int:
-    """The emulated stream shard of a raw event, as local/poller.py hashes the record's keys.
-    `by_visitor`: as if the events table's partition key were the visitor (a what-if: DynamoDB
-    streams a partition's items on one shard, so a visitor's events would share one)."""
+def shard_of(event: Any, shards: int, by_event: bool = False) -> int:
+    """The emulated stream shard of a raw event, as local/poller.py hashes its partition key: the
+    visitor's (decision 0040), so a visitor's events share one. `by_event`: the key before 0040,
+    the event's own, which spread a visitor's events over the shards (a what-if now)."""
     from core import keys
 
-    if by_visitor:
-        return zlib.crc32(f"{event.site}#{event.visitor_id}".encode()) % shards
-    record_keys = {"pk": {"S": keys.event_pk(event.site, event.event_id)}}
-    return zlib.crc32(str(record_keys).encode()) % shards
+    partition = (
+        keys.legacy_event_pk(event.site, event.event_id)
+        if by_event
+        else keys.event_pk(event.site, event.visitor_id)
+    )
+    return zlib.crc32(str({"pk": {"S": partition}}).encode()) % shards
 
 
 def batches(
@@ -129,7 +132,7 @@ def batches(
     shards: int,
     window: float,
     size: int,
-    by_visitor: bool = False,
+    by_event: bool = False,
 ) -> list[tuple[int, int, list[dict[str, Any]]]]:
     """(close time ms, shard, records) of every batch an event source mapping with this window
     and batch size delivers, in the order they close: a shard's batch opens with its first record
@@ -137,7 +140,7 @@ def batches(
     out: list[tuple[int, int, list[dict[str, Any]]]] = []
     open_: dict[int, tuple[int, list[dict[str, Any]]]] = {}
     for event, record in zip(events, records, strict=True):
-        shard = shard_of(event, shards, by_visitor)
+        shard = shard_of(event, shards, by_event)
         if shard in open_ and event.ts >= open_[shard][0]:
             out.append((open_[shard][0], shard, open_.pop(shard)[1]))
         opened = open_.setdefault(shard, (event.ts + int(window * 1000), []))
@@ -179,16 +182,16 @@ def instances_per_shard() -> Iterator[dict[str, int]]:
 
 @dataclass(frozen=True)
 class Variant:
-    """What the run delivers: the default is the tracker's mix on SHARDS shards by event key."""
+    """What the run delivers: the default is the tracker's mix on SHARDS shards by visitor."""
 
     shards: int = SHARDS
-    by_visitor: bool = False  # what-if: a visitor's events on one shard
+    by_event: bool = False  # what-if: events keyed by their id (before 0040), spread over shards
     engagement: bool = True  # False: the mix without engagement events
 
     def __str__(self) -> str:
         return ", ".join(
             [f"{self.shards} shard{'s' if self.shards > 1 else ''}"]
-            + (["a visitor's events on one shard (what-if)"] if self.by_visitor else [])
+            + (["events spread by their own key (before 0040)"] if self.by_event else [])
             + ([] if self.engagement else ["no engagement events"])
         )
 
@@ -235,7 +238,7 @@ def measure(
                     variant.shards,
                     esm.maximum_batching_window_in_seconds,
                     esm.batch_size,
-                    variant.by_visitor,
+                    variant.by_event,
                 ):
                     current["shard"] = shard
                     result = pipeline.tier_fns[tier].invoke({"Records": batch})
@@ -278,12 +281,12 @@ def table(rate: float, measured: dict[str, TierWrites], variant: Variant = Varia
 
 
 def main(argv: list[str]) -> int:
-    """`python -m bench.writes [--shards N] [--by-visitor] [--no-engagement] [rate ...]`"""
+    """`python -m bench.writes [--shards N] [--by-event] [--no-engagement] [rate ...]`"""
     from local.stack import MotoServer
 
     args = list(argv)
     shards = int(args.pop(args.index("--shards") + 1)) if "--shards" in args else SHARDS
-    variant = Variant(shards, "--by-visitor" in args, "--no-engagement" not in args)
+    variant = Variant(shards, "--by-event" in args, "--no-engagement" not in args)
     rates = [float(a) for a in args if not a.startswith("--")] or [0.4, 4.0]
     moto = MotoServer()
     endpoint = moto.start()

@@ -71,7 +71,8 @@ class RawEvent:
     def to_item(self, ttl: int) -> dict[str, Any]:
         """The PutItem `Item`, in DynamoDB's wire format (no boto3 serializer at ingest)."""
         item: dict[str, Any] = {
-            "pk": {"S": keys.event_pk(self.site, self.event_id)},
+            "pk": {"S": keys.event_pk(self.site, self.visitor_id)},
+            "sk": {"S": keys.event_sk(self.event_id)},
             "ttl": {"N": str(ttl)},
         }
         for name, value in asdict(self).items():

@@ -2,8 +2,12 @@
 
 Layout (decision record 0001):
 
-events table      pk  EV#<site>#<event id>                       one raw event, TTL 7 days (no index:
-                                                                  a rebuild scans, decision 0008)
+events table      pk  EV#<site>#<visitor id>  sk  <event id>     one raw event, TTL 7 days (no index:
+                                                                  a rebuild scans, decision 0008);
+                                                                  a visitor's events share a partition,
+                                                                  so they are on one stream shard
+                                                                  (0040). Before 0040: pk EV#<site>#
+                                                                  <event id> alone (the legacy table)
 aggregates table  pk  C#<site>#<granularity>#<dimension>         counter items, per bucket and shard:
                   sk  <bucket label>[#<shard>]                    a Query over sk reads a range;
                                                                   minutes: dimension `_#<k>`, pages,
@@ -74,16 +78,46 @@ class Granularity(StrEnum):
 # ---- events table -----------------------------------------------------------------------------
 
 
-def event_pk(site: str, event_id: str) -> str:
+# The partition is the visitor, the event id the sort key (decision 0040): DynamoDB streams an
+# item's records on its partition's shard, so a visitor's events reach one aggregator instance
+# in order, and a chunk rewrites the visitor's state once per window instead of once per shard.
+# The conditional Put (`attribute_not_exists(pk)`) still refuses a resend: same id, same visitor.
+
+
+def event_pk(site: str, visitor_id: str) -> str:
+    return f"EV{SEP}{site}{SEP}{visitor_id}"
+
+
+def event_sk(event_id: str) -> str:
+    return event_id
+
+
+def site_events_prefix(site: str) -> str:
+    """The start every event key of the site has (a rebuild's Scan filters on it)."""
+    return f"EV{SEP}{site}{SEP}"
+
+
+def legacy_event_pk(site: str, event_id: str) -> str:
     return f"EV{SEP}{site}{SEP}{event_id}"
 
 
-def parse_event_pk(pk: str) -> tuple[str, str]:
+def parse_legacy_event_pk(pk: str) -> tuple[str, str]:
+    """(site, event id) of a key of the events table before decision 0040, `EV#<site>#<id>`: the
+    legacy table's, and raw events a local snapshot saved then."""
     parts = pk.split(SEP)
     if len(parts) < 3 or parts[0] != "EV":
         raise KeyError_(f"not an event key: {pk!r}")
     # The site (a domain) never holds '#'; the id is everything after it.
     return parts[1], SEP.join(parts[2:])
+
+
+def parse_event_key(pk: str, sk: str) -> tuple[str, str, str]:
+    """(site, visitor id, event id) of an events table item's key."""
+    parts = pk.split(SEP)
+    # Neither the site (a domain) nor the visitor id (a hex digest) ever holds '#'.
+    if len(parts) != 3 or parts[0] != "EV" or not parts[1] or not parts[2] or not sk:
+        raise KeyError_(f"not an event key: {pk!r}, {sk!r}")
+    return parts[1], parts[2], sk
 
 
 # ---- aggregates table -------------------------------------------------------------------------

@@ -31,6 +31,11 @@ class Table:
     ttl_attribute: str | None
     stream_view_type: str | None
     indexes: tuple[Index, ...]
+    # `<prefix>-<physical_suffix>` is the table's name, locally and in AWS (decision 0040)
+    physical_suffix: str = ""
+
+    def physical_name(self, prefix: str) -> str:
+        return f"{prefix}-{self.physical_suffix or self.logical_name}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ def load_schema() -> Schema:
                 Index(i["name"], i["hash_key"], i.get("range_key"))
                 for i in t.get("global_secondary_indexes", [])
             ),
+            physical_suffix=t.get("physical_suffix", ""),
         )
         for name, t in raw["tables"].items()
     }

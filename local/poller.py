@@ -20,7 +20,8 @@ record goes to the shard of its item's partition. The mapping emulates `shards` 
 record goes to the shard its partition key hashes to, each shard batches on its own, and the
 shards' batches are delivered at once, each to its own instance of the function (give the
 function as many instances), one batch per shard at a time, as Lambda does. A visitor's events
-have keys of their own, so they arrive on several shards, out of order and side by side.
+share a partition key (decision 0040), so they arrive on one shard, in order; different visitors'
+events arrive on several shards, side by side.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.observability import logger
-from core.schema import EventSourceMapping
+from core.schema import EventSourceMapping, load_schema
 from local.faults import Faults, InjectedCrash
 
 log = logger("local-esm")
@@ -60,8 +61,6 @@ def tier_pollers(
     """One mapping per aggregator tier on the same stream (decision 0010), each invoking its
     alias with the tier's settings (`esm_for` may change them: a shorter window, fewer retries),
     over `shards` emulated stream shards (default: the faults', or one)."""
-    from core.schema import load_schema
-
     return {
         name: StreamPoller(
             streams,
@@ -321,10 +320,13 @@ class StreamPoller:
             return page
 
     def _simulated_shard(self, shard: _Shard, record: dict[str, Any]) -> _Shard:
-        """The shard a record's item lives on: its partition key's hash picks it."""
+        """The shard a record's item lives on: its partition key's hash picks it (the partition
+        key alone, as DynamoDB does: every item of a partition streams on one shard)."""
         if self.shard_count == 1:
             return shard
-        n = zlib.crc32(str(record["dynamodb"].get("Keys")).encode()) % self.shard_count
+        hash_key = load_schema().tables[self._esm.source_table].hash_key
+        partition = {hash_key: record["dynamodb"].get("Keys", {}).get(hash_key)}
+        n = zlib.crc32(str(partition).encode()) % self.shard_count
         return shard if n == 0 else self._shards[f"{shard.shard_id}#sim{n}"]
 
     def _deliver_due(self, shard: _Shard, flush: bool) -> bool:

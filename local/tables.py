@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import keys
 from core.aws import paged
 from core.schema import create_table_request, load_schema
 from local import emulator
 
 
 def table_names(prefix: str) -> dict[str, str]:
-    return {logical: f"{prefix}-{logical}" for logical in load_schema().tables}
+    return {logical: t.physical_name(prefix) for logical, t in load_schema().tables.items()}
 
 
 def create_tables(client: Any, names: dict[str, str], *, with_stream: bool = True) -> None:
@@ -114,6 +115,8 @@ def load_snapshot(client: Any, names: dict[str, str], path: Path) -> int:
         if logical not in names:
             continue
         decoded = _decode(items)
+        if logical == "events":
+            decoded = [_keyed_by_visitor(item) for item in decoded]
         for start in range(0, len(decoded), 25):
             batch = [{"PutRequest": {"Item": item}} for item in decoded[start : start + 25]]
             request: dict[str, Any] = {names[logical]: batch}
@@ -121,6 +124,20 @@ def load_snapshot(client: Any, names: dict[str, str], path: Path) -> int:
                 request = client.batch_write_item(RequestItems=request).get("UnprocessedItems")
         restored += len(decoded)
     return restored
+
+
+def _keyed_by_visitor(item: dict[str, Any]) -> dict[str, Any]:
+    """A raw event saved before decision 0040 (keyed by its id alone), keyed as the events table
+    keys it now: by visitor and id. Its counts are in the saved aggregates already, and the stream
+    is enabled after the restore, so nothing counts it again."""
+    if "sk" in item:
+        return item
+    site, event_id = keys.parse_legacy_event_pk(item["pk"]["S"])
+    return {
+        **item,
+        "pk": {"S": keys.event_pk(site, item["visitor_id"]["S"])},
+        "sk": {"S": keys.event_sk(event_id)},
+    }
 
 
 def sweep_expired(

@@ -151,7 +151,9 @@ def test_rebuild_uses_the_archive_where_there_is_one(
     loaded(pipeline, monkeypatch, 4, "shop.example")
     stored = len(stored_events(pipeline.ddb, pipeline.names))
     for item in pipeline.scan("events"):  # the raw events expired
-        pipeline.ddb.delete_item(TableName=aws_env["events"], Key={"pk": item["pk"]})
+        pipeline.ddb.delete_item(
+            TableName=aws_env["events"], Key={"pk": item["pk"], "sk": item["sk"]}
+        )
     args = ("rebuild", "--site", "shop.example", "--from", "2026-11-01", "--to", "2026-12-01")
     code, report, _ = cli.run(*args)
     assert code == 0 and report["source"] == "archive" and report["events_read"] == stored

@@ -40,7 +40,9 @@ def test_rebuild_from_the_archive_restores_the_oracle_counts_after_the_raw_event
 
     # Given the raw events gone from the table (their 7 days passed) ...
     for item in tables.scan_all(pipeline.ddb, aws_env["events"]):
-        pipeline.ddb.delete_item(TableName=aws_env["events"], Key={"pk": item["pk"]})
+        pipeline.ddb.delete_item(
+            TableName=aws_env["events"], Key={"pk": item["pk"], "sk": item["sk"]}
+        )
     # ... and aggregates damaged by a bug: a wrong counter, a missing item and a stray one
     aggregates = aws_env["aggregates"]
     items = tables.scan_all(pipeline.ddb, aggregates)

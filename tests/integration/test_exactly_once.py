@@ -185,11 +185,12 @@ def test_poison_record_is_reported_and_the_rest_of_its_batch_still_counts(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import aggregator.processor
-    from core.keys import parse_event_pk
+    from core.keys import parse_event_key
 
     key, records = traffic(pipeline)
     # Given the fourth record of the batch cannot be folded (a poison)
-    _, poison = parse_event_pk(records[3]["dynamodb"]["NewImage"]["pk"]["S"])
+    image = records[3]["dynamodb"]["NewImage"]
+    _, _, poison = parse_event_key(image["pk"]["S"], image["sk"]["S"])
     fold = aggregator.processor.apply_event
 
     def apply_event(state: Any, event: Any, deltas: Any) -> Any:

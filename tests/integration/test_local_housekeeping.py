@@ -73,7 +73,7 @@ def _put_events(ddb: Any, table: str, first: int, count: int) -> None:
     for i in range(first, first + count):
         ddb.put_item(
             TableName=table,
-            Item={"pk": {"S": f"EV#trim.example#{i}"}, "name": {"S": "pageview"}},
+            Item={"pk": {"S": f"EV#trim.example#{i}"}, "sk": {"S": "e"}, "name": {"S": "pageview"}},
         )
 
 

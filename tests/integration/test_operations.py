@@ -126,7 +126,7 @@ def test_faulty_delivery_dead_letters_only_the_poison_and_replay_completes_the_c
                 ShardIteratorType="TRIM_HORIZON",
             )["ShardIterator"]
         )["Records"]
-        if r["dynamodb"]["Keys"]["pk"]["S"].endswith("#poison")
+        if r["dynamodb"]["Keys"]["sk"]["S"] == "poison"
     ]
     assert report.failed == poison_seq * 2
     assert mismatches(valid_oracle(pipeline), stored_counters(pipeline.ddb, pipeline.names)) == []

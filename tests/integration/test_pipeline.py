@@ -134,7 +134,11 @@ def test_the_harness_reads_every_stream_record_past_one_page(pipeline: Pipeline)
         pipeline.ddb.batch_write_item(
             RequestItems={
                 pipeline.names["events"]: [
-                    {"PutRequest": {"Item": {"pk": {"S": f"EV#paging.example#{n}"}}}}
+                    {
+                        "PutRequest": {
+                            "Item": {"pk": {"S": f"EV#paging.example#{n}"}, "sk": {"S": "e"}}
+                        }
+                    }
                     for n in range(start, min(start + 25, written))
                 ]
             }

@@ -49,7 +49,12 @@ def put_events(stream: dict[str, Any], count: int) -> list[str]:
     for pk in pks:
         stream["ddb"].put_item(
             TableName=stream["table"],
-            Item={"pk": {"S": pk}, "name": {"S": "pageview"}, "n": {"B": b"\x00\x01"}},
+            Item={
+                "pk": {"S": pk},
+                "sk": {"S": "e"},
+                "name": {"S": "pageview"},
+                "n": {"B": b"\x00\x01"},
+            },
         )
     return pks
 
@@ -112,7 +117,9 @@ def test_batching_window_holds_a_small_batch_until_it_expires(stream: dict[str, 
 
 def test_only_insert_records_reach_the_function(stream: dict[str, Any]) -> None:
     pks = put_events(stream, 2)
-    stream["ddb"].delete_item(TableName=stream["table"], Key={"pk": {"S": pks[0]}})  # a TTL delete
+    stream["ddb"].delete_item(
+        TableName=stream["table"], Key={"pk": {"S": pks[0]}, "sk": {"S": "e"}}
+    )  # a TTL delete
     function = RecordingFunction()
     poller = poller_for(stream, function)
     poller.poll_once(flush=True)
@@ -285,7 +292,7 @@ def test_the_realtime_tier_is_not_invoked_for_engagement_events(stream: dict[str
     # Given a pageview and an engagement event on the stream
     for pk, name in (("EV#s#page", "pageview"), ("EV#s#engaged", "engagement")):
         stream["ddb"].put_item(
-            TableName=stream["table"], Item={"pk": {"S": pk}, "name": {"S": name}}
+            TableName=stream["table"], Item={"pk": {"S": pk}, "sk": {"S": "e"}, "name": {"S": name}}
         )
     # When each tier's mapping reads it
     delivered = {}

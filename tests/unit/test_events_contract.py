@@ -84,10 +84,17 @@ def test_written_item_reads_back_as_the_same_event(
     assert read == event
 
 
-def test_item_carries_the_storage_keys_and_ttl() -> None:
+def test_item_is_keyed_by_its_visitor_and_its_event_id() -> None:
     item = FULL.to_item(TTL)
 
-    assert item["pk"] == {"S": keys.event_pk(FULL.site, FULL.event_id)}
+    # The visitor's partition (all of a visitor's events on one stream shard), the id within it
+    assert item["pk"] == {"S": keys.event_pk(FULL.site, FULL.visitor_id)}
+    assert item["sk"] == {"S": keys.event_sk(FULL.event_id)}
+    assert keys.parse_event_key(item["pk"]["S"], item["sk"]["S"]) == (
+        FULL.site,
+        FULL.visitor_id,
+        FULL.event_id,
+    )
     assert item["ttl"] == {"N": str(TTL)}
 
 
@@ -105,7 +112,7 @@ def test_item_leaves_out_empty_values_that_dynamodb_cannot_or_need_not_store() -
     item = MINIMAL.to_item(TTL)
 
     assert set(item) == {
-        "pk", "ttl",
+        "pk", "sk", "ttl",
         "event_id", "site", "ts", "name", "visitor_id",
         "tz", "page", "source", "interactive",
     }  # fmt: skip

@@ -26,29 +26,66 @@ EVENT_IDS = st.text(min_size=1, max_size=40)
 # ---- events table --------------------------------------------------------------------------------
 
 
+VISITOR_IDS = st.from_regex(r"[0-9a-f]{16,64}", fullmatch=True)
+
+
 @pytest.mark.parametrize(
-    ("site", "event_id", "pk"),
+    ("site", "visitor_id", "event_id", "pk"),
     [
-        ("example.com", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "EV#example.com#01ARZ3NDEKTSV4RRFFQ69G5FAV"),
-        ("example.com", "id#with#hashes", "EV#example.com#id#with#hashes"),
+        (
+            "example.com",
+            "9f86d081884c7d65",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "EV#example.com#9f86d081884c7d65",
+        ),
+        ("example.com", "9f86d081884c7d65", "id#with#hashes", "EV#example.com#9f86d081884c7d65"),
     ],
 )
-def test_event_key_is_built_and_parsed_back(site: str, event_id: str, pk: str) -> None:
-    assert keys.event_pk(site, event_id) == pk
-    assert keys.parse_event_pk(pk) == (site, event_id)
+def test_event_key_is_the_visitor_and_the_event_id(
+    site: str, visitor_id: str, event_id: str, pk: str
+) -> None:
+    # The visitor is the partition (one stream shard for a visitor's events), the id the sort key
+    assert keys.event_pk(site, visitor_id) == pk
+    assert keys.event_sk(event_id) == event_id
+    assert keys.parse_event_key(pk, event_id) == (site, visitor_id, event_id)
+    assert pk.startswith(keys.site_events_prefix(site))
+
+
+@given(site=DOMAINS, visitor_id=VISITOR_IDS, event_id=EVENT_IDS)
+def test_any_event_key_round_trips(site: str, visitor_id: str, event_id: str) -> None:
+    pk, sk = keys.event_pk(site, visitor_id), keys.event_sk(event_id)
+    assert keys.parse_event_key(pk, sk) == (site, visitor_id, event_id)
+
+
+@pytest.mark.parametrize(
+    ("pk", "sk"),
+    [
+        ("", "e1"),
+        ("EV#example.com", "e1"),
+        ("EV#example.com#", "e1"),
+        ("EV#example.com#abc#def", "e1"),
+        ("EV#example.com#abc", ""),
+        ("C#example.com#m#_", "e1"),
+        ("ev#example.com#abc", "e1"),
+        ("V#example.com#abc", "_"),
+    ],
+)
+def test_parsing_a_non_event_key_fails(pk: str, sk: str) -> None:
+    with pytest.raises(KeyError_):
+        keys.parse_event_key(pk, sk)
 
 
 @given(site=DOMAINS, event_id=EVENT_IDS)
-def test_any_event_key_round_trips(site: str, event_id: str) -> None:
-    assert keys.parse_event_pk(keys.event_pk(site, event_id)) == (site, event_id)
+def test_a_legacy_event_key_round_trips(site: str, event_id: str) -> None:
+    # The events table's key before decision 0040 (the legacy table, and old local snapshots)
+    assert keys.parse_legacy_event_pk(keys.legacy_event_pk(site, event_id)) == (site, event_id)
 
 
-@pytest.mark.parametrize(
-    "pk", ["", "EV#example.com", "C#example.com#m#_", "ev#example.com#id", "V#example.com#abc"]
-)
-def test_parsing_a_non_event_key_fails(pk: str) -> None:
-    with pytest.raises(KeyError_):
-        keys.parse_event_pk(pk)
+def test_a_site_prefix_never_matches_a_longer_sites_events() -> None:
+    # A rebuild scans with begins_with on the prefix: example.com's must not take example.com.au's
+    assert not keys.event_pk("example.com.au", "abc").startswith(
+        keys.site_events_prefix("example.com")
+    )
 
 
 # ---- aggregates table ----------------------------------------------------------------------------

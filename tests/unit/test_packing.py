@@ -84,7 +84,8 @@ def test_items_packed_in_the_first_layout_read_as_before() -> None:
 def test_each_kind_of_item_is_named_from_its_key() -> None:
     site = "blog.example"
     g = keys.Granularity
-    assert keys.item_kind(keys.event_pk(site, "e1")) == "raw event"
+    assert keys.item_kind(keys.event_pk(site, "v1"), keys.event_sk("e1")) == "raw event"
+    assert keys.item_kind(keys.legacy_event_pk(site, "e1")) == "raw event"
     assert keys.item_kind(keys.visitor_pk(site, "v1", "rollup"), keys.NO_SORT) == "visitor state"
     assert keys.item_kind(keys.visitor_pk(site, "v1"), keys.NO_SORT) == "visitor state"
     assert keys.item_kind(keys.minute_pk(site, 5), "2026-11-27T10:00#5") == "minute part"
