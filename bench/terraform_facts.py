@@ -273,6 +273,32 @@ class _Config:
             return json.loads((self.directory / relative.group(1)).read_text())
         if m := re.fullmatch(r"(var|local|each)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", inner):
             return self._path(m.group(1), m.group(2)[1:].split("."), scope)
+        if m := re.fullmatch(r"\{for (\w+), (\w+) in ([^{}:]+) : ([^{}]+) => ([^{}]+)\}", inner):
+            # `{for k, v in <map> : <key> => <value>}`, as dynamodb.tf keys the tables
+            k, v, collection, key, value = m.groups()
+            out = {}
+            for each_k, each_v in dict(self._inner(collection.strip(), scope)).items():
+                bound = {**scope, "for": {**scope.get("for", {}), k: each_k, v: each_v}}
+                out[self._inner(key.strip(), bound)] = self._inner(value.strip(), bound)
+            return out
+        if m := re.fullmatch(r"try\((.+), (\w+)\)", inner):
+            try:
+                return self._inner(m.group(1), scope)
+            except Unsupported:
+                return self._inner(m.group(2), scope)
+        if m := re.fullmatch(r"(.+)\[(\w+)\]", inner):
+            collection, index = self._inner(m.group(1), scope), self._inner(m.group(2), scope)
+            if not isinstance(collection, dict) or index not in collection:
+                raise Unsupported(f"{m.group(1)} has no [{index!r}]")
+            return self.evaluate(collection[index], scope)
+        if m := re.fullmatch(r"(\w+)((?:\.\w+)*)", inner):
+            if m.group(1) in scope.get("for", {}):  # a name a for expression binds
+                value = scope["for"][m.group(1)]
+                for part in m.group(2)[1:].split(".") if m.group(2) else []:
+                    if not isinstance(value, dict) or part not in value:
+                        raise Unsupported(f"{inner}: no {part!r}")
+                    value = value[part]
+                return value
         raise Unsupported(f"expression ${{{inner}}}")
 
     def _path(self, head: str, parts: list[str], scope: dict[str, Any]) -> Any:

@@ -52,7 +52,7 @@ data "aws_iam_policy_document" "ingest" {
   statement {
     sid       = "StoreEvents"
     actions   = ["dynamodb:PutItem"]
-    resources = [aws_dynamodb_table.this["events"].arn]
+    resources = [aws_dynamodb_table.this[local.table_keys.events].arn]
   }
   statement {
     sid       = "ReadSites"
@@ -126,7 +126,8 @@ data "aws_iam_policy_document" "aggregator" {
       "dynamodb:GetShardIterator",
       "dynamodb:ListStreams",
     ]
-    resources = [aws_dynamodb_table.this[local.esm.source_table].stream_arn]
+    # the events table's stream, and the legacy one's while it drains (decision 0040)
+    resources = values(local.event_stream_arns)
   }
   statement {
     sid       = "DeadLetter"

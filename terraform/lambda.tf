@@ -74,13 +74,28 @@ resource "aws_lambda_alias" "aggregator" {
   function_version = aws_lambda_function.this["aggregator"].version
 }
 
-# Each tier reads the events table's stream (two readers per shard, DynamoDB's recommended
-# maximum) with every setting from core/schema.json: its own batch size and batching window.
-resource "aws_lambda_event_source_mapping" "aggregator" {
-  for_each = local.aggregator_tiers
+locals {
+  # The streams the tiers read: the events table's, and the legacy events table's until it has
+  # drained (decision 0040, var.drain_legacy_events).
+  event_stream_arns = merge(
+    { events = aws_dynamodb_table.this[local.table_keys[local.esm.source_table]].stream_arn },
+    { for table in aws_dynamodb_table.legacy_events : "legacy_events" => table.stream_arn },
+  )
+  # One mapping per tier and stream, "<tier>/<stream>", every one with its tier's settings.
+  aggregator_mappings = merge([
+    for source in concat(["events"], var.drain_legacy_events ? ["legacy_events"] : []) : {
+      for tier, settings in local.aggregator_tiers : "${tier}/${source}" => merge(settings, { tier = tier, source = source })
+    }
+  ]...)
+}
 
-  event_source_arn                   = aws_dynamodb_table.this[local.esm.source_table].stream_arn
-  function_name                      = aws_lambda_alias.aggregator[each.key].arn
+# Each tier reads each stream (two readers per shard, DynamoDB's recommended maximum) with every
+# setting from core/schema.json: its own batch size and batching window.
+resource "aws_lambda_event_source_mapping" "aggregator" {
+  for_each = local.aggregator_mappings
+
+  event_source_arn                   = local.event_stream_arns[each.value.source]
+  function_name                      = aws_lambda_alias.aggregator[each.value.tier].arn
   starting_position                  = local.esm.starting_position
   batch_size                         = each.value.batch_size
   maximum_batching_window_in_seconds = each.value.maximum_batching_window_in_seconds
@@ -103,6 +118,18 @@ resource "aws_lambda_event_source_mapping" "aggregator" {
       destination_arn = aws_sqs_queue.aggregator_dlq.arn
     }
   }
+}
+
+# The mappings deployed before decision 0040 read the table that is now the legacy one: they stay
+# on it, with their checkpoints, instead of being replaced.
+moved {
+  from = aws_lambda_event_source_mapping.aggregator["realtime"]
+  to   = aws_lambda_event_source_mapping.aggregator["realtime/legacy_events"]
+}
+
+moved {
+  from = aws_lambda_event_source_mapping.aggregator["rollup"]
+  to   = aws_lambda_event_source_mapping.aggregator["rollup/legacy_events"]
 }
 
 # The dead-letter queue of both: batches the aggregator gave up on (retries or record age

@@ -15,7 +15,7 @@ locals {
     managed-by  = "terraform"
   }
 
-  tables = { for logical, table in aws_dynamodb_table.this : logical => table.name }
+  tables = { for logical, key in local.table_keys : logical => aws_dynamodb_table.this[key].name }
 
   # One entry per Lambda; scripts/package.py builds the zips with the same names and handlers.
   # `environment` must set every LIVEINSIGHT_* field without a default in that function's

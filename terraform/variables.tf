@@ -143,6 +143,12 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "drain_legacy_events" {
+  description = "Keep the events table as keyed before decision 0040 (by event id) and the aggregator's mappings on its stream, so that the records written before the upgrade are still counted. Set false once its stream holds no record younger than 24 h plus the mappings' maximum record age (RUNBOOK.md): that removes the table and its mappings. True by default: an upgrade must never drop a stream that still holds uncounted events, and an idle on-demand table and its mappings cost nothing."
+  type        = bool
+  default     = true
+}
+
 variable "origin_secret_generation" {
   description = "Generation of the origin secret CloudFront sends to the function URLs (secrets.tf). Raise it by one to rotate the secret, and keep the new value (RUNBOOK.md)."
   type        = number

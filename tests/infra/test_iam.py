@@ -630,8 +630,11 @@ def record_scenario(
 def classify(resource: str) -> str:
     """A policy resource as "table:<logical>", "stream:<logical>", "queue:<name>", "logs:<fn>"."""
     source = tf.SCHEMA["event_source_mapping"]["source_table"]
+    if re.fullmatch(r"stream:\w+", resource):  # already read (event_streams)
+        return resource
     patterns = [
         (r'\$\{aws_dynamodb_table\.this\["(\w+)"\]\.arn\}', "table:{}"),
+        (r"\$\{aws_dynamodb_table\.this\[local\.table_keys\.(\w+)\]\.arn\}", "table:{}"),
         (r'\$\{aws_dynamodb_table\.this\["(\w+)"\]\.stream_arn\}', "stream:{}"),
         (r"\$\{aws_dynamodb_table\.this\[local\.esm\.source_table\]\.stream_arn\}()", "stream:"),
         (r"\$\{aws_sqs_queue\.(\w+)\.arn\}", "queue:{}"),
@@ -645,6 +648,29 @@ def classify(resource: str) -> str:
         if m := re.fullmatch(pattern, resource):
             return shape.format(m.group(1)) if m.group(1) else shape + source
     raise AssertionError(f"unexpected resource in a policy: {resource!r}")
+
+
+def event_streams() -> list[str]:
+    """The streams the aggregator's mappings read and its role may read (lambda.tf's
+    local.event_stream_arns), with the variables' defaults: the events table's, and the legacy
+    events table's while it drains (decision 0040)."""
+    assert tf.locals_()["event_stream_arns"] == (
+        "${merge({events = aws_dynamodb_table.this[local.table_keys[local.esm.source_table]]"
+        ".stream_arn}, {for table in aws_dynamodb_table.legacy_events : "
+        '"legacy_events" => table.stream_arn})}'
+    )
+    assert tf.resource("aws_dynamodb_table.legacy_events")["count"] == (
+        "${var.drain_legacy_events ? 1 : 0}"
+    )
+    drain = tf.variables()["drain_legacy_events"]["default"]
+    return ["stream:events"] + (["stream:legacy_events"] if drain else [])
+
+
+def resources_of(statement: dict[str, Any]) -> list[str]:
+    if statement["resources"] == "${values(local.event_stream_arns)}":
+        return event_streams()
+    resources: list[str] = statement["resources"]
+    return resources
 
 
 def with_locals(text: str) -> str:
@@ -670,7 +696,7 @@ def policy_grants(function: str) -> set[Grant]:
         partitions = leading_keys(statement)
         for action in statement["actions"]:
             assert "*" not in action, action
-            for resource in statement["resources"]:
+            for resource in resources_of(statement):
                 if found := classify_object(resource):
                     assert partitions == [ANY_KEY], statement
                     grants.add((action, *found))
@@ -726,16 +752,17 @@ def normalised(needed: set[Grant], allowed: set[Grant]) -> set[Grant]:
 def mapping_grants(function: str) -> set[Grant]:
     """What the event source mapping needs from the role of the function it invokes."""
     esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
-    # The mappings invoke the function through its tiers' aliases (decision 0010).
-    assert esm["function_name"] == "${aws_lambda_alias.aggregator[each.key].arn}"
+    # The mappings invoke the function through its tiers' aliases (decision 0010), a tier's on
+    # each stream (decision 0040).
+    assert esm["function_name"] == "${aws_lambda_alias.aggregator[each.value.tier].arn}"
+    assert esm["event_source_arn"] == "${local.event_stream_arns[each.value.source]}"
     alias = tf.resource("aws_lambda_alias.aggregator")
     if alias["function_name"] != f'${{aws_lambda_function.this["{function}"].function_name}}':
         return set()
-    stream = classify(esm["event_source_arn"])
     queue = classify(esm["destination_config"][0]["on_failure"][0]["destination_arn"])
-    return {(action, stream, ANY_KEY) for action in STREAM_READ} | {
-        ("sqs:SendMessage", queue, ANY_KEY)
-    }
+    streams = event_streams()
+    reads = {(action, stream, ANY_KEY) for action in STREAM_READ for stream in streams}
+    return reads | {("sqs:SendMessage", queue, ANY_KEY)}
 
 
 def queue_mapping_grants(function: str) -> set[Grant]:

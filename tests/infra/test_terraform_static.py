@@ -101,7 +101,15 @@ def test_outputs_give_dashboard_api_and_tracker_snippet() -> None:
 
 def test_terraform_reads_the_schema_source() -> None:
     assert tf.locals_()["schema"] == '${jsondecode(file("${path.module}/../core/schema.json"))}'
-    assert tf.resource("aws_dynamodb_table.this")["for_each"] == "${local.schema.tables}"
+    assert tf.resource("aws_dynamodb_table.this")["for_each"] == "${local.stored_tables}"
+    # keyed by each table's stored name (decision 0040): its physical_suffix, or its logical name
+    assert tf.locals_()["table_keys"] == (
+        "${{for logical, table in local.schema.tables : "
+        "logical => try(table.physical_suffix, logical)}}"
+    )
+    assert tf.locals_()["stored_tables"] == (
+        "${{for logical, table in local.schema.tables : local.table_keys[logical] => table}}"
+    )
 
 
 @pytest.mark.parametrize("logical", sorted(tf.SCHEMA["tables"]))
@@ -181,7 +189,7 @@ TIER_ATTRIBUTES = ("batch_size", "maximum_batching_window_in_seconds")
 def test_every_event_source_mapping_setting_comes_from_the_schema() -> None:
     esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
     schema = tf.SCHEMA["event_source_mapping"]
-    assert esm["for_each"] == "${local.aggregator_tiers}"
+    assert esm["for_each"] == "${local.aggregator_mappings}"  # a tier's on each stream
     assert tf.locals_()["aggregator_tiers"] == "${local.schema.aggregator_tiers}"
     for attr, key in ESM_ATTRIBUTES.items():
         assert esm[attr] == f"${{local.esm.{key}}}", attr
@@ -189,14 +197,13 @@ def test_every_event_source_mapping_setting_comes_from_the_schema() -> None:
     # Batch size, window and filter pattern are each tier's own.
     (pattern,) = [f["pattern"] for c in esm["filter_criteria"] for f in c["filter"]]
     for tier, tier_settings in tf.SCHEMA["aggregator_tiers"].items():
-        scope = {**ESM_SCOPE, "each": {"key": tier, "value": tier_settings}}
+        mapping = {**tier_settings, "tier": tier, "source": "events"}
+        scope = {**ESM_SCOPE, "each": {"key": f"{tier}/events", "value": mapping}}
         for attr in TIER_ATTRIBUTES:
             assert esm[attr] == f"${{each.value.{attr}}}", attr
             assert tf.evaluate(esm[attr], scope) == tier_settings[attr]
         assert json.loads(tf.evaluate(pattern, scope)) == tier_settings["filter_pattern"]
-    assert esm["event_source_arn"] == (
-        "${aws_dynamodb_table.this[local.esm.source_table].stream_arn}"
-    )
+    assert esm["event_source_arn"] == "${local.event_stream_arns[each.value.source]}"
     # Every setting in the schema block is used by the mappings.
     used = set(ESM_ATTRIBUTES.values()) | {"source_table"}
     assert set(schema) == used
@@ -205,7 +212,7 @@ def test_every_event_source_mapping_setting_comes_from_the_schema() -> None:
 def test_each_tier_is_an_alias_of_the_published_aggregator() -> None:
     esm = tf.resource("aws_lambda_event_source_mapping.aggregator")
     alias = tf.resource("aws_lambda_alias.aggregator")
-    assert esm["function_name"] == "${aws_lambda_alias.aggregator[each.key].arn}"
+    assert esm["function_name"] == "${aws_lambda_alias.aggregator[each.value.tier].arn}"
     assert alias["for_each"] == "${local.aggregator_tiers}"
     assert alias["name"] == "${each.key}"  # the handler reads its tier from the alias
     assert alias["function_name"] == '${aws_lambda_function.this["aggregator"].function_name}'
