@@ -53,3 +53,32 @@ def test_a_visitors_events_share_one_shard_in_order_and_visitors_spread_over_sha
         assert theirs == [f"e{int(visitor, 16)}-{n}" for n in range(5)]
     # And the visitors are spread over the shards (12 visitors: more than one shard, by far)
     assert len({shard_id for shards in shards_of.values() for shard_id in shards}) >= 3
+
+
+def test_a_snapshot_saved_before_keeps_its_raw_events_keyed_by_visitor(
+    aws_env: dict[str, str], tmp_path: Any
+) -> None:
+    import json
+
+    from core import keys
+    from core.aws import make_client
+    from local import tables
+
+    # Given a local snapshot whose raw event was saved keyed by its id alone (before 0040)
+    event = RawEvent("e1", "blog.example", TS, "pageview", "00000000000000aa")
+    old = {**event.to_item(ttl=2_000_000_000)}
+    old.pop("sk")
+    old["pk"] = {"S": keys.legacy_event_pk("blog.example", "e1")}
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps({"version": 1, "tables": {"events": [old]}}))
+    # When the stack restores it
+    ddb = make_client("dynamodb")
+    names = {"events": aws_env["events"]}
+    assert tables.load_snapshot(ddb, names, path) == 1
+    # Then the event is in the events table, keyed by its visitor and its id
+    (item,) = tables.scan_all(ddb, aws_env["events"])
+    assert (item["pk"]["S"], item["sk"]["S"]) == (
+        keys.event_pk("blog.example", event.visitor_id),
+        "e1",
+    )
+    assert {k: v for k, v in item.items() if k != "sk"} == {**old, "pk": item["pk"]}
