@@ -273,6 +273,11 @@ class _Config:
             return json.loads((self.directory / relative.group(1)).read_text())
         if m := re.fullmatch(r"(var|local|each)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", inner):
             return self._path(m.group(1), m.group(2)[1:].split("."), scope)
+        return self._compound(inner, scope)
+
+    def _compound(self, inner: str, scope: dict[str, Any]) -> Any:
+        """The forms dynamodb.tf keys its tables with: a for expression over a map, try(), a
+        map index, and the names a for expression binds."""
         if m := re.fullmatch(r"\{for (\w+), (\w+) in ([^{}:]+) : ([^{}]+) => ([^{}]+)\}", inner):
             # `{for k, v in <map> : <key> => <value>}`, as dynamodb.tf keys the tables
             k, v, collection, key, value = m.groups()
@@ -291,14 +296,14 @@ class _Config:
             if not isinstance(collection, dict) or index not in collection:
                 raise Unsupported(f"{m.group(1)} has no [{index!r}]")
             return self.evaluate(collection[index], scope)
-        if m := re.fullmatch(r"(\w+)((?:\.\w+)*)", inner):
-            if m.group(1) in scope.get("for", {}):  # a name a for expression binds
-                value = scope["for"][m.group(1)]
-                for part in m.group(2)[1:].split(".") if m.group(2) else []:
-                    if not isinstance(value, dict) or part not in value:
-                        raise Unsupported(f"{inner}: no {part!r}")
-                    value = value[part]
-                return value
+        m = re.fullmatch(r"(\w+)((?:\.\w+)*)", inner)
+        if m and m.group(1) in scope.get("for", {}):  # a name a for expression binds
+            value = scope["for"][m.group(1)]
+            for part in m.group(2)[1:].split(".") if m.group(2) else []:
+                if not isinstance(value, dict) or part not in value:
+                    raise Unsupported(f"{inner}: no {part!r}")
+                value = value[part]
+            return value
         raise Unsupported(f"expression ${{{inner}}}")
 
     def _path(self, head: str, parts: list[str], scope: dict[str, Any]) -> Any:
