@@ -22,6 +22,31 @@ _prefixes = itertools.count()
 TEST_NOW = "LIVEINSIGHT_TEST_NOW"
 
 
+def _share_botocore_data() -> None:
+    """One botocore data loader for every session the tests make.
+
+    core.aws.make_client starts a new botocore session per client, as each cold start does, and a
+    new session parses endpoints.json (1.2 MB) and the service's model again: ~50-100 ms a client,
+    and the tests make thousands (every test's tables, every handler's "cold start"). The files
+    are botocore's read-only data, already shared by the clients of one session; shared by all
+    sessions a client costs ~10 ms. The clients themselves (config, endpoint, events, hooks the
+    tests register) are still made new each time.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    loader = botocore.loaders.create_loader()
+
+    def register_shared_loader(self: Any) -> None:
+        self._components.lazy_register_component("data_loader", lambda: loader)
+
+    session_class: Any = botocore.session.Session  # a private hook: botocore's stubs omit it
+    session_class._register_data_loader = register_shared_loader
+
+
+_share_botocore_data()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     moved_to = os.environ.get(TEST_NOW)
     if moved_to:
