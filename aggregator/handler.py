@@ -270,7 +270,10 @@ def report(
     once: it publishes EventsCounted and logs every batch's summary, one line per up to 300 s.
     The realtime tier, a batch a second, speaks only when it has something to say: a duplicate, a
     malformed record, a retry, a stop, a batch LATE_SECONDS old. The other metrics are published
-    only when not zero; freshness is Lambda's free IteratorAge. Each counted event's own line
+    only when not zero; freshness is Lambda's free IteratorAge. Transaction retries are no metric:
+    contention between shards retries a transaction every few dozen batches, so the metric was
+    published every hour, a metric-month ($0.30) for a number that pages nobody; the batch's
+    summary line carries `retries` and the dashboard sums it from the logs (decision 0020). Each counted event's own line
     carries its request's correlation id, at INFO for traced ids, DEBUG for the rest.
     """
     age = round(max(0.0, time.time() - oldest), 1) if oldest is not None else None
@@ -280,8 +283,6 @@ def report(
         metric.add_metric(name="DuplicatesSkipped", unit=COUNT, value=result.duplicates)
     if malformed:
         metric.add_metric(name="MalformedRecords", unit=COUNT, value=malformed)
-    if result.retries:
-        metric.add_metric(name="TransactionRetries", unit=COUNT, value=result.retries)
     if metric.metric_set:
         metric.flush_metrics()
     failed = (

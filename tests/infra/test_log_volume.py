@@ -156,3 +156,21 @@ def test_every_line_a_deployment_pays_for_is_at_most_300_bytes_a_pageview(
 ) -> None:
     volume = logvolume.measure(pipeline, pageviews=150)
     assert volume.total_per_pageview() <= GOAL_BYTES_PER_PAGEVIEW, volume.table()
+
+
+@pytest.mark.usefixtures("untraced")
+def test_a_realtime_batch_that_retried_a_transaction_says_so_in_its_summary_not_in_a_metric(
+    aws_env: dict[str, str],
+) -> None:
+    from aggregator.handler import report
+    from aggregator.processor import BatchResult
+
+    # Given a realtime batch whose transaction was retried twice (shards contending: frequent)
+    result = BatchResult(counted=3, transactions=1, retries=2)
+    # When the invocation reports it
+    lines = printed(lambda: report([], 0, None, result, "batch-1", rolls_up=False))
+    # Then its summary carries the retries at INFO, and no metric is published: one published
+    # every hour would cost $0.30 a month (decision 0020)
+    (summary,) = [line for line in lines if line.get("message") == "batch processed"]
+    assert summary["retries"] == 2
+    assert not [line for line in lines if "_aws" in line]
