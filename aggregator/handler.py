@@ -267,18 +267,16 @@ def report(
     """Metrics and log lines of one invocation (decision 0021).
 
     The tier that writes hours, days and months (rollup, or the single tier) counts each event
-    once: it publishes EventsCounted and logs every batch's summary, one line per up to 300 s.
+    once: it logs every batch's summary (`counted`, `retries`, ...), one line per up to 300 s.
     The realtime tier, a batch a second, speaks only when it has something to say: a duplicate, a
-    malformed record, a retry, a stop, a batch LATE_SECONDS old. The other metrics are published
-    only when not zero; freshness is Lambda's free IteratorAge. Transaction retries are no metric:
-    contention between shards retries a transaction every few dozen batches, so the metric was
-    published every hour, a metric-month ($0.30) for a number that pages nobody; the batch's
-    summary line carries `retries` and the dashboard sums it from the logs (decision 0020). Each counted event's own line
+    malformed record, a retry, a stop, a batch LATE_SECONDS old. Metrics only for what is rare
+    and worth a look, each published only when not zero: duplicates and malformed records.
+    Counted events and transaction retries were metrics published every hour, a metric-month
+    ($0.30) each for numbers that page nobody; the dashboard sums them from the summaries
+    (decision 0020). Freshness is Lambda's free IteratorAge. Each counted event's own line
     carries its request's correlation id, at INFO for traced ids, DEBUG for the rest.
     """
     age = round(max(0.0, time.time() - oldest), 1) if oldest is not None else None
-    if rolls_up:
-        metric.add_metric(name="EventsCounted", unit=COUNT, value=result.counted)
     if result.duplicates:
         metric.add_metric(name="DuplicatesSkipped", unit=COUNT, value=result.duplicates)
     if malformed:

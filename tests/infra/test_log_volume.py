@@ -72,6 +72,8 @@ def test_a_batch_of_forty_events_writes_as_many_lines_at_info_as_a_batch_of_one(
         (summary,) = [line for line in forty if line.get("message") == "batch processed"]
         assert summary["records"] == 40 and summary["counted"] == 40
         assert summary["tier"] == "rollup" and summary["oldest_record_age_s"] >= 0
+    # and a plain batch publishes no metric: what it counted is in its summary (decision 0020)
+    assert not [line for line in forty if "_aws" in line]
 
 
 @pytest.mark.usefixtures("untraced")

@@ -586,5 +586,6 @@ def test_alarms_and_dashboard_use_only_metrics_the_code_emits() -> None:
     assert used <= emitted, f"not emitted by the code: {sorted(used - emitted)}"
     for needed in ("EventsAccepted", "EventsDropped", "DuplicatesSkipped"):
         assert needed in used, needed
-    # Transaction retries are summed from the batches' summary lines, which carry them
-    assert "filter message = 'batch processed' and retries > 0" in text
+    # Events counted and transaction retries are summed from the batches' summary lines
+    assert "filter message = 'batch processed' | stats sum(counted" in text
+    assert "sum(retries) as retries" in text
