@@ -27,7 +27,6 @@ import os
 import random
 import statistics
 import sys
-import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -117,13 +116,16 @@ def shard_of(event: Any, shards: int, by_event: bool = False) -> int:
     visitor's (decision 0040), so a visitor's events share one. `by_event`: the key before 0040,
     the event's own, which spread a visitor's events over the shards (a what-if now)."""
     from core import keys
+    from core.schema import load_schema
+    from local.poller import partition_shard
 
     partition = (
         keys.legacy_event_pk(event.site, event.event_id)
         if by_event
         else keys.event_pk(event.site, event.visitor_id)
     )
-    return zlib.crc32(str({"pk": {"S": partition}}).encode()) % shards
+    hash_key = load_schema().tables["events"].hash_key
+    return partition_shard(hash_key, {"S": partition}, shards)
 
 
 def batches(

@@ -158,6 +158,13 @@ def _b64_binary(value: Any) -> Any:
     return value
 
 
+def partition_shard(hash_key: str, partition: dict[str, Any] | None, shards: int) -> int:
+    """The emulated stream shard (0..shards-1) of an item whose partition key `hash_key` has the
+    wire-format value `partition`: the partition key alone picks it, as in DynamoDB every item of
+    a partition streams on one shard. bench/writes.py places its batches with the same function."""
+    return zlib.crc32(str({hash_key: partition}).encode()) % shards
+
+
 class StreamPoller:
     def __init__(
         self,
@@ -181,6 +188,7 @@ class StreamPoller:
         self._arn = stream_arn
         self._invoke = invoke
         self._esm = esm
+        self._hash_key = load_schema().tables[esm.source_table].hash_key
         self._dlq_url = dlq_url
         self._poll_interval = poll_interval
         self._clock = clock
@@ -320,13 +328,11 @@ class StreamPoller:
             return page
 
     def _simulated_shard(self, shard: _Shard, record: dict[str, Any]) -> _Shard:
-        """The shard a record's item lives on: its partition key's hash picks it (the partition
-        key alone, as DynamoDB does: every item of a partition streams on one shard)."""
+        """The shard a record's item lives on: its partition key's hash picks it."""
         if self.shard_count == 1:
             return shard
-        hash_key = load_schema().tables[self._esm.source_table].hash_key
-        partition = {hash_key: record["dynamodb"].get("Keys", {}).get(hash_key)}
-        n = zlib.crc32(str(partition).encode()) % self.shard_count
+        partition = record["dynamodb"].get("Keys", {}).get(self._hash_key)
+        n = partition_shard(self._hash_key, partition, self.shard_count)
         return shard if n == 0 else self._shards[f"{shard.shard_id}#sim{n}"]
 
     def _deliver_due(self, shard: _Shard, flush: bool) -> bool:
