@@ -16,8 +16,9 @@ cycles (an instance folds a bucket once it left `fold_at_slots` slots there, dec
 the realtime tier for REALTIME_SECONDS of the same traffic (its cost per event does not change
 with the length of the run).
 
-Left out: the raw event's own write (1 unit), contention between shards (the shards' batches run
-one after another here: no conditional write fails), reads.
+Read units are counted by the kind of item asked for (found or not). Left out: the raw event's
+own write (1 unit), contention between shards (the shards' batches run one after another here: no
+conditional write fails).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,9 +49,14 @@ class TierWrites:
     events: int
     units: dict[str, float]  # kind of item → write units
     sizes: dict[str, list[int]]  # kind of item → billed size of each write, bytes
+    reads: dict[str, float] = field(default_factory=dict)  # kind of item → read units
 
     def per_pageview(self, kind: str | None = None) -> float:
         total = sum(self.units.values()) if kind is None else self.units.get(kind, 0.0)
+        return total / max(1, self.pageviews)
+
+    def reads_per_pageview(self, kind: str | None = None) -> float:
+        total = sum(self.reads.values()) if kind is None else self.reads.get(kind, 0.0)
         return total / max(1, self.pageviews)
 
 
@@ -251,6 +257,7 @@ def measure(
                     events=len(chosen),
                     units={k: u for (t, k), u in usage.kind_units.items() if t == table},
                     sizes={k: s for (t, k), s in usage.kind_sizes.items() if t == table},
+                    reads={k: u for (t, k), u in usage.kind_read_units.items() if t == table},
                 )
     finally:
         meter.uninstall()
@@ -261,24 +268,32 @@ def table(rate: float, measured: dict[str, TierWrites], variant: Variant = Varia
     lines = [
         f"### {rate:g} pageviews/s, {variant}",
         "",
-        "| tier | item | WCU / pageview | writes / pageview | billed size, median / p90 (bytes) |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| tier | item | WCU / pageview | writes / pageview | billed size, median / p90 (bytes) "
+        "| RRU / pageview |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    total = 0.0
+    total = read_total = 0.0
     for tier, writes in measured.items():
-        for kind in sorted(writes.units, key=lambda k: -writes.units[k]):
-            sizes = sorted(writes.sizes[kind])
-            p90 = sizes[int(0.9 * (len(sizes) - 1))]
+        kinds = set(writes.units) | set(writes.reads)
+        for kind in sorted(kinds, key=lambda k: (-writes.units.get(k, 0.0), k)):
+            sizes = sorted(writes.sizes.get(kind, []))
+            size = (
+                f"{statistics.median(sizes):,.0f} / {sizes[int(0.9 * (len(sizes) - 1))]:,}"
+                if sizes
+                else "-"
+            )
             lines.append(
                 f"| {tier} | {kind} | {writes.per_pageview(kind):.2f} | "
-                f"{len(sizes) / writes.pageviews:.2f} | {statistics.median(sizes):,.0f} / {p90:,} |"
+                f"{len(sizes) / writes.pageviews:.2f} | {size} | "
+                f"{writes.reads_per_pageview(kind):.2f} |"
             )
         lines.append(
             f"| {tier} | **all** ({writes.pageviews:,} pageviews, {writes.events:,} events) | "
-            f"**{writes.per_pageview():.2f}** | | |"
+            f"**{writes.per_pageview():.2f}** | | | **{writes.reads_per_pageview():.2f}** |"
         )
         total += writes.per_pageview()
-    lines.append(f"| both | **aggregates table** | **{total:.2f}** | | |")
+        read_total += writes.reads_per_pageview()
+    lines.append(f"| both | **aggregates table** | **{total:.2f}** | | | **{read_total:.2f}** |")
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ write per global secondary index the item appears in; a read costs ceil(size / 4
 that when eventually consistent (a Query rounds the sum of the items it returns). It is used by
 `make bench` to price a million pageviews from what the local stack actually did. Given `kind_of`
 (a function of an item's partition and sort key, e.g. `core.keys.item_kind`), it also breaks
-write units down by kind of item, with each write's billed item size (bench/writes.py).
+write and read units down by kind of item, with each write's billed item size (bench/writes.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class Usage:
     # With a `kind_of`: (table, kind of item) → write units, and the billed size of each write
     kind_units: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     kind_sizes: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    # ... and (table, kind of item) → read units, of the items asked for (found or not)
+    kind_read_units: dict[tuple[str, str], float] = field(
+        default_factory=lambda: defaultdict(float)
+    )
 
     @property
     def total_write_units(self) -> float:
@@ -70,10 +74,12 @@ class CapacityMeter:
             self.usage.kind_units[kind] += units
             self.usage.kind_sizes[kind].append(size)
 
-    def _read(self, table: str, units: float, items: int) -> None:
+    def _read(self, table: str, units: float, items: int, pk: str = "", sk: str = "") -> None:
         with self._lock:
             self.usage.read_units[table] += units
             self.usage.items_read[table] += items
+            if self._kind_of is not None:
+                self.usage.kind_read_units[(table, self._kind_of(pk, sk))] += units
 
     # ---- installation -------------------------------------------------------------------------
 
@@ -141,7 +147,8 @@ class CapacityMeter:
                 consistent = getattr(_local, "consistent", False)
                 size = item.size() if item is not None else 0
                 units = math.ceil(max(size, 1) / 4096) * (1.0 if consistent else 0.5)
-                meter._read(table_name, units, 1 if item is not None else 0)
+                pk, sk = _key_text(backend.get_table(table_name), args[0] if args else None)
+                meter._read(table_name, units, 1 if item is not None else 0, pk, sk)
             return item
 
         return get
@@ -155,7 +162,9 @@ class CapacityMeter:
             consistent = bool(kwargs.get("consistent_read"))
             size = sum(item.size() for item in items)
             units = math.ceil(max(size, 1) / 4096) * (1.0 if consistent else 0.5)
-            meter._read(table_name, units, len(items))
+            hash_key = args[0] if args else kwargs.get("hash_key_dict")
+            pk = str(hash_key.get("S", "")) if isinstance(hash_key, dict) else ""
+            meter._read(table_name, units, len(items), pk)
             return result
 
         return query
