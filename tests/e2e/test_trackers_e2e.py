@@ -381,6 +381,12 @@ def test_our_tracker_sends_every_feature_and_the_stats_api_counts_them(
         f"{origin}/pricing",
         f"{origin}/missing",
     ]
+    # ... the SPA navigation's pageview carrying the engagement of the page it left, in one
+    # request (decision 0041): no request of its own for the engagement of /
+    navigation = run.sent.named("pageview")[1]
+    assert navigation["l"]["u"] == f"{origin}/"
+    assert navigation["l"]["sd"] == 100 and navigation["l"]["e"] >= 1500
+    assert f"{origin}/" not in [e["u"] for e in run.sent.named("engagement")]
     # ... the custom event with its props and revenue, both clicked links and the 404 ...
     (signup,) = run.sent.named("Signup")
     assert signup["props"] == {"plan": "pro"}

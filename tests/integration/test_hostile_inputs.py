@@ -156,6 +156,13 @@ PLAUSIBLE: list[Case] = [
     ),
     _event("nested-props-string", _json({**GOOD, "p": "[" * 100_000}), status=400),
     _event("nested-batch", _json([[GOOD]]), status=400),
+    # the engagement an SPA pageview carries (`l`, decision 0041): a refusal, or the pageview alone
+    _event_with("left-a-string", l="https://hostile.example/"),
+    _event_with("left-an-array", l=[{"u": f"https://{SITE}/", "sd": 1, "e": 1}]),
+    _event_with("left-nested", l=json.loads('{"u":' * 500 + "1" + "}" * 500), refused=None),
+    _event_with("left-other-origin", l={"u": "https://elsewhere.example/", "e": 1}, refused=None),
+    _event_with("left-bad-values", l={"u": {"x": 1}, "sd": "deep", "e": -5}, refused=None),
+    _event_with("left-javascript-url", l={"u": "javascript:alert(1)", "e": 1}, refused=None),
     # unicode and otherwise invalid domains
     _event_with("domain-500-dotted-capital-i", d="İ" * 500),
     _event_with("domain-300-dotted-capital-i", d="İ" * 300),

@@ -94,6 +94,42 @@ def test_engagement_keeps_scroll_depth_and_engaged_time_and_feeds_time_on_page(
     assert pages.json()["results"] == [{"page": "/pricing", "time_on_page": 12}]
 
 
+def test_an_spa_pageview_carrying_the_page_it_left_stores_both_and_counts_as_two_requests_do(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, set_clock: Callable[[datetime], None]
+) -> None:
+    # Given our tracker's SPA navigation 12 s after landing on /: one request, the pageview of
+    # /pricing carrying the engagement of / as `l` (decision 0041)
+    key = pipeline.add_site(SITE)
+    start = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    set_clock(start + timedelta(seconds=13))
+    home = f"https://{SITE}/"
+    monkeypatch.setattr(ingest.handler, "now", lambda: start)
+    assert pipeline.send({"n": "pageview", "u": home, "d": SITE, "h": 0}).status == 202
+    monkeypatch.setattr(ingest.handler, "now", lambda: start + timedelta(seconds=12))
+    left = {"u": home, "sd": 64, "e": 11800}
+    navigation = {"n": "pageview", "u": PAGE, "d": SITE, "r": home, "h": 0, "l": left}
+    assert pipeline.send(navigation).status == 202
+    # When they are aggregated
+    pipeline.pump()
+    # Then three events are stored: the engagement of / beside the pageview of /pricing ...
+    items = stored(pipeline)
+    named = {(i["name"]["S"], i["page"]["S"]): i for i in items}
+    assert len(items) == 3
+    assert set(named) == {("pageview", "/"), ("engagement", "/"), ("pageview", "/pricing")}
+    engagement = named[("engagement", "/")]
+    assert (engagement["scroll_depth"], engagement["engaged_ms"]) == ({"N": "64"}, {"N": "11800"})
+    assert engagement["ts"] == named[("pageview", "/pricing")]["ts"]  # received with it
+    assert len({i["visitor_id"]["S"] for i in items}) == 1
+    # ... counted as the two requests of another tracker are: 2 pageviews, / for 12 s
+    query = f"site_id={SITE}&period=day"
+    aggregate = pipeline.get(f"/api/v1/stats/aggregate?{query}&metrics=events,pageviews", key)
+    assert aggregate.json()["results"] == {"events": {"value": 2}, "pageviews": {"value": 2}}
+    pages = pipeline.get(
+        f"/api/v1/stats/breakdown?{query}&property=event:page&metrics=time_on_page", key
+    )
+    assert {r["page"]: r["time_on_page"] for r in pages.json()["results"]}["/"] == 12
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -361,3 +361,68 @@ def test_lone_surrogate_in_props_sent_as_a_json_string_is_rejected() -> None:
 def test_escaped_surrogate_pair_is_one_character_and_accepted() -> None:
     (event,) = parse_body(rb'{"n":"pageview","u":"https://example.com/\ud83d\ude00"}', 50)
     assert event.url == "https://example.com/\U0001f600"
+
+
+# ---- the engagement an SPA navigation's pageview carries (`l`, decision 0041) ------------------
+
+
+SPA_PAGEVIEW = {"n": "pageview", "u": "https://example.com/pricing", "d": "example.com", "h": 1}
+LEFT = {"u": "https://example.com/", "sd": 87, "e": 12_345}
+
+
+def test_a_pageview_carrying_the_page_it_left_is_that_engagement_then_the_pageview() -> None:
+    events = parse_body(body({**SPA_PAGEVIEW, "l": LEFT}), 50)
+
+    assert events == [
+        EventPayload(
+            name="engagement",
+            url="https://example.com/",
+            domain="example.com",
+            hash_mode=True,
+            scroll_depth=87,
+            engaged_ms=12_345,
+        ),
+        EventPayload(
+            name="pageview", url="https://example.com/pricing", domain="example.com", hash_mode=True
+        ),
+    ]
+
+
+def test_each_event_of_a_batch_brings_the_engagement_it_carries() -> None:
+    batch = [{**SPA_PAGEVIEW, "l": LEFT}, {**VALID, "n": "Signup"}]
+
+    assert [e.name for e in parse_body(body(batch), 50)] == ["engagement", "pageview", "Signup"]
+
+
+@pytest.mark.parametrize(
+    "left",
+    [
+        {**LEFT, "e": 86_400_001},  # visible for over a day: beyond what the API takes
+        {**LEFT, "sd": 101},
+        {**LEFT, "u": ""},
+        {"sd": 10, "e": 10},
+    ],
+)
+def test_an_engagement_that_is_not_valid_is_dropped_and_the_pageview_still_counts(
+    left: dict[str, Any],
+) -> None:
+    events = parse_body(body({**SPA_PAGEVIEW, "l": left}), 50)
+
+    assert [(e.name, e.url) for e in events] == [("pageview", "https://example.com/pricing")]
+
+
+@pytest.mark.parametrize("left", ["https://example.com/", [LEFT], 12])
+def test_a_left_field_that_is_no_object_is_rejected(left: Any) -> None:
+    assert body_errors_of(body({**SPA_PAGEVIEW, "l": left})) == {
+        "l": ["must be an object: the engagement of the page left"]
+    }
+    assert "0.l" in body_errors_of(body([{**SPA_PAGEVIEW, "l": left}]))
+
+
+@pytest.mark.parametrize(
+    "url", ["https://elsewhere.example/", "http://example.com/", "javascript:alert(1)", "http://["]
+)
+def test_an_engagement_of_another_origin_is_dropped(url: str) -> None:
+    events = parse_body(body({**SPA_PAGEVIEW, "l": {**LEFT, "u": url}}), 50)
+
+    assert [e.name for e in events] == ["pageview"]

@@ -15,9 +15,10 @@
  *   data-404                 on a "not found" page: also send the event 404 {path} (Plausible's)
  *
  * Sent on its own: pageviews (load, pushState, popstate), "Outbound Link: Click" {url} and
- * "File Download" {url} for clicked links, and on leaving a page (hidden, closed, or an SPA
- * navigation) "engagement" with sd (deepest scroll, % of the page) and e (visible ms). A page
- * prerendered by speculation rules counts only once it is shown.
+ * "File Download" {url} for clicked links, and on leaving a page (hidden or closed) "engagement"
+ * with sd (deepest scroll, % of the page) and e (visible ms). An SPA navigation's pageview carries
+ * the engagement of the page it leaves as l: {u, sd, e} (our extension of the API: one request
+ * for the two). A page prerendered by speculation rules counts only once it is shown.
  *
  * Custom events: liveinsight(name, {props, interactive, revenue, url, callback}) (callback gets the
  * fetch Response, with .status, or {error}); calls made before the script loaded are queued by
@@ -35,7 +36,6 @@
   const hashMode = attr("hash") != null;
   const domain = attr("domain") || loc.hostname;
   const api = attr("api") || new URL("/api/event", script?.src || loc.href).href;
-  const now = () => Date.now();
   const optedOut = () => {
     try {
       return localStorage.liveinsight_ignore == "true";
@@ -58,12 +58,12 @@
   const seen = () => {
     bottom = Math.max(bottom, w.scrollY + w.innerHeight);
   };
-  const engage = () => {
-    const e = since && now() - since;
+  // The engagement of the stretch just ended, {u, sd, e}: none without visible time (nothing new
+  // to say, and no scrolling happens unseen either).
+  const engaged = () => {
+    const e = since && Date.now() - since;
     const sd = Math.min(100, ((bottom * 100) / d.body.scrollHeight) | 0);
-    // Nothing new to say without visible time (no scrolling happens unseen either).
-    if (e) send("engagement", { u: pageUrl, sd, e });
-    since &&= now();
+    if (e) return { u: pageUrl, sd, e };
   };
 
   const track = (name, opts = {}) => {
@@ -76,16 +76,19 @@
       optedOut()
     )
       return cb?.();
+    // An SPA navigation sends the engagement of the page it leaves with its pageview, as `l`:
+    // one request for the pair, not two (decision 0041).
+    let left;
     if (name == "pageview") {
-      engage();
+      left = engaged();
       pageUrl = loc.href;
       bottom = 0;
-      since = !d.hidden && now();
+      since = !d.hidden && Date.now();
       seen();
     }
     // Options go out under their long names (props, interactive, revenue, url), which the API
     // accepts as well as p, i, $, u; the callback, a function, is no JSON.
-    send(name, { r: d.referrer, w: w.innerWidth, ...opts }, cb);
+    send(name, { r: d.referrer, w: w.innerWidth, ...opts, l: left }, cb);
   };
 
   // Automatic pageviews skip a repeat of the page just counted (pushState followed by popstate
@@ -111,9 +114,10 @@
   on(w, "scroll", seen);
   on(d, "visibilitychange", () => {
     if (d.hidden) {
-      engage();
+      const left = engaged();
+      if (left) send("engagement", left);
       since = 0;
-    } else since = pageUrl && now();
+    } else since = pageUrl && Date.now();
   });
 
   // Links: a middle click opens them too, other buttons do not. Outbound wins over download, as
