@@ -164,6 +164,9 @@ class Shape:
     """The traffic around the measured run: what a run does not do itself."""
 
     engagement_per_pageview: float = 1.0
+    # Pageviews that are an SPA's in-app navigations: each carries the engagement of the page it
+    # leaves (decision 0041), one request for the two. 0: every page a full load (the blog).
+    spa_share: float = 0.0
     outbound_per_pageview: float = 0.05
     download_per_pageview: float = 0.02
     custom_per_pageview: float = 0.05
@@ -219,8 +222,13 @@ class Shape:
         return per_day * prices.DAYS_PER_MONTH
 
     def describe(self) -> str:
+        spa = (
+            f" ({self.spa_share:.0%} of pageviews SPA navigations carrying the page left's)"
+            if self.spa_share
+            else ""
+        )
         return (
-            f"per pageview: {self.engagement_per_pageview:g} engagement, "
+            f"per pageview: {self.engagement_per_pageview:g} engagement{spa}, "
             f"{self.outbound_per_pageview:g} outbound, {self.download_per_pageview:g} download, "
             f"{self.custom_per_pageview:g} custom events, "
             f"{self.script_fetches_per_pageview:g} tracker script fetches; "

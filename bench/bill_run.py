@@ -70,6 +70,11 @@ WARM_UP_RATE, WARM_UP_SECONDS = 4.0, 10.0
 REFRESHES = int(os.environ.get("BENCH_BILL_REFRESHES", "30"))
 SHARDS = 4
 STEADY_MAX_RATE = float(os.environ.get("BENCH_BILL_STEADY_MAX_RATE", "4"))
+# One more run at SPA_RATE: a single-page app's site, where SPA_SHARE of the pageviews are in-app
+# navigations carrying the engagement of the page they leave (decision 0041). Half: visits of two
+# pageviews on average, every one after the landing page in-app. 0 leaves the run out.
+SPA_SHARE = float(os.environ.get("BENCH_BILL_SPA_SHARE", "0.5"))
+SPA_RATE = 0.4
 UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -90,6 +95,7 @@ class Measured:
     per_refresh: Usage
     shape: Shape
     name_prefix: str
+    spa: Usage | None = None  # at SPA_RATE, the same mix with SPA_SHARE of SPA navigations
 
 
 # ---- instruments ----------------------------------------------------------------------------
@@ -242,32 +248,52 @@ def plan(
     rate: float, seconds: float, shape: Shape, seed: int
 ) -> list[tuple[float, dict[str, Any]]]:
     """(second, event body) of the tracker's mix: pageviews at `rate` (Poisson) and what each
-    pageview brings (engagement on leaving, clicks while on the page)."""
+    pageview brings (engagement on leaving, clicks while on the page).
+
+    With `shape.spa_share`, a visit goes on in-app with that probability after each page: its
+    next pageview carries the engagement of the page it leaves (`l`, decision 0041) instead of an
+    engagement request of its own. Visits then begin at rate x (1 - spa_share), so pageviews
+    still come at `rate`, that share of them SPA navigations."""
     rnd = random.Random(seed)
     events: list[tuple[float, dict[str, Any]]] = []
-    at = rnd.expovariate(rate)
-    visitor = 0
+    spa = shape.spa_share
+    visits = rate * (1 - spa)
+    at = rnd.expovariate(visits)
     while at < seconds:
         page = f"https://{SITE}/p/{rnd.randrange(40)}"
-        base = {"u": page, "d": SITE, "ip": f"203.0.113.{rnd.randrange(200) + 1}"}
-        events.append((at, {**base, "n": "pageview", "r": "", "w": 1280, "h": 0}))
-        stay = rnd.uniform(2, 15)
-        if rnd.random() < shape.outbound_per_pageview:
-            url = "https://elsewhere.example/x"
-            events.append(
-                (at + stay / 2, {**base, "n": "Outbound Link: Click", "props": {"url": url}})
-            )
-        if rnd.random() < shape.download_per_pageview:
-            events.append(
-                (at + stay / 2, {**base, "n": "File Download", "props": {"url": page + ".pdf"}})
-            )
-        if rnd.random() < shape.custom_per_pageview:
-            events.append((at + stay / 3, {**base, "n": "Signup", "props": {"plan": "pro"}}))
-        if rnd.random() < shape.engagement_per_pageview:
-            body = {**base, "n": "engagement", "sd": rnd.randrange(101), "e": int(stay * 1000)}
-            events.append((min(at + stay, seconds), body))
-        visitor += 1
-        at += rnd.expovariate(rate)
+        ip = f"203.0.113.{rnd.randrange(200) + 1}"
+        now, left = at, None
+        while True:
+            base = {"u": page, "d": SITE, "ip": ip}
+            body = {**base, "n": "pageview", "r": "", "w": 1280, "h": 0}
+            events.append((now, body if left is None else {**body, "l": left}))
+            stay = rnd.uniform(2, 15)
+            if rnd.random() < shape.outbound_per_pageview:
+                url = "https://elsewhere.example/x"
+                events.append(
+                    (now + stay / 2, {**base, "n": "Outbound Link: Click", "props": {"url": url}})
+                )
+            if rnd.random() < shape.download_per_pageview:
+                events.append(
+                    (
+                        now + stay / 2,
+                        {**base, "n": "File Download", "props": {"url": page + ".pdf"}},
+                    )
+                )
+            if rnd.random() < shape.custom_per_pageview:
+                events.append((now + stay / 3, {**base, "n": "Signup", "props": {"plan": "pro"}}))
+            engagement = None
+            if rnd.random() < shape.engagement_per_pageview:
+                engagement = {"sd": rnd.randrange(101), "e": int(stay * 1000)}
+            if spa and rnd.random() < spa and now + stay < seconds:  # an in-app navigation
+                left = {"u": page, **engagement} if engagement else None
+                now += stay
+                page = f"https://{SITE}/p/{rnd.randrange(40)}"
+                continue
+            if engagement:
+                events.append((min(now + stay, seconds), {**base, "n": "engagement", **engagement}))
+            break
+        at += rnd.expovariate(visits)
     return sorted(events, key=lambda e: e[0])
 
 
@@ -409,6 +435,7 @@ def measure(
     meter.install()
     failed.install()
     per_pageview: dict[float, Usage] = {}
+    spa: Usage | None = None  # at SPA_RATE, a SPA_SHARE of the pageviews SPA navigations
     achieved: dict[float, float] = {}
     late: dict[float, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-bill-") as tmp, timed_handlers(clock):
@@ -435,11 +462,14 @@ def measure(
                 _quiet(clock)
                 _realtime_pageviews(url, key)
                 offset = log_path.stat().st_size
-                for rate in rates:
+
+                def run(rate: float, run_shape: Shape, label: str) -> tuple[Usage, float, float]:
+                    """One rate's traffic, measured: (usage, pageviews/s sent, worst lateness)."""
+                    nonlocal offset
                     duration = max(seconds, MIN_PAGEVIEWS / rate)
-                    progress(f"bill: {rate:g} pageviews/s for {duration:g} s")
+                    progress(f"bill: {rate:g} pageviews/s{label} for {duration:g} s")
                     counted = _realtime_pageviews(url, key)
-                    events = plan(rate, duration, shape, seed=int(rate * 100))
+                    events = plan(rate, duration, run_shape, seed=int(rate * 100))
                     meter.reset()
                     failed.reset()
                     stored_before = table_bytes(stack.names)
@@ -454,25 +484,30 @@ def measure(
                     sys.stdout.flush()
                     text, offset = _read_from(log_path, offset)
                     after = clock.snapshot()
-                    usage, lost = meter.reset(), failed.reset()
+                    metered, lost = meter.reset(), failed.reset()
                     if _realtime_pageviews(url, key) < counted + traffic["pageviews"]:
                         raise RuntimeError(f"the {rate:g}/s traffic was not all counted")
                     pageviews = traffic["pageviews"]
-                    per_pageview[rate] = _usage(
+                    usage = _usage(
                         pageviews,
                         traffic,
                         "/api/event",
                         (before, after),
-                        usage,
+                        metered,
                         lost,
                         (stored_before, table_bytes(stack.names)),
                         text,
                         stack.names,
                         name_prefix,
                     )
-                    per_pageview[rate].functions.pop("query", None)  # the check above
-                    achieved[rate] = pageviews / duration
-                    late[rate] = traffic["late"]
+                    usage.functions.pop("query", None)  # the check above
+                    return usage, pageviews / duration, traffic["late"]
+
+                for rate in rates:
+                    per_pageview[rate], achieved[rate], late[rate] = run(rate, shape, "")
+                if SPA_SHARE:
+                    spa_shape = dataclasses.replace(shape, spa_share=SPA_SHARE)
+                    spa, _, _ = run(SPA_RATE, spa_shape, f", an SPA ({SPA_SHARE:.0%})")
                 progress("bill: realtime refreshes")
                 meter.reset()
                 failed.reset()
@@ -503,11 +538,13 @@ def measure(
                     if rate <= STEADY_MAX_RATE:
                         progress(f"bill: aggregates' steady write units at {rate:g} pageviews/s")
                         steady_aggregates(usage, rate, stack.moto.endpoint)
+                if spa is not None:  # its events are the same mix: so are its steady units
+                    steady_aggregates(spa, SPA_RATE, stack.moto.endpoint)
             finally:
                 stack.stop()
                 meter.uninstall()
                 failed.uninstall()
-    return Measured(per_pageview, achieved, late, per_refresh, shape, name_prefix)
+    return Measured(per_pageview, achieved, late, per_refresh, shape, name_prefix, spa)
 
 
 def steady_aggregates(usage: Usage, rate: float, endpoint: str) -> None:
@@ -582,6 +619,32 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
             "≤ 4",
             swa,
         )
+    if measured.spa is not None:
+        # A single-page app's site: the same events, fewer requests (decision 0041)
+        spa_shape = dataclasses.replace(shape, spa_share=SPA_SHARE)
+        volume = SPA_RATE * prices.SECONDS_PER_MONTH
+        spa_bill = bill.monthly(volume, measured.spa, measured.per_refresh, facts, spa_shape)
+        full_loads = measured.per_pageview.get(SPA_RATE)
+        anchor = swa
+        if full_loads is not None:
+            before = bill.monthly(volume, full_loads, measured.per_refresh, facts, shape).total
+            anchor = f"every page a full load: ${before / (volume / 1e6):.2f}/M; {swa}"
+        row(
+            f"all-in $ per million pageviews at {SPA_RATE:g} pageviews/s, an SPA site "
+            f"({SPA_SHARE:.0%} of pageviews in-app navigations carrying the engagement of the page "
+            f"they leave, decision 0041; {scope})",
+            spa_bill.total / (volume / 1e6),
+            "USD",
+            "≤ 4",
+            anchor,
+        )
+        for name, usage in (("every page a full load", full_loads), ("an SPA", measured.spa)):
+            if usage is not None:
+                row(
+                    f"  … requests to /api/event per pageview, {name}",
+                    usage.requests.get("/api/event", 0.0) / usage.units,
+                    "requests",
+                )
     idle = bill.idle(
         measured.per_pageview[min(measured.per_pageview)], measured.per_refresh, facts, shape
     )

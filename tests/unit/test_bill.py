@@ -382,3 +382,39 @@ def test_a_sites_alert_rules_and_reports_add_reads_deliveries_and_mail() -> None
     )
     assert quiet.item("DynamoDB requests: meta") < meta[1]
     assert "drop" in with_rules.scope and "no rule, no report" in without.scope
+
+
+def test_an_spa_visit_sends_its_engagement_with_the_next_pageview_and_keeps_the_mix() -> None:
+    # Given the bill run's traffic plan for a site of full page loads and for an SPA where half
+    # the pageviews are in-app navigations (decision 0041)
+    from bench.bill_run import plan
+
+    seconds = 20_000.0
+    full = plan(0.4, seconds, Shape(), seed=3)
+    spa = plan(0.4, seconds, replace(Shape(), spa_share=0.5), seed=3)
+
+    def pageviews_at(events: list[tuple[float, dict]]) -> list[tuple[float, dict]]:
+        return [(at, body) for at, body in events if body["n"] == "pageview"]
+
+    def pageviews(events: list[tuple[float, dict]]) -> list[dict]:
+        return [body for _, body in pageviews_at(events)]
+
+    # Then both send pageviews at the rate, each with one engagement (on its own or carried) ...
+    for events in (full, spa):
+        assert len(pageviews(events)) / seconds == pytest.approx(0.4, rel=0.05)
+        engagements = sum(body["n"] == "engagement" or "l" in body for _, body in events)
+        assert engagements == pytest.approx(len(pageviews(events)), rel=0.01)
+    # ... the SPA's carried by about half its pageviews, each the page its visitor just left ...
+    carried = [body for body in pageviews(spa) if "l" in body]
+    assert len(carried) / len(pageviews(spa)) == pytest.approx(0.5, abs=0.03)
+    assert not any("l" in body for body in pageviews(full))
+    shown: dict[tuple[str, str], list[float]] = {}
+    for at, body in pageviews_at(spa):
+        shown.setdefault((body["ip"], body["u"]), []).append(at)
+    for at, body in pageviews_at(spa):
+        if "l" in body:  # left after e ms on it: the visitor's pageview e ms before this one
+            assert set(body["l"]) == {"u", "sd", "e"}
+            left_at = at - body["l"]["e"] / 1000
+            assert any(abs(t - left_at) < 0.002 for t in shown[(body["ip"], body["l"]["u"])])
+    # ... so it sends a quarter fewer requests for the same events
+    assert len(spa) / len(pageviews(spa)) < 0.8 * len(full) / len(pageviews(full))
