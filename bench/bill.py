@@ -307,6 +307,48 @@ def function_log_bytes(usage: Usage, name: str, facts: TerraformFacts) -> float:
     return log_bytes(logs, level, use.invocations, platform_lines(facts, name))[1]
 
 
+# The realtime card reads the last 30 minutes (query_api/reader.py REALTIME_MINUTES).
+REALTIME_WINDOW_SECONDS = 30 * 60
+
+
+def refresh_at(pageviews_a_month: float, quiet: Usage, busy: Usage, busy_window: float) -> Usage:
+    """Realtime refreshes at this volume: measured on a site with no pageview in its 30-minute
+    window (`quiet`) and on one with `busy_window` of them (`busy`), and taken on the line
+    through the two, by the pageviews the volume puts in the window (beyond `busy_window`, the
+    line goes on: the parts read, their bytes and the visitor hashes joined grow with it). As
+    many refreshes as `busy` measured; their log lines are `busy`'s."""
+    window = pageviews_a_month / prices.SECONDS_PER_MONTH * REALTIME_WINDOW_SECONDS
+    t = window / busy_window if busy_window > 0 else 0.0
+    ratio = busy.units / quiet.units if quiet.units else 0.0
+
+    def line(low: float, high: float) -> float:
+        return max(0.0, low * ratio + (high - low * ratio) * t)
+
+    def each(low: dict[str, float], high: dict[str, float]) -> dict[str, float]:
+        return {k: line(low.get(k, 0.0), high.get(k, 0.0)) for k in set(low) | set(high)}
+
+    functions = {}
+    for name in set(quiet.functions) | set(busy.functions):
+        a = quiet.functions.get(name, FunctionUse(0, 0, 0))
+        b = busy.functions.get(name, FunctionUse(0, 0, 0))
+        functions[name] = FunctionUse(
+            line(a.invocations, b.invocations),
+            line(a.cpu_seconds, b.cpu_seconds),
+            line(a.wait_seconds, b.wait_seconds),
+        )
+    return replace(
+        busy,
+        requests=each(quiet.requests, busy.requests),
+        bytes_out=each(quiet.bytes_out, busy.bytes_out),
+        bytes_to_origin=each(quiet.bytes_to_origin, busy.bytes_to_origin),
+        functions=functions,
+        write_units=each(quiet.write_units, busy.write_units),
+        failed_write_units=each(quiet.failed_write_units, busy.failed_write_units),
+        read_units=each(quiet.read_units, busy.read_units),
+        stored_bytes=each(quiet.stored_bytes, busy.stored_bytes),
+    )
+
+
 def log_bytes_per_unit(usage: Usage, facts: TerraformFacts) -> float:
     """Billed CloudWatch Logs bytes per unit of work: every function at its Terraform level and
     the API access log."""

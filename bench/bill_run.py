@@ -55,6 +55,7 @@ from bench.bill import FunctionUse, Shape, Usage
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = "bill.example"
+QUIET_SITE = "quiet.bill.example"  # no traffic: what a refresh costs before any pageview
 RATES = tuple(float(r) for r in os.environ.get("BENCH_BILL_RATES", "0.4,4,40").split(","))
 SECONDS = float(os.environ.get("BENCH_BILL_SECONDS", "60"))
 # A rate's run lasts at least long enough to send this many pageviews (0.4/s: 150 s, not 60 s:
@@ -96,6 +97,16 @@ class Measured:
     shape: Shape
     name_prefix: str
     spa: Usage | None = None  # at SPA_RATE, the same mix with SPA_SHARE of SPA navigations
+    # per_refresh is a refresh of a site with `window` pageviews in its realtime window; `quiet`
+    # one of a site with none
+    quiet_refresh: Usage | None = None
+    window: float = 0.0
+
+    def refresh_at(self, pageviews_a_month: float) -> Usage:
+        """What a realtime refresh costs at this volume (bill.refresh_at)."""
+        if self.quiet_refresh is None:
+            return self.per_refresh
+        return bill.refresh_at(pageviews_a_month, self.quiet_refresh, self.per_refresh, self.window)
 
 
 # ---- instruments ----------------------------------------------------------------------------
@@ -508,32 +519,46 @@ def measure(
                 if SPA_SHARE:
                     spa_shape = dataclasses.replace(shape, spa_share=SPA_SHARE)
                     spa, _, _ = run(SPA_RATE, spa_shape, f", an SPA ({SPA_SHARE:.0%})")
-                progress("bill: realtime refreshes")
-                meter.reset()
-                failed.reset()
-                before = clock.snapshot()
-                _, offset = _read_from(log_path, offset)
-                totals = {"requests": 0.0, "sent": 0.0, "received": 0.0}
-                headers = {"authorization": f"Bearer {key}", "user-agent": UA, "hx-request": "true"}
-                for _ in range(refreshes):
-                    sent, received = _send(url, f"/api/realtime/card?site_id={SITE}", None, headers)
-                    totals["requests"] += 1
-                    totals["sent"] += sent
-                    totals["received"] += received
-                sys.stdout.flush()
-                text, offset = _read_from(log_path, offset)
-                per_refresh = _usage(
-                    refreshes,
-                    totals,
-                    "/api/realtime/card",
-                    (before, clock.snapshot()),
-                    meter.reset(),
-                    failed.reset(),
-                    ({}, {}),
-                    text,
-                    stack.names,
-                    name_prefix,
-                )
+
+                def refreshes_of(site: str, site_key: str) -> Usage:
+                    """`refreshes` realtime card refreshes of a site, measured."""
+                    nonlocal offset
+                    meter.reset()
+                    failed.reset()
+                    before = clock.snapshot()
+                    _, offset = _read_from(log_path, offset)
+                    totals = {"requests": 0.0, "sent": 0.0, "received": 0.0}
+                    auth = f"Bearer {site_key}"
+                    headers = {"authorization": auth, "user-agent": UA, "hx-request": "true"}
+                    for _ in range(refreshes):
+                        path = f"/api/realtime/card?site_id={site}"
+                        sent, received = _send(url, path, None, headers)
+                        totals["requests"] += 1
+                        totals["sent"] += sent
+                        totals["received"] += received
+                    sys.stdout.flush()
+                    text, offset = _read_from(log_path, offset)
+                    return _usage(
+                        refreshes,
+                        totals,
+                        "/api/realtime/card",
+                        (before, clock.snapshot()),
+                        meter.reset(),
+                        failed.reset(),
+                        ({}, {}),
+                        text,
+                        stack.names,
+                        name_prefix,
+                    )
+
+                # A refresh reads the last 30 minutes' minute parts: what it costs grows with the
+                # pageviews in them. Measured on a site without any and on the one every run
+                # sent to; the bill prices each volume between the two (bill.refresh_at).
+                progress("bill: realtime refreshes, a quiet site and the busy one")
+                sites.add(QUIET_SITE)
+                quiet = refreshes_of(QUIET_SITE, sites.create_key(QUIET_SITE))
+                window = _realtime_pageviews(url, key)
+                per_refresh = refreshes_of(SITE, key)
                 for rate, usage in per_pageview.items():
                     if rate <= STEADY_MAX_RATE:
                         progress(f"bill: aggregates' steady write units at {rate:g} pageviews/s")
@@ -544,7 +569,9 @@ def measure(
                 stack.stop()
                 meter.uninstall()
                 failed.uninstall()
-    return Measured(per_pageview, achieved, late, per_refresh, shape, name_prefix, spa)
+    return Measured(
+        per_pageview, achieved, late, per_refresh, shape, name_prefix, spa, quiet, window
+    )
 
 
 _STEADY: dict[tuple[str, float], float] = {}  # (moto endpoint, rate) → write units a pageview
@@ -610,7 +637,7 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
     swa = f"serverless-website-analytics worst case ${prices.PEER_SWA_PER_MILLION}/M at 1 M/month"
     for rate, usage in sorted(measured.per_pageview.items()):
         volume = rate * prices.SECONDS_PER_MONTH
-        total = bill.monthly(volume, usage, measured.per_refresh, facts, shape).total
+        total = bill.monthly(volume, usage, measured.refresh_at(volume), facts, shape).total
         sent = measured.achieved[rate]
         note = f"; sent {sent:.2f}/s here, {measured.late[rate]:.1f} s behind at worst"
         if sent >= 0.9 * rate and measured.late[rate] < 2:
@@ -627,11 +654,12 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
         # A single-page app's site: the same events, fewer requests (decision 0041)
         spa_shape = dataclasses.replace(shape, spa_share=SPA_SHARE)
         volume = SPA_RATE * prices.SECONDS_PER_MONTH
-        spa_bill = bill.monthly(volume, measured.spa, measured.per_refresh, facts, spa_shape)
+        refresh = measured.refresh_at(volume)
+        spa_bill = bill.monthly(volume, measured.spa, refresh, facts, spa_shape)
         full_loads = measured.per_pageview.get(SPA_RATE)
         anchor = swa
         if full_loads is not None:
-            before = bill.monthly(volume, full_loads, measured.per_refresh, facts, shape).total
+            before = bill.monthly(volume, full_loads, refresh, facts, shape).total
             anchor = f"every page a full load: ${before / (volume / 1e6):.2f}/M; {swa}"
         row(
             f"all-in $ per million pageviews at {SPA_RATE:g} pageviews/s, an SPA site "
@@ -664,9 +692,9 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
     # add to the same bill.
     alerts = bill.AlertUse()
     low_usage = measured.per_pageview[min(measured.per_pageview)]
-    base = bill.monthly(1e6, low_usage, measured.per_refresh, facts, shape)
+    base = bill.monthly(1e6, low_usage, measured.refresh_at(1e6), facts, shape)
     with_alerts = bill.monthly(
-        1e6, low_usage, measured.per_refresh, facts, dataclasses.replace(shape, alerts=alerts)
+        1e6, low_usage, measured.refresh_at(1e6), facts, dataclasses.replace(shape, alerts=alerts)
     )
     row(
         f"alerts and reports for a site at 1 M a month ({alerts.describe()})",
@@ -685,7 +713,7 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
         "≤ 300",
         "issue 20 estimate before: ~3,200 at INFO",
     )
-    points = curve.points(measured.per_pageview, measured.per_refresh, facts, shape)
+    points = curve.points(measured.per_pageview, measured.refresh_at, facts, shape)
     for point in points[1:]:
         row(
             f"monthly bill at {point.label} pageviews ({scope})",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,17 +43,23 @@ def nearest_rate(pageviews: float, rates: list[float]) -> float:
 
 def points(
     per_pageview: dict[float, Usage],
-    per_refresh: Usage,
+    per_refresh: Usage | Callable[[float], Usage],
     facts: TerraformFacts,
     shape: Shape,
     volumes: tuple[int, ...] = VOLUMES,
 ) -> list[Point]:
+    """Idle and each volume's bill, from the run nearest its rate; a realtime refresh as
+    `per_refresh` measured it, or as it gives it for the volume (bench/bill.py `refresh_at`)."""
     rates = sorted(per_pageview)
+
+    def refresh(volume: float) -> Usage:
+        return per_refresh(volume) if callable(per_refresh) else per_refresh
+
     found = [
         Point(
             "idle",
             0,
-            bill.idle(per_pageview[rates[0]], per_refresh, facts, shape),
+            bill.idle(per_pageview[rates[0]], refresh(0), facts, shape),
             0.0,
         )
     ]
@@ -62,7 +69,7 @@ def points(
             Point(
                 _label(volume),
                 volume,
-                bill.monthly(volume, per_pageview[rate], per_refresh, facts, shape),
+                bill.monthly(volume, per_pageview[rate], refresh(volume), facts, shape),
                 rate,
             )
         )

@@ -418,3 +418,41 @@ def test_an_spa_visit_sends_its_engagement_with_the_next_pageview_and_keeps_the_
             assert any(abs(t - left_at) < 0.002 for t in shown[(body["ip"], body["l"]["u"])])
     # ... so it sends a quarter fewer requests for the same events
     assert len(spa) / len(pageviews(spa)) < 0.8 * len(full) / len(pageviews(full))
+
+
+def test_a_refresh_costs_what_the_realtime_window_of_the_volume_holds() -> None:
+    # Given refreshes measured on a quiet site (nothing in its 30-minute window) and on a busy
+    # one with 2,700 pageviews there, 4 times the reads and 10 times the waiting
+    quiet = replace(
+        refresh_usage(),
+        units=10,
+        functions={"query": FunctionUse(10, cpu_seconds=0.02, wait_seconds=0.2)},
+        read_units={"aggregates": 20, "meta": 10},
+    )
+    busy = replace(
+        refresh_usage(),
+        functions={"query": FunctionUse(5, cpu_seconds=0.05, wait_seconds=1.0)},
+        read_units={"aggregates": 40, "meta": 5},
+    )
+    window = 2700.0
+    busy_volume = window / bill.REALTIME_WINDOW_SECONDS * prices.SECONDS_PER_MONTH
+
+    def per_refresh(volume: float) -> tuple[float, float, float]:
+        usage = bill.refresh_at(volume, quiet, busy, window)
+        query = usage.functions["query"]
+        n = usage.units
+        return query.wait_seconds / n, usage.read_units["aggregates"] / n, query.invocations / n
+
+    # Then an idle volume costs the quiet refresh, the busy one's volume the busy refresh ...
+    assert per_refresh(0) == pytest.approx((0.02, 2.0, 1.0))
+    assert per_refresh(busy_volume) == pytest.approx((0.2, 8.0, 1.0))
+    # ... a volume between lies between, and a larger one goes on along the same line
+    assert per_refresh(busy_volume / 2) == pytest.approx((0.11, 5.0, 1.0))
+    assert per_refresh(busy_volume * 10) == pytest.approx((1.82, 62.0, 1.0))
+    # ... and the bill's query line follows: a tab on a quiet site costs less than on a busy one
+    facts = terraform_facts.read()
+    small, large = (
+        bill.monthly(v, pageview_usage(), bill.refresh_at(v, quiet, busy, window), facts, SHAPE)
+        for v in (1e4, 1e8)
+    )
+    assert small.item("Lambda duration: query") < large.item("Lambda duration: query") / 10
