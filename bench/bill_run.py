@@ -677,6 +677,13 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
                     usage.requests.get("/api/event", 0.0) / usage.units,
                     "requests",
                 )
+    if measured.quiet_refresh is not None:
+        row(
+            "realtime refresh: pageviews in the busy site's 30-minute window when measured (a "
+            "volume's refresh is priced on the line from the quiet site's, with none)",
+            measured.window,
+            "pageviews",
+        )
     idle = bill.idle(
         measured.per_pageview[min(measured.per_pageview)], measured.per_refresh, facts, shape
     )
