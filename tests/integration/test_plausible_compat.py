@@ -29,6 +29,19 @@ def stored(pipeline: Pipeline) -> list[dict[str, Any]]:
     return sorted(pipeline.scan("events"), key=lambda item: int(item["ts"]["N"]))
 
 
+# Events and "today" inside one day, pinned: taken from the wall clock, two events 12 s apart
+# straddled midnight when the suite ran just before it (make test-dates found it twice)
+START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def send_at(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, seconds: float, body: dict[str, Any]
+) -> int:
+    """Posts `body` as ingest receives it `seconds` after START; its status."""
+    monkeypatch.setattr(ingest.handler, "now", lambda: START + timedelta(seconds=seconds))
+    return pipeline.send(body).status
+
+
 def test_old_tracker_props_as_a_json_string_and_its_screen_width_are_stored(
     pipeline: Pipeline,
 ) -> None:
@@ -70,15 +83,11 @@ def test_engagement_keeps_scroll_depth_and_engaged_time_and_feeds_time_on_page(
 ) -> None:
     # Given a pageview, and the tracker's engagement event for it 12 s later
     key = pipeline.add_site(SITE)
-    # Both events and "today" inside one day, pinned: taken from the wall clock, the two events
-    # straddled midnight when the suite ran just before it (make test-dates found it twice)
-    start = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-    set_clock(start + timedelta(seconds=13))
-    monkeypatch.setattr(ingest.handler, "now", lambda: start)
-    assert pipeline.send({"n": "pageview", "v": 36, "u": PAGE, "d": SITE, "r": None}).status == 202
-    monkeypatch.setattr(ingest.handler, "now", lambda: start + timedelta(seconds=12))
+    set_clock(START + timedelta(seconds=13))
+    pageview = {"n": "pageview", "v": 36, "u": PAGE, "d": SITE, "r": None}
+    assert send_at(pipeline, monkeypatch, 0, pageview) == 202
     engagement = {"n": "engagement", "v": 36, "u": PAGE, "d": SITE, "sd": 64, "e": 11800}
-    assert pipeline.send(engagement).status == 202
+    assert send_at(pipeline, monkeypatch, 12, engagement) == 202
     # When they are aggregated
     pipeline.pump()
     # Then the engagement event keeps sd and e ...
@@ -100,15 +109,12 @@ def test_an_spa_pageview_carrying_the_page_it_left_stores_both_and_counts_as_two
     # Given our tracker's SPA navigation 12 s after landing on /: one request, the pageview of
     # /pricing carrying the engagement of / as `l` (decision 0041)
     key = pipeline.add_site(SITE)
-    start = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-    set_clock(start + timedelta(seconds=13))
+    set_clock(START + timedelta(seconds=13))
     home = f"https://{SITE}/"
-    monkeypatch.setattr(ingest.handler, "now", lambda: start)
-    assert pipeline.send({"n": "pageview", "u": home, "d": SITE, "h": 0}).status == 202
-    monkeypatch.setattr(ingest.handler, "now", lambda: start + timedelta(seconds=12))
+    assert send_at(pipeline, monkeypatch, 0, {"n": "pageview", "u": home, "d": SITE, "h": 0}) == 202
     left = {"u": home, "sd": 64, "e": 11800}
     navigation = {"n": "pageview", "u": PAGE, "d": SITE, "r": home, "h": 0, "l": left}
-    assert pipeline.send(navigation).status == 202
+    assert send_at(pipeline, monkeypatch, 12, navigation) == 202
     # When they are aggregated
     pipeline.pump()
     # Then three events are stored: the engagement of / beside the pageview of /pricing ...
