@@ -93,19 +93,17 @@ class Measured:
     per_pageview: dict[float, Usage]  # by target rate
     achieved: dict[float, float]  # pageviews/s sent
     late: dict[float, float]  # seconds the clients fell behind their plan at worst
+    # per_refresh: refreshes of a site with `window` pageviews in its realtime window;
+    # quiet_refresh: of a site with none
     per_refresh: Usage
+    quiet_refresh: Usage
+    window: float
     shape: Shape
     name_prefix: str
     spa: Usage | None = None  # at SPA_RATE, the same mix with SPA_SHARE of SPA navigations
-    # per_refresh is a refresh of a site with `window` pageviews in its realtime window; `quiet`
-    # one of a site with none
-    quiet_refresh: Usage | None = None
-    window: float = 0.0
 
     def refresh_at(self, pageviews_a_month: float) -> Usage:
         """What a realtime refresh costs at this volume (bill.refresh_at)."""
-        if self.quiet_refresh is None:
-            return self.per_refresh
         return bill.refresh_at(pageviews_a_month, self.quiet_refresh, self.per_refresh, self.window)
 
 
@@ -559,35 +557,39 @@ def measure(
                 quiet = refreshes_of(QUIET_SITE, sites.create_key(QUIET_SITE))
                 window = _realtime_pageviews(url, key)
                 per_refresh = refreshes_of(SITE, key)
+                steady: dict[float, float] = {}  # rate → the aggregates' write units a pageview
                 for rate, usage in per_pageview.items():
                     if rate <= STEADY_MAX_RATE:
                         progress(f"bill: aggregates' steady write units at {rate:g} pageviews/s")
-                        steady_aggregates(usage, rate, stack.moto.endpoint)
+                        steady[rate] = steady_write_units(rate, stack.moto.endpoint)
+                        steady_aggregates(usage, steady[rate])
                 if spa is not None:  # its events are the same mix: so are its steady units
-                    steady_aggregates(spa, SPA_RATE, stack.moto.endpoint)
+                    if SPA_RATE not in steady:
+                        steady[SPA_RATE] = steady_write_units(SPA_RATE, stack.moto.endpoint)
+                    steady_aggregates(spa, steady[SPA_RATE])
             finally:
                 stack.stop()
                 meter.uninstall()
                 failed.uninstall()
     return Measured(
-        per_pageview, achieved, late, per_refresh, shape, name_prefix, spa, quiet, window
+        per_pageview, achieved, late, per_refresh, quiet, window, shape, name_prefix, spa
     )
 
 
-_STEADY: dict[tuple[str, float], float] = {}  # (moto endpoint, rate) → write units a pageview
-
-
-def steady_aggregates(usage: Usage, rate: float, endpoint: str) -> None:
-    """The aggregates table's write units at `rate` in whole windows and fold cycles
-    (bench/writes.py: one cycle, simulated time), in place of the live run's, plus its failed
-    conditional writes. Measured once a rate: the SPA run's events are the same mix."""
+def steady_write_units(rate: float, endpoint: str) -> float:
+    """The aggregates table's write units a pageview at `rate` in whole windows and fold cycles
+    (bench/writes.py: one cycle, simulated time)."""
     from bench import writes
 
-    if (endpoint, rate) not in _STEADY:
-        tiers = writes.measure(rate, endpoint, fold_cycles=1)
-        _STEADY[(endpoint, rate)] = sum(t.per_pageview() for t in tiers.values())
+    tiers = writes.measure(rate, endpoint, fold_cycles=1)
+    return sum(t.per_pageview() for t in tiers.values())
+
+
+def steady_aggregates(usage: Usage, per_pageview: float) -> None:
+    """The aggregates' steady write units a pageview in place of the live run's, plus its failed
+    conditional writes."""
     failed = usage.failed_write_units.get("aggregates", 0.0)
-    usage.write_units["aggregates"] = _STEADY[(endpoint, rate)] * usage.units + failed
+    usage.write_units["aggregates"] = per_pageview * usage.units + failed
 
 
 def free_port() -> int:
@@ -677,13 +679,12 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
                     usage.requests.get("/api/event", 0.0) / usage.units,
                     "requests",
                 )
-    if measured.quiet_refresh is not None:
-        row(
-            "realtime refresh: pageviews in the busy site's 30-minute window when measured (a "
-            "volume's refresh is priced on the line from the quiet site's, with none)",
-            measured.window,
-            "pageviews",
-        )
+    row(
+        "realtime refresh: pageviews in the busy site's 30-minute window when measured (a "
+        "volume's refresh is priced on the line from the quiet site's, with none)",
+        measured.window,
+        "pageviews",
+    )
     idle = bill.idle(
         measured.per_pageview[min(measured.per_pageview)], measured.per_refresh, facts, shape
     )

@@ -52,11 +52,14 @@ class TierWrites:
     reads: dict[str, float] = field(default_factory=dict)  # kind of item → read units
 
     def per_pageview(self, kind: str | None = None) -> float:
-        total = sum(self.units.values()) if kind is None else self.units.get(kind, 0.0)
-        return total / max(1, self.pageviews)
+        return self._per_pageview(self.units, kind)
 
     def reads_per_pageview(self, kind: str | None = None) -> float:
-        total = sum(self.reads.values()) if kind is None else self.reads.get(kind, 0.0)
+        return self._per_pageview(self.reads, kind)
+
+    def _per_pageview(self, by_kind: dict[str, float], kind: str | None) -> float:
+        """Units a pageview: of one kind of item, or of all (kind None)."""
+        total = sum(by_kind.values()) if kind is None else by_kind.get(kind, 0.0)
         return total / max(1, self.pageviews)
 
 
