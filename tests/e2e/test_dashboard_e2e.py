@@ -296,6 +296,16 @@ def shows_metrics(page: Any, stack: Stack, params: dict[str, str], key: str | No
     until_equal(lambda: shown_metrics(page), expected_metrics(stack, params, key))
 
 
+def settled(page: Any, selector: str) -> None:
+    """Wait until no answer is on its way to this element (htmx marks it with htmx-request).
+
+    A click is a press and a release; an answer swapped in between them takes the pressed row
+    away, and the click lands on no row. A test clicks a row only once its card is settled.
+    """
+    idle = "(s) => !document.querySelector(s).classList.contains('htmx-request')"
+    wait_for(lambda: page.evaluate(idle, selector))
+
+
 def shown_rows(page: Any, panel: str) -> list[list[str]]:
     return list(
         page.evaluate(
@@ -739,10 +749,12 @@ def test_event_values_carrying_markup_and_javascript_urls_render_as_text(
         wait_for(lambda panel=panel, text=text: text in page.inner_text(panel))
     page.click("#tab-goals-props")
     page.locator("#panel-goals button[data-prop-key]").first.wait_for()
+    settled(page, "#panel-goals")
     page.click(f"#panel-goals button[data-prop-key={json.dumps(SCRIPT)}]")
     wait_for(lambda: IMG in page.inner_text("#prop-values"))
     # When a row carrying markup becomes a filter, its chip shows the markup as text too
     page.click("#tab-pages-page")
+    settled(page, "#panel-pages")
     page.locator(f"#panel-pages button[data-filter={json.dumps('event:page==/' + IMG)}]").click()
     wait_for(lambda: IMG in page.inner_text("#filter-chips"))
     # And the realtime view too

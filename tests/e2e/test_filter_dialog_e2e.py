@@ -25,6 +25,7 @@ from tests.e2e.test_dashboard_e2e import (
     api,
     counted,
     send,
+    settled,
     shot,
     shows_breakdown,
     shows_metrics,
@@ -231,6 +232,7 @@ def test_filter_dialog_builds_is_not_and_contains_filters_and_the_cards_match_th
     shows_metrics(page, stack, site_params(SITE, filters="event:page!=*blog*", **day), key)
     # And a row click still sets its property's filter, replacing the dialog's
     page.click("#tab-pages-page")
+    settled(page, "#panel-pages")
     page.click("#panel-pages button[data-filter='event:page==/pricing']")
     filters_become(page, "event:page==/pricing")
     assert chips(page) == ["Page is /pricing"]
