@@ -43,7 +43,7 @@ class MemoryEventStore(EventStore):
     def __init__(self) -> None:
         self.events: dict[str, RawEvent] = {}
 
-    def put(self, event: RawEvent) -> bool:
+    def put(self, event: RawEvent, client_id: bool = False) -> bool:
         if event.event_id in self.events:
             return False
         self.events[event.event_id] = event

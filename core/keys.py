@@ -35,6 +35,10 @@ meta table        pk  SITE   sk <domain>                          sites, all in 
                                                                   scope: a keyed hash of the client
                                                                   address, or `all`
                   pk  SALT   sk <UTC date>                        daily visitor-hash salts
+                  pk  SEEN#<site>#<visitor id>  sk  _             a visitor's last-seen time (TTL)
+                  pk  EVID#<site>#<event id>  sk  _               a client-sent event id's first
+                                                                  visitor: a resend from another
+                                                                  address is stored once (TTL)
                   pk  ALERTS#<site>  sk <rule id>                 alert rules and their state (0036)
                   pk  ALERTLOG#<site>  sk log#<ms>#<key>          webhook deliveries (TTL), and
                                        sk sent#<key>              the keys delivered (TTL)
@@ -496,6 +500,14 @@ def segments_pk(site: str) -> str:
 def funnels_pk(site: str) -> str:
     """A site's funnels (sk = funnel id): 2-8 ordered steps (issue 19)."""
     return f"FUNNELS{SEP}{site}"
+
+
+RESEND_MARKER_PREFIX = "EVID"
+
+
+def resend_marker_pk(site: str, event_id: str) -> str:
+    """The marker of an event id a client sent (ingest/store.py): the visitor it was stored under."""
+    return f"{RESEND_MARKER_PREFIX}{SEP}{site}{SEP}{event_id}"
 
 
 def umami_website_pk(website_id: str) -> str:

@@ -34,7 +34,10 @@ def get_deps() -> IngestDeps:
         sites=SiteStore(client, config.meta_table),
         salts=SaltStore(client, config.meta_table),
         events=EventStore(
-            client, config.events_table, load_schema().retention.raw_event_ttl_seconds
+            client,
+            config.events_table,
+            load_schema().retention.raw_event_ttl_seconds,
+            config.meta_table,
         ),
         max_body_bytes=config.max_body_bytes,
         max_batch_events=config.max_batch_events,

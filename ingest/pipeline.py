@@ -45,6 +45,7 @@ class Client:
 @dataclass(frozen=True)
 class Accepted:
     event: RawEvent
+    client_id: bool = False  # its id came from the client: a resend may carry it from elsewhere
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def accept(
             correlation_id=client.correlation_id,
             **page.utm,
         )
-        outcomes.append(Accepted(event))
+        outcomes.append(Accepted(event, client_id=payload.client_id is not None))
     return outcomes
 
 

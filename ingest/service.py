@@ -204,14 +204,15 @@ def _client(request: HttpRequest, deps: IngestDeps) -> Client:
 
 
 def _record(outcomes: list[Outcome], deps: IngestDeps) -> list[str]:
-    """Store the accepted events (one conditional PutItem each); the drop reasons of the rest."""
+    """Store the accepted events (one conditional PutItem each, ingest/store.py); the drop reasons
+    of the rest."""
     accepted = duplicates = 0
     drop_reasons: list[str] = []
     for outcome in outcomes:
         if isinstance(outcome, Dropped):
             drop_reasons.append(outcome.reason.value)
             continue
-        if deps.events.put(outcome.event):
+        if deps.events.put(outcome.event, client_id=outcome.client_id):
             accepted += 1
         else:
             duplicates += 1

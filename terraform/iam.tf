@@ -43,10 +43,12 @@ locals {
 # ingest: one conditional PutItem per event (ingest/store.py); sites are read (core/sites.py
 # SiteStore.get), the daily salts read, created and the expired ones deleted (ingest/visitor.py),
 # and visitors' last-seen times read and written (ingest/sessions.py, sessions over midnight);
-# an Umami website id's site is read by id (core/sites.py SiteStore.site_for_umami_id).
-# In meta it reaches only those partitions (core/keys.py SITE_PK, SALT_PK, UMAMI#<uuid> and
-# SEEN#<site>#<id>) and writes only the salts' and the last-seen items: ingest is the public endpoint, and keys,
-# sign-in sessions and sites are not its to touch.
+# an Umami website id's site is read by id (core/sites.py SiteStore.site_for_umami_id); an event
+# id a client sent puts its resend marker (ingest/store.py), which a failed condition returns.
+# In meta it reaches only those partitions (core/keys.py SITE_PK, SALT_PK, UMAMI#<uuid>,
+# SEEN#<site>#<id> and EVID#<site>#<id>) and writes only the salts', the last-seen items and the
+# resend markers: ingest is the public endpoint, and keys, sign-in sessions and sites are not its
+# to touch.
 # ForAllValues: every partition key the request names must be the listed one (or match it).
 data "aws_iam_policy_document" "ingest" {
   statement {
@@ -92,6 +94,16 @@ data "aws_iam_policy_document" "ingest" {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
       values   = ["SEEN#*"]
+    }
+  }
+  statement {
+    sid       = "ResendMarkers"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.this["meta"].arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["EVID#*"]
     }
   }
   statement {

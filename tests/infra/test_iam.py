@@ -835,22 +835,24 @@ def test_role_writes_logs_only_to_its_own_log_group(function: str) -> None:
     }
 
 
-def test_ingest_writes_only_the_salts_and_last_seen_times_in_meta(
+def test_ingest_writes_only_the_salts_last_seen_times_and_resend_markers_in_meta(
     recorded: dict[str, set[Grant]],
 ) -> None:
     from ingest.sessions import SEEN_PREFIX
 
     seen = f"{SEEN_PREFIX}#*"
+    marker = f"{keys.RESEND_MARKER_PREFIX}#*"
     umami = keys.umami_website_pk("*")
     # Given what ingest's policy allows on the meta table
     meta = {(a, k) for a, r, k in policy_grants("ingest") if r == "table:meta"}
-    # Then it writes the salts' and the last-seen partitions and nothing else there, and reads
-    # sites, Umami website ids, salts and last-seen times only
+    # Then it writes the salts', the last-seen and the resend markers' partitions and nothing
+    # else there, and reads sites, Umami website ids, salts and last-seen times only
     writes = {(a, k) for a, k in meta if a not in ("dynamodb:GetItem", "dynamodb:Query")}
     assert writes == {
         ("dynamodb:PutItem", keys.SALT_PK),
         ("dynamodb:DeleteItem", keys.SALT_PK),
         ("dynamodb:UpdateItem", seen),
+        ("dynamodb:PutItem", marker),
     }
     assert meta - writes == {
         ("dynamodb:GetItem", keys.SITE_PK),
@@ -865,6 +867,10 @@ def test_ingest_writes_only_the_salts_and_last_seen_times_in_meta(
     assert {a for a, k in made if k.startswith(SEEN_PREFIX + "#")} == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
+    }
+    # And the event sent with a client id, and its resend, put the id's marker only
+    assert {(a, k) for a, k in made if k.startswith(marker[:-1])} == {
+        ("dynamodb:PutItem", keys.resend_marker_pk(SITE, "client-event-0001"))
     }
     # And an Umami website id is only ever read, by its key
     assert {(a, k) for a, k in made if k.startswith(umami[:-1])} == {

@@ -231,6 +231,67 @@ def test_duplicate_client_send_is_stored_once(pipeline: Pipeline) -> None:
     assert snapshot(pipeline, key)["pageviews"] == 1
 
 
+PHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+CLIENT_ID = "01JDQ2Z7W8K3M4N5P6Q7R8S9T1"
+
+
+def test_a_client_id_resent_from_another_address_is_stored_and_counted_once(
+    pipeline: Pipeline,
+) -> None:
+    # Given an event the native API sent with its own id, and another visitor's
+    key = pipeline.add_site(SITE)
+    event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "id": CLIENT_ID}
+    assert pipeline.send(event, ip="198.51.100.1").status == 202
+    other = {"n": "pageview", "u": f"https://{SITE}/b", "d": SITE}
+    assert pipeline.send(other, ip="198.51.100.2").status == 202
+    # When its sender resends it from another address and user agent: another visitor id
+    assert pipeline.send(event, ip="203.0.113.9", user_agent=PHONE_UA).status == 202
+    # Then it is stored once, under the first try's visitor
+    stored = [item for item in pipeline.scan("events") if item["sk"]["S"] == CLIENT_ID]
+    assert len(stored) == 1 and len(pipeline.scan("events")) == 2
+    # And counted once, in realtime and in today's totals
+    pipeline.pump()
+    result = snapshot(pipeline, key)
+    assert result["pageviews"] == result["today"]["pageviews"] == 2
+    assert result["current_visitors"] == result["today"]["visitors"] == 2
+
+
+def test_a_first_try_that_stored_its_marker_and_not_its_event_is_completed_by_the_resend(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.store import EventStore
+
+    key = pipeline.add_site(SITE)
+    event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "id": CLIENT_ID}
+    # Given a first try that crashed after its resend marker was written, before its event
+    first_visitor = EventStore._first_visitor
+    crashed: list[str] = []
+
+    def crash_after_marker(self: EventStore, raw: Any, ttl: int) -> str:
+        crashed.append(first_visitor(self, raw, ttl))
+        raise RuntimeError("the instance died here")
+
+    monkeypatch.setattr(EventStore, "_first_visitor", crash_after_marker)
+    with pytest.raises(RuntimeError):
+        pipeline.send(event, ip="198.51.100.1")
+    assert crashed and pipeline.scan("events") == []
+    monkeypatch.setattr(EventStore, "_first_visitor", first_visitor)
+    # When the sender retries from another address
+    assert pipeline.send(event, ip="203.0.113.9", user_agent=PHONE_UA).status == 202
+    # Then the resend stores the event, under the visitor the marker names (the first try's)
+    stored = pipeline.scan("events")
+    assert [item["pk"]["S"].rsplit("#", 1)[1] for item in stored] == crashed
+    # And a third try is refused; the event counts once
+    assert pipeline.send(event, ip="192.0.2.4").status == 202
+    assert len(pipeline.scan("events")) == 1
+    pipeline.pump()
+    result = snapshot(pipeline, key)
+    assert result["pageviews"] == result["today"]["pageviews"] == 1
+
+
 def test_racing_batch_changes_visitor_state_and_we_still_count_exactly(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
