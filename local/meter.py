@@ -91,6 +91,10 @@ class CapacityMeter:
         self._wrap(DynamoDBBackend, "get_item", self._wrap_get)
         self._wrap(DynamoDBBackend, "query", self._wrap_query)
         self._wrap(DynamoHandler, "batch_get_item", self._wrap_batch_get)
+        # moto's UpdateItem (always) and PutItem with ReturnValues=ALL_OLD read the item to answer
+        # with it: DynamoDB bills no read for that, so those gets are not counted.
+        self._wrap(DynamoHandler, "update_item", _unbilled_gets)
+        self._wrap(DynamoHandler, "put_item", _unbilled_gets)
 
     def uninstall(self) -> None:
         for owner, name, original in reversed(self._installed):
@@ -179,6 +183,14 @@ class CapacityMeter:
                 return original(handler)
 
         return batch_get
+
+
+def _unbilled_gets(original: Any) -> Any:
+    def handle(handler: Any) -> Any:
+        with _flag("internal"):
+            return original(handler)
+
+    return handle
 
 
 @contextmanager
