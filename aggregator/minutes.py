@@ -31,7 +31,7 @@ before 0018 (the legacy key `C#<site>#m#_`, 2,000 events a part) are only read: 
 legacy parts first (the same numbers) until one that is not full, so an event they counted is
 still found there when it is redelivered. They are read from DynamoDB until they expire with the
 minute TTL; a warm instance keeps what it read of them once no instance of the old code can still
-be writing them.
+be writing them, and does not read them at all for minutes that began after that (none exists).
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ FULL_PARTS_KEPT = 512  # ~10 MB of a warm instance's memory; a 100,000-event min
 # Lambda's longest timeout: an instance this much younger than now runs the new code only, so the
 # legacy parts it reads can no longer change (until then they are read again each time).
 LEGACY_SETTLED_SECONDS = 900
+# Ingest's clock (an event's minute) against this function's, with room to spare.
+CLOCK_SKEW_SECONDS = 60
 
 VISITOR_IDS, ARRIVALS, EVENT_IDS = keys.VISITOR_IDS, keys.ARRIVALS, keys.EVENT_IDS
 
@@ -224,6 +226,12 @@ class MinuteStore:
         # The local stack's instances of a tier are threads sharing this store (one per shard).
         self._lock = threading.Lock()
         self._settled_at = self._clock() + LEGACY_SETTLED_SECONDS
+        # A minute that begins after that has no legacy part at all: old code wrote only the
+        # minutes of events it processed, all received before it stopped, and it stopped by the
+        # settling time (this instance starts after the deploy). Its legacy keys are not read.
+        self._no_legacy_from = keys.minute_label(
+            int((self._settled_at + CLOCK_SKEW_SECONDS) * 1000)
+        )
 
     def read(self, wanted: Iterable[PartKey], consistent: bool) -> dict[PartKey, Part]:
         """The parts as stored (absent ones empty). Eventually consistent reads are enough at
@@ -235,6 +243,8 @@ class MinuteStore:
                 if key in self._full:
                     self._full.move_to_end(key)
                     found[key] = self._full[key]
+                elif _legacy(key) and keys.parse_counter_sk(key[1]) >= self._no_legacy_from:
+                    found[key] = Part()
                 else:
                     found[key] = Part()
                     unread.append(key)

@@ -41,6 +41,10 @@ SHARDS = 4
 REALTIME_SECONDS = float(os.environ.get("BENCH_WRITES_REALTIME_SECONDS", "1200"))
 ROLLUP_FOLD_CYCLES = int(os.environ.get("BENCH_WRITES_FOLD_CYCLES", "2"))
 START = datetime(2026, 11, 15, 10, 0, tzinfo=UTC)
+# A realtime instance's age at the run's first batch: warm, past the 16 minutes in which a new
+# instance still reads the parts of decision 0018's legacy layout (aggregator/minutes.py). A new
+# instance (a deploy, Lambda recycling one every few hours) reads them for its first 16 minutes.
+INSTANCE_AGE_SECONDS = 3600.0
 
 
 @dataclass
@@ -163,12 +167,13 @@ def batches(
 
 
 @contextlib.contextmanager
-def instances_per_shard() -> Iterator[dict[str, int]]:
+def instances_per_shard() -> Iterator[dict[str, Any]]:
     """Each shard's batches go to an instance of their own, with its own warm stores, as Lambda
-    gives each shard: set `current["shard"]` before an invocation."""
+    gives each shard: set `current["shard"]`, and the run's time `current["now"]` (epoch
+    seconds), before an invocation."""
     import aggregator.handler as handler
 
-    current = {"shard": 0}
+    current: dict[str, Any] = {"shard": 0, "now": START.timestamp()}
     originals = handler.get_store, handler.get_minute_store
     stores: dict[tuple[int, str], Any] = {}
     minute_stores: dict[int, Any] = {}
@@ -181,7 +186,19 @@ def instances_per_shard() -> Iterator[dict[str, int]]:
 
     def get_minute_store() -> Any:
         if current["shard"] not in minute_stores:
-            minute_stores[current["shard"]] = originals[1].__wrapped__()
+            # On the run's clock, started INSTANCE_AGE_SECONDS before its first batch
+            from aggregator.minutes import MinuteStore
+            from core.schema import load_schema
+
+            now = current["now"]
+            current["now"] = now - INSTANCE_AGE_SECONDS
+            minute_stores[current["shard"]] = MinuteStore(
+                handler.get_client(),
+                handler.get_config().aggregates_table,
+                load_schema().retention.minute_bucket_ttl_seconds,
+                clock=lambda: current["now"],
+            )
+            current["now"] = now
         return minute_stores[current["shard"]]
 
     handler.get_store, handler.get_minute_store = get_store, get_minute_store  # type: ignore[assignment]
@@ -243,7 +260,7 @@ def measure(
                 metered = [(e, r) for e, r in zip(events, records, strict=True) if e.ts < until]
                 chosen = [e for e, _ in metered]
                 meter.reset()
-                for _, shard, batch in batches(
+                for close, shard, batch in batches(
                     chosen,
                     [r for _, r in metered],
                     variant.shards,
@@ -251,7 +268,7 @@ def measure(
                     esm.batch_size,
                     variant.by_event,
                 ):
-                    current["shard"] = shard
+                    current["shard"], current["now"] = shard, close / 1000
                     result = pipeline.tier_fns[tier].invoke({"Records": batch})
                     assert result == {"batchItemFailures": []}, result
                 usage = meter.reset()

@@ -4,6 +4,8 @@ before it (the legacy key `C#<site>#m#_`) still read and still deduplicating."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -130,9 +132,46 @@ def test_an_event_counted_in_a_legacy_part_is_not_counted_again_when_redelivered
 def test_legacy_parts_are_read_again_until_no_old_instance_can_write_them(
     aws_env: dict[str, str],
 ) -> None:
-    clock = [1_000_000.0]
+    # Given an instance started just after the minute (an old one may have written its parts)
+    clock = [NOW.timestamp()]
     store = minutes.MinuteStore(client(), aws_env["aggregates"], 3600, clock=lambda: clock[0])
     legacy = (keys.legacy_minute_pk(SITE), MINUTE)
+
+    with recorded_reads() as reads:
+        store.read([legacy], False)
+        store.read([legacy], False)  # an old instance may still be writing: read again
+        clock[0] += minutes.LEGACY_SETTLED_SECONDS
+        store.read([legacy], False)
+        store.read([legacy], False)  # settled: known absent, not read
+
+    assert reads == [legacy, legacy, legacy]
+
+
+def test_legacy_parts_of_minutes_after_the_old_code_stopped_are_never_read(
+    aws_env: dict[str, str],
+) -> None:
+    # Given an instance that started before the minute, by more than the old code could run on
+    started = NOW - timedelta(minutes=2) - timedelta(seconds=minutes.LEGACY_SETTLED_SECONDS + 61)
+    store = minutes.MinuteStore(
+        client(), aws_env["aggregates"], 3600, clock=lambda: started.timestamp()
+    )
+    later = [(keys.legacy_minute_pk(SITE), keys.counter_sk(MINUTE, part)) for part in (0, 4)]
+    current = (keys.minute_pk(SITE, 0), MINUTE)
+    # And an older minute's legacy part, which old code may have written
+    older = (started - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    earlier = (keys.legacy_minute_pk(SITE), older)
+
+    # When the minute's parts are wanted, legacy and current, and the older minute's
+    with recorded_reads() as reads:
+        found = store.read([*later, current, earlier], False)
+
+    # Then the minute's legacy keys are known empty without a read; the rest are read
+    assert sorted(reads) == sorted([current, earlier])
+    assert all(found[key].events == set() for key in later)
+
+
+@contextmanager
+def recorded_reads() -> Iterator[list[Any]]:
     reads: list[Any] = []
     original = minutes.batch_get
 
@@ -142,10 +181,4 @@ def test_legacy_parts_are_read_again_until_no_old_instance_can_write_them(
 
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(minutes, "batch_get", recording)
-        store.read([legacy], False)
-        store.read([legacy], False)  # an old instance may still be writing: read again
-        clock[0] += minutes.LEGACY_SETTLED_SECONDS
-        store.read([legacy], False)
-        store.read([legacy], False)  # settled: known absent, not read
-
-    assert reads == [legacy, legacy, legacy]
+        yield reads
