@@ -15,11 +15,12 @@ REFRESHES times, as an open dashboard tab does every 5 s. Each part is measured 
 - bytes stored per table (DynamoDB's item size plus 100 bytes of overhead an item);
 - the functions' log lines: they log at DEBUG here, so any Terraform level can be applied later.
 
-The aggregates table's write units are taken from a steady state instead (bench/writes.py, up to
-STEADY_MAX_RATE): a minute of traffic cannot fill the rollup tier's 300 s windows nor reach a
-fold, and every visitor in it is new, so the live run overstates them (decision 0025: 11.6 units
-a pageview where whole windows and folds take 4.4). The live run's failed conditional writes on
-that table are kept on top.
+The aggregates table's write and read units are taken from a steady state instead
+(bench/writes.py, up to STEADY_MAX_RATE): a minute of traffic cannot fill the rollup tier's 300 s
+windows nor reach a fold, every visitor in it is new, and the run's realtime instances are younger
+than the 16 minutes in which an instance still reads decision 0018's legacy minute parts, so the
+live run overstates them (decision 0025: 11.6 write units a pageview where whole windows and folds
+take 4.4). The live run's failed conditional writes on that table are kept on top.
 
 Left out, and said so in the rows: Lambda cold starts (one warm instance per function and shard:
 WARM_UP_SECONDS of traffic go first, unmeasured),
@@ -557,15 +558,16 @@ def measure(
                 quiet = refreshes_of(QUIET_SITE, sites.create_key(QUIET_SITE))
                 window = _realtime_pageviews(url, key)
                 per_refresh = refreshes_of(SITE, key)
-                steady: dict[float, float] = {}  # rate → the aggregates' write units a pageview
+                # rate → the aggregates' (write, read) units a pageview
+                steady: dict[float, tuple[float, float]] = {}
                 for rate, usage in per_pageview.items():
                     if rate <= STEADY_MAX_RATE:
-                        progress(f"bill: aggregates' steady write units at {rate:g} pageviews/s")
-                        steady[rate] = steady_write_units(rate, stack.moto.endpoint)
+                        progress(f"bill: aggregates' steady units at {rate:g} pageviews/s")
+                        steady[rate] = steady_units(rate, stack.moto.endpoint)
                         steady_aggregates(usage, steady[rate])
                 if spa is not None:  # its events are the same mix: so are its steady units
                     if SPA_RATE not in steady:
-                        steady[SPA_RATE] = steady_write_units(SPA_RATE, stack.moto.endpoint)
+                        steady[SPA_RATE] = steady_units(SPA_RATE, stack.moto.endpoint)
                     steady_aggregates(spa, steady[SPA_RATE])
             finally:
                 stack.stop()
@@ -576,20 +578,22 @@ def measure(
     )
 
 
-def steady_write_units(rate: float, endpoint: str) -> float:
-    """The aggregates table's write units a pageview at `rate` in whole windows and fold cycles
-    (bench/writes.py: one cycle, simulated time)."""
+def steady_units(rate: float, endpoint: str) -> tuple[float, float]:
+    """The aggregates table's (write, read) units a pageview at `rate` in whole windows and fold
+    cycles, the instances warm (bench/writes.py: one cycle, simulated time)."""
     from bench import writes
 
-    tiers = writes.measure(rate, endpoint, fold_cycles=1)
-    return sum(t.per_pageview() for t in tiers.values())
+    tiers = writes.measure(rate, endpoint, fold_cycles=1).values()
+    return sum(t.per_pageview() for t in tiers), sum(t.reads_per_pageview() for t in tiers)
 
 
-def steady_aggregates(usage: Usage, per_pageview: float) -> None:
-    """The aggregates' steady write units a pageview in place of the live run's, plus its failed
-    conditional writes."""
+def steady_aggregates(usage: Usage, per_pageview: tuple[float, float]) -> None:
+    """The aggregates' steady write and read units a pageview in place of the live run's, plus
+    its failed conditional writes."""
+    writes, reads = per_pageview
     failed = usage.failed_write_units.get("aggregates", 0.0)
-    usage.write_units["aggregates"] = per_pageview * usage.units + failed
+    usage.write_units["aggregates"] = writes * usage.units + failed
+    usage.read_units["aggregates"] = reads * usage.units
 
 
 def free_port() -> int:
