@@ -735,6 +735,15 @@ def rows(progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any
             prices.peer_anchor(point.pageviews),
         )
     million = next(p for p in points if p.pageviews == 1_000_000)
+    row(
+        f"all-in $ per million pageviews at 1 M a month with the always-free tier (event mix, "
+        f"{shape.tabs} dashboard tab {shape.tab_hours_per_day:g} h/day; the account runs nothing "
+        f"else; DynamoDB on demand has no free tier)",
+        million.bill.total_free_tier,
+        "USD",
+        "≤ 4",
+        f"no free tier: ${million.bill.total:.2f}; {swa}",
+    )
     for item in sorted(million.bill.items, key=lambda i: -i.usd):
         row(f"  … at 1 M a month: {item.name}", item.usd, "USD/month", "", item.covers[:120])
     table = curve.markdown(points)
