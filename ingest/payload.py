@@ -6,6 +6,7 @@ handler maps to a 400 with that body. Nothing here touches storage.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -134,6 +135,8 @@ def parse_with_left(data: Any) -> list[EventPayload]:
         "sd": left.get("sd"),
         "e": left.get("e"),
     }
+    if event.client_id is not None:  # a resend of the event carries the same engagement
+        engagement["id"] = left_id(event.client_id)
     try:
         left_event = parse_event(engagement)
     except InvalidPayload:
@@ -142,6 +145,12 @@ def parse_with_left(data: Any) -> list[EventPayload]:
     if _origin(left_event.url) != _origin(event.url):
         return [event]
     return [left_event, event]
+
+
+def left_id(client_id: str) -> str:
+    """The id of the engagement an event with a client id carries: its own, and the same on every
+    resend of the event, so a resend stores it once as it does the event (ingest/store.py)."""
+    return "l-" + hashlib.blake2b(client_id.encode(), digest_size=16).hexdigest()
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -259,6 +259,20 @@ def test_a_client_id_resent_from_another_address_is_stored_and_counted_once(
     assert result["current_visitors"] == result["today"]["visitors"] == 2
 
 
+def test_a_resent_pageview_stores_the_engagement_it_carries_once_too(pipeline: Pipeline) -> None:
+    # Given an SPA navigation's pageview with a client id, carrying the page it left (0041)
+    pipeline.add_site(SITE)
+    left = {"u": f"https://{SITE}/", "sd": 60, "e": 5_000}
+    event = {"n": "pageview", "u": f"https://{SITE}/b", "d": SITE, "id": CLIENT_ID, "l": left}
+    assert pipeline.send(event, ip="198.51.100.1").status == 202
+    # When it is resent from another address
+    assert pipeline.send(event, ip="203.0.113.9", user_agent=PHONE_UA).status == 202
+    # Then the engagement and the pageview are each stored once, under one visitor
+    stored = pipeline.scan("events")
+    assert sorted(item["name"]["S"] for item in stored) == ["engagement", "pageview"]
+    assert len({item["pk"]["S"] for item in stored}) == 1
+
+
 def test_a_first_try_that_stored_its_marker_and_not_its_event_is_completed_by_the_resend(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from ingest.payload import EventPayload, InvalidPayload, parse_body, parse_event
+from ingest.payload import (
+    CLIENT_ID_RE,
+    EventPayload,
+    InvalidPayload,
+    left_id,
+    parse_body,
+    parse_event,
+)
 
 VALID = {"name": "pageview", "url": "https://example.com/"}
 
@@ -386,6 +393,21 @@ def test_a_pageview_carrying_the_page_it_left_is_that_engagement_then_the_pagevi
             name="pageview", url="https://example.com/pricing", domain="example.com", hash_mode=True
         ),
     ]
+
+
+def test_an_event_with_a_client_id_gives_the_engagement_it_carries_an_id_of_its_own() -> None:
+    sent = body({**SPA_PAGEVIEW, "id": "01JDQ2Z7W8K3M4N5P6Q7R8S9T0", "l": LEFT})
+
+    first, again = parse_body(sent, 50), parse_body(sent, 50)
+
+    # The same id on a resend (so it is stored once), not the event's, valid as a client id
+    engagement, pageview = first
+    assert engagement.client_id == again[0].client_id == left_id("01JDQ2Z7W8K3M4N5P6Q7R8S9T0")
+    assert engagement.client_id != pageview.client_id == "01JDQ2Z7W8K3M4N5P6Q7R8S9T0"
+    assert CLIENT_ID_RE.fullmatch(engagement.client_id)
+    # And another event's engagement gets another
+    other = parse_body(body({**SPA_PAGEVIEW, "id": "01JDQ2Z7W8K3M4N5P6Q7R8S9T1", "l": LEFT}), 50)
+    assert other[0].client_id != engagement.client_id
 
 
 def test_each_event_of_a_batch_brings_the_engagement_it_carries() -> None:
