@@ -117,7 +117,9 @@ def test_an_alert_added_in_the_settings_page_is_listed_shows_its_secret_once_and
     page.get_by_label("Within (minutes)").fill("10")
     page.get_by_label("Webhook URL (https)").fill("https://hooks.example.com/goal")
     page.get_by_role("button", name="Add alert").click()
-    page.get_by_text("Visit /pricing: 3+ pageviews within 10 minutes").wait_for()
+    # (in the list: the "Alert added" note above it names the rule too)
+    listed = "Visit /pricing: 3+ pageviews within 10 minutes"
+    page.locator("#alerts-list").get_by_text(listed, exact=True).wait_for()
     goal_rule = next(r for r in rules_of(stack, site) if r["kind"] == "goal")
     assert (goal_rule["goal"], goal_rule["threshold"], goal_rule["window_minutes"]) == (
         "Visit /pricing",
