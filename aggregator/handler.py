@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +53,14 @@ def get_client() -> Any:
 @lru_cache(maxsize=1)
 def get_minute_store() -> MinuteStore:
     """Cached: a warm instance keeps the full parts it has read."""
+    return new_minute_store()
+
+
+def new_minute_store(clock: Callable[[], float] = time.time) -> MinuteStore:
+    """An instance's minute store, on `clock` (bench/writes.py runs one on simulated time)."""
     retention = load_schema().retention
     return MinuteStore(
-        get_client(), get_config().aggregates_table, retention.minute_bucket_ttl_seconds
+        get_client(), get_config().aggregates_table, retention.minute_bucket_ttl_seconds, clock
     )
 
 

@@ -187,17 +187,9 @@ def instances_per_shard() -> Iterator[dict[str, Any]]:
     def get_minute_store() -> Any:
         if current["shard"] not in minute_stores:
             # On the run's clock, started INSTANCE_AGE_SECONDS before its first batch
-            from aggregator.minutes import MinuteStore
-            from core.schema import load_schema
-
             now = current["now"]
             current["now"] = now - INSTANCE_AGE_SECONDS
-            minute_stores[current["shard"]] = MinuteStore(
-                handler.get_client(),
-                handler.get_config().aggregates_table,
-                load_schema().retention.minute_bucket_ttl_seconds,
-                clock=lambda: current["now"],
-            )
+            minute_stores[current["shard"]] = handler.new_minute_store(lambda: current["now"])
             current["now"] = now
         return minute_stores[current["shard"]]
 
