@@ -25,13 +25,12 @@ def test_aggregator_stores_stamp_ttls_and_slots_from_their_clock(
     aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aggregator import handler
-    from aggregator.minutes import MinuteStore
     from aggregator.store import AggregateStore
     from core.schema import load_schema
 
     # Given the composition root building its stores on a fixed clock
     monkeypatch.setattr(handler, "AggregateStore", partial(AggregateStore, clock=fixed))
-    monkeypatch.setattr(handler, "MinuteStore", partial(MinuteStore, clock=fixed))
+    monkeypatch.setattr(handler, "new_minute_store", partial(handler.new_minute_store, fixed))
     _clear_composition_roots()
     retention = load_schema().retention
     # When pageviews are counted
