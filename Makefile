@@ -26,16 +26,18 @@ test: install build infra-tools trackers
 ## time-machine; monotonic time is left alone (why not libfaketime: docs/decisions/0019).
 ## Files with no calendar in them run at today's date only (decision 0019, amendments): the
 ## hostile-input corpus, and who-may-do-what and CRUD suites (status codes, credentials, stored
-## settings: epoch times and durations, no local day, month or year).
+## settings: epoch times and durations, no local day, month or year), the emulator's own patches
+## and the bill model (monthly prices and Terraform, no date).
 DATES ?= 2027-03-28T00:58:00+00:00 2026-12-31T23:57:00+00:00 2028-02-29T23:57:00+00:00
-CALENDAR_FREE = test_hostile_inputs test_isolation test_sign_in test_bad_input test_query_auth \
-  test_admin_api test_openapi test_segments test_segments_cli \
-  test_funnels_cli test_alerts_cli test_umami_ids test_sites
+CALENDAR_FREE = $(addprefix integration/,test_hostile_inputs test_isolation test_sign_in \
+  test_bad_input test_query_auth test_admin_api test_openapi test_segments test_segments_cli \
+  test_funnels_cli test_alerts_cli test_umami_ids test_sites test_moto_patch) \
+  $(addprefix unit/,test_bill test_idle_cost)
 test-dates: install
 	@for at in $(DATES); do \
 	  echo "== unit and integration tiers at $$at"; \
 	  LIVEINSIGHT_TEST_NOW=$$at $(PY) -m pytest -q -n auto --dist loadfile -p no:cacheprovider \
-	    $(foreach f,$(CALENDAR_FREE),--ignore=tests/integration/$(f).py) \
+	    $(foreach f,$(CALENDAR_FREE),--ignore=tests/$(f).py) \
 	    tests/unit tests/integration || exit 1; \
 	done
 
