@@ -15,12 +15,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from core import keys
 from core.aws import paged
+
+if TYPE_CHECKING:
+    from core.sites import SiteStore
 
 MAX_SEGMENTS = 100  # per site: each is read to resolve a filter, and listed in the filter bar
 MAX_NAME_LENGTH = 120
@@ -72,6 +75,13 @@ def validate_filters(filters: Any) -> tuple[Any, ...]:
 class SegmentStore:
     def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
         self._client, self._table, self._clock = client, table, clock
+
+    @classmethod
+    def beside(cls, sites: SiteStore) -> SegmentStore:
+        """The store over the meta table that `sites` reads (as FunnelStore.beside): the v2 query
+        resolves saved segments with it, the admin routes edit them."""
+        client, table = sites.meta
+        return cls(client, table)
 
     def list(self, site: str) -> builtins.list[Segment]:
         items = paged(

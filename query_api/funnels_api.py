@@ -1,5 +1,6 @@
-"""Funnels and journeys (issue 19): the admin routes that define a site's funnels, and the stats
-routes that count them over the event archive (query_api/funnels.py has the definitions).
+"""Funnels and journeys (issue 19): the stats routes that count a site's funnels over the event
+archive (query_api/funnels.py has the definitions), and the models the admin routes that define
+them share (query_api/funnels_admin.py, built only when the admin side is: decision 0022).
 
 Admin (the admin's session cookie; CSRF token on changes, as every `/api/admin/*` route):
     GET    /api/admin/sites/{domain}/funnels               {"funnels": [Funnel]}
@@ -18,13 +19,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.funnels import Funnel, FunnelNotFound, FunnelStore
 from core.sites import Site as SiteRecord
 from query_api import parse
-from query_api.admin import Domain, _domain, admin_router, site_errors
 from query_api.deps import OVERRIDES, Deps, Now, QueryDeps, ReadableSite
 from query_api.errors import READ_ERRORS, BadRequest, ErrorOut, NotFound
 from query_api.parse import Param, ViewParams, build_query
@@ -127,46 +127,6 @@ def _funnel_out(funnel: Funnel) -> FunnelOut:
         steps=[StepOut(label=s.label, kind=s.kind, value=s.value) for s in funnel.steps],
         created_at=funnel.created_at,
     )
-
-
-# ---- admin -------------------------------------------------------------------------------------
-
-admin = admin_router("/sites/{domain}/funnels")
-FunnelId = Annotated[str, Path(min_length=1, max_length=64)]
-
-
-def _site_domain(d: QueryDeps, domain: str) -> str:
-    with site_errors():
-        return d.sites.require(_domain(domain)).domain
-
-
-@admin.get("", response_model=FunnelsOut)
-def list_funnels(domain: Domain, d: Deps, funnels: Funnels) -> FunnelsOut:
-    site = _site_domain(d, domain)
-    return FunnelsOut(funnels=[_funnel_out(f) for f in funnels.list(site)])
-
-
-@admin.post("", response_model=FunnelOut, status_code=201)
-def add_funnel(domain: Domain, body: FunnelIn, d: Deps, funnels: Funnels) -> FunnelOut:
-    """Steps as goals are written: "Visit /path" (`*` matches any characters) or a custom
-    event's name; 2 to 8 of them, each once; a name of 1 to 120 characters, unique per site."""
-    site = _site_domain(d, domain)
-    with site_errors():
-        return _funnel_out(funnels.add(site, body.name, body.steps))
-
-
-@admin.get("/{funnel_id}", response_model=FunnelOut)
-def get_funnel(domain: Domain, funnel_id: FunnelId, d: Deps, funnels: Funnels) -> FunnelOut:
-    site = _site_domain(d, domain)
-    with site_errors():
-        return _funnel_out(funnels.get(site, funnel_id))
-
-
-@admin.delete("/{funnel_id}", response_model=FunnelRemoved)
-def remove_funnel(domain: Domain, funnel_id: FunnelId, d: Deps, funnels: Funnels) -> FunnelRemoved:
-    site = _site_domain(d, domain)
-    with site_errors():
-        return FunnelRemoved(removed=funnels.remove(site, funnel_id).id)
 
 
 # ---- stats -------------------------------------------------------------------------------------
@@ -302,7 +262,3 @@ def _whole(raw: str | None, name: str, default: int, low: int, high: int) -> int
     if raw.isdigit() and low <= int(raw) <= high:
         return int(raw)
     raise BadRequest(f"`{name}` is a whole number from {low} to {high}.")
-
-
-# The app takes this router's routes (query_api/app.py): the admin routes ride along.
-router.routes.extend(admin.routes)

@@ -24,7 +24,6 @@ from query_api.v2 import answer, fast, geo_names
 from query_api.v2 import imported as v2_imported
 from query_api.v2 import parse as v2parse
 from query_api.v2.model import FilterTree, Result, V2Query
-from query_api.v2.segments_api import store_of
 
 router = APIRouter(dependency_overrides_provider=OVERRIDES)
 
@@ -81,7 +80,7 @@ def v2_query(
     """Plausible's Stats API v2 query: `{"site_id", "metrics", "date_range", "dimensions",
     "filters", "order_by", "pagination", "include"}` → `{"results", "meta", "query"}`."""
     site = authorize(request, v2parse.site_id_of(body), authorization, auth, d, now)
-    resolve = segment_resolver(store_of(d), site)
+    resolve = segment_resolver(SegmentStore.beside(d.sites), site)
     query = v2parse.parse_query(body, site, now, _parsed_segments(resolve, site, now))
     planner = d.planner(site, now)
     if geo_names.uses_names(query):  # the engines know the codes: names on the way out
@@ -114,4 +113,4 @@ def _parsed_segments(
 def list_segments(site: ReadableSite, d: Deps) -> dict[str, list[dict[str, Any]]]:
     """The site's saved segments, for the dashboard's filter bar (anyone who may read the
     site's stats may apply them)."""
-    return {"segments": [s.out() for s in store_of(d).list(site.domain)]}
+    return {"segments": [s.out() for s in SegmentStore.beside(d.sites).list(site.domain)]}

@@ -43,8 +43,7 @@ class SegmentsOut(BaseModel):
 
 
 def store_of(d: QueryDeps) -> SegmentStore:
-    client, table = d.sites.meta
-    return SegmentStore(client, table)
+    return SegmentStore.beside(d.sites)
 
 
 def check_filters(filters: list[Any], site: SiteRecord) -> None:
