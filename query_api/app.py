@@ -73,7 +73,6 @@ def build_admin_side() -> None:
     with _admin_side_lock:
         if not _admin_side_built:
             app.router.routes.extend(_admin_side_routes())
-            app.openapi_schema = None
             _admin_side_built = True
 
 

@@ -98,3 +98,17 @@ def test_the_openapi_document_names_the_admin_side_before_any_request_to_it() ->
         timeout=120,
     )
     assert done.stdout.split() == ["True", "True", "True"]
+
+
+def test_the_admin_side_lies_under_its_prefixes_and_nothing_built_on_import_does() -> None:
+    # A route of the admin side outside ADMIN_SIDE_PREFIXES would answer 404 until some other
+    # admin request built it; a route built on import under them could shadow one added later.
+    from query_api.app import ADMIN_SIDE_PREFIXES, _admin_side_routes
+
+    built_on_demand = {r.path for r in _admin_side_routes() if isinstance(r, APIRoute)}
+    assert built_on_demand
+    assert all(p.startswith(ADMIN_SIDE_PREFIXES) for p in built_on_demand)
+    app.openapi()  # every route present
+    on_import = {r.path for r in app.routes if isinstance(r, APIRoute)} - built_on_demand
+    assert on_import >= {"/api/stats/aggregate", "/api/v2/query", "/api/stats/funnel"}
+    assert not any(p.startswith(ADMIN_SIDE_PREFIXES) for p in on_import)
